@@ -1,0 +1,180 @@
+//! The closed set of error classes every failed MCP operation maps to.
+
+/// Closed set of failure classes; the value of the `error_type` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorType {
+    /// TCP connect refused or DNS failure.
+    Connect,
+    /// No complete answer within the request timeout.
+    Timeout,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// Connection reset or closed mid-exchange.
+    Reset,
+    /// HTTP 401 or 403.
+    Auth,
+    /// Any other HTTP 4xx.
+    Http4xx,
+    /// HTTP 5xx.
+    Http5xx,
+    /// A Content-Type that is neither JSON nor SSE where a body was expected.
+    ContentType,
+    /// A body that is not valid JSON or not a JSON-RPC message.
+    InvalidJson,
+    /// An SSE stream that ended before the response or was malformed.
+    InvalidSse,
+    /// A response body over the configured size cap.
+    BodyTooLarge,
+    /// A JSON-RPC error response.
+    JsonrpcError,
+    /// A tools/call result with `isError: true`.
+    ToolError,
+    /// The server no longer knows the session (404, or 400 from some servers).
+    SessionExpired,
+    /// The operation was cancelled (shutdown or abandoned).
+    Cancelled,
+}
+
+impl ErrorType {
+    /// Every variant, in label order; used to pre-register series and in docs.
+    pub const ALL: [ErrorType; 15] = [
+        ErrorType::Connect,
+        ErrorType::Timeout,
+        ErrorType::Tls,
+        ErrorType::Reset,
+        ErrorType::Auth,
+        ErrorType::Http4xx,
+        ErrorType::Http5xx,
+        ErrorType::ContentType,
+        ErrorType::InvalidJson,
+        ErrorType::InvalidSse,
+        ErrorType::BodyTooLarge,
+        ErrorType::JsonrpcError,
+        ErrorType::ToolError,
+        ErrorType::SessionExpired,
+        ErrorType::Cancelled,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Connect => "connect",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Tls => "tls",
+            ErrorType::Reset => "reset",
+            ErrorType::Auth => "auth",
+            ErrorType::Http4xx => "http_4xx",
+            ErrorType::Http5xx => "http_5xx",
+            ErrorType::ContentType => "content_type",
+            ErrorType::InvalidJson => "invalid_json",
+            ErrorType::InvalidSse => "invalid_sse",
+            ErrorType::BodyTooLarge => "body_too_large",
+            ErrorType::JsonrpcError => "jsonrpc_error",
+            ErrorType::ToolError => "tool_error",
+            ErrorType::SessionExpired => "session_expired",
+            ErrorType::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed MCP operation, classified.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum McpError {
+    #[error("connect failed: {0}")]
+    Connect(String),
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("TLS failure: {0}")]
+    Tls(String),
+    #[error("connection reset: {0}")]
+    Reset(String),
+    #[error("HTTP {status}: {snippet}")]
+    Http { status: u16, snippet: String },
+    #[error("unexpected content type {0:?}")]
+    ContentType(String),
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("invalid SSE: {0}")]
+    InvalidSse(String),
+    #[error("response body over {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("JSON-RPC error {code}: {message}")]
+    JsonRpc { code: i64, message: String },
+    #[error("tool returned isError: {0}")]
+    Tool(String),
+    #[error("session expired (HTTP {status})")]
+    SessionExpired { status: u16 },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl McpError {
+    /// The class this error is counted under.
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            McpError::Connect(_) => ErrorType::Connect,
+            McpError::Timeout(_) => ErrorType::Timeout,
+            McpError::Tls(_) => ErrorType::Tls,
+            McpError::Reset(_) => ErrorType::Reset,
+            McpError::Http { status, .. } if *status == 401 || *status == 403 => ErrorType::Auth,
+            McpError::Http { status, .. } if *status >= 500 => ErrorType::Http5xx,
+            McpError::Http { .. } => ErrorType::Http4xx,
+            McpError::ContentType(_) => ErrorType::ContentType,
+            McpError::InvalidJson(_) => ErrorType::InvalidJson,
+            McpError::InvalidSse(_) => ErrorType::InvalidSse,
+            McpError::BodyTooLarge { .. } => ErrorType::BodyTooLarge,
+            McpError::JsonRpc { .. } => ErrorType::JsonrpcError,
+            McpError::Tool(_) => ErrorType::ToolError,
+            McpError::SessionExpired { .. } => ErrorType::SessionExpired,
+            McpError::Cancelled => ErrorType::Cancelled,
+        }
+    }
+
+    /// The JSON-RPC error code, when the server sent one.
+    pub fn rpc_code(&self) -> Option<i64> {
+        match self {
+            McpError::JsonRpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the failure was an HTTP status.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            McpError::Http { status, .. } | McpError::SessionExpired { status } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for t in ErrorType::ALL {
+            let s = t.as_str();
+            assert!(seen.insert(s), "duplicate label {s}");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        }
+    }
+
+    #[test]
+    fn http_status_classes() {
+        let e = |status| McpError::Http { status, snippet: String::new() };
+        assert_eq!(e(401).error_type(), ErrorType::Auth);
+        assert_eq!(e(403).error_type(), ErrorType::Auth);
+        assert_eq!(e(429).error_type(), ErrorType::Http4xx);
+        assert_eq!(e(502).error_type(), ErrorType::Http5xx);
+    }
+}

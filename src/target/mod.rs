@@ -1,0 +1,1 @@
+//! The reference MCP server (`mcp-canary target`), built on rmcp.
