@@ -2,5 +2,13 @@
 //!
 //! Data flows one way: config -> scheduler -> runners -> MCP client -> outcomes -> telemetry.
 
+pub mod check;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod http;
 pub mod mcp;
+pub mod runner;
+pub mod schedule;
 pub mod target;
+pub mod telemetry;

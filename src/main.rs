@@ -1,1 +1,106 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use mcp_canary::{check, config, daemon, demo, target, telemetry};
+
+/// Canary prober, load runner and telemetry exporter for MCP servers.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon: probe every configured target, serve /metrics.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the reference MCP server.
+    Target(target::TargetArgs),
+    /// Reference server and daemon in one process, no config needed.
+    Demo(demo::DemoArgs),
+    /// Validate a config file and print the effective config, secrets masked.
+    CheckConfig { file: PathBuf },
+    /// Probe one MCP server once with the default script; exit 0 healthy, 3 unreachable,
+    /// 4 auth required, 5 protocol error, 6 tool error.
+    Check(check::CheckArgs),
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<u8> {
+    let shutdown = CancellationToken::new();
+    match command {
+        Command::Serve { config } => {
+            let config = config::load(&config).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", config.display()))?;
+            let exporter = telemetry::Exporter::install()?;
+            daemon::cancel_on_signals(shutdown.clone());
+            daemon::run(config, exporter, None, shutdown).await?;
+            Ok(0)
+        }
+        Command::Target(args) => {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+            daemon::cancel_on_signals(shutdown.clone());
+            let handle = target::spawn(listener, args.options(), shutdown.clone()).await?;
+            println!("mcp-canary target listening on {}", handle.mcp_url());
+            shutdown.cancelled().await;
+            Ok(0)
+        }
+        Command::Demo(args) => {
+            let exporter = telemetry::Exporter::install()?;
+            daemon::cancel_on_signals(shutdown.clone());
+            demo::run(args, exporter, shutdown).await?;
+            Ok(0)
+        }
+        Command::CheckConfig { file } => {
+            let raw = config::load_raw(Some(&file)).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", file.display()))?;
+            config::validate(&raw).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", file.display()))?;
+            print!("{}", config::render_masked(&raw));
+            eprintln!("config {} is valid", file.display());
+            Ok(0)
+        }
+        Command::Check(args) => {
+            let code = check::run(args).await?;
+            Ok(code as u8)
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! `check URL`: one probe cycle of the default script, a readable verdict, an exit code by class.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{RawConfig, RawNotification, RawProbe, RawTarget, TargetConfig};
+use crate::mcp::ErrorType;
+use crate::runner::{CanaryProbe, NotificationOutcome, ProbeOutcome, StepResult};
+
+/// Flags of `mcp-canary check`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// "auto", "2026-07-28", "2025-11-25", "2025-06-18" or "2025-03-26".
+    #[arg(long, default_value = "auto")]
+    pub protocol: String,
+    /// Extra request header "Name: value" (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Read a bearer token from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub bearer_token_env: Option<String>,
+    /// Tool to call, with --tool-args as a JSON object.
+    #[arg(long)]
+    pub tool: Option<String>,
+    #[arg(long, value_name = "JSON")]
+    pub tool_args: Option<String>,
+    /// Resource to read (default: the first one listed).
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Prompt to get, with --prompt-args as a JSON object (default: the first without required arguments).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    #[arg(long, value_name = "JSON")]
+    pub prompt_args: Option<String>,
+    /// Notification round trip: tool to call, its arguments ({nonce} is replaced) and the method to expect.
+    #[arg(long, requires = "notify_method")]
+    pub notify_tool: Option<String>,
+    #[arg(long, value_name = "JSON")]
+    pub notify_args: Option<String>,
+    #[arg(long)]
+    pub notify_method: Option<String>,
+    /// The MCP endpoint, e.g. http://127.0.0.1:8080/mcp.
+    pub url: String,
+}
+
+/// Exit status of `check`, by failure class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Healthy,
+    Unreachable,
+    AuthRequired,
+    ProtocolError,
+    ToolError,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Healthy => 0,
+            Verdict::Unreachable => 3,
+            Verdict::AuthRequired => 4,
+            Verdict::ProtocolError => 5,
+            Verdict::ToolError => 6,
+        }
+    }
+
+    /// The verdict for a cycle: its first failure decides.
+    pub fn of(outcome: &ProbeOutcome) -> Self {
+        let Some(StepResult::Failed { error_type, .. }) = outcome.first_failure().map(|s| &s.result) else {
+            return Verdict::Healthy;
+        };
+        match error_type {
+            ErrorType::Connect | ErrorType::Timeout | ErrorType::Tls | ErrorType::Reset => Verdict::Unreachable,
+            ErrorType::Auth => Verdict::AuthRequired,
+            ErrorType::ToolError => Verdict::ToolError,
+            _ => Verdict::ProtocolError,
+        }
+    }
+}
+
+fn json_table(flag: &str, json: &Option<String>) -> anyhow::Result<Option<toml::Table>> {
+    json.as_deref()
+        .map(|s| {
+            let value: serde_json::Value =
+                serde_json::from_str(s).map_err(|e| anyhow::anyhow!("--{flag} is not valid JSON: {e}"))?;
+            serde_json::from_value::<toml::Table>(value)
+                .map_err(|e| anyhow::anyhow!("--{flag} must be a JSON object without nulls: {e}"))
+        })
+        .transpose()
+}
+
+/// Build a validated one-target config from the flags, through the same validation as files.
+pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
+    let mut headers = std::collections::BTreeMap::new();
+    for h in &args.headers {
+        let (name, value) =
+            h.split_once(':').ok_or_else(|| anyhow::anyhow!("--header must look like \"Name: value\""))?;
+        headers.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    let raw_target = RawTarget {
+        name: "check".into(),
+        url: args.url.clone(),
+        interval: args.timeout.max(Duration::from_secs(1)),
+        jitter: 0.0,
+        timeout: args.timeout,
+        protocol: args.protocol.clone(),
+        session: "fresh".into(),
+        max_response_bytes: 8 * 1024 * 1024,
+        headers,
+        headers_from_env: Default::default(),
+        bearer_token: None,
+        bearer_token_env: args.bearer_token_env.clone(),
+        bearer_token_file: None,
+        probe: RawProbe {
+            tool: args.tool.clone(),
+            tool_arguments: json_table("tool-args", &args.tool_args)?,
+            resource: args.resource.clone(),
+            prompt: args.prompt.clone(),
+            prompt_arguments: json_table("prompt-args", &args.prompt_args)?,
+        },
+        notification: match (&args.notify_tool, &args.notify_method) {
+            (Some(tool), Some(method)) => Some(RawNotification {
+                tool: tool.clone(),
+                arguments: json_table("notify-args", &args.notify_args)?,
+                method: method.clone(),
+                timeout: Duration::from_secs(5),
+            }),
+            _ => None,
+        },
+    };
+    let raw = RawConfig { server: Default::default(), targets: vec![raw_target] };
+    let mut config = crate::config::validate(&raw).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config.targets.remove(0))
+}
+
+#[derive(Serialize)]
+struct StepReport<'a> {
+    method: &'a str,
+    tool: Option<&'a str>,
+    outcome: &'a str,
+    error_type: Option<&'a str>,
+    rpc_code: Option<i64>,
+    http_status: Option<u16>,
+    skip_reason: Option<&'a str>,
+    latency_ms: f64,
+    detail: &'a str,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The machine-readable report.
+pub fn json_report(url: &str, outcome: &ProbeOutcome) -> serde_json::Value {
+    let stateless = outcome.server.as_ref().is_some_and(|s| s.stateless);
+    let steps: Vec<StepReport> = outcome
+        .steps
+        .iter()
+        .map(|s| {
+            let (outcome, error_type, rpc_code, http_status, skip_reason) = match &s.result {
+                StepResult::Success => ("success", None, None, None, None),
+                StepResult::Failed { error_type, rpc_code, http_status } => {
+                    ("failure", Some(error_type.as_str()), *rpc_code, *http_status, None)
+                }
+                StepResult::Skipped(r) => ("skipped", None, None, None, Some(r.as_str())),
+            };
+            StepReport {
+                method: s.operation.method_name(stateless),
+                tool: s.tool.as_deref(),
+                outcome,
+                error_type,
+                rpc_code,
+                http_status,
+                skip_reason,
+                latency_ms: ms(s.latency),
+                detail: &s.detail,
+            }
+        })
+        .collect();
+    let verdict = Verdict::of(outcome);
+    serde_json::json!({
+        "url": url,
+        "status": verdict,
+        "healthy": verdict == Verdict::Healthy,
+        "exit_code": verdict.exit_code(),
+        "duration_ms": ms(outcome.duration),
+        "server": outcome.server.as_ref().map(|s| serde_json::json!({
+            "name": s.name, "version": s.version, "protocol_version": s.protocol_version,
+            "stateless": s.stateless, "capabilities": s.capabilities,
+        })),
+        "inventory": {
+            "tools": outcome.inventory.tools,
+            "resources": outcome.inventory.resources,
+            "prompts": outcome.inventory.prompts,
+        },
+        "notification": outcome.notification.map(|n| match n {
+            NotificationOutcome::Delivered(d) => serde_json::json!({"delivered": true, "latency_ms": ms(d)}),
+            NotificationOutcome::Missed => serde_json::json!({"delivered": false}),
+        }),
+        "steps": steps,
+    })
+}
+
+/// The human-readable report.
+pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "mcp-canary check {url}");
+    match &outcome.server {
+        Some(s) => {
+            let era = if s.stateless { "stateless" } else { "session" };
+            let version = if s.version.is_empty() { "(no version)" } else { s.version.as_str() };
+            let _ = writeln!(out, "server: {} {version}, protocol {} ({era})", s.name, s.protocol_version);
+        }
+        None => {
+            let _ = writeln!(out, "server: not connected");
+        }
+    }
+    let stateless = outcome.server.as_ref().is_some_and(|s| s.stateless);
+    for s in &outcome.steps {
+        let name = match &s.tool {
+            Some(t) => format!("{} {t}", s.operation.method_name(stateless)),
+            None => s.operation.method_name(stateless).to_string(),
+        };
+        let line = match &s.result {
+            StepResult::Success => format!("  ok    {name:<28} {:>9.1} ms", s.latency.as_secs_f64() * 1e3),
+            StepResult::Failed { error_type, .. } => format!(
+                "  FAIL  {name:<28} {:>9.1} ms  {error_type}: {}",
+                s.latency.as_secs_f64() * 1e3,
+                s.detail
+            ),
+            StepResult::Skipped(r) => format!("  skip  {name:<28} {:>12}  {}", "", r.as_str()),
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    let inv = &outcome.inventory;
+    let count = |c: Option<usize>| c.map_or("-".to_string(), |c| c.to_string());
+    let _ = writeln!(
+        out,
+        "offers: {} tools, {} resources, {} prompts",
+        count(inv.tools),
+        count(inv.resources),
+        count(inv.prompts)
+    );
+    match outcome.notification {
+        Some(NotificationOutcome::Delivered(d)) => {
+            let _ = writeln!(out, "notification: delivered in {:.1} ms", d.as_secs_f64() * 1e3);
+        }
+        Some(NotificationOutcome::Missed) => {
+            let _ = writeln!(out, "notification: NOT received");
+        }
+        None => {}
+    }
+    let verdict = Verdict::of(outcome);
+    let _ = writeln!(
+        out,
+        "result: {} (exit {}) in {:.1} ms",
+        serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        verdict.exit_code(),
+        outcome.duration.as_secs_f64() * 1e3
+    );
+    out
+}
+
+/// Run the check and return the process exit code.
+pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
+    let target = target_from_args(&args)?;
+    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let mut probe = CanaryProbe::new(std::sync::Arc::new(target), http);
+    let outcome = probe.run_cycle().await;
+    let mut shown = url::Url::parse(&args.url)?;
+    let _ = shown.set_password(None);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_report(shown.as_str(), &outcome))?);
+    } else {
+        print!("{}", text_report(shown.as_str(), &outcome));
+    }
+    Ok(Verdict::of(&outcome).exit_code())
+}

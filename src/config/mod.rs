@@ -1,0 +1,128 @@
+//! Configuration: built-in defaults < TOML file < `MCP_CANARY_*` environment, then validation.
+
+mod raw;
+mod validate;
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+
+pub use raw::{RawConfig, RawNotification, RawProbe, RawServer, RawTarget};
+pub use validate::{Config, NotificationSpec, ProbeSpec, ServerConfig, SessionMode, TargetConfig, validate};
+
+/// One problem with the config, naming the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `targets[0].interval`.
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: String) -> Self {
+        Self { key: key.into(), message }
+    }
+}
+
+/// Every problem found in one config.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "config key `{}`: {}", e.key, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Environment variable prefix; nested keys use `__` (`MCP_CANARY_SERVER__LISTEN`).
+pub const ENV_PREFIX: &str = "MCP_CANARY_";
+
+/// Read the file (and environment) into the raw layered config.
+pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigErrors> {
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(path) = path {
+        if !path.is_file() {
+            return Err(ConfigErrors(vec![ConfigError::new(
+                "<file>",
+                format!("cannot read config file {}", path.display()),
+            )]));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    figment.extract::<RawConfig>().map_err(figment_errors)
+}
+
+/// Load and validate in one step.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    validate(&load_raw(Some(path))?)
+}
+
+fn figment_errors(err: figment::Error) -> ConfigErrors {
+    ConfigErrors(
+        err.into_iter()
+            .map(|e| {
+                let key = key_path(&e.path);
+                let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+                let mut message = e.kind.to_string();
+                if !source.is_empty() {
+                    message.push_str(&format!(" (from {source})"));
+                }
+                ConfigError::new(if key.is_empty() { "<root>".to_string() } else { key }, message)
+            })
+            .collect(),
+    )
+}
+
+/// `["targets", "0", "interval"]` -> `targets[0].interval`.
+fn key_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        if segment.chars().all(|c| c.is_ascii_digit()) && !out.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+    }
+    out
+}
+
+const MASK: &str = "<redacted>";
+
+/// The effective config as TOML with every secret value replaced.
+pub fn render_masked(raw: &RawConfig) -> String {
+    let mut raw = raw.clone();
+    for t in &mut raw.targets {
+        for v in t.headers.values_mut() {
+            *v = MASK.into();
+        }
+        if t.bearer_token.is_some() {
+            t.bearer_token = Some(MASK.into());
+        }
+    }
+    toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_read_like_toml() {
+        let p = |v: &[&str]| key_path(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(p(&["targets", "0", "interval"]), "targets[0].interval");
+        assert_eq!(p(&["server", "listen"]), "server.listen");
+    }
+}

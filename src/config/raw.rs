@@ -1,0 +1,115 @@
+//! Raw config as written in TOML: every key optional where a default exists, unknown keys rejected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Top-level file layout.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+}
+
+/// `[server]`: the daemon's own HTTP surface and lifecycle.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[[targets]]`: one MCP server to probe.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    #[serde(default = "default_session")]
+    pub session: String,
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers_from_env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    #[serde(default)]
+    pub probe: RawProbe,
+    #[serde(default)]
+    pub notification: Option<RawNotification>,
+}
+
+/// `[targets.probe]`: what the default script calls.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub tool: Option<String>,
+    #[serde(default)]
+    pub tool_arguments: Option<toml::Table>,
+    pub resource: Option<String>,
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub prompt_arguments: Option<toml::Table>,
+}
+
+/// `[targets.notification]`: the round-trip trigger.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotification {
+    pub tool: String,
+    #[serde(default)]
+    pub arguments: Option<toml::Table>,
+    pub method: String,
+    #[serde(default = "default_notification_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_jitter() -> f64 {
+    0.1
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_protocol() -> String {
+    "auto".into()
+}
+fn default_session() -> String {
+    "fresh".into()
+}
+fn default_max_response_bytes() -> u64 {
+    8 * 1024 * 1024
+}
+fn default_notification_timeout() -> Duration {
+    Duration::from_secs(5)
+}

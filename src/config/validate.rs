@@ -1,0 +1,264 @@
+//! Raw -> validated config. Pure: reads env and files only for secrets named by the config.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use url::Url;
+
+use super::raw::{RawConfig, RawNotification, RawProbe, RawTarget};
+use super::{ConfigError, ConfigErrors};
+use crate::mcp::{ProtocolPreference, SESSION_PROTOCOLS, LATEST_PROTOCOL};
+
+/// The validated daemon config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub targets: Vec<TargetConfig>,
+}
+
+/// The daemon's own HTTP surface.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub shutdown_grace: Duration,
+}
+
+/// Fresh session per cycle (cold path) or one long-lived session (warm path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    Fresh,
+    Persistent,
+}
+
+/// One validated target.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub url: Url,
+    pub interval: Duration,
+    pub jitter: f64,
+    pub timeout: Duration,
+    pub protocol: ProtocolPreference,
+    pub session: SessionMode,
+    pub max_response_bytes: usize,
+    /// Static headers and Authorization, values marked sensitive.
+    pub headers: HeaderMap,
+    pub probe: ProbeSpec,
+    pub notification: Option<NotificationSpec>,
+}
+
+/// What the default probe script calls; `None` steps are skipped as not configured.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeSpec {
+    pub tool: Option<(String, Value)>,
+    pub resource: Option<String>,
+    pub prompt: Option<(String, Value)>,
+}
+
+/// Notification round trip: call `tool` with `arguments` (`{nonce}` substituted), expect `method`.
+#[derive(Debug, Clone)]
+pub struct NotificationSpec {
+    pub tool: String,
+    pub arguments: Value,
+    pub method: String,
+    pub timeout: Duration,
+}
+
+/// Maximum number of targets: every target adds series, keep cardinality bounded.
+pub const MAX_TARGETS: usize = 1000;
+
+/// Validate every field, collecting all errors so one run shows them all.
+pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let listen = raw
+        .server
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|e| errors.push(ConfigError::new("server.listen", format!("not a socket address (host:port): {e}"))))
+        .ok();
+    if raw.targets.len() > MAX_TARGETS {
+        errors.push(ConfigError::new("targets", format!("at most {MAX_TARGETS} targets")));
+    }
+    let mut targets = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, t) in raw.targets.iter().enumerate() {
+        let path = format!("targets[{i}]");
+        if !names.insert(t.name.as_str()) {
+            errors.push(ConfigError::new(format!("{path}.name"), format!("duplicate target name {:?}", t.name)));
+        }
+        if let Some(t) = validate_target(&path, t, &mut errors) {
+            targets.push(t);
+        }
+    }
+    match (listen, errors.is_empty()) {
+        (Some(listen), true) => Ok(Config {
+            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
+            targets,
+        }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<TargetConfig> {
+    let before = errors.len();
+    let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
+    if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        err("name", "must be 1-64 characters of [A-Za-z0-9._-] (it becomes the `target` label)".into());
+    }
+    let url = match Url::parse(&t.url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(u),
+        Ok(u) => {
+            err("url", format!("scheme must be http or https, not {:?}", u.scheme()));
+            None
+        }
+        Err(e) => {
+            err("url", format!("not a URL: {e}"));
+            None
+        }
+    };
+    if t.interval < Duration::from_secs(1) {
+        err("interval", "must be at least 1s".into());
+    }
+    if !(0.0..=1.0).contains(&t.jitter) || t.jitter.is_nan() {
+        err("jitter", "must be a fraction of the interval between 0 and 1".into());
+    }
+    if t.timeout.is_zero() {
+        err("timeout", "must be greater than 0".into());
+    } else if t.timeout > t.interval {
+        err("timeout", format!("must not exceed interval ({})", humantime::format_duration(t.interval)));
+    }
+    let protocol = match t.protocol.as_str() {
+        "auto" => Some(ProtocolPreference::Auto),
+        v if v == LATEST_PROTOCOL || SESSION_PROTOCOLS.contains(&v) => Some(ProtocolPreference::Pinned(v.to_string())),
+        v => {
+            err(
+                "protocol",
+                format!("unknown protocol {v:?}; expected \"auto\", {LATEST_PROTOCOL:?} or one of {SESSION_PROTOCOLS:?}"),
+            );
+            None
+        }
+    };
+    let session = match t.session.as_str() {
+        "fresh" => Some(SessionMode::Fresh),
+        "persistent" => Some(SessionMode::Persistent),
+        v => {
+            err("session", format!("unknown session mode {v:?}; expected \"fresh\" or \"persistent\""));
+            None
+        }
+    };
+    if t.max_response_bytes < 1024 || t.max_response_bytes > 1 << 30 {
+        err("max_response_bytes", "must be between 1024 and 1073741824".into());
+    }
+    let headers = build_headers(path, t, errors);
+    let probe = probe_spec(&t.probe);
+    let notification = t.notification.as_ref().map(notification_spec);
+    if let Some(n) = &t.notification {
+        if n.method.is_empty() {
+            errors.push(ConfigError::new(format!("{path}.notification.method"), "must not be empty".into()));
+        }
+        if n.timeout.is_zero() {
+            errors.push(ConfigError::new(format!("{path}.notification.timeout"), "must be greater than 0".into()));
+        }
+    }
+    if errors.len() != before {
+        return None;
+    }
+    Some(TargetConfig {
+        name: t.name.clone(),
+        url: url?,
+        interval: t.interval,
+        jitter: t.jitter,
+        timeout: t.timeout,
+        protocol: protocol?,
+        session: session?,
+        max_response_bytes: t.max_response_bytes as usize,
+        headers: headers?,
+        probe,
+        notification,
+    })
+}
+
+fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<HeaderMap> {
+    let before = errors.len();
+    let mut map = HeaderMap::new();
+    let mut insert = |field: String, name: &str, value: &str, errors: &mut Vec<ConfigError>| {
+        let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => return errors.push(ConfigError::new(field, format!("{name:?} is not a valid header name"))),
+        };
+        match HeaderValue::from_str(value) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                map.insert(name, v);
+            }
+            // Never echo the value: it may be a secret.
+            Err(_) => errors.push(ConfigError::new(field, "value is not a valid header value".into())),
+        }
+    };
+    for (name, value) in &t.headers {
+        insert(format!("{path}.headers.{name}"), name, value, errors);
+    }
+    for (name, var) in &t.headers_from_env {
+        let field = format!("{path}.headers_from_env.{name}");
+        match std::env::var(var) {
+            Ok(value) => insert(field, name, &value, errors),
+            Err(_) => errors.push(ConfigError::new(field, format!("environment variable {var} is not set"))),
+        }
+    }
+    let token_sources = [t.bearer_token.is_some(), t.bearer_token_env.is_some(), t.bearer_token_file.is_some()];
+    if token_sources.iter().filter(|s| **s).count() > 1 {
+        errors.push(ConfigError::new(
+            format!("{path}.bearer_token"),
+            "set only one of bearer_token, bearer_token_env, bearer_token_file".into(),
+        ));
+    }
+    let token = if let Some(token) = &t.bearer_token {
+        Some(token.clone())
+    } else if let Some(var) = &t.bearer_token_env {
+        std::env::var(var)
+            .map_err(|_| {
+                errors.push(ConfigError::new(
+                    format!("{path}.bearer_token_env"),
+                    format!("environment variable {var} is not set"),
+                ))
+            })
+            .ok()
+    } else if let Some(file) = &t.bearer_token_file {
+        std::fs::read_to_string(file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| errors.push(ConfigError::new(format!("{path}.bearer_token_file"), format!("cannot read {file}: {e}"))))
+            .ok()
+    } else {
+        None
+    };
+    if let Some(token) = token {
+        insert(format!("{path}.bearer_token"), AUTHORIZATION.as_str(), &format!("Bearer {token}"), errors);
+    }
+    (errors.len() == before).then_some(map)
+}
+
+fn table_to_json(table: &Option<toml::Table>) -> Value {
+    table
+        .as_ref()
+        .and_then(|t| serde_json::to_value(t).ok())
+        .unwrap_or_else(|| Value::Object(Default::default()))
+}
+
+fn probe_spec(p: &RawProbe) -> ProbeSpec {
+    ProbeSpec {
+        tool: p.tool.clone().map(|t| (t, table_to_json(&p.tool_arguments))),
+        resource: p.resource.clone(),
+        prompt: p.prompt.clone().map(|n| (n, table_to_json(&p.prompt_arguments))),
+    }
+}
+
+fn notification_spec(n: &RawNotification) -> NotificationSpec {
+    NotificationSpec {
+        tool: n.tool.clone(),
+        arguments: table_to_json(&n.arguments),
+        method: n.method.clone(),
+        timeout: n.timeout,
+    }
+}

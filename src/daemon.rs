@@ -1,0 +1,105 @@
+//! `serve`: load config, start the HTTP surface and a probe loop per target, stop gracefully.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::runner::CanaryProbe;
+use crate::schedule::{self, Readiness};
+use crate::telemetry::{Exporter, events};
+
+/// How often histogram buffers are drained when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Run the daemon until `shutdown` is cancelled. `listener` overrides `server.listen` (demo, tests).
+pub async fn run(
+    config: Config,
+    exporter: Exporter,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?,
+    };
+    let addr = listener.local_addr()?;
+    // A stable line on stdout so scripts and tests can find the port when it was 0.
+    println!("mcp-canary listening on http://{addr}");
+    tracing::info!(%addr, targets = config.targets.len(), "Daemon started");
+
+    events::daemon_started(config.targets.len());
+    let ready = Readiness::new(config.targets.len());
+    let http_stop = CancellationToken::new();
+    let app = crate::http::router(exporter.clone(), Arc::clone(&ready));
+    let server = tokio::spawn({
+        let stop = http_stop.clone();
+        async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
+    });
+    let upkeep = tokio::spawn({
+        let exporter = exporter.clone();
+        let stop = http_stop.clone();
+        async move {
+            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+            while stop.run_until_cancelled(tick.tick()).await.is_some() {
+                exporter.run_upkeep();
+            }
+        }
+    });
+
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let grace = config.server.shutdown_grace;
+    let mut loops = tokio::task::JoinSet::new();
+    for target in config.targets {
+        let probe = CanaryProbe::new(Arc::new(target), http.clone());
+        loops.spawn(schedule::run_target(probe, shutdown.clone(), grace, Arc::clone(&ready)));
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("Shutting down: finishing probes in flight and closing sessions");
+    let drained = tokio::time::timeout(grace + Duration::from_secs(2), async {
+        while loops.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("Some probe loops did not stop within the grace period");
+        loops.abort_all();
+    }
+    http_stop.cancel();
+    let _ = upkeep.await;
+    server.await??;
+    tracing::info!("Daemon stopped");
+    Ok(())
+}
+
+/// Cancel `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot install SIGTERM handler");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        token.cancel();
+    });
+}

@@ -1,0 +1,401 @@
+//! The canary probe script: connect, list and call what the server offers, round-trip a
+//! notification, ping, close. One `CanaryProbe` per target keeps the warm session across cycles.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::outcome::{
+    Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult,
+};
+use crate::config::{NotificationSpec, SessionMode, TargetConfig};
+use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError, ServerInfo, StreamStats};
+
+/// Client name sent in `clientInfo`.
+pub const CLIENT_NAME: &str = "mcp-canary";
+
+/// Per-target probe state that outlives one cycle.
+pub struct CanaryProbe {
+    target: Arc<TargetConfig>,
+    http: reqwest::Client,
+    /// The open session (warm path) and when it started.
+    session: Option<(McpClient, ServerInfo, Instant)>,
+    last_tools_hash: Option<u64>,
+    last_stream: StreamStats,
+}
+
+/// Steps of the cycle being built.
+struct Cycle {
+    outcome: ProbeOutcome,
+    stateless: bool,
+    /// Set when a transport failure makes further steps pointless.
+    aborted: bool,
+}
+
+impl Cycle {
+    fn push(&mut self, operation: Operation, tool: Option<&str>, result: StepResult, latency: Duration, detail: String) {
+        self.outcome.steps.push(StepOutcome { operation, tool: tool.map(str::to_string), result, latency, detail });
+    }
+
+    fn skip(&mut self, operation: Operation, reason: SkipReason) {
+        self.push(operation, None, StepResult::Skipped(reason), Duration::ZERO, String::new());
+    }
+
+    /// Time `fut`, record it as a step and return its value on success.
+    async fn step<T>(
+        &mut self,
+        operation: Operation,
+        tool: Option<&str>,
+        fut: impl Future<Output = Result<T, McpError>>,
+    ) -> Result<T, McpError> {
+        let start = Instant::now();
+        let result = fut.await;
+        let latency = start.elapsed();
+        match &result {
+            Ok(_) => self.push(operation, tool, StepResult::Success, latency, String::new()),
+            Err(e) => {
+                if is_transport_failure(e.error_type()) {
+                    self.aborted = true;
+                }
+                self.push(operation, tool, StepResult::from_error(e), latency, e.to_string());
+            }
+        }
+        result
+    }
+}
+
+/// Failures after which the server is unreachable and the rest of the script would only time out.
+fn is_transport_failure(t: ErrorType) -> bool {
+    matches!(t, ErrorType::Connect | ErrorType::Timeout | ErrorType::Tls | ErrorType::Reset)
+}
+
+impl CanaryProbe {
+    pub fn new(target: Arc<TargetConfig>, http: reqwest::Client) -> Self {
+        Self { target, http, session: None, last_tools_hash: None, last_stream: StreamStats::default() }
+    }
+
+    pub fn target(&self) -> &TargetConfig {
+        &self.target
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            url: self.target.url.clone(),
+            headers: self.target.headers.clone(),
+            protocol: self.target.protocol.clone(),
+            request_timeout: self.target.timeout,
+            max_response_bytes: self.target.max_response_bytes,
+            client_name: CLIENT_NAME.into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    /// Run one cycle of the default script.
+    pub async fn run_cycle(&mut self) -> ProbeOutcome {
+        let started = Instant::now();
+        let mut cycle = Cycle { outcome: ProbeOutcome::default(), stateless: false, aborted: false };
+        let (client, info, session_start) = match self.session.take() {
+            Some(session) => session,
+            None => match self.connect(&mut cycle).await {
+                Some(s) => s,
+                None => {
+                    cycle.outcome.duration = started.elapsed();
+                    return cycle.outcome;
+                }
+            },
+        };
+        cycle.stateless = info.stateless;
+        cycle.outcome.server = Some(info.clone());
+        let mut session = (client, info, session_start);
+        self.script(&mut cycle, &mut session).await;
+
+        // Record recovery counters as a delta since the last cycle of this client.
+        let stats = session.0.stream_stats();
+        cycle.outcome.stream = delta(&stats, &self.last_stream);
+        self.last_stream = stats;
+
+        let keep = self.target.session == SessionMode::Persistent && !cycle.aborted;
+        if keep {
+            self.session = Some(session);
+        } else {
+            self.close_session(&mut cycle, session).await;
+        }
+        cycle.outcome.duration = started.elapsed();
+        cycle.outcome
+    }
+
+    /// Close the warm session, if any (shutdown). Returns its lifetime.
+    pub async fn shutdown(&mut self) -> Option<ProbeOutcome> {
+        let session = self.session.take()?;
+        let mut cycle = Cycle { outcome: ProbeOutcome::default(), stateless: session.1.stateless, aborted: false };
+        self.close_session(&mut cycle, session).await;
+        Some(cycle.outcome)
+    }
+
+    async fn connect(&mut self, cycle: &mut Cycle) -> Option<(McpClient, ServerInfo, Instant)> {
+        let client = McpClient::new(self.client_config(), self.http.clone());
+        self.last_stream = StreamStats::default();
+        let start = Instant::now();
+        let info = cycle.step(Operation::Connect, None, client.connect()).await.ok()?;
+        // The connect step is labelled by the era it negotiated.
+        cycle.stateless = info.stateless;
+        let wants_stream = self.target.session == SessionMode::Persistent || self.target.notification.is_some();
+        if wants_stream {
+            if let Err(e) = client.open_stream().await {
+                tracing::debug!(target_name = %self.target.name, error = %e, "Server-to-client stream not opened");
+            }
+        }
+        Some((client, info, start))
+    }
+
+    async fn close_session(&mut self, cycle: &mut Cycle, (client, info, start): (McpClient, ServerInfo, Instant)) {
+        if info.stateless || info.session_id.is_none() {
+            // Nothing to DELETE; still stop background streams.
+            let _ = client.close().await;
+            cycle.skip(Operation::SessionDelete, SkipReason::Unsupported);
+        } else {
+            let _ = cycle.step(Operation::SessionDelete, None, client.close()).await;
+        }
+        cycle.outcome.sessions_ended.push(start.elapsed());
+    }
+
+    async fn script(&mut self, cycle: &mut Cycle, session: &mut (McpClient, ServerInfo, Instant)) {
+        let target = Arc::clone(&self.target);
+        let probe = &target.probe;
+        let mut inventory = Inventory::default();
+
+        // tools/list, then the configured tool.
+        if !session.1.offers_tools {
+            cycle.skip(Operation::ToolsList, SkipReason::NotOffered);
+            cycle.skip(Operation::ToolsCall, SkipReason::NotOffered);
+        } else {
+            let tools = self.guarded(cycle, session, Operation::ToolsList, None, |c| Box::pin(c.list_tools())).await;
+            if let Some(tools) = tools {
+                inventory.tools = Some(tools.len());
+                let hash = tools_schema_hash(&tools);
+                cycle.outcome.tools_schema_changed = self.last_tools_hash.is_some_and(|h| h != hash);
+                self.last_tools_hash = Some(hash);
+            }
+            match &probe.tool {
+                Some((name, args)) if !cycle.aborted => {
+                    let r = self
+                        .guarded(cycle, session, Operation::ToolsCall, Some(name), |c| {
+                            Box::pin(c.call_tool(name, args.clone(), None))
+                        })
+                        .await;
+                    if let Some(r) = r.filter(|r| r.is_error) {
+                        mark_tool_error(cycle, &r.content);
+                    }
+                }
+                Some(_) => {}
+                None => cycle.skip(Operation::ToolsCall, SkipReason::NotConfigured),
+            }
+        }
+
+        // resources/list, then the configured resource or the first listed one.
+        if cycle.aborted {
+        } else if !session.1.offers_resources {
+            cycle.skip(Operation::ResourcesList, SkipReason::NotOffered);
+            cycle.skip(Operation::ResourcesRead, SkipReason::NotOffered);
+        } else {
+            let listed =
+                self.guarded(cycle, session, Operation::ResourcesList, None, |c| Box::pin(c.list_resources())).await;
+            inventory.resources = listed.as_ref().map(Vec::len);
+            let uri = probe.resource.clone().or_else(|| {
+                listed?.iter().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string))
+            });
+            match uri {
+                Some(uri) if !cycle.aborted => {
+                    self.guarded(cycle, session, Operation::ResourcesRead, None, |c| Box::pin(c.read_resource(&uri)))
+                        .await;
+                }
+                Some(_) => {}
+                None => cycle.skip(Operation::ResourcesRead, SkipReason::NotConfigured),
+            }
+        }
+
+        // prompts/list, then the configured prompt or the first one without required arguments.
+        if cycle.aborted {
+        } else if !session.1.offers_prompts {
+            cycle.skip(Operation::PromptsList, SkipReason::NotOffered);
+            cycle.skip(Operation::PromptsGet, SkipReason::NotOffered);
+        } else {
+            let listed =
+                self.guarded(cycle, session, Operation::PromptsList, None, |c| Box::pin(c.list_prompts())).await;
+            inventory.prompts = listed.as_ref().map(Vec::len);
+            let prompt = probe.prompt.clone().or_else(|| {
+                listed?.iter().find(|p| !has_required_arguments(p)).and_then(|p| {
+                    p.get("name").and_then(Value::as_str).map(|n| (n.to_string(), Value::Object(Default::default())))
+                })
+            });
+            match prompt {
+                Some((name, args)) if !cycle.aborted => {
+                    self.guarded(cycle, session, Operation::PromptsGet, None, |c| {
+                        Box::pin(c.get_prompt(&name, args.clone()))
+                    })
+                    .await;
+                }
+                Some(_) => {}
+                None => cycle.skip(Operation::PromptsGet, SkipReason::NotConfigured),
+            }
+        }
+        cycle.outcome.inventory = inventory;
+
+        if let Some(spec) = target.notification.as_ref().filter(|_| !cycle.aborted) {
+            let outcome = self.notification_round_trip(cycle, session, spec).await;
+            cycle.outcome.notification = outcome;
+        }
+
+        if cycle.aborted {
+        } else if session.0.supports_ping() {
+            self.guarded(cycle, session, Operation::Ping, None, |c| Box::pin(c.ping())).await;
+        } else {
+            cycle.skip(Operation::Ping, SkipReason::Unsupported);
+        }
+    }
+
+    /// Run a step; on session expiry, re-initialise once so the rest of the script can go on.
+    async fn guarded<'a, T>(
+        &mut self,
+        cycle: &mut Cycle,
+        session: &'a mut (McpClient, ServerInfo, Instant),
+        operation: Operation,
+        tool: Option<&str>,
+        call: impl FnOnce(&'a McpClient) -> std::pin::Pin<Box<dyn Future<Output = Result<T, McpError>> + Send + 'a>>,
+    ) -> Option<T> {
+        let result = cycle.step(operation, tool, call(&session.0)).await;
+        match result {
+            Ok(v) => Some(v),
+            Err(McpError::SessionExpired { .. }) => {
+                cycle.outcome.sessions_ended.push(session.2.elapsed());
+                cycle.outcome.sessions_reinitialized += 1;
+                if let Ok(info) = cycle.step(Operation::Connect, None, session.0.connect()).await {
+                    session.1 = info.clone();
+                    session.2 = Instant::now();
+                    cycle.outcome.server = Some(info);
+                }
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn notification_round_trip(
+        &mut self,
+        cycle: &mut Cycle,
+        session: &mut (McpClient, ServerInfo, Instant),
+        spec: &NotificationSpec,
+    ) -> Option<NotificationOutcome> {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let arguments = substitute_nonce(&spec.arguments, &nonce);
+        let mut notifications = session.0.notifications();
+        let sent = Instant::now();
+        let called = self
+            .guarded(cycle, session, Operation::ToolsCall, Some(&spec.tool), |c| {
+                Box::pin(c.call_tool(&spec.tool, arguments.clone(), Some(&nonce)))
+            })
+            .await?;
+        if called.is_error {
+            mark_tool_error(cycle, &called.content);
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + spec.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, notifications.recv()).await {
+                Ok(Ok(n)) if n.method == spec.method && n.params.to_string().contains(&nonce) => {
+                    return Some(NotificationOutcome::Delivered(n.received_at.saturating_duration_since(sent)));
+                }
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => {
+                    return Some(NotificationOutcome::Missed);
+                }
+            }
+        }
+    }
+}
+
+/// A tools/call that came back with `isError: true` is a failed step with class `tool_error`.
+fn mark_tool_error(cycle: &mut Cycle, content: &Value) {
+    if let Some(last) = cycle.outcome.steps.last_mut() {
+        last.result = StepResult::Failed { error_type: ErrorType::ToolError, rpc_code: None, http_status: None };
+        last.detail = format!("tool returned isError: {}", truncate(&content.to_string(), 200));
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn has_required_arguments(prompt: &Value) -> bool {
+    prompt
+        .get("arguments")
+        .and_then(Value::as_array)
+        .is_some_and(|args| args.iter().any(|a| a.get("required").and_then(Value::as_bool).unwrap_or(false)))
+}
+
+/// Replace `{nonce}` in every string of `value`.
+pub fn substitute_nonce(value: &Value, nonce: &str) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace("{nonce}", nonce)),
+        Value::Array(a) => Value::Array(a.iter().map(|v| substitute_nonce(v, nonce)).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), substitute_nonce(v, nonce))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Order-independent hash of the tools' names and schemas; a change means drift.
+pub fn tools_schema_hash(tools: &[Value]) -> u64 {
+    let mut entries: Vec<String> = tools
+        .iter()
+        .map(|t| {
+            let field = |k: &str| t.get(k).map(Value::to_string).unwrap_or_default();
+            format!("{}\u{1f}{}\u{1f}{}", field("name"), field("inputSchema"), field("outputSchema"))
+        })
+        .collect();
+    entries.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    entries.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn delta(now: &StreamStats, before: &StreamStats) -> StreamStats {
+    StreamStats {
+        reconnects: now.reconnects.saturating_sub(before.reconnects),
+        resumed: now.resumed.saturating_sub(before.resumed),
+        duplicates_dropped: now.duplicates_dropped.saturating_sub(before.duplicates_dropped),
+        server_requests_answered: now.server_requests_answered.saturating_sub(before.server_requests_answered),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nonce_is_substituted_everywhere() {
+        let v = json!({"a": "{nonce}", "b": ["x-{nonce}", 3], "c": {"d": "{nonce}{nonce}"}});
+        assert_eq!(substitute_nonce(&v, "N"), json!({"a": "N", "b": ["x-N", 3], "c": {"d": "NN"}}));
+    }
+
+    #[test]
+    fn schema_hash_ignores_order_and_sees_schema_changes() {
+        let a = json!({"name": "a", "inputSchema": {"type": "object"}});
+        let b = json!({"name": "b", "inputSchema": {"type": "object"}});
+        let b2 = json!({"name": "b", "inputSchema": {"type": "object", "properties": {"x": {}}}});
+        assert_eq!(tools_schema_hash(&[a.clone(), b.clone()]), tools_schema_hash(&[b, a.clone()]));
+        assert_ne!(tools_schema_hash(&[a.clone()]), tools_schema_hash(&[a, b2]));
+    }
+
+    #[test]
+    fn prompts_with_required_arguments_are_not_auto_picked() {
+        assert!(has_required_arguments(&json!({"arguments": [{"name": "x", "required": true}]})));
+        assert!(!has_required_arguments(&json!({"arguments": [{"name": "x"}]})));
+        assert!(!has_required_arguments(&json!({"name": "p"})));
+    }
+}

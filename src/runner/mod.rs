@@ -1,0 +1,7 @@
+//! Runners: execute a script against a target and return typed outcomes. They never touch exporters.
+
+pub mod canary;
+pub mod outcome;
+
+pub use canary::CanaryProbe;
+pub use outcome::{NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};

@@ -1,0 +1,136 @@
+//! Typed outcomes of a probe cycle. Runners produce them; telemetry and `check` consume them.
+
+use std::time::Duration;
+
+use crate::mcp::{ErrorType, McpError, ServerInfo, StreamStats};
+
+/// A probe step, named by the MCP method it performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Connect,
+    ToolsList,
+    ToolsCall,
+    ResourcesList,
+    ResourcesRead,
+    PromptsList,
+    PromptsGet,
+    Ping,
+    SessionDelete,
+}
+
+impl Operation {
+    /// The `mcp_method_name` label. `Connect` is `initialize` or `server/discover` by era, so it
+    /// takes the negotiated version; HTTP DELETE has no MCP method and is named `session/delete`.
+    pub fn method_name(self, stateless: bool) -> &'static str {
+        match self {
+            Operation::Connect if stateless => "server/discover",
+            Operation::Connect => "initialize",
+            Operation::ToolsList => "tools/list",
+            Operation::ToolsCall => "tools/call",
+            Operation::ResourcesList => "resources/list",
+            Operation::ResourcesRead => "resources/read",
+            Operation::PromptsList => "prompts/list",
+            Operation::PromptsGet => "prompts/get",
+            Operation::Ping => "ping",
+            Operation::SessionDelete => "session/delete",
+        }
+    }
+}
+
+/// Why a step did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The server does not advertise the capability.
+    NotOffered,
+    /// Nothing configured to call, and nothing safe to pick.
+    NotConfigured,
+    /// The negotiated protocol has no such operation (ping and DELETE in 2026-07-28).
+    Unsupported,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotOffered => "not_offered",
+            SkipReason::NotConfigured => "not_configured",
+            SkipReason::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// Result of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepResult {
+    Success,
+    Failed { error_type: ErrorType, rpc_code: Option<i64>, http_status: Option<u16> },
+    Skipped(SkipReason),
+}
+
+impl StepResult {
+    pub fn from_error(e: &McpError) -> Self {
+        StepResult::Failed { error_type: e.error_type(), rpc_code: e.rpc_code(), http_status: e.http_status() }
+    }
+}
+
+/// One executed or skipped step.
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    pub operation: Operation,
+    /// Tool name for tools/call (from config, so bounded).
+    pub tool: Option<String>,
+    pub result: StepResult,
+    pub latency: Duration,
+    /// Human-readable detail for `check`; never a label.
+    pub detail: String,
+}
+
+/// Counts of what the server lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub tools: Option<usize>,
+    pub resources: Option<usize>,
+    pub prompts: Option<usize>,
+}
+
+/// Outcome of the notification round trip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NotificationOutcome {
+    Delivered(Duration),
+    Missed,
+}
+
+/// Everything one probe cycle observed.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOutcome {
+    pub steps: Vec<StepOutcome>,
+    pub duration: Duration,
+    /// Set when connect succeeded in this cycle (or the warm session is known).
+    pub server: Option<ServerInfo>,
+    pub inventory: Inventory,
+    /// True when the tools/list schema hash differs from the previous cycle's.
+    pub tools_schema_changed: bool,
+    pub notification: Option<NotificationOutcome>,
+    /// Number of session re-initialisations after expiry in this cycle.
+    pub sessions_reinitialized: u32,
+    /// Lifetimes of sessions that ended in this cycle.
+    pub sessions_ended: Vec<Duration>,
+    /// Stream recovery counters accumulated during this cycle.
+    pub stream: StreamStats,
+}
+
+impl ProbeOutcome {
+    /// Required steps passed: nothing failed and the connection was made.
+    pub fn success(&self) -> bool {
+        self.server.is_some() && !self.steps.iter().any(|s| matches!(s.result, StepResult::Failed { .. }))
+    }
+
+    /// The first failure, for exit codes and summaries.
+    pub fn first_failure(&self) -> Option<&StepOutcome> {
+        self.steps.iter().find(|s| matches!(s.result, StepResult::Failed { .. }))
+    }
+
+    /// The negotiated protocol version, empty before a successful connect.
+    pub fn protocol_version(&self) -> &str {
+        self.server.as_ref().map(|s| s.protocol_version.as_str()).unwrap_or("")
+    }
+}

@@ -1,0 +1,125 @@
+//! The scheduler owns the loop: a task per target, a random start offset, jittered intervals,
+//! one cycle in flight, overruns counted, and a graceful stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::ServerInfo;
+use crate::runner::CanaryProbe;
+use crate::telemetry::events;
+
+/// Counts targets that have not yet completed their first cycle; ready when it reaches zero.
+#[derive(Debug)]
+pub struct Readiness {
+    pending: AtomicUsize,
+}
+
+impl Readiness {
+    pub fn new(targets: usize) -> Arc<Self> {
+        Arc::new(Self { pending: AtomicUsize::new(targets) })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    fn first_cycle_done(&self) {
+        let _ = self.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// The delay before the next cycle: the interval moved by up to ±jitter/2 of itself.
+pub fn jittered(interval: Duration, jitter: f64, unit: f64) -> Duration {
+    let offset = (unit - 0.5) * jitter * interval.as_secs_f64();
+    Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.0))
+}
+
+/// Probe one target until `shutdown`; then let the cycle in flight finish within `grace` and
+/// close the warm session.
+pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, grace: Duration, ready: Arc<Readiness>) {
+    let name = probe.target().name.clone();
+    let interval = probe.target().interval;
+    let jitter = probe.target().jitter;
+    events::target_registered(&name);
+
+    // Spread targets over the first part of the interval so they do not fire together.
+    let first = Duration::from_secs_f64(rand::rng().random::<f64>() * jitter * interval.as_secs_f64());
+    let mut next = Instant::now() + first;
+    let mut identity: Option<ServerInfo> = None;
+    let mut first_done = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let started = Instant::now();
+        let cycle = probe.run_cycle();
+        tokio::pin!(cycle);
+        let outcome = tokio::select! {
+            outcome = &mut cycle => Some(outcome),
+            _ = shutdown.cancelled() => tokio::time::timeout(grace, &mut cycle).await.ok(),
+        };
+        let Some(outcome) = outcome else {
+            tracing::warn!(target_name = %name, "Probe cycle cancelled at shutdown");
+            break;
+        };
+        if let Some(server) = &outcome.server {
+            if let Some(old) = identity.as_ref().filter(|old| !same_identity(old, server)) {
+                events::server_identity_replaced(&name, old);
+            }
+            identity = Some(server.clone());
+        }
+        events::probe_completed(&name, &outcome);
+        if !first_done {
+            first_done = true;
+            ready.first_cycle_done();
+        }
+        let elapsed = started.elapsed();
+        next = started + jittered(interval, jitter, rand::rng().random::<f64>());
+        if elapsed > interval {
+            events::probe_overrun(&name, elapsed);
+            next = Instant::now();
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    if let Ok(Some(outcome)) = tokio::time::timeout(grace, probe.shutdown()).await {
+        events::sessions_observed(&name, &outcome);
+    }
+}
+
+fn same_identity(a: &ServerInfo, b: &ServerInfo) -> bool {
+    a.name == b.name && a.version == b.version && a.protocol_version == b.protocol_version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_the_fraction() {
+        let i = Duration::from_secs(10);
+        assert_eq!(jittered(i, 0.0, 0.9), i);
+        assert_eq!(jittered(i, 0.2, 0.0), Duration::from_secs(9));
+        assert_eq!(jittered(i, 0.2, 1.0), Duration::from_secs(11));
+        assert_eq!(jittered(i, 0.2, 0.5), i);
+    }
+
+    #[test]
+    fn readiness_counts_down_once_per_target() {
+        let r = Readiness::new(2);
+        assert!(!r.is_ready());
+        r.first_cycle_done();
+        assert!(!r.is_ready());
+        r.first_cycle_done();
+        assert!(r.is_ready());
+        r.first_cycle_done();
+        assert!(r.is_ready());
+    }
+}

@@ -1,0 +1,167 @@
+//! Every metric the daemon exports: name, kind, unit, help, label keys, buckets. No name literal elsewhere.
+
+/// Kind of a metric, as exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One catalogue entry.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+    /// Explicit buckets (histograms only).
+    pub buckets: &'static [f64],
+}
+
+/// Latency buckets in seconds; they hold the SLO thresholds 0.05, 0.1, 0.2 and 0.5 exactly.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Session lifetimes in seconds: from one cold cycle to days of a warm session.
+pub const SESSION_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0,
+];
+
+macro_rules! metric {
+    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal) => {
+        metric!($id, $name, $kind, [$($label),*], $help, &[]);
+    };
+    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal, $buckets:expr) => {
+        #[doc = $help]
+        pub const $id: MetricDef = MetricDef {
+            name: $name,
+            kind: Kind::$kind,
+            help: $help,
+            labels: &[$($label),*],
+            buckets: $buckets,
+        };
+    };
+}
+
+// OpenTelemetry MCP semantic conventions.
+metric!(OPERATION_DURATION, "mcp_client_operation_duration_seconds", Histogram,
+    ["target", "mcp_method_name", "gen_ai_tool_name", "error_type", "mcp_protocol_version"],
+    "Duration of MCP client operations (requests), failed ones included; error_type is empty on success.",
+    LATENCY_BUCKETS);
+metric!(SESSION_DURATION, "mcp_client_session_duration_seconds", Histogram,
+    ["target"],
+    "Duration of MCP client sessions, from connect to close or loss.",
+    SESSION_BUCKETS);
+
+// The prober's own metrics.
+metric!(PROBE_SUCCESS, "mcp_canary_probe_success", Gauge, ["target"],
+    "1 when every required step of the last probe cycle passed, else 0.");
+metric!(PROBE_DURATION, "mcp_canary_probe_duration_seconds", Histogram, ["target"],
+    "Wall time of a whole probe cycle.", LATENCY_BUCKETS);
+metric!(PROBES, "mcp_canary_probes_total", Counter, ["target", "outcome"],
+    "Probe cycles by outcome (success, failure).");
+metric!(OPERATIONS, "mcp_canary_operations_total", Counter,
+    ["target", "mcp_method_name", "outcome", "error_type"],
+    "Probe steps by outcome (success, failure, skipped) and error class.");
+metric!(JSONRPC_ERRORS, "mcp_canary_jsonrpc_errors_total", Counter,
+    ["target", "mcp_method_name", "rpc_response_status_code"],
+    "JSON-RPC error responses by code (known codes, else `other`).");
+metric!(NOTIFICATION_LATENCY, "mcp_canary_notification_latency_seconds", Histogram, ["target"],
+    "Time from sending a notification trigger to receiving the matching notification.",
+    LATENCY_BUCKETS);
+metric!(NOTIFICATIONS_EXPECTED, "mcp_canary_notifications_expected_total", Counter, ["target"],
+    "Notifications the probe triggered and waited for.");
+metric!(NOTIFICATIONS_RECEIVED, "mcp_canary_notifications_received_total", Counter, ["target"],
+    "Triggered notifications that arrived within the notification timeout.");
+metric!(PROBE_OVERRUNS, "mcp_canary_probe_overruns_total", Counter, ["target"],
+    "Probe cycles that took longer than the interval.");
+metric!(SESSIONS_REINITIALIZED, "mcp_canary_sessions_reinitialized_total", Counter, ["target"],
+    "Sessions re-initialised after the server declared the session expired.");
+metric!(STREAM_RECONNECTS, "mcp_canary_stream_reconnects_total", Counter, ["target"],
+    "SSE streams reconnected after the server ended them early.");
+metric!(STREAM_RESUMPTIONS, "mcp_canary_stream_resumptions_total", Counter, ["target"],
+    "SSE reconnects that resumed with Last-Event-ID.");
+metric!(STREAM_DUPLICATES, "mcp_canary_stream_duplicates_total", Counter, ["target"],
+    "Replayed SSE events dropped as duplicates.");
+metric!(SERVER_INFO, "mcp_canary_server_info", Gauge,
+    ["target", "server_name", "server_version", "mcp_protocol_version"],
+    "1 for the server identity and protocol version seen by the last successful connect.");
+metric!(SERVER_CAPABILITY, "mcp_canary_server_capability", Gauge, ["target", "capability"],
+    "1 when the server advertises the capability, else 0.");
+metric!(SERVER_ITEMS, "mcp_canary_server_items", Gauge, ["target", "kind"],
+    "Tools, resources and prompts the server lists.");
+metric!(TOOLS_SCHEMA_CHANGES, "mcp_canary_tools_schema_changes_total", Counter, ["target"],
+    "Times the hash of the tools/list schemas changed (drift).");
+metric!(TARGETS, "mcp_canary_targets", Gauge, [],
+    "Targets in the loaded config.");
+metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"],
+    "1, labelled with the daemon version.");
+
+/// Everything the daemon registers itself.
+pub const CATALOGUE: &[MetricDef] = &[
+    OPERATION_DURATION,
+    SESSION_DURATION,
+    PROBE_SUCCESS,
+    PROBE_DURATION,
+    PROBES,
+    OPERATIONS,
+    JSONRPC_ERRORS,
+    NOTIFICATION_LATENCY,
+    NOTIFICATIONS_EXPECTED,
+    NOTIFICATIONS_RECEIVED,
+    PROBE_OVERRUNS,
+    SESSIONS_REINITIALIZED,
+    STREAM_RECONNECTS,
+    STREAM_RESUMPTIONS,
+    STREAM_DUPLICATES,
+    SERVER_INFO,
+    SERVER_CAPABILITY,
+    SERVER_ITEMS,
+    TOOLS_SCHEMA_CHANGES,
+    TARGETS,
+    BUILD_INFO,
+];
+
+/// Process metrics exported for the daemon itself by the metrics-process collector.
+pub const PROCESS_METRICS: &[&str] = &[
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+    "process_threads",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for m in CATALOGUE {
+            assert!(seen.insert(m.name), "duplicate {}", m.name);
+            assert!(m.name.starts_with("mcp_canary_") || m.name.starts_with("mcp_client_"), "{}", m.name);
+            match m.kind {
+                Kind::Counter => assert!(m.name.ends_with("_total"), "{}", m.name),
+                Kind::Histogram => assert!(m.name.ends_with("_seconds"), "{}", m.name),
+                Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
+            }
+            assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
+            if m.name != BUILD_INFO.name && m.name != TARGETS.name {
+                assert_eq!(m.labels.first(), Some(&"target"), "{} must carry target", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn latency_buckets_hold_slo_thresholds() {
+        for slo in [0.05, 0.1, 0.2, 0.5] {
+            assert!(LATENCY_BUCKETS.contains(&slo), "{slo}");
+        }
+        assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+    }
+}

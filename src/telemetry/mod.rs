@@ -1,0 +1,19 @@
+//! Telemetry: the metric catalogue, the events that emit them, and the Prometheus exporter.
+
+pub mod catalogue;
+pub mod events;
+pub mod prometheus;
+
+pub use prometheus::Exporter;
+
+/// Register help text for every catalogue metric with the installed recorder.
+pub fn describe_all() {
+    use catalogue::{CATALOGUE, Kind};
+    for def in CATALOGUE {
+        match def.kind {
+            Kind::Counter => metrics::describe_counter!(def.name, def.help),
+            Kind::Gauge => metrics::describe_gauge!(def.name, def.help),
+            Kind::Histogram => metrics::describe_histogram!(def.name, metrics::Unit::Seconds, def.help),
+        }
+    }
+}
