@@ -51,9 +51,7 @@ pub async fn run(
         }
     });
 
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
     let grace = config.server.shutdown_grace;
     let mut loops = tokio::task::JoinSet::new();
     for target in config.targets {
@@ -63,10 +61,9 @@ pub async fn run(
 
     shutdown.cancelled().await;
     tracing::info!("Shutting down: finishing probes in flight and closing sessions");
-    let drained = tokio::time::timeout(grace + Duration::from_secs(2), async {
-        while loops.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(grace + Duration::from_secs(2), async { while loops.join_next().await.is_some() {} })
+            .await;
     if drained.is_err() {
         tracing::warn!("Some probe loops did not stop within the grace period");
         loops.abort_all();

@@ -32,7 +32,7 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Probe one MCP server once with the default script; exit 0 healthy, 3 unreachable,
     /// 4 auth required, 5 protocol error, 6 tool error.
-    Check(check::CheckArgs),
+    Check(Box<check::CheckArgs>),
 }
 
 fn init_logging(json: bool) {
@@ -69,7 +69,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
     let shutdown = CancellationToken::new();
     match command {
         Command::Serve { config } => {
-            let config = config::load(&config).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", config.display()))?;
+            let config =
+                config::load(&config).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", config.display()))?;
             let exporter = telemetry::Exporter::install()?;
             daemon::cancel_on_signals(shutdown.clone());
             daemon::run(config, exporter, None, shutdown).await?;
@@ -92,14 +93,15 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::CheckConfig { file } => {
-            let raw = config::load_raw(Some(&file)).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", file.display()))?;
+            let raw = config::load_raw(Some(&file))
+                .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", file.display()))?;
             config::validate(&raw).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", file.display()))?;
             print!("{}", config::render_masked(&raw));
             eprintln!("config {} is valid", file.display());
             Ok(0)
         }
         Command::Check(args) => {
-            let code = check::run(args).await?;
+            let code = check::run(*args).await?;
             Ok(code as u8)
         }
     }

@@ -26,10 +26,7 @@ pub struct RawServer {
 
 impl Default for RawServer {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:9464".into(),
-            shutdown_grace: Duration::from_secs(10),
-        }
+        Self { listen: "127.0.0.1:9464".into(), shutdown_grace: Duration::from_secs(10) }
     }
 }
 

@@ -9,7 +9,7 @@ use url::Url;
 
 use super::raw::{RawConfig, RawNotification, RawProbe, RawTarget};
 use super::{ConfigError, ConfigErrors};
-use crate::mcp::{ProtocolPreference, SESSION_PROTOCOLS, LATEST_PROTOCOL};
+use crate::mcp::{LATEST_PROTOCOL, ProtocolPreference, SESSION_PROTOCOLS};
 
 /// The validated daemon config.
 #[derive(Debug, Clone)]
@@ -93,10 +93,9 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
     match (listen, errors.is_empty()) {
-        (Some(listen), true) => Ok(Config {
-            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
-            targets,
-        }),
+        (Some(listen), true) => {
+            Ok(Config { server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace }, targets })
+        }
         _ => Err(ConfigErrors(errors)),
     }
 }
@@ -104,7 +103,8 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
 fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<TargetConfig> {
     let before = errors.len();
     let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
-    if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         err("name", "must be 1-64 characters of [A-Za-z0-9._-] (it becomes the `target` label)".into());
     }
     let url = match Url::parse(&t.url) {
@@ -135,7 +135,9 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         v => {
             err(
                 "protocol",
-                format!("unknown protocol {v:?}; expected \"auto\", {LATEST_PROTOCOL:?} or one of {SESSION_PROTOCOLS:?}"),
+                format!(
+                    "unknown protocol {v:?}; expected \"auto\", {LATEST_PROTOCOL:?} or one of {SESSION_PROTOCOLS:?}"
+                ),
             );
             None
         }
@@ -228,7 +230,9 @@ fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Op
     } else if let Some(file) = &t.bearer_token_file {
         std::fs::read_to_string(file)
             .map(|s| s.trim().to_string())
-            .map_err(|e| errors.push(ConfigError::new(format!("{path}.bearer_token_file"), format!("cannot read {file}: {e}"))))
+            .map_err(|e| {
+                errors.push(ConfigError::new(format!("{path}.bearer_token_file"), format!("cannot read {file}: {e}")))
+            })
             .ok()
     } else {
         None
@@ -240,10 +244,7 @@ fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Op
 }
 
 fn table_to_json(table: &Option<toml::Table>) -> Value {
-    table
-        .as_ref()
-        .and_then(|t| serde_json::to_value(t).ok())
-        .unwrap_or_else(|| Value::Object(Default::default()))
+    table.as_ref().and_then(|t| serde_json::to_value(t).ok()).unwrap_or_else(|| Value::Object(Default::default()))
 }
 
 fn probe_spec(p: &RawProbe) -> ProbeSpec {

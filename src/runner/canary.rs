@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::outcome::{
-    Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult,
-};
+use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, SessionMode, TargetConfig};
 use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError, ServerInfo, StreamStats};
 
@@ -35,7 +33,14 @@ struct Cycle {
 }
 
 impl Cycle {
-    fn push(&mut self, operation: Operation, tool: Option<&str>, result: StepResult, latency: Duration, detail: String) {
+    fn push(
+        &mut self,
+        operation: Operation,
+        tool: Option<&str>,
+        result: StepResult,
+        latency: Duration,
+        detail: String,
+    ) {
         self.outcome.steps.push(StepOutcome { operation, tool: tool.map(str::to_string), result, latency, detail });
     }
 
@@ -142,10 +147,8 @@ impl CanaryProbe {
         // The connect step is labelled by the era it negotiated.
         cycle.stateless = info.stateless;
         let wants_stream = self.target.session == SessionMode::Persistent || self.target.notification.is_some();
-        if wants_stream {
-            if let Err(e) = client.open_stream().await {
-                tracing::debug!(target_name = %self.target.name, error = %e, "Server-to-client stream not opened");
-            }
+        if wants_stream && let Err(e) = client.open_stream().await {
+            tracing::debug!(target_name = %self.target.name, error = %e, "Server-to-client stream not opened");
         }
         Some((client, info, start))
     }
@@ -203,9 +206,10 @@ impl CanaryProbe {
             let listed =
                 self.guarded(cycle, session, Operation::ResourcesList, None, |c| Box::pin(c.list_resources())).await;
             inventory.resources = listed.as_ref().map(Vec::len);
-            let uri = probe.resource.clone().or_else(|| {
-                listed?.iter().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string))
-            });
+            let uri = probe
+                .resource
+                .clone()
+                .or_else(|| listed?.iter().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string)));
             match uri {
                 Some(uri) if !cycle.aborted => {
                     self.guarded(cycle, session, Operation::ResourcesRead, None, |c| Box::pin(c.read_resource(&uri)))
@@ -389,7 +393,7 @@ mod tests {
         let b = json!({"name": "b", "inputSchema": {"type": "object"}});
         let b2 = json!({"name": "b", "inputSchema": {"type": "object", "properties": {"x": {}}}});
         assert_eq!(tools_schema_hash(&[a.clone(), b.clone()]), tools_schema_hash(&[b, a.clone()]));
-        assert_ne!(tools_schema_hash(&[a.clone()]), tools_schema_hash(&[a, b2]));
+        assert_ne!(tools_schema_hash(std::slice::from_ref(&a)), tools_schema_hash(&[a, b2]));
     }
 
     #[test]

@@ -20,14 +20,12 @@ pub struct MetricDef {
 }
 
 /// Latency buckets in seconds; they hold the SLO thresholds 0.05, 0.1, 0.2 and 0.5 exactly.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Session lifetimes in seconds: from one cold cycle to days of a warm session.
-pub const SESSION_BUCKETS: &[f64] = &[
-    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0,
-];
+pub const SESSION_BUCKETS: &[f64] =
+    &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0];
 
 macro_rules! metric {
     ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal) => {
@@ -46,58 +44,147 @@ macro_rules! metric {
 }
 
 // OpenTelemetry MCP semantic conventions.
-metric!(OPERATION_DURATION, "mcp_client_operation_duration_seconds", Histogram,
+metric!(
+    OPERATION_DURATION,
+    "mcp_client_operation_duration_seconds",
+    Histogram,
     ["target", "mcp_method_name", "gen_ai_tool_name", "error_type", "mcp_protocol_version"],
     "Duration of MCP client operations (requests), failed ones included; error_type is empty on success.",
-    LATENCY_BUCKETS);
-metric!(SESSION_DURATION, "mcp_client_session_duration_seconds", Histogram,
+    LATENCY_BUCKETS
+);
+metric!(
+    SESSION_DURATION,
+    "mcp_client_session_duration_seconds",
+    Histogram,
     ["target"],
     "Duration of MCP client sessions, from connect to close or loss.",
-    SESSION_BUCKETS);
+    SESSION_BUCKETS
+);
 
 // The prober's own metrics.
-metric!(PROBE_SUCCESS, "mcp_canary_probe_success", Gauge, ["target"],
-    "1 when every required step of the last probe cycle passed, else 0.");
-metric!(PROBE_DURATION, "mcp_canary_probe_duration_seconds", Histogram, ["target"],
-    "Wall time of a whole probe cycle.", LATENCY_BUCKETS);
-metric!(PROBES, "mcp_canary_probes_total", Counter, ["target", "outcome"],
-    "Probe cycles by outcome (success, failure).");
-metric!(OPERATIONS, "mcp_canary_operations_total", Counter,
+metric!(
+    PROBE_SUCCESS,
+    "mcp_canary_probe_success",
+    Gauge,
+    ["target"],
+    "1 when every required step of the last probe cycle passed, else 0."
+);
+metric!(
+    PROBE_DURATION,
+    "mcp_canary_probe_duration_seconds",
+    Histogram,
+    ["target"],
+    "Wall time of a whole probe cycle.",
+    LATENCY_BUCKETS
+);
+metric!(
+    PROBES,
+    "mcp_canary_probes_total",
+    Counter,
+    ["target", "outcome"],
+    "Probe cycles by outcome (success, failure)."
+);
+metric!(
+    OPERATIONS,
+    "mcp_canary_operations_total",
+    Counter,
     ["target", "mcp_method_name", "outcome", "error_type"],
-    "Probe steps by outcome (success, failure, skipped) and error class.");
-metric!(JSONRPC_ERRORS, "mcp_canary_jsonrpc_errors_total", Counter,
+    "Probe steps by outcome (success, failure, skipped) and error class."
+);
+metric!(
+    JSONRPC_ERRORS,
+    "mcp_canary_jsonrpc_errors_total",
+    Counter,
     ["target", "mcp_method_name", "rpc_response_status_code"],
-    "JSON-RPC error responses by code (known codes, else `other`).");
-metric!(NOTIFICATION_LATENCY, "mcp_canary_notification_latency_seconds", Histogram, ["target"],
+    "JSON-RPC error responses by code (known codes, else `other`)."
+);
+metric!(
+    NOTIFICATION_LATENCY,
+    "mcp_canary_notification_latency_seconds",
+    Histogram,
+    ["target"],
     "Time from sending a notification trigger to receiving the matching notification.",
-    LATENCY_BUCKETS);
-metric!(NOTIFICATIONS_EXPECTED, "mcp_canary_notifications_expected_total", Counter, ["target"],
-    "Notifications the probe triggered and waited for.");
-metric!(NOTIFICATIONS_RECEIVED, "mcp_canary_notifications_received_total", Counter, ["target"],
-    "Triggered notifications that arrived within the notification timeout.");
-metric!(PROBE_OVERRUNS, "mcp_canary_probe_overruns_total", Counter, ["target"],
-    "Probe cycles that took longer than the interval.");
-metric!(SESSIONS_REINITIALIZED, "mcp_canary_sessions_reinitialized_total", Counter, ["target"],
-    "Sessions re-initialised after the server declared the session expired.");
-metric!(STREAM_RECONNECTS, "mcp_canary_stream_reconnects_total", Counter, ["target"],
-    "SSE streams reconnected after the server ended them early.");
-metric!(STREAM_RESUMPTIONS, "mcp_canary_stream_resumptions_total", Counter, ["target"],
-    "SSE reconnects that resumed with Last-Event-ID.");
-metric!(STREAM_DUPLICATES, "mcp_canary_stream_duplicates_total", Counter, ["target"],
-    "Replayed SSE events dropped as duplicates.");
-metric!(SERVER_INFO, "mcp_canary_server_info", Gauge,
+    LATENCY_BUCKETS
+);
+metric!(
+    NOTIFICATIONS_EXPECTED,
+    "mcp_canary_notifications_expected_total",
+    Counter,
+    ["target"],
+    "Notifications the probe triggered and waited for."
+);
+metric!(
+    NOTIFICATIONS_RECEIVED,
+    "mcp_canary_notifications_received_total",
+    Counter,
+    ["target"],
+    "Triggered notifications that arrived within the notification timeout."
+);
+metric!(
+    PROBE_OVERRUNS,
+    "mcp_canary_probe_overruns_total",
+    Counter,
+    ["target"],
+    "Probe cycles that took longer than the interval."
+);
+metric!(
+    SESSIONS_REINITIALIZED,
+    "mcp_canary_sessions_reinitialized_total",
+    Counter,
+    ["target"],
+    "Sessions re-initialised after the server declared the session expired."
+);
+metric!(
+    STREAM_RECONNECTS,
+    "mcp_canary_stream_reconnects_total",
+    Counter,
+    ["target"],
+    "SSE streams reconnected after the server ended them early."
+);
+metric!(
+    STREAM_RESUMPTIONS,
+    "mcp_canary_stream_resumptions_total",
+    Counter,
+    ["target"],
+    "SSE reconnects that resumed with Last-Event-ID."
+);
+metric!(
+    STREAM_DUPLICATES,
+    "mcp_canary_stream_duplicates_total",
+    Counter,
+    ["target"],
+    "Replayed SSE events dropped as duplicates."
+);
+metric!(
+    SERVER_INFO,
+    "mcp_canary_server_info",
+    Gauge,
     ["target", "server_name", "server_version", "mcp_protocol_version"],
-    "1 for the server identity and protocol version seen by the last successful connect.");
-metric!(SERVER_CAPABILITY, "mcp_canary_server_capability", Gauge, ["target", "capability"],
-    "1 when the server advertises the capability, else 0.");
-metric!(SERVER_ITEMS, "mcp_canary_server_items", Gauge, ["target", "kind"],
-    "Tools, resources and prompts the server lists.");
-metric!(TOOLS_SCHEMA_CHANGES, "mcp_canary_tools_schema_changes_total", Counter, ["target"],
-    "Times the hash of the tools/list schemas changed (drift).");
-metric!(TARGETS, "mcp_canary_targets", Gauge, [],
-    "Targets in the loaded config.");
-metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"],
-    "1, labelled with the daemon version.");
+    "1 for the server identity and protocol version seen by the last successful connect."
+);
+metric!(
+    SERVER_CAPABILITY,
+    "mcp_canary_server_capability",
+    Gauge,
+    ["target", "capability"],
+    "1 when the server advertises the capability, else 0."
+);
+metric!(
+    SERVER_ITEMS,
+    "mcp_canary_server_items",
+    Gauge,
+    ["target", "kind"],
+    "Tools, resources and prompts the server lists."
+);
+metric!(
+    TOOLS_SCHEMA_CHANGES,
+    "mcp_canary_tools_schema_changes_total",
+    Counter,
+    ["target"],
+    "Times the hash of the tools/list schemas changed (drift)."
+);
+metric!(TARGETS, "mcp_canary_targets", Gauge, [], "Targets in the loaded config.");
+metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"], "1, labelled with the daemon version.");
 
 /// Everything the daemon registers itself.
 pub const CATALOGUE: &[MetricDef] = &[

@@ -129,8 +129,11 @@ fn server_observed(t: &str, server: &ServerInfo) {
         ("completions", server.offers_completions),
         ("logging", server.offers_logging),
     ] {
-        gauge!(m::SERVER_CAPABILITY.name, "target" => t.to_string(), "capability" => capability)
-            .set(if offered { 1.0 } else { 0.0 });
+        gauge!(m::SERVER_CAPABILITY.name, "target" => t.to_string(), "capability" => capability).set(if offered {
+            1.0
+        } else {
+            0.0
+        });
     }
 }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs what it needs, then runs every test.
+# Usage: scripts/test.sh            (from anywhere; CI calls it through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+need_pkg() { # need_pkg COMMAND PACKAGE...
+  command -v "$1" >/dev/null 2>&1 && return 0
+  shift
+  if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+}
+
+log "Installing system packages (only those missing)"
+need_pkg curl curl ca-certificates
+need_pkg cc gcc libc6-dev
+need_pkg pkg-config pkg-config
+need_pkg node nodejs
+need_pkg npm npm
+if ! command -v cargo >/dev/null 2>&1; then
+  need_pkg cargo cargo rustc
+fi
+cargo --version; node --version; npm --version 2>/dev/null | tail -1
+
+log "Installing independent MCP servers from the npm registry"
+scripts/install-test-servers.sh
+
+log "Format and lint"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+log "Tests"
+cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-2}"
