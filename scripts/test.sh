@@ -21,6 +21,7 @@ need_pkg cc gcc libc6-dev
 need_pkg pkg-config pkg-config
 need_pkg node nodejs
 need_pkg npm npm
+need_pkg promtool prometheus
 if ! command -v cargo >/dev/null 2>&1; then
   need_pkg cargo cargo rustc
 fi

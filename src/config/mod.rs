@@ -71,7 +71,12 @@ fn figment_errors(err: figment::Error) -> ConfigErrors {
     ConfigErrors(
         err.into_iter()
             .map(|e| {
-                let key = key_path(&e.path);
+                let mut path = e.path.clone();
+                // Name the missing key itself, not only the table that lacks it.
+                if let figment::error::Kind::MissingField(field) = &e.kind {
+                    path.push(field.to_string());
+                }
+                let key = key_path(&path);
                 let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
                 let mut message = e.kind.to_string();
                 if !source.is_empty() {

@@ -1,0 +1,187 @@
+//! Config: the example documents every key and validates; bad files fail naming the key;
+//! `check-config` masks secrets; the environment overrides the file.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config").join(kind)
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mcp-canary.example.toml")
+}
+
+fn check_config(path: &Path, envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("check-config").arg(path);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run check-config");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Key paths of a TOML document, array indices dropped: `targets.probe.tool`.
+fn key_paths(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                // Free-form maps (headers, tool arguments) are values, not keys of ours.
+                let free_form = ["headers", "headers_from_env", "tool_arguments", "prompt_arguments", "arguments"];
+                if free_form.iter().any(|f| path.ends_with(f)) {
+                    out.insert(path);
+                } else {
+                    key_paths(v, &path, out);
+                }
+            }
+        }
+        toml::Value::Array(a) if a.iter().all(toml::Value::is_table) && !a.is_empty() => {
+            for v in a {
+                key_paths(v, prefix, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+}
+
+/// The example with its secret file pointed at a real temp file, plus the env it names.
+fn runnable_example(dir: &Path) -> PathBuf {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "file-token-value\n").unwrap();
+    let text =
+        std::fs::read_to_string(example()).unwrap().replace("/run/secrets/mcp-token", token_file.to_str().unwrap());
+    let path = dir.join("example.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const EXAMPLE_ENV: &[(&str, &str)] =
+    &[("EXAMPLE_MCP_API_KEY", "env-api-key-value"), ("EXAMPLE_MCP_TOKEN", "env-token-value")];
+
+#[test]
+fn example_documents_every_key_the_config_has() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let documented: toml::Value = toml::from_str(&text).unwrap();
+    let mut documented_keys = BTreeSet::new();
+    key_paths(&documented, "", &mut documented_keys);
+
+    // Every key the parser knows, as it renders a fully populated config.
+    let raw = mcp_canary::config::load_raw(Some(&example())).expect("example parses");
+    let rendered: toml::Value = toml::from_str(&toml::to_string(&raw).unwrap()).unwrap();
+    let mut known_keys = BTreeSet::new();
+    key_paths(&rendered, "", &mut known_keys);
+
+    let undocumented: Vec<_> = known_keys.difference(&documented_keys).collect();
+    assert!(undocumented.is_empty(), "keys missing from the example: {undocumented:?}");
+    let unknown: Vec<_> = documented_keys.difference(&known_keys).collect();
+    assert!(unknown.is_empty(), "example keys the parser drops: {unknown:?}");
+    assert!(known_keys.len() > 20, "suspiciously few keys: {known_keys:?}");
+}
+
+#[test]
+fn example_values_are_parsed_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = runnable_example(dir.path());
+    let raw = mcp_canary::config::load_raw(Some(&path)).unwrap();
+    assert_eq!(raw.server.listen, "127.0.0.1:9464");
+    assert_eq!(raw.server.shutdown_grace, std::time::Duration::from_secs(10));
+    let t = &raw.targets[0];
+    assert_eq!(t.name, "local");
+    assert_eq!(t.interval, std::time::Duration::from_secs(15));
+    assert_eq!(t.jitter, 0.1);
+    assert_eq!(t.protocol, "auto");
+    assert_eq!(t.session, "fresh");
+    assert_eq!(t.max_response_bytes, 8_388_608);
+    assert_eq!(t.probe.tool.as_deref(), Some("echo"));
+    assert_eq!(t.probe.resource.as_deref(), Some("canary://static/hello"));
+    let n = t.notification.as_ref().unwrap();
+    assert_eq!((n.tool.as_str(), n.method.as_str()), ("notify", "notifications/message"));
+    assert_eq!(raw.targets[1].session, "persistent");
+    assert_eq!(raw.targets[1].protocol, "2025-11-25");
+    assert_eq!(raw.targets[1].interval, std::time::Duration::from_secs(30));
+    // Defaults fill what the file leaves out.
+    assert_eq!(raw.targets[2].timeout, std::time::Duration::from_secs(10));
+
+    for (k, v) in EXAMPLE_ENV {
+        // SAFETY: no other thread of this test binary reads these variables.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let config = mcp_canary::config::validate(&raw).expect("example validates");
+    assert_eq!(config.targets.len(), 3);
+    let auth = |i: usize| config.targets[i].headers.get("authorization").unwrap().to_str().unwrap().to_string();
+    assert_eq!(auth(0), "Bearer env-token-value");
+    assert_eq!(auth(1), "Bearer file-token-value");
+    assert_eq!(auth(2), "Bearer example-token");
+    assert_eq!(config.targets[0].headers.get("x-api-key").unwrap(), "env-api-key-value");
+    assert!(config.targets[0].headers.get("authorization").unwrap().is_sensitive());
+}
+
+#[test]
+fn check_config_accepts_the_example_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = runnable_example(dir.path());
+    let (code, stdout, stderr) = check_config(&path, EXAMPLE_ENV);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.contains("name = \"local\""), "{stdout}");
+    for secret in ["example-token", "env-api-key-value", "env-token-value", "file-token-value", "\"sre\""] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked:\n{stdout}\n{stderr}");
+    }
+    assert!(stdout.contains("<redacted>"));
+}
+
+#[test]
+fn good_fixtures_validate() {
+    for entry in std::fs::read_dir(fixtures("good")).unwrap() {
+        let path = entry.unwrap().path();
+        let (code, _, stderr) = check_config(&path, &[]);
+        assert_eq!(code, 0, "{}: {stderr}", path.display());
+    }
+}
+
+#[test]
+fn bad_fixtures_fail_naming_the_key() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures("bad")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
+        let (code, stdout, stderr) = check_config(&path, &[]);
+        assert_ne!(code, 0, "{} was accepted:\n{stdout}", path.display());
+        assert!(stderr.contains(expected.trim()), "{}: expected {:?} in:\n{stderr}", path.display(), expected.trim());
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} bad fixtures");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let path = fixtures("good").join("minimal.toml");
+    let (code, stdout, stderr) = check_config(&path, &[("MCP_CANARY_SERVER__LISTEN", "127.0.0.1:19999")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("listen = \"127.0.0.1:19999\""), "{stdout}");
+    let (code, _, stderr) = check_config(&path, &[("MCP_CANARY_SERVER__LISTEN", "nowhere")]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("server.listen"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_bad_config() {
+    let path = fixtures("bad").join("bad_protocol.toml");
+    let out = Command::new(common::bin()).args(["serve", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("targets[0].protocol"), "{stderr}");
+}
