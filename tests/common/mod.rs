@@ -237,22 +237,6 @@ pub async fn admin(mcp_url: &str, path: &str, body: serde_json::Value) {
     assert!(resp.status().is_success(), "admin {path} answered {}", resp.status());
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_labels_with_escapes_and_special_values() {
-        let s = Scrape::parse(
-            "# HELP x y\nfoo_total{a=\"1\",b=\"x\\\"y,z\"} 3\nbar 1.5\nh_bucket{le=\"+Inf\"} 7\nn{a=\"\"} NaN\n",
-        );
-        assert_eq!(s.value("foo_total", &[("b", "x\"y,z")]), 3.0);
-        assert_eq!(s.value("bar", &[]), 1.5);
-        assert_eq!(s.value("h_bucket", &[("le", "+Inf")]), 7.0);
-        assert!(s.sum("missing", &[]).is_none());
-    }
-}
-
 /// A node MCP server from the npm registry (installed by `scripts/install-test-servers.sh`).
 pub struct NodeServer {
     _child: Child,
@@ -287,4 +271,20 @@ pub async fn start_everything() -> NodeServer {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     NodeServer { _child: child, url: format!("http://{addr}/mcp") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_with_escapes_and_special_values() {
+        let s = Scrape::parse(
+            "# HELP x y\nfoo_total{a=\"1\",b=\"x\\\"y,z\"} 3\nbar 1.5\nh_bucket{le=\"+Inf\"} 7\nn{a=\"\"} NaN\n",
+        );
+        assert_eq!(s.value("foo_total", &[("b", "x\"y,z")]), 3.0);
+        assert_eq!(s.value("bar", &[]), 1.5);
+        assert_eq!(s.value("h_bucket", &[("le", "+Inf")]), 7.0);
+        assert!(s.sum("missing", &[]).is_none());
+    }
 }
