@@ -1,7 +1,34 @@
-//! TEMPORARY interface stub of the reference MCP server; replaced by the real target on merge.
-#![allow(dead_code, unused_variables)]
-use std::net::SocketAddr;
+//! The reference MCP server (`mcp-canary target`): a Streamable HTTP MCP server on rmcp that
+//! serves both the 2026-07-28 stateless revision and the 2025 session revisions on `/mcp`,
+//! with fault knobs (`/admin/knobs`) and its own `/metrics`.
+
+mod knobs;
+mod metrics;
+mod server;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, routing::get};
+use rmcp::{
+    Peer, RoleServer,
+    model::ResourceUpdatedNotificationParam,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        session::{SessionManager, local::LocalSessionManager},
+    },
+};
 use tokio_util::sync::CancellationToken;
+
+pub use knobs::{ERROR_HTML, Knobs, KnobsError, KnobsHandle, KnobsPatch};
+pub use metrics::{FAULTS_INJECTED_TOTAL, Fault, LIVE_SESSIONS, REQUESTS_TOTAL, RESIDENT_MEMORY, RequestMethod};
+pub use server::{CanaryServer, HELLO_TEXT, HELLO_URI, INFO_URI, ITEMS_TEMPLATE, MAX_PROGRESS_STEPS, MAX_SLOW_MS};
 
 /// Flags of `mcp-canary target`.
 #[derive(clap::Args, Debug, Clone)]
@@ -9,29 +36,211 @@ pub struct TargetArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Delay added before every MCP request, in milliseconds (knob `latency_ms`).
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share (0..=1) of MCP POST requests answered with an HTML 500 (knob `error_rate`).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Hold every MCP request until the knob is cleared (knob `stall`).
+    #[arg(long)]
+    pub stall: bool,
+    /// Make the `echo` tool answer with an isError result (knob `tool_error`).
+    #[arg(long)]
+    pub tool_error: bool,
+    /// Drop sessions idle for longer than this (then their id gets 404).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+    /// `retry` announced in SSE priming events.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub sse_retry: Duration,
+    /// Interval of SSE keep-alive comments (0s disables them).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub sse_keep_alive: Duration,
+    /// Accepted `Host` header values (DNS-rebinding protection); loopback names when none are
+    /// given, `*` accepts any host.
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl TargetArgs {
     pub fn options(&self) -> TargetOptions {
-        TargetOptions::default()
+        TargetOptions {
+            knobs: Knobs {
+                latency_ms: self.latency_ms,
+                error_rate: self.error_rate,
+                stall: self.stall,
+                tool_error: self.tool_error,
+            },
+            session_idle_timeout: self.session_idle_timeout,
+            sse_retry: self.sse_retry,
+            sse_keep_alive: (!self.sse_keep_alive.is_zero()).then_some(self.sse_keep_alive),
+            allowed_hosts: self.allowed_hosts.clone(),
+        }
     }
 }
 
 /// Startup settings of the reference target (initial knob values and limits).
-#[derive(Debug, Clone, Default)]
-pub struct TargetOptions {}
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// Initial knob values.
+    pub knobs: Knobs,
+    /// Sessions idle for longer are dropped.
+    pub session_idle_timeout: Duration,
+    /// `retry` of SSE priming events.
+    pub sse_retry: Duration,
+    /// SSE keep-alive interval; `None` disables keep-alives.
+    pub sse_keep_alive: Option<Duration>,
+    /// Accepted `Host` values; empty means rmcp's loopback defaults, `*` means any.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        Self {
+            knobs: Knobs::default(),
+            session_idle_timeout: Duration::from_secs(300),
+            sse_retry: Duration::from_secs(3),
+            sse_keep_alive: Some(Duration::from_secs(15)),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// A resource subscription made over a 2025 session.
+struct Subscription {
+    handler: u64,
+    uri: String,
+    peer: Peer<RoleServer>,
+}
+
+/// State shared by the MCP handlers, the admin endpoints and the middleware.
+pub(crate) struct Shared {
+    knobs: KnobsHandle,
+    metrics: metrics::TargetMetrics,
+    sessions: Arc<LocalSessionManager>,
+    subscriptions: Mutex<Vec<Subscription>>,
+    instance: String,
+    next_handler: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    fn next_handler_id(&self) -> u64 {
+        self.next_handler.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn subscribe(&self, handler: u64, uri: String, peer: Peer<RoleServer>) {
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        if !subs.iter().any(|s| s.handler == handler && s.uri == uri) {
+            subs.push(Subscription { handler, uri, peer });
+        }
+    }
+
+    fn unsubscribe(&self, handler: u64, uri: &str) {
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|s| !(s.handler == handler && s.uri == uri));
+    }
+
+    async fn live_sessions(&self) -> usize {
+        self.sessions.sessions.read().await.len()
+    }
+
+    /// Close every session now; returns how many were closed.
+    async fn expire_sessions(&self) -> usize {
+        let ids: Vec<_> = self.sessions.sessions.read().await.keys().cloned().collect();
+        let mut closed = 0;
+        for id in ids {
+            match self.sessions.close_session(&id).await {
+                Ok(()) => closed += 1,
+                Err(error) => tracing::warn!(session_id = %id, error = %error, "Session not closed"),
+            }
+        }
+        closed
+    }
+
+    /// Send `notifications/resources/updated` for every subscription; returns (sent, dropped).
+    /// Subscriptions whose session is gone are dropped.
+    async fn notify_resources_updated(&self) -> (usize, usize) {
+        let targets: Vec<(u64, String, Peer<RoleServer>)> = {
+            let subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            subs.iter().map(|s| (s.handler, s.uri.clone(), s.peer.clone())).collect()
+        };
+        let (mut sent, mut dead) = (0, Vec::new());
+        for (handler, uri, peer) in targets {
+            let param = ResourceUpdatedNotificationParam::new(uri.clone());
+            let result = if peer.is_transport_closed() {
+                Err("transport closed".to_string())
+            } else {
+                peer.notify_resource_updated(param).await.map_err(|e| e.to_string())
+            };
+            match result {
+                Ok(()) => sent += 1,
+                Err(error) => {
+                    tracing::debug!(uri = %uri, error = %error, "Subscription dropped");
+                    dead.push(handler);
+                }
+            }
+        }
+        if !dead.is_empty() {
+            let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            subs.retain(|s| !dead.contains(&s.handler));
+        }
+        (sent, dead.len())
+    }
+}
 
 /// A running reference target.
 pub struct TargetHandle {
     addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl TargetHandle {
+    /// `http://host:port`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The MCP endpoint, `http://host:port/mcp`.
     pub fn mcp_url(&self) -> String {
         format!("http://{}/mcp", self.addr)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The fault knobs, shared with the running server.
+    pub fn knobs(&self) -> KnobsHandle {
+        self.shared.knobs.clone()
+    }
+
+    /// Number of sessions currently held.
+    pub async fn live_sessions(&self) -> usize {
+        self.shared.live_sessions().await
+    }
+
+    /// Close every session now (the admin action `expire-sessions`).
+    pub async fn expire_sessions(&self) -> usize {
+        self.shared.expire_sessions().await
+    }
+
+    /// Fire `notifications/resources/updated` for every subscription; returns (sent, dropped).
+    pub async fn notify_resources_updated(&self) -> (usize, usize) {
+        self.shared.notify_resources_updated().await
+    }
+
+    /// Identifier of this target instance (also in `notify` notifications).
+    pub fn instance(&self) -> &str {
+        &self.shared.instance
+    }
+
+    /// Wait until the server has stopped (after `shutdown` was cancelled).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
     }
 }
 
@@ -41,5 +250,61 @@ pub async fn spawn(
     options: TargetOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<TargetHandle> {
-    Ok(TargetHandle { addr: listener.local_addr()? })
+    options.knobs.validate()?;
+    let addr = listener.local_addr()?;
+
+    let mut session_manager = LocalSessionManager::default();
+    session_manager.session_config.keep_alive = Some(options.session_idle_timeout);
+    session_manager.session_config.sse_retry = Some(options.sse_retry);
+    let sessions = Arc::new(session_manager);
+
+    let shared = Arc::new(Shared {
+        knobs: KnobsHandle::new(options.knobs.clone()),
+        metrics: metrics::TargetMetrics::default(),
+        sessions: sessions.clone(),
+        subscriptions: Mutex::new(Vec::new()),
+        instance: uuid::Uuid::new_v4().to_string(),
+        next_handler: AtomicU64::new(0),
+        shutdown: shutdown.clone(),
+    });
+
+    let mut config = StreamableHttpServerConfig::default()
+        .with_sse_retry(Some(options.sse_retry))
+        .with_sse_keep_alive(options.sse_keep_alive)
+        .with_cancellation_token(shutdown.child_token());
+    if options.allowed_hosts.iter().any(|h| h == "*") {
+        config = config.disable_allowed_hosts();
+    } else if !options.allowed_hosts.is_empty() {
+        config = config.with_allowed_hosts(options.allowed_hosts.clone());
+    }
+    let factory_shared = shared.clone();
+    let mcp = StreamableHttpService::new(move || Ok(CanaryServer::new(factory_shared.clone())), sessions, config);
+
+    let metrics_shared = shared.clone();
+    let app = Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::fault_middleware))
+        .merge(knobs::admin_router(shared.clone()))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let shared = metrics_shared.clone();
+                async move {
+                    let live = shared.live_sessions().await;
+                    let body = shared.metrics.render(live, metrics::resident_memory_bytes());
+                    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+                }
+            }),
+        );
+
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+        if let Err(error) = served {
+            tracing::error!(error = %error, "Reference target stopped with an error");
+        }
+    });
+    tracing::info!(addr = %addr, instance = %shared.instance, "Reference target listening");
+    Ok(TargetHandle { addr, shared, task })
 }

@@ -1,0 +1,154 @@
+//! The target's own `/metrics`, hand-formatted in the Prometheus text format.
+//!
+//! The target never installs a global `metrics` recorder: in `demo` the daemon and the target
+//! share one process and the daemon owns the global recorder.
+
+use std::{
+    fmt::Write as _,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use axum::http::Method;
+
+pub const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+pub const LIVE_SESSIONS: &str = "mcp_canary_target_live_sessions";
+pub const REQUESTS_TOTAL: &str = "mcp_canary_target_requests_total";
+pub const FAULTS_INJECTED_TOTAL: &str = "mcp_canary_target_faults_injected_total";
+
+/// HTTP method of an MCP request (closed label set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestMethod {
+    Post,
+    Get,
+    Delete,
+    Other,
+}
+
+impl RequestMethod {
+    pub const ALL: [RequestMethod; 4] = [Self::Post, Self::Get, Self::Delete, Self::Other];
+
+    pub fn from_http(method: &Method) -> Self {
+        match *method {
+            Method::POST => Self::Post,
+            Method::GET => Self::Get,
+            Method::DELETE => Self::Delete,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Get => "GET",
+            Self::Delete => "DELETE",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Kind of injected fault (closed label set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `error_rate`: an HTML 500.
+    HttpError,
+    /// `latency_ms`: a delayed request.
+    Latency,
+    /// `stall`: a request held until the knob is cleared.
+    Stall,
+    /// `tool_error`: `echo` answered `isError`.
+    ToolError,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 4] = [Self::HttpError, Self::Latency, Self::Stall, Self::ToolError];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpError => "http_error",
+            Self::Latency => "latency",
+            Self::Stall => "stall",
+            Self::ToolError => "tool_error",
+        }
+    }
+}
+
+/// Counters of the target.
+#[derive(Debug, Default)]
+pub struct TargetMetrics {
+    requests: [AtomicU64; 4],
+    faults: [AtomicU64; 4],
+}
+
+impl TargetMetrics {
+    pub fn count_request(&self, method: RequestMethod) {
+        self.requests[method as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_fault(&self, fault: Fault) {
+        self.faults[fault as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn requests(&self, method: RequestMethod) -> u64 {
+        self.requests[method as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn faults(&self, fault: Fault) -> u64 {
+        self.faults[fault as usize].load(Ordering::Relaxed)
+    }
+
+    /// Render the exposition text.
+    pub fn render(&self, live_sessions: usize, resident_memory: Option<u64>) -> String {
+        let mut out = String::with_capacity(1024);
+        if let Some(bytes) = resident_memory {
+            header(&mut out, RESIDENT_MEMORY, "Resident memory size in bytes.", "gauge");
+            let _ = writeln!(out, "{RESIDENT_MEMORY} {bytes}");
+        }
+        header(&mut out, LIVE_SESSIONS, "MCP sessions currently held by the reference target.", "gauge");
+        let _ = writeln!(out, "{LIVE_SESSIONS} {live_sessions}");
+        header(&mut out, REQUESTS_TOTAL, "HTTP requests to the MCP endpoint, by HTTP method.", "counter");
+        for method in RequestMethod::ALL {
+            let _ = writeln!(out, "{REQUESTS_TOTAL}{{method=\"{}\"}} {}", method.as_str(), self.requests(method));
+        }
+        header(&mut out, FAULTS_INJECTED_TOTAL, "Faults injected by the knobs, by kind.", "counter");
+        for fault in Fault::ALL {
+            let _ = writeln!(out, "{FAULTS_INJECTED_TOTAL}{{kind=\"{}\"}} {}", fault.as_str(), self.faults(fault));
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Resident memory of this process, without touching any global recorder.
+pub fn resident_memory_bytes() -> Option<u64> {
+    metrics_process::collector::collect().resident_memory_bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_series() {
+        let metrics = TargetMetrics::default();
+        metrics.count_request(RequestMethod::Post);
+        metrics.count_request(RequestMethod::Post);
+        metrics.count_fault(Fault::Stall);
+        let text = metrics.render(3, Some(4096));
+        assert!(text.contains("process_resident_memory_bytes 4096\n"), "{text}");
+        assert!(text.contains("mcp_canary_target_live_sessions 3\n"), "{text}");
+        assert!(text.contains("mcp_canary_target_requests_total{method=\"POST\"} 2\n"), "{text}");
+        assert!(text.contains("mcp_canary_target_faults_injected_total{kind=\"stall\"} 1\n"), "{text}");
+        assert!(text.contains("mcp_canary_target_faults_injected_total{kind=\"latency\"} 0\n"), "{text}");
+    }
+
+    #[test]
+    fn resident_memory_is_known_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(resident_memory_bytes().is_some_and(|b| b > 0));
+        }
+    }
+}
