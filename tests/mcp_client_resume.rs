@@ -33,7 +33,9 @@ async fn cut_stream_is_resumed_and_replay_deduplicated() {
             cid.store(r.id().as_u64().unwrap(), Ordering::SeqCst);
             let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}});
             // Priming event with retry, one notification, then the server closes the stream.
-            sse_reply(format!("id: s1-1\r\nretry: 50\r\ndata:\r\n\r\n") + &format!("data: {note}\r\nid: s1-2\r\n\r\n"))
+            sse_reply(
+                "id: s1-1\r\nretry: 50\r\ndata:\r\n\r\n".to_string() + &format!("data: {note}\r\nid: s1-2\r\n\r\n"),
+            )
         }
     })
     .await;
