@@ -51,6 +51,8 @@ async fn jsonrpc_error_keeps_code() {
     let e = list_tools_against(|id| json_reply(200, rpc_error(&id, -32602, "bad params"))).await;
     assert_eq!(e.error_type(), ErrorType::JsonrpcError);
     assert_eq!(e.rpc_code(), Some(-32602));
+    let e = list_tools_against(|_| json_reply(200, rpc_error(&json!("server-error"), -32603, "boom"))).await;
+    assert_eq!(e.rpc_code(), Some(-32603), "error with a foreign id still answers this POST: {e}");
 }
 
 #[tokio::test]

@@ -141,7 +141,8 @@ impl Inner {
         let result = match reply.body {
             Body::Empty => Err(McpError::InvalidJson(format!("HTTP {} with no body for a request", reply.status))),
             Body::Json(v) => match protocol::parse_message(v)? {
-                Incoming::Response { id: rid, outcome } if protocol::id_matches(&rid, id) || rid.is_null() => {
+                // Error bodies come with id null, absent, or even a string like "server-error".
+                Incoming::Response { id: rid, outcome } if protocol::id_matches(&rid, id) || outcome.is_err() => {
                     protocol::into_result(outcome)
                 }
                 Incoming::Response { .. } => Err(McpError::InvalidJson("response id does not match".into())),
@@ -224,7 +225,9 @@ impl Inner {
         };
         match message {
             Incoming::Response { id, outcome } => {
-                if awaiting.is_some_and(|ours| protocol::id_matches(&id, ours)) {
+                let ours =
+                    awaiting.is_some_and(|ours| protocol::id_matches(&id, ours) || (id.is_null() && outcome.is_err()));
+                if ours {
                     return Some(protocol::into_result(outcome));
                 }
                 // A replayed old response, or one for another request.
