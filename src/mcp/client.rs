@@ -1,25 +1,44 @@
-//! TEMPORARY interface stub; replaced by the real client on merge.
-#![allow(dead_code, unused_variables)]
+//! The MCP client, by operation. Both protocol eras behind one interface; it never knows which
+//! profile or metric calls it.
+
 use super::McpError;
-use serde_json::Value;
+use super::protocol::{self, Era, method};
+use super::session::{Ctx, Inner, Session, open_background};
+use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-pub const LATEST_PROTOCOL: &str = "2026-07-28";
-pub const SESSION_PROTOCOLS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+use tokio_util::sync::CancellationToken;
+
+pub use super::protocol::{LATEST_PROTOCOL, SESSION_PROTOCOLS};
+
+/// Bound on pages followed by a list operation.
+pub const MAX_PAGES: usize = 100;
+
+/// Which revision to speak.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProtocolPreference {
+    /// Try 2026-07-28 (`server/discover`), fall back to the 2025 session handshake.
     Auto,
+    /// Exactly this version (and its era).
     Pinned(String),
 }
+
+/// How to reach one MCP endpoint.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     pub url: url::Url,
+    /// Sent on every request (may contain credentials; never logged).
     pub headers: reqwest::header::HeaderMap,
     pub protocol: ProtocolPreference,
+    /// Bound on one whole exchange (headers, body, stream resumption).
     pub request_timeout: Duration,
+    /// Cap on one response body, enforced while reading.
     pub max_response_bytes: usize,
     pub client_name: String,
     pub client_version: String,
 }
+
+/// What the server said about itself when the connection was negotiated.
 #[derive(Clone, Debug, Default)]
 pub struct ServerInfo {
     pub protocol_version: String,
@@ -33,8 +52,38 @@ pub struct ServerInfo {
     pub offers_completions: bool,
     pub offers_logging: bool,
     pub resources_subscribe: bool,
+    /// Negotiated the stateless 2026-07-28 revision.
     pub stateless: bool,
 }
+
+impl ServerInfo {
+    fn from_result(result: &Value, version: &str, session_id: Option<String>, stateless: bool) -> Self {
+        let server_info = result
+            .get("serverInfo")
+            .or_else(|| result.pointer("/_meta").and_then(|m| m.get(protocol::META_SERVER_INFO)))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let text = |k: &str| server_info.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let capabilities = result.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+        let has = |k: &str| capabilities.get(k).is_some_and(|v| !v.is_null());
+        Self {
+            protocol_version: version.to_string(),
+            name: text("name"),
+            version: text("version"),
+            session_id,
+            offers_tools: has("tools"),
+            offers_resources: has("resources"),
+            offers_prompts: has("prompts"),
+            offers_completions: has("completions"),
+            offers_logging: has("logging"),
+            resources_subscribe: capabilities.pointer("/resources/subscribe").and_then(Value::as_bool).unwrap_or(false),
+            capabilities,
+            stateless,
+        }
+    }
+}
+
+/// A notification the server sent, stamped when it arrived.
 #[derive(Clone, Debug)]
 pub struct ServerNotification {
     pub method: String,
@@ -42,12 +91,16 @@ pub struct ServerNotification {
     pub received_at: Instant,
     pub via: StreamKind,
 }
+
+/// Which stream carried a notification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamKind {
     PostResponse,
     GetStream,
     Listen,
 }
+
+/// Recovery counters since the client was created.
 #[derive(Clone, Debug, Default)]
 pub struct StreamStats {
     pub reconnects: u64,
@@ -55,70 +108,269 @@ pub struct StreamStats {
     pub duplicates_dropped: u64,
     pub server_requests_answered: u64,
 }
+
+/// A tools/call result; `is_error` results are returned, not raised.
 #[derive(Clone, Debug)]
 pub struct ToolResult {
     pub is_error: bool,
     pub content: Value,
     pub structured: Option<Value>,
 }
+
+/// A Streamable HTTP MCP client. Usable concurrently from `&self`; background streams end when it
+/// is closed or dropped.
 pub struct McpClient {
-    tx: tokio::sync::broadcast::Sender<ServerNotification>,
+    inner: Arc<Inner>,
 }
+
+impl Drop for McpClient {
+    fn drop(&mut self) {
+        self.inner.root.cancel();
+    }
+}
+
 impl McpClient {
     pub fn new(config: ClientConfig, http: reqwest::Client) -> Self {
-        Self { tx: tokio::sync::broadcast::channel(16).0 }
+        Self { inner: Arc::new(Inner::new(config, http)) }
     }
+
+    /// Negotiate a connection (a new session when called again, e.g. after `SessionExpired`).
     pub async fn connect(&self) -> Result<ServerInfo, McpError> {
-        Err(McpError::Cancelled)
+        if let Some(old) = self.take_session() {
+            old.cancel.cancel();
+        }
+        let session = match self.inner.config.protocol.clone() {
+            ProtocolPreference::Auto => match self.discover().await {
+                Ok(Some(s)) => s,
+                Ok(None) => self.initialize(None).await?,
+                Err(e) if protocol::discover_unsupported(&e) => {
+                    tracing::debug!(error = %e, "server/discover unsupported; falling back to initialize");
+                    self.initialize(None).await?
+                }
+                Err(e) => return Err(e),
+            },
+            ProtocolPreference::Pinned(v) => match protocol::era_of(&v) {
+                Some(Era::Stateless) => self.discover().await?.ok_or_else(|| unsupported(&v))?,
+                Some(Era::Session) => self.initialize(Some(&v)).await?,
+                None => return Err(unsupported(&v)),
+            },
+        };
+        let info = session.info.clone();
+        if let Ok(mut slot) = self.inner.session.lock() {
+            *slot = Some(session);
+        }
+        Ok(info)
     }
+
+    /// `server/discover`; `None` when the result does not list the stateless revision.
+    async fn discover(&self) -> Result<Option<Session>, McpError> {
+        let ctx = Ctx { era: Era::Stateless, version: Some(LATEST_PROTOCOL.into()), session_id: None };
+        let answer = self.inner.exchange(&ctx, method::DISCOVER, json!({})).await?;
+        if !protocol::discover_lists_latest(&answer.result) {
+            return Ok(None);
+        }
+        let info = ServerInfo::from_result(&answer.result, LATEST_PROTOCOL, None, true);
+        Ok(Some(Session { ctx, info, cancel: self.inner.root.child_token() }))
+    }
+
+    /// The 2025 handshake: `initialize`, then `notifications/initialized`.
+    async fn initialize(&self, pinned: Option<&str>) -> Result<Session, McpError> {
+        let offer = pinned.unwrap_or(SESSION_PROTOCOLS[0]);
+        let ctx = Ctx { era: Era::Session, version: None, session_id: None };
+        let cfg = &self.inner.config;
+        let params = protocol::initialize_params(offer, &cfg.client_name, &cfg.client_version);
+        let answer = self.inner.exchange(&ctx, method::INITIALIZE, params).await?;
+        let answered = answer.result.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
+        let version = protocol::accept_session_version(answered, pinned)?;
+        let ctx = Ctx { era: Era::Session, version: Some(version.clone()), session_id: answer.session_id.clone() };
+        self.inner.notify(&ctx, method::INITIALIZED, Value::Null).await?;
+        let info = ServerInfo::from_result(&answer.result, &version, answer.session_id, false);
+        Ok(Session { ctx, info, cancel: self.inner.root.child_token() })
+    }
+
+    fn take_session(&self) -> Option<Session> {
+        self.inner.session.lock().ok().and_then(|mut s| s.take())
+    }
+
+    /// The negotiated context, connecting first when there is none.
+    async fn ctx(&self) -> Result<Ctx, McpError> {
+        if let Some(ctx) = self.current_ctx() {
+            return Ok(ctx);
+        }
+        self.connect().await?;
+        self.current_ctx().ok_or(McpError::Cancelled)
+    }
+
+    fn current_ctx(&self) -> Option<Ctx> {
+        self.inner.session.lock().ok().and_then(|s| s.as_ref().map(|s| s.ctx.clone()))
+    }
+
     pub fn server_info(&self) -> Option<ServerInfo> {
-        None
+        self.inner.session.lock().ok().and_then(|s| s.as_ref().map(|s| s.info.clone()))
     }
+
+    /// Any request; the result object (an `InputRequiredResult` is an error).
+    pub async fn request(&self, method: &str, params: Value) -> Result<Value, McpError> {
+        let ctx = self.ctx().await?;
+        Ok(self.inner.exchange(&ctx, method, params).await?.result)
+    }
+
     pub async fn ping(&self) -> Result<(), McpError> {
-        Err(McpError::Cancelled)
+        self.request(method::PING, json!({})).await.map(|_| ())
     }
+
+    /// The stateless revision has no ping.
     pub fn supports_ping(&self) -> bool {
-        true
+        self.current_ctx().is_none_or(|c| c.era == Era::Session)
     }
+
     pub async fn list_tools(&self) -> Result<Vec<Value>, McpError> {
-        Err(McpError::Cancelled)
+        self.list(method::TOOLS_LIST, "tools").await
     }
+
     pub async fn list_resources(&self) -> Result<Vec<Value>, McpError> {
-        Err(McpError::Cancelled)
+        self.list(method::RESOURCES_LIST, "resources").await
     }
+
     pub async fn list_prompts(&self) -> Result<Vec<Value>, McpError> {
-        Err(McpError::Cancelled)
+        self.list(method::PROMPTS_LIST, "prompts").await
     }
+
+    /// Follow `nextCursor` for at most `MAX_PAGES` pages.
+    async fn list(&self, method: &str, key: &str) -> Result<Vec<Value>, McpError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => json!({}),
+            };
+            let result = self.request(method, params).await?;
+            match result.get(key) {
+                Some(Value::Array(page)) => items.extend(page.iter().cloned()),
+                Some(_) => return Err(McpError::InvalidJson(format!("{method} result: {key} is not an array"))),
+                None => {}
+            }
+            match result.get("nextCursor").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => cursor = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// `tools/call`; an `isError: true` result is returned with `is_error` set.
     pub async fn call_tool(
         &self,
         name: &str,
         arguments: Value,
         progress_token: Option<&str>,
     ) -> Result<ToolResult, McpError> {
-        Err(McpError::Cancelled)
+        let arguments = if arguments.is_null() { json!({}) } else { arguments };
+        let mut params = json!({"name": name, "arguments": arguments});
+        if let Some(token) = progress_token {
+            params["_meta"] = json!({"progressToken": token});
+        }
+        let result = self.request(method::TOOLS_CALL, params).await?;
+        Ok(ToolResult {
+            is_error: result.get("isError").and_then(Value::as_bool).unwrap_or(false),
+            content: result.get("content").cloned().unwrap_or(Value::Null),
+            structured: result.get("structuredContent").cloned(),
+        })
     }
+
     pub async fn read_resource(&self, uri: &str) -> Result<Value, McpError> {
-        Err(McpError::Cancelled)
+        self.request(method::RESOURCES_READ, json!({"uri": uri})).await
     }
+
     pub async fn subscribe_resource(&self, uri: &str) -> Result<(), McpError> {
-        Err(McpError::Cancelled)
+        self.request(method::RESOURCES_SUBSCRIBE, json!({"uri": uri})).await.map(|_| ())
     }
+
     pub async fn get_prompt(&self, name: &str, arguments: Value) -> Result<Value, McpError> {
-        Err(McpError::Cancelled)
+        let arguments = if arguments.is_null() { json!({}) } else { arguments };
+        self.request(method::PROMPTS_GET, json!({"name": name, "arguments": arguments})).await
     }
-    pub async fn request(&self, method: &str, params: Value) -> Result<Value, McpError> {
-        Err(McpError::Cancelled)
+
+    /// `completion/complete` for a prompt argument (`reference` is the `ref` object).
+    pub async fn complete(&self, reference: Value, argument: &str, value: &str) -> Result<Value, McpError> {
+        self.request(method::COMPLETE, json!({"ref": reference, "argument": {"name": argument, "value": value}})).await
     }
+
     pub fn notifications(&self) -> tokio::sync::broadcast::Receiver<ServerNotification> {
-        self.tx.subscribe()
+        self.inner.tx.subscribe()
     }
+
+    /// Open the server-to-client stream in the background: the GET stream (2025 era) or a
+    /// `subscriptions/listen` stream (2026-07-28). `Ok(false)` when the server offers none.
     pub async fn open_stream(&self) -> Result<bool, McpError> {
-        Ok(false)
+        let ctx = self.ctx().await?;
+        let cancel = self.session_token().unwrap_or_default();
+        open_background(&self.inner, &ctx, &cancel).await
     }
+
+    fn session_token(&self) -> Option<CancellationToken> {
+        self.inner.session.lock().ok().and_then(|s| s.as_ref().map(|s| s.cancel.clone()))
+    }
+
     pub fn stream_stats(&self) -> StreamStats {
-        StreamStats::default()
+        self.inner.stats()
     }
+
+    /// Stop background streams and end the session (DELETE in the 2025 era when a session id was issued).
     pub async fn close(&self) -> Result<(), McpError> {
-        Ok(())
+        let Some(session) = self.take_session() else { return Ok(()) };
+        session.cancel.cancel();
+        if session.ctx.era != Era::Session || session.ctx.session_id.is_none() {
+            return Ok(());
+        }
+        let headers = session.ctx.headers(None, &Value::Null);
+        let timeout = self.inner.config.request_timeout;
+        tokio::time::timeout(timeout, self.inner.transport.delete(&headers))
+            .await
+            .map_err(|_| McpError::Timeout(timeout))?
+    }
+}
+
+fn unsupported(version: &str) -> McpError {
+    McpError::JsonRpc {
+        code: protocol::UNSUPPORTED_VERSION_CODE,
+        message: format!("server does not support protocol version {}", protocol::snippet(version, 40)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_info_from_initialize() {
+        let r = json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"tools": {}, "resources": {"subscribe": true}, "logging": {}},
+            "serverInfo": {"name": "srv", "version": "1.2"}
+        });
+        let i = ServerInfo::from_result(&r, "2025-06-18", Some("s".into()), false);
+        assert!(i.offers_tools && i.offers_resources && i.resources_subscribe && i.offers_logging);
+        assert!(!i.offers_prompts && !i.offers_completions && !i.stateless);
+        assert_eq!((i.name.as_str(), i.version.as_str()), ("srv", "1.2"));
+    }
+
+    #[test]
+    fn server_info_from_discover_meta() {
+        let r = json!({
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": {"prompts": {}},
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "d", "version": "9"}}
+        });
+        let i = ServerInfo::from_result(&r, LATEST_PROTOCOL, None, true);
+        assert!(i.offers_prompts && i.stateless);
+        assert_eq!(i.name, "d");
+    }
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<McpClient>();
     }
 }

@@ -2,6 +2,10 @@
 
 pub mod client;
 pub mod error;
+pub mod protocol;
+pub mod session;
+pub mod sse;
+pub mod transport;
 
 pub use client::*;
 pub use error::{ErrorType, McpError};

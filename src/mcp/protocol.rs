@@ -1,0 +1,297 @@
+//! Wire types, method names, header names and protocol versions; pure functions only.
+
+use super::McpError;
+use serde_json::{Map, Value, json};
+
+/// The latest, stateless revision.
+pub const LATEST_PROTOCOL: &str = "2026-07-28";
+/// The session-based revisions, newest first; the first is offered by `initialize`.
+pub const SESSION_PROTOCOLS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+
+/// HTTP header names.
+pub const HEADER_SESSION_ID: &str = "mcp-session-id";
+pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub const HEADER_METHOD: &str = "mcp-method";
+pub const HEADER_NAME: &str = "mcp-name";
+pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
+pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+/// `_meta` keys of the stateless revision.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// JSON-RPC "method not found".
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// Synthetic code (never sent by a server) for an `InputRequiredResult` the canary cannot satisfy:
+/// it declares no client capabilities, so it cannot answer sampling, elicitation or roots.
+pub const INPUT_REQUIRED_CODE: i64 = -32099;
+/// Synthetic code for a server that does not speak the pinned or any acceptable version.
+pub const UNSUPPORTED_VERSION_CODE: i64 = -32098;
+
+/// Method names.
+pub mod method {
+    pub const DISCOVER: &str = "server/discover";
+    pub const INITIALIZE: &str = "initialize";
+    pub const INITIALIZED: &str = "notifications/initialized";
+    pub const PING: &str = "ping";
+    pub const TOOLS_LIST: &str = "tools/list";
+    pub const TOOLS_CALL: &str = "tools/call";
+    pub const RESOURCES_LIST: &str = "resources/list";
+    pub const RESOURCES_READ: &str = "resources/read";
+    pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
+    pub const PROMPTS_LIST: &str = "prompts/list";
+    pub const PROMPTS_GET: &str = "prompts/get";
+    pub const COMPLETE: &str = "completion/complete";
+    pub const LISTEN: &str = "subscriptions/listen";
+    pub const ROOTS_LIST: &str = "roots/list";
+}
+
+/// Which protocol family carries the operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// 2026-07-28: no session, `_meta` on every request.
+    Stateless,
+    /// 2025-*: `initialize` handshake, optional `Mcp-Session-Id`.
+    Session,
+}
+
+/// The era a version string belongs to, if it is one this client speaks.
+pub fn era_of(version: &str) -> Option<Era> {
+    if version == LATEST_PROTOCOL {
+        Some(Era::Stateless)
+    } else if SESSION_PROTOCOLS.contains(&version) {
+        Some(Era::Session)
+    } else {
+        None
+    }
+}
+
+/// Accept the version an `initialize` answered with: the offered one when pinned, else any session revision.
+pub fn accept_session_version(answered: &str, pinned: Option<&str>) -> Result<String, McpError> {
+    let ok = match pinned {
+        Some(p) => answered == p,
+        None => SESSION_PROTOCOLS.contains(&answered),
+    };
+    if ok {
+        Ok(answered.to_string())
+    } else {
+        Err(McpError::JsonRpc {
+            code: UNSUPPORTED_VERSION_CODE,
+            message: format!("server answered unsupported protocol version {:?}", snippet(answered, 40)),
+        })
+    }
+}
+
+/// Whether a `server/discover` result lists the stateless revision.
+pub fn discover_lists_latest(result: &Value) -> bool {
+    result
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .is_some_and(|v| v.iter().any(|s| s.as_str() == Some(LATEST_PROTOCOL)))
+}
+
+/// Whether a discover failure means "this server does not speak the stateless revision".
+pub fn discover_unsupported(err: &McpError) -> bool {
+    matches!(err, McpError::Http { status: 400 | 404 | 405, .. } | McpError::JsonRpc { code: METHOD_NOT_FOUND, .. })
+}
+
+/// A JSON-RPC request (or notification, when `id` is `None`).
+pub fn request(id: Option<i64>, method: &str, params: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("jsonrpc".into(), json!("2.0"));
+    if let Some(id) = id {
+        m.insert("id".into(), json!(id));
+    }
+    m.insert("method".into(), json!(method));
+    if !params.is_null() {
+        m.insert("params".into(), params);
+    }
+    Value::Object(m)
+}
+
+/// Add the stateless revision's `_meta` keys to `params` (an object, or null).
+pub fn with_stateless_meta(params: Value, client_name: &str, client_version: &str) -> Value {
+    let mut obj = match params {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    };
+    let meta = obj.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert(META_PROTOCOL_VERSION.into(), json!(LATEST_PROTOCOL));
+        meta.insert(META_CLIENT_CAPABILITIES.into(), json!({}));
+        meta.insert(META_CLIENT_INFO.into(), json!({"name": client_name, "version": client_version}));
+    }
+    Value::Object(obj)
+}
+
+/// `initialize` params offering `version`, declaring no client capabilities.
+pub fn initialize_params(version: &str, client_name: &str, client_version: &str) -> Value {
+    json!({
+        "protocolVersion": version,
+        "capabilities": {},
+        "clientInfo": {"name": client_name, "version": client_version},
+    })
+}
+
+/// The `Mcp-Name` header value for the methods that carry one.
+pub fn mcp_name(method: &str, params: &Value) -> Option<String> {
+    let key = match method {
+        method::TOOLS_CALL | method::PROMPTS_GET => "name",
+        method::RESOURCES_READ => "uri",
+        _ => return None,
+    };
+    params.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// A message the server sent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Incoming {
+    /// A response; `id` is kept raw (servers send numbers, strings or null).
+    Response {
+        id: Value,
+        outcome: Result<Value, (i64, String)>,
+    },
+    Request {
+        id: Value,
+        method: String,
+        params: Value,
+    },
+    Notification {
+        method: String,
+        params: Value,
+    },
+}
+
+/// Classify a JSON value as a JSON-RPC message.
+pub fn parse_message(v: Value) -> Result<Incoming, McpError> {
+    let Value::Object(mut o) = v else {
+        return Err(McpError::InvalidJson("not a JSON-RPC object".into()));
+    };
+    let method = o.get("method").and_then(Value::as_str).map(str::to_string);
+    let params = o.remove("params").unwrap_or(Value::Null);
+    match (method, o.remove("id")) {
+        (Some(method), Some(id)) if !id.is_null() => Ok(Incoming::Request { id, method, params }),
+        (Some(method), _) => Ok(Incoming::Notification { method, params }),
+        (None, id) => {
+            let id = id.unwrap_or(Value::Null);
+            if let Some(result) = o.remove("result") {
+                Ok(Incoming::Response { id, outcome: Ok(result) })
+            } else if let Some(err) = o.remove("error") {
+                let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+                let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+                Ok(Incoming::Response { id, outcome: Err((code, snippet(message, 200))) })
+            } else {
+                Err(McpError::InvalidJson("JSON-RPC message without method, result or error".into()))
+            }
+        }
+    }
+}
+
+/// Whether a response id is ours (servers may echo numbers as strings).
+pub fn id_matches(id: &Value, ours: i64) -> bool {
+    id.as_i64() == Some(ours) || id.as_str().and_then(|s| s.parse::<i64>().ok()) == Some(ours)
+}
+
+/// Turn a response outcome into a result, rejecting `InputRequiredResult`.
+pub fn into_result(outcome: Result<Value, (i64, String)>) -> Result<Value, McpError> {
+    let result = outcome.map_err(|(code, message)| McpError::JsonRpc { code, message })?;
+    match result.get("resultType").and_then(Value::as_str) {
+        Some("input_required") => Err(McpError::JsonRpc {
+            code: INPUT_REQUIRED_CODE,
+            message: "server returned input_required; the canary declares no client capabilities".into(),
+        }),
+        _ => Ok(result),
+    }
+}
+
+/// The answer to a server-to-client request: ping and roots/list succeed, everything else is -32601.
+pub fn answer_server_request(id: &Value, method: &str) -> Value {
+    match method {
+        method::PING => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
+        method::ROOTS_LIST => json!({"jsonrpc": "2.0", "id": id, "result": {"roots": []}}),
+        _ => json!({"jsonrpc": "2.0", "id": id, "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"}}),
+    }
+}
+
+/// At most `max` characters of `s`, for error messages.
+pub fn snippet(s: &str, max: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eras() {
+        assert_eq!(era_of("2026-07-28"), Some(Era::Stateless));
+        assert_eq!(era_of("2025-06-18"), Some(Era::Session));
+        assert_eq!(era_of("2024-11-05"), None);
+    }
+
+    #[test]
+    fn session_version_negotiation() {
+        assert_eq!(accept_session_version("2025-06-18", None).unwrap(), "2025-06-18");
+        assert!(accept_session_version("2024-11-05", None).is_err());
+        assert!(accept_session_version("2025-06-18", Some("2025-11-25")).is_err());
+        assert_eq!(accept_session_version("2025-03-26", Some("2025-03-26")).unwrap(), "2025-03-26");
+    }
+
+    #[test]
+    fn discover_support() {
+        assert!(discover_lists_latest(&json!({"supportedVersions": ["2025-11-25", "2026-07-28"]})));
+        assert!(!discover_lists_latest(&json!({"supportedVersions": ["2025-11-25"]})));
+        assert!(!discover_lists_latest(&json!({})));
+        assert!(discover_unsupported(&McpError::Http { status: 405, snippet: String::new() }));
+        assert!(discover_unsupported(&McpError::JsonRpc { code: -32601, message: String::new() }));
+        assert!(!discover_unsupported(&McpError::Http { status: 500, snippet: String::new() }));
+    }
+
+    #[test]
+    fn meta_is_added_and_kept() {
+        let p = with_stateless_meta(json!({"name": "echo", "_meta": {"progressToken": "t"}}), "c", "1");
+        assert_eq!(p["_meta"][META_PROTOCOL_VERSION], "2026-07-28");
+        assert_eq!(p["_meta"]["progressToken"], "t");
+        assert_eq!(p["_meta"][META_CLIENT_INFO]["name"], "c");
+        assert!(with_stateless_meta(Value::Null, "c", "1")["_meta"][META_CLIENT_CAPABILITIES].is_object());
+    }
+
+    #[test]
+    fn message_kinds() {
+        let r = parse_message(json!({"jsonrpc": "2.0", "id": 3, "result": {"a": 1}})).unwrap();
+        assert!(matches!(r, Incoming::Response { ref id, outcome: Ok(_) } if id_matches(id, 3)));
+        let e = parse_message(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": "x"}}));
+        assert!(matches!(e.unwrap(), Incoming::Response { outcome: Err((-32000, _)), .. }));
+        let q = parse_message(json!({"jsonrpc": "2.0", "id": "s1", "method": "ping"})).unwrap();
+        assert!(matches!(q, Incoming::Request { .. }));
+        let n = parse_message(json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}})).unwrap();
+        assert!(matches!(n, Incoming::Notification { .. }));
+        assert!(parse_message(json!([1, 2])).is_err());
+        assert!(parse_message(json!({"jsonrpc": "2.0", "id": 1})).is_err());
+        assert!(id_matches(&json!("7"), 7));
+    }
+
+    #[test]
+    fn input_required_is_an_error_complete_is_not() {
+        let e = into_result(Ok(json!({"resultType": "input_required", "inputRequests": {}}))).unwrap_err();
+        assert_eq!(e.rpc_code(), Some(INPUT_REQUIRED_CODE));
+        assert!(into_result(Ok(json!({"resultType": "complete", "tools": []}))).is_ok());
+        assert!(into_result(Ok(json!({"tools": []}))).is_ok());
+    }
+
+    #[test]
+    fn names_and_answers() {
+        assert_eq!(mcp_name("tools/call", &json!({"name": "echo"})).as_deref(), Some("echo"));
+        assert_eq!(mcp_name("resources/read", &json!({"uri": "a://b"})).as_deref(), Some("a://b"));
+        assert_eq!(mcp_name("tools/list", &json!({})), None);
+        assert_eq!(answer_server_request(&json!(1), "sampling/createMessage")["error"]["code"], -32601);
+        assert_eq!(answer_server_request(&json!(1), "roots/list")["result"]["roots"], json!([]));
+        assert_eq!(snippet(&"x".repeat(500), 200).chars().count(), 201);
+    }
+}

@@ -1,0 +1,269 @@
+//! HTTP POST / GET / DELETE against the MCP endpoint, and classification of what comes back.
+
+use super::McpError;
+use super::protocol::{
+    ACCEPT_BOTH, HEADER_LAST_EVENT_ID, HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, snippet,
+};
+use super::sse::{EventStream, event_stream};
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Bytes of an error body kept for its snippet.
+const ERROR_BODY_BYTES: usize = 4096;
+
+/// Per-request MCP headers.
+#[derive(Clone, Debug, Default)]
+pub struct McpHeaders {
+    pub session_id: Option<String>,
+    pub protocol_version: Option<String>,
+    pub method: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A successful POST.
+pub struct Reply {
+    pub status: u16,
+    pub session_id: Option<String>,
+    pub body: Body,
+}
+
+/// What a successful POST carried.
+pub enum Body {
+    /// 202, 204, or an empty body.
+    Empty,
+    Json(Value),
+    Sse(EventStream),
+}
+
+/// The HTTP side of the client: one endpoint, configured headers, a body size cap.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    http: reqwest::Client,
+    url: url::Url,
+    headers: HeaderMap,
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+impl Transport {
+    pub fn new(http: reqwest::Client, url: url::Url, headers: HeaderMap, max_bytes: usize, timeout: Duration) -> Self {
+        Self { http, url, headers, max_bytes, timeout }
+    }
+
+    fn build(&self, method: reqwest::Method, mcp: &McpHeaders, accept: &'static str) -> reqwest::RequestBuilder {
+        let mut headers = self.headers.clone();
+        headers.insert(ACCEPT, HeaderValue::from_static(accept));
+        let mut put = |name: &'static str, value: &Option<String>| {
+            if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        };
+        put(HEADER_SESSION_ID, &mcp.session_id);
+        put(HEADER_PROTOCOL_VERSION, &mcp.protocol_version);
+        put(HEADER_METHOD, &mcp.method);
+        put(HEADER_NAME, &mcp.name);
+        self.http.request(method, self.url.clone()).headers(headers)
+    }
+
+    /// POST one JSON-RPC message.
+    pub async fn post(&self, message: &Value, mcp: &McpHeaders) -> Result<Reply, McpError> {
+        let body = serde_json::to_vec(message).map_err(|e| McpError::InvalidJson(e.to_string()))?;
+        let resp = self
+            .build(reqwest::Method::POST, mcp, ACCEPT_BOTH)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify_reqwest(e, self.timeout))?;
+        let status = resp.status().as_u16();
+        let session_id = header_str(resp.headers(), HEADER_SESSION_ID);
+        if !resp.status().is_success() {
+            return Err(self.status_error(resp, mcp.session_id.is_some()).await);
+        }
+        if status == 202 || status == 204 {
+            return Ok(Reply { status, session_id, body: Body::Empty });
+        }
+        let ct = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default().to_ascii_lowercase();
+        if ct.starts_with("text/event-stream") {
+            return Ok(Reply { status, session_id, body: Body::Sse(self.events(resp)) });
+        }
+        let is_json = ct.starts_with("application/json");
+        let bytes = self.read_capped(resp, self.max_bytes).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Reply { status, session_id, body: Body::Empty });
+        }
+        if !is_json {
+            return Err(McpError::ContentType(snippet(&ct, 80)));
+        }
+        let v = serde_json::from_slice(&bytes).map_err(|e| {
+            McpError::InvalidJson(format!(
+                "{e}: {}",
+                snippet(&String::from_utf8_lossy(&bytes[..bytes.len().min(400)]), 80)
+            ))
+        })?;
+        Ok(Reply { status, session_id, body: Body::Json(v) })
+    }
+
+    /// GET the server-to-client stream. `None` when the server offers none (405, 204, or no SSE).
+    pub async fn get(&self, mcp: &McpHeaders, last_event_id: Option<&str>) -> Result<Option<EventStream>, McpError> {
+        let mut req = self.build(reqwest::Method::GET, mcp, "text/event-stream");
+        if let Some(id) = last_event_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+            req = req.header(HEADER_LAST_EVENT_ID, id);
+        }
+        let resp = req.send().await.map_err(|e| classify_reqwest(e, self.timeout))?;
+        let status = resp.status().as_u16();
+        if status == 405 || status == 204 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.status_error(resp, mcp.session_id.is_some()).await);
+        }
+        let ct = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default().to_ascii_lowercase();
+        if !ct.starts_with("text/event-stream") {
+            return Ok(None);
+        }
+        Ok(Some(self.events(resp)))
+    }
+
+    /// DELETE the session. 405 (server does not allow it) is success.
+    pub async fn delete(&self, mcp: &McpHeaders) -> Result<(), McpError> {
+        let resp = self
+            .build(reqwest::Method::DELETE, mcp, ACCEPT_BOTH)
+            .send()
+            .await
+            .map_err(|e| classify_reqwest(e, self.timeout))?;
+        if resp.status().is_success() || resp.status().as_u16() == 405 {
+            return Ok(());
+        }
+        Err(self.status_error(resp, mcp.session_id.is_some()).await)
+    }
+
+    fn events(&self, resp: reqwest::Response) -> EventStream {
+        let timeout = self.timeout;
+        event_stream(
+            resp.bytes_stream().map(move |r| r.map_err(|e| classify_reqwest(e, timeout))).boxed(),
+            self.max_bytes,
+        )
+    }
+
+    async fn read_capped(&self, mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, McpError> {
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify_reqwest(e, self.timeout))? {
+            if buf.len() + chunk.len() > limit {
+                return Err(McpError::BodyTooLarge { limit });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf)
+    }
+
+    /// Classify a non-2xx answer; the status decides, the body only supplies a snippet.
+    async fn status_error(&self, resp: reqwest::Response, sent_session: bool) -> McpError {
+        let status = resp.status().as_u16();
+        let body = self.read_error_body(resp).await;
+        classify_status(status, &body, sent_session)
+    }
+
+    async fn read_error_body(&self, mut resp: reqwest::Response) -> String {
+        let mut buf = Vec::new();
+        while buf.len() < ERROR_BODY_BYTES {
+            match resp.chunk().await {
+                Ok(Some(c)) => buf.extend_from_slice(&c[..c.len().min(ERROR_BODY_BYTES - buf.len())]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// Classify an HTTP error status. 404, or 400 on a request that carried a session id, is an expired session.
+pub fn classify_status(status: u16, body: &str, sent_session: bool) -> McpError {
+    if sent_session && (status == 404 || status == 400) {
+        return McpError::SessionExpired { status };
+    }
+    let text = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| strip_html(body));
+    McpError::Http { status, snippet: snippet(&text, 200) }
+}
+
+/// Collapse an HTML page to its text, roughly, for a readable snippet.
+fn strip_html(body: &str) -> String {
+    let mut out = String::with_capacity(body.len().min(1024));
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Classify a reqwest failure by kind and by its source chain (never including headers or the URL).
+pub fn classify_reqwest(e: reqwest::Error, timeout: Duration) -> McpError {
+    let e = e.without_url();
+    let mut chain = Vec::new();
+    let mut src: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(s) = src {
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let text = chain.join(": ");
+    let lower = text.to_ascii_lowercase();
+    let short = snippet(&text, 200);
+    if e.is_timeout() {
+        McpError::Timeout(timeout)
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        McpError::Tls(short)
+    } else if e.is_connect() || lower.contains("dns") || lower.contains("resolve") {
+        McpError::Connect(short)
+    } else {
+        McpError::Reset(short)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::ErrorType;
+
+    #[test]
+    fn status_first() {
+        let html = "<html><body><h1>500 Internal Server Error</h1></body></html>";
+        let e = classify_status(500, html, true);
+        assert_eq!(e.error_type(), ErrorType::Http5xx);
+        assert!(e.to_string().contains("500 Internal Server Error"), "{e}");
+        assert_eq!(classify_status(401, "", false).error_type(), ErrorType::Auth);
+        assert_eq!(classify_status(403, "", true).error_type(), ErrorType::Auth);
+    }
+
+    #[test]
+    fn dead_session() {
+        assert!(matches!(classify_status(404, "", true), McpError::SessionExpired { status: 404 }));
+        assert!(matches!(classify_status(400, "Bad Request", true), McpError::SessionExpired { status: 400 }));
+        assert!(matches!(classify_status(400, "", false), McpError::Http { status: 400, .. }));
+        assert!(matches!(classify_status(404, "", false), McpError::Http { status: 404, .. }));
+    }
+
+    #[test]
+    fn jsonrpc_error_body_gives_the_snippet() {
+        let body = r#"{"jsonrpc":"2.0","id":"server-error","error":{"code":-32000,"message":"Bad Request: No valid session ID"}}"#;
+        let e = classify_status(400, body, false);
+        assert!(e.to_string().contains("No valid session ID"), "{e}");
+        let long = "x".repeat(5000);
+        assert!(classify_status(502, &long, false).to_string().len() < 260);
+    }
+}
