@@ -1,13 +1,11 @@
-//! `docs/metrics.md` lists exactly the catalogue: names, kinds, labels and help, in order.
+//! `docs/metrics.md` lists exactly the catalogue: names, kinds, labels and help, in order, for
+//! the daemon and for the reference target.
 
-use mcp_canary::telemetry::catalogue::{CATALOGUE, Kind, PROCESS_METRICS};
+use mcp_canary::telemetry::catalogue::{CATALOGUE, Kind, MetricDef, PROCESS_METRICS, TARGET_CATALOGUE};
 
-const BEGIN: &str = "<!-- catalogue:begin -->";
-const END: &str = "<!-- catalogue:end -->";
-
-fn expected_table() -> String {
+fn table(defs: &[MetricDef]) -> String {
     let mut out = String::from("| name | type | labels | description |\n|---|---|---|---|\n");
-    for m in CATALOGUE {
+    for m in defs {
         let kind = match m.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
@@ -16,23 +14,35 @@ fn expected_table() -> String {
         let labels = m.labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
         out.push_str(&format!("| `{}` | {kind} | {labels} | {} |\n", m.name, m.help));
     }
+    out
+}
+
+fn daemon_table() -> String {
+    let mut out = table(CATALOGUE);
     for p in PROCESS_METRICS {
         out.push_str(&format!("| `{p}` | process | | The daemon's own process (CPU, memory, file descriptors). |\n"));
     }
     out
 }
 
+/// The text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`, trimmed.
+fn section<'a>(doc: &'a str, name: &str) -> &'a str {
+    let begin = format!("<!-- {name}:begin -->");
+    let end = format!("<!-- {name}:end -->");
+    let start = doc.find(&begin).unwrap_or_else(|| panic!("marker {begin} missing")) + begin.len();
+    let stop = doc.find(&end).unwrap_or_else(|| panic!("marker {end} missing"));
+    doc[start..stop].trim()
+}
+
 #[test]
 fn docs_list_exactly_the_catalogue() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
     let doc = std::fs::read_to_string(&path).expect("docs/metrics.md exists");
-    let begin = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
-    let end = doc.find(END).expect("end marker");
-    let table = doc[begin..end].trim();
-    let expected = expected_table();
-    assert_eq!(
-        table,
-        expected.trim(),
-        "docs/metrics.md is out of step with the catalogue; the table should read:\n{expected}"
-    );
+    for (name, expected) in [("catalogue", daemon_table()), ("target", table(TARGET_CATALOGUE))] {
+        assert_eq!(
+            section(&doc, name),
+            expected.trim(),
+            "docs/metrics.md section {name} is out of step with the catalogue; it should read:\n{expected}"
+        );
+    }
 }

@@ -10,10 +10,12 @@ use std::{
 
 use axum::http::Method;
 
+use crate::telemetry::catalogue::{self, MetricDef};
+
 pub const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
-pub const LIVE_SESSIONS: &str = "mcp_canary_target_live_sessions";
-pub const REQUESTS_TOTAL: &str = "mcp_canary_target_requests_total";
-pub const FAULTS_INJECTED_TOTAL: &str = "mcp_canary_target_faults_injected_total";
+pub const LIVE_SESSIONS: &str = catalogue::TARGET_LIVE_SESSIONS.name;
+pub const REQUESTS_TOTAL: &str = catalogue::TARGET_REQUESTS.name;
+pub const FAULTS_INJECTED_TOTAL: &str = catalogue::TARGET_FAULTS_INJECTED.name;
 
 /// HTTP method of an MCP request (closed label set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,18 +105,27 @@ impl TargetMetrics {
             header(&mut out, RESIDENT_MEMORY, "Resident memory size in bytes.", "gauge");
             let _ = writeln!(out, "{RESIDENT_MEMORY} {bytes}");
         }
-        header(&mut out, LIVE_SESSIONS, "MCP sessions currently held by the reference target.", "gauge");
+        describe(&mut out, &catalogue::TARGET_LIVE_SESSIONS);
         let _ = writeln!(out, "{LIVE_SESSIONS} {live_sessions}");
-        header(&mut out, REQUESTS_TOTAL, "HTTP requests to the MCP endpoint, by HTTP method.", "counter");
+        describe(&mut out, &catalogue::TARGET_REQUESTS);
         for method in RequestMethod::ALL {
             let _ = writeln!(out, "{REQUESTS_TOTAL}{{method=\"{}\"}} {}", method.as_str(), self.requests(method));
         }
-        header(&mut out, FAULTS_INJECTED_TOTAL, "Faults injected by the knobs, by kind.", "counter");
+        describe(&mut out, &catalogue::TARGET_FAULTS_INJECTED);
         for fault in Fault::ALL {
             let _ = writeln!(out, "{FAULTS_INJECTED_TOTAL}{{kind=\"{}\"}} {}", fault.as_str(), self.faults(fault));
         }
         out
     }
+}
+
+fn describe(out: &mut String, def: &MetricDef) {
+    let kind = match def.kind {
+        catalogue::Kind::Counter => "counter",
+        catalogue::Kind::Gauge => "gauge",
+        catalogue::Kind::Histogram => "histogram",
+    };
+    header(out, def.name, def.help, kind);
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {

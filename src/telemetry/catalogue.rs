@@ -186,6 +186,32 @@ metric!(
 metric!(TARGETS, "mcp_canary_targets", Gauge, [], "Targets in the loaded config.");
 metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"], "1, labelled with the daemon version.");
 
+// The reference target's own /metrics (`mcp-canary target`), hand-rendered by the target.
+metric!(
+    TARGET_LIVE_SESSIONS,
+    "mcp_canary_target_live_sessions",
+    Gauge,
+    [],
+    "MCP sessions currently held by the reference target."
+);
+metric!(
+    TARGET_REQUESTS,
+    "mcp_canary_target_requests_total",
+    Counter,
+    ["method"],
+    "HTTP requests to the reference target's MCP endpoint, by HTTP method."
+);
+metric!(
+    TARGET_FAULTS_INJECTED,
+    "mcp_canary_target_faults_injected_total",
+    Counter,
+    ["kind"],
+    "Faults injected by the reference target's knobs, by kind."
+);
+
+/// What the reference target exports besides `process_resident_memory_bytes`.
+pub const TARGET_CATALOGUE: &[MetricDef] = &[TARGET_LIVE_SESSIONS, TARGET_REQUESTS, TARGET_FAULTS_INJECTED];
+
 /// Everything the daemon registers itself.
 pub const CATALOGUE: &[MetricDef] = &[
     OPERATION_DURATION,
@@ -229,7 +255,7 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions() {
         let mut seen = std::collections::HashSet::new();
-        for m in CATALOGUE {
+        for m in CATALOGUE.iter().chain(TARGET_CATALOGUE) {
             assert!(seen.insert(m.name), "duplicate {}", m.name);
             assert!(m.name.starts_with("mcp_canary_") || m.name.starts_with("mcp_client_"), "{}", m.name);
             match m.kind {
@@ -238,7 +264,8 @@ mod tests {
                 Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
             }
             assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
-            if m.name != BUILD_INFO.name && m.name != TARGETS.name {
+            let daemon_wide = [BUILD_INFO.name, TARGETS.name].contains(&m.name);
+            if !daemon_wide && !m.name.starts_with("mcp_canary_target_") {
                 assert_eq!(m.labels.first(), Some(&"target"), "{} must carry target", m.name);
             }
         }
