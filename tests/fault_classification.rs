@@ -36,6 +36,14 @@ tool_arguments = {{ message = "canary" }}
     )
 }
 
+/// The notification round trip, appended to the warm target: it must survive re-initialisation.
+const NOTIFY: &str = r#"[targets.notification]
+tool = "notify"
+arguments = { nonce = "{nonce}" }
+method = "notifications/message"
+timeout = "900ms"
+"#;
+
 fn failures(s: &Scrape, target: &str, error_type: &str) -> f64 {
     s.value("mcp_canary_operations_total", &[("target", target), ("outcome", "failure"), ("error_type", error_type)])
 }
@@ -56,6 +64,7 @@ async fn faults_are_classified_and_recovered_from() {
     }
     config.push_str(&target("refused", &format!("http://{refused}/mcp"), "fresh"));
     config.push_str(&target("expiry", &mcp_url, "persistent"));
+    config.push_str(NOTIFY);
     let (daemon, _dir, base) = start_daemon("daemon-faults", &config, &[]).await;
 
     // Every fault is classified, and its probe fails.
@@ -99,6 +108,13 @@ async fn faults_are_classified_and_recovered_from() {
     })
     .await;
     assert!(ok, "targets did not recover:\n{}\n{}", failing_lines(&s), daemon.log_text());
+    // The re-initialised warm session reopened its stream: notifications arrive again.
+    let received = |s: &Scrape| s.value("mcp_canary_notifications_received_total", &[("target", "expiry")]);
+    let expected = |s: &Scrape| s.value("mcp_canary_notifications_expected_total", &[("target", "expiry")]);
+    let (r0, e0) = (received(&s), expected(&s));
+    let (s, ok) = scrape_until(&base, Duration::from_secs(15), |s| expected(s) >= e0 + 3.0).await;
+    assert!(ok, "warm target stopped cycling:\n{}", daemon.log_text());
+    assert_eq!(received(&s) - r0, expected(&s) - e0, "notifications lost after re-initialisation");
     let health = reqwest::get(format!("{base}/healthz")).await.expect("daemon still serving");
     assert_eq!(health.status(), 200);
     assert!(!daemon.log_text().contains("panicked"), "the daemon panicked:\n{}", daemon.log_text());

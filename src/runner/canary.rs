@@ -146,11 +146,17 @@ impl CanaryProbe {
         let info = cycle.step(Operation::Connect, None, client.connect()).await.ok()?;
         // The connect step is labelled by the era it negotiated.
         cycle.stateless = info.stateless;
-        let wants_stream = self.target.session == SessionMode::Persistent || self.target.notification.is_some();
-        if wants_stream && let Err(e) = client.open_stream().await {
+        self.open_stream_if_wanted(&client).await;
+        Some((client, info, start))
+    }
+
+    /// The warm path watches the server-to-client stream; the notification round trip needs it
+    /// because servers (rmcp among them) send unsolicited notifications only there.
+    async fn open_stream_if_wanted(&self, client: &McpClient) {
+        let wanted = self.target.session == SessionMode::Persistent || self.target.notification.is_some();
+        if wanted && let Err(e) = client.open_stream().await {
             tracing::debug!(target_name = %self.target.name, error = %e, "Server-to-client stream not opened");
         }
-        Some((client, info, start))
     }
 
     async fn close_session(&mut self, cycle: &mut Cycle, (client, info, start): (McpClient, ServerInfo, Instant)) {
@@ -276,6 +282,7 @@ impl CanaryProbe {
                 cycle.outcome.sessions_ended.push(session.2.elapsed());
                 cycle.outcome.sessions_reinitialized += 1;
                 if let Ok(info) = cycle.step(Operation::Connect, None, session.0.connect()).await {
+                    self.open_stream_if_wanted(&session.0).await;
                     session.1 = info.clone();
                     session.2 = Instant::now();
                     cycle.outcome.server = Some(info);
