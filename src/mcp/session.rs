@@ -349,11 +349,11 @@ pub async fn open_background(inner: &Arc<Inner>, ctx: &Ctx, cancel: &Cancellatio
             }
         }
         Era::Stateless => {
-            let params = protocol::with_stateless_meta(
-                serde_json::json!({}),
-                &inner.config.client_name,
-                &inner.config.client_version,
-            );
+            // The filter is required; ask for every list change the server may announce.
+            let filter = serde_json::json!({"notifications": {
+                "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true,
+            }});
+            let params = protocol::with_stateless_meta(filter, &inner.config.client_name, &inner.config.client_version);
             let headers = ctx.headers(Some(method::LISTEN), &params);
             let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
             let message = protocol::request(Some(id), method::LISTEN, params);
