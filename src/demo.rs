@@ -19,19 +19,20 @@ pub struct DemoArgs {
     pub interval: Duration,
 }
 
-/// The demo config: the reference target probed on the cold path (a fresh session per cycle)
-/// and on the warm path (one long-lived session with a GET stream).
+/// The demo config: the reference target probed on the cold path (`auto`, so the stateless
+/// 2026-07-28 revision, fresh every cycle) and on the warm path (one long-lived 2025-11-25
+/// session with its GET stream), so both protocol eras show up.
 pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> RawConfig {
     let table = |pairs: &[(&str, &str)]| {
         Some(pairs.iter().map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string()))).collect())
     };
-    let target = |name: &str, session: &str| RawTarget {
+    let target = |name: &str, session: &str, protocol: &str| RawTarget {
         name: name.into(),
         url: mcp_url.into(),
         interval,
         jitter: 0.1,
         timeout: interval.min(Duration::from_secs(5)),
-        protocol: "auto".into(),
+        protocol: protocol.into(),
         session: session.into(),
         max_response_bytes: 8 * 1024 * 1024,
         headers: Default::default(),
@@ -55,7 +56,7 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
     };
     RawConfig {
         server: RawServer { listen: listen.to_string(), ..Default::default() },
-        targets: vec![target("reference-cold", "fresh"), target("reference-warm", "persistent")],
+        targets: vec![target("reference-cold", "fresh", "auto"), target("reference-warm", "persistent", "2025-11-25")],
     }
 }
 

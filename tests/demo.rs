@@ -20,4 +20,9 @@ async fn demo_shows_a_probed_server_within_seconds() {
     })
     .await;
     assert!(ok, "demo targets not healthy:\n{}\n{}", s.text, demo.log_text());
+    // Both protocol eras are on show.
+    for (t, version) in [("reference-cold", "2026-07-28"), ("reference-warm", "2025-11-25")] {
+        let filter = [("target", t), ("mcp_protocol_version", version)];
+        assert_eq!(s.value("mcp_canary_server_info", &filter), 1.0, "{t} should speak {version}:\n{}", s.text);
+    }
 }
