@@ -22,6 +22,8 @@ need_pkg pkg-config pkg-config
 need_pkg node nodejs
 need_pkg npm npm
 need_pkg promtool prometheus
+need_pkg prometheus prometheus
+need_pkg prometheus-alertmanager prometheus-alertmanager
 if ! command -v cargo >/dev/null 2>&1; then
   need_pkg cargo cargo rustc
 fi

@@ -1,0 +1,284 @@
+//! The shipped rules, alerts, Alertmanager config and dashboards against the real thing:
+//! Debian's `prometheus` and `prometheus-alertmanager`, started here on free loopback ports with
+//! 1 s scrape and evaluation intervals, scraping a daemon that probes the reference target at 1 s.
+//!
+//! Short windows: Prometheus loads test copies of the real rule files made by
+//! `promql::fast_rules`, which turns every minute into a second (`[1h]` -> `[60s]`, `for: 3m` ->
+//! `for: 3s`); names, thresholds and logic stay those of the shipped files. The Alertmanager
+//! config is deploy/alertmanager.yml with the receivers pointed at this test's webhook and
+//! group_wait/group_interval shortened.
+
+mod common;
+#[path = "alerting/promql.rs"]
+mod promql;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Proc, admin, free_port, log_dir, scrape_until, start_daemon, start_target};
+use mcp_canary::telemetry::catalogue::{CATALOGUE, PROCESS_METRICS};
+use tokio::process::{Child, Command};
+
+fn daemon_config(mcp_url: &str) -> String {
+    let target = |name: &str, session: &str| {
+        format!(
+            r#"
+[[targets]]
+name = "{name}"
+url = "{mcp_url}"
+interval = "1s"
+timeout = "1s"
+protocol = "2025-11-25"
+session = "{session}"
+[targets.probe]
+tool = "echo"
+tool_arguments = {{ message = "canary" }}
+resource = "canary://static/hello"
+prompt = "greeting"
+prompt_arguments = {{ name = "canary" }}
+[targets.notification]
+tool = "notify"
+arguments = {{ nonce = "{{nonce}}" }}
+method = "notifications/message"
+timeout = "900ms"
+"#
+        )
+    };
+    format!("[server]\nlisten = \"127.0.0.1:0\"\n{}{}", target("ref", "fresh"), target("warm", "persistent"))
+}
+
+/// Every metric name in a rule or dashboard expression: a catalogue metric (histograms with their
+/// `_bucket`/`_count`/`_sum` series), a recording rule defined in the repository, or `up`.
+fn used_names() -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for f in promql::rule_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for e in promql::yaml_values(&text, "expr") {
+            for n in promql::metric_names(&e) {
+                out.insert((n, f.file_name().unwrap().to_string_lossy().to_string()));
+            }
+        }
+    }
+    for (file, title, e) in promql::dashboard_queries() {
+        for n in promql::metric_names(&promql::grafana_to_promql(&e)) {
+            out.insert((n, format!("{file}: {title}")));
+        }
+    }
+    out
+}
+
+fn in_catalogue(name: &str) -> bool {
+    let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+    CATALOGUE.iter().any(|m| m.name == name || (m.name == base && !m.buckets.is_empty()))
+        || PROCESS_METRICS.contains(&name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_used_by_rules_and_dashboards_is_catalogued_and_exported() {
+    let used = used_names();
+    let recorded = promql::recorded_names();
+    assert!(used.len() > 10, "{used:?}");
+    for (name, place) in &used {
+        assert!(
+            name == "up" || recorded.contains(name) || in_catalogue(name),
+            "{place} uses {name}: not in the catalogue, not a recording rule, not `up`"
+        );
+    }
+    let (_target, mcp_url) = start_target(&[]).await;
+    let (daemon, _dir, base) = start_daemon("alerting-names", &daemon_config(&mcp_url), &[]).await;
+    let raw: Vec<&String> = used.iter().map(|(n, _)| n).filter(|n| *n != "up" && !recorded.contains(*n)).collect();
+    let (s, ok) = scrape_until(&base, Duration::from_secs(20), |s| {
+        let names = s.names();
+        raw.iter().all(|n| names.contains(n.as_str()))
+    })
+    .await;
+    let names = s.names();
+    let missing: Vec<_> = raw.iter().filter(|n| !names.contains(n.as_str())).collect();
+    assert!(ok, "used but not on a live scrape: {missing:?}\n{}", daemon.log_text());
+}
+
+/// A child process (prometheus, alertmanager) killed on drop, its output in the test log dir.
+fn spawn(name: &str, cmd: &str, args: &[String]) -> Child {
+    let log = log_dir().join(format!("{name}-{}.log", std::process::id()));
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(log.with_extension("err")).unwrap()))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd} not found ({e}): scripts/test.sh installs it from Debian"))
+}
+
+async fn wait_ready(url: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{url} not ready within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// (receiver path, alertname, target, status) of every alert the webhook received.
+type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+async fn start_webhook() -> (String, Received) {
+    use axum::extract::{Path as AxPath, State};
+    let got: Received = Arc::default();
+    let app =
+        axum::Router::new()
+            .route(
+                "/{receiver}",
+                axum::routing::post(
+                    |State(got): State<Received>,
+                     AxPath(receiver): AxPath<String>,
+                     body: axum::Json<serde_json::Value>| async move {
+                        for a in body["alerts"].as_array().into_iter().flatten() {
+                            let label = |k: &str| a["labels"][k].as_str().unwrap_or("").to_string();
+                            let status = a["status"].as_str().unwrap_or("").to_string();
+                            got.lock().unwrap().push((receiver.clone(), label("alertname"), label("target"), status));
+                        }
+                        "ok"
+                    },
+                ),
+            )
+            .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+async fn wait_alert(got: &Received, receiver: &str, alert: &str, target: &str, status: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let seen =
+            got.lock().unwrap().iter().any(|(r, a, t, s)| r == receiver && a == alert && t == target && s == status);
+        if seen {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{alert}{{target={target}}} {status} did not reach /{receiver} within {within:?}; got {:?}",
+            got.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "deploy/alertmanager.yml no longer contains {from:?}");
+    text.replace(from, to)
+}
+
+async fn query(prom: &str, expr: &str) -> Result<usize, String> {
+    let url = url::Url::parse_with_params(&format!("{prom}/api/v1/query"), &[("query", expr)]).unwrap();
+    let body: serde_json::Value =
+        reqwest::get(url).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    if body["status"] != "success" {
+        return Err(format!("{body}"));
+    }
+    Ok(body["data"]["result"].as_array().map_or(0, Vec::len))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
+    let (webhook, got) = start_webhook().await;
+    let (mut target, mcp_url) = start_target(&[]).await;
+    let target_addr = mcp_url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
+    let (daemon, _dir, base) = start_daemon("alerting-e2e", &daemon_config(&mcp_url), &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let w = |p: &str| work.path().join(p).to_string_lossy().to_string();
+
+    // Alertmanager with the shipped routing and inhibition.
+    let am_port = free_port();
+    let am = std::fs::read_to_string(promql::repo().join("deploy/alertmanager.yml")).unwrap();
+    let am = replace_once(&am, "http://127.0.0.1:5001", &webhook);
+    let am = replace_once(&am, "group_wait: 30s", "group_wait: 1s");
+    let am = replace_once(&am, "group_interval: 5m", "group_interval: 1s");
+    std::fs::write(w("alertmanager.yml"), am).unwrap();
+    let _am = spawn(
+        "alertmanager",
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", w("alertmanager.yml")),
+            format!("--storage.path={}", w("am-data")),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+    );
+
+    // Prometheus with 60x faster copies of the shipped rules.
+    std::fs::create_dir_all(w("rules")).unwrap();
+    let mut rule_files = String::new();
+    for f in promql::rule_files() {
+        let out = Path::new(&w("rules")).join(f.file_name().unwrap());
+        std::fs::write(&out, promql::fast_rules(&std::fs::read_to_string(&f).unwrap())).unwrap();
+        rule_files.push_str(&format!("  - {}\n", out.display()));
+    }
+    let daemon_addr = base.trim_start_matches("http://");
+    std::fs::write(
+        w("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"127.0.0.1:{am_port}\"]\n\
+             scrape_configs:\n  - job_name: mcp-canary\n    static_configs:\n      - targets: [\"{daemon_addr}\"]\n"
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let _prom = spawn(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", w("prometheus.yml")),
+            format!("--storage.tsdb.path={}", w("prom-data")),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    wait_ready(&format!("http://127.0.0.1:{am_port}/-/ready"), Duration::from_secs(20)).await;
+    wait_ready(&format!("{prom}/-/ready"), Duration::from_secs(20)).await;
+
+    // Healthy for a while: data flows, nothing pages.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while query(&prom, "mcp_canary:operation_success:ratio_rate5m == 1").await.unwrap_or(0) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no SLI recorded within 30s\n{}", daemon.log_text());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(got.lock().unwrap().is_empty(), "alerts while healthy: {:?}", got.lock().unwrap());
+
+    // Errors: the availability page reaches the page receiver, then resolves once healed.
+    admin(&mcp_url, "/admin/knobs", serde_json::json!({"error_rate": 1})).await;
+    let page = "McpAvailabilityBudgetBurnPage";
+    wait_alert(&got, "page", page, "ref", "firing", Duration::from_secs(45)).await;
+    admin(&mcp_url, "/admin/knobs", serde_json::json!({"error_rate": 0})).await;
+    wait_alert(&got, "page", page, "ref", "resolved", Duration::from_secs(75)).await;
+
+    // Every dashboard query runs and returns data (failures, recoveries and notifications seen).
+    let mut broken = Vec::new();
+    for (file, title, expr) in promql::dashboard_queries() {
+        let q = promql::grafana_to_promql(&expr);
+        match query(&prom, &q).await {
+            Ok(0) => broken.push(format!("{file} / {title}: no data for {q}")),
+            Ok(_) => {}
+            Err(e) => broken.push(format!("{file} / {title}: {q} failed: {e}")),
+        }
+    }
+    assert!(broken.is_empty(), "broken panels:\n{}", broken.join("\n"));
+
+    // Target down: kill it; McpTargetDown pages; bring it back on the same port; it resolves.
+    target.child.kill().await.unwrap();
+    wait_alert(&got, "page", "McpTargetDown", "ref", "firing", Duration::from_secs(45)).await;
+    let _target = Proc::start("target", &["target", "--listen", &target_addr], &[], "listening on ").await;
+    wait_alert(&got, "page", "McpTargetDown", "ref", "resolved", Duration::from_secs(45)).await;
+}
