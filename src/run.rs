@@ -60,7 +60,8 @@ pub struct LoadArgs {
     /// Stop after this many requests in total.
     #[arg(long)]
     pub max_requests: Option<u64>,
-    /// Requests allowed in flight at once; slots beyond are shed and counted (default: 16 per client).
+    /// Requests allowed in flight at once; slots beyond are shed and counted (default: the peak
+    /// rate times --timeout, at least 4 per client, at most 100000).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
     /// k6-style threshold, e.g. "p95 < 50ms", "error_rate < 0.1%", "tools/call:p99 <= 1s" (repeatable).
@@ -236,7 +237,9 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
         client_name: crate::runner::canary::CLIENT_NAME.into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let max_in_flight = args.max_in_flight.unwrap_or((clients as usize).saturating_mul(16)).clamp(1, 1_000_000);
+    // Default: what a stalled server accumulates over one request timeout at the peak rate.
+    let default_in_flight = (plan.peak_rate() * args.timeout.as_secs_f64()).ceil() as usize;
+    let max_in_flight = args.max_in_flight.unwrap_or(default_in_flight.max(clients as usize * 4)).clamp(1, 100_000);
     let run = LoadRun {
         profile: "load".into(),
         target: name,
@@ -286,7 +289,7 @@ pub fn summary_table(r: &RunReport) -> String {
     );
     out.push_str(&format!(
         "{:<16} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  errors by class\n",
-        "operation", "count", "errors", "avg", "p50", "p95", "p99", "max", "svc p99"
+        "operation", "count", "errors", "avg", "p50", "p95", "p99", "max", "closed p99"
     ));
     let row = |name: &str, s: &profile::stats::OpSummary| {
         let ms = |v: f64| format_seconds(v / 1000.0);
@@ -301,7 +304,7 @@ pub fn summary_table(r: &RunReport) -> String {
             ms(s.latency.p95_ms),
             ms(s.latency.p99_ms),
             ms(s.latency.max_ms),
-            ms(s.service.p99_ms),
+            ms(s.closed_loop.p99_ms),
             classes.join(" ")
         )
     };

@@ -162,6 +162,9 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(s.cfg.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let requests = TaskTracker::new();
     let hard_stop = CancellationToken::new();
+    // Closed-loop shadow: nanoseconds since the run start until which a closed-loop client of
+    // this session would still be waiting (u64::MAX while its counted request is in flight).
+    let busy_until = Arc::new(AtomicU64::new(0));
     let mut k = 0u64;
     while let Some(offset) = sched.slot(k) {
         let intended = s.start + offset;
@@ -199,8 +202,13 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             s.stats.late.fetch_add(1, Ordering::Relaxed);
             s.observer.slot(SlotEvent::Late);
         }
+        let intended_ns = offset.as_nanos() as u64;
+        let closed = busy_until
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| (b <= intended_ns).then_some(u64::MAX))
+            .is_ok();
         let op = s.workload.pick(rng.random::<f64>());
-        let (task_s, task_client, task_stop) = (Arc::clone(&s), Arc::clone(&client), hard_stop.clone());
+        let (task_s, task_client, task_stop, task_busy) =
+            (Arc::clone(&s), Arc::clone(&client), hard_stop.clone(), Arc::clone(&busy_until));
         requests.spawn(async move {
             let _permit = permit;
             task_s.stats.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -211,7 +219,12 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             };
             let done = Instant::now();
             let latency = done.saturating_duration_since(intended);
-            task_s.stats.record(op, latency, done.saturating_duration_since(sent), result);
+            let service = done.saturating_duration_since(sent);
+            let closed_loop = closed.then(|| {
+                task_busy.store(done.saturating_duration_since(task_s.start).as_nanos() as u64, Ordering::Release);
+                service
+            });
+            task_s.stats.record(op, latency, service, closed_loop, result);
             task_s.observer.request(op, latency, result);
             task_s.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         });

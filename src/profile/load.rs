@@ -197,7 +197,9 @@ mod tests {
         for i in 0..10_000 {
             counts[w.pick(f64::from(i) / 10_000.0)] += 1;
         }
-        assert_eq!(counts, [4000, 1000, 2000, 1500, 500, 500, 500]);
+        for (got, want) in counts.iter().zip([4000, 1000, 2000, 1500, 500, 500, 500]) {
+            assert!(got.abs_diff(want) <= 1, "{counts:?}");
+        }
         assert_eq!(w.pick(0.999_999_9), 6);
     }
 

@@ -37,12 +37,20 @@ pub struct OpAccum {
     pub latency: Histogram<u64>,
     /// From the actual send (what a closed-loop tool would have reported).
     pub service: Histogram<u64>,
+    /// What a closed-loop client would have recorded: only requests sent when the session's
+    /// previous counted request had finished, timed from their send (coordinated omission).
+    pub closed_loop: Histogram<u64>,
     pub errors: BTreeMap<ErrorType, u64>,
 }
 
 impl OpAccum {
     fn new() -> Self {
-        Self { latency: new_histogram(), service: new_histogram(), errors: BTreeMap::new() }
+        Self {
+            latency: new_histogram(),
+            service: new_histogram(),
+            closed_loop: new_histogram(),
+            errors: BTreeMap::new(),
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -57,6 +65,7 @@ impl OpAccum {
     pub fn add(&mut self, other: &OpAccum) {
         let _ = self.latency.add(&other.latency);
         let _ = self.service.add(&other.service);
+        let _ = self.closed_loop.add(&other.closed_loop);
         for (k, v) in &other.errors {
             *self.errors.entry(*k).or_default() += v;
         }
@@ -114,6 +123,10 @@ pub struct OpSummary {
     pub latency: Latency,
     /// Latency from the actual send (the closed-loop view, for comparison).
     pub service: Latency,
+    /// The closed-loop view of the same run, for comparison (what a tool with coordinated
+    /// omission would have reported).
+    #[serde(default)]
+    pub closed_loop: Latency,
 }
 
 impl OpSummary {
@@ -129,6 +142,7 @@ impl OpSummary {
             error_rate: if all == 0 { 0.0 } else { (errors + shed) as f64 / all as f64 },
             latency: Latency::of(&a.latency),
             service: Latency::of(&a.service),
+            closed_loop: Latency::of(&a.closed_loop),
         }
     }
 }
@@ -175,11 +189,22 @@ impl RunStats {
     }
 
     /// Record a request of operation `op`: latency from intended start, service time from send.
-    pub fn record(&self, op: usize, latency: Duration, service: Duration, result: RequestResult) {
+    /// `closed_loop` is set when a closed-loop client would have sent this request.
+    pub fn record(
+        &self,
+        op: usize,
+        latency: Duration,
+        service: Duration,
+        closed_loop: Option<Duration>,
+        result: RequestResult,
+    ) {
         if let Some(slot) = self.ops.get(op)
             && let Ok(mut a) = slot.lock()
         {
             Self::record_into(&mut a, latency, service, result);
+            if let Some(c) = closed_loop {
+                let _ = a.closed_loop.record(us(c));
+            }
         }
     }
 
@@ -249,9 +274,15 @@ mod tests {
     fn percentiles_are_exact_enough_and_errors_counted() {
         let s = RunStats::new(2);
         for ms in 1..=100u64 {
-            s.record(0, Duration::from_millis(ms), Duration::from_millis(1), RequestResult::Success);
+            s.record(0, Duration::from_millis(ms), Duration::from_millis(1), None, RequestResult::Success);
         }
-        s.record(1, Duration::from_millis(5), Duration::from_millis(5), RequestResult::Failed(ErrorType::Http5xx));
+        s.record(
+            1,
+            Duration::from_millis(5),
+            Duration::from_millis(5),
+            None,
+            RequestResult::Failed(ErrorType::Http5xx),
+        );
         let snap = s.snapshot();
         let a = snap.ops[0].summary(0);
         assert_eq!(a.count, 100);
