@@ -37,7 +37,7 @@ async fn small_load_run_exports_metrics_and_report() {
             "--metrics-listen",
             "127.0.0.1:0",
             "--linger",
-            "20s",
+            "5s",
             "--report",
             report.to_str().unwrap(),
         ],
