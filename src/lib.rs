@@ -8,6 +8,8 @@ pub mod daemon;
 pub mod demo;
 pub mod http;
 pub mod mcp;
+pub mod profile;
+pub mod run;
 pub mod runner;
 pub mod schedule;
 pub mod target;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use mcp_canary::{check, config, daemon, demo, target, telemetry};
+use mcp_canary::{check, config, daemon, demo, run as profile_run, target, telemetry};
 
 /// Canary prober, load runner and telemetry exporter for MCP servers.
 #[derive(Parser, Debug)]
@@ -33,6 +33,12 @@ enum Command {
     /// Probe one MCP server once with the default script; exit 0 healthy, 3 unreachable,
     /// 4 auth required, 5 protocol error, 6 tool error.
     Check(Box<check::CheckArgs>),
+    /// Run one heavy profile once (for CI): exit 0 on pass, 99 on a threshold breach,
+    /// 98 on a baseline regression, 2 when refused.
+    Run {
+        #[command(subcommand)]
+        profile: profile_run::RunProfile,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -99,6 +105,10 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             print!("{}", config::render_masked(&raw));
             eprintln!("config {} is valid", file.display());
             Ok(0)
+        }
+        Command::Run { profile } => {
+            daemon::cancel_on_signals(shutdown.clone());
+            profile_run::run(profile, shutdown).await
         }
         Command::Check(args) => {
             let code = check::run(*args).await?;

@@ -1,5 +1,8 @@
 //! The scheduler owns the loop: a task per target, a random start offset, jittered intervals,
-//! one cycle in flight, overruns counted, and a graceful stop.
+//! one cycle in flight, overruns counted, and a graceful stop. `arrival` holds the open-model
+//! arrival maths of heavy profiles.
+
+pub mod arrival;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

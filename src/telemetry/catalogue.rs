@@ -186,6 +186,100 @@ metric!(
 metric!(TARGETS, "mcp_canary_targets", Gauge, [], "Targets in the loaded config.");
 metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"], "1, labelled with the daemon version.");
 
+// Heavy profiles (load): live series during a run, and the last run's results.
+metric!(
+    LOAD_REQUEST_DURATION,
+    "mcp_canary_load_request_duration_seconds",
+    Histogram,
+    ["target", "profile", "operation", "error_type"],
+    "Latency of profile requests from their intended start (open model, no coordinated omission), failures included; error_type is empty on success.",
+    LATENCY_BUCKETS
+);
+metric!(
+    LOAD_REQUESTS,
+    "mcp_canary_load_requests_total",
+    Counter,
+    ["target", "profile", "operation", "outcome", "error_type"],
+    "Profile requests completed, by operation, outcome (success, failure) and error class."
+);
+metric!(
+    LOAD_SLOTS,
+    "mcp_canary_load_slots_total",
+    Counter,
+    ["target", "profile", "slot"],
+    "Arrival-schedule slots: issued (sent), late (sent after the lateness tolerance; part of issued), skipped (generator a whole period behind), shed (in-flight bound reached)."
+);
+metric!(
+    LOAD_SESSIONS,
+    "mcp_canary_load_sessions",
+    Gauge,
+    ["target", "profile"],
+    "Simulated MCP sessions currently in the run's population."
+);
+metric!(
+    LOAD_IN_FLIGHT,
+    "mcp_canary_load_in_flight",
+    Gauge,
+    ["target", "profile"],
+    "Profile requests currently awaiting an answer."
+);
+metric!(
+    RUN_RUNNING,
+    "mcp_canary_run_running",
+    Gauge,
+    ["target", "profile"],
+    "1 while a profile run is in progress, else 0 (for dashboard annotations)."
+);
+metric!(
+    RUN_START,
+    "mcp_canary_run_start_timestamp_seconds",
+    Gauge,
+    ["target", "profile"],
+    "Unix time the last profile run started."
+);
+metric!(
+    RUN_END,
+    "mcp_canary_run_end_timestamp_seconds",
+    Gauge,
+    ["target", "profile"],
+    "Unix time the last profile run ended."
+);
+metric!(
+    RUN_LATENCY,
+    "mcp_canary_run_latency_seconds",
+    Gauge,
+    ["target", "profile", "operation", "stat"],
+    "Last run's exact latency from intended start (HdrHistogram), by operation (`all` for the run) and stat (avg, p50, p95, p99, max)."
+);
+metric!(
+    RUN_REQUESTS,
+    "mcp_canary_run_requests",
+    Gauge,
+    ["target", "profile", "operation"],
+    "Requests completed in the last run, by operation (`all` for the run)."
+);
+metric!(
+    RUN_SUCCESS_RATIO,
+    "mcp_canary_run_success_ratio",
+    Gauge,
+    ["target", "profile", "operation"],
+    "Last run's successful share of requests, by operation (`all` counts shed slots as failures)."
+);
+metric!(
+    RUN_THRESHOLD_PASSED,
+    "mcp_canary_run_threshold_passed",
+    Gauge,
+    ["target", "profile", "threshold"],
+    "1 while a threshold holds (during the run) and for the last run's verdict, else 0; threshold is the normalized expression."
+);
+metric!(
+    RUN_PASSED,
+    "mcp_canary_run_passed",
+    Gauge,
+    ["target", "profile"],
+    "1 when every threshold of the last run passed and it was not aborted, else 0."
+);
+
 // The reference target's own /metrics (`mcp-canary target`), hand-rendered by the target.
 metric!(
     TARGET_LIVE_SESSIONS,
@@ -235,6 +329,19 @@ pub const CATALOGUE: &[MetricDef] = &[
     TOOLS_SCHEMA_CHANGES,
     TARGETS,
     BUILD_INFO,
+    LOAD_REQUEST_DURATION,
+    LOAD_REQUESTS,
+    LOAD_SLOTS,
+    LOAD_SESSIONS,
+    LOAD_IN_FLIGHT,
+    RUN_RUNNING,
+    RUN_START,
+    RUN_END,
+    RUN_LATENCY,
+    RUN_REQUESTS,
+    RUN_SUCCESS_RATIO,
+    RUN_THRESHOLD_PASSED,
+    RUN_PASSED,
 ];
 
 /// Process metrics exported for the daemon itself by the metrics-process collector.

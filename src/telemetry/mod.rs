@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod events;
+pub mod load;
 pub mod prometheus;
 
 pub use prometheus::Exporter;

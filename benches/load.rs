@@ -1,0 +1,119 @@
+//! Load-generation efficiency: client CPU seconds per 1,000 tool calls against the reference
+//! target on loopback, `mcp-canary run load` side by side with `wrk` POSTing the same
+//! JSON-RPC `tools/call` (stateless 2026-07-28 request) as the raw-HTTP floor.
+//!
+//! `cargo bench --bench load` (BENCH_LOAD_SECS, default 20; BENCH_LOAD_CLIENTS, default 50;
+//! BENCH_LOAD_RPM per client, default 1200). Client CPU comes from the shell's `times` builtin
+//! (user + system of the waited child), so both tools are measured the same way.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn start_target() -> (Guard, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-canary"))
+        .args(["target", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn target");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let marker = "listening on ";
+    let url = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains(marker) => break l[l.find(marker).unwrap() + marker.len()..].trim().to_string(),
+            Some(_) => continue,
+            None => panic!("target exited before announcing its URL"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Guard(child), url)
+}
+
+/// Run `script` under sh followed by `times`; returns (stdout, children's user+system seconds).
+fn timed(script: &str) -> (String, f64) {
+    let out = Command::new("sh").arg("-c").arg(format!("{script}; times")).output().expect("run sh");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let last = text.lines().last().unwrap_or_default();
+    let secs: f64 = last
+        .split_whitespace()
+        .map(|t| {
+            let (m, s) = t.trim_end_matches('s').split_once('m').unwrap_or(("0", "0"));
+            m.parse::<f64>().unwrap_or(0.0) * 60.0 + s.parse::<f64>().unwrap_or(0.0)
+        })
+        .sum();
+    (text, secs)
+}
+
+const LUA: &str = r#"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
+wrk.headers["Mcp-Method"] = "tools/call"
+wrk.headers["Mcp-Name"] = "echo"
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"load"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"0"}}}}'
+"#;
+
+fn main() {
+    // `cargo test --benches` passes --bench-less args; keep that pass short.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let secs = if smoke { 2 } else { env_or("BENCH_LOAD_SECS", 20) };
+    let clients = env_or("BENCH_LOAD_CLIENTS", if smoke { 5 } else { 50 });
+    let rpm = env_or("BENCH_LOAD_RPM", 1200);
+    let (_target, url) = start_target();
+    let dir = std::env::temp_dir().join(format!("mcp-canary-bench-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    let mix = "fast_tool=1,slow_tool=0,resource_read=0,prompt_get=0,tools_list=0,resources_list=0,prompts_list=0";
+    let cmd = format!(
+        "RUST_LOG=warn {} run load --target {url} --clients {clients} --rpm {rpm} --duration {secs}s --mix {mix} \
+         --progress 1h --report {} >/dev/null",
+        env!("CARGO_BIN_EXE_mcp-canary"),
+        report.display()
+    );
+    let (_, canary_cpu) = timed(&cmd);
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let calls = r["total"]["count"].as_f64().unwrap();
+    let errors = r["total"]["errors"].as_f64().unwrap();
+    let p99 = r["total"]["latency"]["p99_ms"].as_f64().unwrap();
+    let canary_per_k = canary_cpu / calls * 1000.0;
+    println!(
+        "mcp-canary run load: {calls} tools/call ({errors} errors) in {secs}s, {clients} sessions x {rpm} rpm, \
+         p99 {p99:.2} ms; client CPU {canary_cpu:.2}s = {canary_per_k:.3} CPU-s per 1,000 calls"
+    );
+
+    let lua = dir.join("tools_call.lua");
+    std::fs::write(&lua, LUA).unwrap();
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("wrk not installed (apt-get install wrk): raw-HTTP floor skipped");
+        return;
+    }
+    let (out, wrk_cpu) = timed(&format!("wrk -t1 -c{clients} -d{secs}s -s {} {url}", lua.display()));
+    let requests: f64 = out
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let non2xx = out.lines().find(|l| l.contains("Non-2xx")).unwrap_or("no non-2xx responses").trim().to_string();
+    let wrk_per_k = if requests > 0.0 { wrk_cpu / requests * 1000.0 } else { f64::NAN };
+    println!(
+        "wrk (raw HTTP floor, closed loop at full speed): {requests} tools/call in {secs}s ({non2xx}); \
+         client CPU {wrk_cpu:.2}s = {wrk_per_k:.3} CPU-s per 1,000 calls"
+    );
+    println!("ratio mcp-canary / wrk: {:.1}x", canary_per_k / wrk_per_k);
+    let _ = std::fs::remove_dir_all(&dir);
+}

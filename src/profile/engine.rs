@@ -1,0 +1,239 @@
+//! The profile engine: one loop, driven by an arrival schedule, over a population of simulated
+//! MCP sessions. Each session owns its `McpClient`; each slot fires at its intended instant in a
+//! task of its own (open model), so a slow answer never delays the next request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rand::{Rng, SeedableRng};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::stats::{RequestResult, RunStats};
+use crate::mcp::{ClientConfig, McpClient};
+use crate::schedule::arrival::ArrivalPlan;
+
+/// What each slot does. A profile is a workload plus a plan.
+pub trait Workload: Send + Sync + 'static {
+    /// Pick the operation for a slot; `unit` is uniform in [0, 1).
+    fn pick(&self, unit: f64) -> usize;
+    /// Perform operation `op` on a session.
+    fn execute<'a>(&'a self, client: &'a McpClient, op: usize) -> BoxFuture<'a, RequestResult>;
+}
+
+/// Receives events as they happen (telemetry implements it; the engine never names a metric).
+pub trait RunObserver: Send + Sync {
+    fn request(&self, _op: usize, _latency: Duration, _result: RequestResult) {}
+    fn connect(&self, _latency: Duration, _result: RequestResult) {}
+    fn slot(&self, _kind: SlotEvent) {}
+}
+
+/// Observer that ignores everything.
+pub struct NoObserver;
+impl RunObserver for NoObserver {}
+
+/// Slot accounting events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotEvent {
+    Issued,
+    Late,
+    Skipped,
+    Shed,
+}
+
+impl SlotEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotEvent::Issued => "issued",
+            SlotEvent::Late => "late",
+            SlotEvent::Skipped => "skipped",
+            SlotEvent::Shed => "shed",
+        }
+    }
+}
+
+/// Engine parameters.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub plan: ArrivalPlan,
+    /// Stop issuing after this many slots (sent or shed), across all sessions.
+    pub max_requests: Option<u64>,
+    /// Bound on requests in flight; slots beyond it are shed and counted.
+    pub max_in_flight: usize,
+    /// A request sent later than this after its intended start counts as late.
+    pub late_after: Duration,
+    /// Open the server-to-client stream (GET / listen) for every session.
+    pub open_stream: bool,
+    /// How long requests in flight may finish after the schedule ends or the run is cancelled;
+    /// the rest are recorded as `cancelled`.
+    pub drain: Duration,
+    /// Seed for the per-session operation pickers.
+    pub seed: u64,
+}
+
+/// How the engine's run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineEnd {
+    pub elapsed: Duration,
+    pub cancelled: bool,
+}
+
+struct Shared<W> {
+    cfg: EngineConfig,
+    client: ClientConfig,
+    http: reqwest::Client,
+    workload: Arc<W>,
+    observer: Arc<dyn RunObserver>,
+    stats: Arc<RunStats>,
+    start: Instant,
+    claimed: AtomicU64,
+    in_flight: Arc<Semaphore>,
+    cancel: CancellationToken,
+}
+
+/// Run the plan until it ends or `cancel` fires.
+pub async fn run<W: Workload>(
+    cfg: EngineConfig,
+    client: ClientConfig,
+    http: reqwest::Client,
+    workload: Arc<W>,
+    observer: Arc<dyn RunObserver>,
+    stats: Arc<RunStats>,
+    cancel: CancellationToken,
+) -> EngineEnd {
+    let sessions = cfg.plan.sessions;
+    let shared = Arc::new(Shared {
+        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
+        cfg,
+        client,
+        http,
+        workload,
+        observer,
+        stats,
+        start: Instant::now(),
+        claimed: AtomicU64::new(0),
+        cancel,
+    });
+    let tasks = TaskTracker::new();
+    for index in 0..sessions {
+        tasks.spawn(session(index, Arc::clone(&shared)));
+    }
+    tasks.close();
+    tasks.wait().await;
+    EngineEnd { elapsed: shared.start.elapsed(), cancelled: shared.cancel.is_cancelled() }
+}
+
+async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
+    let sched = s.cfg.plan.session(index);
+    tokio::select! {
+        _ = s.cancel.cancelled() => return,
+        _ = tokio::time::sleep_until(s.start + sched.start) => {}
+    }
+    let client = Arc::new(McpClient::new(s.client.clone(), s.http.clone()));
+    let began = Instant::now();
+    let connected = tokio::select! {
+        r = client.connect() => Some(r),
+        _ = s.cancel.cancelled() => None,
+    };
+    match connected {
+        None => return,
+        Some(Ok(_)) => {
+            s.stats.record_connect(began.elapsed(), RequestResult::Success);
+            s.observer.connect(began.elapsed(), RequestResult::Success);
+            if s.cfg.open_stream
+                && let Err(e) = client.open_stream().await
+            {
+                tracing::debug!(error = %e, "Load session stream not opened");
+            }
+        }
+        // The session stays in the population: each slot's request reconnects on its own.
+        Some(Err(e)) => {
+            let r = RequestResult::Failed(e.error_type());
+            s.stats.record_connect(began.elapsed(), r);
+            s.observer.connect(began.elapsed(), r);
+        }
+    }
+    s.stats.sessions.fetch_add(1, Ordering::Relaxed);
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(s.cfg.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let requests = TaskTracker::new();
+    let hard_stop = CancellationToken::new();
+    // Closed-loop shadow: nanoseconds since the run start until which a closed-loop client of
+    // this session would still be waiting (u64::MAX while its counted request is in flight).
+    let busy_until = Arc::new(AtomicU64::new(0));
+    let mut k = 0u64;
+    while let Some(offset) = sched.slot(k) {
+        let intended = s.start + offset;
+        tokio::select! {
+            _ = s.cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(intended) => {}
+        }
+        let now = Instant::now();
+        let lateness = now.saturating_duration_since(intended);
+        if lateness >= sched.period {
+            // The generator itself fell a whole period behind: resume at the next future slot.
+            let next = sched.next_slot_at_or_after(now - s.start).max(k + 1);
+            let skipped = next - k;
+            s.stats.skipped.fetch_add(skipped, Ordering::Relaxed);
+            for _ in 0..skipped {
+                s.observer.slot(SlotEvent::Skipped);
+            }
+            k = next;
+            continue;
+        }
+        k += 1;
+        if let Some(max) = s.cfg.max_requests
+            && s.claimed.fetch_add(1, Ordering::Relaxed) >= max
+        {
+            break;
+        }
+        let Ok(permit) = Arc::clone(&s.in_flight).try_acquire_owned() else {
+            s.stats.shed.fetch_add(1, Ordering::Relaxed);
+            s.observer.slot(SlotEvent::Shed);
+            continue;
+        };
+        s.stats.issued.fetch_add(1, Ordering::Relaxed);
+        s.observer.slot(SlotEvent::Issued);
+        if lateness > s.cfg.late_after {
+            s.stats.late.fetch_add(1, Ordering::Relaxed);
+            s.observer.slot(SlotEvent::Late);
+        }
+        let intended_ns = offset.as_nanos() as u64;
+        let closed = busy_until
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| (b <= intended_ns).then_some(u64::MAX))
+            .is_ok();
+        let op = s.workload.pick(rng.random::<f64>());
+        let (task_s, task_client, task_stop, task_busy) =
+            (Arc::clone(&s), Arc::clone(&client), hard_stop.clone(), Arc::clone(&busy_until));
+        requests.spawn(async move {
+            let _permit = permit;
+            task_s.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            let sent = Instant::now();
+            let result = tokio::select! {
+                r = task_s.workload.execute(&task_client, op) => r,
+                _ = task_stop.cancelled() => RequestResult::Failed(crate::mcp::ErrorType::Cancelled),
+            };
+            let done = Instant::now();
+            let latency = done.saturating_duration_since(intended);
+            let service = done.saturating_duration_since(sent);
+            let closed_loop = closed.then(|| {
+                task_busy.store(done.saturating_duration_since(task_s.start).as_nanos() as u64, Ordering::Release);
+                service
+            });
+            task_s.stats.record(op, latency, service, closed_loop, result);
+            task_s.observer.request(op, latency, result);
+            task_s.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    requests.close();
+    if tokio::time::timeout(s.cfg.drain, requests.wait()).await.is_err() {
+        hard_stop.cancel();
+        requests.wait().await;
+    }
+    s.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+    let _ = tokio::time::timeout(s.client.request_timeout, client.close()).await;
+}

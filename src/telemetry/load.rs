@@ -1,0 +1,149 @@
+//! Profile runs as metrics: live per-operation series through pre-registered handles while a
+//! run goes, and the last run's results (HdrHistogram percentiles, verdicts) when it ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+use super::catalogue as m;
+use crate::profile::engine::{RunObserver, SlotEvent};
+use crate::profile::report::{RunReport, ThresholdResult};
+use crate::profile::stats::{OpSummary, RequestResult};
+
+/// Series of one operation, registered before the run starts.
+struct OpHandles {
+    name: String,
+    ok_latency: Histogram,
+    ok_count: Counter,
+}
+
+/// The metrics side of one profile run (implements the engine's observer).
+pub struct RunMetrics {
+    target: String,
+    profile: String,
+    ops: Vec<OpHandles>,
+    slots: [Counter; 4],
+    sessions: Gauge,
+    in_flight: Gauge,
+}
+
+impl RunMetrics {
+    /// Register the run's series and mark it running.
+    pub fn start(target: &str, profile: &str, operations: &[String], started_at: f64) -> Arc<Self> {
+        let (t, p) = (target.to_string(), profile.to_string());
+        let ops = operations
+            .iter()
+            .map(|op| OpHandles {
+                name: op.clone(),
+                ok_latency: histogram!(m::LOAD_REQUEST_DURATION.name, "target" => t.clone(), "profile" => p.clone(),
+                    "operation" => op.clone(), "error_type" => ""),
+                ok_count: counter!(m::LOAD_REQUESTS.name, "target" => t.clone(), "profile" => p.clone(),
+                    "operation" => op.clone(), "outcome" => "success", "error_type" => ""),
+            })
+            .collect();
+        let slot = |e: SlotEvent| {
+            let c = counter!(m::LOAD_SLOTS.name, "target" => t.clone(), "profile" => p.clone(), "slot" => e.as_str());
+            c.increment(0);
+            c
+        };
+        let slots = [slot(SlotEvent::Issued), slot(SlotEvent::Late), slot(SlotEvent::Skipped), slot(SlotEvent::Shed)];
+        gauge!(m::RUN_RUNNING.name, "target" => t.clone(), "profile" => p.clone()).set(1.0);
+        gauge!(m::RUN_START.name, "target" => t.clone(), "profile" => p.clone()).set(started_at);
+        tracing::info!(target_name = %target, profile, "Profile run started");
+        Arc::new(Self {
+            sessions: gauge!(m::LOAD_SESSIONS.name, "target" => t.clone(), "profile" => p.clone()),
+            in_flight: gauge!(m::LOAD_IN_FLIGHT.name, "target" => t.clone(), "profile" => p.clone()),
+            target: t,
+            profile: p,
+            ops,
+            slots,
+        })
+    }
+
+    /// Live population gauges (called on every tick).
+    pub fn population(&self, sessions: u64, in_flight: u64) {
+        self.sessions.set(sessions as f64);
+        self.in_flight.set(in_flight as f64);
+    }
+
+    /// Threshold states during the run and at its end.
+    pub fn thresholds(&self, results: &[ThresholdResult]) {
+        for r in results {
+            gauge!(m::RUN_THRESHOLD_PASSED.name, "target" => self.target.clone(), "profile" => self.profile.clone(),
+                "threshold" => r.threshold.clone())
+            .set(if r.passed { 1.0 } else { 0.0 });
+        }
+    }
+
+    fn summary(&self, operation: &str, s: &OpSummary) {
+        let (t, p) = (self.target.clone(), self.profile.clone());
+        for (stat, ms) in [
+            ("avg", s.latency.avg_ms),
+            ("p50", s.latency.p50_ms),
+            ("p95", s.latency.p95_ms),
+            ("p99", s.latency.p99_ms),
+            ("max", s.latency.max_ms),
+        ] {
+            gauge!(m::RUN_LATENCY.name, "target" => t.clone(), "profile" => p.clone(),
+                "operation" => operation.to_string(), "stat" => stat)
+            .set(ms / 1000.0);
+        }
+        gauge!(m::RUN_REQUESTS.name, "target" => t.clone(), "profile" => p.clone(), "operation" => operation.to_string())
+            .set(s.count as f64);
+        gauge!(m::RUN_SUCCESS_RATIO.name, "target" => t, "profile" => p, "operation" => operation.to_string())
+            .set(1.0 - s.error_rate);
+    }
+
+    /// The last run's results; the run is no longer running.
+    pub fn finished(&self, report: &RunReport) {
+        self.summary("all", &report.total);
+        for (name, s) in &report.operations {
+            self.summary(name, s);
+        }
+        self.thresholds(&report.thresholds);
+        let (t, p) = (self.target.clone(), self.profile.clone());
+        gauge!(m::RUN_PASSED.name, "target" => t.clone(), "profile" => p.clone()).set(if report.passed() {
+            1.0
+        } else {
+            0.0
+        });
+        gauge!(m::RUN_END.name, "target" => t.clone(), "profile" => p.clone()).set(report.ended_at);
+        gauge!(m::RUN_RUNNING.name, "target" => t, "profile" => p).set(0.0);
+        self.population(0, 0);
+        tracing::info!(target_name = %self.target, profile = %self.profile, verdict = %report.verdict,
+            requests = report.total.count, "Profile run finished");
+    }
+}
+
+impl RunObserver for RunMetrics {
+    fn request(&self, op: usize, latency: Duration, result: RequestResult) {
+        let Some(h) = self.ops.get(op) else { return };
+        match result {
+            RequestResult::Success => {
+                h.ok_latency.record(latency.as_secs_f64());
+                h.ok_count.increment(1);
+            }
+            // Failures are rarer: look their series up by error class.
+            RequestResult::Failed(e) => {
+                let (t, p) = (self.target.clone(), self.profile.clone());
+                histogram!(m::LOAD_REQUEST_DURATION.name, "target" => t.clone(), "profile" => p.clone(),
+                    "operation" => h.name.clone(), "error_type" => e.as_str())
+                .record(latency.as_secs_f64());
+                counter!(m::LOAD_REQUESTS.name, "target" => t, "profile" => p, "operation" => h.name.clone(),
+                    "outcome" => "failure", "error_type" => e.as_str())
+                .increment(1);
+            }
+        }
+    }
+
+    fn slot(&self, kind: SlotEvent) {
+        let i = match kind {
+            SlotEvent::Issued => 0,
+            SlotEvent::Late => 1,
+            SlotEvent::Skipped => 2,
+            SlotEvent::Shed => 3,
+        };
+        self.slots[i].increment(1);
+    }
+}
