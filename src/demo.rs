@@ -56,6 +56,7 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
     RawConfig {
         server: RawServer { listen: listen.to_string(), ..Default::default() },
         targets: vec![target("reference-cold", "fresh"), target("reference-warm", "persistent")],
+        otlp: Default::default(),
     }
 }
 

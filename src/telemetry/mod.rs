@@ -2,7 +2,10 @@
 
 pub mod catalogue;
 pub mod events;
+pub mod otel_bridge;
+pub mod otlp;
 pub mod prometheus;
+pub mod spans;
 
 pub use prometheus::Exporter;
 

@@ -1,28 +1,59 @@
-//! The Prometheus recorder: explicit buckets from the catalogue, process metrics on scrape.
+//! The global recorder: Prometheus (explicit buckets from the catalogue, process metrics on
+//! scrape) and, when configured, OTLP behind one fan-out, so every call site records once.
+
+use std::sync::Arc;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::layers::FanoutBuilder;
 
 use super::catalogue::{CATALOGUE, Kind};
+use super::otlp::Otlp;
+use crate::config::OtlpConfig;
 
-/// Rendering handle for `/metrics`, plus the process collector refreshed on every scrape.
+/// Rendering handle for `/metrics`, the process collector refreshed on every scrape, and the
+/// OTLP pipelines when export is on.
 #[derive(Clone)]
 pub struct Exporter {
     handle: PrometheusHandle,
-    process: std::sync::Arc<metrics_process::Collector>,
+    process: Arc<metrics_process::Collector>,
+    otlp: Option<Arc<Otlp>>,
 }
 
 impl Exporter {
-    /// Install the global recorder. Call once per process.
-    pub fn install() -> anyhow::Result<Self> {
+    /// Install the global recorder. Call once per process, inside the Tokio runtime.
+    pub fn install(otlp: Option<&OtlpConfig>) -> anyhow::Result<Self> {
         let mut builder = PrometheusBuilder::new();
         for def in CATALOGUE.iter().filter(|d| d.kind == Kind::Histogram) {
             builder = builder.set_buckets_for_metric(Matcher::Full(def.name.to_string()), def.buckets)?;
         }
-        let handle = builder.install_recorder()?;
+        let prometheus = builder.build_recorder();
+        let handle = prometheus.handle();
+        let otlp = match otlp {
+            Some(config) => {
+                let (otlp, bridge) = Otlp::build(config)?;
+                let fanout = FanoutBuilder::default().add_recorder(prometheus).add_recorder(bridge).build();
+                metrics::set_global_recorder(fanout)
+                    .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
+                super::spans::install(otlp.tracer_provider());
+                tracing::info!(endpoint = %config.endpoint, protocol = ?config.protocol, "OTLP export on");
+                Some(Arc::new(otlp))
+            }
+            None => {
+                metrics::set_global_recorder(prometheus)?;
+                None
+            }
+        };
         super::describe_all();
         let process = metrics_process::Collector::default();
         process.describe();
-        Ok(Self { handle, process: std::sync::Arc::new(process) })
+        Ok(Self { handle, process: Arc::new(process), otlp })
+    }
+
+    /// Flush and stop OTLP export (shutdown path); a no-op without OTLP.
+    pub async fn shutdown(&self) {
+        if let Some(otlp) = self.otlp.clone() {
+            let _ = tokio::task::spawn_blocking(move || otlp.shutdown()).await;
+        }
     }
 
     /// Prometheus text exposition of every series.
