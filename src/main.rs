@@ -87,7 +87,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Demo(args) => {
-            let exporter = telemetry::Exporter::install(None)?;
+            let otlp = config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
+            let exporter = telemetry::Exporter::install(otlp.as_ref())?;
             daemon::cancel_on_signals(shutdown.clone());
             demo::run(args, exporter, shutdown).await?;
             Ok(0)

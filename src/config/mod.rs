@@ -66,6 +66,15 @@ pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigErrors> {
     Ok(raw)
 }
 
+/// `[otlp]` from the standard `OTEL_*` variables alone (the demo has no file); `None` when off.
+pub fn otlp_from_env() -> Result<Option<OtlpConfig>, ConfigErrors> {
+    let mut raw = RawOtlp::default();
+    apply_otel_env(&mut raw, |k| std::env::var(k).ok())?;
+    let mut errors = Vec::new();
+    let config = otlp::validate_otlp(&raw, &mut errors);
+    if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
+}
+
 /// Load and validate in one step.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     validate(&load_raw(Some(path))?)
