@@ -72,7 +72,7 @@ pub async fn run(
     let _ = upkeep.await;
     server.await??;
     // Push the last cycles' metrics and spans before exiting.
-    exporter.shutdown().await;
+    exporter.shutdown(grace).await;
     tracing::info!("Daemon stopped");
     Ok(())
 }

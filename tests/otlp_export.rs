@@ -355,3 +355,23 @@ fn names(metrics: &[Metric]) -> Vec<&str> {
     n.dedup();
     n
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_collector_is_logged_and_does_not_stop_probing_or_exit() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let closed = common::closed_addr();
+    let otlp =
+        format!("[otlp]\nenabled = true\nendpoint = \"http://{closed}\"\ninterval = \"200ms\"\ntimeout = \"500ms\"");
+    let (mut daemon, _dir, base) = start_daemon("otlp-unreachable", &config(&mcp_url, &otlp), &[]).await;
+    let (scrape, ok) = common::scrape_until(&base, Duration::from_secs(15), |s| {
+        s.value("mcp_canary_probes_total", &[("target", "ref"), ("outcome", "success")]) >= 2.0
+    })
+    .await;
+    assert!(ok, "probing stopped without a collector:\n{}\n{}", scrape.text, daemon.log_text());
+    let started = std::time::Instant::now();
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0));
+    assert!(started.elapsed() < Duration::from_secs(6), "exit held by the flush: {:?}", started.elapsed());
+    let log = daemon.log_text();
+    assert!(log.contains("OTLP export on"), "{log}");
+    assert!(log.contains("PeriodicReader.ExportError"), "export failure not logged:\n{log}");
+}

@@ -49,10 +49,14 @@ impl Exporter {
         Ok(Self { handle, process: Arc::new(process), otlp })
     }
 
-    /// Flush and stop OTLP export (shutdown path); a no-op without OTLP.
-    pub async fn shutdown(&self) {
+    /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
+    /// collector cannot hold the exit; a no-op without OTLP.
+    pub async fn shutdown(&self, within: std::time::Duration) {
         if let Some(otlp) = self.otlp.clone() {
-            let _ = tokio::task::spawn_blocking(move || otlp.shutdown()).await;
+            let flush = tokio::task::spawn_blocking(move || otlp.shutdown());
+            if tokio::time::timeout(within, flush).await.is_err() {
+                tracing::warn!("OTLP flush did not finish in time; pending metrics and spans dropped");
+            }
         }
     }
 
@@ -62,8 +66,12 @@ impl Exporter {
         self.handle.render()
     }
 
-    /// Drain histogram buffers; run periodically so memory stays bounded between scrapes.
+    /// Drain histogram buffers; run periodically so memory stays bounded between scrapes. With
+    /// OTLP on, also refresh the process metrics, which otherwise update only on a scrape.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
+        if self.otlp.is_some() {
+            self.process.collect();
+        }
     }
 }
