@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceReq
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, Metric, metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::{Span, status};
 use prost::Message;
 
@@ -253,6 +253,7 @@ async fn grpc_receiver_gets_semconv_metrics_and_spans() {
     assert!(!has_attr(&point.attributes, "error.type"), "error.type only on failures");
     assert!(point.explicit_bounds.contains(&0.05) && point.explicit_bounds.contains(&0.5), "catalogue buckets");
     assert!(point.sum.unwrap_or(0.0) > 0.0);
+    assert_eq!(h.aggregation_temporality, AggregationTemporality::Cumulative as i32);
     assert!(metrics.iter().any(|m| m.name == "mcp_canary_probes_total"), "counters too");
     assert!(metrics.iter().all(|m| m.name != "mcp_client_operation_duration_seconds"), "one name per metric");
 
@@ -313,7 +314,7 @@ async fn grpc_receiver_gets_semconv_metrics_and_spans() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_protobuf_from_standard_env_with_exponential_histograms_flushes_on_sigterm() {
+async fn http_protobuf_from_standard_env_with_exponential_delta_histograms_flushes_on_sigterm() {
     let (_target, mcp_url) = start_target(&[]).await;
     let (received, endpoint) = http_receiver().await;
     // Only the histogram choice is in the file; the standard variables do the rest. The metric
@@ -324,6 +325,7 @@ async fn http_protobuf_from_standard_env_with_exponential_histograms_flushes_on_
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-canary-auth=collector-secret-value"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "60000"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
     ];
     let (mut daemon, _dir, base) = start_daemon("otlp-http", &config(&mcp_url, otlp), &env).await;
 
@@ -341,6 +343,7 @@ async fn http_protobuf_from_standard_env_with_exponential_histograms_flushes_on_
     let metrics = received.metrics();
     let op = metrics.iter().find(|m| m.name == OPERATION).unwrap_or_else(|| panic!("{:?}", names(&metrics)));
     let Some(metric::Data::ExponentialHistogram(h)) = &op.data else { panic!("{OPERATION} is not exponential") };
+    assert_eq!(h.aggregation_temporality, AggregationTemporality::Delta as i32);
     let point = h.data_points.iter().find(|p| attr(&p.attributes, "mcp.method.name") == Some("tools/call")).unwrap();
     assert!(point.count >= 2, "{point:?}");
     assert_eq!(attr(&point.attributes, "target"), Some("ref"));
