@@ -136,7 +136,7 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
             _ => None,
         },
     };
-    let raw = RawConfig { server: Default::default(), targets: vec![raw_target] };
+    let raw = RawConfig { server: Default::default(), targets: vec![raw_target], otlp: Default::default() };
     let mut config = crate::config::validate(&raw).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(config.targets.remove(0))
 }

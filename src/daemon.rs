@@ -71,6 +71,8 @@ pub async fn run(
     http_stop.cancel();
     let _ = upkeep.await;
     server.await??;
+    // Push the last cycles' metrics and spans before exiting.
+    exporter.shutdown(grace).await;
     tracing::info!("Daemon stopped");
     Ok(())
 }

@@ -77,7 +77,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Serve { config } => {
             let config =
                 config::load(&config).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", config.display()))?;
-            let exporter = telemetry::Exporter::install()?;
+            let exporter = telemetry::Exporter::install(config.otlp.as_ref())?;
             daemon::cancel_on_signals(shutdown.clone());
             daemon::run(config, exporter, None, shutdown).await?;
             Ok(0)
@@ -93,7 +93,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Demo(args) => {
-            let exporter = telemetry::Exporter::install()?;
+            let otlp = config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
+            let exporter = telemetry::Exporter::install(otlp.as_ref())?;
             daemon::cancel_on_signals(shutdown.clone());
             demo::run(args, exporter, shutdown).await?;
             Ok(0)

@@ -356,7 +356,9 @@ pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationTo
         None => None,
     };
 
-    let exporter = telemetry::Exporter::install()?;
+    // One-shot runs push over OTLP when the standard OTEL_EXPORTER_OTLP_* variables ask for it.
+    let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
+    let exporter = telemetry::Exporter::install(otlp.as_ref())?;
     let server_stop = tokio_util::sync::CancellationToken::new();
     if let Some(addr) = args.metrics_listen {
         let listener =
@@ -454,6 +456,7 @@ pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationTo
     }
     server_stop.cancel();
     let _ = upkeep.await;
+    exporter.shutdown(Duration::from_secs(5)).await;
     Ok(code)
 }
 

@@ -134,7 +134,14 @@ fn check_config_accepts_the_example_and_masks_secrets() {
     let (code, stdout, stderr) = check_config(&path, EXAMPLE_ENV);
     assert_eq!(code, 0, "stderr: {stderr}");
     assert!(stdout.contains("name = \"local\""), "{stdout}");
-    for secret in ["example-token", "env-api-key-value", "env-token-value", "file-token-value", "\"sre\""] {
+    for secret in [
+        "example-collector-token",
+        "example-token",
+        "env-api-key-value",
+        "env-token-value",
+        "file-token-value",
+        "\"sre\"",
+    ] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked:\n{stdout}\n{stderr}");
     }
     assert!(stdout.contains("<redacted>"));

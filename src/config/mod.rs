@@ -1,5 +1,6 @@
 //! Configuration: built-in defaults < TOML file < `MCP_CANARY_*` environment, then validation.
 
+mod otlp;
 mod raw;
 mod validate;
 
@@ -8,7 +9,8 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
-pub use raw::{RawConfig, RawNotification, RawProbe, RawServer, RawTarget};
+pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
+pub use raw::{RawConfig, RawNotification, RawOtlp, RawProbe, RawServer, RawTarget};
 pub use validate::{Config, NotificationSpec, ProbeSpec, ServerConfig, SessionMode, TargetConfig, validate};
 
 /// One problem with the config, naming the key it is about.
@@ -59,7 +61,18 @@ pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigErrors> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-    figment.extract::<RawConfig>().map_err(figment_errors)
+    let mut raw = figment.extract::<RawConfig>().map_err(figment_errors)?;
+    apply_otel_env(&mut raw.otlp, |k| std::env::var(k).ok())?;
+    Ok(raw)
+}
+
+/// `[otlp]` from the standard `OTEL_*` variables alone (the demo has no file); `None` when off.
+pub fn otlp_from_env() -> Result<Option<OtlpConfig>, ConfigErrors> {
+    let mut raw = RawOtlp::default();
+    apply_otel_env(&mut raw, |k| std::env::var(k).ok())?;
+    let mut errors = Vec::new();
+    let config = otlp::validate_otlp(&raw, &mut errors);
+    if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
 }
 
 /// Load and validate in one step.
@@ -116,6 +129,9 @@ pub fn render_masked(raw: &RawConfig) -> String {
         if t.bearer_token.is_some() {
             t.bearer_token = Some(MASK.into());
         }
+    }
+    for v in raw.otlp.headers.values_mut() {
+        *v = MASK.into();
     }
     toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
 }

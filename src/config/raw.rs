@@ -13,6 +13,8 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub otlp: RawOtlp,
 }
 
 /// `[server]`: the daemon's own HTTP surface and lifecycle.
@@ -27,6 +29,40 @@ pub struct RawServer {
 impl Default for RawServer {
     fn default() -> Self {
         Self { listen: "127.0.0.1:9464".into(), shutdown_grace: Duration::from_secs(10) }
+    }
+}
+
+/// `[otlp]`: push metrics and spans over OTLP. The standard `OTEL_EXPORTER_OTLP_*` variables
+/// override these keys (see `config::apply_otel_env`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOtlp {
+    pub enabled: bool,
+    /// Base URL of the collector; `None`: the protocol's default port on localhost.
+    pub endpoint: Option<String>,
+    pub protocol: String,
+    /// Sent with every export (gRPC metadata or HTTP headers). Secrets.
+    pub headers: BTreeMap<String, String>,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub temporality: String,
+    pub histograms: String,
+}
+
+impl Default for RawOtlp {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            endpoint: None,
+            protocol: "grpc".into(),
+            headers: BTreeMap::new(),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            temporality: "cumulative".into(),
+            histograms: "explicit".into(),
+        }
     }
 }
 

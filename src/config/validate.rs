@@ -16,6 +16,8 @@ use crate::mcp::{LATEST_PROTOCOL, ProtocolPreference, SESSION_PROTOCOLS};
 pub struct Config {
     pub server: ServerConfig,
     pub targets: Vec<TargetConfig>,
+    /// OTLP export; `None` when off.
+    pub otlp: Option<super::OtlpConfig>,
 }
 
 /// The daemon's own HTTP surface.
@@ -92,9 +94,10 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             targets.push(t);
         }
     }
+    let otlp = super::otlp::validate_otlp(&raw.otlp, &mut errors);
     match (listen, errors.is_empty()) {
         (Some(listen), true) => {
-            Ok(Config { server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace }, targets })
+            Ok(Config { server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace }, targets, otlp })
         }
         _ => Err(ConfigErrors(errors)),
     }

@@ -3,7 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -30,22 +30,31 @@ struct Cycle {
     stateless: bool,
     /// Set when a transport failure makes further steps pointless.
     aborted: bool,
+    /// The session steps currently run in (span attribute).
+    session_id: Option<String>,
 }
 
 impl Cycle {
+    fn new(stateless: bool, session_id: Option<String>) -> Self {
+        Cycle { outcome: ProbeOutcome::default(), stateless, aborted: false, session_id }
+    }
+
     fn push(
         &mut self,
         operation: Operation,
         tool: Option<&str>,
         result: StepResult,
         latency: Duration,
+        started_at: SystemTime,
         detail: String,
     ) {
-        self.outcome.steps.push(StepOutcome { operation, tool: tool.map(str::to_string), result, latency, detail });
+        let session_id = self.session_id.clone();
+        let tool = tool.map(str::to_string);
+        self.outcome.steps.push(StepOutcome { operation, tool, result, latency, started_at, session_id, detail });
     }
 
     fn skip(&mut self, operation: Operation, reason: SkipReason) {
-        self.push(operation, None, StepResult::Skipped(reason), Duration::ZERO, String::new());
+        self.push(operation, None, StepResult::Skipped(reason), Duration::ZERO, SystemTime::now(), String::new());
     }
 
     /// Time `fut`, record it as a step and return its value on success.
@@ -55,16 +64,17 @@ impl Cycle {
         tool: Option<&str>,
         fut: impl Future<Output = Result<T, McpError>>,
     ) -> Result<T, McpError> {
+        let wall = SystemTime::now();
         let start = Instant::now();
         let result = fut.await;
         let latency = start.elapsed();
         match &result {
-            Ok(_) => self.push(operation, tool, StepResult::Success, latency, String::new()),
+            Ok(_) => self.push(operation, tool, StepResult::Success, latency, wall, String::new()),
             Err(e) => {
                 if is_transport_failure(e.error_type()) {
                     self.aborted = true;
                 }
-                self.push(operation, tool, StepResult::from_error(e), latency, e.to_string());
+                self.push(operation, tool, StepResult::from_error(e), latency, wall, e.to_string());
             }
         }
         result
@@ -100,7 +110,8 @@ impl CanaryProbe {
     /// Run one cycle of the default script.
     pub async fn run_cycle(&mut self) -> ProbeOutcome {
         let started = Instant::now();
-        let mut cycle = Cycle { outcome: ProbeOutcome::default(), stateless: false, aborted: false };
+        let mut cycle = Cycle::new(false, None);
+        cycle.outcome.started_at = Some(SystemTime::now());
         let (client, info, session_start) = match self.session.take() {
             Some(session) => session,
             None => match self.connect(&mut cycle).await {
@@ -112,6 +123,7 @@ impl CanaryProbe {
             },
         };
         cycle.stateless = info.stateless;
+        cycle.session_id = info.session_id.clone();
         cycle.outcome.server = Some(info.clone());
         let mut session = (client, info, session_start);
         self.script(&mut cycle, &mut session).await;
@@ -134,7 +146,7 @@ impl CanaryProbe {
     /// Close the warm session, if any (shutdown). Returns its lifetime.
     pub async fn shutdown(&mut self) -> Option<ProbeOutcome> {
         let session = self.session.take()?;
-        let mut cycle = Cycle { outcome: ProbeOutcome::default(), stateless: session.1.stateless, aborted: false };
+        let mut cycle = Cycle::new(session.1.stateless, session.1.session_id.clone());
         self.close_session(&mut cycle, session).await;
         Some(cycle.outcome)
     }
@@ -281,8 +293,10 @@ impl CanaryProbe {
             Err(McpError::SessionExpired { .. }) => {
                 cycle.outcome.sessions_ended.push(session.2.elapsed());
                 cycle.outcome.sessions_reinitialized += 1;
+                cycle.session_id = None;
                 if let Ok(info) = cycle.step(Operation::Connect, None, session.0.connect()).await {
                     self.open_stream_if_wanted(&session.0).await;
+                    cycle.session_id = info.session_id.clone();
                     session.1 = info.clone();
                     session.2 = Instant::now();
                     cycle.outcome.server = Some(info);

@@ -1,6 +1,6 @@
 //! Typed outcomes of a probe cycle. Runners produce them; telemetry and `check` consume them.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::mcp::{ErrorType, McpError, ServerInfo, StreamStats};
 
@@ -80,6 +80,10 @@ pub struct StepOutcome {
     pub tool: Option<String>,
     pub result: StepResult,
     pub latency: Duration,
+    /// Wall-clock start, for spans built after the fact (latency stays monotonic).
+    pub started_at: SystemTime,
+    /// The MCP session the step ran in (span attribute only; never a label).
+    pub session_id: Option<String>,
     /// Human-readable detail for `check`; never a label.
     pub detail: String,
 }
@@ -104,6 +108,8 @@ pub enum NotificationOutcome {
 pub struct ProbeOutcome {
     pub steps: Vec<StepOutcome>,
     pub duration: Duration,
+    /// Wall-clock start of the cycle (spans); `None` for the shutdown pseudo-cycle.
+    pub started_at: Option<SystemTime>,
     /// Set when connect succeeded in this cycle (or the warm session is known).
     pub server: Option<ServerInfo>,
     pub inventory: Inventory,

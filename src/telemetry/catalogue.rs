@@ -17,6 +17,20 @@ pub struct MetricDef {
     pub labels: &'static [&'static str],
     /// Explicit buckets (histograms only).
     pub buckets: &'static [f64],
+    /// Name over OTLP where the OpenTelemetry semantic conventions define one; else `name`.
+    pub otel_name: Option<&'static str>,
+}
+
+impl MetricDef {
+    /// The name this metric carries over OTLP.
+    pub fn otlp_name(&self) -> &'static str {
+        self.otel_name.unwrap_or(self.name)
+    }
+
+    /// UCUM unit over OTLP (every histogram of the catalogue is in seconds).
+    pub fn otlp_unit(&self) -> &'static str {
+        if self.kind == Kind::Histogram { "s" } else { "" }
+    }
 }
 
 /// Latency buckets in seconds; they hold the SLO thresholds 0.05, 0.1, 0.2 and 0.5 exactly.
@@ -39,6 +53,18 @@ macro_rules! metric {
             help: $help,
             labels: &[$($label),*],
             buckets: $buckets,
+            otel_name: None,
+        };
+    };
+    ($id:ident, $name:literal, otel = $otel:literal, $kind:ident, [$($label:literal),*], $help:literal, $buckets:expr) => {
+        #[doc = $help]
+        pub const $id: MetricDef = MetricDef {
+            name: $name,
+            kind: Kind::$kind,
+            help: $help,
+            labels: &[$($label),*],
+            buckets: $buckets,
+            otel_name: Some($otel),
         };
     };
 }
@@ -47,6 +73,7 @@ macro_rules! metric {
 metric!(
     OPERATION_DURATION,
     "mcp_client_operation_duration_seconds",
+    otel = "mcp.client.operation.duration",
     Histogram,
     ["target", "mcp_method_name", "gen_ai_tool_name", "error_type", "mcp_protocol_version"],
     "Duration of MCP client operations (requests), failed ones included; error_type is empty on success.",
@@ -55,6 +82,7 @@ metric!(
 metric!(
     SESSION_DURATION,
     "mcp_client_session_duration_seconds",
+    otel = "mcp.client.session.duration",
     Histogram,
     ["target"],
     "Duration of MCP client sessions, from connect to close or loss.",
@@ -343,6 +371,23 @@ pub const CATALOGUE: &[MetricDef] = &[
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,
 ];
+
+/// The catalogue entry for a Prometheus name.
+pub fn find(name: &str) -> Option<&'static MetricDef> {
+    CATALOGUE.iter().find(|d| d.name == name)
+}
+
+/// OTLP attribute key of a label: the semantic-convention name where one exists.
+pub fn otel_attribute(label: &str) -> &str {
+    match label {
+        "mcp_method_name" => "mcp.method.name",
+        "gen_ai_tool_name" => "gen_ai.tool.name",
+        "error_type" => "error.type",
+        "mcp_protocol_version" => "mcp.protocol.version",
+        "rpc_response_status_code" => "rpc.response.status_code",
+        other => other,
+    }
+}
 
 /// Process metrics exported for the daemon itself by the metrics-process collector.
 pub const PROCESS_METRICS: &[&str] = &[

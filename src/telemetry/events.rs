@@ -103,6 +103,7 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
     }
 
     sessions_observed(&t, outcome);
+    super::spans::probe_traced(target, outcome);
 }
 
 /// Session lifetimes, re-initialisations and stream recovery from one cycle (or a shutdown).

@@ -1,9 +1,13 @@
-//! Telemetry: the metric catalogue, the events that emit them, and the Prometheus exporter.
+//! Telemetry: the metric catalogue, the events that emit them, the Prometheus exporter and,
+//! behind the same `metrics` facade, OTLP export of metrics and probe spans.
 
 pub mod catalogue;
 pub mod events;
 pub mod load;
+pub mod otel_bridge;
+pub mod otlp;
 pub mod prometheus;
+pub mod spans;
 
 pub use prometheus::Exporter;
 

@@ -1,28 +1,63 @@
-//! The Prometheus recorder: explicit buckets from the catalogue, process metrics on scrape.
+//! The global recorder: Prometheus (explicit buckets from the catalogue, process metrics on
+//! scrape) and, when configured, OTLP behind one fan-out, so every call site records once.
+
+use std::sync::Arc;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::layers::FanoutBuilder;
 
 use super::catalogue::{CATALOGUE, Kind};
+use super::otlp::Otlp;
+use crate::config::OtlpConfig;
 
-/// Rendering handle for `/metrics`, plus the process collector refreshed on every scrape.
+/// Rendering handle for `/metrics`, the process collector refreshed on every scrape, and the
+/// OTLP pipelines when export is on.
 #[derive(Clone)]
 pub struct Exporter {
     handle: PrometheusHandle,
-    process: std::sync::Arc<metrics_process::Collector>,
+    process: Arc<metrics_process::Collector>,
+    otlp: Option<Arc<Otlp>>,
 }
 
 impl Exporter {
-    /// Install the global recorder. Call once per process.
-    pub fn install() -> anyhow::Result<Self> {
+    /// Install the global recorder. Call once per process, inside the Tokio runtime.
+    pub fn install(otlp: Option<&OtlpConfig>) -> anyhow::Result<Self> {
         let mut builder = PrometheusBuilder::new();
         for def in CATALOGUE.iter().filter(|d| d.kind == Kind::Histogram) {
             builder = builder.set_buckets_for_metric(Matcher::Full(def.name.to_string()), def.buckets)?;
         }
-        let handle = builder.install_recorder()?;
+        let prometheus = builder.build_recorder();
+        let handle = prometheus.handle();
+        let otlp = match otlp {
+            Some(config) => {
+                let (otlp, bridge) = Otlp::build(config)?;
+                let fanout = FanoutBuilder::default().add_recorder(prometheus).add_recorder(bridge).build();
+                metrics::set_global_recorder(fanout)
+                    .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
+                super::spans::install(otlp.tracer_provider());
+                tracing::info!(endpoint = %config.endpoint, protocol = ?config.protocol, "OTLP export on");
+                Some(Arc::new(otlp))
+            }
+            None => {
+                metrics::set_global_recorder(prometheus)?;
+                None
+            }
+        };
         super::describe_all();
         let process = metrics_process::Collector::default();
         process.describe();
-        Ok(Self { handle, process: std::sync::Arc::new(process) })
+        Ok(Self { handle, process: Arc::new(process), otlp })
+    }
+
+    /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
+    /// collector cannot hold the exit; a no-op without OTLP.
+    pub async fn shutdown(&self, within: std::time::Duration) {
+        if let Some(otlp) = self.otlp.clone() {
+            let flush = tokio::task::spawn_blocking(move || otlp.shutdown());
+            if tokio::time::timeout(within, flush).await.is_err() {
+                tracing::warn!("OTLP flush did not finish in time; pending metrics and spans dropped");
+            }
+        }
     }
 
     /// Prometheus text exposition of every series.
@@ -31,8 +66,12 @@ impl Exporter {
         self.handle.render()
     }
 
-    /// Drain histogram buffers; run periodically so memory stays bounded between scrapes.
+    /// Drain histogram buffers; run periodically so memory stays bounded between scrapes. With
+    /// OTLP on, also refresh the process metrics, which otherwise update only on a scrape.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
+        if self.otlp.is_some() {
+            self.process.collect();
+        }
     }
 }

@@ -1,0 +1,195 @@
+//! A `metrics` recorder that forwards every measurement to OpenTelemetry instruments. Installed
+//! next to the Prometheus recorder behind a fan-out, so each call site records once.
+//!
+//! Names, units and label keys come from the catalogue: semantic-convention names where they
+//! exist (`mcp.client.operation.duration`, `mcp.method.name`), empty label values dropped
+//! (`error.type` only on failures).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder};
+use metrics::{SharedString, Unit};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Meter;
+
+use super::catalogue::{find, otel_attribute};
+
+/// The bridge recorder; one per meter provider.
+pub struct OtelRecorder {
+    meter: Meter,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    counters: HashMap<Key, Arc<OtelCounter>>,
+    gauges: HashMap<Key, Arc<OtelGauge>>,
+    histograms: HashMap<Key, Arc<OtelHistogram>>,
+    counter_instruments: HashMap<String, opentelemetry::metrics::Counter<u64>>,
+    gauge_instruments: HashMap<String, opentelemetry::metrics::Gauge<f64>>,
+    histogram_instruments: HashMap<String, opentelemetry::metrics::Histogram<f64>>,
+}
+
+impl OtelRecorder {
+    pub fn new(meter: Meter) -> Self {
+        Self { meter, state: Mutex::new(State::default()) }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// OTLP name, unit and description of a facade name.
+fn describe(name: &str) -> (String, &'static str, &'static str) {
+    match find(name) {
+        Some(def) => (def.otlp_name().to_string(), def.otlp_unit(), def.help),
+        None => (name.to_string(), "", ""),
+    }
+}
+
+fn attributes(key: &Key) -> Vec<KeyValue> {
+    key.labels()
+        .filter(|l| !l.value().is_empty())
+        .map(|l| KeyValue::new(otel_attribute(l.key()).to_string(), l.value().to_string()))
+        .collect()
+}
+
+struct OtelCounter {
+    instrument: opentelemetry::metrics::Counter<u64>,
+    attributes: Vec<KeyValue>,
+    absolute: AtomicU64,
+}
+
+impl CounterFn for OtelCounter {
+    fn increment(&self, value: u64) {
+        self.instrument.add(value, &self.attributes);
+    }
+
+    fn absolute(&self, value: u64) {
+        let before = self.absolute.fetch_max(value, Ordering::AcqRel);
+        self.instrument.add(value.saturating_sub(before), &self.attributes);
+    }
+}
+
+struct OtelGauge {
+    instrument: opentelemetry::metrics::Gauge<f64>,
+    attributes: Vec<KeyValue>,
+    /// f64 bits of the current value, so increments have something to add to.
+    value: AtomicU64,
+}
+
+impl OtelGauge {
+    fn update(&self, f: impl Fn(f64) -> f64) {
+        let mut current = self.value.load(Ordering::Acquire);
+        loop {
+            let next = f(f64::from_bits(current));
+            match self.value.compare_exchange_weak(current, next.to_bits(), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return self.instrument.record(next, &self.attributes),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+impl GaugeFn for OtelGauge {
+    fn increment(&self, value: f64) {
+        self.update(|v| v + value);
+    }
+    fn decrement(&self, value: f64) {
+        self.update(|v| v - value);
+    }
+    fn set(&self, value: f64) {
+        self.update(|_| value);
+    }
+}
+
+struct OtelHistogram {
+    instrument: opentelemetry::metrics::Histogram<f64>,
+    attributes: Vec<KeyValue>,
+}
+
+impl HistogramFn for OtelHistogram {
+    fn record(&self, value: f64) {
+        self.instrument.record(value, &self.attributes);
+    }
+}
+
+impl Recorder for OtelRecorder {
+    // Descriptions and units come from the catalogue when the instrument is created.
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        let mut state = self.state();
+        if let Some(c) = state.counters.get(key) {
+            return Counter::from_arc(Arc::clone(c));
+        }
+        let (name, unit, help) = describe(key.name());
+        let instrument = state
+            .counter_instruments
+            .entry(name.clone())
+            .or_insert_with(|| self.meter.u64_counter(name).with_unit(unit).with_description(help).build())
+            .clone();
+        let handle = Arc::new(OtelCounter { instrument, attributes: attributes(key), absolute: AtomicU64::new(0) });
+        state.counters.insert(key.clone(), Arc::clone(&handle));
+        Counter::from_arc(handle)
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let mut state = self.state();
+        if let Some(g) = state.gauges.get(key) {
+            return Gauge::from_arc(Arc::clone(g));
+        }
+        let (name, unit, help) = describe(key.name());
+        let instrument = state
+            .gauge_instruments
+            .entry(name.clone())
+            .or_insert_with(|| self.meter.f64_gauge(name).with_unit(unit).with_description(help).build())
+            .clone();
+        let handle = Arc::new(OtelGauge { instrument, attributes: attributes(key), value: AtomicU64::new(0) });
+        state.gauges.insert(key.clone(), Arc::clone(&handle));
+        Gauge::from_arc(handle)
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        let mut state = self.state();
+        if let Some(h) = state.histograms.get(key) {
+            return Histogram::from_arc(Arc::clone(h));
+        }
+        let (name, unit, help) = describe(key.name());
+        let instrument = state
+            .histogram_instruments
+            .entry(name.clone())
+            .or_insert_with(|| self.meter.f64_histogram(name).with_unit(unit).with_description(help).build())
+            .clone();
+        let handle = Arc::new(OtelHistogram { instrument, attributes: attributes(key) });
+        state.histograms.insert(key.clone(), Arc::clone(&handle));
+        Histogram::from_arc(handle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_use_semconv_keys_and_drop_empty_values() {
+        let key = Key::from_parts(
+            "mcp_client_operation_duration_seconds",
+            vec![
+                metrics::Label::new("target", "t"),
+                metrics::Label::new("mcp_method_name", "tools/call"),
+                metrics::Label::new("error_type", ""),
+            ],
+        );
+        let attrs = attributes(&key);
+        let keys: Vec<_> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["target", "mcp.method.name"]);
+        assert_eq!(describe(key.name()).0, "mcp.client.operation.duration");
+        assert_eq!(describe(key.name()).1, "s");
+    }
+}
