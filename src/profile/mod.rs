@@ -1,16 +1,18 @@
 //! Heavy profiles. The engine (`engine.rs`) runs a population of sessions on an open-model
 //! arrival schedule; a profile supplies the workload (`load.rs`: the mixed workload). This file
 //! drives one run: thresholds evaluated during the run (abort on breach) and at the end, and the
-//! JSON run report. Later profiles (notification stress, longevity, capability matrix) plug in
-//! as other workloads and observers over the same engine.
+//! JSON run report. `drive` is the one run driver every profile goes through; `notify.rs` is the
+//! notification-stress profile (sessions holding streams, broadcasts triggered in batches).
 
 pub mod engine;
 pub mod load;
+pub mod notify;
 pub mod report;
 pub mod stats;
 pub mod threshold;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::mcp::ClientConfig;
 use engine::{EngineConfig, RunObserver};
 use load::{LoadWorkload, MixEntry};
-use report::{RunParams, RunReport, ThresholdResult};
+use report::{LoadResults, RunParams, RunReport, ThresholdResult};
 use stats::{OpAccum, RunStats, Snapshot};
 use threshold::{Stat, Threshold};
 
@@ -39,17 +41,14 @@ pub struct LoadRun {
     pub tick: Duration,
 }
 
-/// A live view for progress lines.
+/// A live view for progress lines: the population, and a profile-specific summary.
 #[derive(Debug, Clone)]
 pub struct Progress {
     pub elapsed: Duration,
     pub sessions: u64,
     pub in_flight: u64,
-    pub requests: u64,
-    pub errors: u64,
-    pub shed: u64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
+    /// Profile-specific `key=value` pairs (requests and percentiles, deliveries, ...).
+    pub detail: String,
 }
 
 /// Resolve a threshold scope to mix indices; `None` scope is every operation.
@@ -80,6 +79,8 @@ pub fn observe(t: &Threshold, acc: &OpAccum, shed: u64) -> f64 {
         Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
         Stat::ErrorRate => error_rate,
         Stat::SuccessRate => 1.0 - error_rate,
+        // Refused for load runs when parsed; a load run has no notifications.
+        Stat::Delivery => 1.0,
     }
 }
 
@@ -119,11 +120,110 @@ pub type ThresholdHook = Box<dyn Fn(&[ThresholdResult]) + Send + Sync>;
 
 /// Hooks a caller gives a run.
 pub struct Hooks {
-    pub observer: Arc<dyn RunObserver>,
     /// Called every tick with a live view.
     pub progress: Box<dyn Fn(&Progress) + Send + Sync>,
     /// Called every tick and at the end with the threshold results so far.
     pub thresholds: ThresholdHook,
+}
+
+/// What the run driver asks a running profile on every tick.
+pub trait LiveRun: Send + Sync {
+    /// Threshold results over what the run measured so far.
+    fn evaluate(&self) -> Vec<ThresholdResult>;
+    /// Live view for the progress hook.
+    fn progress(&self, elapsed: Duration) -> Progress;
+    /// Samples a threshold result must cover before it may abort the run.
+    fn min_abort_samples(&self) -> u64 {
+        MIN_ABORT_SAMPLES
+    }
+}
+
+/// How a driven run ended.
+pub struct Driven<T> {
+    /// What the profile's work returned.
+    pub out: T,
+    /// Threshold results at the end.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Why the run ended early (a threshold breach or cancellation), if it did.
+    pub abort_reason: Option<String>,
+}
+
+/// The one run driver shared by every profile: runs `work` to its end while evaluating the
+/// thresholds and reporting progress every `tick`; with `abort_on_fail`, the first breach over
+/// enough samples cancels `work_cancel` (the work then winds down and returns).
+pub async fn drive<T>(
+    work: impl std::future::Future<Output = T>,
+    live: &dyn LiveRun,
+    hooks: &Hooks,
+    tick: Duration,
+    abort_on_fail: bool,
+    work_cancel: &CancellationToken,
+) -> Driven<T> {
+    tokio::pin!(work);
+    let begin = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval_at(begin + tick, tick);
+    let mut abort_reason: Option<String> = None;
+    let out = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            _ = ticker.tick() => {
+                let results = live.evaluate();
+                (hooks.thresholds)(&results);
+                (hooks.progress)(&live.progress(begin.elapsed()));
+                if abort_on_fail && abort_reason.is_none()
+                    && let Some(breach) = results.iter().find(|r| !r.passed && r.samples >= live.min_abort_samples())
+                {
+                    tracing::warn!(threshold = %breach.threshold, observed = breach.observed, "Threshold breached; aborting the run");
+                    abort_reason = Some(format!("threshold {} breached", breach.threshold));
+                    work_cancel.cancel();
+                }
+            }
+        }
+    };
+    let thresholds = live.evaluate();
+    (hooks.thresholds)(&thresholds);
+    if work_cancel.is_cancelled() && abort_reason.is_none() {
+        abort_reason = Some("cancelled".into());
+    }
+    Driven { out, thresholds, abort_reason }
+}
+
+/// The verdict of a run.
+pub fn verdict(thresholds: &[ThresholdResult], aborted: bool) -> String {
+    if thresholds.iter().all(|r| r.passed) && !aborted { "pass" } else { "fail" }.into()
+}
+
+/// The load profile's live state, as the driver sees it.
+struct LoadLive<'a> {
+    run: &'a LoadRun,
+    stats: &'a RunStats,
+    planned: u64,
+}
+
+impl LiveRun for LoadLive<'_> {
+    fn evaluate(&self) -> Vec<ThresholdResult> {
+        evaluate(&self.run.thresholds, &self.run.mix, &self.stats.snapshot())
+    }
+
+    fn progress(&self, elapsed: Duration) -> Progress {
+        let snap = self.stats.snapshot();
+        let total = snap.total();
+        let ms = |q: f64| threshold::format_seconds(total.latency.value_at_quantile(q) as f64 / 1e6);
+        Progress {
+            elapsed,
+            sessions: self.stats.sessions.load(Ordering::Relaxed),
+            in_flight: self.stats.in_flight.load(Ordering::Relaxed),
+            detail: format!(
+                "requests={}/{} errors={} shed={} p95={} p99={}",
+                total.count(),
+                self.planned,
+                total.error_count(),
+                snap.slots.shed,
+                ms(0.95),
+                ms(0.99)
+            ),
+        }
+    }
 }
 
 /// Run a load profile to its end (or abort / cancellation) and build its report.
@@ -131,6 +231,7 @@ pub async fn run_load(
     run: LoadRun,
     client: ClientConfig,
     http: reqwest::Client,
+    observer: Arc<dyn RunObserver>,
     hooks: Hooks,
     cancel: CancellationToken,
 ) -> RunReport {
@@ -138,82 +239,44 @@ pub async fn run_load(
     let stats = Arc::new(RunStats::new(run.mix.len()));
     let workload = Arc::new(LoadWorkload::new(run.mix.clone()));
     let engine_cancel = cancel.child_token();
-    let engine = engine::run(
-        run.engine.clone(),
-        client,
-        http,
-        workload,
-        Arc::clone(&hooks.observer),
-        Arc::clone(&stats),
-        engine_cancel.clone(),
-    );
-    tokio::pin!(engine);
-    let begin = tokio::time::Instant::now();
-    let mut ticker = tokio::time::interval_at(begin + run.tick, run.tick);
-    let mut abort_reason: Option<String> = None;
-    let end = loop {
-        tokio::select! {
-            end = &mut engine => break end,
-            _ = ticker.tick() => {
-                let snap = stats.snapshot();
-                let results = evaluate(&run.thresholds, &run.mix, &snap);
-                (hooks.thresholds)(&results);
-                let total = snap.total();
-                (hooks.progress)(&Progress {
-                    elapsed: begin.elapsed(),
-                    sessions: stats.sessions.load(std::sync::atomic::Ordering::Relaxed),
-                    in_flight: stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                    requests: total.count(),
-                    errors: total.error_count(),
-                    shed: snap.slots.shed,
-                    p95_ms: total.latency.value_at_quantile(0.95) as f64 / 1000.0,
-                    p99_ms: total.latency.value_at_quantile(0.99) as f64 / 1000.0,
-                });
-                if run.abort_on_fail && abort_reason.is_none()
-                    && let Some(breach) = results.iter().find(|r| !r.passed && r.samples >= MIN_ABORT_SAMPLES)
-                {
-                    tracing::warn!(threshold = %breach.threshold, observed = breach.observed, "Threshold breached; aborting the run");
-                    abort_reason = Some(format!("threshold {} breached", breach.threshold));
-                    engine_cancel.cancel();
-                }
-            }
-        }
-    };
+    let engine =
+        engine::run(run.engine.clone(), client, http, workload, observer, Arc::clone(&stats), engine_cancel.clone());
+    let plan = run.engine.plan;
+    let live = LoadLive { run: &run, stats: &stats, planned: plan.expected_slots() };
+    let driven = drive(engine, &live, &hooks, run.tick, run.abort_on_fail, &engine_cancel).await;
+    let end = driven.out;
     let snap = stats.snapshot();
-    let results = evaluate(&run.thresholds, &run.mix, &snap);
-    (hooks.thresholds)(&results);
     let shed = snap.slots.shed;
     let aborted = end.cancelled;
-    if aborted && abort_reason.is_none() {
-        abort_reason = Some("cancelled".into());
-    }
-    let plan = run.engine.plan;
     RunReport {
         format: report::REPORT_FORMAT,
-        profile: run.profile,
-        target: run.target,
+        profile: run.profile.clone(),
+        target: run.target.clone(),
         started_at,
         ended_at: unix_now(),
         elapsed_s: end.elapsed.as_secs_f64(),
         aborted,
-        abort_reason,
-        params: RunParams {
-            preset: run.preset,
-            clients: plan.sessions,
-            rpm: plan.rpm,
-            duration_s: plan.duration.as_secs_f64(),
-            ramp_up_s: plan.ramp_up.as_secs_f64(),
-            ramp_down_s: plan.ramp_down.as_secs_f64(),
-            max_requests: run.engine.max_requests,
-            max_in_flight: run.engine.max_in_flight,
-            mix: run.mix.clone(),
-        },
-        slots: stats.slots(plan.expected_slots()),
-        total: snap.total().summary(shed),
-        operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
-        connect: snap.connect.summary(0),
-        verdict: if results.iter().all(|r| r.passed) && !aborted { "pass" } else { "fail" }.into(),
-        thresholds: results,
+        abort_reason: if aborted { driven.abort_reason } else { None },
+        load: Some(LoadResults {
+            params: RunParams {
+                preset: run.preset.clone(),
+                clients: plan.sessions,
+                rpm: plan.rpm,
+                duration_s: plan.duration.as_secs_f64(),
+                ramp_up_s: plan.ramp_up.as_secs_f64(),
+                ramp_down_s: plan.ramp_down.as_secs_f64(),
+                max_requests: run.engine.max_requests,
+                max_in_flight: run.engine.max_in_flight,
+                mix: run.mix.clone(),
+            },
+            slots: stats.slots(plan.expected_slots()),
+            total: snap.total().summary(shed),
+            operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
+            connect: snap.connect.summary(0),
+        }),
+        notify: None,
+        verdict: verdict(&driven.thresholds, aborted),
+        thresholds: driven.thresholds,
         client_cpu_seconds: process_cpu_seconds(),
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::load::MixEntry;
+pub use super::notify::NotifyResults;
 use super::stats::{OpSummary, Slots};
 
 /// Version of the report layout.
@@ -50,16 +51,27 @@ pub struct RunReport {
     /// Ended before the schedule did (abort on a threshold breach, or cancellation).
     pub aborted: bool,
     pub abort_reason: Option<String>,
-    pub params: RunParams,
-    pub slots: Slots,
-    pub total: OpSummary,
-    pub operations: BTreeMap<String, OpSummary>,
-    pub connect: OpSummary,
+    /// The load profile's section (at the top level of the JSON, as in the first format).
+    #[serde(flatten)]
+    pub load: Option<LoadResults>,
+    /// The notification-stress profile's section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyResults>,
     pub thresholds: Vec<ThresholdResult>,
     /// "pass" or "fail" (any threshold failed).
     pub verdict: String,
     /// CPU time of this process (user + system) over its life, when known.
     pub client_cpu_seconds: Option<f64>,
+}
+
+/// What a load run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadResults {
+    pub params: RunParams,
+    pub slots: Slots,
+    pub total: OpSummary,
+    pub operations: BTreeMap<String, OpSummary>,
+    pub connect: OpSummary,
 }
 
 impl RunReport {
@@ -138,6 +150,10 @@ fn compare_summary(scope: &str, base: &OpSummary, cur: &OpSummary, tol: Toleranc
 /// Regressions of `current` against `baseline`: the whole run and every operation both have.
 pub fn compare(baseline: &RunReport, current: &RunReport, tol: Tolerance) -> Vec<Regression> {
     let mut out = Vec::new();
+    if let (Some(b), Some(c)) = (&baseline.notify, &current.notify) {
+        super::notify::compare(b, c, tol, &mut out);
+    }
+    let (Some(baseline), Some(current)) = (&baseline.load, &current.load) else { return out };
     compare_summary("total", &baseline.total, &current.total, tol, &mut out);
     for (name, base) in &baseline.operations {
         if let Some(cur) = current.operations.get(name) {
@@ -171,21 +187,24 @@ mod tests {
             elapsed_s: 1.0,
             aborted: false,
             abort_reason: None,
-            params: RunParams {
-                preset: None,
-                clients: 1,
-                rpm: 60.0,
-                duration_s: 1.0,
-                ramp_up_s: 0.0,
-                ramp_down_s: 0.0,
-                max_requests: None,
-                max_in_flight: 1,
-                mix: vec![],
-            },
-            slots: Slots::default(),
-            total: summary(p95, error_rate),
-            operations: [("fast_tool".to_string(), summary(p95, error_rate))].into(),
-            connect: OpSummary::default(),
+            load: Some(LoadResults {
+                params: RunParams {
+                    preset: None,
+                    clients: 1,
+                    rpm: 60.0,
+                    duration_s: 1.0,
+                    ramp_up_s: 0.0,
+                    ramp_down_s: 0.0,
+                    max_requests: None,
+                    max_in_flight: 1,
+                    mix: vec![],
+                },
+                slots: Slots::default(),
+                total: summary(p95, error_rate),
+                operations: [("fast_tool".to_string(), summary(p95, error_rate))].into(),
+                connect: OpSummary::default(),
+            }),
+            notify: None,
             thresholds: vec![],
             verdict: "pass".into(),
             client_cpu_seconds: None,

@@ -14,7 +14,7 @@ use crate::mcp::ErrorType;
 /// Highest latency tracked exactly, in microseconds (one hour); larger values are clamped.
 const MAX_US: u64 = 3_600_000_000;
 
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // 3 significant digits: 0.1 % precision, about 200 KB per histogram at this range.
     Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|_| Histogram::new(3).expect("3 sigfig is valid"))
 }
@@ -89,7 +89,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }

@@ -16,6 +16,8 @@ pub enum Stat {
     ErrorRate,
     /// Successful / all requests.
     SuccessRate,
+    /// Notifications received / expected (notification stress only).
+    Delivery,
 }
 
 /// Comparison operator.
@@ -87,7 +89,7 @@ impl Threshold {
         };
         let stat = parse_stat(stat_str).map_err(err)?;
         let limit = match stat {
-            Stat::ErrorRate | Stat::SuccessRate => parse_rate(rhs),
+            Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery => parse_rate(rhs),
             _ => parse_latency(rhs),
         }
         .map_err(err)?;
@@ -108,11 +110,12 @@ impl Threshold {
             Stat::Percentile(p) => format!("p{p}"),
             Stat::ErrorRate => "error_rate".into(),
             Stat::SuccessRate => "success_rate".into(),
+            Stat::Delivery => "delivery".into(),
         }
     }
 
     pub fn is_rate(&self) -> bool {
-        matches!(self.stat, Stat::ErrorRate | Stat::SuccessRate)
+        matches!(self.stat, Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery)
     }
 
     /// Render an observed value in the threshold's unit.
@@ -158,6 +161,7 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
         "med" | "median" => Ok(Stat::Percentile(50.0)),
         "error_rate" => Ok(Stat::ErrorRate),
         "success_rate" | "success_ratio" => Ok(Stat::SuccessRate),
+        "delivery" | "delivery_ratio" => Ok(Stat::Delivery),
         _ => {
             if let Some(inner) = s.strip_prefix("p(").and_then(|r| r.strip_suffix(')')) {
                 pct(inner)
@@ -165,7 +169,7 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
                 pct(n)
             } else {
                 Err(format!(
-                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate"
+                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate, delivery"
                 ))
             }
         }
@@ -232,6 +236,10 @@ mod tests {
         assert_eq!(e.stat, Stat::ErrorRate);
         assert!((e.limit - 0.001).abs() < 1e-12);
         assert_eq!(p("success_rate > 0.99").limit, 0.99);
+        let d = p("delivery >= 99%");
+        assert_eq!((d.stat, d.cmp), (Stat::Delivery, Cmp::Ge));
+        assert!((d.limit - 0.99).abs() < 1e-12);
+        assert_eq!(d.to_string(), "delivery>=99%");
     }
 
     #[test]

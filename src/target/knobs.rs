@@ -35,6 +35,9 @@ pub struct Knobs {
     pub stall: bool,
     /// The `echo` tool answers with an `isError` result.
     pub tool_error: bool,
+    /// Share (0..=1) of `broadcast` deliveries dropped on purpose (one draw per session).
+    #[serde(default)]
+    pub notify_drop_rate: f64,
 }
 
 /// A partial update of [`Knobs`]: fields left out keep their value.
@@ -45,6 +48,7 @@ pub struct KnobsPatch {
     pub error_rate: Option<f64>,
     pub stall: Option<bool>,
     pub tool_error: Option<bool>,
+    pub notify_drop_rate: Option<f64>,
 }
 
 /// Why a knob update was refused.
@@ -53,6 +57,8 @@ pub struct KnobsPatch {
 pub enum KnobsError {
     #[error("error_rate must be within 0..=1, got {0}")]
     ErrorRateOutOfRange(f64),
+    #[error("notify_drop_rate must be within 0..=1, got {0}")]
+    NotifyDropRateOutOfRange(f64),
     #[error("latency_ms must be at most {max}, got {got}")]
     LatencyTooLarge { got: u64, max: u64 },
 }
@@ -65,6 +71,9 @@ impl Knobs {
     pub fn validate(&self) -> Result<(), KnobsError> {
         if !(0.0..=1.0).contains(&self.error_rate) {
             return Err(KnobsError::ErrorRateOutOfRange(self.error_rate));
+        }
+        if !(0.0..=1.0).contains(&self.notify_drop_rate) {
+            return Err(KnobsError::NotifyDropRateOutOfRange(self.notify_drop_rate));
         }
         if self.latency_ms > MAX_LATENCY_MS {
             return Err(KnobsError::LatencyTooLarge { got: self.latency_ms, max: MAX_LATENCY_MS });
@@ -79,6 +88,7 @@ impl Knobs {
             error_rate: patch.error_rate.unwrap_or(self.error_rate),
             stall: patch.stall.unwrap_or(self.stall),
             tool_error: patch.tool_error.unwrap_or(self.tool_error),
+            notify_drop_rate: patch.notify_drop_rate.unwrap_or(self.notify_drop_rate),
         }
     }
 }
@@ -224,7 +234,7 @@ mod tests {
 
     #[test]
     fn merge_keeps_unset_fields() {
-        let knobs = Knobs { latency_ms: 5, error_rate: 0.5, stall: false, tool_error: true };
+        let knobs = Knobs { latency_ms: 5, error_rate: 0.5, stall: false, tool_error: true, notify_drop_rate: 0.0 };
         let patch = KnobsPatch { stall: Some(true), ..Default::default() };
         assert_eq!(knobs.merged(&patch), Knobs { stall: true, ..knobs.clone() });
     }
@@ -235,6 +245,8 @@ mod tests {
         let err = handle.apply(&KnobsPatch { error_rate: Some(1.5), latency_ms: Some(3), ..Default::default() });
         assert_eq!(err, Err(KnobsError::ErrorRateOutOfRange(1.5)));
         assert_eq!(handle.get(), Knobs::default());
+        let err = handle.apply(&KnobsPatch { notify_drop_rate: Some(-0.1), ..Default::default() });
+        assert_eq!(err, Err(KnobsError::NotifyDropRateOutOfRange(-0.1)));
     }
 
     #[test]

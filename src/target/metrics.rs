@@ -59,10 +59,12 @@ pub enum Fault {
     Stall,
     /// `tool_error`: `echo` answered `isError`.
     ToolError,
+    /// `notify_drop_rate`: a broadcast delivery to one session dropped.
+    NotifyDrop,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 4] = [Self::HttpError, Self::Latency, Self::Stall, Self::ToolError];
+    pub const ALL: [Fault; 5] = [Self::HttpError, Self::Latency, Self::Stall, Self::ToolError, Self::NotifyDrop];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +72,7 @@ impl Fault {
             Self::Latency => "latency",
             Self::Stall => "stall",
             Self::ToolError => "tool_error",
+            Self::NotifyDrop => "notify_drop",
         }
     }
 }
@@ -78,7 +81,7 @@ impl Fault {
 #[derive(Debug, Default)]
 pub struct TargetMetrics {
     requests: [AtomicU64; 4],
-    faults: [AtomicU64; 4],
+    faults: [AtomicU64; 5],
 }
 
 impl TargetMetrics {

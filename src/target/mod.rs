@@ -48,6 +48,9 @@ pub struct TargetArgs {
     /// Make the `echo` tool answer with an isError result (knob `tool_error`).
     #[arg(long)]
     pub tool_error: bool,
+    /// Share (0..=1) of `broadcast` deliveries dropped on purpose (knob `notify_drop_rate`).
+    #[arg(long, default_value_t = 0.0)]
+    pub notify_drop_rate: f64,
     /// Drop sessions idle for longer than this (then their id gets 404).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
@@ -71,6 +74,7 @@ impl TargetArgs {
                 error_rate: self.error_rate,
                 stall: self.stall,
                 tool_error: self.tool_error,
+                notify_drop_rate: self.notify_drop_rate,
             },
             session_idle_timeout: self.session_idle_timeout,
             sse_retry: self.sse_retry,
@@ -120,6 +124,8 @@ pub(crate) struct Shared {
     metrics: metrics::TargetMetrics,
     sessions: Arc<LocalSessionManager>,
     subscriptions: Mutex<Vec<Subscription>>,
+    /// Peers of initialized 2025 sessions, by handler id (the `broadcast` tool's audience).
+    peers: Mutex<Vec<(u64, Peer<RoleServer>)>>,
     instance: String,
     next_handler: AtomicU64,
     shutdown: CancellationToken,
@@ -140,6 +146,36 @@ impl Shared {
     fn unsubscribe(&self, handler: u64, uri: &str) {
         let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
         subs.retain(|s| !(s.handler == handler && s.uri == uri));
+    }
+
+    fn register_peer(&self, handler: u64, peer: Peer<RoleServer>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|(id, p)| *id != handler && !p.is_transport_closed());
+        peers.push((handler, peer));
+    }
+
+    /// Send `notifications/message` with `data` to every live session, dropping each delivery
+    /// with probability `notify_drop_rate`; returns (sent, dropped on purpose, failed).
+    async fn broadcast(&self, data: serde_json::Value) -> (usize, usize, usize) {
+        let peers: Vec<Peer<RoleServer>> = {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.retain(|(_, p)| !p.is_transport_closed());
+            peers.iter().map(|(_, p)| p.clone()).collect()
+        };
+        let drop_rate = self.knobs.get().notify_drop_rate;
+        let mut dropped = 0;
+        let mut sends = Vec::with_capacity(peers.len());
+        for peer in peers {
+            if drop_rate > 0.0 && rand::random::<f64>() < drop_rate {
+                self.metrics.count_fault(Fault::NotifyDrop);
+                dropped += 1;
+                continue;
+            }
+            sends.push(server::send_broadcast(peer, data.clone()));
+        }
+        let results = futures::future::join_all(sends).await;
+        let sent = results.iter().filter(|ok| **ok).count();
+        (sent, dropped, results.len() - sent)
     }
 
     async fn live_sessions(&self) -> usize {
@@ -263,6 +299,7 @@ pub async fn spawn(
         metrics: metrics::TargetMetrics::default(),
         sessions: sessions.clone(),
         subscriptions: Mutex::new(Vec::new()),
+        peers: Mutex::new(Vec::new()),
         instance: uuid::Uuid::new_v4().to_string(),
         next_handler: AtomicU64::new(0),
         shutdown: shutdown.clone(),

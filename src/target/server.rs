@@ -21,7 +21,7 @@ use rmcp::{
         UnsubscribeRequestParams,
     },
     schemars::{self, JsonSchema},
-    service::RequestContext,
+    service::{NotificationContext, RequestContext},
 };
 use serde::Deserialize;
 
@@ -65,6 +65,12 @@ struct NotifyArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+struct BroadcastArgs {
+    /// Echoed in every session's `notifications/message` data so clients can match it.
+    nonce: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 struct ProgressArgs {
     /// Number of `notifications/progress` to send (at most 1000).
     steps: u64,
@@ -98,6 +104,12 @@ fn tools() -> Vec<Tool> {
             empty(),
         )
         .with_input_schema::<NotifyArgs>(),
+        Tool::new(
+            "broadcast",
+            "Sends a notifications/message carrying the nonce and a send timestamp to every live session's stream.",
+            empty(),
+        )
+        .with_input_schema::<BroadcastArgs>(),
         Tool::new("progress", "Sends notifications/progress for each step when a progressToken is given.", empty())
             .with_input_schema::<ProgressArgs>(),
     ]
@@ -115,6 +127,12 @@ fn text_result(text: impl Into<String>) -> CallToolResponse {
 
 fn error_result(text: impl Into<String>) -> CallToolResponse {
     CallToolResult::error(vec![ContentBlock::text(text.into())]).into()
+}
+
+/// Send one session its `notifications/message` of a broadcast (same shape as `notify`'s).
+pub(crate) async fn send_broadcast(peer: rmcp::Peer<RoleServer>, data: serde_json::Value) -> bool {
+    let param = LoggingMessageNotificationParam::new(LoggingLevel::Info, data).with_logger(LOGGER);
+    peer.notify_logging_message(param).await.is_ok()
 }
 
 fn now_ms() -> u64 {
@@ -174,6 +192,17 @@ impl CanaryServer {
         Ok(text_result(format!("sent notification {nonce}")))
     }
 
+    async fn broadcast(&self, arguments: Option<JsonObject>) -> Result<CallToolResponse, McpError> {
+        let BroadcastArgs { nonce } = parse("broadcast", arguments)?;
+        let data = serde_json::json!({
+            "nonce": nonce,
+            "sent_at_ms": now_ms(),
+            "instance": self.shared.instance,
+        });
+        let (sent, dropped, failed) = self.shared.broadcast(data).await;
+        Ok(text_result(format!("broadcast {nonce}: sent {sent}, dropped {dropped}, failed {failed}")))
+    }
+
     async fn progress(
         &self,
         arguments: Option<JsonObject>,
@@ -222,7 +251,11 @@ impl ServerHandler for CanaryServer {
                 .build(),
         )
         .with_server_info(Implementation::new("mcp-canary-target", env!("CARGO_PKG_VERSION")))
-        .with_instructions("Reference MCP server of mcp-canary: tools echo, slow, fail, notify, progress.")
+        .with_instructions("Reference MCP server of mcp-canary: tools echo, slow, fail, notify, broadcast, progress.")
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.shared.register_peer(self.id, context.peer);
     }
 
     async fn list_tools(
@@ -251,6 +284,7 @@ impl ServerHandler for CanaryServer {
                 Ok(error_result(message.unwrap_or_else(|| "fail tool called".into())))
             }
             "notify" => self.notify(arguments, &context).await,
+            "broadcast" => self.broadcast(arguments).await,
             "progress" => self.progress(arguments, &context).await,
             other => Err(McpError::invalid_params(format!("unknown tool: {other}"), None)),
         }
@@ -385,7 +419,7 @@ mod tests {
     fn tool_schemas_name_their_arguments() {
         let tools = tools();
         let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
-        assert_eq!(names, ["echo", "slow", "fail", "notify", "progress"]);
+        assert_eq!(names, ["echo", "slow", "fail", "notify", "broadcast", "progress"]);
         let echo = &tools[0];
         assert_eq!(echo.input_schema.get("required"), Some(&serde_json::json!(["message"])));
     }

@@ -251,6 +251,43 @@ metric!(
     ["target", "profile"],
     "Profile requests currently awaiting an answer."
 );
+// Heavy profiles (notify): live delivery series during a run.
+metric!(
+    NOTIFY_DELIVERY_LATENCY,
+    "mcp_canary_notify_delivery_latency_seconds",
+    Histogram,
+    ["target", "profile"],
+    "Send-to-receive latency of broadcast notifications (target's wall-clock send stamp to this process's wall clock).",
+    LATENCY_BUCKETS
+);
+metric!(
+    NOTIFY_EXPECTED,
+    "mcp_canary_notify_expected_total",
+    Counter,
+    ["target", "profile"],
+    "Broadcast deliveries expected: sessions times broadcasts triggered."
+);
+metric!(
+    NOTIFY_RECEIVED,
+    "mcp_canary_notify_received_total",
+    Counter,
+    ["target", "profile"],
+    "Distinct broadcast deliveries received, summed over sessions (duplicates excluded)."
+);
+metric!(
+    NOTIFY_DUPLICATES,
+    "mcp_canary_notify_duplicates_total",
+    Counter,
+    ["target", "profile"],
+    "Broadcasts a session received more than once (each repeat counted)."
+);
+metric!(
+    NOTIFY_OUT_OF_ORDER,
+    "mcp_canary_notify_out_of_order_total",
+    Counter,
+    ["target", "profile"],
+    "Broadcasts a session received after a later-triggered one."
+);
 metric!(
     RUN_RUNNING,
     "mcp_canary_run_running",
@@ -277,7 +314,7 @@ metric!(
     "mcp_canary_run_latency_seconds",
     Gauge,
     ["target", "profile", "operation", "stat"],
-    "Last run's exact latency from intended start (HdrHistogram), by operation (`all` for the run) and stat (avg, p50, p95, p99, max)."
+    "Last run's exact latency (HdrHistogram) by operation and stat (avg, p50, p95, p99, max): from intended start for load operations (`all` for the run), send-to-receive for `notification` (notify runs)."
 );
 metric!(
     RUN_REQUESTS,
@@ -292,6 +329,20 @@ metric!(
     Gauge,
     ["target", "profile", "operation"],
     "Last run's successful share of requests, by operation (`all` counts shed slots as failures)."
+);
+metric!(
+    RUN_DELIVERY_RATIO,
+    "mcp_canary_run_delivery_ratio",
+    Gauge,
+    ["target", "profile"],
+    "Last notify run's delivery ratio: distinct deliveries received / (sessions x broadcasts)."
+);
+metric!(
+    RUN_SESSIONS_MISSING,
+    "mcp_canary_run_sessions_missing",
+    Gauge,
+    ["target", "profile"],
+    "Sessions of the last notify run that missed at least one broadcast."
 );
 metric!(
     RUN_THRESHOLD_PASSED,
@@ -362,12 +413,19 @@ pub const CATALOGUE: &[MetricDef] = &[
     LOAD_SLOTS,
     LOAD_SESSIONS,
     LOAD_IN_FLIGHT,
+    NOTIFY_DELIVERY_LATENCY,
+    NOTIFY_EXPECTED,
+    NOTIFY_RECEIVED,
+    NOTIFY_DUPLICATES,
+    NOTIFY_OUT_OF_ORDER,
     RUN_RUNNING,
     RUN_START,
     RUN_END,
     RUN_LATENCY,
     RUN_REQUESTS,
     RUN_SUCCESS_RATIO,
+    RUN_DELIVERY_RATIO,
+    RUN_SESSIONS_MISSING,
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,
 ];

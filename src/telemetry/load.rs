@@ -8,6 +8,7 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use super::catalogue as m;
 use crate::profile::engine::{RunObserver, SlotEvent};
+use crate::profile::notify::{NotifyObserver, NotifyResults};
 use crate::profile::report::{RunReport, ThresholdResult};
 use crate::profile::stats::{OpSummary, RequestResult};
 
@@ -18,20 +19,53 @@ struct OpHandles {
     ok_count: Counter,
 }
 
-/// The metrics side of one profile run (implements the engine's observer).
+/// Live delivery series of a notify run, registered before it starts.
+struct NotifyHandles {
+    latency: Histogram,
+    expected: Counter,
+    received: Counter,
+    duplicates: Counter,
+    out_of_order: Counter,
+}
+
+/// The metrics side of one profile run (implements the engine's and the notify observers).
 pub struct RunMetrics {
     target: String,
     profile: String,
     ops: Vec<OpHandles>,
+    notify: Option<NotifyHandles>,
     slots: [Counter; 4],
     sessions: Gauge,
     in_flight: Gauge,
 }
 
 impl RunMetrics {
-    /// Register the run's series and mark it running.
+    /// Register a load run's series and mark it running.
     pub fn start(target: &str, profile: &str, operations: &[String], started_at: f64) -> Arc<Self> {
+        Self::start_with(target, profile, operations, started_at, false)
+    }
+
+    /// Register a notify run's series and mark it running.
+    pub fn start_notify(target: &str, profile: &str, started_at: f64) -> Arc<Self> {
+        Self::start_with(target, profile, &[], started_at, true)
+    }
+
+    fn start_with(target: &str, profile: &str, operations: &[String], started_at: f64, notify: bool) -> Arc<Self> {
         let (t, p) = (target.to_string(), profile.to_string());
+        let notify = notify.then(|| {
+            let c = |name: &'static str| {
+                let c = counter!(name, "target" => t.clone(), "profile" => p.clone());
+                c.increment(0);
+                c
+            };
+            NotifyHandles {
+                latency: histogram!(m::NOTIFY_DELIVERY_LATENCY.name, "target" => t.clone(), "profile" => p.clone()),
+                expected: c(m::NOTIFY_EXPECTED.name),
+                received: c(m::NOTIFY_RECEIVED.name),
+                duplicates: c(m::NOTIFY_DUPLICATES.name),
+                out_of_order: c(m::NOTIFY_OUT_OF_ORDER.name),
+            }
+        });
         let ops = operations
             .iter()
             .map(|op| OpHandles {
@@ -57,6 +91,7 @@ impl RunMetrics {
             target: t,
             profile: p,
             ops,
+            notify,
             slots,
         })
     }
@@ -97,9 +132,14 @@ impl RunMetrics {
 
     /// The last run's results; the run is no longer running.
     pub fn finished(&self, report: &RunReport) {
-        self.summary("all", &report.total);
-        for (name, s) in &report.operations {
-            self.summary(name, s);
+        if let Some(load) = &report.load {
+            self.summary("all", &load.total);
+            for (name, s) in &load.operations {
+                self.summary(name, s);
+            }
+        }
+        if let Some(n) = &report.notify {
+            self.notify_summary(n);
         }
         self.thresholds(&report.thresholds);
         let (t, p) = (self.target.clone(), self.profile.clone());
@@ -112,7 +152,24 @@ impl RunMetrics {
         gauge!(m::RUN_RUNNING.name, "target" => t, "profile" => p).set(0.0);
         self.population(0, 0);
         tracing::info!(target_name = %self.target, profile = %self.profile, verdict = %report.verdict,
-            requests = report.total.count, "Profile run finished");
+            "Profile run finished");
+    }
+
+    fn notify_summary(&self, n: &NotifyResults) {
+        let (t, p) = (self.target.clone(), self.profile.clone());
+        for (stat, ms) in [
+            ("avg", n.latency.avg_ms),
+            ("p50", n.latency.p50_ms),
+            ("p95", n.latency.p95_ms),
+            ("p99", n.latency.p99_ms),
+            ("max", n.latency.max_ms),
+        ] {
+            gauge!(m::RUN_LATENCY.name, "target" => t.clone(), "profile" => p.clone(),
+                "operation" => "notification", "stat" => stat)
+            .set(ms / 1000.0);
+        }
+        gauge!(m::RUN_DELIVERY_RATIO.name, "target" => t.clone(), "profile" => p.clone()).set(n.delivery_ratio);
+        gauge!(m::RUN_SESSIONS_MISSING.name, "target" => t, "profile" => p).set(n.sessions_missing_any as f64);
     }
 }
 
@@ -145,5 +202,34 @@ impl RunObserver for RunMetrics {
             SlotEvent::Shed => 3,
         };
         self.slots[i].increment(1);
+    }
+}
+
+impl NotifyObserver for RunMetrics {
+    fn expected(&self, n: u64) {
+        if let Some(h) = &self.notify {
+            h.expected.increment(n);
+        }
+    }
+
+    fn delivered(&self, latency: Option<Duration>) {
+        if let Some(h) = &self.notify {
+            h.received.increment(1);
+            if let Some(l) = latency {
+                h.latency.record(l.as_secs_f64());
+            }
+        }
+    }
+
+    fn duplicate(&self) {
+        if let Some(h) = &self.notify {
+            h.duplicates.increment(1);
+        }
+    }
+
+    fn out_of_order(&self) {
+        if let Some(h) = &self.notify {
+            h.out_of_order.increment(1);
+        }
     }
 }

@@ -1,0 +1,529 @@
+//! Notification stress: N sessions each hold a server-to-client stream (the GET stream in the
+//! 2025 era); the runner triggers B batches of K broadcasts through the target's trigger tool,
+//! each carrying a nonce; the target stamps the send time (wall clock, the only cross-process
+//! clock). Every session records which broadcasts it got and when: delivery ratio, send-to-receive
+//! latency (HdrHistogram), sessions that missed any, duplicates and out-of-order arrivals.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::report::{self, Regression, RunReport, ThresholdResult, Tolerance};
+use super::stats::{Latency, new_histogram};
+use super::threshold::{Stat, Threshold};
+use super::{Hooks, LiveRun, Progress, drive, process_cpu_seconds, unix_now, verdict};
+use crate::mcp::{ClientConfig, McpClient};
+
+/// A validated notification-stress run.
+#[derive(Debug, Clone)]
+pub struct NotifyRun {
+    pub profile: String,
+    pub target: String,
+    pub sessions: u32,
+    pub batches: u32,
+    /// Broadcasts per batch.
+    pub broadcasts: u32,
+    /// From the start of one batch to the start of the next.
+    pub batch_interval: Duration,
+    /// Tool that broadcasts `{nonce}` to every session.
+    pub trigger_tool: String,
+    /// Notification method the broadcasts arrive as.
+    pub method: String,
+    pub thresholds: Vec<Threshold>,
+    pub abort_on_fail: bool,
+    pub tick: Duration,
+    /// How long sessions may take to connect and open their streams.
+    pub connect_timeout: Duration,
+    /// How long to wait for stragglers after the last broadcast.
+    pub settle: Duration,
+}
+
+impl NotifyRun {
+    pub fn total_broadcasts(&self) -> u64 {
+        u64::from(self.batches) * u64::from(self.broadcasts)
+    }
+}
+
+/// Parameters of a notify run, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyParams {
+    pub sessions: u32,
+    pub batches: u32,
+    pub broadcasts_per_batch: u32,
+    pub batch_interval_s: f64,
+    pub trigger_tool: String,
+    pub method: String,
+}
+
+/// The notify section of the run report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyResults {
+    pub params: NotifyParams,
+    /// Sessions that connected and opened their stream.
+    pub sessions_ready: u64,
+    /// Broadcasts triggered (the trigger call sent, whatever its answer).
+    pub broadcasts: u64,
+    /// Trigger calls that failed or answered `isError`.
+    pub trigger_errors: u64,
+    /// sessions x broadcasts.
+    pub expected: u64,
+    /// Distinct broadcasts received, summed over sessions.
+    pub received: u64,
+    /// received / expected.
+    pub delivery_ratio: f64,
+    /// Sessions that missed at least one broadcast.
+    pub sessions_missing_any: u64,
+    /// The same broadcast received again by a session.
+    pub duplicates: u64,
+    /// Broadcasts received after a later one by the same session.
+    pub out_of_order: u64,
+    /// Send (target wall clock) to receive (this process's wall clock).
+    pub latency: Latency,
+}
+
+/// Receives delivery events as they happen (telemetry implements it).
+pub trait NotifyObserver: Send + Sync {
+    fn expected(&self, _n: u64) {}
+    fn delivered(&self, _latency: Option<Duration>) {}
+    fn duplicate(&self) {}
+    fn out_of_order(&self) {}
+}
+
+/// Observer that ignores everything.
+pub struct NoNotifyObserver;
+impl NotifyObserver for NoNotifyObserver {}
+
+/// What one session got.
+struct SessionLog {
+    seen: Vec<bool>,
+    highest: Option<usize>,
+}
+
+/// Live accumulators of a run.
+struct Tracker {
+    sessions: Vec<Mutex<SessionLog>>,
+    latency: Mutex<Histogram<u64>>,
+    ready: AtomicU64,
+    settled: AtomicU64,
+    broadcasts: AtomicU64,
+    trigger_errors: AtomicU64,
+    received: AtomicU64,
+    duplicates: AtomicU64,
+    out_of_order: AtomicU64,
+}
+
+/// Counts and percentiles at one instant.
+struct Tally {
+    expected: u64,
+    received: u64,
+    latency: Histogram<u64>,
+}
+
+impl Tally {
+    fn delivery(&self) -> f64 {
+        if self.expected == 0 { 1.0 } else { self.received as f64 / self.expected as f64 }
+    }
+}
+
+impl Tracker {
+    fn new(sessions: u32, broadcasts: u64) -> Self {
+        let log = || Mutex::new(SessionLog { seen: vec![false; broadcasts as usize], highest: None });
+        Self {
+            sessions: (0..sessions).map(|_| log()).collect(),
+            latency: Mutex::new(new_histogram()),
+            ready: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            broadcasts: AtomicU64::new(0),
+            trigger_errors: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+        }
+    }
+
+    /// Record that `session` received broadcast `index`, sent at `sent_at_ms` (Unix ms).
+    fn receive(&self, session: usize, index: usize, sent_at_ms: Option<u64>, observer: &dyn NotifyObserver) {
+        let Some(slot) = self.sessions.get(session) else { return };
+        let Ok(mut log) = slot.lock() else { return };
+        let Some(seen) = log.seen.get_mut(index) else { return };
+        if *seen {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            observer.duplicate();
+            return;
+        }
+        *seen = true;
+        if log.highest.is_some_and(|h| h > index) {
+            self.out_of_order.fetch_add(1, Ordering::Relaxed);
+            observer.out_of_order();
+        }
+        log.highest = log.highest.max(Some(index));
+        drop(log);
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let latency = sent_at_ms.map(|sent| {
+            let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+            // Clocks of two processes: a receive "before" the send (same host, ms stamp) is 0.
+            Duration::from_micros(now_us.saturating_sub(sent.saturating_mul(1000)))
+        });
+        if let Some(latency) = latency
+            && let Ok(mut h) = self.latency.lock()
+        {
+            let _ = h.record((latency.as_micros() as u64).max(1));
+        }
+        observer.delivered(latency);
+    }
+
+    fn tally(&self, sessions: u32) -> Tally {
+        Tally {
+            expected: u64::from(sessions) * self.broadcasts.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+            latency: self.latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_histogram()),
+        }
+    }
+
+    /// Sessions that missed any of the first `broadcasts` broadcasts.
+    fn sessions_missing_any(&self, broadcasts: u64) -> u64 {
+        let n = broadcasts as usize;
+        self.sessions.iter().filter(|s| s.lock().map(|l| l.seen.iter().take(n).any(|got| !got)).unwrap_or(true)).count()
+            as u64
+    }
+}
+
+/// The nonce of broadcast `index` of run `run_id`, and back.
+fn nonce(run_id: &str, index: u64) -> String {
+    format!("{run_id}-{index}")
+}
+
+fn parse_nonce(run_id: &str, nonce: &str) -> Option<usize> {
+    nonce.strip_prefix(run_id)?.strip_prefix('-')?.parse().ok()
+}
+
+/// The observed value of a threshold over a tally.
+pub fn observe(t: &Threshold, delivery: f64, latency: &Histogram<u64>) -> f64 {
+    let secs = |us: u64| us as f64 / 1e6;
+    match t.stat {
+        Stat::Avg => latency.mean() / 1e6,
+        Stat::Min => secs(latency.min()),
+        Stat::Max => secs(latency.max()),
+        Stat::Percentile(p) => secs(latency.value_at_quantile(p / 100.0)),
+        Stat::Delivery | Stat::SuccessRate => delivery,
+        Stat::ErrorRate => 1.0 - delivery,
+    }
+}
+
+struct NotifyLive<'a> {
+    run: &'a NotifyRun,
+    tracker: &'a Tracker,
+}
+
+impl LiveRun for NotifyLive<'_> {
+    fn evaluate(&self) -> Vec<ThresholdResult> {
+        let tally = self.tracker.tally(self.run.sessions);
+        self.run
+            .thresholds
+            .iter()
+            .map(|t| {
+                let latency_stat = !t.is_rate();
+                let samples = if latency_stat { tally.latency.len() } else { tally.expected };
+                let observed = observe(t, tally.delivery(), &tally.latency);
+                ThresholdResult {
+                    threshold: t.to_string(),
+                    passed: samples == 0 || t.holds(observed),
+                    observed,
+                    samples,
+                }
+            })
+            .collect()
+    }
+
+    fn progress(&self, elapsed: Duration) -> Progress {
+        let tally = self.tracker.tally(self.run.sessions);
+        let t = &self.tracker;
+        Progress {
+            elapsed,
+            sessions: t.ready.load(Ordering::Relaxed),
+            in_flight: 0,
+            detail: format!(
+                "broadcasts={}/{} received={}/{} delivery={:.2}% duplicates={} out_of_order={} p95={}",
+                t.broadcasts.load(Ordering::Relaxed),
+                self.run.total_broadcasts(),
+                tally.received,
+                tally.expected,
+                tally.delivery() * 100.0,
+                t.duplicates.load(Ordering::Relaxed),
+                t.out_of_order.load(Ordering::Relaxed),
+                super::threshold::format_seconds(tally.latency.value_at_quantile(0.95) as f64 / 1e6),
+            ),
+        }
+    }
+
+    fn min_abort_samples(&self) -> u64 {
+        // One whole broadcast over the population before a delivery breach may abort.
+        u64::from(self.run.sessions).max(1)
+    }
+}
+
+struct Ctx {
+    run: NotifyRun,
+    client: ClientConfig,
+    http: reqwest::Client,
+    tracker: Tracker,
+    observer: Arc<dyn NotifyObserver>,
+    run_id: String,
+    /// Ends the sessions (after the settle wait, or on abort).
+    stop: CancellationToken,
+}
+
+/// One session: connect, open the stream, record every broadcast until stopped.
+async fn session(index: usize, ctx: Arc<Ctx>) {
+    let client = McpClient::new(ctx.client.clone(), ctx.http.clone());
+    // Subscribe before the stream opens so nothing it carries is missed.
+    let mut rx = client.notifications();
+    let opened = tokio::select! {
+        _ = ctx.stop.cancelled() => None,
+        r = async { client.connect().await?; client.open_stream().await } => Some(r),
+    };
+    ctx.tracker.settled.fetch_add(1, Ordering::Relaxed);
+    match opened {
+        Some(Ok(true)) => {
+            ctx.tracker.ready.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Ok(false)) => tracing::warn!(session = index, "Server offers no server-to-client stream"),
+        Some(Err(e)) => tracing::debug!(session = index, error = %e, "Notify session not ready"),
+        None => return,
+    }
+    loop {
+        let got = tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            got = rx.recv() => got,
+        };
+        match got {
+            Ok(n) if n.method == ctx.run.method => {
+                let data = n.params.get("data").unwrap_or(&Value::Null);
+                let Some(i) = data.get("nonce").and_then(Value::as_str).and_then(|s| parse_nonce(&ctx.run_id, s))
+                else {
+                    continue;
+                };
+                let sent = data.get("sent_at_ms").and_then(Value::as_u64);
+                ctx.tracker.receive(index, i, sent, ctx.observer.as_ref());
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(session = index, lost = n, "Notify session fell behind its notification channel");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
+}
+
+/// Trigger every batch, then wait for stragglers; stops early when `cancel` fires.
+async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
+    let t = &ctx.tracker;
+    let sessions = u64::from(ctx.run.sessions);
+    let deadline = tokio::time::Instant::now() + ctx.run.connect_timeout;
+    // Wait for the population: every session ready or given up.
+    while t.settled.load(Ordering::Relaxed) < sessions && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    let trigger = McpClient::new(ctx.client.clone(), ctx.http.clone());
+    if let Err(e) = trigger.connect().await {
+        tracing::warn!(error = %e, "Trigger session not connected; every broadcast will fail");
+    }
+    let start = tokio::time::Instant::now();
+    let mut index = 0u64;
+    'batches: for batch in 0..ctx.run.batches {
+        let at = start + ctx.run.batch_interval * batch;
+        tokio::select! {
+            _ = cancel.cancelled() => break 'batches,
+            _ = tokio::time::sleep_until(at) => {}
+        }
+        for _ in 0..ctx.run.broadcasts {
+            if cancel.is_cancelled() {
+                break 'batches;
+            }
+            t.broadcasts.fetch_add(1, Ordering::Relaxed);
+            ctx.observer.expected(sessions);
+            let args = serde_json::json!({"nonce": nonce(&ctx.run_id, index)});
+            index += 1;
+            match trigger.call_tool(&ctx.run.trigger_tool, args, None).await {
+                Ok(r) if !r.is_error => {}
+                Ok(r) => {
+                    t.trigger_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(content = %r.content, "Broadcast trigger answered isError");
+                }
+                Err(e) => {
+                    t.trigger_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "Broadcast trigger failed");
+                }
+            }
+        }
+    }
+    // Stragglers: until everything expected arrived or the settle time is over.
+    let settle_until = tokio::time::Instant::now() + ctx.run.settle;
+    while tokio::time::Instant::now() < settle_until {
+        let tally = t.tally(ctx.run.sessions);
+        if tally.received >= tally.expected {
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), trigger.close()).await;
+}
+
+/// Run a notification-stress profile and build its report.
+pub async fn run_notify(
+    run: NotifyRun,
+    client: ClientConfig,
+    http: reqwest::Client,
+    observer: Arc<dyn NotifyObserver>,
+    hooks: Hooks,
+    cancel: CancellationToken,
+) -> RunReport {
+    let started_at = unix_now();
+    let begin = tokio::time::Instant::now();
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let work_cancel = cancel.child_token();
+    let ctx = Arc::new(Ctx {
+        tracker: Tracker::new(run.sessions, run.total_broadcasts()),
+        run,
+        client,
+        http,
+        observer,
+        run_id,
+        stop: CancellationToken::new(),
+    });
+    let tasks = TaskTracker::new();
+    for i in 0..ctx.run.sessions as usize {
+        tasks.spawn(session(i, Arc::clone(&ctx)));
+    }
+    tasks.close();
+    let live = NotifyLive { run: &ctx.run, tracker: &ctx.tracker };
+    let driven =
+        drive(trigger(&ctx, &work_cancel), &live, &hooks, ctx.run.tick, ctx.run.abort_on_fail, &work_cancel).await;
+    ctx.stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+
+    let t = &ctx.tracker;
+    let tally = t.tally(ctx.run.sessions);
+    let broadcasts = t.broadcasts.load(Ordering::Relaxed);
+    let aborted = work_cancel.is_cancelled();
+    let run = &ctx.run;
+    RunReport {
+        format: report::REPORT_FORMAT,
+        profile: run.profile.clone(),
+        target: run.target.clone(),
+        started_at,
+        ended_at: unix_now(),
+        elapsed_s: begin.elapsed().as_secs_f64(),
+        aborted,
+        abort_reason: if aborted { driven.abort_reason } else { None },
+        load: None,
+        notify: Some(NotifyResults {
+            params: NotifyParams {
+                sessions: run.sessions,
+                batches: run.batches,
+                broadcasts_per_batch: run.broadcasts,
+                batch_interval_s: run.batch_interval.as_secs_f64(),
+                trigger_tool: run.trigger_tool.clone(),
+                method: run.method.clone(),
+            },
+            sessions_ready: t.ready.load(Ordering::Relaxed),
+            broadcasts,
+            trigger_errors: t.trigger_errors.load(Ordering::Relaxed),
+            expected: tally.expected,
+            received: tally.received,
+            delivery_ratio: tally.delivery(),
+            sessions_missing_any: t.sessions_missing_any(broadcasts),
+            duplicates: t.duplicates.load(Ordering::Relaxed),
+            out_of_order: t.out_of_order.load(Ordering::Relaxed),
+            latency: Latency::of(&tally.latency),
+        }),
+        verdict: verdict(&driven.thresholds, aborted),
+        thresholds: driven.thresholds,
+        client_cpu_seconds: process_cpu_seconds(),
+    }
+}
+
+/// Regressions of a notify run against its baseline: latency percentiles and delivery.
+pub fn compare(base: &NotifyResults, cur: &NotifyResults, tol: Tolerance, out: &mut Vec<Regression>) {
+    let scope = "notifications";
+    if base.received > 0 && cur.received > 0 {
+        for (stat, b, c) in [
+            ("p50_ms", base.latency.p50_ms, cur.latency.p50_ms),
+            ("p95_ms", base.latency.p95_ms, cur.latency.p95_ms),
+            ("p99_ms", base.latency.p99_ms, cur.latency.p99_ms),
+        ] {
+            let allowed = b * (1.0 + tol.latency_ratio) + tol.latency_floor_ms;
+            if c > allowed {
+                out.push(Regression { scope: scope.into(), stat: stat.into(), baseline: b, current: c, allowed });
+            }
+        }
+    }
+    let allowed = base.delivery_ratio - tol.error_rate;
+    if cur.delivery_ratio < allowed {
+        out.push(Regression {
+            scope: scope.into(),
+            stat: "delivery_ratio".into(),
+            baseline: base.delivery_ratio,
+            current: cur.delivery_ratio,
+            allowed,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_round_trip() {
+        assert_eq!(parse_nonce("ab12", &nonce("ab12", 7)), Some(7));
+        assert_eq!(parse_nonce("ab12", "cd34-7"), None);
+        assert_eq!(parse_nonce("ab12", "ab12-x"), None);
+    }
+
+    #[test]
+    fn tracker_counts_duplicates_order_and_misses() {
+        let t = Tracker::new(2, 3);
+        t.broadcasts.store(3, Ordering::Relaxed);
+        let o = NoNotifyObserver;
+        t.receive(0, 0, Some(1), &o);
+        t.receive(0, 2, Some(1), &o);
+        t.receive(0, 1, Some(1), &o); // after 2: out of order
+        t.receive(0, 1, Some(1), &o); // again: duplicate
+        t.receive(1, 0, None, &o);
+        t.receive(1, 9, None, &o); // unknown index: ignored
+        let tally = t.tally(2);
+        assert_eq!((tally.expected, tally.received), (6, 4));
+        assert!((tally.delivery() - 4.0 / 6.0).abs() < 1e-12);
+        assert_eq!(t.duplicates.load(Ordering::Relaxed), 1);
+        assert_eq!(t.out_of_order.load(Ordering::Relaxed), 1);
+        assert_eq!(t.sessions_missing_any(3), 1);
+        assert_eq!(tally.latency.len(), 3, "deliveries with a send stamp");
+    }
+
+    #[test]
+    fn thresholds_observe_delivery_and_latency() {
+        let mut h = new_histogram();
+        for ms in 1..=100u64 {
+            h.record(ms * 1000).unwrap();
+        }
+        let d = Threshold::parse("delivery >= 99%").unwrap();
+        assert_eq!(observe(&d, 0.8, &h), 0.8);
+        assert!(!d.holds(0.8));
+        let p = Threshold::parse("p95 < 500ms").unwrap();
+        assert!((observe(&p, 1.0, &h) - 0.095).abs() < 0.001);
+    }
+}
