@@ -173,7 +173,7 @@ impl Tracker {
         if let Some(latency) = latency
             && let Ok(mut h) = self.latency.lock()
         {
-            let _ = h.record((latency.as_micros() as u64).max(1));
+            h.saturating_record((latency.as_micros() as u64).max(1));
         }
         observer.delivered(latency);
     }
