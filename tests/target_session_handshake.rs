@@ -1,4 +1,4 @@
-//! 2025 session handshake: initialize → initialized → tools/list lists the five tools → echo.
+//! 2025 session handshake: initialize → initialized → tools/list lists the six tools → echo.
 #[path = "common/target_util.rs"]
 mod target_util;
 
@@ -16,7 +16,7 @@ async fn handshake_lists_tools_and_echoes() {
     let mut names: Vec<String> =
         tools.as_array().expect("tools array").iter().map(|t| t["name"].as_str().unwrap_or_default().into()).collect();
     names.sort();
-    assert_eq!(names, ["echo", "fail", "notify", "progress", "slow"]);
+    assert_eq!(names, ["broadcast", "echo", "fail", "notify", "progress", "slow"]);
 
     let reply = target
         .request_2025(&session, 2, "tools/call", json!({"name": "echo", "arguments": {"message": "canary"}}))

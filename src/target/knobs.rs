@@ -38,6 +38,16 @@ pub struct Knobs {
     /// Share (0..=1) of `broadcast` deliveries dropped on purpose (one draw per session).
     #[serde(default)]
     pub notify_drop_rate: f64,
+    /// Distributed mode: ignore Redis (local sessions only, local notification delivery), the
+    /// misconfiguration that breaks non-sticky load balancing.
+    #[serde(default)]
+    pub local_only: bool,
+    /// Share (0..=1) of received pub/sub deliveries dropped instead of delivered.
+    #[serde(default)]
+    pub pubsub_drop_rate: f64,
+    /// Bytes leaked (kept allocated for good) per session that ends without a DELETE.
+    #[serde(default)]
+    pub leak_per_unclean_session_bytes: u64,
 }
 
 /// A partial update of [`Knobs`]: fields left out keep their value.
@@ -49,6 +59,9 @@ pub struct KnobsPatch {
     pub stall: Option<bool>,
     pub tool_error: Option<bool>,
     pub notify_drop_rate: Option<f64>,
+    pub local_only: Option<bool>,
+    pub pubsub_drop_rate: Option<f64>,
+    pub leak_per_unclean_session_bytes: Option<u64>,
 }
 
 /// Why a knob update was refused.
@@ -61,10 +74,16 @@ pub enum KnobsError {
     NotifyDropRateOutOfRange(f64),
     #[error("latency_ms must be at most {max}, got {got}")]
     LatencyTooLarge { got: u64, max: u64 },
+    #[error("pubsub_drop_rate must be within 0..=1, got {0}")]
+    DropRateOutOfRange(f64),
+    #[error("leak_per_unclean_session_bytes must be at most {max}, got {got}")]
+    LeakTooLarge { got: u64, max: u64 },
 }
 
 /// Upper bound of `latency_ms` (ten minutes): larger values are almost certainly typos.
 pub const MAX_LATENCY_MS: u64 = 600_000;
+/// Upper bound of `leak_per_unclean_session_bytes` (64 MiB per session).
+pub const MAX_LEAK_BYTES: u64 = 64 << 20;
 
 impl Knobs {
     /// Check the values are in range.
@@ -78,6 +97,12 @@ impl Knobs {
         if self.latency_ms > MAX_LATENCY_MS {
             return Err(KnobsError::LatencyTooLarge { got: self.latency_ms, max: MAX_LATENCY_MS });
         }
+        if !(0.0..=1.0).contains(&self.pubsub_drop_rate) {
+            return Err(KnobsError::DropRateOutOfRange(self.pubsub_drop_rate));
+        }
+        if self.leak_per_unclean_session_bytes > MAX_LEAK_BYTES {
+            return Err(KnobsError::LeakTooLarge { got: self.leak_per_unclean_session_bytes, max: MAX_LEAK_BYTES });
+        }
         Ok(())
     }
 
@@ -89,6 +114,11 @@ impl Knobs {
             stall: patch.stall.unwrap_or(self.stall),
             tool_error: patch.tool_error.unwrap_or(self.tool_error),
             notify_drop_rate: patch.notify_drop_rate.unwrap_or(self.notify_drop_rate),
+            local_only: patch.local_only.unwrap_or(self.local_only),
+            pubsub_drop_rate: patch.pubsub_drop_rate.unwrap_or(self.pubsub_drop_rate),
+            leak_per_unclean_session_bytes: patch
+                .leak_per_unclean_session_bytes
+                .unwrap_or(self.leak_per_unclean_session_bytes),
         }
     }
 }
@@ -151,6 +181,7 @@ pub fn admin_router(shared: Arc<Shared>) -> Router {
         .route("/admin/knobs", get(get_knobs).post(post_knobs))
         .route("/admin/expire-sessions", post(expire_sessions))
         .route("/admin/notify-resources", post(notify_resources))
+        .route("/admin/broadcast", post(broadcast))
         .with_state(shared)
 }
 
@@ -188,6 +219,43 @@ async fn notify_resources(State(shared): State<Arc<Shared>>) -> Json<serde_json:
     Json(serde_json::json!({ "sent": sent, "dropped": dropped }))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BroadcastBody {
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+/// Send a `notifications/message` to every session on every instance (over Redis pub/sub in
+/// distributed mode, else to this instance's sessions).
+async fn broadcast(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let parsed = if body.is_empty() { Ok(BroadcastBody::default()) } else { serde_json::from_slice(&body) };
+    let body: BroadcastBody = match parsed {
+        Ok(body) => body,
+        Err(e) => return bad_request(format!("invalid broadcast JSON: {e}")),
+    };
+    let nonce = body.nonce.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    match shared.fan_out(super::distributed::Route::Broadcast, &nonce).await {
+        Ok(published) => Json(serde_json::json!({ "nonce": nonce, "published": published })).into_response(),
+        Err(error) => {
+            tracing::warn!(error = %error, "Broadcast not published");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": error.to_string() }))).into_response()
+        }
+    }
+}
+
+/// Adds `Mcp-Canary-Instance` to every response.
+pub async fn instance_header(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Ok(value) = header::HeaderValue::from_str(&shared.instance) {
+        response.headers_mut().insert(INSTANCE_HEADER, value);
+    }
+    response
+}
+
+/// Response header naming the instance that served the request.
+pub const INSTANCE_HEADER: &str = "mcp-canary-instance";
+
 /// Middleware in front of the MCP service: counts requests and injects the configured faults.
 pub async fn fault_middleware(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let method = RequestMethod::from_http(request.method());
@@ -217,7 +285,19 @@ pub async fn fault_middleware(State(shared): State<Arc<Shared>>, request: Reques
         shared.metrics.count_fault(Fault::HttpError);
         return html_500();
     }
-    next.run(request).await
+    let deleted_session = (request.method() == Method::DELETE)
+        .then(|| request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .flatten();
+    if let Some(id) = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        shared.touch_session(id);
+    }
+    let response = next.run(request).await;
+    if let Some(id) = deleted_session
+        && response.status().is_success()
+    {
+        shared.session_deleted(&id).await;
+    }
+    response
 }
 
 fn html_500() -> Response {
@@ -234,7 +314,7 @@ mod tests {
 
     #[test]
     fn merge_keeps_unset_fields() {
-        let knobs = Knobs { latency_ms: 5, error_rate: 0.5, stall: false, tool_error: true, notify_drop_rate: 0.0 };
+        let knobs = Knobs { latency_ms: 5, error_rate: 0.5, tool_error: true, ..Default::default() };
         let patch = KnobsPatch { stall: Some(true), ..Default::default() };
         assert_eq!(knobs.merged(&patch), Knobs { stall: true, ..knobs.clone() });
     }

@@ -77,11 +77,24 @@ impl Fault {
     }
 }
 
+/// Gauges read when `/metrics` is rendered.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub live_sessions: usize,
+    pub resident_memory: Option<u64>,
+    /// `None` without `--redis`.
+    pub redis_up: Option<bool>,
+    pub leaked_bytes: u64,
+}
+
 /// Counters of the target.
 #[derive(Debug, Default)]
 pub struct TargetMetrics {
     requests: [AtomicU64; 4],
     faults: [AtomicU64; 5],
+    /// Pub/sub notify deliveries: [delivered, dropped].
+    pubsub: [AtomicU64; 2],
+    unclean_sessions: AtomicU64,
 }
 
 impl TargetMetrics {
@@ -93,6 +106,15 @@ impl TargetMetrics {
         self.faults[fault as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A pub/sub notify message received: delivered to local streams, or dropped by the knob.
+    pub fn count_pubsub(&self, delivered: bool) {
+        self.pubsub[usize::from(!delivered)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_unclean_session(&self) {
+        self.unclean_sessions.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn requests(&self, method: RequestMethod) -> u64 {
         self.requests[method as usize].load(Ordering::Relaxed)
     }
@@ -102,9 +124,10 @@ impl TargetMetrics {
     }
 
     /// Render the exposition text.
-    pub fn render(&self, live_sessions: usize, resident_memory: Option<u64>) -> String {
+    pub fn render(&self, snapshot: &Snapshot) -> String {
         let mut out = String::with_capacity(1024);
-        if let Some(bytes) = resident_memory {
+        let live_sessions = snapshot.live_sessions;
+        if let Some(bytes) = snapshot.resident_memory {
             header(&mut out, RESIDENT_MEMORY, "Resident memory size in bytes.", "gauge");
             let _ = writeln!(out, "{RESIDENT_MEMORY} {bytes}");
         }
@@ -118,6 +141,24 @@ impl TargetMetrics {
         for fault in Fault::ALL {
             let _ = writeln!(out, "{FAULTS_INJECTED_TOTAL}{{kind=\"{}\"}} {}", fault.as_str(), self.faults(fault));
         }
+        if let Some(up) = snapshot.redis_up {
+            describe(&mut out, &catalogue::TARGET_REDIS_UP);
+            let _ = writeln!(out, "{} {}", catalogue::TARGET_REDIS_UP.name, u8::from(up));
+            describe(&mut out, &catalogue::TARGET_PUBSUB_MESSAGES);
+            for (i, outcome) in ["delivered", "dropped"].into_iter().enumerate() {
+                let n = self.pubsub[i].load(Ordering::Relaxed);
+                let _ = writeln!(out, "{}{{outcome=\"{outcome}\"}} {n}", catalogue::TARGET_PUBSUB_MESSAGES.name);
+            }
+        }
+        describe(&mut out, &catalogue::TARGET_UNCLEAN_SESSIONS);
+        let _ = writeln!(
+            out,
+            "{} {}",
+            catalogue::TARGET_UNCLEAN_SESSIONS.name,
+            self.unclean_sessions.load(Ordering::Relaxed)
+        );
+        describe(&mut out, &catalogue::TARGET_LEAKED_BYTES);
+        let _ = writeln!(out, "{} {}", catalogue::TARGET_LEAKED_BYTES.name, snapshot.leaked_bytes);
         out
     }
 }
@@ -151,7 +192,16 @@ mod tests {
         metrics.count_request(RequestMethod::Post);
         metrics.count_request(RequestMethod::Post);
         metrics.count_fault(Fault::Stall);
-        let text = metrics.render(3, Some(4096));
+        metrics.count_pubsub(false);
+        let text = metrics.render(&Snapshot {
+            live_sessions: 3,
+            resident_memory: Some(4096),
+            redis_up: Some(true),
+            leaked_bytes: 7,
+        });
+        assert!(text.contains("mcp_canary_target_redis_up 1\n"), "{text}");
+        assert!(text.contains("mcp_canary_target_pubsub_messages_total{outcome=\"dropped\"} 1\n"), "{text}");
+        assert!(text.contains("mcp_canary_target_leaked_bytes 7\n"), "{text}");
         assert!(text.contains("process_resident_memory_bytes 4096\n"), "{text}");
         assert!(text.contains("mcp_canary_target_live_sessions 3\n"), "{text}");
         assert!(text.contains("mcp_canary_target_requests_total{method=\"POST\"} 2\n"), "{text}");

@@ -2,11 +2,13 @@
 //! serves both the 2026-07-28 stateless revision and the 2025 session revisions on `/mcp`,
 //! with fault knobs (`/admin/knobs`) and its own `/metrics`.
 
+mod distributed;
 mod knobs;
 mod metrics;
 mod server;
 
 use std::{
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -26,7 +28,8 @@ use rmcp::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use knobs::{ERROR_HTML, Knobs, KnobsError, KnobsHandle, KnobsPatch};
+pub use distributed::{BROADCAST_CHANNEL, CONTROL_CHANNEL, Route, SESSION_KEY_PREFIX, STREAM_CHANNEL_PREFIX};
+pub use knobs::{ERROR_HTML, INSTANCE_HEADER, Knobs, KnobsError, KnobsHandle, KnobsPatch};
 pub use metrics::{FAULTS_INJECTED_TOTAL, Fault, LIVE_SESSIONS, REQUESTS_TOTAL, RESIDENT_MEMORY, RequestMethod};
 pub use server::{CanaryServer, HELLO_TEXT, HELLO_URI, INFO_URI, ITEMS_TEMPLATE, MAX_PROGRESS_STEPS, MAX_SLOW_MS};
 
@@ -64,6 +67,23 @@ pub struct TargetArgs {
     /// given, `*` accepts any host.
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
+    /// Distributed mode: share session metadata and notifications through this Redis
+    /// (`redis://host:port`); without it sessions are local to this instance.
+    #[arg(long, env = "MCP_CANARY_TARGET_REDIS")]
+    pub redis: Option<String>,
+    /// Name of this instance, sent in the `Mcp-Canary-Instance` header and notification
+    /// payloads (a random UUID when not given).
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Ignore `--redis` for sessions and notifications (knob `local_only`).
+    #[arg(long)]
+    pub local_only: bool,
+    /// Share (0..=1) of received pub/sub deliveries dropped (knob `pubsub_drop_rate`).
+    #[arg(long, default_value_t = 0.0)]
+    pub pubsub_drop_rate: f64,
+    /// Bytes leaked per session that ends without DELETE (knob `leak_per_unclean_session_bytes`).
+    #[arg(long, default_value_t = 0)]
+    pub leak_per_unclean_session_bytes: u64,
 }
 
 impl TargetArgs {
@@ -75,11 +95,16 @@ impl TargetArgs {
                 stall: self.stall,
                 tool_error: self.tool_error,
                 notify_drop_rate: self.notify_drop_rate,
+                local_only: self.local_only,
+                pubsub_drop_rate: self.pubsub_drop_rate,
+                leak_per_unclean_session_bytes: self.leak_per_unclean_session_bytes,
             },
             session_idle_timeout: self.session_idle_timeout,
             sse_retry: self.sse_retry,
             sse_keep_alive: (!self.sse_keep_alive.is_zero()).then_some(self.sse_keep_alive),
             allowed_hosts: self.allowed_hosts.clone(),
+            redis_url: self.redis.clone(),
+            instance: self.instance.clone(),
         }
     }
 }
@@ -97,6 +122,10 @@ pub struct TargetOptions {
     pub sse_keep_alive: Option<Duration>,
     /// Accepted `Host` values; empty means rmcp's loopback defaults, `*` means any.
     pub allowed_hosts: Vec<String>,
+    /// Redis of distributed mode; `None` keeps sessions local.
+    pub redis_url: Option<String>,
+    /// Instance name; a random UUID when `None`.
+    pub instance: Option<String>,
 }
 
 impl Default for TargetOptions {
@@ -107,6 +136,8 @@ impl Default for TargetOptions {
             sse_retry: Duration::from_secs(3),
             sse_keep_alive: Some(Duration::from_secs(15)),
             allowed_hosts: Vec::new(),
+            redis_url: None,
+            instance: None,
         }
     }
 }
@@ -124,11 +155,17 @@ pub(crate) struct Shared {
     metrics: metrics::TargetMetrics,
     sessions: Arc<LocalSessionManager>,
     subscriptions: Mutex<Vec<Subscription>>,
-    /// Peers of initialized 2025 sessions, by handler id (the `broadcast` tool's audience).
-    peers: Mutex<Vec<(u64, Peer<RoleServer>)>>,
     instance: String,
     next_handler: AtomicU64,
     shutdown: CancellationToken,
+    /// Distributed mode's Redis.
+    redis: Option<Arc<distributed::RedisLink>>,
+    /// Peers of initialised sessions held here, by session id (notification fan-out).
+    peers: Mutex<HashMap<String, Peer<RoleServer>>>,
+    /// Sessions ended by a DELETE (here or, via pub/sub, elsewhere) not yet swept.
+    deleted: Mutex<HashSet<String>>,
+    /// Memory leaked on purpose by the `leak_per_unclean_session_bytes` knob.
+    leaked: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Shared {
@@ -148,19 +185,13 @@ impl Shared {
         subs.retain(|s| !(s.handler == handler && s.uri == uri));
     }
 
-    fn register_peer(&self, handler: u64, peer: Peer<RoleServer>) {
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        peers.retain(|(id, p)| *id != handler && !p.is_transport_closed());
-        peers.push((handler, peer));
-    }
-
     /// Send `notifications/message` with `data` to every live session, dropping each delivery
     /// with probability `notify_drop_rate`; returns (sent, dropped on purpose, failed).
     async fn broadcast(&self, data: serde_json::Value) -> (usize, usize, usize) {
         let peers: Vec<Peer<RoleServer>> = {
             let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.retain(|(_, p)| !p.is_transport_closed());
-            peers.iter().map(|(_, p)| p.clone()).collect()
+            peers.retain(|_, p| !p.is_transport_closed());
+            peers.values().cloned().collect()
         };
         let drop_rate = self.knobs.get().notify_drop_rate;
         let mut dropped = 0;
@@ -294,13 +325,20 @@ pub async fn spawn(
     session_manager.session_config.sse_retry = Some(options.sse_retry);
     let sessions = Arc::new(session_manager);
 
+    let redis = match &options.redis_url {
+        Some(url) => Some(Arc::new(distributed::RedisLink::new(url, options.session_idle_timeout)?)),
+        None => None,
+    };
     let shared = Arc::new(Shared {
+        redis: redis.clone(),
+        peers: Mutex::new(HashMap::new()),
+        deleted: Mutex::new(HashSet::new()),
+        leaked: Mutex::new(Vec::new()),
         knobs: KnobsHandle::new(options.knobs.clone()),
         metrics: metrics::TargetMetrics::default(),
         sessions: sessions.clone(),
         subscriptions: Mutex::new(Vec::new()),
-        peers: Mutex::new(Vec::new()),
-        instance: uuid::Uuid::new_v4().to_string(),
+        instance: options.instance.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         next_handler: AtomicU64::new(0),
         shutdown: shutdown.clone(),
     });
@@ -314,6 +352,11 @@ pub async fn spawn(
     } else if !options.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(options.allowed_hosts.clone());
     }
+    if let Some(link) = &redis {
+        config.session_store =
+            Some(Arc::new(distributed::RedisSessionStore { link: link.clone(), knobs: shared.knobs.clone() }));
+    }
+    distributed::spawn_tasks(shared.clone(), shutdown.clone());
     let factory_shared = shared.clone();
     let mcp = StreamableHttpService::new(move || Ok(CanaryServer::new(factory_shared.clone())), sessions, config);
 
@@ -329,11 +372,18 @@ pub async fn spawn(
                 let shared = metrics_shared.clone();
                 async move {
                     let live = shared.live_sessions().await;
-                    let body = shared.metrics.render(live, metrics::resident_memory_bytes());
+                    let redis_up = shared.redis.as_ref().map(|link| link.is_up());
+                    let body = shared.metrics.render(&metrics::Snapshot {
+                        live_sessions: live,
+                        resident_memory: metrics::resident_memory_bytes(),
+                        redis_up,
+                        leaked_bytes: shared.leaked_bytes(),
+                    });
                     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
                 }
             }),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::instance_header));
 
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -342,6 +392,6 @@ pub async fn spawn(
             tracing::error!(error = %error, "Reference target stopped with an error");
         }
     });
-    tracing::info!(addr = %addr, instance = %shared.instance, "Reference target listening");
+    tracing::info!(addr = %addr, instance = %shared.instance, redis = redis.is_some(), "Reference target listening");
     Ok(TargetHandle { addr, shared, task })
 }

@@ -21,11 +21,17 @@ use rmcp::{
         UnsubscribeRequestParams,
     },
     schemars::{self, JsonSchema},
-    service::{NotificationContext, RequestContext},
+    service::RequestContext,
 };
 use serde::Deserialize;
 
-use super::{Shared, metrics::Fault};
+use super::{Route, Shared, metrics::Fault};
+
+/// The `Mcp-Session-Id` of the HTTP request a message came with.
+fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
+    let parts = extensions.get::<axum::http::request::Parts>()?;
+    parts.headers.get("mcp-session-id")?.to_str().ok().map(str::to_owned)
+}
 
 /// Upper bound of the `slow` tool's CPU burn.
 pub const MAX_SLOW_MS: u64 = 10_000;
@@ -62,6 +68,10 @@ struct FailArgs {
 struct NotifyArgs {
     /// Echoed in the `notifications/message` data so the client can match it.
     nonce: String,
+    /// `request` (default): on this request's stream; `session`: on this session's GET stream,
+    /// whichever instance holds it; `broadcast`: on every session's GET stream, on every instance.
+    #[serde(default)]
+    route: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -178,7 +188,27 @@ impl CanaryServer {
         arguments: Option<JsonObject>,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let NotifyArgs { nonce } = parse("notify", arguments)?;
+        let NotifyArgs { nonce, route } = parse("notify", arguments)?;
+        let route = match route.as_deref() {
+            None | Some("request") => None,
+            Some("broadcast") => Some(Route::Broadcast),
+            Some("session") => match session_id(&context.extensions) {
+                Some(id) => Some(Route::Session(id)),
+                None => return Ok(error_result("route session needs an Mcp-Session-Id")),
+            },
+            Some(other) => {
+                return Err(McpError::invalid_params(
+                    format!("route must be request, session or broadcast, got {other}"),
+                    None,
+                ));
+            }
+        };
+        if let Some(route) = route {
+            return match self.shared.fan_out(route, &nonce).await {
+                Ok(_) => Ok(text_result(format!("published notification {nonce}"))),
+                Err(error) => Ok(error_result(format!("notification not published: {error}"))),
+            };
+        }
         let data = serde_json::json!({
             "nonce": nonce,
             "sent_at_ms": now_ms(),
@@ -254,8 +284,11 @@ impl ServerHandler for CanaryServer {
         .with_instructions("Reference MCP server of mcp-canary: tools echo, slow, fail, notify, broadcast, progress.")
     }
 
-    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        self.shared.register_peer(self.id, context.peer);
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        // Also runs when another instance's session is restored here from Redis.
+        if let Some(id) = session_id(&context.extensions) {
+            self.shared.register_peer(id, context.peer.clone());
+        }
     }
 
     async fn list_tools(

@@ -382,8 +382,45 @@ metric!(
     "Faults injected by the reference target's knobs, by kind."
 );
 
+metric!(
+    TARGET_REDIS_UP,
+    "mcp_canary_target_redis_up",
+    Gauge,
+    [],
+    "Distributed mode only: 1 when the target's Redis answers commands and its pub/sub subscription is live, else 0."
+);
+metric!(
+    TARGET_PUBSUB_MESSAGES,
+    "mcp_canary_target_pubsub_messages_total",
+    Counter,
+    ["outcome"],
+    "Distributed mode only: notification messages received over Redis pub/sub, by outcome (delivered, dropped by the pubsub_drop_rate knob)."
+);
+metric!(
+    TARGET_UNCLEAN_SESSIONS,
+    "mcp_canary_target_unclean_sessions_total",
+    Counter,
+    [],
+    "Sessions that ended without a DELETE (idle expiry, admin expiry)."
+);
+metric!(
+    TARGET_LEAKED_BYTES,
+    "mcp_canary_target_leaked_bytes",
+    Gauge,
+    [],
+    "Memory leaked on purpose for sessions that ended without a DELETE (knob leak_per_unclean_session_bytes)."
+);
+
 /// What the reference target exports besides `process_resident_memory_bytes`.
-pub const TARGET_CATALOGUE: &[MetricDef] = &[TARGET_LIVE_SESSIONS, TARGET_REQUESTS, TARGET_FAULTS_INJECTED];
+pub const TARGET_CATALOGUE: &[MetricDef] = &[
+    TARGET_LIVE_SESSIONS,
+    TARGET_REQUESTS,
+    TARGET_FAULTS_INJECTED,
+    TARGET_REDIS_UP,
+    TARGET_PUBSUB_MESSAGES,
+    TARGET_UNCLEAN_SESSIONS,
+    TARGET_LEAKED_BYTES,
+];
 
 /// Everything the daemon registers itself.
 pub const CATALOGUE: &[MetricDef] = &[
