@@ -24,6 +24,7 @@ need_pkg npm npm
 need_pkg promtool prometheus
 need_pkg prometheus prometheus
 need_pkg prometheus-alertmanager prometheus-alertmanager
+need_pkg redis-server redis-server
 if ! command -v cargo >/dev/null 2>&1; then
   need_pkg cargo cargo rustc
 fi
