@@ -216,3 +216,41 @@ async fn wrong_password_is_an_auth_error_and_never_logged() {
     assert!(!printed.contains("right-redis-password"), "{printed}");
     redis.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_silence_are_classified_not_stuck() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    // One listener answers every connection with garbage, the other accepts and never answers.
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (garbage_addr, silent_addr) = (garbage.local_addr().unwrap(), silent.local_addr().unwrap());
+    let servers = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                Ok((mut c, _)) = garbage.accept() => {
+                    let _ = c.write_all(b"HTTP/1.1 200 OK\r\n\r\n<html>").await;
+                    held.push(c);
+                }
+                Ok((c, _)) = silent.accept() => held.push(c),
+            }
+        }
+    });
+    let config = format!(
+        "{}\n[[targets]]\nname = \"silent\"\nurl = \"{mcp_url}\"\ninterval = \"30s\"\nredis = \"redis://{silent_addr}/0\"\nredis_interval = \"1s\"\nredis_timeout = \"300ms\"\n",
+        config(&format!("redis://{garbage_addr}/0"), &mcp_url, "")
+    );
+    let (mut daemon, _dir, base) = start_daemon("daemon-redis-garbage", &config, &[]).await;
+    let errors = |s: &Scrape, t: &str, class: &str| {
+        s.value("mcp_canary_redis_errors_total", &[("target", t), ("error_type", class)])
+    };
+    let (s, ok) = scrape_until(&base, Duration::from_secs(15), |s| {
+        errors(s, "ref", "protocol") >= 2.0 && errors(s, "silent", "timeout") >= 2.0
+    })
+    .await;
+    assert!(ok, "not classified:\n{}\n{}", s.text, daemon.log_text());
+    assert_eq!(s.sum("mcp_canary_redis_up", &[("target", "ref")]), Some(0.0));
+    assert_eq!(s.sum("mcp_canary_redis_up", &[("target", "silent")]), Some(0.0));
+    assert_eq!(daemon.terminate(Duration::from_secs(10)).await, Some(0), "{}", daemon.log_text());
+    servers.abort();
+}
