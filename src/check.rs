@@ -135,6 +135,13 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
             }),
             _ => None,
         },
+        redis: None,
+        redis_password_env: None,
+        redis_password_file: None,
+        redis_interval: crate::config::raw::default_redis_interval(),
+        redis_timeout: crate::config::raw::default_redis_timeout(),
+        redis_key_patterns: crate::config::raw::default_redis_key_patterns(),
+        redis_scan_budget: crate::config::raw::default_redis_scan_budget(),
     };
     let raw = RawConfig { server: Default::default(), targets: vec![raw_target], otlp: Default::default() };
     let mut config = crate::config::validate(&raw).map_err(|e| anyhow::anyhow!("{e}"))?;

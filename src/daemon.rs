@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::inspect::redis::RedisInspector;
 use crate::runner::CanaryProbe;
 use crate::schedule::{self, Readiness};
 use crate::telemetry::{Exporter, events};
@@ -54,7 +55,17 @@ pub async fn run(
     let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
     let grace = config.server.shutdown_grace;
     let mut loops = tokio::task::JoinSet::new();
+    let mut inspectors = tokio::task::JoinSet::new();
     for target in config.targets {
+        if let Some(spec) = target.redis.clone() {
+            events::redis_inspector_registered(&target.name);
+            tracing::info!(target_name = %target.name, redis = %spec.url, "Inspecting Redis");
+            let inspector = RedisInspector::new(&target.name, spec);
+            let mut policy = None;
+            inspectors.spawn(schedule::run_inspector(inspector, shutdown.clone(), move |t, obs| {
+                events::redis_sampled(t, obs, &mut policy)
+            }));
+        }
         let probe = CanaryProbe::new(Arc::new(target), http.clone());
         loops.spawn(schedule::run_target(probe, shutdown.clone(), grace, Arc::clone(&ready)));
     }
@@ -67,6 +78,13 @@ pub async fn run(
     if drained.is_err() {
         tracing::warn!("Some probe loops did not stop within the grace period");
         loops.abort_all();
+    }
+    // Inspectors abandon their sample in flight on cancel; this wait is only a backstop.
+    if tokio::time::timeout(Duration::from_secs(2), async { while inspectors.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        inspectors.abort_all();
     }
     http_stop.cancel();
     let _ = upkeep.await;

@@ -53,6 +53,14 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
             method: "notifications/message".into(),
             timeout: Duration::from_secs(5),
         }),
+
+        redis: None,
+        redis_password_env: None,
+        redis_password_file: None,
+        redis_interval: crate::config::raw::default_redis_interval(),
+        redis_timeout: crate::config::raw::default_redis_timeout(),
+        redis_key_patterns: crate::config::raw::default_redis_key_patterns(),
+        redis_scan_budget: crate::config::raw::default_redis_scan_budget(),
     };
     RawConfig {
         server: RawServer { listen: listen.to_string(), ..Default::default() },

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod http;
+pub mod inspect;
 pub mod mcp;
 pub mod profile;
 pub mod run;

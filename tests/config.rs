@@ -59,15 +59,22 @@ fn key_paths(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
 fn runnable_example(dir: &Path) -> PathBuf {
     let token_file = dir.join("token");
     std::fs::write(&token_file, "file-token-value\n").unwrap();
-    let text =
-        std::fs::read_to_string(example()).unwrap().replace("/run/secrets/mcp-token", token_file.to_str().unwrap());
+    let redis_file = dir.join("redis-password");
+    std::fs::write(&redis_file, "file-redis-password-value\n").unwrap();
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("/run/secrets/mcp-token", token_file.to_str().unwrap())
+        .replace("/run/secrets/redis-password", redis_file.to_str().unwrap());
     let path = dir.join("example.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-const EXAMPLE_ENV: &[(&str, &str)] =
-    &[("EXAMPLE_MCP_API_KEY", "env-api-key-value"), ("EXAMPLE_MCP_TOKEN", "env-token-value")];
+const EXAMPLE_ENV: &[(&str, &str)] = &[
+    ("EXAMPLE_MCP_API_KEY", "env-api-key-value"),
+    ("EXAMPLE_MCP_TOKEN", "env-token-value"),
+    ("EXAMPLE_REDIS_PASSWORD", "env-redis-password-value"),
+];
 
 #[test]
 fn example_documents_every_key_the_config_has() {
@@ -125,6 +132,14 @@ fn example_values_are_parsed_as_written() {
     assert_eq!(auth(2), "Bearer example-token");
     assert_eq!(config.targets[0].headers.get("x-api-key").unwrap(), "env-api-key-value");
     assert!(config.targets[0].headers.get("authorization").unwrap().is_sensitive());
+    let redis = config.targets[0].redis.as_ref().expect("target 0 inspects Redis");
+    assert_eq!(redis.password.as_ref().map(|p| p.expose()), Some("env-redis-password-value"));
+    assert_eq!(redis.key_patterns, ["mcp:session:*", "mcp:stream:*"]);
+    assert_eq!((redis.interval, redis.scan_budget), (std::time::Duration::from_secs(15), 10_000));
+    assert!(!format!("{config:?}").contains("env-redis-password-value"), "Debug shows the password");
+    let redis = config.targets[1].redis.as_ref().unwrap();
+    assert_eq!(redis.password.as_ref().map(|p| p.expose()), Some("file-redis-password-value"));
+    assert!(config.targets[2].redis.is_none());
 }
 
 #[test]
@@ -140,11 +155,28 @@ fn check_config_accepts_the_example_and_masks_secrets() {
         "env-api-key-value",
         "env-token-value",
         "file-token-value",
+        "env-redis-password-value",
+        "file-redis-password-value",
         "\"sre\"",
     ] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked:\n{stdout}\n{stderr}");
     }
     assert!(stdout.contains("<redacted>"));
+}
+
+#[test]
+fn check_config_masks_a_password_in_the_redis_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("redis.toml");
+    std::fs::write(
+        &path,
+        "[[targets]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\nredis = \"redis://:url-redis-secret@127.0.0.1:6379/0\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check_config(&path, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("url-redis-secret") && !stderr.contains("url-redis-secret"), "{stdout}");
+    assert!(stdout.contains("redis = \"redis://:%3Credacted%3E@127.0.0.1:6379/0\""), "{stdout}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Configuration: built-in defaults < TOML file < `MCP_CANARY_*` environment, then validation.
 
 mod otlp;
-mod raw;
+pub(crate) mod raw;
 mod validate;
 
 use std::path::Path;
@@ -11,7 +11,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
 pub use raw::{RawConfig, RawNotification, RawOtlp, RawProbe, RawServer, RawTarget};
-pub use validate::{Config, NotificationSpec, ProbeSpec, ServerConfig, SessionMode, TargetConfig, validate};
+pub use validate::{
+    Config, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Secret, ServerConfig, SessionMode,
+    TargetConfig, validate,
+};
 
 /// One problem with the config, naming the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +132,9 @@ pub fn render_masked(raw: &RawConfig) -> String {
         if t.bearer_token.is_some() {
             t.bearer_token = Some(MASK.into());
         }
+        if let Some(redis) = &mut t.redis {
+            *redis = mask_url_password(redis);
+        }
     }
     for v in raw.otlp.headers.values_mut() {
         *v = MASK.into();
@@ -136,9 +142,30 @@ pub fn render_masked(raw: &RawConfig) -> String {
     toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
 }
 
+/// `redis://user:secret@host` -> `redis://user:<redacted>@host`; text that is not a URL is
+/// masked whole (it may still hold a secret).
+fn mask_url_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) => {
+            if u.password().is_some() && u.set_password(Some(MASK)).is_err() {
+                return MASK.into();
+            }
+            u.to_string()
+        }
+        Err(_) => MASK.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_url_passwords_are_masked() {
+        assert_eq!(mask_url_password("redis://:hunter2@127.0.0.1:6379/0"), "redis://:%3Credacted%3E@127.0.0.1:6379/0");
+        assert_eq!(mask_url_password("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(mask_url_password("not a url hunter2"), MASK);
+    }
 
     #[test]
     fn key_paths_read_like_toml() {

@@ -98,6 +98,21 @@ pub struct RawTarget {
     pub probe: RawProbe,
     #[serde(default)]
     pub notification: Option<RawNotification>,
+    /// Redis behind this target, inspected on its own interval (`redis://host:port/db`).
+    #[serde(default)]
+    pub redis: Option<String>,
+    #[serde(default)]
+    pub redis_password_env: Option<String>,
+    #[serde(default)]
+    pub redis_password_file: Option<String>,
+    #[serde(default = "default_redis_interval", with = "humantime_serde")]
+    pub redis_interval: Duration,
+    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    #[serde(default = "default_redis_key_patterns")]
+    pub redis_key_patterns: Vec<String>,
+    #[serde(default = "default_redis_scan_budget")]
+    pub redis_scan_budget: u64,
 }
 
 /// `[targets.probe]`: what the default script calls.
@@ -145,4 +160,16 @@ fn default_max_response_bytes() -> u64 {
 }
 fn default_notification_timeout() -> Duration {
     Duration::from_secs(5)
+}
+pub(crate) fn default_redis_interval() -> Duration {
+    Duration::from_secs(15)
+}
+pub(crate) fn default_redis_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+pub(crate) fn default_redis_key_patterns() -> Vec<String> {
+    vec!["mcp:session:*".into(), "mcp:stream:*".into()]
+}
+pub(crate) fn default_redis_scan_budget() -> u64 {
+    10_000
 }

@@ -49,7 +49,48 @@ pub struct TargetConfig {
     pub headers: HeaderMap,
     pub probe: ProbeSpec,
     pub notification: Option<NotificationSpec>,
+    /// The Redis behind this target, inspected on its own loop; `None`: not inspected.
+    pub redis: Option<RedisSpec>,
 }
+
+/// A secret string: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that hands it to a client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Redis inspection of one target.
+#[derive(Debug, Clone)]
+pub struct RedisSpec {
+    /// `redis://host:port/db` with any password removed (safe to log).
+    pub url: Url,
+    /// From the URL, `redis_password_env` or `redis_password_file`.
+    pub password: Option<Secret>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// `SCAN MATCH` / `PUBSUB CHANNELS` patterns; each becomes a `pattern` label value.
+    pub key_patterns: Vec<String>,
+    /// Most keys examined per pattern per sample (the sum of `SCAN COUNT` hints).
+    pub scan_budget: u64,
+}
+
+/// At most this many key patterns per target (each is a label value).
+pub const MAX_REDIS_PATTERNS: usize = 16;
 
 /// What the default probe script calls; `None` steps are skipped as not configured.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +208,7 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
             errors.push(ConfigError::new(format!("{path}.notification.timeout"), "must be greater than 0".into()));
         }
     }
+    let redis = redis_spec(path, t, errors);
     if errors.len() != before {
         return None;
     }
@@ -182,6 +224,95 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         headers: headers?,
         probe,
         notification,
+        redis,
+    })
+}
+
+fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<RedisSpec> {
+    let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
+    let Some(raw_url) = &t.redis else {
+        if t.redis_password_env.is_some() || t.redis_password_file.is_some() {
+            err("redis", "redis_password_env / redis_password_file are set but redis is not".into());
+        }
+        return None;
+    };
+    let mut url = match Url::parse(raw_url) {
+        Ok(u) if u.scheme() == "redis" && u.host_str().is_some_and(|h| !h.is_empty()) => Some(u),
+        // Never echo the URL: it may hold a password.
+        Ok(u) if u.scheme() != "redis" => {
+            err("redis", format!("scheme must be redis, not {:?}", u.scheme()));
+            None
+        }
+        Ok(_) => {
+            err("redis", "must name a host (redis://host:port/db)".into());
+            None
+        }
+        Err(e) => {
+            err("redis", format!("not a URL: {e}"));
+            None
+        }
+    };
+    if let Some(u) = &url {
+        let db = u.path().trim_start_matches('/');
+        if !db.is_empty() && db.parse::<u16>().is_err() {
+            err("redis", "the path must be a database number (redis://host:port/0)".into());
+        }
+    }
+    let url_password = url.as_ref().and_then(|u| u.password()).map(|p| p.to_string());
+    if let Some(u) = url.as_mut() {
+        let _ = u.set_password(None);
+    }
+    let sources = [url_password.is_some(), t.redis_password_env.is_some(), t.redis_password_file.is_some()];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        err(
+            "redis_password_env",
+            "set only one of a password in redis, redis_password_env, redis_password_file".into(),
+        );
+    }
+    let password = if let Some(p) = url_password {
+        Some(p)
+    } else if let Some(var) = &t.redis_password_env {
+        std::env::var(var).map_err(|_| err("redis_password_env", format!("environment variable {var} is not set"))).ok()
+    } else if let Some(file) = &t.redis_password_file {
+        std::fs::read_to_string(file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| err("redis_password_file", format!("cannot read {file}: {e}")))
+            .ok()
+    } else {
+        None
+    };
+    if t.redis_interval < Duration::from_secs(1) {
+        err("redis_interval", "must be at least 1s".into());
+    }
+    if t.redis_timeout.is_zero() {
+        err("redis_timeout", "must be greater than 0".into());
+    } else if t.redis_timeout > t.redis_interval {
+        err(
+            "redis_timeout",
+            format!("must not exceed redis_interval ({})", humantime::format_duration(t.redis_interval)),
+        );
+    }
+    if t.redis_key_patterns.len() > MAX_REDIS_PATTERNS {
+        err("redis_key_patterns", format!("at most {MAX_REDIS_PATTERNS} patterns (each is a label value)"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in &t.redis_key_patterns {
+        if p.is_empty() || p.len() > 128 || p.chars().any(|c| c.is_control()) {
+            err("redis_key_patterns", format!("{p:?} must be 1-128 printable characters"));
+        } else if !seen.insert(p.as_str()) {
+            err("redis_key_patterns", format!("duplicate pattern {p:?}"));
+        }
+    }
+    if !(1..=1_000_000).contains(&t.redis_scan_budget) {
+        err("redis_scan_budget", "must be between 1 and 1000000".into());
+    }
+    Some(RedisSpec {
+        url: url?,
+        password: password.map(Secret::new),
+        interval: t.redis_interval,
+        timeout: t.redis_timeout,
+        key_patterns: t.redis_key_patterns.clone(),
+        scan_budget: t.redis_scan_budget,
     })
 }
 

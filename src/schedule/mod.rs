@@ -12,6 +12,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::inspect::Inspector;
 use crate::mcp::ServerInfo;
 use crate::runner::CanaryProbe;
 use crate::telemetry::events;
@@ -95,6 +96,33 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
     if let Ok(Some(outcome)) = tokio::time::timeout(grace, probe.shutdown()).await {
         events::sessions_observed(&name, &outcome);
     }
+}
+
+/// Sample one inspector every `interval` (first sample at a random offset within it) until
+/// `shutdown`; a sample in flight at shutdown is abandoned (it holds nothing to close). `record`
+/// hands each observation to the telemetry layer.
+pub async fn run_inspector<I: Inspector>(
+    mut inspector: I,
+    shutdown: CancellationToken,
+    mut record: impl FnMut(&str, &I::Observation) + Send,
+) {
+    let interval = inspector.interval();
+    let first = Duration::from_secs_f64(rand::rng().random::<f64>() * 0.1 * interval.as_secs_f64());
+    let mut next = Instant::now() + first;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let started = Instant::now();
+        let observation = tokio::select! {
+            o = inspector.sample() => o,
+            _ = shutdown.cancelled() => break,
+        };
+        record(inspector.target(), &observation);
+        next = started + jittered(interval, 0.1, rand::rng().random::<f64>());
+    }
+    tracing::debug!(target_name = %inspector.target(), "Inspector stopped");
 }
 
 fn same_identity(a: &ServerInfo, b: &ServerInfo) -> bool {

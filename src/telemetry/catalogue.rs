@@ -359,6 +359,116 @@ metric!(
     "1 when every threshold of the last run passed and it was not aborted, else 0."
 );
 
+// The Redis inspector (a target's `redis` key), one sample every `redis_interval`.
+metric!(
+    REDIS_UP,
+    "mcp_canary_redis_up",
+    Gauge,
+    ["target"],
+    "1 when the target's Redis answered the last sample's PING, else 0."
+);
+metric!(
+    REDIS_PING_DURATION,
+    "mcp_canary_redis_ping_duration_seconds",
+    Histogram,
+    ["target"],
+    "Round trip of the inspector's PING to the target's Redis.",
+    LATENCY_BUCKETS
+);
+metric!(REDIS_MEMORY_USED, "mcp_canary_redis_memory_used_bytes", Gauge, ["target"], "Redis INFO used_memory.");
+metric!(REDIS_MEMORY_PEAK, "mcp_canary_redis_memory_peak_bytes", Gauge, ["target"], "Redis INFO used_memory_peak.");
+metric!(
+    REDIS_MEMORY_FRAGMENTATION,
+    "mcp_canary_redis_memory_fragmentation_ratio",
+    Gauge,
+    ["target"],
+    "Redis INFO mem_fragmentation_ratio (resident over used memory)."
+);
+metric!(
+    REDIS_MEMORY_MAX,
+    "mcp_canary_redis_memory_max_bytes",
+    Gauge,
+    ["target"],
+    "Redis INFO maxmemory; 0 means no limit."
+);
+metric!(
+    REDIS_MAXMEMORY_POLICY,
+    "mcp_canary_redis_maxmemory_policy",
+    Gauge,
+    ["target", "policy"],
+    "1 for the Redis maxmemory_policy in force (a known policy name, else `other`), 0 for a replaced one."
+);
+metric!(
+    REDIS_CONNECTED_CLIENTS,
+    "mcp_canary_redis_connected_clients",
+    Gauge,
+    ["target"],
+    "Redis INFO connected_clients."
+);
+metric!(
+    REDIS_EVICTED_KEYS,
+    "mcp_canary_redis_evicted_keys_total",
+    Counter,
+    ["target"],
+    "Keys Redis evicted, from the growth of INFO evicted_keys between samples (counted from the inspector's first sample)."
+);
+metric!(
+    REDIS_EXPIRED_KEYS,
+    "mcp_canary_redis_expired_keys_total",
+    Counter,
+    ["target"],
+    "Keys Redis expired, from the growth of INFO expired_keys between samples (counted from the inspector's first sample)."
+);
+metric!(
+    REDIS_PUBSUB_CHANNELS,
+    "mcp_canary_redis_pubsub_channels",
+    Gauge,
+    ["target"],
+    "Redis pub/sub channels with at least one subscriber (INFO pubsub_channels)."
+);
+metric!(
+    REDIS_PUBSUB_PATTERNS,
+    "mcp_canary_redis_pubsub_patterns",
+    Gauge,
+    ["target"],
+    "Redis pub/sub pattern subscriptions (PUBSUB NUMPAT)."
+);
+metric!(
+    REDIS_KEYS,
+    "mcp_canary_redis_keys",
+    Gauge,
+    ["target", "pattern"],
+    "Keys matching a configured pattern, counted with SCAN within redis_scan_budget (a lower bound when not exact)."
+);
+metric!(
+    REDIS_KEYS_EXACT,
+    "mcp_canary_redis_keys_exact",
+    Gauge,
+    ["target", "pattern"],
+    "1 when the last key count scanned the whole keyspace, 0 when redis_scan_budget cut it short."
+);
+metric!(
+    REDIS_PATTERN_CHANNELS,
+    "mcp_canary_redis_pattern_channels",
+    Gauge,
+    ["target", "pattern"],
+    "Active pub/sub channels matching a configured pattern (PUBSUB CHANNELS)."
+);
+metric!(
+    REDIS_PATTERN_SUBSCRIBERS,
+    "mcp_canary_redis_pattern_subscribers",
+    Gauge,
+    ["target", "pattern"],
+    "PUBSUB NUMSUB summed over the channels matching a configured pattern (at most redis_scan_budget channels)."
+);
+metric!(
+    REDIS_ERRORS,
+    "mcp_canary_redis_errors_total",
+    Counter,
+    ["target", "error_type"],
+    "Redis inspector failures by class (connect, timeout, auth, protocol, server)."
+);
+
 // The reference target's own /metrics (`mcp-canary target`), hand-rendered by the target.
 metric!(
     TARGET_LIVE_SESSIONS,
@@ -465,6 +575,23 @@ pub const CATALOGUE: &[MetricDef] = &[
     RUN_SESSIONS_MISSING,
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,
+    REDIS_UP,
+    REDIS_PING_DURATION,
+    REDIS_MEMORY_USED,
+    REDIS_MEMORY_PEAK,
+    REDIS_MEMORY_FRAGMENTATION,
+    REDIS_MEMORY_MAX,
+    REDIS_MAXMEMORY_POLICY,
+    REDIS_CONNECTED_CLIENTS,
+    REDIS_EVICTED_KEYS,
+    REDIS_EXPIRED_KEYS,
+    REDIS_PUBSUB_CHANNELS,
+    REDIS_PUBSUB_PATTERNS,
+    REDIS_KEYS,
+    REDIS_KEYS_EXACT,
+    REDIS_PATTERN_CHANNELS,
+    REDIS_PATTERN_SUBSCRIBERS,
+    REDIS_ERRORS,
 ];
 
 /// The catalogue entry for a Prometheus name.

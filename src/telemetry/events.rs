@@ -3,6 +3,7 @@
 use metrics::{counter, gauge, histogram};
 
 use super::catalogue as m;
+use crate::inspect::redis::{RedisErrorClass, RedisObservation, policy_label};
 use crate::mcp::ServerInfo;
 use crate::runner::{NotificationOutcome, ProbeOutcome, StepResult};
 
@@ -167,4 +168,74 @@ pub fn target_registered(target: &str) {
 pub fn daemon_started(targets: usize) {
     gauge!(m::BUILD_INFO.name, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(m::TARGETS.name).set(targets as f64);
+}
+
+/// Series of a target's Redis inspector that exist from the start (zeros, not gaps).
+pub fn redis_inspector_registered(target: &str) {
+    for class in RedisErrorClass::ALL {
+        counter!(m::REDIS_ERRORS.name, "target" => target.to_string(), "error_type" => class.as_str()).increment(0);
+    }
+    counter!(m::REDIS_EVICTED_KEYS.name, "target" => target.to_string()).increment(0);
+    counter!(m::REDIS_EXPIRED_KEYS.name, "target" => target.to_string()).increment(0);
+}
+
+/// Record one Redis sample. `policy` holds the policy label set last time, so a replaced policy
+/// drops to 0 and the info metric keeps one live series.
+pub fn redis_sampled(target: &str, obs: &RedisObservation, policy: &mut Option<&'static str>) {
+    let t = || target.to_string();
+    gauge!(m::REDIS_UP.name, "target" => t()).set(if obs.up { 1.0 } else { 0.0 });
+    for class in &obs.errors {
+        counter!(m::REDIS_ERRORS.name, "target" => t(), "error_type" => class.as_str()).increment(1);
+    }
+    if let Some(class) = obs.errors.first() {
+        let detail = obs.detail.as_deref().unwrap_or("");
+        if obs.up {
+            tracing::warn!(target_name = %target, error_type = class.as_str(), error = detail, "Redis sample incomplete");
+        } else {
+            tracing::warn!(target_name = %target, error_type = class.as_str(), error = detail, "Redis unreachable");
+        }
+    }
+    if let Some(ping) = obs.ping {
+        histogram!(m::REDIS_PING_DURATION.name, "target" => t()).record(ping.as_secs_f64());
+    }
+    if let Some(info) = &obs.info {
+        let set = |def: &m::MetricDef, v: Option<f64>| {
+            if let Some(v) = v {
+                gauge!(def.name, "target" => t()).set(v);
+            }
+        };
+        set(&m::REDIS_MEMORY_USED, info.used_memory.map(|v| v as f64));
+        set(&m::REDIS_MEMORY_PEAK, info.used_memory_peak.map(|v| v as f64));
+        set(&m::REDIS_MEMORY_FRAGMENTATION, info.mem_fragmentation_ratio);
+        set(&m::REDIS_MEMORY_MAX, info.maxmemory.map(|v| v as f64));
+        set(&m::REDIS_CONNECTED_CLIENTS, info.connected_clients.map(|v| v as f64));
+        set(&m::REDIS_PUBSUB_CHANNELS, info.pubsub_channels.map(|v| v as f64));
+        if let Some(current) = info.maxmemory_policy.as_deref().map(policy_label) {
+            if let Some(old) = policy.filter(|old| *old != current) {
+                gauge!(m::REDIS_MAXMEMORY_POLICY.name, "target" => t(), "policy" => old).set(0.0);
+            }
+            gauge!(m::REDIS_MAXMEMORY_POLICY.name, "target" => t(), "policy" => current).set(1.0);
+            *policy = Some(current);
+        }
+    }
+    if let Some(n) = obs.evicted_keys_delta {
+        counter!(m::REDIS_EVICTED_KEYS.name, "target" => t()).increment(n);
+    }
+    if let Some(n) = obs.expired_keys_delta {
+        counter!(m::REDIS_EXPIRED_KEYS.name, "target" => t()).increment(n);
+    }
+    if let Some(n) = obs.pubsub_patterns {
+        gauge!(m::REDIS_PUBSUB_PATTERNS.name, "target" => t()).set(n as f64);
+    }
+    for p in &obs.patterns {
+        let pattern = p.pattern.clone();
+        gauge!(m::REDIS_KEYS.name, "target" => t(), "pattern" => pattern.clone()).set(p.keys as f64);
+        gauge!(m::REDIS_KEYS_EXACT.name, "target" => t(), "pattern" => pattern.clone()).set(if p.keys_exact {
+            1.0
+        } else {
+            0.0
+        });
+        gauge!(m::REDIS_PATTERN_CHANNELS.name, "target" => t(), "pattern" => pattern.clone()).set(p.channels as f64);
+        gauge!(m::REDIS_PATTERN_SUBSCRIBERS.name, "target" => t(), "pattern" => pattern).set(p.subscribers as f64);
+    }
 }
