@@ -10,6 +10,7 @@ pub mod http;
 pub mod mcp;
 pub mod profile;
 pub mod run;
+pub mod run_matrix;
 pub mod runner;
 pub mod schedule;
 pub mod target;

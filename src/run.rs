@@ -29,6 +29,8 @@ pub const EXIT_REFUSED: u8 = 2;
 pub enum RunProfile {
     /// Mixed workload: N sessions, each at R requests/min, a weighted mix of operations.
     Load(Box<LoadArgs>),
+    /// Capability matrix: capability profiles x response modes x protocol versions; exit 99 when a cell is broken.
+    Matrix(Box<crate::run_matrix::MatrixArgs>),
 }
 
 /// Flags of `mcp-canary run load`.
@@ -236,6 +238,9 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
         max_response_bytes: 8 * 1024 * 1024,
         client_name: crate::runner::canary::CLIENT_NAME.into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
+        capabilities: serde_json::json!({}),
+        accept: Default::default(),
+        server_requests: Default::default(),
     };
     // Default: what a stalled server accumulates over one request timeout at the peak rate.
     let default_in_flight = (plan.peak_rate() * args.timeout.as_secs_f64()).ceil() as usize;
@@ -337,7 +342,10 @@ pub fn summary_table(r: &RunReport) -> String {
 
 /// Run the profile; returns the exit status.
 pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
-    let RunProfile::Load(args) = profile;
+    let args = match profile {
+        RunProfile::Load(args) => args,
+        RunProfile::Matrix(args) => return crate::run_matrix::run(*args, shutdown).await,
+    };
     let (run, client) = match plan_from_args(&args) {
         Ok(v) => v,
         Err(e) => {

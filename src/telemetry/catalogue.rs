@@ -308,6 +308,28 @@ metric!(
     "1 when every threshold of the last run passed and it was not aborted, else 0."
 );
 
+metric!(
+    MATRIX_CELL,
+    "mcp_canary_matrix_cell",
+    Gauge,
+    ["target", "profile", "capabilities", "response_mode", "mcp_protocol_version"],
+    "Last capability-matrix result per cell: 1 works, 0.5 degraded gracefully, 0 broken; capabilities is the declared client profile (none, roots, sampling, elicitation, all), response_mode sse or json_only."
+);
+metric!(
+    MATRIX_CELLS,
+    "mcp_canary_matrix_cells",
+    Gauge,
+    ["target", "profile", "result"],
+    "Cells of the last capability-matrix run by result (works, degraded, broken)."
+);
+metric!(
+    MATRIX_PROTOCOL_SUPPORTED,
+    "mcp_canary_matrix_protocol_supported",
+    Gauge,
+    ["target", "profile", "mcp_protocol_version"],
+    "1 when the last capability-matrix run found the target speaking this protocol version, else 0."
+);
+
 // The reference target's own /metrics (`mcp-canary target`), hand-rendered by the target.
 metric!(
     TARGET_LIVE_SESSIONS,
@@ -370,6 +392,9 @@ pub const CATALOGUE: &[MetricDef] = &[
     RUN_SUCCESS_RATIO,
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,
+    MATRIX_CELL,
+    MATRIX_CELLS,
+    MATRIX_PROTOCOL_SUPPORTED,
 ];
 
 /// The catalogue entry for a Prometheus name.
