@@ -27,7 +27,7 @@ pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 /// JSON-RPC "method not found".
 pub const METHOD_NOT_FOUND: i64 = -32601;
 /// Synthetic code (never sent by a server) for an `InputRequiredResult` the canary cannot satisfy:
-/// it declares no client capabilities, so it cannot answer sampling, elicitation or roots.
+/// the client does not answer multi-round-trip input requests (sampling, elicitation, roots).
 pub const INPUT_REQUIRED_CODE: i64 = -32099;
 /// Synthetic code for a server that does not speak the pinned or any acceptable version.
 pub const UNSUPPORTED_VERSION_CODE: i64 = -32098;
@@ -202,7 +202,8 @@ pub fn into_result(outcome: Result<Value, (i64, String)>) -> Result<Value, McpEr
     match result.get("resultType").and_then(Value::as_str) {
         Some("input_required") => Err(McpError::JsonRpc {
             code: INPUT_REQUIRED_CODE,
-            message: "server returned input_required; the canary declares no client capabilities".into(),
+            message: "server returned input_required; the client does not answer multi-round-trip input requests"
+                .into(),
         }),
         _ => Ok(result),
     }
