@@ -32,6 +32,8 @@ pub enum RunProfile {
     Load(Box<LoadArgs>),
     /// Notification stress: N sessions hold streams; B batches of K broadcasts; delivery measured.
     Notify(Box<NotifyArgs>),
+    /// Capability matrix: capability profiles x response modes x protocol versions; exit 99 when a cell is broken.
+    Matrix(Box<crate::run_matrix::MatrixArgs>),
 }
 
 /// Flags every profile shares: the target, thresholds, outputs and caps (the run driver's).
@@ -166,6 +168,9 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
         max_response_bytes: 8 * 1024 * 1024,
         client_name: crate::runner::canary::CLIENT_NAME.into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
+        capabilities: serde_json::json!({}),
+        accept: Default::default(),
+        server_requests: Default::default(),
     };
     Ok((name, client))
 }
@@ -409,6 +414,7 @@ pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationTo
     match profile {
         RunProfile::Load(args) => run_load(*args, shutdown).await,
         RunProfile::Notify(args) => run_notify(*args, shutdown).await,
+        RunProfile::Matrix(args) => crate::run_matrix::run(*args, shutdown).await,
     }
 }
 

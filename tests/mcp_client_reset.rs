@@ -27,6 +27,9 @@ async fn closed_mid_body_is_reset() {
         max_response_bytes: 1 << 20,
         client_name: "client-test".into(),
         client_version: "0".into(),
+        capabilities: serde_json::json!({}),
+        accept: Default::default(),
+        server_requests: Default::default(),
     };
     let client = McpClient::new(cfg, reqwest::Client::new());
     let e = client.connect().await.unwrap_err();

@@ -36,6 +36,65 @@ pub struct ClientConfig {
     pub max_response_bytes: usize,
     pub client_name: String,
     pub client_version: String,
+    /// Client capabilities declared in `initialize` (and `_meta` in 2026-07-28); `{}` declares none.
+    pub capabilities: Value,
+    /// Which response types POSTs accept.
+    pub accept: AcceptMode,
+    /// How server-to-client requests (sampling, elicitation, roots, ping) are answered.
+    pub server_requests: ServerRequestHandler,
+}
+
+/// The `Accept` of POSTs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AcceptMode {
+    /// `application/json, text/event-stream`, as the specification requires.
+    #[default]
+    JsonAndSse,
+    /// `application/json` only (strict servers answer 406).
+    JsonOnly,
+}
+
+impl AcceptMode {
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::JsonAndSse => protocol::ACCEPT_BOTH,
+            Self::JsonOnly => protocol::ACCEPT_JSON,
+        }
+    }
+}
+
+/// The answer to one server-to-client request: a result, or a JSON-RPC error (code, message).
+pub type ServerAnswer = Result<Value, (i64, String)>;
+
+/// Policy for server-to-client requests: called with the method and params of every request the
+/// server sends (on any stream), it returns the answer to POST back. The default answers `ping`
+/// and `roots/list` (no roots) and -32601 otherwise.
+#[derive(Clone)]
+pub struct ServerRequestHandler(Arc<AnswerFn>);
+
+/// The function behind a `ServerRequestHandler`: (method, params) to the answer.
+pub type AnswerFn = dyn Fn(&str, &Value) -> ServerAnswer + Send + Sync;
+
+impl ServerRequestHandler {
+    pub fn new(f: impl Fn(&str, &Value) -> ServerAnswer + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub fn answer(&self, method: &str, params: &Value) -> ServerAnswer {
+        (self.0)(method, params)
+    }
+}
+
+impl Default for ServerRequestHandler {
+    fn default() -> Self {
+        Self::new(protocol::default_server_answer)
+    }
+}
+
+impl std::fmt::Debug for ServerRequestHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerRequestHandler")
+    }
 }
 
 /// What the server said about itself when the connection was negotiated.
@@ -178,7 +237,7 @@ impl McpClient {
         let offer = pinned.unwrap_or(SESSION_PROTOCOLS[0]);
         let ctx = Ctx { era: Era::Session, version: None, session_id: None };
         let cfg = &self.inner.config;
-        let params = protocol::initialize_params(offer, &cfg.client_name, &cfg.client_version);
+        let params = protocol::initialize_params(offer, &cfg.capabilities, &cfg.client_name, &cfg.client_version);
         let answer = self.inner.exchange(&ctx, method::INITIALIZE, params).await?;
         let answered = answer.result.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
         let version = protocol::accept_session_version(answered, pinned)?;

@@ -15,6 +15,8 @@ pub const HEADER_METHOD: &str = "mcp-method";
 pub const HEADER_NAME: &str = "mcp-name";
 pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
 pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+/// `Accept` of a client that takes JSON responses only (servers may answer 406).
+pub const ACCEPT_JSON: &str = "application/json";
 
 /// `_meta` keys of the stateless revision.
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -25,7 +27,7 @@ pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 /// JSON-RPC "method not found".
 pub const METHOD_NOT_FOUND: i64 = -32601;
 /// Synthetic code (never sent by a server) for an `InputRequiredResult` the canary cannot satisfy:
-/// it declares no client capabilities, so it cannot answer sampling, elicitation or roots.
+/// the client does not answer multi-round-trip input requests (sampling, elicitation, roots).
 pub const INPUT_REQUIRED_CODE: i64 = -32099;
 /// Synthetic code for a server that does not speak the pinned or any acceptable version.
 pub const UNSUPPORTED_VERSION_CODE: i64 = -32098;
@@ -112,7 +114,7 @@ pub fn request(id: Option<i64>, method: &str, params: Value) -> Value {
 }
 
 /// Add the stateless revision's `_meta` keys to `params` (an object, or null).
-pub fn with_stateless_meta(params: Value, client_name: &str, client_version: &str) -> Value {
+pub fn with_stateless_meta(params: Value, capabilities: &Value, client_name: &str, client_version: &str) -> Value {
     let mut obj = match params {
         Value::Object(o) => o,
         _ => Map::new(),
@@ -120,17 +122,17 @@ pub fn with_stateless_meta(params: Value, client_name: &str, client_version: &st
     let meta = obj.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
         meta.insert(META_PROTOCOL_VERSION.into(), json!(LATEST_PROTOCOL));
-        meta.insert(META_CLIENT_CAPABILITIES.into(), json!({}));
+        meta.insert(META_CLIENT_CAPABILITIES.into(), capabilities.clone());
         meta.insert(META_CLIENT_INFO.into(), json!({"name": client_name, "version": client_version}));
     }
     Value::Object(obj)
 }
 
-/// `initialize` params offering `version`, declaring no client capabilities.
-pub fn initialize_params(version: &str, client_name: &str, client_version: &str) -> Value {
+/// `initialize` params offering `version` and declaring `capabilities`.
+pub fn initialize_params(version: &str, capabilities: &Value, client_name: &str, client_version: &str) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": {},
+        "capabilities": capabilities,
         "clientInfo": {"name": client_name, "version": client_version},
     })
 }
@@ -200,18 +202,28 @@ pub fn into_result(outcome: Result<Value, (i64, String)>) -> Result<Value, McpEr
     match result.get("resultType").and_then(Value::as_str) {
         Some("input_required") => Err(McpError::JsonRpc {
             code: INPUT_REQUIRED_CODE,
-            message: "server returned input_required; the canary declares no client capabilities".into(),
+            message: "server returned input_required; the client does not answer multi-round-trip input requests"
+                .into(),
         }),
         _ => Ok(result),
     }
 }
 
-/// The answer to a server-to-client request: ping and roots/list succeed, everything else is -32601.
-pub fn answer_server_request(id: &Value, method: &str) -> Value {
+/// The default policy for server-to-client requests: ping and roots/list succeed, everything
+/// else is -32601.
+pub fn default_server_answer(method: &str, _params: &Value) -> Result<Value, (i64, String)> {
     match method {
-        method::PING => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
-        method::ROOTS_LIST => json!({"jsonrpc": "2.0", "id": id, "result": {"roots": []}}),
-        _ => json!({"jsonrpc": "2.0", "id": id, "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"}}),
+        method::PING => Ok(json!({})),
+        method::ROOTS_LIST => Ok(json!({"roots": []})),
+        _ => Err((METHOD_NOT_FOUND, "Method not found".into())),
+    }
+}
+
+/// The JSON-RPC response to a server-to-client request.
+pub fn answer_server_request(id: &Value, outcome: Result<Value, (i64, String)>) -> Value {
+    match outcome {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err((code, message)) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
     }
 }
 
@@ -255,11 +267,13 @@ mod tests {
 
     #[test]
     fn meta_is_added_and_kept() {
-        let p = with_stateless_meta(json!({"name": "echo", "_meta": {"progressToken": "t"}}), "c", "1");
+        let p = with_stateless_meta(json!({"name": "echo", "_meta": {"progressToken": "t"}}), &json!({}), "c", "1");
         assert_eq!(p["_meta"][META_PROTOCOL_VERSION], "2026-07-28");
         assert_eq!(p["_meta"]["progressToken"], "t");
         assert_eq!(p["_meta"][META_CLIENT_INFO]["name"], "c");
-        assert!(with_stateless_meta(Value::Null, "c", "1")["_meta"][META_CLIENT_CAPABILITIES].is_object());
+        let caps = json!({"roots": {}});
+        assert_eq!(with_stateless_meta(Value::Null, &caps, "c", "1")["_meta"][META_CLIENT_CAPABILITIES], caps);
+        assert_eq!(initialize_params("2025-06-18", &caps, "c", "1")["capabilities"], caps);
     }
 
     #[test]
@@ -290,8 +304,9 @@ mod tests {
         assert_eq!(mcp_name("tools/call", &json!({"name": "echo"})).as_deref(), Some("echo"));
         assert_eq!(mcp_name("resources/read", &json!({"uri": "a://b"})).as_deref(), Some("a://b"));
         assert_eq!(mcp_name("tools/list", &json!({})), None);
-        assert_eq!(answer_server_request(&json!(1), "sampling/createMessage")["error"]["code"], -32601);
-        assert_eq!(answer_server_request(&json!(1), "roots/list")["result"]["roots"], json!([]));
+        let answer = |m: &str| answer_server_request(&json!(1), default_server_answer(m, &Value::Null));
+        assert_eq!(answer("sampling/createMessage")["error"]["code"], -32601);
+        assert_eq!(answer("roots/list")["result"]["roots"], json!([]));
         assert_eq!(snippet(&"x".repeat(500), 200).chars().count(), 201);
     }
 }

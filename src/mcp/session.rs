@@ -84,7 +84,8 @@ impl Inner {
             config.headers.clone(),
             config.max_response_bytes,
             config.request_timeout,
-        );
+        )
+        .with_accept(config.accept.header());
         Self {
             config,
             transport,
@@ -129,9 +130,12 @@ impl Inner {
     async fn exchange_untimed(&self, ctx: &Ctx, method: &str, params: Value) -> Result<Answer, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let params = match ctx.era {
-            Era::Stateless => {
-                protocol::with_stateless_meta(params, &self.config.client_name, &self.config.client_version)
-            }
+            Era::Stateless => protocol::with_stateless_meta(
+                params,
+                &self.config.capabilities,
+                &self.config.client_name,
+                &self.config.client_version,
+            ),
             Era::Session => params,
         };
         let headers = ctx.headers(Some(method), &params);
@@ -238,9 +242,9 @@ impl Inner {
                 let _ = self.tx.send(ServerNotification { method, params, received_at, via });
                 None
             }
-            Incoming::Request { id, method, .. } => {
+            Incoming::Request { id, method, params } => {
                 if self.first_time(format!("r\u{1f}{id}")) {
-                    self.answer(ctx, &id, &method).await;
+                    self.answer(ctx, &id, &method, &params).await;
                 }
                 None
             }
@@ -248,8 +252,8 @@ impl Inner {
     }
 
     /// Answer a server-to-client request with a POST of the JSON-RPC response.
-    async fn answer(&self, ctx: &Ctx, id: &Value, method: &str) {
-        let response = protocol::answer_server_request(id, method);
+    async fn answer(&self, ctx: &Ctx, id: &Value, method: &str, params: &Value) {
+        let response = protocol::answer_server_request(id, self.config.server_requests.answer(method, params));
         let headers = ctx.headers(None, &Value::Null);
         let timeout = self.config.request_timeout;
         match tokio::time::timeout(timeout, self.transport.post(&response, &headers)).await {
@@ -353,7 +357,12 @@ pub async fn open_background(inner: &Arc<Inner>, ctx: &Ctx, cancel: &Cancellatio
             let filter = serde_json::json!({"notifications": {
                 "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true,
             }});
-            let params = protocol::with_stateless_meta(filter, &inner.config.client_name, &inner.config.client_version);
+            let params = protocol::with_stateless_meta(
+                filter,
+                &inner.config.capabilities,
+                &inner.config.client_name,
+                &inner.config.client_version,
+            );
             let headers = ctx.headers(Some(method::LISTEN), &params);
             let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
             let message = protocol::request(Some(id), method::LISTEN, params);

@@ -45,11 +45,19 @@ pub struct Transport {
     headers: HeaderMap,
     max_bytes: usize,
     timeout: Duration,
+    /// `Accept` of POSTs (JSON and SSE, or JSON only).
+    accept: &'static str,
 }
 
 impl Transport {
     pub fn new(http: reqwest::Client, url: url::Url, headers: HeaderMap, max_bytes: usize, timeout: Duration) -> Self {
-        Self { http, url, headers, max_bytes, timeout }
+        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH }
+    }
+
+    /// Use this `Accept` on POSTs instead of JSON + SSE.
+    pub fn with_accept(mut self, accept: &'static str) -> Self {
+        self.accept = accept;
+        self
     }
 
     fn build(&self, method: reqwest::Method, mcp: &McpHeaders, accept: &'static str) -> reqwest::RequestBuilder {
@@ -71,7 +79,7 @@ impl Transport {
     pub async fn post(&self, message: &Value, mcp: &McpHeaders) -> Result<Reply, McpError> {
         let body = serde_json::to_vec(message).map_err(|e| McpError::InvalidJson(e.to_string()))?;
         let resp = self
-            .build(reqwest::Method::POST, mcp, ACCEPT_BOTH)
+            .build(reqwest::Method::POST, mcp, self.accept)
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send()

@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod load;
+pub mod matrix;
 pub mod notify;
 pub mod report;
 pub mod stats;

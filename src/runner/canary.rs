@@ -104,6 +104,9 @@ impl CanaryProbe {
             max_response_bytes: self.target.max_response_bytes,
             client_name: CLIENT_NAME.into(),
             client_version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: serde_json::json!({}),
+            accept: Default::default(),
+            server_requests: Default::default(),
         }
     }
 

@@ -468,6 +468,27 @@ metric!(
     ["target", "error_type"],
     "Redis inspector failures by class (connect, timeout, auth, protocol, server)."
 );
+metric!(
+    MATRIX_CELL,
+    "mcp_canary_matrix_cell",
+    Gauge,
+    ["target", "profile", "capabilities", "response_mode", "mcp_protocol_version"],
+    "Last capability-matrix result per cell: 1 works, 0.5 degraded gracefully, 0 broken; capabilities is the declared client profile (none, roots, sampling, elicitation, all), response_mode sse or json_only."
+);
+metric!(
+    MATRIX_CELLS,
+    "mcp_canary_matrix_cells",
+    Gauge,
+    ["target", "profile", "result"],
+    "Cells of the last capability-matrix run by result (works, degraded, broken)."
+);
+metric!(
+    MATRIX_PROTOCOL_SUPPORTED,
+    "mcp_canary_matrix_protocol_supported",
+    Gauge,
+    ["target", "profile", "mcp_protocol_version"],
+    "1 when the last capability-matrix run found the target speaking this protocol version, else 0."
+);
 
 // The reference target's own /metrics (`mcp-canary target`), hand-rendered by the target.
 metric!(
@@ -592,6 +613,9 @@ pub const CATALOGUE: &[MetricDef] = &[
     REDIS_PATTERN_CHANNELS,
     REDIS_PATTERN_SUBSCRIBERS,
     REDIS_ERRORS,
+    MATRIX_CELL,
+    MATRIX_CELLS,
+    MATRIX_PROTOCOL_SUPPORTED,
 ];
 
 /// The catalogue entry for a Prometheus name.

@@ -93,6 +93,9 @@ pub fn config(url: &url::Url) -> ClientConfig {
         max_response_bytes: 1 << 20,
         client_name: "client-test".into(),
         client_version: "0.0.0".into(),
+        capabilities: serde_json::json!({}),
+        accept: Default::default(),
+        server_requests: Default::default(),
     }
 }
 

@@ -1,0 +1,199 @@
+//! `mcp-canary run matrix`: the capability matrix once, for CI. A table on stdout, the JSON
+//! report, metrics on `--metrics-listen`, and an exit status: 0 when no cell is broken, 99
+//! otherwise, 2 refused.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::mcp::{ClientConfig, ProtocolPreference};
+use crate::profile::matrix::{self, CellResult, MatrixReport, MatrixRun};
+use crate::run::{EXIT_REFUSED, EXIT_THRESHOLD, Refused};
+use crate::telemetry;
+
+/// Flags of `mcp-canary run matrix`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MatrixArgs {
+    /// The MCP endpoint, e.g. http://127.0.0.1:8080/mcp.
+    #[arg(long)]
+    pub target: String,
+    /// `target` label of the metrics and the report (default: host:port of the URL).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Tool called in every cell (default: `echo` if listed, else the first tool without required arguments).
+    #[arg(long)]
+    pub tool: Option<String>,
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub tool_args: String,
+    /// Wait this long at the end of each SSE cell for requests the server sends on its own stream.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "600ms")]
+    pub settle: Duration,
+    /// Cells run at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Per-request timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Write the JSON matrix report here (default: a timestamped file in --results-dir).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+    /// Serve /metrics here during and after the run (see --linger).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Keep serving /metrics this long after the run (for a last scrape).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub linger: Duration,
+}
+
+/// Validate the flags into a matrix run.
+pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
+    let url = url::Url::parse(&args.target).map_err(|e| Refused(format!("--target {:?}: {e}", args.target)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Refused(format!("--target must be http or https, got {}", url.scheme())));
+    }
+    let tool = match &args.tool {
+        Some(t) => {
+            let v: serde_json::Value = serde_json::from_str(&args.tool_args)
+                .map_err(|e| Refused(format!("--tool-args is not valid JSON: {e}")))?;
+            if !v.is_object() {
+                return Err(Refused("--tool-args must be a JSON object".into()));
+            }
+            Some((t.clone(), v))
+        }
+        None => None,
+    };
+    if args.concurrency == 0 || args.concurrency > 64 {
+        return Err(Refused("--concurrency must be between 1 and 64".into()));
+    }
+    let target = args.name.clone().unwrap_or_else(|| match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        _ => "target".into(),
+    });
+    let client = ClientConfig {
+        url,
+        headers: Default::default(),
+        protocol: ProtocolPreference::Auto,
+        request_timeout: args.timeout,
+        max_response_bytes: 8 * 1024 * 1024,
+        client_name: crate::runner::canary::CLIENT_NAME.into(),
+        client_version: env!("CARGO_PKG_VERSION").into(),
+        capabilities: serde_json::json!({}),
+        accept: Default::default(),
+        server_requests: Default::default(),
+    };
+    Ok(MatrixRun {
+        target,
+        client,
+        tool,
+        triggers: matrix::default_triggers(),
+        settle: args.settle,
+        concurrency: args.concurrency,
+    })
+}
+
+/// The readable table: one row per cell, then versions and the summary.
+pub fn matrix_table(r: &MatrixReport) -> String {
+    let mut out = format!(
+        "\ncapability matrix of {} ({} {}): {}\n\n",
+        r.target,
+        r.server_name,
+        r.server_version,
+        r.verdict.to_uppercase()
+    );
+    for v in &r.versions {
+        let state = if v.supported { "supported".to_string() } else { format!("not supported ({})", v.detail) };
+        out.push_str(&format!("protocol {:<11} {}\n", v.version, crate::mcp::protocol::snippet(&state, 100)));
+    }
+    out.push_str(&format!("\n{:<11} {:<10} {:<12} {:<9}  notes\n", "version", "mode", "capabilities", "result"));
+    for c in &r.cells {
+        let notes: Vec<String> = c
+            .checks
+            .iter()
+            .filter(|k| k.result != CellResult::Works)
+            .map(|k| format!("{}: {}", k.feature, crate::mcp::protocol::snippet(&k.detail, 80)))
+            .collect();
+        let requests: Vec<&str> = c.server_requests.iter().map(|s| s.method.as_str()).collect();
+        let mut notes = notes.join("; ");
+        if !requests.is_empty() {
+            notes =
+                format!("{notes}{}server requests: {}", if notes.is_empty() { "" } else { "; " }, requests.join(","));
+        }
+        out.push_str(&format!(
+            "{:<11} {:<10} {:<12} {:<9}  {}\n",
+            c.protocol_version,
+            c.response_mode.as_str(),
+            c.capabilities.as_str(),
+            c.result.as_str(),
+            notes
+        ));
+    }
+    let count = |k: &str| r.summary.get(k).copied().unwrap_or(0);
+    out.push_str(&format!(
+        "\ncells: {} works, {} degraded, {} broken\n",
+        count("works"),
+        count("degraded"),
+        count("broken")
+    ));
+    out
+}
+
+/// Run the matrix once; returns the exit status.
+pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
+    let plan = match plan_from_args(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_REFUSED);
+        }
+    };
+    let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
+    let exporter = telemetry::Exporter::install(otlp.as_ref())?;
+    let server_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(addr) = args.metrics_listen {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        let app = crate::http::router(exporter.clone(), crate::schedule::Readiness::new(0));
+        let stop = server_stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        });
+        println!("mcp-canary metrics listening on http://{local}");
+    }
+    let started_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    telemetry::matrix::started(&plan.target, started_at);
+    println!("capability matrix: {} ({})", plan.target, plan.client.url);
+    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let report = tokio::select! {
+        r = matrix::run_matrix(&plan, http) => r,
+        _ = shutdown.cancelled() => {
+            server_stop.cancel();
+            exporter.shutdown(Duration::from_secs(5)).await;
+            anyhow::bail!("interrupted");
+        }
+    };
+    telemetry::matrix::finished(&report);
+    exporter.run_upkeep();
+
+    let path = match &args.report {
+        Some(p) => p.clone(),
+        None => {
+            std::fs::create_dir_all(&args.results_dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.results_dir.display()))?;
+            args.results_dir.join(format!("matrix-{}.json", report.started_at as u64))
+        }
+    };
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+        .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+    print!("{}", matrix_table(&report));
+    println!("report: {}", path.display());
+    if args.metrics_listen.is_some() && !args.linger.is_zero() {
+        tokio::select! { _ = tokio::time::sleep(args.linger) => {}, _ = shutdown.cancelled() => {} }
+    }
+    server_stop.cancel();
+    exporter.shutdown(Duration::from_secs(5)).await;
+    Ok(if report.passed() { 0 } else { EXIT_THRESHOLD })
+}
