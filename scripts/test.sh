@@ -39,4 +39,4 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 log "Tests"
-cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-2}"
+cargo test --all-targets --locked --no-fail-fast -- --test-threads "${TEST_THREADS:-2}"

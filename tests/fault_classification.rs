@@ -93,12 +93,23 @@ async fn faults_are_classified_and_recovered_from() {
     // Session expiry on the warm session: counted, re-initialised, then healthy again.
     let (before, _) = scrape_until(&base, Duration::from_secs(15), |s| success(s, "expiry") == Some(1.0)).await;
     let reinit_before = before.value("mcp_canary_sessions_reinitialized_total", &[("target", "expiry")]);
-    admin(&mcp_url, "/admin/expire-sessions", serde_json::json!({})).await;
-    let (s, ok) = scrape_until(&base, Duration::from_secs(15), |s| {
-        s.value("mcp_canary_sessions_reinitialized_total", &[("target", "expiry")]) > reinit_before
-            && failures(s, "expiry", "session_expired") >= 1.0
-    })
-    .await;
+    // A cycle that fails for another reason (a slow step on a loaded machine) closes the warm
+    // session itself and starts afresh, so the expiry may land on a session the probe already
+    // dropped: expire again, a bounded number of times.
+    let mut detected = None;
+    for _ in 0..3 {
+        admin(&mcp_url, "/admin/expire-sessions", serde_json::json!({})).await;
+        let (s, ok) = scrape_until(&base, Duration::from_secs(6), |s| {
+            s.value("mcp_canary_sessions_reinitialized_total", &[("target", "expiry")]) > reinit_before
+                && failures(s, "expiry", "session_expired") >= 1.0
+        })
+        .await;
+        detected = Some((s, ok));
+        if ok {
+            break;
+        }
+    }
+    let (s, ok) = detected.expect("at least one attempt");
     assert!(ok, "session expiry not detected:\n{}\n{}", failing_lines(&s), daemon.log_text());
 
     // Lift every fault: each target recovers and the daemon never stopped.
