@@ -468,31 +468,7 @@ where
         None => None,
     };
 
-    // One-shot runs push over OTLP when the standard OTEL_EXPORTER_OTLP_* variables ask for it.
-    let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
-    let exporter = telemetry::Exporter::install(otlp.as_ref())?;
-    let server_stop = tokio_util::sync::CancellationToken::new();
-    if let Some(addr) = common.metrics_listen {
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        let local = listener.local_addr()?;
-        let app = crate::http::router(exporter.clone(), crate::schedule::Readiness::new(0));
-        let stop = server_stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        });
-        println!("mcp-canary metrics listening on http://{local}");
-    }
-    let upkeep = {
-        let exporter = exporter.clone();
-        let stop = server_stop.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tokio::select! { _ = stop.cancelled() => break, _ = tick.tick() => exporter.run_upkeep() }
-            }
-        })
-    };
+    let surface = RunSurface::start(common.metrics_listen).await?;
 
     let metrics = start_metrics(unix_now_secs());
     println!("{banner}");
@@ -525,16 +501,7 @@ where
     }
     metrics.finished(&report);
 
-    let path = match &common.report {
-        Some(p) => p.clone(),
-        None => {
-            std::fs::create_dir_all(&common.results_dir)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", common.results_dir.display()))?;
-            common.results_dir.join(format!("{profile_name}-{}.json", report.started_at as u64))
-        }
-    };
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-        .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+    let path = write_report(common.report.as_deref(), &common.results_dir, profile_name, report.started_at, &report)?;
     print!("{}", summary_table(&report));
     println!("report: {}", path.display());
     tracing::debug!(target_name = %target, profile = %profile_name, "Report written");
@@ -557,10 +524,74 @@ where
     if common.metrics_listen.is_some() && !common.linger.is_zero() {
         tokio::time::sleep(common.linger).await;
     }
-    server_stop.cancel();
-    let _ = upkeep.await;
-    exporter.shutdown(Duration::from_secs(5)).await;
+    surface.finish().await;
     Ok(code)
+}
+
+/// The telemetry of a one-shot run: the recorder (pushing over OTLP when the standard
+/// `OTEL_EXPORTER_OTLP_*` variables ask for it), `/metrics` on `listen`, and histogram upkeep.
+pub(crate) struct RunSurface {
+    pub exporter: telemetry::Exporter,
+    stop: tokio_util::sync::CancellationToken,
+    upkeep: tokio::task::JoinHandle<()>,
+}
+
+impl RunSurface {
+    pub(crate) async fn start(listen: Option<SocketAddr>) -> anyhow::Result<Self> {
+        let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
+        let exporter = telemetry::Exporter::install(otlp.as_ref())?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let Some(addr) = listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let local = listener.local_addr()?;
+            let app = crate::http::router(exporter.clone(), crate::schedule::Readiness::new(0));
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            });
+            println!("mcp-canary metrics listening on http://{local}");
+        }
+        let upkeep = {
+            let exporter = exporter.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tokio::select! { _ = stop.cancelled() => break, _ = tick.tick() => exporter.run_upkeep() }
+                }
+            })
+        };
+        Ok(Self { exporter, stop, upkeep })
+    }
+
+    /// Stop serving `/metrics` and flush OTLP.
+    pub(crate) async fn finish(self) {
+        self.stop.cancel();
+        let _ = self.upkeep.await;
+        self.exporter.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Write a run report to `explicit`, or to `<dir>/<profile>-<start>.json`; returns the path.
+pub(crate) fn write_report<T: serde::Serialize>(
+    explicit: Option<&std::path::Path>,
+    dir: &std::path::Path,
+    profile: &str,
+    started_at: f64,
+    report: &T,
+) -> anyhow::Result<PathBuf> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            dir.join(format!("{profile}-{}.json", started_at as u64))
+        }
+    };
+    std::fs::write(&path, serde_json::to_string_pretty(report)?)
+        .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// Flags of `mcp-canary run notify`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::matrix::{self, CellResult, MatrixReport, MatrixRun};
-use crate::run::{EXIT_REFUSED, EXIT_THRESHOLD, Refused};
+use crate::run::{EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, write_report};
 use crate::telemetry;
 
 /// Flags of `mcp-canary run matrix`.
@@ -148,20 +148,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
             return Ok(EXIT_REFUSED);
         }
     };
-    let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
-    let exporter = telemetry::Exporter::install(otlp.as_ref())?;
-    let server_stop = tokio_util::sync::CancellationToken::new();
-    if let Some(addr) = args.metrics_listen {
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        let local = listener.local_addr()?;
-        let app = crate::http::router(exporter.clone(), crate::schedule::Readiness::new(0));
-        let stop = server_stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        });
-        println!("mcp-canary metrics listening on http://{local}");
-    }
+    let surface = RunSurface::start(args.metrics_listen).await?;
     let started_at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     telemetry::matrix::started(&plan.target, started_at);
@@ -170,30 +157,19 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
     let report = tokio::select! {
         r = matrix::run_matrix(&plan, http) => r,
         _ = shutdown.cancelled() => {
-            server_stop.cancel();
-            exporter.shutdown(Duration::from_secs(5)).await;
+            surface.finish().await;
             anyhow::bail!("interrupted");
         }
     };
     telemetry::matrix::finished(&report);
-    exporter.run_upkeep();
+    surface.exporter.run_upkeep();
 
-    let path = match &args.report {
-        Some(p) => p.clone(),
-        None => {
-            std::fs::create_dir_all(&args.results_dir)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.results_dir.display()))?;
-            args.results_dir.join(format!("matrix-{}.json", report.started_at as u64))
-        }
-    };
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-        .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+    let path = write_report(args.report.as_deref(), &args.results_dir, "matrix", report.started_at, &report)?;
     print!("{}", matrix_table(&report));
     println!("report: {}", path.display());
     if args.metrics_listen.is_some() && !args.linger.is_zero() {
         tokio::select! { _ = tokio::time::sleep(args.linger) => {}, _ = shutdown.cancelled() => {} }
     }
-    server_stop.cancel();
-    exporter.shutdown(Duration::from_secs(5)).await;
+    surface.finish().await;
     Ok(if report.passed() { 0 } else { EXIT_THRESHOLD })
 }
