@@ -8,41 +8,11 @@
 //! `cargo bench --bench idle` runs the full measurement (BENCH_IDLE_SECS, default 120);
 //! under `cargo test` it runs a few-second smoke pass so the harness itself stays tested.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], marker: &str) -> (Guard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-canary"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mcp-canary");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let announced = loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(marker) => {
-                break line[line.find(marker).unwrap() + marker.len()..].to_string();
-            }
-            Some(_) => continue,
-            None => panic!("mcp-canary {args:?} exited before announcing {marker:?}"),
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Guard(child), announced.trim().to_string())
-}
+use support::spawn;
 
 /// (user + system CPU seconds, resident bytes) of a process, from /proc.
 fn proc_usage(pid: u32) -> (f64, u64) {

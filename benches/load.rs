@@ -6,41 +6,16 @@
 //! BENCH_LOAD_RPM per client, default 1200). Client CPU comes from the shell's `times` builtin
 //! (user + system of the waited child), so both tools are measured the same way.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn start_target() -> (Guard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-canary"))
-        .args(["target", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn target");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let marker = "listening on ";
-    let url = loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains(marker) => break l[l.find(marker).unwrap() + marker.len()..].trim().to_string(),
-            Some(_) => continue,
-            None => panic!("target exited before announcing its URL"),
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Guard(child), url)
+fn start_target() -> (support::Guard, String) {
+    support::spawn(&["target", "--listen", "127.0.0.1:0"], "listening on ")
 }
 
 /// Run `script` under sh followed by `times`; returns (stdout, children's user+system seconds).
