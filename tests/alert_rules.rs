@@ -68,7 +68,7 @@ fn every_alert_is_labelled_annotated_tested_and_has_a_runbook() {
             assert!(tests.contains(&format!("alertname: {name}\n")), "{name}: no promtool test in alerts/tests/");
         }
     }
-    assert!(count >= 9, "{count} alerts");
+    assert!(count >= 12, "{count} alerts");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `mcp-canary run load` against the reference target at small scale: the exported metrics
 //! during and after the run, the JSON report, and the verdict.
 mod common;
+#[path = "alerting/promql.rs"]
+mod promql;
 
 use std::time::Duration;
 
@@ -60,6 +62,14 @@ async fn small_load_run_exports_metrics_and_report() {
     })
     .await;
     assert!(ok, "final gauges after the run:\n{}", s.text);
+    // Every metric alerts/profiles.yml uses is on this live scrape (tests/alerting_end_to_end.rs
+    // leaves that file to this test: its daemon runs no profile).
+    let names = s.names();
+    let missing: Vec<_> = promql::rule_file_metric_names("alerts/profiles.yml")
+        .into_iter()
+        .filter(|n| !names.contains(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "used by alerts/profiles.yml but not exported: {missing:?}\n{}", s.text);
     assert_eq!(s.value("mcp_canary_run_passed", &running), 1.0);
     let all = [("target", "ref"), ("profile", "load"), ("operation", "all")];
     assert_eq!(s.value("mcp_canary_run_success_ratio", &all), 1.0);

@@ -4,6 +4,8 @@
 //! `redis_up 0` with `error_type="auth"` and never appears in the log.
 
 mod common;
+#[path = "alerting/promql.rs"]
+mod promql;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -96,6 +98,14 @@ async fn redis_inspection_follows_sessions_and_outages() {
 
     let (s, ok) = scrape_until(&base, Duration::from_secs(15), |s| up(s) == Some(1.0)).await;
     assert!(ok, "redis_up never 1:\n{}\n{}", s.text, daemon.log_text());
+    // Every metric alerts/inspectors.yml uses is on this live scrape (tests/alerting_end_to_end.rs
+    // leaves that file to this test: its daemon has no redis target).
+    let names = s.names();
+    let missing: Vec<_> = promql::rule_file_metric_names("alerts/inspectors.yml")
+        .into_iter()
+        .filter(|n| !names.contains(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "used by alerts/inspectors.yml but not exported: {missing:?}\n{}", s.text);
     assert_eq!(keys(&s, "mcp:session:*"), 0.0);
     assert_eq!(s.value("mcp_canary_redis_keys_exact", &[("target", "ref"), ("pattern", "mcp:session:*")]), 1.0);
     assert!(s.value("mcp_canary_redis_ping_duration_seconds_count", &[("target", "ref")]) >= 1.0);

@@ -27,6 +27,26 @@ pub fn rule_files() -> Vec<PathBuf> {
     v
 }
 
+/// Rule files whose metrics the daemon of tests/alerting_end_to_end.rs never exports (it has no
+/// `redis` target and runs no profile): (file, the test that checks them on a live scrape instead
+/// by calling `rule_file_metric_names` with that file).
+pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] =
+    &[("alerts/inspectors.yml", "tests/redis_inspector.rs"), ("alerts/profiles.yml", "tests/load_profile.rs")];
+
+/// The exported metric names the expressions of one rule file (relative to the repository)
+/// select: recording rules and `up` left out.
+pub fn rule_file_metric_names(rel: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let recorded = recorded_names();
+    let names: BTreeSet<String> = yaml_values(&text, "expr")
+        .iter()
+        .flat_map(|e| metric_names(e))
+        .filter(|n| n != "up" && !recorded.contains(n))
+        .collect();
+    assert!(!names.is_empty(), "{rel} selects no metric");
+    names
+}
+
 pub fn alert_test_files() -> Vec<PathBuf> {
     yml_in(&repo().join("alerts/tests"))
 }
