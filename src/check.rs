@@ -106,19 +106,13 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
         headers.insert(name.trim().to_string(), value.trim().to_string());
     }
     let raw_target = RawTarget {
-        name: "check".into(),
-        url: args.url.clone(),
         interval: args.timeout.max(Duration::from_secs(1)),
         jitter: 0.0,
         timeout: args.timeout,
         protocol: args.protocol.clone(),
         session: "fresh".into(),
-        max_response_bytes: 8 * 1024 * 1024,
         headers,
-        headers_from_env: Default::default(),
-        bearer_token: None,
         bearer_token_env: args.bearer_token_env.clone(),
-        bearer_token_file: None,
         probe: RawProbe {
             tool: args.tool.clone(),
             tool_arguments: json_table("tool-args", &args.tool_args)?,
@@ -135,13 +129,7 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
             }),
             _ => None,
         },
-        redis: None,
-        redis_password_env: None,
-        redis_password_file: None,
-        redis_interval: crate::config::raw::default_redis_interval(),
-        redis_timeout: crate::config::raw::default_redis_timeout(),
-        redis_key_patterns: crate::config::raw::default_redis_key_patterns(),
-        redis_scan_budget: crate::config::raw::default_redis_scan_budget(),
+        ..RawTarget::new("check", args.url.clone())
     };
     let raw = RawConfig { server: Default::default(), targets: vec![raw_target], otlp: Default::default() };
     let mut config = crate::config::validate(&raw).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -27,19 +27,11 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
         Some(pairs.iter().map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string()))).collect())
     };
     let target = |name: &str, session: &str, protocol: &str| RawTarget {
-        name: name.into(),
-        url: mcp_url.into(),
         interval,
         jitter: 0.1,
         timeout: interval.min(Duration::from_secs(5)),
         protocol: protocol.into(),
         session: session.into(),
-        max_response_bytes: 8 * 1024 * 1024,
-        headers: Default::default(),
-        headers_from_env: Default::default(),
-        bearer_token: None,
-        bearer_token_env: None,
-        bearer_token_file: None,
         probe: RawProbe {
             tool: Some("echo".into()),
             tool_arguments: table(&[("message", "canary")]),
@@ -54,13 +46,7 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
             timeout: Duration::from_secs(5),
         }),
 
-        redis: None,
-        redis_password_env: None,
-        redis_password_file: None,
-        redis_interval: crate::config::raw::default_redis_interval(),
-        redis_timeout: crate::config::raw::default_redis_timeout(),
-        redis_key_patterns: crate::config::raw::default_redis_key_patterns(),
-        redis_scan_budget: crate::config::raw::default_redis_scan_budget(),
+        ..RawTarget::new(name, mcp_url)
     };
     RawConfig {
         server: RawServer { listen: listen.to_string(), ..Default::default() },

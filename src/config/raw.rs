@@ -115,6 +115,36 @@ pub struct RawTarget {
     pub redis_scan_budget: u64,
 }
 
+impl RawTarget {
+    /// A target with every optional key at the default a config file would get.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            interval: default_interval(),
+            jitter: default_jitter(),
+            timeout: default_timeout(),
+            protocol: default_protocol(),
+            session: default_session(),
+            max_response_bytes: default_max_response_bytes(),
+            headers: Default::default(),
+            headers_from_env: Default::default(),
+            bearer_token: None,
+            bearer_token_env: None,
+            bearer_token_file: None,
+            probe: Default::default(),
+            notification: None,
+            redis: None,
+            redis_password_env: None,
+            redis_password_file: None,
+            redis_interval: default_redis_interval(),
+            redis_timeout: default_redis_timeout(),
+            redis_key_patterns: default_redis_key_patterns(),
+            redis_scan_budget: default_redis_scan_budget(),
+        }
+    }
+}
+
 /// `[targets.probe]`: what the default script calls.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -161,15 +191,15 @@ fn default_max_response_bytes() -> u64 {
 fn default_notification_timeout() -> Duration {
     Duration::from_secs(5)
 }
-pub(crate) fn default_redis_interval() -> Duration {
+fn default_redis_interval() -> Duration {
     Duration::from_secs(15)
 }
-pub(crate) fn default_redis_timeout() -> Duration {
+fn default_redis_timeout() -> Duration {
     Duration::from_secs(2)
 }
-pub(crate) fn default_redis_key_patterns() -> Vec<String> {
+fn default_redis_key_patterns() -> Vec<String> {
     vec!["mcp:session:*".into(), "mcp:stream:*".into()]
 }
-pub(crate) fn default_redis_scan_budget() -> u64 {
+fn default_redis_scan_budget() -> u64 {
     10_000
 }
