@@ -103,6 +103,35 @@ async fn grpc_receiver() -> (Arc<Received>, String) {
     (received, format!("http://{addr}"))
 }
 
+/// A gRPC OTLP receiver behind TLS with a certificate for 127.0.0.1 signed by a fresh CA;
+/// returns the store, its https endpoint and the CA's PEM.
+async fn grpc_tls_receiver() -> (Arc<Received>, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+    let identity = tonic::transport::Identity::from_pem(leaf.pem(), leaf_key.serialize_pem());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(Received::default());
+    let service = Receiver(Arc::clone(&received));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .unwrap()
+            .add_service(MetricsServiceServer::new(service.clone()))
+            .add_service(TraceServiceServer::new(service))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    (received, format!("https://{addr}"), ca_cert.pem())
+}
+
 /// An HTTP/protobuf OTLP receiver (`/v1/metrics`, `/v1/traces`) on a free loopback port.
 async fn http_receiver() -> (Arc<Received>, String) {
     use axum::body::Bytes;
@@ -233,7 +262,7 @@ async fn grpc_receiver_gets_semconv_metrics_and_spans() {
         "[otlp]\nenabled = true\nendpoint = \"{endpoint}\"\nprotocol = \"grpc\"\ninterval = \"500ms\"\n\
          headers = {{ \"X-Canary-Auth\" = \"{SECRET}\" }}"
     );
-    let (mut daemon, _dir, _base) = start_daemon("otlp-grpc", &config(&mcp_url, &otlp), &[]).await;
+    let (mut daemon, _dir, base) = start_daemon("otlp-grpc", &config(&mcp_url, &otlp), &[]).await;
 
     // Metrics: the operation histogram under its semconv name, unit and attributes.
     let ok = until(&received, Duration::from_secs(20), |r| {
@@ -307,6 +336,15 @@ async fn grpc_receiver_gets_semconv_metrics_and_spans() {
     );
     assert!(failed_count >= 1, "failed operations are recorded with error.type");
 
+    // Exports are counted on /metrics by signal and outcome.
+    let (scrape, ok) = common::scrape_until(&base, Duration::from_secs(10), |s| {
+        s.value("mcp_canary_otlp_exports_total", &[("signal", "metrics"), ("outcome", "success")]) >= 2.0
+            && s.value("mcp_canary_otlp_exports_total", &[("signal", "traces"), ("outcome", "success")]) >= 1.0
+    })
+    .await;
+    assert!(ok, "exports not counted:\n{}", scrape.text);
+    assert_eq!(scrape.value("mcp_canary_otlp_exports_total", &[("signal", "metrics"), ("outcome", "failure")]), 0.0);
+
     // Headers reach the collector; the secret never reaches the log.
     assert!(received.auth.lock().unwrap().iter().any(|v| v == SECRET), "x-canary-auth not sent");
     assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0));
@@ -368,13 +406,61 @@ async fn unreachable_collector_is_logged_and_does_not_stop_probing_or_exit() {
     let (mut daemon, _dir, base) = start_daemon("otlp-unreachable", &config(&mcp_url, &otlp), &[]).await;
     let (scrape, ok) = common::scrape_until(&base, Duration::from_secs(15), |s| {
         s.value("mcp_canary_probes_total", &[("target", "ref"), ("outcome", "success")]) >= 2.0
+            && s.value("mcp_canary_otlp_exports_total", &[("signal", "metrics"), ("outcome", "failure")]) >= 1.0
     })
     .await;
-    assert!(ok, "probing stopped without a collector:\n{}\n{}", scrape.text, daemon.log_text());
+    assert!(ok, "probing stopped or export failures not counted:\n{}\n{}", scrape.text, daemon.log_text());
+    assert_eq!(scrape.value("mcp_canary_otlp_exports_total", &[("signal", "metrics"), ("outcome", "success")]), 0.0);
     let started = std::time::Instant::now();
     assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0));
     assert!(started.elapsed() < Duration::from_secs(6), "exit held by the flush: {:?}", started.elapsed());
     let log = daemon.log_text();
     assert!(log.contains("OTLP export on"), "{log}");
     assert!(log.contains("PeriodicReader.ExportError"), "export failure not logged:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_signal_endpoints_with_grpc_over_tls_trusting_a_configured_ca() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let (tls_received, tls_endpoint, ca_pem) = grpc_tls_receiver().await;
+    let (plain_received, plain_endpoint) = grpc_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    // Metrics over TLS to one collector, spans in clear text to another; export is on because a
+    // signal endpoint is set.
+    let env = [
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", tls_endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", plain_endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.to_str().unwrap()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+    ];
+    let (mut daemon, _dir, _base) = start_daemon("otlp-tls", &config(&mcp_url, ""), &env).await;
+    let ok = until(&tls_received, Duration::from_secs(20), |r| {
+        histogram_count(&r.metrics(), OPERATION, &[("mcp.method.name", "tools/call")]) >= 1
+    })
+    .await;
+    assert!(ok, "no metrics over TLS:\n{}", daemon.log_text());
+    let ok = until(&plain_received, Duration::from_secs(15), |r| r.spans().iter().any(|s| s.name == "tools/call echo"))
+        .await;
+    assert!(ok, "no spans on the traces endpoint:\n{}", daemon.log_text());
+    assert!(tls_received.spans().is_empty(), "spans went to the metrics endpoint");
+    assert!(plain_received.metrics().is_empty(), "metrics went to the traces endpoint");
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_collector_with_an_untrusted_certificate_counts_failures() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let (received, endpoint, _ca) = grpc_tls_receiver().await;
+    // No certificate configured: the system roots do not know the test CA.
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_METRIC_EXPORT_INTERVAL", "200")];
+    let (mut daemon, _dir, base) = start_daemon("otlp-tls-untrusted", &config(&mcp_url, ""), &env).await;
+    let (scrape, ok) = common::scrape_until(&base, Duration::from_secs(15), |s| {
+        s.value("mcp_canary_otlp_exports_total", &[("signal", "metrics"), ("outcome", "failure")]) >= 1.0
+    })
+    .await;
+    assert!(ok, "TLS failure not counted:\n{}\n{}", scrape.text, daemon.log_text());
+    assert!(received.metrics().is_empty(), "an untrusted certificate was accepted");
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0));
 }

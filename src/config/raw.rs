@@ -40,6 +40,13 @@ pub struct RawOtlp {
     pub enabled: bool,
     /// Base URL of the collector; `None`: the protocol's default port on localhost.
     pub endpoint: Option<String>,
+    /// Full URL for metrics only (used as is, no `/v1/metrics` appended); `None`: from `endpoint`.
+    pub metrics_endpoint: Option<String>,
+    /// Full URL for traces only (used as is, no `/v1/traces` appended); `None`: from `endpoint`.
+    pub traces_endpoint: Option<String>,
+    /// PEM file of the CA that signs the collector's certificate (https endpoints); `None`: the
+    /// system roots.
+    pub certificate: Option<String>,
     pub protocol: String,
     /// Sent with every export (gRPC metadata or HTTP headers). Secrets.
     pub headers: BTreeMap<String, String>,
@@ -56,6 +63,9 @@ impl Default for RawOtlp {
         Self {
             enabled: false,
             endpoint: None,
+            metrics_endpoint: None,
+            traces_endpoint: None,
+            certificate: None,
             protocol: "grpc".into(),
             headers: BTreeMap::new(),
             interval: Duration::from_secs(60),

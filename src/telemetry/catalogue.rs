@@ -213,6 +213,13 @@ metric!(
 );
 metric!(TARGETS, "mcp_canary_targets", Gauge, [], "Targets in the loaded config.");
 metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"], "1, labelled with the daemon version.");
+metric!(
+    OTLP_EXPORTS,
+    "mcp_canary_otlp_exports_total",
+    Counter,
+    ["signal", "outcome"],
+    "OTLP export attempts by signal (metrics, traces) and outcome (success, failure)."
+);
 
 // Heavy profiles (load): live series during a run, and the last run's results.
 metric!(
@@ -576,6 +583,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     TOOLS_SCHEMA_CHANGES,
     TARGETS,
     BUILD_INFO,
+    OTLP_EXPORTS,
     LOAD_REQUEST_DURATION,
     LOAD_REQUESTS,
     LOAD_SLOTS,
@@ -662,7 +670,7 @@ mod tests {
                 Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
             }
             assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
-            let daemon_wide = [BUILD_INFO.name, TARGETS.name].contains(&m.name);
+            let daemon_wide = [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name].contains(&m.name);
             if !daemon_wide && !m.name.starts_with("mcp_canary_target_") {
                 assert_eq!(m.labels.first(), Some(&"target"), "{} must carry target", m.name);
             }

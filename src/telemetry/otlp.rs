@@ -10,7 +10,14 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{Aggregation, Instrument, InstrumentKind, PeriodicReader, SdkMeterProvider, Stream};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 
-use super::catalogue::{CATALOGUE, Kind};
+use std::time::Duration;
+
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::trace::SpanData;
+
+use super::catalogue::{CATALOGUE, Kind, OTLP_EXPORTS};
 use super::otel_bridge::OtelRecorder;
 use crate::config::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality};
 
@@ -35,7 +42,8 @@ impl Otlp {
             Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
             Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
         };
-        let base = config.endpoint.as_str().trim_end_matches('/').to_string();
+        let metrics_url = config.metrics_endpoint.as_str().to_string();
+        let traces_url = config.traces_endpoint.as_str().to_string();
         let (metric_exporter, span_exporter) = match config.protocol {
             OtlpProtocol::Grpc => {
                 let metadata = || {
@@ -50,41 +58,49 @@ impl Otlp {
                     }
                     map
                 };
-                let metrics = MetricExporter::builder()
+                let mut metrics = MetricExporter::builder()
                     .with_tonic()
-                    .with_endpoint(base.clone())
+                    .with_endpoint(metrics_url)
                     .with_timeout(config.timeout)
-                    .with_metadata(metadata())
-                    .with_temporality(temporality)
-                    .build()?;
-                let spans = SpanExporter::builder()
+                    .with_metadata(metadata());
+                if config.metrics_endpoint.scheme() == "https" {
+                    metrics = metrics.with_tls_config(grpc_tls(config));
+                }
+                let mut spans = SpanExporter::builder()
                     .with_tonic()
-                    .with_endpoint(base)
+                    .with_endpoint(traces_url)
                     .with_timeout(config.timeout)
-                    .with_metadata(metadata())
-                    .build()?;
-                (metrics, spans)
+                    .with_metadata(metadata());
+                if config.traces_endpoint.scheme() == "https" {
+                    spans = spans.with_tls_config(grpc_tls(config));
+                }
+                (metrics.with_temporality(temporality).build()?, spans.build()?)
             }
             OtlpProtocol::HttpProtobuf => {
                 let headers: HashMap<String, String> = config.headers.iter().cloned().collect();
+                let client = http_client(config)?;
                 let metrics = MetricExporter::builder()
                     .with_http()
+                    .with_http_client(client.clone())
                     .with_protocol(Protocol::HttpBinary)
-                    .with_endpoint(format!("{base}/v1/metrics"))
+                    .with_endpoint(metrics_url)
                     .with_timeout(config.timeout)
                     .with_headers(headers.clone())
                     .with_temporality(temporality)
                     .build()?;
                 let spans = SpanExporter::builder()
                     .with_http()
+                    .with_http_client(client)
                     .with_protocol(Protocol::HttpBinary)
-                    .with_endpoint(format!("{base}/v1/traces"))
+                    .with_endpoint(traces_url)
                     .with_timeout(config.timeout)
                     .with_headers(headers)
                     .build()?;
                 (metrics, spans)
             }
         };
+        let metric_exporter = Counted { inner: metric_exporter, signal: "metrics" };
+        let span_exporter = Counted { inner: span_exporter, signal: "traces" };
         let reader = PeriodicReader::builder(metric_exporter).with_interval(config.interval).build();
         let histograms = config.histograms;
         let meters = SdkMeterProvider::builder()
@@ -113,6 +129,88 @@ impl Otlp {
         if let Err(e) = self.meters.shutdown() {
             tracing::warn!(error = %e, "OTLP metric export did not flush");
         }
+    }
+}
+
+/// TLS for a gRPC https endpoint: the system roots plus the configured CA, if any.
+fn grpc_tls(config: &OtlpConfig) -> tonic::transport::ClientTlsConfig {
+    let tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+    match &config.ca_certificate {
+        Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        None => tls,
+    }
+}
+
+/// The blocking HTTP client of the HTTP/protobuf exporters, trusting the configured CA. Built on
+/// a thread of its own: reqwest's blocking client owns a runtime, which may not be created (or
+/// dropped) inside Tokio's.
+fn http_client(config: &OtlpConfig) -> anyhow::Result<reqwest::blocking::Client> {
+    let timeout = config.timeout;
+    let ca = config.ca_certificate.clone();
+    let build = move || -> anyhow::Result<reqwest::blocking::Client> {
+        let mut builder = reqwest::blocking::Client::builder().timeout(timeout);
+        if let Some(pem) = ca {
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(builder.build()?)
+    };
+    std::thread::spawn(build).join().map_err(|_| anyhow::anyhow!("building the OTLP HTTP client panicked"))?
+}
+
+/// An exporter that counts its exports by outcome, so a collector that refuses or cannot be
+/// reached shows on `/metrics` (the SDK itself only logs).
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    signal: &'static str,
+}
+
+impl<E> Counted<E> {
+    fn count(&self, result: &OTelSdkResult) {
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        metrics::counter!(OTLP_EXPORTS.name, "signal" => self.signal, "outcome" => outcome).increment(1);
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let result = self.inner.export(metrics).await;
+        self.count(&result);
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        self.inner.temporality()
+    }
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        self.count(&result);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
     }
 }
 

@@ -35,7 +35,7 @@ impl Exporter {
                 metrics::set_global_recorder(fanout)
                     .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
                 super::spans::install(otlp.tracer_provider());
-                tracing::info!(endpoint = %config.endpoint, protocol = ?config.protocol, "OTLP export on");
+                tracing::info!(metrics_endpoint = %config.metrics_endpoint, traces_endpoint = %config.traces_endpoint, protocol = ?config.protocol, "OTLP export on");
                 Some(Arc::new(otlp))
             }
             None => {
