@@ -118,6 +118,37 @@ pub fn dashboard_queries() -> Vec<(String, String, String)> {
     out
 }
 
+/// Dashboards fed by profile runs rather than by the canary daemon: their panels are checked
+/// against real runs by tests/dashboards_profiles.rs.
+pub const PROFILE_DASHBOARDS: &[&str] = &["profiles.json"];
+
+/// `dashboard_queries` of the dashboards the canary daemon alone feeds.
+pub fn daemon_dashboard_queries() -> Vec<(String, String, String)> {
+    dashboard_queries().into_iter().filter(|(f, _, _)| !PROFILE_DASHBOARDS.contains(&f.as_str())).collect()
+}
+
+/// (panel title, expr, instant) of every query of one dashboard, annotations included (as range
+/// queries: Grafana evaluates them over the shown time range).
+pub fn dashboard_panel_queries(file: &str) -> Vec<(String, String, bool)> {
+    let path = repo().join("grafana/dashboards").join(file);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    let mut stack: Vec<&serde_json::Value> = json["panels"].as_array().unwrap().iter().collect();
+    while let Some(p) = stack.pop() {
+        stack.extend(p["panels"].as_array().into_iter().flatten());
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("").to_string();
+            out.push((title, t["expr"].as_str().unwrap().to_string(), t["instant"] == true));
+        }
+    }
+    for a in json["annotations"]["list"].as_array().into_iter().flatten() {
+        if let Some(expr) = a["expr"].as_str() {
+            out.push((format!("annotation {}", a["name"]), expr.to_string(), false));
+        }
+    }
+    out
+}
+
 /// `label_values(METRIC, label)` -> `METRIC` (the series the variable reads).
 fn label_values_metric(q: &str) -> String {
     let inner = q.trim().strip_prefix("label_values(").and_then(|s| s.strip_suffix(')')).unwrap_or(q);
@@ -128,6 +159,8 @@ fn label_values_metric(q: &str) -> String {
 pub fn grafana_to_promql(expr: &str) -> String {
     expr.replace("${target}", ".*")
         .replace("$target", ".*")
+        .replace("${profile}", ".*")
+        .replace("$profile", ".*")
         .replace("$__rate_interval", "20s")
         .replace("$__interval", "5s")
         .replace("$__range", "1m")

@@ -1,0 +1,103 @@
+//! Debian's Prometheus (and Alertmanager) started by a test on free loopback ports, and the
+//! HTTP API queries the dashboard and alerting tests make against it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::common::{free_port, log_dir};
+
+/// A child process (prometheus, alertmanager) killed on drop, its output in the test log dir.
+pub fn spawn(name: &str, cmd: &str, args: &[String]) -> Child {
+    let log = log_dir().join(format!("{name}-{}.log", std::process::id()));
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(log.with_extension("err")).unwrap()))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd} not found ({e}): scripts/test.sh installs it from Debian"))
+}
+
+pub async fn wait_ready(url: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{url} not ready within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A ready Prometheus scraping `targets` (host:port) every second with `rules` loaded, its data in
+/// `work`; `alertmanager` (host:port) receives its alerts when given.
+pub async fn start_prometheus(
+    work: &Path,
+    targets: &[String],
+    rules: &[std::path::PathBuf],
+    alertmanager: Option<&str>,
+) -> (Child, String) {
+    let rule_files: String = rules.iter().map(|r| format!("  - {}\n", r.display())).collect();
+    let alerting = alertmanager
+        .map(|am| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{am}\"]\n"))
+        .unwrap_or_default();
+    let targets = targets.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+    let config = work.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}{alerting}\
+             scrape_configs:\n  - job_name: mcp-canary\n    static_configs:\n      - targets: [{targets}]\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = spawn(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", work.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{url}/-/ready"), Duration::from_secs(20)).await;
+    (child, url)
+}
+
+async fn api(url: url::Url) -> Result<usize, String> {
+    let body: serde_json::Value =
+        reqwest::get(url).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    if body["status"] != "success" {
+        return Err(format!("{body}"));
+    }
+    Ok(body["data"]["result"].as_array().map_or(0, Vec::len))
+}
+
+/// Series an instant query returns now.
+pub async fn query(prom: &str, expr: &str) -> Result<usize, String> {
+    api(url::Url::parse_with_params(&format!("{prom}/api/v1/query"), &[("query", expr)]).unwrap()).await
+}
+
+/// Series a range query returns over the last `range` at a 1 s step (what a Grafana time series
+/// panel shows).
+pub async fn query_range(prom: &str, expr: &str, range: Duration) -> Result<usize, String> {
+    let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let start = format!("{:.3}", end - range.as_secs_f64());
+    let end = format!("{end:.3}");
+    let url = url::Url::parse_with_params(
+        &format!("{prom}/api/v1/query_range"),
+        &[("query", expr), ("start", &start), ("end", &end), ("step", "1")],
+    )
+    .unwrap();
+    api(url).await
+}
