@@ -1,6 +1,8 @@
 //! Load-generation efficiency: client CPU seconds per 1,000 tool calls against the reference
 //! target on loopback, `mcp-canary run load` side by side with `wrk` POSTing the same
-//! JSON-RPC `tools/call` (stateless 2026-07-28 request) as the raw-HTTP floor.
+//! JSON-RPC `tools/call` (stateless 2026-07-28 request) as the raw-HTTP floor, and with a load
+//! loop on the official TypeScript MCP SDK client (`benches/ts/sdk-load.mjs`: same sessions, same
+//! rate, same tool; the SDK from `scripts/install-test-servers.sh`).
 //!
 //! `cargo bench --bench load` (BENCH_LOAD_SECS, default 20; BENCH_LOAD_CLIENTS, default 50;
 //! BENCH_LOAD_RPM per client, default 1200). Client CPU comes from the shell's `times` builtin
@@ -43,6 +45,30 @@ wrk.headers["Mcp-Name"] = "echo"
 wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"load"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"0"}}}}'
 "#;
 
+/// The TypeScript SDK loop at the same sessions, rate and duration; prints its cost and the ratio.
+fn ts_sdk(url: &str, clients: u64, rpm: u64, secs: u64, canary_per_k: f64) {
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/npm/sdk");
+    if !sdk.join("node_modules/@modelcontextprotocol/sdk/package.json").is_file() {
+        println!("TypeScript SDK not installed (scripts/install-test-servers.sh): SDK comparison skipped");
+        return;
+    }
+    let script = sdk.join("sdk-load.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ts/sdk-load.mjs"), &script).unwrap();
+    let (out, cpu) = timed(&format!("node {} {url} {clients} {rpm} {secs}", script.display()));
+    let Some(r) = out.lines().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) else {
+        println!("TypeScript SDK loop printed no result: {out}");
+        return;
+    };
+    let calls = r["calls"].as_f64().unwrap_or(0.0);
+    let per_k = if calls > 0.0 { cpu / calls * 1000.0 } else { f64::NAN };
+    println!(
+        "TypeScript SDK client loop: {calls} tools/call ({} errors) in {secs}s, {clients} sessions x {rpm} rpm; \
+         client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls",
+        r["errors"]
+    );
+    println!("ratio TypeScript SDK / mcp-canary: {:.1}x", per_k / canary_per_k);
+}
+
 fn main() {
     // `cargo test --benches` passes --bench-less args; keep that pass short.
     let smoke = !std::env::args().any(|a| a == "--bench");
@@ -70,6 +96,8 @@ fn main() {
         "mcp-canary run load: {calls} tools/call ({errors} errors) in {secs}s, {clients} sessions x {rpm} rpm, \
          p99 {p99:.2} ms; client CPU {canary_cpu:.2}s = {canary_per_k:.3} CPU-s per 1,000 calls"
     );
+
+    ts_sdk(&url, clients, rpm, secs, canary_per_k);
 
     let lua = dir.join("tools_call.lua");
     std::fs::write(&lua, LUA).unwrap();

@@ -11,3 +11,12 @@ if [ ! -f "$dir/node_modules/@modelcontextprotocol/server-everything/dist/index.
     "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION"
 fi
 echo "everything server: $dir/node_modules/@modelcontextprotocol/server-everything"
+
+# The official TypeScript SDK, for the load-generation comparison in benches/load.rs.
+SDK_VERSION=1.32.2
+sdk=.cache/npm/sdk
+if ! grep -qs "\"version\": \"$SDK_VERSION\"" "$sdk/node_modules/@modelcontextprotocol/sdk/package.json"; then
+  mkdir -p "$sdk"
+  npm install --prefix "$sdk" --no-audit --no-fund --loglevel=error "@modelcontextprotocol/sdk@$SDK_VERSION"
+fi
+echo "TypeScript SDK: $sdk/node_modules/@modelcontextprotocol/sdk"

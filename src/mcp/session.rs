@@ -4,7 +4,7 @@
 use super::McpError;
 use super::client::{ClientConfig, ServerInfo, ServerNotification, StreamKind, StreamStats};
 use super::protocol::{self, Era, Incoming, method};
-use super::sse::{EventStream, Frame, Seen, event_key, next_frame, retry_delay};
+use super::sse::{EventStream, Frame, Seen, drain, event_key, next_frame, retry_delay};
 use super::transport::{Body, McpHeaders, Transport};
 use serde_json::Value;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -182,6 +182,7 @@ impl Inner {
                     Some(Ok(frame)) => {
                         note_frame(&frame, &mut last_event_id, &mut retry);
                         if let Some(done) = self.handle_frame(ctx, frame, Some(id), StreamKind::PostResponse).await {
+                            drain(stream);
                             return done;
                         }
                     }

@@ -117,6 +117,28 @@ pub async fn next_frame(stream: &mut EventStream) -> Option<Result<Frame, McpErr
     }
 }
 
+/// How long the rest of a POST's SSE stream is read after its response arrived.
+const DRAIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Read what is left of a POST's SSE stream after the awaited response, so that the HTTP
+/// connection goes back to the pool instead of being closed (a server ends the stream right after
+/// the response; dropping it unread would cost a new TCP connection per request). Frames after
+/// the response are discarded; a stream that stays open is dropped after `DRAIN_WINDOW`.
+pub fn drain(mut stream: EventStream) {
+    use futures::FutureExt;
+    // Usually the end of the stream has arrived with the response: no task needed.
+    for _ in 0..4 {
+        match stream.next().now_or_never() {
+            Some(None) => return,
+            Some(Some(_)) => continue,
+            None => break,
+        }
+    }
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(DRAIN_WINDOW, async { while stream.next().await.is_some() {} }).await;
+    });
+}
+
 fn classify_decode_error(e: sse_stream::Error) -> McpError {
     match e {
         sse_stream::Error::Body(inner) => match inner.downcast::<BodyError>() {
