@@ -131,7 +131,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
     let surface = RunSurface::start(args.metrics_listen).await?;
     let started_at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    telemetry::matrix::started(&plan.target, started_at);
+    telemetry::matrix::started(&plan.target, matrix::PROFILE, started_at);
     println!("capability matrix: {} ({})", plan.target, plan.client.url);
     let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
     let report = tokio::select! {
@@ -141,7 +141,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
             anyhow::bail!("interrupted");
         }
     };
-    telemetry::matrix::finished(&report);
+    telemetry::matrix::finished(&report, matrix::PROFILE);
     surface.exporter.run_upkeep();
 
     let path = write_report(args.report.as_deref(), &args.results_dir, "matrix", report.started_at, &report)?;
