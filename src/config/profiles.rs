@@ -181,7 +181,7 @@ fn validate_profile(
     let mut runs = Vec::new();
     for name in &p.targets {
         // A target that failed its own validation has its errors reported already.
-        let Some(target) = targets.iter().find(|t| &t.name == name) else { return None };
+        let target = targets.iter().find(|t| &t.name == name)?;
         let options = RunOptions {
             profile: &p.name,
             target: &target.name,
