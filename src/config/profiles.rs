@@ -224,5 +224,30 @@ fn validate_profile(
             }
         }
     }
+    // An entry's targets run at once: together they must fit, or every fire would skip some.
+    let sessions: u64 = runs.iter().map(|r| u64::from(r.plan.sessions())).sum();
+    let rate: f64 = runs.iter().map(|r| r.plan.peak_rate()).sum();
+    if runs.len() > 1 && sessions > u64::from(limits.max_sessions) {
+        errors.push(ConfigError::new(
+            format!("{path}.targets"),
+            format!(
+                "{} targets run at once and hold {sessions} sessions together, over the cap of {} (heavy_profiles.max_sessions)",
+                runs.len(),
+                limits.max_sessions
+            ),
+        ));
+        return None;
+    }
+    if runs.len() > 1 && rate > limits.max_request_rate * (1.0 + 1e-9) {
+        errors.push(ConfigError::new(
+            format!("{path}.targets"),
+            format!(
+                "{} targets run at once and send {rate:.1} requests/s together, over the cap of {} (heavy_profiles.max_request_rate)",
+                runs.len(),
+                limits.max_request_rate
+            ),
+        ));
+        return None;
+    }
     Some(ProfileConfig { name: p.name.clone(), kind, schedule, runs })
 }
