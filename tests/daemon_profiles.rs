@@ -3,6 +3,8 @@
 //! report per run and counts the fires it skipped; SIGTERM mid-run exits promptly.
 
 mod common;
+#[path = "alerting/promql.rs"]
+mod promql;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -142,6 +144,14 @@ duration = "1s"
     let next = s.value("mcp_canary_profile_next_run_timestamp_seconds", &soak);
     assert!(next > now - 3.0 && next < now + 3.0, "next fire {next} vs now {now}");
     assert_eq!(s.value("mcp_canary_profile_report_errors_total", &soak), 0.0);
+    // Every metric alerts/scheduled.yml uses is on this live scrape (tests/alerting_end_to_end.rs
+    // leaves that file to this test: its daemon schedules no profile).
+    let names = s.names();
+    let missing: Vec<_> = promql::rule_file_metric_names("alerts/scheduled.yml")
+        .into_iter()
+        .filter(|n| !names.contains(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "used by alerts/scheduled.yml but not exported: {missing:?}");
 
     // A report per completed run, in the results directory.
     let soak_reports: Vec<_> = reports(results.path()).into_iter().filter(|r| r["profile"] == "soak").collect();
