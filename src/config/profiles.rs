@@ -251,3 +251,65 @@ fn validate_profile(
     }
     Some(ProfileConfig { name: p.name.clone(), kind, schedule, runs })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[targets]]
+name = "a"
+url = "http://127.0.0.1:8080/mcp"
+timeout = "3s"
+allow_heavy = true
+allow_chaos = true
+[[targets]]
+name = "b"
+url = "http://127.0.0.1:8081/mcp"
+protocol = "2025-06-18"
+allow_heavy = true
+
+[[profiles]]
+name = "nightly"
+profile = "load"
+targets = ["a", "b"]
+schedule = "*/10 * * * * *"
+[profiles.load]
+preset = "light"
+
+[[profiles]]
+name = "fanout"
+profile = "notify"
+targets = ["a", "b"]
+schedule = "0 * * * *"
+"#;
+
+    #[test]
+    fn entries_are_planned_per_target_with_the_targets_settings() {
+        let raw: RawConfig = toml::from_str(CONFIG).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        assert!(c.targets[0].allow_chaos && !c.targets[1].allow_chaos);
+        let load = &c.profiles[0];
+        assert_eq!((load.name.as_str(), load.kind, load.runs.len()), ("nightly", "load", 2));
+        let ProfilePlan::Load(run) = &load.runs[0].plan else { panic!("a load plan") };
+        // The preset's shape and thresholds, the entry's name as `profile`, the target's timeout.
+        assert_eq!((run.engine.plan.sessions, run.engine.plan.rpm), (100, 10.0));
+        assert_eq!(run.thresholds.len(), 2);
+        assert_eq!((run.profile.as_str(), run.target.as_str()), ("nightly", "a"));
+        assert_eq!(run.engine.drain, std::time::Duration::from_secs(3));
+        assert_eq!(load.runs[1].client.url.port(), Some(8081));
+        // Notify pins the session era on auto, and keeps a pinned protocol.
+        let fanout = &c.profiles[1];
+        assert_eq!(fanout.runs[0].client.protocol, ProtocolPreference::Pinned("2025-11-25".into()));
+        assert_eq!(fanout.runs[1].client.protocol, ProtocolPreference::Pinned("2025-06-18".into()));
+        assert_eq!(fanout.runs[0].plan.sessions(), 1000);
+    }
+
+    #[test]
+    fn schedules_take_an_optional_seconds_field() {
+        assert!(parse_schedule("0 3 * * *").is_ok());
+        assert!(parse_schedule("*/5 * * * * *").is_ok());
+        assert!(parse_schedule("61 * * * *").is_err());
+        assert!(parse_schedule("@nightly-ish").is_err());
+    }
+}

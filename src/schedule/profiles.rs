@@ -18,6 +18,9 @@ use crate::profile::{self, Hooks, Progress, matrix};
 use crate::telemetry::load::RunMetrics;
 use crate::telemetry::scheduled::{self as events, SkipReason, Verdict};
 
+/// Longest single sleep before the wall clock is read again.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
 /// Sessions and request rate held by runs in progress, against the global caps.
 #[derive(Debug)]
 struct Budget {
@@ -114,7 +117,11 @@ async fn run_entry(p: ProfileConfig, shared: Arc<Shared>, shutdown: Cancellation
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
+        }
+        if wait > MAX_SLEEP {
+            // Re-read the wall clock: it may have been stepped (NTP, suspend) while asleep.
+            continue;
         }
         last = Some(next);
         for run in &p.runs {
