@@ -131,7 +131,7 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
         },
         ..RawTarget::new("check", args.url.clone())
     };
-    let raw = RawConfig { server: Default::default(), targets: vec![raw_target], otlp: Default::default() };
+    let raw = RawConfig { server: Default::default(), targets: vec![raw_target], ..Default::default() };
     let mut config = crate::config::validate(&raw).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(config.targets.remove(0))
 }

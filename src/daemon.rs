@@ -54,6 +54,10 @@ pub async fn run(
 
     let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
     let grace = config.server.shutdown_grace;
+    let profiles = (!config.profiles.is_empty()).then(|| {
+        tracing::info!(profiles = config.profiles.len(), "Scheduling heavy profiles");
+        tokio::spawn(schedule::profiles::run(config.profiles, config.heavy, http.clone(), shutdown.clone(), grace))
+    });
     let mut loops = tokio::task::JoinSet::new();
     let mut inspectors = tokio::task::JoinSet::new();
     for target in config.targets {
@@ -78,6 +82,12 @@ pub async fn run(
     if drained.is_err() {
         tracing::warn!("Some probe loops did not stop within the grace period");
         loops.abort_all();
+    }
+    // Profile runs were cancelled too; each waits for its own within the grace.
+    if let Some(mut profiles) = profiles
+        && tokio::time::timeout(grace + Duration::from_secs(2), &mut profiles).await.is_err()
+    {
+        profiles.abort();
     }
     // Inspectors abandon their sample in flight on cancel; this wait is only a backstop.
     if tokio::time::timeout(Duration::from_secs(2), async { while inspectors.join_next().await.is_some() {} })

@@ -51,7 +51,7 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
     RawConfig {
         server: RawServer { listen: listen.to_string(), ..Default::default() },
         targets: vec![target("reference-cold", "fresh", "auto"), target("reference-warm", "persistent", "2025-11-25")],
-        otlp: Default::default(),
+        ..Default::default()
     }
 }
 

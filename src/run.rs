@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::mcp::{ClientConfig, ProtocolPreference};
-use crate::profile::engine::EngineConfig;
-use crate::profile::load::{self, MixEntry, OpKind};
+use crate::profile::load::MixEntry;
 use crate::profile::notify::{NotifyResults, NotifyRun};
+use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
 use crate::profile::report::{self, RunReport, Tolerance};
-use crate::profile::threshold::{Stat, Threshold, format_seconds};
+use crate::profile::threshold::{Threshold, format_seconds};
 use crate::profile::{self, Hooks, LoadRun, Progress};
-use crate::schedule::arrival::ArrivalPlan;
 use crate::telemetry;
 
 /// Exit status of a run whose thresholds failed (k6 uses 99 too).
@@ -79,7 +78,7 @@ pub struct CommonArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub progress: Duration,
     /// Global cap on sessions; larger runs are refused.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = params::DEFAULT_MAX_SESSIONS)]
     pub max_sessions: u32,
 }
 
@@ -88,56 +87,10 @@ pub struct CommonArgs {
 pub struct LoadArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// light (100 clients, 5m, 10 rpm), moderate (1000, 30m, 20) or heavy (10000, 60m, 15);
-    /// other flags override its values; its thresholds apply when none is given.
-    #[arg(long)]
-    pub preset: Option<String>,
-    #[arg(long)]
-    pub clients: Option<u32>,
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub duration: Option<Duration>,
-    /// Requests per minute per client.
-    #[arg(long)]
-    pub rpm: Option<f64>,
-    /// Ramp-up: sessions join evenly over this span.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub ramp: Option<Duration>,
-    /// Ramp-down: sessions leave evenly over this span before the end.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
-    pub ramp_down: Duration,
-    /// Stop after this many requests in total.
-    #[arg(long)]
-    pub max_requests: Option<u64>,
-    /// Requests allowed in flight at once; slots beyond are shed and counted (default: the peak
-    /// rate times --timeout, at least 4 per client, at most 100000).
-    #[arg(long)]
-    pub max_in_flight: Option<usize>,
-    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
-    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
-    #[arg(long)]
-    pub mix: Option<String>,
-    #[arg(long, default_value = "echo")]
-    pub fast_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
-    pub fast_tool_args: String,
-    #[arg(long, default_value = "slow")]
-    pub slow_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
-    pub slow_tool_args: String,
-    #[arg(long, default_value = "canary://static/hello")]
-    pub resource: String,
-    #[arg(long, default_value = "greeting")]
-    pub prompt: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
-    pub prompt_args: String,
-    /// Open the server-to-client stream (GET or listen) in every session.
-    #[arg(long)]
-    pub stream: bool,
-    /// A request sent this much after its intended start counts as late.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms")]
-    pub late_after: Duration,
+    #[command(flatten)]
+    pub spec: LoadSpec,
     /// Global cap on the aggregate request rate (per second); larger runs are refused.
-    #[arg(long, default_value_t = 5_000.0)]
+    #[arg(long, default_value_t = params::DEFAULT_MAX_RATE)]
     pub max_rate: f64,
 }
 
@@ -175,117 +128,34 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
     Ok((name, client))
 }
 
-fn json_arg(flag: &str, s: &str) -> Result<serde_json::Value, Refused> {
-    let v: serde_json::Value =
-        serde_json::from_str(s).map_err(|e| Refused(format!("--{flag} is not valid JSON: {e}")))?;
-    if v.is_object() { Ok(v) } else { Err(Refused(format!("--{flag} must be a JSON object"))) }
+/// A parameter problem as the one-shot CLI reports it: named by its flag.
+fn refused_flag(e: ParamError) -> Refused {
+    let flag = if e.key == "thresholds" { "threshold".to_string() } else { e.key.replace('_', "-") };
+    Refused(format!("--{flag}: {}", e.message))
 }
 
-/// Validate the flags into a run, a client config and the preset's name.
-pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refused> {
-    let preset = match &args.preset {
-        Some(name) => Some(
-            load::preset(name)
-                .ok_or_else(|| Refused(format!("unknown preset {name:?}; presets: light, moderate, heavy")))?,
-        ),
-        None => None,
-    };
-    let clients = args.clients.or(preset.map(|p| p.clients)).unwrap_or(10);
-    let duration = args.duration.or(preset.map(|p| p.duration)).unwrap_or(Duration::from_secs(60));
-    let rpm = args.rpm.or(preset.map(|p| p.rpm)).unwrap_or(60.0);
-    let ramp_up = args.ramp.or(preset.map(|p| p.ramp_up)).unwrap_or(Duration::ZERO);
-    if clients == 0 {
-        return Err(Refused("--clients must be at least 1".into()));
-    }
-    if !(rpm.is_finite() && rpm > 0.0) {
-        return Err(Refused(format!("--rpm must be a positive number, got {rpm}")));
-    }
-    if duration.is_zero() {
-        return Err(Refused("--duration must be positive".into()));
-    }
-    if ramp_up + args.ramp_down > duration {
-        return Err(Refused(format!(
-            "ramp-up {} plus ramp-down {} exceed the duration {}",
-            humantime::format_duration(ramp_up),
-            humantime::format_duration(args.ramp_down),
-            humantime::format_duration(duration)
-        )));
-    }
-    if clients > args.common.max_sessions {
-        return Err(Refused(format!(
-            "{clients} sessions exceed the cap of {} (--max-sessions)",
-            args.common.max_sessions
-        )));
-    }
-    let plan = ArrivalPlan { sessions: clients, rpm, duration, ramp_up, ramp_down: args.ramp_down };
-    if plan.peak_rate() > args.max_rate {
-        return Err(Refused(format!(
-            "{clients} clients x {rpm} rpm = {:.1} requests/s exceed the cap of {} (--max-rate)",
-            plan.peak_rate(),
-            args.max_rate
-        )));
-    }
-
-    let mut mix = load::default_mix();
-    for entry in &mut mix {
-        entry.kind = match (&entry.kind, entry.name.as_str()) {
-            (OpKind::ToolCall { .. }, "fast_tool") => OpKind::ToolCall {
-                tool: args.fast_tool.clone(),
-                arguments: json_arg("fast-tool-args", &args.fast_tool_args)?,
-            },
-            (OpKind::ToolCall { .. }, "slow_tool") => OpKind::ToolCall {
-                tool: args.slow_tool.clone(),
-                arguments: json_arg("slow-tool-args", &args.slow_tool_args)?,
-            },
-            (OpKind::ResourceRead { .. }, _) => OpKind::ResourceRead { uri: args.resource.clone() },
-            (OpKind::PromptGet { .. }, _) => OpKind::PromptGet {
-                prompt: args.prompt.clone(),
-                arguments: json_arg("prompt-args", &args.prompt_args)?,
-            },
-            (other, _) => other.clone(),
-        };
-    }
-    if let Some(spec) = &args.mix {
-        load::apply_weights(&mut mix, spec).map_err(Refused)?;
-    }
-
-    let exprs: Vec<String> = if args.common.thresholds.is_empty() {
-        preset.map(|p| p.thresholds.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
-    } else {
-        args.common.thresholds.clone()
-    };
-    let mut thresholds = Vec::new();
-    for e in &exprs {
-        let t = Threshold::parse(e).map_err(|e| Refused(e.to_string()))?;
-        if t.stat == Stat::Delivery {
-            return Err(Refused(format!("threshold {e:?}: delivery applies to `run notify` only")));
-        }
-        profile::scope_indices(&mix, t.scope.as_deref()).map_err(Refused)?;
-        thresholds.push(t);
-    }
-
-    let (name, client) = client_config(&args.common, "auto")?;
-    // Default: what a stalled server accumulates over one request timeout at the peak rate.
-    let default_in_flight = (plan.peak_rate() * args.common.timeout.as_secs_f64()).ceil() as usize;
-    let max_in_flight = args.max_in_flight.unwrap_or(default_in_flight.max(clients as usize * 4)).clamp(1, 100_000);
-    let run = LoadRun {
-        profile: "load".into(),
-        target: name,
-        preset: preset.map(|p| p.name.to_string()),
-        engine: EngineConfig {
-            plan,
-            max_requests: args.max_requests,
-            max_in_flight,
-            late_after: args.late_after,
-            open_stream: args.stream,
-            drain: args.common.timeout,
-            seed: 0x6d63_705f_6c6f_6164,
+fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, max_rate: f64) -> RunOptions<'a> {
+    RunOptions {
+        profile,
+        target,
+        thresholds: &common.thresholds,
+        abort_on_fail: common.abort_on_fail,
+        timeout: common.timeout,
+        tick: Duration::from_millis(500).min(common.progress),
+        caps: Caps {
+            max_sessions: common.max_sessions,
+            max_rate,
+            sessions_name: "--max-sessions",
+            rate_name: "--max-rate",
         },
-        mix,
-        thresholds,
-        abort_on_fail: args.common.abort_on_fail,
-        tick: Duration::from_millis(500).min(args.common.progress),
-    };
+    }
+}
+
+/// Validate the flags into a run and a client config.
+pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refused> {
+    let (name, client) = client_config(&args.common, "auto")?;
+    let run = params::plan_load(&args.spec, &run_options(&args.common, "load", &name, args.max_rate))
+        .map_err(refused_flag)?;
     Ok((run, client))
 }
 
@@ -599,76 +469,16 @@ pub(crate) fn write_report<T: serde::Serialize>(
 pub struct NotifyArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Sessions holding a server-to-client stream.
-    #[arg(long, default_value_t = 1000)]
-    pub sessions: u32,
-    /// Batches of broadcasts.
-    #[arg(long, default_value_t = 10)]
-    pub batches: u32,
-    /// Broadcasts per batch.
-    #[arg(long, default_value_t = 20)]
-    pub broadcasts: u32,
-    /// From the start of one batch to the start of the next.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
-    pub batch_interval: Duration,
-    /// Tool that sends `{nonce}` to every session (the reference target's `broadcast`).
-    #[arg(long, default_value = "broadcast")]
-    pub trigger_tool: String,
-    /// Method the broadcasts arrive as; their params.data carries `nonce` and `sent_at_ms`.
-    #[arg(long, default_value = "notifications/message")]
-    pub method: String,
-    /// How long sessions may take to connect and open their streams.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-    pub connect_timeout: Duration,
-    /// How long to wait for late deliveries after the last broadcast.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-    pub settle: Duration,
+    #[command(flatten)]
+    pub spec: NotifySpec,
 }
-
-/// Thresholds of a notify run when none is given (DESIGN.md section 2).
-pub const NOTIFY_DEFAULT_THRESHOLDS: [&str; 2] = ["delivery >= 99%", "p95 < 500ms"];
 
 /// Validate the flags of a notify run.
 pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(NotifyRun, ClientConfig), Refused> {
-    let c = &args.common;
-    if args.sessions == 0 || args.batches == 0 || args.broadcasts == 0 {
-        return Err(Refused("--sessions, --batches and --broadcasts must be at least 1".into()));
-    }
-    if args.sessions > c.max_sessions {
-        return Err(Refused(format!(
-            "{} sessions exceed the cap of {} (--max-sessions)",
-            args.sessions, c.max_sessions
-        )));
-    }
-    let exprs: Vec<String> = if c.thresholds.is_empty() {
-        NOTIFY_DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect()
-    } else {
-        c.thresholds.clone()
-    };
-    let mut thresholds = Vec::new();
-    for e in &exprs {
-        let t = Threshold::parse(e).map_err(|e| Refused(e.to_string()))?;
-        if t.scope.is_some() {
-            return Err(Refused(format!("threshold {e:?}: a notify run has no operations to scope to")));
-        }
-        thresholds.push(t);
-    }
-    let (name, client) = client_config(c, "2025-11-25")?;
-    let run = NotifyRun {
-        profile: "notify".into(),
-        target: name,
-        sessions: args.sessions,
-        batches: args.batches,
-        broadcasts: args.broadcasts,
-        batch_interval: args.batch_interval,
-        trigger_tool: args.trigger_tool.clone(),
-        method: args.method.clone(),
-        thresholds,
-        abort_on_fail: c.abort_on_fail,
-        tick: Duration::from_millis(500).min(c.progress),
-        connect_timeout: args.connect_timeout,
-        settle: args.settle,
-    };
+    let (name, client) = client_config(&args.common, "2025-11-25")?;
+    // A notify run sends one trigger per broadcast: no request-rate cap applies.
+    let run = params::plan_notify(&args.spec, &run_options(&args.common, "notify", &name, f64::INFINITY))
+        .map_err(refused_flag)?;
     Ok((run, client))
 }
 

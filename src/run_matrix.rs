@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::matrix::{self, CellResult, MatrixReport, MatrixRun};
+use crate::profile::params::{MatrixSpec, plan_matrix_tool};
 use crate::run::{EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, write_report};
 use crate::telemetry;
 
@@ -20,17 +21,8 @@ pub struct MatrixArgs {
     /// `target` label of the metrics and the report (default: host:port of the URL).
     #[arg(long)]
     pub name: Option<String>,
-    /// Tool called in every cell (default: `echo` if listed, else the first tool without required arguments).
-    #[arg(long)]
-    pub tool: Option<String>,
-    #[arg(long, value_name = "JSON", default_value = "{}")]
-    pub tool_args: String,
-    /// Wait this long at the end of each SSE cell for requests the server sends on its own stream.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "600ms")]
-    pub settle: Duration,
-    /// Cells run at once.
-    #[arg(long, default_value_t = 4)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub spec: MatrixSpec,
     /// Per-request timeout.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub timeout: Duration,
@@ -53,20 +45,8 @@ pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Refused(format!("--target must be http or https, got {}", url.scheme())));
     }
-    let tool = match &args.tool {
-        Some(t) => {
-            let v: serde_json::Value = serde_json::from_str(&args.tool_args)
-                .map_err(|e| Refused(format!("--tool-args is not valid JSON: {e}")))?;
-            if !v.is_object() {
-                return Err(Refused("--tool-args must be a JSON object".into()));
-            }
-            Some((t.clone(), v))
-        }
-        None => None,
-    };
-    if args.concurrency == 0 || args.concurrency > 64 {
-        return Err(Refused("--concurrency must be between 1 and 64".into()));
-    }
+    let tool =
+        plan_matrix_tool(&args.spec).map_err(|e| Refused(format!("--{}: {}", e.key.replace('_', "-"), e.message)))?;
     let target = args.name.clone().unwrap_or_else(|| match (url.host_str(), url.port_or_known_default()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         _ => "target".into(),
@@ -88,8 +68,8 @@ pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
         client,
         tool,
         triggers: matrix::default_triggers(),
-        settle: args.settle,
-        concurrency: args.concurrency,
+        settle: args.spec.settle,
+        concurrency: args.spec.concurrency,
     })
 }
 
@@ -151,7 +131,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
     let surface = RunSurface::start(args.metrics_listen).await?;
     let started_at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    telemetry::matrix::started(&plan.target, started_at);
+    telemetry::matrix::started(&plan.target, matrix::PROFILE, started_at);
     println!("capability matrix: {} ({})", plan.target, plan.client.url);
     let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
     let report = tokio::select! {
@@ -161,7 +141,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
             anyhow::bail!("interrupted");
         }
     };
-    telemetry::matrix::finished(&report);
+    telemetry::matrix::finished(&report, matrix::PROFILE);
     surface.exporter.run_upkeep();
 
     let path = write_report(args.report.as_deref(), &args.results_dir, "matrix", report.started_at, &report)?;

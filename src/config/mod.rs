@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults < TOML file < `MCP_CANARY_*` environment, then validation.
 
 mod otlp;
+mod profiles;
 pub(crate) mod raw;
 mod validate;
 
@@ -10,7 +11,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
-pub use raw::{RawConfig, RawNotification, RawOtlp, RawProbe, RawServer, RawTarget};
+pub use profiles::{HeavyLimits, PROFILE_KINDS, ProfileConfig, ProfilePlan, ScheduledRun, parse_schedule};
+pub use raw::{RawConfig, RawHeavyProfiles, RawNotification, RawOtlp, RawProbe, RawProfile, RawServer, RawTarget};
 pub use validate::{
     Config, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Secret, ServerConfig, SessionMode,
     TargetConfig, validate,

@@ -15,6 +15,51 @@ pub struct RawConfig {
     pub targets: Vec<RawTarget>,
     #[serde(default)]
     pub otlp: RawOtlp,
+    #[serde(default)]
+    pub heavy_profiles: RawHeavyProfiles,
+    #[serde(default)]
+    pub profiles: Vec<RawProfile>,
+}
+
+/// `[heavy_profiles]`: global caps every scheduled heavy run must fit in, and where reports go.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHeavyProfiles {
+    pub max_sessions: u32,
+    /// Aggregate requests per second.
+    pub max_request_rate: f64,
+    pub results_dir: String,
+}
+
+impl Default for RawHeavyProfiles {
+    fn default() -> Self {
+        Self {
+            max_sessions: crate::profile::params::DEFAULT_MAX_SESSIONS,
+            max_request_rate: crate::profile::params::DEFAULT_MAX_RATE,
+            results_dir: "results".into(),
+        }
+    }
+}
+
+/// `[[profiles]]`: a heavy profile run on a cron schedule against some targets. The table named
+/// like the profile (`[profiles.load]`, ...) holds its parameters, the flags of `run <profile>`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    pub name: String,
+    pub profile: String,
+    pub targets: Vec<String>,
+    pub schedule: String,
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    #[serde(default)]
+    pub load: Option<crate::profile::params::LoadSpec>,
+    #[serde(default)]
+    pub notify: Option<crate::profile::params::NotifySpec>,
+    #[serde(default)]
+    pub matrix: Option<crate::profile::params::MatrixSpec>,
 }
 
 /// `[server]`: the daemon's own HTTP surface and lifecycle.
@@ -123,6 +168,12 @@ pub struct RawTarget {
     pub redis_key_patterns: Vec<String>,
     #[serde(default = "default_redis_scan_budget")]
     pub redis_scan_budget: u64,
+    /// Heavy profiles (`[[profiles]]`) may run against this target.
+    #[serde(default)]
+    pub allow_heavy: bool,
+    /// The chaos profile may inject faults into this target.
+    #[serde(default)]
+    pub allow_chaos: bool,
 }
 
 impl RawTarget {
@@ -151,6 +202,8 @@ impl RawTarget {
             redis_timeout: default_redis_timeout(),
             redis_key_patterns: default_redis_key_patterns(),
             redis_scan_budget: default_redis_scan_budget(),
+            allow_heavy: false,
+            allow_chaos: false,
         }
     }
 }

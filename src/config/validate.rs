@@ -18,6 +18,10 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     /// OTLP export; `None` when off.
     pub otlp: Option<super::OtlpConfig>,
+    /// Global caps of heavy profiles and their results directory.
+    pub heavy: super::HeavyLimits,
+    /// Scheduled heavy profiles, each planned against each of its targets.
+    pub profiles: Vec<super::ProfileConfig>,
 }
 
 /// The daemon's own HTTP surface.
@@ -51,6 +55,28 @@ pub struct TargetConfig {
     pub notification: Option<NotificationSpec>,
     /// The Redis behind this target, inspected on its own loop; `None`: not inspected.
     pub redis: Option<RedisSpec>,
+    /// Heavy profiles may run against this target.
+    pub allow_heavy: bool,
+    /// The chaos profile may inject faults into this target.
+    pub allow_chaos: bool,
+}
+
+impl TargetConfig {
+    /// Client settings for this target's sessions.
+    pub fn client_config(&self) -> crate::mcp::ClientConfig {
+        crate::mcp::ClientConfig {
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            protocol: self.protocol.clone(),
+            request_timeout: self.timeout,
+            max_response_bytes: self.max_response_bytes,
+            client_name: crate::runner::canary::CLIENT_NAME.into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: serde_json::json!({}),
+            accept: Default::default(),
+            server_requests: Default::default(),
+        }
+    }
 }
 
 /// A secret string: `Debug` never shows it.
@@ -136,10 +162,19 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
     let otlp = super::otlp::validate_otlp(&raw.otlp, &mut errors);
-    match (listen, errors.is_empty()) {
-        (Some(listen), true) => {
-            Ok(Config { server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace }, targets, otlp })
-        }
+    let heavy = super::profiles::validate_limits(&raw.heavy_profiles, &mut errors);
+    let profiles = match &heavy {
+        Some(limits) => super::profiles::validate_profiles(raw, &targets, limits, &mut errors),
+        None => Vec::new(),
+    };
+    match (listen, heavy, errors.is_empty()) {
+        (Some(listen), Some(heavy), true) => Ok(Config {
+            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
+            targets,
+            otlp,
+            heavy,
+            profiles,
+        }),
         _ => Err(ConfigErrors(errors)),
     }
 }
@@ -225,6 +260,8 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         probe,
         notification,
         redis,
+        allow_heavy: t.allow_heavy,
+        allow_chaos: t.allow_chaos,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod load;
 pub mod matrix;
 pub mod notify;
+pub mod params;
 pub mod report;
 pub mod stats;
 pub mod threshold;

@@ -3,6 +3,7 @@
 //! arrival maths of heavy profiles.
 
 pub mod arrival;
+pub mod profiles;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -366,6 +366,43 @@ metric!(
     "1 when every threshold of the last run passed and it was not aborted, else 0."
 );
 
+// Heavy profiles scheduled by the daemon (`[[profiles]]`).
+metric!(
+    PROFILE_RUNS_STARTED,
+    "mcp_canary_profile_runs_started_total",
+    Counter,
+    ["target", "profile"],
+    "Scheduled profile runs started."
+);
+metric!(
+    PROFILE_RUNS_COMPLETED,
+    "mcp_canary_profile_runs_completed_total",
+    Counter,
+    ["target", "profile", "verdict"],
+    "Scheduled profile runs completed, by verdict (pass, fail, cancelled: stopped by shutdown)."
+);
+metric!(
+    PROFILE_RUNS_SKIPPED,
+    "mcp_canary_profile_runs_skipped_total",
+    Counter,
+    ["target", "profile", "reason"],
+    "Scheduled profile runs not started: overlap (its previous run still going at the fire time), target_busy (another profile's run holds the target), over_caps (runs in progress leave too little of heavy_profiles.max_sessions or max_request_rate)."
+);
+metric!(
+    PROFILE_NEXT_RUN,
+    "mcp_canary_profile_next_run_timestamp_seconds",
+    Gauge,
+    ["target", "profile"],
+    "Unix time of the next scheduled fire of a profile against a target."
+);
+metric!(
+    PROFILE_REPORT_ERRORS,
+    "mcp_canary_profile_report_errors_total",
+    Counter,
+    ["target", "profile"],
+    "Run reports that could not be written to heavy_profiles.results_dir."
+);
+
 // The Redis inspector (a target's `redis` key), one sample every `redis_interval`.
 metric!(
     REDIS_UP,
@@ -604,6 +641,11 @@ pub const CATALOGUE: &[MetricDef] = &[
     RUN_SESSIONS_MISSING,
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,
+    PROFILE_RUNS_STARTED,
+    PROFILE_RUNS_COMPLETED,
+    PROFILE_RUNS_SKIPPED,
+    PROFILE_NEXT_RUN,
+    PROFILE_REPORT_ERRORS,
     REDIS_UP,
     REDIS_PING_DURATION,
     REDIS_MEMORY_USED,

@@ -8,6 +8,7 @@ pub mod matrix;
 pub mod otel_bridge;
 pub mod otlp;
 pub mod prometheus;
+pub mod scheduled;
 pub mod spans;
 
 pub use prometheus::Exporter;

@@ -1,0 +1,315 @@
+//! `[heavy_profiles]` and `[[profiles]]`: scheduled heavy runs, validated into one planned run
+//! per (profile, target) so that the scheduler only clones what validation built.
+
+use std::path::PathBuf;
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+
+use super::ConfigError;
+use super::raw::{RawConfig, RawHeavyProfiles, RawProfile};
+use super::validate::TargetConfig;
+use crate::mcp::{ClientConfig, ProtocolPreference};
+use crate::profile::LoadRun;
+use crate::profile::matrix::{self, MatrixRun};
+use crate::profile::notify::NotifyRun;
+use crate::profile::params::{self, Caps, ParamError, RunOptions};
+
+/// Global caps of heavy profiles.
+#[derive(Debug, Clone)]
+pub struct HeavyLimits {
+    pub max_sessions: u32,
+    /// Aggregate requests per second.
+    pub max_request_rate: f64,
+    /// A JSON report per run is written here.
+    pub results_dir: PathBuf,
+}
+
+/// One validated `[[profiles]]` entry.
+#[derive(Debug, Clone)]
+pub struct ProfileConfig {
+    /// The `profile` label of its runs.
+    pub name: String,
+    /// "load", "notify" or "matrix".
+    pub kind: &'static str,
+    /// Fire times (UTC).
+    pub schedule: Cron,
+    /// One planned run per target, in the order of `targets`.
+    pub runs: Vec<ScheduledRun>,
+}
+
+/// A run fully planned against one target.
+#[derive(Debug, Clone)]
+pub struct ScheduledRun {
+    pub target: String,
+    pub client: ClientConfig,
+    pub plan: ProfilePlan,
+}
+
+/// The profile-specific part of a planned run.
+#[derive(Debug, Clone)]
+pub enum ProfilePlan {
+    Load(LoadRun),
+    Notify(NotifyRun),
+    Matrix(MatrixRun),
+}
+
+impl ProfilePlan {
+    /// Sessions the run holds at its peak (counted against `max_sessions` across runs).
+    pub fn sessions(&self) -> u32 {
+        match self {
+            ProfilePlan::Load(r) => r.engine.plan.sessions,
+            ProfilePlan::Notify(r) => r.sessions,
+            ProfilePlan::Matrix(r) => r.concurrency as u32,
+        }
+    }
+
+    /// Requests per second at its peak (counted against `max_request_rate` across runs).
+    pub fn peak_rate(&self) -> f64 {
+        match self {
+            ProfilePlan::Load(r) => r.engine.plan.peak_rate(),
+            // A notify run sends one trigger per broadcast; a matrix cell a handful of requests.
+            ProfilePlan::Notify(r) => f64::from(r.broadcasts) / r.batch_interval.as_secs_f64().max(0.001),
+            ProfilePlan::Matrix(r) => r.concurrency as f64,
+        }
+    }
+}
+
+/// Profile kinds `[[profiles]]` accepts.
+pub const PROFILE_KINDS: [&str; 3] = ["load", "notify", "matrix"];
+
+pub(super) fn validate_limits(raw: &RawHeavyProfiles, errors: &mut Vec<ConfigError>) -> Option<HeavyLimits> {
+    let before = errors.len();
+    if raw.max_sessions == 0 {
+        errors.push(ConfigError::new("heavy_profiles.max_sessions", "must be at least 1".into()));
+    }
+    if !(raw.max_request_rate.is_finite() && raw.max_request_rate > 0.0) {
+        errors.push(ConfigError::new("heavy_profiles.max_request_rate", "must be a positive number".into()));
+    }
+    if raw.results_dir.is_empty() {
+        errors.push(ConfigError::new("heavy_profiles.results_dir", "must not be empty".into()));
+    }
+    (errors.len() == before).then(|| HeavyLimits {
+        max_sessions: raw.max_sessions,
+        max_request_rate: raw.max_request_rate,
+        results_dir: PathBuf::from(&raw.results_dir),
+    })
+}
+
+/// Cron with an optional leading seconds field (6 fields) besides the classic 5.
+pub fn parse_schedule(text: &str) -> Result<Cron, String> {
+    CronParser::builder().seconds(Seconds::Optional).build().parse(text).map_err(|e| e.to_string())
+}
+
+pub(super) fn validate_profiles(
+    raw: &RawConfig,
+    targets: &[TargetConfig],
+    limits: &HeavyLimits,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<ProfileConfig> {
+    let mut out = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, p) in raw.profiles.iter().enumerate() {
+        let path = format!("profiles[{i}]");
+        if !names.insert(p.name.as_str()) {
+            errors.push(ConfigError::new(format!("{path}.name"), format!("duplicate profile name {:?}", p.name)));
+        }
+        if let Some(c) = validate_profile(&path, p, raw, targets, limits, errors) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn validate_profile(
+    path: &str,
+    p: &RawProfile,
+    raw: &RawConfig,
+    targets: &[TargetConfig],
+    limits: &HeavyLimits,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ProfileConfig> {
+    let before = errors.len();
+    let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
+    if p.name.is_empty() || p.name.len() > 64 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        err("name", "must be 1-64 characters of [A-Za-z0-9._-] (it becomes the `profile` label)".into());
+    }
+    let kind = PROFILE_KINDS.iter().copied().find(|k| *k == p.profile);
+    if kind.is_none() {
+        err("profile", format!("unknown profile {:?}; expected \"load\", \"notify\" or \"matrix\"", p.profile));
+    }
+    for (table, present) in [("load", p.load.is_some()), ("notify", p.notify.is_some()), ("matrix", p.matrix.is_some())]
+    {
+        if present && kind.is_some_and(|k| k != table) {
+            err(table, format!("parameters of the {table} profile, but profile = {:?}", p.profile));
+        }
+    }
+    let schedule = parse_schedule(&p.schedule)
+        .map_err(|e| err("schedule", format!("not a cron expression ({:?}): {e}", p.schedule)))
+        .ok();
+    if p.targets.is_empty() {
+        err("targets", "must name at least one target".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in &p.targets {
+        match raw.targets.iter().find(|t| &t.name == name) {
+            None => err("targets", format!("unknown target {name:?}")),
+            Some(t) if !t.allow_heavy => err("targets", format!("target {name:?} does not set allow_heavy = true")),
+            Some(_) if !seen.insert(name.as_str()) => err("targets", format!("target {name:?} is named twice")),
+            Some(_) => {}
+        }
+    }
+    if kind == Some("matrix") && (!p.thresholds.is_empty() || p.abort_on_fail) {
+        err("thresholds", "the matrix profile has no thresholds (it fails when a cell is broken)".into());
+    }
+    let (kind, schedule) = (kind?, schedule?);
+    if errors.len() != before {
+        return None;
+    }
+
+    let caps = Caps {
+        max_sessions: limits.max_sessions,
+        max_rate: limits.max_request_rate,
+        sessions_name: "heavy_profiles.max_sessions",
+        rate_name: "heavy_profiles.max_request_rate",
+    };
+    let key = |e: ParamError| {
+        let field = if e.key == "thresholds" { e.key.to_string() } else { format!("{kind}.{}", e.key) };
+        ConfigError::new(format!("{path}.{field}"), e.message)
+    };
+    let mut runs = Vec::new();
+    for name in &p.targets {
+        // A target that failed its own validation has its errors reported already.
+        let target = targets.iter().find(|t| &t.name == name)?;
+        let options = RunOptions {
+            profile: &p.name,
+            target: &target.name,
+            thresholds: &p.thresholds,
+            abort_on_fail: p.abort_on_fail,
+            timeout: target.timeout,
+            tick: std::time::Duration::from_millis(500),
+            caps,
+        };
+        let mut client = target.client_config();
+        let plan = match kind {
+            "load" => params::plan_load(&p.load.clone().unwrap_or_default(), &options).map(ProfilePlan::Load),
+            "notify" => {
+                // Broadcasts travel on the session's GET stream: pin the 2025 session era on auto.
+                if client.protocol == ProtocolPreference::Auto {
+                    client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
+                }
+                params::plan_notify(&p.notify.clone().unwrap_or_default(), &options).map(ProfilePlan::Notify)
+            }
+            _ => {
+                let spec = p.matrix.clone().unwrap_or_default();
+                params::plan_matrix_tool(&spec).map(|tool| {
+                    ProfilePlan::Matrix(MatrixRun {
+                        target: target.name.clone(),
+                        client: client.clone(),
+                        tool,
+                        triggers: matrix::default_triggers(),
+                        settle: spec.settle,
+                        concurrency: spec.concurrency,
+                    })
+                })
+            }
+        };
+        match plan {
+            Ok(plan) => runs.push(ScheduledRun { target: target.name.clone(), client, plan }),
+            Err(e) => {
+                // The same parameters fail the same way for every target: report once.
+                errors.push(key(e));
+                return None;
+            }
+        }
+    }
+    // An entry's targets run at once: together they must fit, or every fire would skip some.
+    let sessions: u64 = runs.iter().map(|r| u64::from(r.plan.sessions())).sum();
+    let rate: f64 = runs.iter().map(|r| r.plan.peak_rate()).sum();
+    if runs.len() > 1 && sessions > u64::from(limits.max_sessions) {
+        errors.push(ConfigError::new(
+            format!("{path}.targets"),
+            format!(
+                "{} targets run at once and hold {sessions} sessions together, over the cap of {} (heavy_profiles.max_sessions)",
+                runs.len(),
+                limits.max_sessions
+            ),
+        ));
+        return None;
+    }
+    if runs.len() > 1 && rate > limits.max_request_rate * (1.0 + 1e-9) {
+        errors.push(ConfigError::new(
+            format!("{path}.targets"),
+            format!(
+                "{} targets run at once and send {rate:.1} requests/s together, over the cap of {} (heavy_profiles.max_request_rate)",
+                runs.len(),
+                limits.max_request_rate
+            ),
+        ));
+        return None;
+    }
+    Some(ProfileConfig { name: p.name.clone(), kind, schedule, runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[targets]]
+name = "a"
+url = "http://127.0.0.1:8080/mcp"
+timeout = "3s"
+allow_heavy = true
+allow_chaos = true
+[[targets]]
+name = "b"
+url = "http://127.0.0.1:8081/mcp"
+protocol = "2025-06-18"
+allow_heavy = true
+
+[[profiles]]
+name = "nightly"
+profile = "load"
+targets = ["a", "b"]
+schedule = "*/10 * * * * *"
+[profiles.load]
+preset = "light"
+
+[[profiles]]
+name = "fanout"
+profile = "notify"
+targets = ["a", "b"]
+schedule = "0 * * * *"
+"#;
+
+    #[test]
+    fn entries_are_planned_per_target_with_the_targets_settings() {
+        let raw: RawConfig = toml::from_str(CONFIG).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        assert!(c.targets[0].allow_chaos && !c.targets[1].allow_chaos);
+        let load = &c.profiles[0];
+        assert_eq!((load.name.as_str(), load.kind, load.runs.len()), ("nightly", "load", 2));
+        let ProfilePlan::Load(run) = &load.runs[0].plan else { panic!("a load plan") };
+        // The preset's shape and thresholds, the entry's name as `profile`, the target's timeout.
+        assert_eq!((run.engine.plan.sessions, run.engine.plan.rpm), (100, 10.0));
+        assert_eq!(run.thresholds.len(), 2);
+        assert_eq!((run.profile.as_str(), run.target.as_str()), ("nightly", "a"));
+        assert_eq!(run.engine.drain, std::time::Duration::from_secs(3));
+        assert_eq!(load.runs[1].client.url.port(), Some(8081));
+        // Notify pins the session era on auto, and keeps a pinned protocol.
+        let fanout = &c.profiles[1];
+        assert_eq!(fanout.runs[0].client.protocol, ProtocolPreference::Pinned("2025-11-25".into()));
+        assert_eq!(fanout.runs[1].client.protocol, ProtocolPreference::Pinned("2025-06-18".into()));
+        assert_eq!(fanout.runs[0].plan.sessions(), 1000);
+    }
+
+    #[test]
+    fn schedules_take_an_optional_seconds_field() {
+        assert!(parse_schedule("0 3 * * *").is_ok());
+        assert!(parse_schedule("*/5 * * * * *").is_ok());
+        assert!(parse_schedule("61 * * * *").is_err());
+        assert!(parse_schedule("@nightly-ish").is_err());
+    }
+}

@@ -1,0 +1,453 @@
+//! Profile parameters shared by the one-shot CLI (`run load|notify|matrix`, as flags) and the
+//! daemon's `[[profiles]]` entries (as TOML tables): one struct per profile, the same defaults,
+//! and one planning function per profile that validates them into a run.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::engine::EngineConfig;
+use super::load::{self, OpKind};
+use super::notify::NotifyRun;
+use super::threshold::{Stat, Threshold};
+use super::{LoadRun, scope_indices};
+use crate::schedule::arrival::ArrivalPlan;
+
+/// A parameter problem: `key` is the flag (`--key`) or TOML key (`profiles[i].load.key`) it is
+/// about; `thresholds` and `abort_on_fail` sit beside the profile's table in the config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ParamError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn refuse<T>(key: &'static str, message: impl Into<String>) -> Result<T, ParamError> {
+    Err(ParamError { key, message: message.into() })
+}
+
+/// Global caps a run must fit in; the names say where each cap is set (a flag or a config key).
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub max_sessions: u32,
+    /// Aggregate requests per second.
+    pub max_rate: f64,
+    pub sessions_name: &'static str,
+    pub rate_name: &'static str,
+}
+
+/// Default of `--max-sessions` and `heavy_profiles.max_sessions`.
+pub const DEFAULT_MAX_SESSIONS: u32 = 10_000;
+/// Default of `--max-rate` and `heavy_profiles.max_request_rate` (requests/s).
+pub const DEFAULT_MAX_RATE: f64 = 5_000.0;
+
+/// Parameters of the load profile (`run load` flags, `[profiles.load]` keys).
+#[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSpec {
+    /// light (100 clients, 5m, 10 rpm), moderate (1000, 30m, 20) or heavy (10000, 60m, 15);
+    /// other flags override its values; its thresholds apply when none is given.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Sessions (default 10, or the preset's).
+    #[arg(long)]
+    pub clients: Option<u32>,
+    /// Run length (default 60s, or the preset's).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// Requests per minute per client (default 60, or the preset's).
+    #[arg(long)]
+    pub rpm: Option<f64>,
+    /// Ramp-up: sessions join evenly over this span.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub ramp: Option<Duration>,
+    /// Ramp-down: sessions leave evenly over this span before the end.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    #[serde(with = "humantime_serde")]
+    pub ramp_down: Duration,
+    /// Stop after this many requests in total.
+    #[arg(long)]
+    pub max_requests: Option<u64>,
+    /// Requests allowed in flight at once; slots beyond are shed and counted (default: the peak
+    /// rate times the request timeout, at least 4 per client, at most 100000).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
+    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
+    #[arg(long)]
+    pub mix: Option<String>,
+    #[arg(long, default_value = "echo")]
+    pub fast_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
+    pub fast_tool_args: String,
+    #[arg(long, default_value = "slow")]
+    pub slow_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
+    pub slow_tool_args: String,
+    #[arg(long, default_value = "canary://static/hello")]
+    pub resource: String,
+    #[arg(long, default_value = "greeting")]
+    pub prompt: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
+    pub prompt_args: String,
+    /// Open the server-to-client stream (GET or listen) in every session.
+    #[arg(long)]
+    pub stream: bool,
+    /// A request sent this much after its intended start counts as late.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms")]
+    #[serde(with = "humantime_serde")]
+    pub late_after: Duration,
+}
+
+impl Default for LoadSpec {
+    fn default() -> Self {
+        Self {
+            preset: None,
+            clients: None,
+            duration: None,
+            rpm: None,
+            ramp: None,
+            ramp_down: Duration::ZERO,
+            max_requests: None,
+            max_in_flight: None,
+            mix: None,
+            fast_tool: "echo".into(),
+            fast_tool_args: r#"{"message":"load"}"#.into(),
+            slow_tool: "slow".into(),
+            slow_tool_args: r#"{"ms":10}"#.into(),
+            resource: "canary://static/hello".into(),
+            prompt: "greeting".into(),
+            prompt_args: r#"{"name":"load"}"#.into(),
+            stream: false,
+            late_after: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Parameters of the notify profile (`run notify` flags, `[profiles.notify]` keys).
+#[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySpec {
+    /// Sessions holding a server-to-client stream.
+    #[arg(long, default_value_t = 1000)]
+    pub sessions: u32,
+    /// Batches of broadcasts.
+    #[arg(long, default_value_t = 10)]
+    pub batches: u32,
+    /// Broadcasts per batch.
+    #[arg(long, default_value_t = 20)]
+    pub broadcasts: u32,
+    /// From the start of one batch to the start of the next.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
+    /// Tool that sends `{nonce}` to every session (the reference target's `broadcast`).
+    #[arg(long, default_value = "broadcast")]
+    pub trigger_tool: String,
+    /// Method the broadcasts arrive as; their params.data carries `nonce` and `sent_at_ms`.
+    #[arg(long, default_value = "notifications/message")]
+    pub method: String,
+    /// How long sessions may take to connect and open their streams.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long to wait for late deliveries after the last broadcast.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+}
+
+impl Default for NotifySpec {
+    fn default() -> Self {
+        Self {
+            sessions: 1000,
+            batches: 10,
+            broadcasts: 20,
+            batch_interval: Duration::from_secs(1),
+            trigger_tool: "broadcast".into(),
+            method: "notifications/message".into(),
+            connect_timeout: Duration::from_secs(30),
+            settle: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Parameters of the capability matrix (`run matrix` flags, `[profiles.matrix]` keys).
+#[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatrixSpec {
+    /// Tool called in every cell (default: `echo` if listed, else the first tool without required arguments).
+    #[arg(long)]
+    pub tool: Option<String>,
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub tool_args: String,
+    /// Wait this long at the end of each SSE cell for requests the server sends on its own stream.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "600ms")]
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+    /// Cells run at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+impl Default for MatrixSpec {
+    fn default() -> Self {
+        Self { tool: None, tool_args: "{}".into(), settle: Duration::from_millis(600), concurrency: 4 }
+    }
+}
+
+/// What a run is asked for besides its profile's parameters.
+#[derive(Debug, Clone)]
+pub struct RunOptions<'a> {
+    /// The `profile` label (the kind for one-shot runs, the entry name in the daemon).
+    pub profile: &'a str,
+    /// The `target` label.
+    pub target: &'a str,
+    pub thresholds: &'a [String],
+    pub abort_on_fail: bool,
+    /// Per-request timeout (bounds the drain and sizes the default in-flight bound).
+    pub timeout: Duration,
+    /// Threshold evaluation and progress interval.
+    pub tick: Duration,
+    pub caps: Caps,
+}
+
+fn json_object(key: &'static str, s: &str) -> Result<Value, ParamError> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => refuse(key, "must be a JSON object"),
+        Err(e) => refuse(key, format!("is not valid JSON: {e}")),
+    }
+}
+
+/// Validate load parameters into a run.
+pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamError> {
+    let preset = match &spec.preset {
+        Some(name) => Some(load::preset(name).ok_or_else(|| ParamError {
+            key: "preset",
+            message: format!("unknown preset {name:?}; presets: light, moderate, heavy"),
+        })?),
+        None => None,
+    };
+    let clients = spec.clients.or(preset.map(|p| p.clients)).unwrap_or(10);
+    let duration = spec.duration.or(preset.map(|p| p.duration)).unwrap_or(Duration::from_secs(60));
+    let rpm = spec.rpm.or(preset.map(|p| p.rpm)).unwrap_or(60.0);
+    let ramp_up = spec.ramp.or(preset.map(|p| p.ramp_up)).unwrap_or(Duration::ZERO);
+    if clients == 0 {
+        return refuse("clients", "must be at least 1");
+    }
+    if !(rpm.is_finite() && rpm > 0.0) {
+        return refuse("rpm", format!("must be a positive number, got {rpm}"));
+    }
+    if duration.is_zero() {
+        return refuse("duration", "must be positive");
+    }
+    if ramp_up + spec.ramp_down > duration {
+        return refuse(
+            "ramp",
+            format!(
+                "ramp-up {} plus ramp-down {} exceed the duration {}",
+                humantime::format_duration(ramp_up),
+                humantime::format_duration(spec.ramp_down),
+                humantime::format_duration(duration)
+            ),
+        );
+    }
+    if clients > o.caps.max_sessions {
+        return refuse(
+            "clients",
+            format!("{clients} sessions exceed the cap of {} ({})", o.caps.max_sessions, o.caps.sessions_name),
+        );
+    }
+    let plan = ArrivalPlan { sessions: clients, rpm, duration, ramp_up, ramp_down: spec.ramp_down };
+    if plan.peak_rate() > o.caps.max_rate {
+        return refuse(
+            "rpm",
+            format!(
+                "{clients} clients x {rpm} rpm = {:.1} requests/s exceed the cap of {} ({})",
+                plan.peak_rate(),
+                o.caps.max_rate,
+                o.caps.rate_name
+            ),
+        );
+    }
+
+    let mut mix = load::default_mix();
+    for entry in &mut mix {
+        entry.kind = match (&entry.kind, entry.name.as_str()) {
+            (OpKind::ToolCall { .. }, "fast_tool") => OpKind::ToolCall {
+                tool: spec.fast_tool.clone(),
+                arguments: json_object("fast_tool_args", &spec.fast_tool_args)?,
+            },
+            (OpKind::ToolCall { .. }, "slow_tool") => OpKind::ToolCall {
+                tool: spec.slow_tool.clone(),
+                arguments: json_object("slow_tool_args", &spec.slow_tool_args)?,
+            },
+            (OpKind::ResourceRead { .. }, _) => OpKind::ResourceRead { uri: spec.resource.clone() },
+            (OpKind::PromptGet { .. }, _) => OpKind::PromptGet {
+                prompt: spec.prompt.clone(),
+                arguments: json_object("prompt_args", &spec.prompt_args)?,
+            },
+            (other, _) => other.clone(),
+        };
+    }
+    if let Some(weights) = &spec.mix {
+        load::apply_weights(&mut mix, weights).map_err(|message| ParamError { key: "mix", message })?;
+    }
+
+    let exprs: Vec<String> = if o.thresholds.is_empty() {
+        preset.map(|p| p.thresholds.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
+    } else {
+        o.thresholds.to_vec()
+    };
+    let mut thresholds = Vec::new();
+    for e in &exprs {
+        let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
+        if t.stat == Stat::Delivery {
+            return refuse(
+                "thresholds",
+                format!("{e:?}: delivery applies to `run notify` only (profile = \"notify\" in the daemon)"),
+            );
+        }
+        scope_indices(&mix, t.scope.as_deref()).map_err(|message| ParamError { key: "thresholds", message })?;
+        thresholds.push(t);
+    }
+
+    // Default: what a stalled server accumulates over one request timeout at the peak rate.
+    let default_in_flight = (plan.peak_rate() * o.timeout.as_secs_f64()).ceil() as usize;
+    let max_in_flight = spec.max_in_flight.unwrap_or(default_in_flight.max(clients as usize * 4)).clamp(1, 100_000);
+    Ok(LoadRun {
+        profile: o.profile.into(),
+        target: o.target.into(),
+        preset: preset.map(|p| p.name.to_string()),
+        engine: EngineConfig {
+            plan,
+            max_requests: spec.max_requests,
+            max_in_flight,
+            late_after: spec.late_after,
+            open_stream: spec.stream,
+            drain: o.timeout,
+            seed: 0x6d63_705f_6c6f_6164,
+        },
+        mix,
+        thresholds,
+        abort_on_fail: o.abort_on_fail,
+        tick: o.tick,
+    })
+}
+
+/// Thresholds of a notify run when none is given (DESIGN.md section 2).
+pub const NOTIFY_DEFAULT_THRESHOLDS: [&str; 2] = ["delivery >= 99%", "p95 < 500ms"];
+
+/// Validate notify parameters into a run.
+pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, ParamError> {
+    for (key, v) in [("sessions", spec.sessions), ("batches", spec.batches), ("broadcasts", spec.broadcasts)] {
+        if v == 0 {
+            return refuse(key, "must be at least 1");
+        }
+    }
+    if spec.sessions > o.caps.max_sessions {
+        return refuse(
+            "sessions",
+            format!("{} sessions exceed the cap of {} ({})", spec.sessions, o.caps.max_sessions, o.caps.sessions_name),
+        );
+    }
+    let exprs: Vec<String> = if o.thresholds.is_empty() {
+        NOTIFY_DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect()
+    } else {
+        o.thresholds.to_vec()
+    };
+    let mut thresholds = Vec::new();
+    for e in &exprs {
+        let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
+        if t.scope.is_some() {
+            return refuse("thresholds", format!("{e:?}: a notify run has no operations to scope to"));
+        }
+        thresholds.push(t);
+    }
+    Ok(NotifyRun {
+        profile: o.profile.into(),
+        target: o.target.into(),
+        sessions: spec.sessions,
+        batches: spec.batches,
+        broadcasts: spec.broadcasts,
+        batch_interval: spec.batch_interval,
+        trigger_tool: spec.trigger_tool.clone(),
+        method: spec.method.clone(),
+        thresholds,
+        abort_on_fail: o.abort_on_fail,
+        tick: o.tick,
+        connect_timeout: spec.connect_timeout,
+        settle: spec.settle,
+    })
+}
+
+/// Validate matrix parameters: the tool to call in every cell, if one is named.
+pub fn plan_matrix_tool(spec: &MatrixSpec) -> Result<Option<(String, Value)>, ParamError> {
+    if spec.concurrency == 0 || spec.concurrency > 64 {
+        return refuse("concurrency", "must be between 1 and 64");
+    }
+    match &spec.tool {
+        Some(t) => Ok(Some((t.clone(), json_object("tool_args", &spec.tool_args)?))),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags<T: clap::Args> {
+        #[command(flatten)]
+        spec: T,
+    }
+
+    #[test]
+    fn flag_defaults_equal_config_defaults() {
+        assert_eq!(Flags::<LoadSpec>::try_parse_from(["x"]).unwrap().spec, LoadSpec::default());
+        assert_eq!(Flags::<NotifySpec>::try_parse_from(["x"]).unwrap().spec, NotifySpec::default());
+        assert_eq!(Flags::<MatrixSpec>::try_parse_from(["x"]).unwrap().spec, MatrixSpec::default());
+    }
+
+    fn options(thresholds: &[String]) -> RunOptions<'_> {
+        RunOptions {
+            profile: "p",
+            target: "t",
+            thresholds,
+            abort_on_fail: false,
+            timeout: Duration::from_secs(10),
+            tick: Duration::from_millis(500),
+            caps: Caps { max_sessions: 100, max_rate: 10.0, sessions_name: "cap.s", rate_name: "cap.r" },
+        }
+    }
+
+    #[test]
+    fn caps_name_the_key_and_the_cap() {
+        let spec = LoadSpec { clients: Some(101), ..Default::default() };
+        let e = plan_load(&spec, &options(&[])).unwrap_err();
+        assert_eq!((e.key, e.message.as_str()), ("clients", "101 sessions exceed the cap of 100 (cap.s)"));
+        let spec = LoadSpec { clients: Some(20), rpm: Some(60.0), ..Default::default() };
+        let e = plan_load(&spec, &options(&[])).unwrap_err();
+        assert_eq!(e.key, "rpm");
+        assert!(e.message.contains("20.0 requests/s exceed the cap of 10 (cap.r)"), "{}", e.message);
+        let spec = NotifySpec::default();
+        assert_eq!(plan_notify(&spec, &options(&[])).unwrap_err().key, "sessions");
+    }
+
+    #[test]
+    fn thresholds_are_checked_against_the_profile() {
+        let bad = vec!["p95 <".to_string()];
+        let spec = LoadSpec { clients: Some(1), ..Default::default() };
+        assert_eq!(plan_load(&spec, &options(&bad)).unwrap_err().key, "thresholds");
+        let delivery = vec!["delivery >= 99%".to_string()];
+        assert_eq!(plan_load(&spec, &options(&delivery)).unwrap_err().key, "thresholds");
+        let ok = vec!["tools/call:p95 < 50ms".to_string()];
+        assert_eq!(plan_load(&spec, &options(&ok)).unwrap().thresholds.len(), 1);
+    }
+}

@@ -1,0 +1,270 @@
+//! Heavy profiles on cron schedules: a task per `[[profiles]]` entry sleeps until its next fire
+//! time, then starts a run against each of its targets. At most one heavy run holds a target at
+//! a time (a lock per target, shared by every entry); a fire that finds the entry's previous run
+//! still going, the target held by another entry, or too little of the global caps left is
+//! skipped and counted, never queued. On shutdown runs are cancelled and wind down within the grace.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{HeavyLimits, ProfileConfig, ProfilePlan, ScheduledRun};
+use crate::profile::{self, Hooks, Progress, matrix};
+use crate::telemetry::load::RunMetrics;
+use crate::telemetry::scheduled::{self as events, SkipReason, Verdict};
+
+/// Longest single sleep before the wall clock is read again.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Sessions and request rate held by runs in progress, against the global caps.
+#[derive(Debug)]
+struct Budget {
+    limits: (u32, f64),
+    used: Mutex<(u32, f64)>,
+}
+
+/// A share of the budget, returned when the run ends.
+struct Reservation {
+    budget: Arc<Budget>,
+    sessions: u32,
+    rate: f64,
+}
+
+impl Budget {
+    fn reserve(self: &Arc<Self>, sessions: u32, rate: f64) -> Option<Reservation> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if used.0 + sessions > self.limits.0 || used.1 + rate > self.limits.1 * (1.0 + 1e-9) {
+            return None;
+        }
+        used.0 += sessions;
+        used.1 += rate;
+        Some(Reservation { budget: Arc::clone(self), sessions, rate })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.0 -= self.sessions;
+        used.1 = (used.1 - self.rate).max(0.0);
+    }
+}
+
+/// What every run of the scheduler shares.
+struct Shared {
+    http: reqwest::Client,
+    results_dir: PathBuf,
+    budget: Arc<Budget>,
+    /// One lock per target: held for the whole of a heavy run.
+    locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// The next fire time strictly after both `now` and the last one fired (a timer that wakes a
+/// hair early must not fire the same slot twice).
+pub fn next_fire(schedule: &croner::Cron, now: DateTime<Utc>, last: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    let from = last.map_or(now, |l| l.max(now));
+    schedule.find_next_occurrence(&from, false).ok()
+}
+
+/// Run every profile on its schedule until `shutdown`; then cancel the runs in progress and wait
+/// up to `grace` for them to write their reports.
+pub async fn run(
+    profiles: Vec<ProfileConfig>,
+    limits: HeavyLimits,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let mut locks = HashMap::new();
+    for p in &profiles {
+        for r in &p.runs {
+            locks.entry(r.target.clone()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())));
+            events::registered(&r.target, &p.name);
+        }
+    }
+    let shared = Arc::new(Shared {
+        http,
+        results_dir: limits.results_dir.clone(),
+        budget: Arc::new(Budget { limits: (limits.max_sessions, limits.max_request_rate), used: Mutex::new((0, 0.0)) }),
+        locks,
+    });
+    let mut entries = tokio::task::JoinSet::new();
+    for p in profiles {
+        tracing::info!(profile = %p.name, kind = p.kind, schedule = p.schedule.as_str(), runs = p.runs.len(),
+            "Profile scheduled");
+        entries.spawn(run_entry(p, Arc::clone(&shared), shutdown.clone(), grace));
+    }
+    while entries.join_next().await.is_some() {}
+}
+
+async fn run_entry(p: ProfileConfig, shared: Arc<Shared>, shutdown: CancellationToken, grace: Duration) {
+    let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut last = None;
+    loop {
+        let now = Utc::now();
+        let Some(next) = next_fire(&p.schedule, now, last) else {
+            tracing::warn!(profile = %p.name, "Schedule has no further fire time");
+            break;
+        };
+        for run in &p.runs {
+            events::next_fire(&run.target, &p.name, next.timestamp_millis() as f64 / 1000.0);
+        }
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
+        }
+        if wait > MAX_SLEEP {
+            // Re-read the wall clock: it may have been stepped (NTP, suspend) while asleep.
+            continue;
+        }
+        last = Some(next);
+        for run in &p.runs {
+            if running.get(&run.target).is_some_and(|h| !h.is_finished()) {
+                events::run_skipped(&run.target, &p.name, SkipReason::Overlap);
+                continue;
+            }
+            let Ok(guard) = Arc::clone(&shared.locks[&run.target]).try_lock_owned() else {
+                events::run_skipped(&run.target, &p.name, SkipReason::TargetBusy);
+                continue;
+            };
+            let Some(reservation) = shared.budget.reserve(run.plan.sessions(), run.plan.peak_rate()) else {
+                events::run_skipped(&run.target, &p.name, SkipReason::OverCaps);
+                continue;
+            };
+            let task = execute(p.name.clone(), run.clone(), Arc::clone(&shared), shutdown.child_token());
+            running.insert(
+                run.target.clone(),
+                tokio::spawn(async move {
+                    task.await;
+                    drop((guard, reservation));
+                }),
+            );
+        }
+    }
+    // Runs were cancelled with `shutdown`; they stop issuing at once and drain their requests.
+    let drain = futures::future::join_all(running.values_mut());
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(profile = %p.name, "Profile runs did not stop within the grace period");
+        for h in running.values() {
+            h.abort();
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// One run against one target: the same telemetry as the one-shot `run`, a JSON report in the
+/// results directory, and the scheduler's counters.
+async fn execute(profile: String, run: ScheduledRun, shared: Arc<Shared>, cancel: CancellationToken) {
+    let target = run.target.clone();
+    events::run_started(&target, &profile);
+    let started = unix_now();
+    let http = shared.http.clone();
+    let hooks = |metrics: &Arc<RunMetrics>| {
+        let (m1, m2) = (Arc::clone(metrics), Arc::clone(metrics));
+        Hooks {
+            progress: Box::new(move |p: &Progress| m1.population(p.sessions, p.in_flight)),
+            thresholds: Box::new(move |r| m2.thresholds(r)),
+        }
+    };
+    let (report, verdict) = match run.plan {
+        ProfilePlan::Load(load) => {
+            let operations: Vec<String> = load.mix.iter().map(|e| e.name.clone()).collect();
+            let metrics = RunMetrics::start(&target, &profile, &operations, started);
+            let report =
+                profile::run_load(load, run.client, http, metrics.clone(), hooks(&metrics), cancel.clone()).await;
+            metrics.finished(&report);
+            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
+        }
+        ProfilePlan::Notify(notify) => {
+            let metrics = RunMetrics::start_notify(&target, &profile, started);
+            let report =
+                profile::notify::run_notify(notify, run.client, http, metrics.clone(), hooks(&metrics), cancel.clone())
+                    .await;
+            metrics.finished(&report);
+            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
+        }
+        ProfilePlan::Matrix(plan) => {
+            crate::telemetry::matrix::started(&target, &profile, started);
+            let report = tokio::select! {
+                r = matrix::run_matrix(&plan, http) => r,
+                // A matrix holds nothing that needs closing: abandon it.
+                _ = cancel.cancelled() => {
+                    events::run_completed(&target, &profile, Verdict::Cancelled);
+                    return;
+                }
+            };
+            crate::telemetry::matrix::finished(&report, &profile);
+            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
+        }
+    };
+    events::run_completed(&target, &profile, verdict);
+    let written = report
+        .map_err(|e| e.to_string())
+        .and_then(|r| write_report(&shared.results_dir, &profile, &target, started, &r).map_err(|e| e.to_string()));
+    match written {
+        Ok(path) => tracing::info!(target_name = %target, profile, verdict = verdict.as_str(),
+            report = %path.display(), "Scheduled profile run finished"),
+        Err(e) => events::report_failed(&target, &profile, &e),
+    }
+}
+
+fn verdict_of(passed: bool, cancel: &CancellationToken) -> Verdict {
+    match (cancel.is_cancelled(), passed) {
+        (true, _) => Verdict::Cancelled,
+        (false, true) => Verdict::Pass,
+        (false, false) => Verdict::Fail,
+    }
+}
+
+/// `<dir>/<profile>-<target>-<start ms>.json`.
+fn write_report(
+    dir: &Path,
+    profile: &str,
+    target: &str,
+    started: f64,
+    report: &serde_json::Value,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{profile}-{target}-{}.json", (started * 1000.0) as u64));
+    let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_fire_never_repeats_a_slot() {
+        let every_5s = crate::config::parse_schedule("*/5 * * * * *").unwrap();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let first = next_fire(&every_5s, t("2026-01-01T00:00:03Z"), None).unwrap();
+        assert_eq!(first, t("2026-01-01T00:00:05Z"));
+        // Woken 1 ms early: still the slot after the one just fired.
+        let second = next_fire(&every_5s, t("2026-01-01T00:00:04.999Z"), Some(first)).unwrap();
+        assert_eq!(second, t("2026-01-01T00:00:10Z"));
+        let daily = crate::config::parse_schedule("0 3 * * *").unwrap();
+        assert_eq!(next_fire(&daily, t("2026-01-01T04:00:00Z"), None).unwrap(), t("2026-01-02T03:00:00Z"));
+    }
+
+    #[test]
+    fn budget_refuses_beyond_the_caps_and_returns_on_drop() {
+        let b = Arc::new(Budget { limits: (100, 50.0), used: Mutex::new((0, 0.0)) });
+        let a = b.reserve(60, 30.0).expect("fits");
+        assert!(b.reserve(50, 1.0).is_none(), "sessions over the cap");
+        assert!(b.reserve(10, 25.0).is_none(), "rate over the cap");
+        let c = b.reserve(40, 20.0).expect("exactly at the caps");
+        drop((a, c));
+        assert!(b.reserve(100, 50.0).is_some());
+    }
+}
