@@ -51,7 +51,45 @@ pub struct TargetConfig {
     pub notification: Option<NotificationSpec>,
     /// The Redis behind this target, inspected on its own loop; `None`: not inspected.
     pub redis: Option<RedisSpec>,
+    /// The replicas behind `url`; `None`: a single server.
+    pub instances: Option<InstancesSpec>,
 }
+
+/// A balanced target's replicas and the checks that need them.
+#[derive(Debug, Clone)]
+pub struct InstancesSpec {
+    pub replicas: Vec<Replica>,
+    /// Response header naming the serving replica.
+    pub header: HeaderName,
+    /// Sequential requests of the affinity check; 0: off.
+    pub affinity_requests: u32,
+    /// Triggers per cycle of the cross-instance delivery check; 0: off (also off without a
+    /// notification trigger).
+    pub delivery_broadcasts: u32,
+}
+
+impl InstancesSpec {
+    /// The `replica` label for a served-by header value: a configured name, else `unknown`
+    /// (the label stays bounded whatever the server sends).
+    pub fn replica_label(&self, served_by: Option<&str>) -> &str {
+        served_by
+            .and_then(|v| self.replicas.iter().find(|r| r.name == v))
+            .map(|r| r.name.as_str())
+            .unwrap_or(UNKNOWN_REPLICA)
+    }
+}
+
+/// One replica: its `replica` label and direct URL.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub name: String,
+    pub url: Url,
+}
+
+/// At most this many instances per target (each is a `replica` label value).
+pub const MAX_INSTANCES: usize = 16;
+/// The `replica` label of a response from no configured instance (or without the header).
+pub const UNKNOWN_REPLICA: &str = "unknown";
 
 /// A secret string: `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -209,6 +247,7 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         }
     }
     let redis = redis_spec(path, t, errors);
+    let instances = instances_spec(path, t, errors);
     if errors.len() != before {
         return None;
     }
@@ -225,6 +264,57 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         probe,
         notification,
         redis,
+        instances,
+    })
+}
+
+fn instances_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<InstancesSpec> {
+    let before = errors.len();
+    let mut err = |field: String, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
+    if t.instances.len() > MAX_INSTANCES {
+        err("instances".into(), format!("at most {MAX_INSTANCES} instances (each is a `replica` label value)"));
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut replicas = Vec::new();
+    for (i, inst) in t.instances.iter().enumerate() {
+        let valid = !inst.name.is_empty()
+            && inst.name.len() <= 32
+            && inst.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid {
+            err(
+                format!("instances[{i}].name"),
+                "must be 1-32 characters of [A-Za-z0-9._-] (it becomes the `replica` label)".into(),
+            );
+        } else if inst.name == UNKNOWN_REPLICA {
+            err(format!("instances[{i}].name"), format!("{UNKNOWN_REPLICA:?} is reserved"));
+        } else if !names.insert(inst.name.as_str()) {
+            err(format!("instances[{i}].name"), format!("duplicate instance name {:?}", inst.name));
+        }
+        match Url::parse(&inst.url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+                replicas.push(Replica { name: inst.name.clone(), url: u })
+            }
+            Ok(u) => err(format!("instances[{i}].url"), format!("scheme must be http or https, not {:?}", u.scheme())),
+            Err(e) => err(format!("instances[{i}].url"), format!("not a URL: {e}")),
+        }
+    }
+    let header = HeaderName::from_bytes(t.instance_header.as_bytes())
+        .map_err(|_| err("instance_header".into(), format!("{:?} is not a valid header name", t.instance_header)))
+        .ok();
+    if t.affinity_requests > 100 {
+        err("affinity_requests".into(), "must be between 0 and 100".into());
+    }
+    if t.delivery_broadcasts > 100 {
+        err("delivery_broadcasts".into(), "must be between 0 and 100".into());
+    }
+    if errors.len() != before || replicas.is_empty() {
+        return None;
+    }
+    Some(InstancesSpec {
+        replicas,
+        header: header?,
+        affinity_requests: t.affinity_requests,
+        delivery_broadcasts: t.delivery_broadcasts,
     })
 }
 

@@ -8,6 +8,7 @@ use super::sse::{EventStream, event_stream};
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Bytes of an error body kept for its snippet.
@@ -47,11 +48,47 @@ pub struct Transport {
     timeout: Duration,
     /// `Accept` of POSTs (JSON and SSE, or JSON only).
     accept: &'static str,
+    /// Response headers the caller asked to see, shared by clones.
+    capture: Arc<Mutex<Capture>>,
+}
+
+/// Selected response headers of the latest response to arrive.
+#[derive(Debug, Default)]
+struct Capture {
+    names: Vec<HeaderName>,
+    last: HeaderMap,
 }
 
 impl Transport {
     pub fn new(http: reqwest::Client, url: url::Url, headers: HeaderMap, max_bytes: usize, timeout: Duration) -> Self {
-        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH }
+        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH, capture: Default::default() }
+    }
+
+    /// Keep these headers of every response (success or error) for `captured`.
+    pub fn capture_headers(&self, names: Vec<HeaderName>) {
+        if let Ok(mut c) = self.capture.lock() {
+            c.names = names;
+            c.last.clear();
+        }
+    }
+
+    /// The captured headers of the latest response (empty before one, or when none were asked for).
+    pub fn captured(&self) -> HeaderMap {
+        self.capture.lock().map(|c| c.last.clone()).unwrap_or_default()
+    }
+
+    fn note(&self, resp: &reqwest::Response) {
+        let Ok(mut c) = self.capture.lock() else { return };
+        if c.names.is_empty() {
+            return;
+        }
+        let mut last = HeaderMap::new();
+        for name in &c.names {
+            if let Some(v) = resp.headers().get(name) {
+                last.insert(name.clone(), v.clone());
+            }
+        }
+        c.last = last;
     }
 
     /// Use this `Accept` on POSTs instead of JSON + SSE.
@@ -85,6 +122,7 @@ impl Transport {
             .send()
             .await
             .map_err(|e| classify_reqwest(e, self.timeout))?;
+        self.note(&resp);
         let status = resp.status().as_u16();
         let session_id = header_str(resp.headers(), HEADER_SESSION_ID);
         if !resp.status().is_success() {
@@ -121,6 +159,7 @@ impl Transport {
             req = req.header(HEADER_LAST_EVENT_ID, id);
         }
         let resp = req.send().await.map_err(|e| classify_reqwest(e, self.timeout))?;
+        self.note(&resp);
         let status = resp.status().as_u16();
         if status == 405 || status == 204 {
             return Ok(None);
