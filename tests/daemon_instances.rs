@@ -121,7 +121,8 @@ async fn without_redis_sessions_are_lost_and_nothing_crosses_instances() {
     assert!(ok, "no session_lost or too few deliveries: {}", s.text);
 
     // Every lost request names the configured replica that did not know the session.
-    let lost_on: f64 = topo.names.iter().map(|r| s.value(AFFINITY, &[("replica", r), ("error_type", "session_lost")])).sum();
+    let lost_on: f64 =
+        topo.names.iter().map(|r| s.value(AFFINITY, &[("replica", r), ("error_type", "session_lost")])).sum();
     assert_eq!(lost_on, s.value(AFFINITY, &[("error_type", "session_lost")]), "{}", s.text);
     assert_eq!(s.value("mcp_canary_affinity_success", &[("target", "dist")]), 0.0, "{}", s.text);
 

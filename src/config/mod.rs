@@ -12,8 +12,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
 pub use raw::{RawConfig, RawInstance, RawNotification, RawOtlp, RawProbe, RawServer, RawTarget};
 pub use validate::{
-    Config, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Replica, Secret, ServerConfig, SessionMode,
-    TargetConfig, UNKNOWN_REPLICA, validate,
+    Config, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Replica, Secret,
+    ServerConfig, SessionMode, TargetConfig, UNKNOWN_REPLICA, validate,
 };
 
 /// One problem with the config, naming the key it is about.

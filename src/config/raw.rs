@@ -114,7 +114,7 @@ pub struct RawTarget {
     #[serde(default = "default_redis_scan_budget")]
     pub redis_scan_budget: u64,
     /// The replicas behind `url` (a balancer), each probed directly as well.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<RawInstance>,
     /// Response header naming the replica that served a request.
     #[serde(default = "default_instance_header")]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use super::instances::InstanceChecks;
+use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
 use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError, ServerInfo, StreamStats};
 
@@ -94,7 +94,15 @@ fn is_transport_failure(t: ErrorType) -> bool {
 impl CanaryProbe {
     pub fn new(target: Arc<TargetConfig>, http: reqwest::Client) -> Self {
         let checks = target.instances.is_some().then(|| InstanceChecks::new(Arc::clone(&target), http.clone()));
-        Self { target, http, session: None, last_tools_hash: None, last_stream: StreamStats::default(), replica: None, checks }
+        Self {
+            target,
+            http,
+            session: None,
+            last_tools_hash: None,
+            last_stream: StreamStats::default(),
+            replica: None,
+            checks,
+        }
     }
 
     /// The probe of one replica of `target`: the same script against the replica's own URL.

@@ -110,7 +110,9 @@ pub struct InstanceChecks {
 /// A session revision: the pinned one when the target pins one, else the newest.
 fn session_protocol(target: &TargetConfig) -> ProtocolPreference {
     match &target.protocol {
-        ProtocolPreference::Pinned(v) if crate::mcp::SESSION_PROTOCOLS.contains(&v.as_str()) => ProtocolPreference::Pinned(v.clone()),
+        ProtocolPreference::Pinned(v) if crate::mcp::SESSION_PROTOCOLS.contains(&v.as_str()) => {
+            ProtocolPreference::Pinned(v.clone())
+        }
         _ => ProtocolPreference::Pinned(crate::mcp::SESSION_PROTOCOLS[0].to_string()),
     }
 }
@@ -164,7 +166,8 @@ impl InstanceChecks {
     /// Run the checks the config turns on.
     pub async fn run(&mut self) -> InstancesOutcome {
         let Some(spec) = self.spec().cloned() else { return InstancesOutcome::default() };
-        let affinity = if spec.affinity_requests > 0 { Some(self.affinity(spec.affinity_requests).await) } else { None };
+        let affinity =
+            if spec.affinity_requests > 0 { Some(self.affinity(spec.affinity_requests).await) } else { None };
         let delivery = match &self.target.notification {
             Some(n) if spec.delivery_broadcasts > 0 => Some(self.delivery(&spec, &n.clone()).await),
             _ => None,
@@ -232,9 +235,8 @@ impl InstanceChecks {
             }
         }
         let deadline = tokio::time::Instant::now() + n.timeout;
-        let all_in = || {
-            expected.iter().all(|(_, nonce, _)| receivers.iter().all(|(_, rx)| rx.arrival(nonce).is_some()))
-        };
+        let all_in =
+            || expected.iter().all(|(_, nonce, _)| receivers.iter().all(|(_, rx)| rx.arrival(nonce).is_some()));
         while !all_in() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
