@@ -12,6 +12,7 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::engine::EngineConfig;
 use crate::profile::load::{self, MixEntry, OpKind};
 use crate::profile::notify::{NotifyResults, NotifyRun};
+use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, Tolerance};
 use crate::profile::threshold::{Stat, Threshold, format_seconds};
 use crate::profile::{self, Hooks, LoadRun, Progress};
@@ -81,6 +82,34 @@ pub struct CommonArgs {
     /// Global cap on sessions; larger runs are refused.
     #[arg(long, default_value_t = 10_000)]
     pub max_sessions: u32,
+    /// Replicas behind a balancing --target, by the names their --replica-header carries
+    /// (comma-separated, at most 16): requests (load) and deliveries (notify) are also counted by
+    /// the replica that served them; any other value counts as `unknown`.
+    #[arg(long, value_delimiter = ',')]
+    pub replicas: Vec<String>,
+    /// Response header naming the replica that served a request.
+    #[arg(long, default_value = "Mcp-Canary-Instance")]
+    pub replica_header: String,
+}
+
+/// Replica tagging from `--replicas` / `--replica-header`; `None` without `--replicas`.
+fn replica_tagging(c: &CommonArgs) -> Result<Option<Arc<ReplicaTagging>>, Refused> {
+    if c.replicas.is_empty() {
+        return Ok(None);
+    }
+    if c.replicas.len() > crate::config::MAX_INSTANCES {
+        return Err(Refused(format!("--replicas: at most {} names", crate::config::MAX_INSTANCES)));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in &c.replicas {
+        crate::config::check_replica_name(name).map_err(|e| Refused(format!("--replicas {name:?}: {e}")))?;
+        if !seen.insert(name) {
+            return Err(Refused(format!("--replicas: {name:?} is listed twice")));
+        }
+    }
+    let header = reqwest::header::HeaderName::from_bytes(c.replica_header.as_bytes())
+        .map_err(|_| Refused(format!("--replica-header {:?} is not a header name", c.replica_header)))?;
+    Ok(Some(Arc::new(ReplicaTagging { header, names: c.replicas.clone() })))
 }
 
 /// Flags of `mcp-canary run load`.
@@ -280,6 +309,7 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
             open_stream: args.stream,
             drain: args.common.timeout,
             seed: 0x6d63_705f_6c6f_6164,
+            replicas: replica_tagging(&args.common)?,
         },
         mix,
         thresholds,
@@ -368,6 +398,9 @@ pub fn summary_table(r: &RunReport) -> String {
         load.slots.shed,
         load.total.error_rate * 100.0
     ));
+    for (replica, c) in &load.replicas {
+        out.push_str(&format!("replica {replica}: {} requests, {} failed\n", c.requests, c.failures));
+    }
     out.push_str(&threshold_lines(r));
     out
 }
@@ -405,6 +438,15 @@ fn notify_table(r: &RunReport, n: &NotifyResults) -> String {
         ms(n.latency.p99_ms),
         ms(n.latency.max_ms)
     ));
+    for (replica, d) in &n.replicas {
+        out.push_str(&format!(
+            "replica {replica}: {} streams, delivery {:.3}% ({} of {})\n",
+            d.sessions,
+            d.delivery_ratio * 100.0,
+            d.received,
+            d.expected
+        ));
+    }
     out.push_str(&threshold_lines(r));
     out
 }
@@ -614,6 +656,11 @@ pub struct NotifyArgs {
     /// Tool that sends `{nonce}` to every session (the reference target's `broadcast`).
     #[arg(long, default_value = "broadcast")]
     pub trigger_tool: String,
+    /// Arguments of the trigger tool; "{nonce}" in any string becomes the broadcast's nonce
+    /// (e.g. '{"nonce":"{nonce}","route":"broadcast"}' for the reference target's `notify`,
+    /// which reaches every instance of a distributed target).
+    #[arg(long, value_name = "JSON", default_value = r#"{"nonce":"{nonce}"}"#)]
+    pub trigger_args: String,
     /// Method the broadcasts arrive as; their params.data carries `nonce` and `sent_at_ms`.
     #[arg(long, default_value = "notifications/message")]
     pub method: String,
@@ -662,12 +709,14 @@ pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(NotifyRun, ClientConf
         broadcasts: args.broadcasts,
         batch_interval: args.batch_interval,
         trigger_tool: args.trigger_tool.clone(),
+        trigger_arguments: json_arg("trigger-args", &args.trigger_args)?,
         method: args.method.clone(),
         thresholds,
         abort_on_fail: c.abort_on_fail,
         tick: Duration::from_millis(500).min(c.progress),
         connect_timeout: args.connect_timeout,
         settle: args.settle,
+        replicas: replica_tagging(c)?,
     };
     Ok((run, client))
 }

@@ -13,7 +13,7 @@ pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, appl
 pub use raw::{RawConfig, RawInstance, RawNotification, RawOtlp, RawProbe, RawServer, RawTarget};
 pub use validate::{
     Config, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Replica, Secret,
-    ServerConfig, SessionMode, TargetConfig, UNKNOWN_REPLICA, validate,
+    ServerConfig, SessionMode, TargetConfig, UNKNOWN_REPLICA, check_replica_name, validate,
 };
 
 /// One problem with the config, naming the key it is about.

@@ -268,6 +268,19 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
     })
 }
 
+/// A replica name usable as a `replica` label value.
+pub fn check_replica_name(name: &str) -> Result<(), String> {
+    let valid =
+        !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        Err("must be 1-32 characters of [A-Za-z0-9._-] (it becomes the `replica` label)".into())
+    } else if name == UNKNOWN_REPLICA {
+        Err(format!("{UNKNOWN_REPLICA:?} is reserved"))
+    } else {
+        Ok(())
+    }
+}
+
 fn instances_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<InstancesSpec> {
     let before = errors.len();
     let mut err = |field: String, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
@@ -277,16 +290,8 @@ fn instances_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> O
     let mut names = std::collections::HashSet::new();
     let mut replicas = Vec::new();
     for (i, inst) in t.instances.iter().enumerate() {
-        let valid = !inst.name.is_empty()
-            && inst.name.len() <= 32
-            && inst.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid {
-            err(
-                format!("instances[{i}].name"),
-                "must be 1-32 characters of [A-Za-z0-9._-] (it becomes the `replica` label)".into(),
-            );
-        } else if inst.name == UNKNOWN_REPLICA {
-            err(format!("instances[{i}].name"), format!("{UNKNOWN_REPLICA:?} is reserved"));
+        if let Err(e) = check_replica_name(&inst.name) {
+            err(format!("instances[{i}].name"), e);
         } else if !names.insert(inst.name.as_str()) {
             err(format!("instances[{i}].name"), format!("duplicate instance name {:?}", inst.name));
         }

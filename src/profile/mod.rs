@@ -8,6 +8,7 @@ pub mod engine;
 pub mod load;
 pub mod matrix;
 pub mod notify;
+pub mod replicas;
 pub mod report;
 pub mod stats;
 pub mod threshold;
@@ -274,6 +275,7 @@ pub async fn run_load(
             total: snap.total().summary(shed),
             operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
             connect: snap.connect.summary(0),
+            replicas: stats.replicas.snapshot(),
         }),
         notify: None,
         verdict: verdict(&driven.thresholds, aborted),

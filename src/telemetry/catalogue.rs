@@ -331,6 +331,13 @@ metric!(
     ["target", "profile"],
     "Profile requests currently awaiting an answer."
 );
+metric!(
+    LOAD_REPLICA_REQUESTS,
+    "mcp_canary_load_replica_requests_total",
+    Counter,
+    ["target", "profile", "replica", "outcome"],
+    "Profile requests by the replica that served them (runs with --replicas; `unknown` for a served-by header naming none) and outcome (success, failure)."
+);
 // Heavy profiles (notify): live delivery series during a run.
 metric!(
     NOTIFY_DELIVERY_LATENCY,
@@ -416,6 +423,27 @@ metric!(
     Gauge,
     ["target", "profile"],
     "Last notify run's delivery ratio: distinct deliveries received / (sessions x broadcasts)."
+);
+metric!(
+    RUN_REPLICA_REQUESTS,
+    "mcp_canary_run_replica_requests",
+    Gauge,
+    ["target", "profile", "replica"],
+    "Requests of the last load run served by each replica (runs with --replicas)."
+);
+metric!(
+    RUN_REPLICA_SESSIONS,
+    "mcp_canary_run_replica_sessions",
+    Gauge,
+    ["target", "profile", "replica"],
+    "Sessions of the last notify run whose stream each replica held (runs with --replicas)."
+);
+metric!(
+    RUN_REPLICA_DELIVERY_RATIO,
+    "mcp_canary_run_replica_delivery_ratio",
+    Gauge,
+    ["target", "profile", "replica"],
+    "Last notify run's delivery ratio to the sessions whose stream each replica held (runs with --replicas)."
 );
 metric!(
     RUN_SESSIONS_MISSING,
@@ -672,6 +700,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     LOAD_SLOTS,
     LOAD_SESSIONS,
     LOAD_IN_FLIGHT,
+    LOAD_REPLICA_REQUESTS,
     NOTIFY_DELIVERY_LATENCY,
     NOTIFY_EXPECTED,
     NOTIFY_RECEIVED,
@@ -684,6 +713,9 @@ pub const CATALOGUE: &[MetricDef] = &[
     RUN_REQUESTS,
     RUN_SUCCESS_RATIO,
     RUN_DELIVERY_RATIO,
+    RUN_REPLICA_REQUESTS,
+    RUN_REPLICA_SESSIONS,
+    RUN_REPLICA_DELIVERY_RATIO,
     RUN_SESSIONS_MISSING,
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,
