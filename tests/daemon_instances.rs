@@ -5,6 +5,8 @@
 //! knob the delivery ratio follows it.
 
 mod common;
+#[path = "alerting/promql.rs"]
+mod promql;
 #[path = "common/topology.rs"]
 mod topology;
 
@@ -104,6 +106,14 @@ async fn with_redis_affinity_holds_and_every_notification_crosses_instances() {
         let calls = [f[0], f[1], ("mcp_method_name", "tools/call"), ("outcome", "success")];
         assert!(s.value("mcp_canary_replica_operations_total", &calls) >= 1.0, "{replica}: {}", s.text);
     }
+    // Every metric alerts/instances.yml uses is on this live scrape (tests/alerting_end_to_end.rs
+    // leaves that file to this test: its daemon has no target with instances).
+    let names = s.names();
+    let missing: Vec<_> = promql::rule_file_metric_names("alerts/instances.yml")
+        .into_iter()
+        .filter(|n| !names.contains(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "used by alerts/instances.yml but not exported: {missing:?}");
     // The balancer keeps its own, unlabelled series.
     assert_eq!(s.value("mcp_canary_probe_success", &[("target", "dist")]), 1.0, "{}", s.text);
     assert_eq!(daemon.terminate(Duration::from_secs(10)).await, Some(0));

@@ -30,8 +30,11 @@ pub fn rule_files() -> Vec<PathBuf> {
 /// Rule files whose metrics the daemon of tests/alerting_end_to_end.rs never exports (it has no
 /// `redis` target and runs no profile): (file, the test that checks them on a live scrape instead
 /// by calling `rule_file_metric_names` with that file).
-pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] =
-    &[("alerts/inspectors.yml", "tests/redis_inspector.rs"), ("alerts/profiles.yml", "tests/load_profile.rs")];
+pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
+    ("alerts/inspectors.yml", "tests/redis_inspector.rs"),
+    ("alerts/profiles.yml", "tests/load_profile.rs"),
+    ("alerts/instances.yml", "tests/daemon_instances.rs"),
+];
 
 /// The exported metric names the expressions of one rule file (relative to the repository)
 /// select: recording rules and `up` left out.
