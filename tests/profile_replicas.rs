@@ -83,6 +83,8 @@ async fn load_and_notify_runs_count_by_replica() {
         r#"{"nonce":"{nonce}","route":"broadcast"}"#,
         "--replicas",
         &replicas,
+        "--threshold",
+        "p95 < 10s",
     ])
     .await;
     assert_eq!(code, Some(0), "{stdout}");
@@ -92,9 +94,18 @@ async fn load_and_notify_runs_count_by_replica() {
     assert_eq!(sessions, notify["sessions_ready"].as_u64().unwrap(), "{notify}");
     assert_eq!(sessions, 6, "{notify}");
     assert!(by_replica.len() >= 2, "streams all on one replica: {notify}");
+    // The per-replica tallies add up to the run's and each ratio is its own received/expected
+    // (not asserted at 100 %: a stream restored on another replica right before the first batch
+    // can miss it, which is exactly what this breakdown is for).
+    let (mut expected, mut received) = (0, 0);
     for (name, r) in by_replica {
         assert!(topo.names.contains(name), "{name}: {notify}");
-        assert_eq!(r["expected"].as_u64().unwrap(), r["sessions"].as_u64().unwrap() * 6, "{notify}");
-        assert_eq!(r["delivery_ratio"].as_f64().unwrap(), 1.0, "{name}: {notify}");
+        let (e, got) = (r["expected"].as_u64().unwrap(), r["received"].as_u64().unwrap());
+        assert_eq!(e, r["sessions"].as_u64().unwrap() * 6, "{notify}");
+        assert_eq!(r["delivery_ratio"].as_f64().unwrap(), got as f64 / e as f64, "{name}: {notify}");
+        (expected, received) = (expected + e, received + got);
     }
+    assert_eq!(expected, notify["expected"].as_u64().unwrap(), "{notify}");
+    assert_eq!(received, notify["received"].as_u64().unwrap(), "{notify}");
+    assert!(received > 0, "{notify}");
 }

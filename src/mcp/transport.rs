@@ -72,9 +72,18 @@ impl Transport {
         }
     }
 
-    /// The captured headers of the latest response (empty before one, or when none were asked for).
+    /// The captured headers of the latest response (empty before one, after a request that got
+    /// none, or when none were asked for).
     pub fn captured(&self) -> HeaderMap {
         self.capture.lock().map(|c| c.last.clone()).unwrap_or_default()
+    }
+
+    /// A request that got no response: nothing served it, so no captured header applies to it.
+    fn no_response(&self, e: reqwest::Error) -> McpError {
+        if let Ok(mut c) = self.capture.lock() {
+            c.last.clear();
+        }
+        classify_reqwest(e, self.timeout)
     }
 
     fn note(&self, resp: &reqwest::Response) {
@@ -121,7 +130,7 @@ impl Transport {
             .body(body)
             .send()
             .await
-            .map_err(|e| classify_reqwest(e, self.timeout))?;
+            .map_err(|e| self.no_response(e))?;
         self.note(&resp);
         let status = resp.status().as_u16();
         let session_id = header_str(resp.headers(), HEADER_SESSION_ID);
@@ -158,7 +167,7 @@ impl Transport {
         if let Some(id) = last_event_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             req = req.header(HEADER_LAST_EVENT_ID, id);
         }
-        let resp = req.send().await.map_err(|e| classify_reqwest(e, self.timeout))?;
+        let resp = req.send().await.map_err(|e| self.no_response(e))?;
         self.note(&resp);
         let status = resp.status().as_u16();
         if status == 405 || status == 204 {

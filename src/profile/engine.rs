@@ -235,7 +235,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             task_s.stats.record(op, latency, service, closed_loop, result);
             task_s.observer.request(op, latency, result);
             if let Some(tagging) = &task_s.cfg.replicas {
-                let replica = tagging.served_by(&task_client);
+                let replica = tagging.answered_by(&task_client, result);
                 task_s.stats.replicas.record(&replica, result);
                 task_s.observer.replica_request(&replica, result);
             }

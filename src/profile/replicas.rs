@@ -32,6 +32,16 @@ impl ReplicaTagging {
         let value = headers.get(&self.header).and_then(|v| v.to_str().ok());
         value.and_then(|v| self.names.iter().find(|n| *n == v)).cloned().unwrap_or_else(|| UNKNOWN_REPLICA.into())
     }
+
+    /// The replica that answered a request that ended with `result`: `unknown` when no response
+    /// came back (connect, timeout, TLS, reset, cancelled), else as `served_by`.
+    pub fn answered_by(&self, client: &McpClient, result: RequestResult) -> String {
+        use crate::mcp::ErrorType::*;
+        match result {
+            RequestResult::Failed(Connect | Timeout | Tls | Reset | Cancelled) => UNKNOWN_REPLICA.into(),
+            _ => self.served_by(client),
+        }
+    }
 }
 
 /// Requests one replica served in a load run.

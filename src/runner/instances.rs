@@ -117,6 +117,12 @@ fn session_protocol(target: &TargetConfig) -> ProtocolPreference {
     }
 }
 
+/// Failures that come without any HTTP response.
+fn no_answer(e: &McpError) -> bool {
+    use crate::mcp::ErrorType::*;
+    matches!(e.error_type(), Connect | Timeout | Tls | Reset | Cancelled)
+}
+
 fn error_label(e: &McpError) -> &'static str {
     match e {
         McpError::SessionExpired { .. } => "session_lost",
@@ -185,7 +191,11 @@ impl InstanceChecks {
                 Ok(()) => (None, String::new()),
                 Err(e) => (Some(error_label(e)), e.to_string()),
             };
-            out.requests.push(AffinityRequest { replica: self.served_by(client), error_type, detail });
+            // A request that got no answer was served by no replica (the captured header would be
+            // an earlier response's).
+            let answered = result.as_ref().err().is_none_or(|e| !no_answer(e));
+            let replica = if answered { self.served_by(client) } else { crate::config::UNKNOWN_REPLICA.into() };
+            out.requests.push(AffinityRequest { replica, error_type, detail });
         };
         // The handshake is two requests; `notifications/initialized` may already land elsewhere.
         let connected = client.connect().await;

@@ -43,8 +43,8 @@ pub fn jittered(interval: Duration, jitter: f64, unit: f64) -> Duration {
     Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.0))
 }
 
-/// Probe one target (or one replica of it) until `shutdown`; then let the cycle in flight finish within `grace` and
-/// close the warm session.
+/// Probe one target (or one replica of it) until `shutdown`; then let the cycle in flight finish
+/// within `grace` and close the warm session.
 pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, grace: Duration, ready: Arc<Readiness>) {
     let name = probe.target().name.clone();
     let interval = probe.target().interval;
@@ -97,8 +97,11 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
         }
         let elapsed = started.elapsed();
         next = started + jittered(interval, jitter, rand::rng().random::<f64>());
-        if elapsed > interval && replica.is_none() {
-            events::probe_overrun(&name, elapsed);
+        if elapsed > interval {
+            // Replica loops have no overrun series of their own; the target's is the balancer's.
+            if replica.is_none() {
+                events::probe_overrun(&name, elapsed);
+            }
             next = Instant::now();
         }
         if shutdown.is_cancelled() {
