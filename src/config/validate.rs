@@ -492,3 +492,48 @@ fn notification_spec(n: &RawNotification) -> NotificationSpec {
         timeout: n.timeout,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawInstance;
+
+    fn with_instances(n: usize) -> RawTarget {
+        let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");
+        t.instances = (0..n)
+            .map(|i| RawInstance { name: format!("r{i}"), url: format!("http://127.0.0.1:{}/mcp", 2 + i) })
+            .collect();
+        t
+    }
+
+    fn errors(t: &RawTarget) -> Vec<String> {
+        let mut errors = Vec::new();
+        instances_spec("targets[0]", t, &mut errors);
+        errors.iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+    }
+
+    #[test]
+    fn instances_are_bounded_and_named() {
+        assert!(errors(&with_instances(MAX_INSTANCES)).is_empty());
+        assert_eq!(errors(&with_instances(MAX_INSTANCES + 1))[0].split(':').next(), Some("targets[0].instances"));
+        let mut t = with_instances(2);
+        t.instances[1].name = "bad name".into();
+        t.instance_header = "bad header".into();
+        t.affinity_requests = 101;
+        let e = errors(&t);
+        assert!(e[0].starts_with("targets[0].instances[1].name: must be 1-32"), "{e:?}");
+        assert!(e[1].starts_with("targets[0].instance_header:"), "{e:?}");
+        assert!(e[2].starts_with("targets[0].affinity_requests:"), "{e:?}");
+    }
+
+    #[test]
+    fn no_instances_means_no_spec() {
+        let mut errors = Vec::new();
+        assert!(instances_spec("targets[0]", &with_instances(0), &mut errors).is_none());
+        assert!(errors.is_empty());
+        let spec = instances_spec("targets[0]", &with_instances(2), &mut errors).unwrap();
+        assert_eq!(spec.replica_label(Some("r1")), "r1");
+        assert_eq!(spec.replica_label(Some("other")), UNKNOWN_REPLICA);
+        assert_eq!(spec.replica_label(None), UNKNOWN_REPLICA);
+    }
+}
