@@ -34,7 +34,10 @@ pub async fn run(
     tracing::info!(%addr, targets = config.targets.len(), "Daemon started");
 
     events::daemon_started(config.targets.len());
-    let ready = Readiness::new(config.targets.len());
+    // Ready once every probe loop (targets and their replicas) has completed a cycle.
+    let loops_total: usize =
+        config.targets.iter().map(|t| 1 + t.instances.as_ref().map_or(0, |i| i.replicas.len())).sum();
+    let ready = Readiness::new(loops_total);
     let http_stop = CancellationToken::new();
     let app = crate::http::router(exporter.clone(), Arc::clone(&ready));
     let server = tokio::spawn({
@@ -69,6 +72,10 @@ pub async fn run(
             inspectors.spawn(schedule::run_inspector(inspector, shutdown.clone(), move |t, obs| {
                 events::redis_sampled(t, obs, &mut policy)
             }));
+        }
+        for replica in target.instances.iter().flat_map(|i| &i.replicas) {
+            let probe = CanaryProbe::for_replica(&target, replica, http.clone());
+            loops.spawn(schedule::run_target(probe, shutdown.clone(), grace, Arc::clone(&ready)));
         }
         let probe = CanaryProbe::new(Arc::new(target), http.clone());
         loops.spawn(schedule::run_target(probe, shutdown.clone(), grace, Arc::clone(&ready)));

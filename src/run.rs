@@ -12,6 +12,7 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::load::MixEntry;
 use crate::profile::notify::{NotifyResults, NotifyRun};
 use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
+use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, Tolerance};
 use crate::profile::threshold::{Threshold, format_seconds};
 use crate::profile::{self, Hooks, LoadRun, Progress};
@@ -80,6 +81,34 @@ pub struct CommonArgs {
     /// Global cap on sessions; larger runs are refused.
     #[arg(long, default_value_t = params::DEFAULT_MAX_SESSIONS)]
     pub max_sessions: u32,
+    /// Replicas behind a balancing --target, by the names their --replica-header carries
+    /// (comma-separated, at most 16): requests (load) and deliveries (notify) are also counted by
+    /// the replica that served them; any other value counts as `unknown`.
+    #[arg(long, value_delimiter = ',')]
+    pub replicas: Vec<String>,
+    /// Response header naming the replica that served a request.
+    #[arg(long, default_value = "Mcp-Canary-Instance")]
+    pub replica_header: String,
+}
+
+/// Replica tagging from `--replicas` / `--replica-header`; `None` without `--replicas`.
+fn replica_tagging(c: &CommonArgs) -> Result<Option<Arc<ReplicaTagging>>, Refused> {
+    if c.replicas.is_empty() {
+        return Ok(None);
+    }
+    if c.replicas.len() > crate::config::MAX_INSTANCES {
+        return Err(Refused(format!("--replicas: at most {} names", crate::config::MAX_INSTANCES)));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in &c.replicas {
+        crate::config::check_replica_name(name).map_err(|e| Refused(format!("--replicas {name:?}: {e}")))?;
+        if !seen.insert(name) {
+            return Err(Refused(format!("--replicas: {name:?} is listed twice")));
+        }
+    }
+    let header = reqwest::header::HeaderName::from_bytes(c.replica_header.as_bytes())
+        .map_err(|_| Refused(format!("--replica-header {:?} is not a header name", c.replica_header)))?;
+    Ok(Some(Arc::new(ReplicaTagging { header, names: c.replicas.clone() })))
 }
 
 /// Flags of `mcp-canary run load`.
@@ -154,8 +183,9 @@ fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, ma
 /// Validate the flags into a run and a client config.
 pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refused> {
     let (name, client) = client_config(&args.common, "auto")?;
-    let run = params::plan_load(&args.spec, &run_options(&args.common, "load", &name, args.max_rate))
+    let mut run = params::plan_load(&args.spec, &run_options(&args.common, "load", &name, args.max_rate))
         .map_err(refused_flag)?;
+    run.engine.replicas = replica_tagging(&args.common)?;
     Ok((run, client))
 }
 
@@ -238,6 +268,9 @@ pub fn summary_table(r: &RunReport) -> String {
         load.slots.shed,
         load.total.error_rate * 100.0
     ));
+    for (replica, c) in &load.replicas {
+        out.push_str(&format!("replica {replica}: {} requests, {} failed\n", c.requests, c.failures));
+    }
     out.push_str(&threshold_lines(r));
     out
 }
@@ -275,6 +308,15 @@ fn notify_table(r: &RunReport, n: &NotifyResults) -> String {
         ms(n.latency.p99_ms),
         ms(n.latency.max_ms)
     ));
+    for (replica, d) in &n.replicas {
+        out.push_str(&format!(
+            "replica {replica}: {} streams, delivery {:.3}% ({} of {})\n",
+            d.sessions,
+            d.delivery_ratio * 100.0,
+            d.received,
+            d.expected
+        ));
+    }
     out.push_str(&threshold_lines(r));
     out
 }
@@ -477,8 +519,9 @@ pub struct NotifyArgs {
 pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(NotifyRun, ClientConfig), Refused> {
     let (name, client) = client_config(&args.common, "2025-11-25")?;
     // A notify run sends one trigger per broadcast: no request-rate cap applies.
-    let run = params::plan_notify(&args.spec, &run_options(&args.common, "notify", &name, f64::INFINITY))
+    let mut run = params::plan_notify(&args.spec, &run_options(&args.common, "notify", &name, f64::INFINITY))
         .map_err(refused_flag)?;
+    run.replicas = replica_tagging(&args.common)?;
     Ok((run, client))
 }
 

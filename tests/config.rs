@@ -140,6 +140,17 @@ fn example_values_are_parsed_as_written() {
     let redis = config.targets[1].redis.as_ref().unwrap();
     assert_eq!(redis.password.as_ref().map(|p| p.expose()), Some("file-redis-password-value"));
     assert!(config.targets[2].redis.is_none());
+    let instances = config.targets[0].instances.as_ref().expect("target 0 lists instances");
+    let names: Vec<&str> = instances.replicas.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["target-1", "target-2"]);
+    assert_eq!(instances.replicas[1].url.as_str(), "http://127.0.0.1:8092/mcp");
+    assert_eq!(
+        (instances.header.as_str(), instances.affinity_requests, instances.delivery_broadcasts),
+        ("mcp-canary-instance", 10, 1)
+    );
+    assert_eq!(instances.replica_label(Some("target-2")), "target-2");
+    assert_eq!(instances.replica_label(Some("target-9")), "unknown");
+    assert!(config.targets[1].instances.is_none());
 }
 
 #[test]

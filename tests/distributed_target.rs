@@ -5,60 +5,14 @@
 //! "not found" on the instances that did not create it.
 #[path = "common/target_util.rs"]
 mod target_util;
+#[path = "common/topology.rs"]
+mod topology;
 
-use std::{collections::BTreeSet, path::PathBuf, process::Command, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::{Value, json};
 use target_util::{V2025, sse_messages, wait_for_message};
-
-/// A topology started with `topology.sh up --detach`; `down` on drop.
-struct Topology {
-    dir: tempfile::TempDir,
-    balancer: String,
-    instances: Vec<String>,
-}
-
-impl Topology {
-    fn up(with_redis: bool) -> Topology {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut args = vec!["up", "--detach"];
-        if !with_redis {
-            args.push("--no-redis");
-        }
-        let output = Command::new("bash")
-            .arg(script())
-            .args(&args)
-            .env("TOPOLOGY_DIR", dir.path())
-            .env("MCP_CANARY_BIN", env!("CARGO_BIN_EXE_mcp-canary"))
-            .output()
-            .expect("run topology.sh (needs bash, python3, nginx, redis-server: scripts/test.sh installs them)");
-        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(output.status.success(), "topology.sh up failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-        let mut balancer = None;
-        let mut instances = Vec::new();
-        for line in stdout.lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.as_slice() {
-                ["balancer", url] => balancer = Some(url.to_string()),
-                ["instance", _, url] => instances.push(url.to_string()),
-                _ => {}
-            }
-        }
-        let balancer = balancer.unwrap_or_else(|| panic!("no balancer URL in {stdout}"));
-        assert_eq!(instances.len(), 3, "{stdout}");
-        Topology { dir, balancer, instances }
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("down").env("TOPOLOGY_DIR", self.dir.path()).output();
-    }
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/local/topology.sh")
-}
+use topology::Topology;
 
 /// One buffered answer with the serving instance.
 #[derive(Debug)]

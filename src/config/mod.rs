@@ -12,10 +12,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
 pub use profiles::{HeavyLimits, PROFILE_KINDS, ProfileConfig, ProfilePlan, ScheduledRun, parse_schedule};
-pub use raw::{RawConfig, RawHeavyProfiles, RawNotification, RawOtlp, RawProbe, RawProfile, RawServer, RawTarget};
+pub use raw::{
+    RawConfig, RawHeavyProfiles, RawInstance, RawNotification, RawOtlp, RawProbe, RawProfile, RawServer, RawTarget,
+};
 pub use validate::{
-    Config, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Secret, ServerConfig, SessionMode,
-    TargetConfig, validate,
+    Config, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Replica, Secret,
+    ServerConfig, SessionMode, TargetConfig, UNKNOWN_REPLICA, check_replica_name, validate,
 };
 
 /// One problem with the config, naming the key it is about.

@@ -174,6 +174,26 @@ pub struct RawTarget {
     /// The chaos profile may inject faults into this target.
     #[serde(default)]
     pub allow_chaos: bool,
+    /// The replicas behind `url` (a balancer), each probed directly as well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<RawInstance>,
+    /// Response header naming the replica that served a request.
+    #[serde(default = "default_instance_header")]
+    pub instance_header: String,
+    /// Sequential requests of the session affinity check through `url`; 0 turns it off.
+    #[serde(default = "default_affinity_requests")]
+    pub affinity_requests: u32,
+    /// Notification triggers per cycle of the cross-instance delivery check; 0 turns it off.
+    #[serde(default = "default_delivery_broadcasts")]
+    pub delivery_broadcasts: u32,
+}
+
+/// `instances = [{ name = "a", url = "..." }]`: one replica of a balanced target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstance {
+    pub name: String,
+    pub url: String,
 }
 
 impl RawTarget {
@@ -204,6 +224,10 @@ impl RawTarget {
             redis_scan_budget: default_redis_scan_budget(),
             allow_heavy: false,
             allow_chaos: false,
+            instances: Vec::new(),
+            instance_header: default_instance_header(),
+            affinity_requests: default_affinity_requests(),
+            delivery_broadcasts: default_delivery_broadcasts(),
         }
     }
 }
@@ -265,4 +289,13 @@ fn default_redis_key_patterns() -> Vec<String> {
 }
 fn default_redis_scan_budget() -> u64 {
     10_000
+}
+fn default_instance_header() -> String {
+    "Mcp-Canary-Instance".into()
+}
+fn default_affinity_requests() -> u32 {
+    10
+}
+fn default_delivery_broadcasts() -> u32 {
+    1
 }

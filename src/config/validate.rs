@@ -59,6 +59,8 @@ pub struct TargetConfig {
     pub allow_heavy: bool,
     /// The chaos profile may inject faults into this target.
     pub allow_chaos: bool,
+    /// The replicas behind `url`; `None`: a single server.
+    pub instances: Option<InstancesSpec>,
 }
 
 impl TargetConfig {
@@ -78,6 +80,42 @@ impl TargetConfig {
         }
     }
 }
+
+/// A balanced target's replicas and the checks that need them.
+#[derive(Debug, Clone)]
+pub struct InstancesSpec {
+    pub replicas: Vec<Replica>,
+    /// Response header naming the serving replica.
+    pub header: HeaderName,
+    /// Sequential requests of the affinity check; 0: off.
+    pub affinity_requests: u32,
+    /// Triggers per cycle of the cross-instance delivery check; 0: off (also off without a
+    /// notification trigger).
+    pub delivery_broadcasts: u32,
+}
+
+impl InstancesSpec {
+    /// The `replica` label for a served-by header value: a configured name, else `unknown`
+    /// (the label stays bounded whatever the server sends).
+    pub fn replica_label(&self, served_by: Option<&str>) -> &str {
+        served_by
+            .and_then(|v| self.replicas.iter().find(|r| r.name == v))
+            .map(|r| r.name.as_str())
+            .unwrap_or(UNKNOWN_REPLICA)
+    }
+}
+
+/// One replica: its `replica` label and direct URL.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub name: String,
+    pub url: Url,
+}
+
+/// At most this many instances per target (each is a `replica` label value).
+pub const MAX_INSTANCES: usize = 16;
+/// The `replica` label of a response from no configured instance (or without the header).
+pub const UNKNOWN_REPLICA: &str = "unknown";
 
 /// A secret string: `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -244,6 +282,7 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         }
     }
     let redis = redis_spec(path, t, errors);
+    let instances = instances_spec(path, t, errors);
     if errors.len() != before {
         return None;
     }
@@ -262,6 +301,62 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         redis,
         allow_heavy: t.allow_heavy,
         allow_chaos: t.allow_chaos,
+        instances,
+    })
+}
+
+/// A replica name usable as a `replica` label value.
+pub fn check_replica_name(name: &str) -> Result<(), String> {
+    let valid =
+        !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        Err("must be 1-32 characters of [A-Za-z0-9._-] (it becomes the `replica` label)".into())
+    } else if name == UNKNOWN_REPLICA {
+        Err(format!("{UNKNOWN_REPLICA:?} is reserved"))
+    } else {
+        Ok(())
+    }
+}
+
+fn instances_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<InstancesSpec> {
+    let before = errors.len();
+    let mut err = |field: String, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
+    if t.instances.len() > MAX_INSTANCES {
+        err("instances".into(), format!("at most {MAX_INSTANCES} instances (each is a `replica` label value)"));
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut replicas = Vec::new();
+    for (i, inst) in t.instances.iter().enumerate() {
+        if let Err(e) = check_replica_name(&inst.name) {
+            err(format!("instances[{i}].name"), e);
+        } else if !names.insert(inst.name.as_str()) {
+            err(format!("instances[{i}].name"), format!("duplicate instance name {:?}", inst.name));
+        }
+        match Url::parse(&inst.url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+                replicas.push(Replica { name: inst.name.clone(), url: u })
+            }
+            Ok(u) => err(format!("instances[{i}].url"), format!("scheme must be http or https, not {:?}", u.scheme())),
+            Err(e) => err(format!("instances[{i}].url"), format!("not a URL: {e}")),
+        }
+    }
+    let header = HeaderName::from_bytes(t.instance_header.as_bytes())
+        .map_err(|_| err("instance_header".into(), format!("{:?} is not a valid header name", t.instance_header)))
+        .ok();
+    if t.affinity_requests > 100 {
+        err("affinity_requests".into(), "must be between 0 and 100".into());
+    }
+    if t.delivery_broadcasts > 100 {
+        err("delivery_broadcasts".into(), "must be between 0 and 100".into());
+    }
+    if errors.len() != before || replicas.is_empty() {
+        return None;
+    }
+    Some(InstancesSpec {
+        replicas,
+        header: header?,
+        affinity_requests: t.affinity_requests,
+        delivery_broadcasts: t.delivery_broadcasts,
     })
 }
 
@@ -432,5 +527,50 @@ fn notification_spec(n: &RawNotification) -> NotificationSpec {
         arguments: table_to_json(&n.arguments),
         method: n.method.clone(),
         timeout: n.timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawInstance;
+
+    fn with_instances(n: usize) -> RawTarget {
+        let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");
+        t.instances = (0..n)
+            .map(|i| RawInstance { name: format!("r{i}"), url: format!("http://127.0.0.1:{}/mcp", 2 + i) })
+            .collect();
+        t
+    }
+
+    fn errors(t: &RawTarget) -> Vec<String> {
+        let mut errors = Vec::new();
+        instances_spec("targets[0]", t, &mut errors);
+        errors.iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+    }
+
+    #[test]
+    fn instances_are_bounded_and_named() {
+        assert!(errors(&with_instances(MAX_INSTANCES)).is_empty());
+        assert_eq!(errors(&with_instances(MAX_INSTANCES + 1))[0].split(':').next(), Some("targets[0].instances"));
+        let mut t = with_instances(2);
+        t.instances[1].name = "bad name".into();
+        t.instance_header = "bad header".into();
+        t.affinity_requests = 101;
+        let e = errors(&t);
+        assert!(e[0].starts_with("targets[0].instances[1].name: must be 1-32"), "{e:?}");
+        assert!(e[1].starts_with("targets[0].instance_header:"), "{e:?}");
+        assert!(e[2].starts_with("targets[0].affinity_requests:"), "{e:?}");
+    }
+
+    #[test]
+    fn no_instances_means_no_spec() {
+        let mut errors = Vec::new();
+        assert!(instances_spec("targets[0]", &with_instances(0), &mut errors).is_none());
+        assert!(errors.is_empty());
+        let spec = instances_spec("targets[0]", &with_instances(2), &mut errors).unwrap();
+        assert_eq!(spec.replica_label(Some("r1")), "r1");
+        assert_eq!(spec.replica_label(Some("other")), UNKNOWN_REPLICA);
+        assert_eq!(spec.replica_label(None), UNKNOWN_REPLICA);
     }
 }

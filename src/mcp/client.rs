@@ -372,6 +372,18 @@ impl McpClient {
         self.inner.session.lock().ok().and_then(|s| s.as_ref().map(|s| s.cancel.clone()))
     }
 
+    /// Keep these response headers of every POST and GET (e.g. a balancer's served-by header);
+    /// read them with `last_response_headers`. Replaces any earlier list.
+    pub fn capture_response_headers(&self, names: Vec<reqwest::header::HeaderName>) {
+        self.inner.transport.capture_headers(names);
+    }
+
+    /// The captured headers of the latest response to arrive, failed ones included. With
+    /// concurrent requests on one client, "latest" is whichever answered last.
+    pub fn last_response_headers(&self) -> reqwest::header::HeaderMap {
+        self.inner.transport.captured()
+    }
+
     pub fn stream_stats(&self) -> StreamStats {
         self.inner.stats()
     }

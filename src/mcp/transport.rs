@@ -8,6 +8,7 @@ use super::sse::{EventStream, event_stream};
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Bytes of an error body kept for its snippet.
@@ -47,11 +48,56 @@ pub struct Transport {
     timeout: Duration,
     /// `Accept` of POSTs (JSON and SSE, or JSON only).
     accept: &'static str,
+    /// Response headers the caller asked to see, shared by clones.
+    capture: Arc<Mutex<Capture>>,
+}
+
+/// Selected response headers of the latest response to arrive.
+#[derive(Debug, Default)]
+struct Capture {
+    names: Vec<HeaderName>,
+    last: HeaderMap,
 }
 
 impl Transport {
     pub fn new(http: reqwest::Client, url: url::Url, headers: HeaderMap, max_bytes: usize, timeout: Duration) -> Self {
-        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH }
+        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH, capture: Default::default() }
+    }
+
+    /// Keep these headers of every response (success or error) for `captured`.
+    pub fn capture_headers(&self, names: Vec<HeaderName>) {
+        if let Ok(mut c) = self.capture.lock() {
+            c.names = names;
+            c.last.clear();
+        }
+    }
+
+    /// The captured headers of the latest response (empty before one, after a request that got
+    /// none, or when none were asked for).
+    pub fn captured(&self) -> HeaderMap {
+        self.capture.lock().map(|c| c.last.clone()).unwrap_or_default()
+    }
+
+    /// A request that got no response: nothing served it, so no captured header applies to it.
+    fn no_response(&self, e: reqwest::Error) -> McpError {
+        if let Ok(mut c) = self.capture.lock() {
+            c.last.clear();
+        }
+        classify_reqwest(e, self.timeout)
+    }
+
+    fn note(&self, resp: &reqwest::Response) {
+        let Ok(mut c) = self.capture.lock() else { return };
+        if c.names.is_empty() {
+            return;
+        }
+        let mut last = HeaderMap::new();
+        for name in &c.names {
+            if let Some(v) = resp.headers().get(name) {
+                last.insert(name.clone(), v.clone());
+            }
+        }
+        c.last = last;
     }
 
     /// Use this `Accept` on POSTs instead of JSON + SSE.
@@ -84,7 +130,8 @@ impl Transport {
             .body(body)
             .send()
             .await
-            .map_err(|e| classify_reqwest(e, self.timeout))?;
+            .map_err(|e| self.no_response(e))?;
+        self.note(&resp);
         let status = resp.status().as_u16();
         let session_id = header_str(resp.headers(), HEADER_SESSION_ID);
         if !resp.status().is_success() {
@@ -120,7 +167,8 @@ impl Transport {
         if let Some(id) = last_event_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             req = req.header(HEADER_LAST_EVENT_ID, id);
         }
-        let resp = req.send().await.map_err(|e| classify_reqwest(e, self.timeout))?;
+        let resp = req.send().await.map_err(|e| self.no_response(e))?;
+        self.note(&resp);
         let status = resp.status().as_u16();
         if status == 405 || status == 204 {
             return Ok(None);

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::replicas::ReplicaTagging;
 use super::stats::{RequestResult, RunStats};
 use crate::mcp::{ClientConfig, McpClient};
 use crate::schedule::arrival::ArrivalPlan;
@@ -30,6 +31,8 @@ pub trait RunObserver: Send + Sync {
     fn request(&self, _op: usize, _latency: Duration, _result: RequestResult) {}
     fn connect(&self, _latency: Duration, _result: RequestResult) {}
     fn slot(&self, _kind: SlotEvent) {}
+    /// A request served by `replica` (only when the run tags replicas).
+    fn replica_request(&self, _replica: &str, _result: RequestResult) {}
 }
 
 /// Observer that ignores everything.
@@ -73,6 +76,8 @@ pub struct EngineConfig {
     pub drain: Duration,
     /// Seed for the per-session operation pickers.
     pub seed: u64,
+    /// Count requests by the replica that served them (balanced targets).
+    pub replicas: Option<Arc<ReplicaTagging>>,
 }
 
 /// How the engine's run ended.
@@ -134,6 +139,9 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         _ = tokio::time::sleep_until(s.start + sched.start) => {}
     }
     let client = Arc::new(McpClient::new(s.client.clone(), s.http.clone()));
+    if let Some(tagging) = &s.cfg.replicas {
+        tagging.watch(&client);
+    }
     let began = Instant::now();
     let connected = tokio::select! {
         r = client.connect() => Some(r),
@@ -226,6 +234,11 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             });
             task_s.stats.record(op, latency, service, closed_loop, result);
             task_s.observer.request(op, latency, result);
+            if let Some(tagging) = &task_s.cfg.replicas {
+                let replica = tagging.answered_by(&task_client, result);
+                task_s.stats.replicas.record(&replica, result);
+                task_s.observer.replica_request(&replica, result);
+            }
             task_s.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         });
     }

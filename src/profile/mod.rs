@@ -9,6 +9,7 @@ pub mod load;
 pub mod matrix;
 pub mod notify;
 pub mod params;
+pub mod replicas;
 pub mod report;
 pub mod stats;
 pub mod threshold;
@@ -275,6 +276,7 @@ pub async fn run_load(
             total: snap.total().summary(shed),
             operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
             connect: snap.connect.summary(0),
+            replicas: stats.replicas.snapshot(),
         }),
         notify: None,
         verdict: verdict(&driven.thresholds, aborted),

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::replicas::{ReplicaDelivery, ReplicaTagging};
 use super::report::{self, Regression, RunReport, ThresholdResult, Tolerance};
 use super::stats::{Latency, new_histogram};
 use super::threshold::{Stat, Threshold};
@@ -33,6 +34,8 @@ pub struct NotifyRun {
     pub batch_interval: Duration,
     /// Tool that broadcasts `{nonce}` to every session.
     pub trigger_tool: String,
+    /// Its arguments; `{nonce}` in any string is replaced by the broadcast's nonce.
+    pub trigger_arguments: Value,
     /// Notification method the broadcasts arrive as.
     pub method: String,
     pub thresholds: Vec<Threshold>,
@@ -42,6 +45,8 @@ pub struct NotifyRun {
     pub connect_timeout: Duration,
     /// How long to wait for stragglers after the last broadcast.
     pub settle: Duration,
+    /// Tally deliveries by the replica holding each session's stream (balanced targets).
+    pub replicas: Option<Arc<ReplicaTagging>>,
 }
 
 impl NotifyRun {
@@ -85,6 +90,9 @@ pub struct NotifyResults {
     pub out_of_order: u64,
     /// Send (target wall clock) to receive (this process's wall clock).
     pub latency: Latency,
+    /// Deliveries by the replica that held the session's stream (`--replicas`); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub replicas: std::collections::BTreeMap<String, ReplicaDelivery>,
 }
 
 /// Receives delivery events as they happen (telemetry implements it).
@@ -103,6 +111,8 @@ impl NotifyObserver for NoNotifyObserver {}
 struct SessionLog {
     seen: Vec<bool>,
     highest: Option<usize>,
+    /// The replica that answered the stream's GET, when the run tags replicas.
+    replica: Option<String>,
 }
 
 /// Live accumulators of a run.
@@ -133,7 +143,7 @@ impl Tally {
 
 impl Tracker {
     fn new(sessions: u32, broadcasts: u64) -> Self {
-        let log = || Mutex::new(SessionLog { seen: vec![false; broadcasts as usize], highest: None });
+        let log = || Mutex::new(SessionLog { seen: vec![false; broadcasts as usize], highest: None, replica: None });
         Self {
             sessions: (0..sessions).map(|_| log()).collect(),
             latency: Mutex::new(new_histogram()),
@@ -184,6 +194,23 @@ impl Tracker {
             received: self.received.load(Ordering::Relaxed),
             latency: self.latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_histogram()),
         }
+    }
+
+    /// Deliveries of the first `broadcasts` broadcasts by the replica holding each tagged stream.
+    fn by_replica(&self, broadcasts: u64) -> std::collections::BTreeMap<String, ReplicaDelivery> {
+        let mut out = std::collections::BTreeMap::<String, ReplicaDelivery>::new();
+        for slot in &self.sessions {
+            let Ok(log) = slot.lock() else { continue };
+            let Some(replica) = &log.replica else { continue };
+            let d = out.entry(replica.clone()).or_default();
+            d.sessions += 1;
+            d.expected += broadcasts;
+            d.received += log.seen.iter().take(broadcasts as usize).filter(|got| **got).count() as u64;
+        }
+        for d in out.values_mut() {
+            d.delivery_ratio = if d.expected == 0 { 1.0 } else { d.received as f64 / d.expected as f64 };
+        }
+        out
     }
 
     /// Sessions that missed any of the first `broadcasts` broadcasts.
@@ -282,6 +309,9 @@ struct Ctx {
 /// One session: connect, open the stream, record every broadcast until stopped.
 async fn session(index: usize, ctx: Arc<Ctx>) {
     let client = McpClient::new(ctx.client.clone(), ctx.http.clone());
+    if let Some(tagging) = &ctx.run.replicas {
+        tagging.watch(&client);
+    }
     // Subscribe before the stream opens so nothing it carries is missed.
     let mut rx = client.notifications();
     let opened = tokio::select! {
@@ -292,6 +322,12 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
     match opened {
         Some(Ok(true)) => {
             ctx.tracker.ready.fetch_add(1, Ordering::Relaxed);
+            // The latest response is the GET that opened the stream: its replica holds it.
+            if let Some(tagging) = &ctx.run.replicas
+                && let Some(Ok(mut log)) = ctx.tracker.sessions.get(index).map(|s| s.lock())
+            {
+                log.replica = Some(tagging.served_by(&client));
+            }
         }
         Some(Ok(false)) => tracing::warn!(session = index, "Server offers no server-to-client stream"),
         Some(Err(e)) => tracing::debug!(session = index, error = %e, "Notify session not ready"),
@@ -352,7 +388,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
             }
             t.broadcasts.fetch_add(1, Ordering::Relaxed);
             ctx.observer.expected(sessions);
-            let args = serde_json::json!({"nonce": nonce(&ctx.run_id, index)});
+            let args = crate::runner::canary::substitute_nonce(&ctx.run.trigger_arguments, &nonce(&ctx.run_id, index));
             index += 1;
             match trigger.call_tool(&ctx.run.trigger_tool, args, None).await {
                 Ok(r) if !r.is_error => {}
@@ -449,6 +485,7 @@ pub async fn run_notify(
             duplicates: t.duplicates.load(Ordering::Relaxed),
             out_of_order: t.out_of_order.load(Ordering::Relaxed),
             latency: Latency::of(&tally.latency),
+            replicas: t.by_replica(broadcasts),
         }),
         verdict: verdict(&driven.thresholds, aborted),
         thresholds: driven.thresholds,

@@ -147,6 +147,11 @@ pub struct NotifySpec {
     /// Tool that sends `{nonce}` to every session (the reference target's `broadcast`).
     #[arg(long, default_value = "broadcast")]
     pub trigger_tool: String,
+    /// Arguments of the trigger tool; "{nonce}" in any string becomes the broadcast's nonce
+    /// (e.g. '{"nonce":"{nonce}","route":"broadcast"}' for the reference target's `notify`,
+    /// which reaches every instance of a distributed target).
+    #[arg(long, value_name = "JSON", default_value = r#"{"nonce":"{nonce}"}"#)]
+    pub trigger_args: String,
     /// Method the broadcasts arrive as; their params.data carries `nonce` and `sent_at_ms`.
     #[arg(long, default_value = "notifications/message")]
     pub method: String,
@@ -168,6 +173,7 @@ impl Default for NotifySpec {
             broadcasts: 20,
             batch_interval: Duration::from_secs(1),
             trigger_tool: "broadcast".into(),
+            trigger_args: r#"{"nonce":"{nonce}"}"#.into(),
             method: "notifications/message".into(),
             connect_timeout: Duration::from_secs(30),
             settle: Duration::from_secs(2),
@@ -331,6 +337,7 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
             open_stream: spec.stream,
             drain: o.timeout,
             seed: 0x6d63_705f_6c6f_6164,
+            replicas: None,
         },
         mix,
         thresholds,
@@ -376,12 +383,14 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
         broadcasts: spec.broadcasts,
         batch_interval: spec.batch_interval,
         trigger_tool: spec.trigger_tool.clone(),
+        trigger_arguments: json_object("trigger_args", &spec.trigger_args)?,
         method: spec.method.clone(),
         thresholds,
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
         connect_timeout: spec.connect_timeout,
         settle: spec.settle,
+        replicas: None,
     })
 }
 

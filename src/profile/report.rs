@@ -72,6 +72,9 @@ pub struct LoadResults {
     pub total: OpSummary,
     pub operations: BTreeMap<String, OpSummary>,
     pub connect: OpSummary,
+    /// Requests by the replica that served them (`--replicas`); absent otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replicas: BTreeMap<String, super::replicas::ReplicaRequests>,
 }
 
 impl RunReport {
@@ -203,6 +206,7 @@ mod tests {
                 total: summary(p95, error_rate),
                 operations: [("fast_tool".to_string(), summary(p95, error_rate))].into(),
                 connect: OpSummary::default(),
+                replicas: Default::default(),
             }),
             notify: None,
             thresholds: vec![],

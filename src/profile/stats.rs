@@ -157,6 +157,8 @@ pub struct RunStats {
     pub shed: AtomicU64,
     pub in_flight: AtomicU64,
     pub sessions: AtomicU64,
+    /// Requests by serving replica (filled only when the run tags replicas).
+    pub replicas: super::replicas::ReplicaCounts,
 }
 
 /// Slot accounting of a run.
@@ -185,6 +187,7 @@ impl RunStats {
             shed: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
+            replicas: Default::default(),
         }
     }
 

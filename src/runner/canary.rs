@@ -7,8 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use super::instances::InstanceChecks;
 use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
-use crate::config::{NotificationSpec, SessionMode, TargetConfig};
+use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
 use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError, ServerInfo, StreamStats};
 
 /// Client name sent in `clientInfo`.
@@ -22,6 +23,10 @@ pub struct CanaryProbe {
     session: Option<(McpClient, ServerInfo, Instant)>,
     last_tools_hash: Option<u64>,
     last_stream: StreamStats,
+    /// Set when this probe watches one replica of a balanced target directly.
+    replica: Option<String>,
+    /// The replica checks of a balanced target, run after the balancer's script.
+    checks: Option<InstanceChecks>,
 }
 
 /// Steps of the cycle being built.
@@ -88,7 +93,29 @@ fn is_transport_failure(t: ErrorType) -> bool {
 
 impl CanaryProbe {
     pub fn new(target: Arc<TargetConfig>, http: reqwest::Client) -> Self {
-        Self { target, http, session: None, last_tools_hash: None, last_stream: StreamStats::default() }
+        let checks = target.instances.is_some().then(|| InstanceChecks::new(Arc::clone(&target), http.clone()));
+        Self {
+            target,
+            http,
+            session: None,
+            last_tools_hash: None,
+            last_stream: StreamStats::default(),
+            replica: None,
+            checks,
+        }
+    }
+
+    /// The probe of one replica of `target`: the same script against the replica's own URL.
+    pub fn for_replica(target: &TargetConfig, replica: &Replica, http: reqwest::Client) -> Self {
+        let direct = TargetConfig { url: replica.url.clone(), redis: None, instances: None, ..target.clone() };
+        let mut probe = Self::new(Arc::new(direct), http);
+        probe.replica = Some(replica.name.clone());
+        probe
+    }
+
+    /// The replica this probe watches directly; `None` for the target's own URL.
+    pub fn replica(&self) -> Option<&str> {
+        self.replica.as_deref()
     }
 
     pub fn target(&self) -> &TargetConfig {
@@ -121,6 +148,7 @@ impl CanaryProbe {
                 Some(s) => s,
                 None => {
                     cycle.outcome.duration = started.elapsed();
+                    self.run_checks(&mut cycle.outcome).await;
                     return cycle.outcome;
                 }
             },
@@ -143,7 +171,16 @@ impl CanaryProbe {
             self.close_session(&mut cycle, session).await;
         }
         cycle.outcome.duration = started.elapsed();
+        self.run_checks(&mut cycle.outcome).await;
         cycle.outcome
+    }
+
+    /// Replica checks run after the script, whatever its result; they are not part of the
+    /// probe's duration or success (they have their own series).
+    async fn run_checks(&mut self, outcome: &mut ProbeOutcome) {
+        if let Some(checks) = &mut self.checks {
+            outcome.instances = Some(checks.run().await);
+        }
     }
 
     /// Close the warm session, if any (shutdown). Returns its lifetime.

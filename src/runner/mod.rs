@@ -1,6 +1,7 @@
 //! Runners: execute a script against a target and return typed outcomes. They never touch exporters.
 
 pub mod canary;
+pub mod instances;
 pub mod outcome;
 
 pub use canary::CanaryProbe;

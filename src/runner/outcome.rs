@@ -122,6 +122,8 @@ pub struct ProbeOutcome {
     pub sessions_ended: Vec<Duration>,
     /// Stream recovery counters accumulated during this cycle.
     pub stream: StreamStats,
+    /// Replica checks of a balanced target (affinity, cross-instance delivery).
+    pub instances: Option<super::instances::InstancesOutcome>,
 }
 
 impl ProbeOutcome {

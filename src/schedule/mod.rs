@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::inspect::Inspector;
 use crate::mcp::ServerInfo;
 use crate::runner::CanaryProbe;
-use crate::telemetry::events;
+use crate::telemetry::{events, instances};
 
 /// Counts targets that have not yet completed their first cycle; ready when it reaches zero.
 #[derive(Debug)]
@@ -44,13 +44,20 @@ pub fn jittered(interval: Duration, jitter: f64, unit: f64) -> Duration {
     Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.0))
 }
 
-/// Probe one target until `shutdown`; then let the cycle in flight finish within `grace` and
-/// close the warm session.
+/// Probe one target (or one replica of it) until `shutdown`; then let the cycle in flight finish
+/// within `grace` and close the warm session.
 pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, grace: Duration, ready: Arc<Readiness>) {
     let name = probe.target().name.clone();
     let interval = probe.target().interval;
     let jitter = probe.target().jitter;
-    events::target_registered(&name);
+    let replica = probe.replica().map(str::to_string);
+    match &replica {
+        None => events::target_registered(&name),
+        Some(r) => instances::replica_registered(&name, r),
+    }
+    if probe.target().instances.is_some() {
+        instances::checks_registered(&name);
+    }
 
     // Spread targets over the first part of the interval so they do not fire together.
     let first = Duration::from_secs_f64(rand::rng().random::<f64>() * jitter * interval.as_secs_f64());
@@ -73,13 +80,18 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
             tracing::warn!(target_name = %name, "Probe cycle cancelled at shutdown");
             break;
         };
-        if let Some(server) = &outcome.server {
-            if let Some(old) = identity.as_ref().filter(|old| !same_identity(old, server)) {
-                events::server_identity_replaced(&name, old);
+        if let Some(r) = &replica {
+            // A replica's probe has its own families; the target's series stay the balancer's.
+            instances::replica_probe_completed(&name, r, &outcome);
+        } else {
+            if let Some(server) = &outcome.server {
+                if let Some(old) = identity.as_ref().filter(|old| !same_identity(old, server)) {
+                    events::server_identity_replaced(&name, old);
+                }
+                identity = Some(server.clone());
             }
-            identity = Some(server.clone());
+            events::probe_completed(&name, &outcome);
         }
-        events::probe_completed(&name, &outcome);
         if !first_done {
             first_done = true;
             ready.first_cycle_done();
@@ -87,14 +99,19 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
         let elapsed = started.elapsed();
         next = started + jittered(interval, jitter, rand::rng().random::<f64>());
         if elapsed > interval {
-            events::probe_overrun(&name, elapsed);
+            // Replica loops have no overrun series of their own; the target's is the balancer's.
+            if replica.is_none() {
+                events::probe_overrun(&name, elapsed);
+            }
             next = Instant::now();
         }
         if shutdown.is_cancelled() {
             break;
         }
     }
-    if let Ok(Some(outcome)) = tokio::time::timeout(grace, probe.shutdown()).await {
+    if let Ok(Some(outcome)) = tokio::time::timeout(grace, probe.shutdown()).await
+        && replica.is_none()
+    {
         events::sessions_observed(&name, &outcome);
     }
 }

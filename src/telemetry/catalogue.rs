@@ -211,6 +211,86 @@ metric!(
     ["target"],
     "Times the hash of the tools/list schemas changed (drift)."
 );
+// Balanced targets (`instances` in config): each replica probed directly, and the replica checks.
+metric!(
+    REPLICA_PROBE_SUCCESS,
+    "mcp_canary_replica_probe_success",
+    Gauge,
+    ["target", "replica"],
+    "1 when every required step of the last probe cycle against the replica's own URL passed, else 0."
+);
+metric!(
+    REPLICA_PROBES,
+    "mcp_canary_replica_probes_total",
+    Counter,
+    ["target", "replica", "outcome"],
+    "Probe cycles against a replica's own URL by outcome (success, failure)."
+);
+metric!(
+    REPLICA_OPERATION_DURATION,
+    "mcp_canary_replica_operation_duration_seconds",
+    Histogram,
+    ["target", "replica", "mcp_method_name", "error_type"],
+    "Duration of the probe's MCP operations against a replica's own URL, failed ones included; error_type is empty on success.",
+    LATENCY_BUCKETS
+);
+metric!(
+    REPLICA_OPERATIONS,
+    "mcp_canary_replica_operations_total",
+    Counter,
+    ["target", "replica", "mcp_method_name", "outcome", "error_type"],
+    "Probe steps against a replica's own URL by outcome (success, failure, skipped) and error class."
+);
+metric!(
+    AFFINITY_SUCCESS,
+    "mcp_canary_affinity_success",
+    Gauge,
+    ["target"],
+    "1 when every request of the last session affinity check (one session through the balancer, sequential requests) succeeded, else 0."
+);
+metric!(
+    AFFINITY_REQUESTS,
+    "mcp_canary_affinity_requests_total",
+    Counter,
+    ["target", "replica", "outcome", "error_type"],
+    "Requests of the session affinity check by serving replica (from the served-by header; `unknown` when absent or not configured), outcome and error class; session_lost: a replica did not know the live session."
+);
+metric!(
+    INSTANCE_DELIVERY_EXPECTED,
+    "mcp_canary_instance_delivery_expected_total",
+    Counter,
+    ["target", "route"],
+    "Cross-instance delivery check: deliveries expected (triggers times replica streams), by route (same_instance, cross_instance)."
+);
+metric!(
+    INSTANCE_DELIVERY_RECEIVED,
+    "mcp_canary_instance_delivery_received_total",
+    Counter,
+    ["target", "route"],
+    "Cross-instance delivery check: expected deliveries that arrived within the notification timeout, by route."
+);
+metric!(
+    INSTANCE_DELIVERY_LATENCY,
+    "mcp_canary_instance_delivery_latency_seconds",
+    Histogram,
+    ["target", "route"],
+    "Cross-instance delivery check: time from the trigger call to the notification's arrival on a replica's stream, by route.",
+    LATENCY_BUCKETS
+);
+metric!(
+    INSTANCE_DELIVERY_TRIGGERS,
+    "mcp_canary_instance_delivery_triggers_total",
+    Counter,
+    ["target", "replica", "outcome", "error_type"],
+    "Cross-instance delivery check: trigger calls by the replica they went through, outcome and error class."
+);
+metric!(
+    INSTANCE_DELIVERY_RECEIVERS_FAILED,
+    "mcp_canary_instance_delivery_receivers_failed_total",
+    Counter,
+    ["target", "replica"],
+    "Cross-instance delivery check: replicas on which the receiving session or its GET stream could not be opened."
+);
 metric!(TARGETS, "mcp_canary_targets", Gauge, [], "Targets in the loaded config.");
 metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"], "1, labelled with the daemon version.");
 metric!(
@@ -257,6 +337,13 @@ metric!(
     Gauge,
     ["target", "profile"],
     "Profile requests currently awaiting an answer."
+);
+metric!(
+    LOAD_REPLICA_REQUESTS,
+    "mcp_canary_load_replica_requests_total",
+    Counter,
+    ["target", "profile", "replica", "outcome"],
+    "Profile requests by the replica that served them (runs with --replicas; `unknown` for a served-by header naming none) and outcome (success, failure)."
 );
 // Heavy profiles (notify): live delivery series during a run.
 metric!(
@@ -343,6 +430,27 @@ metric!(
     Gauge,
     ["target", "profile"],
     "Last notify run's delivery ratio: distinct deliveries received / (sessions x broadcasts)."
+);
+metric!(
+    RUN_REPLICA_REQUESTS,
+    "mcp_canary_run_replica_requests",
+    Gauge,
+    ["target", "profile", "replica"],
+    "Requests of the last load run served by each replica (runs with --replicas)."
+);
+metric!(
+    RUN_REPLICA_SESSIONS,
+    "mcp_canary_run_replica_sessions",
+    Gauge,
+    ["target", "profile", "replica"],
+    "Sessions of the last notify run whose stream each replica held (runs with --replicas)."
+);
+metric!(
+    RUN_REPLICA_DELIVERY_RATIO,
+    "mcp_canary_run_replica_delivery_ratio",
+    Gauge,
+    ["target", "profile", "replica"],
+    "Last notify run's delivery ratio to the sessions whose stream each replica held (runs with --replicas)."
 );
 metric!(
     RUN_SESSIONS_MISSING,
@@ -618,6 +726,17 @@ pub const CATALOGUE: &[MetricDef] = &[
     SERVER_CAPABILITY,
     SERVER_ITEMS,
     TOOLS_SCHEMA_CHANGES,
+    REPLICA_PROBE_SUCCESS,
+    REPLICA_PROBES,
+    REPLICA_OPERATION_DURATION,
+    REPLICA_OPERATIONS,
+    AFFINITY_SUCCESS,
+    AFFINITY_REQUESTS,
+    INSTANCE_DELIVERY_EXPECTED,
+    INSTANCE_DELIVERY_RECEIVED,
+    INSTANCE_DELIVERY_LATENCY,
+    INSTANCE_DELIVERY_TRIGGERS,
+    INSTANCE_DELIVERY_RECEIVERS_FAILED,
     TARGETS,
     BUILD_INFO,
     OTLP_EXPORTS,
@@ -626,6 +745,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     LOAD_SLOTS,
     LOAD_SESSIONS,
     LOAD_IN_FLIGHT,
+    LOAD_REPLICA_REQUESTS,
     NOTIFY_DELIVERY_LATENCY,
     NOTIFY_EXPECTED,
     NOTIFY_RECEIVED,
@@ -638,6 +758,9 @@ pub const CATALOGUE: &[MetricDef] = &[
     RUN_REQUESTS,
     RUN_SUCCESS_RATIO,
     RUN_DELIVERY_RATIO,
+    RUN_REPLICA_REQUESTS,
+    RUN_REPLICA_SESSIONS,
+    RUN_REPLICA_DELIVERY_RATIO,
     RUN_SESSIONS_MISSING,
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,

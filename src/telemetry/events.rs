@@ -104,6 +104,9 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
     }
 
     sessions_observed(&t, outcome);
+    if let Some(instances) = &outcome.instances {
+        super::instances::instances_checked(target, instances);
+    }
     super::spans::probe_traced(target, outcome);
 }
 

@@ -137,6 +137,11 @@ impl RunMetrics {
             for (name, s) in &load.operations {
                 self.summary(name, s);
             }
+            for (replica, r) in &load.replicas {
+                gauge!(m::RUN_REPLICA_REQUESTS.name, "target" => self.target.clone(),
+                    "profile" => self.profile.clone(), "replica" => replica.clone())
+                .set(r.requests as f64);
+            }
         }
         if let Some(n) = &report.notify {
             self.notify_summary(n);
@@ -169,6 +174,13 @@ impl RunMetrics {
             .set(ms / 1000.0);
         }
         gauge!(m::RUN_DELIVERY_RATIO.name, "target" => t.clone(), "profile" => p.clone()).set(n.delivery_ratio);
+        for (replica, d) in &n.replicas {
+            let r = || replica.clone();
+            gauge!(m::RUN_REPLICA_SESSIONS.name, "target" => t.clone(), "profile" => p.clone(), "replica" => r())
+                .set(d.sessions as f64);
+            gauge!(m::RUN_REPLICA_DELIVERY_RATIO.name, "target" => t.clone(), "profile" => p.clone(), "replica" => r())
+                .set(d.delivery_ratio);
+        }
         gauge!(m::RUN_SESSIONS_MISSING.name, "target" => t, "profile" => p).set(n.sessions_missing_any as f64);
     }
 }
@@ -192,6 +204,13 @@ impl RunObserver for RunMetrics {
                 .increment(1);
             }
         }
+    }
+
+    fn replica_request(&self, replica: &str, result: RequestResult) {
+        let outcome = if result == RequestResult::Success { "success" } else { "failure" };
+        counter!(m::LOAD_REPLICA_REQUESTS.name, "target" => self.target.clone(), "profile" => self.profile.clone(),
+            "replica" => replica.to_string(), "outcome" => outcome)
+        .increment(1);
     }
 
     fn slot(&self, kind: SlotEvent) {

@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod events;
+pub mod instances;
 pub mod load;
 pub mod matrix;
 pub mod otel_bridge;

@@ -34,6 +34,7 @@ pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
     ("alerts/inspectors.yml", "tests/redis_inspector.rs"),
     ("alerts/profiles.yml", "tests/load_profile.rs"),
     ("alerts/scheduled.yml", "tests/daemon_profiles.rs"),
+    ("alerts/instances.yml", "tests/daemon_instances.rs"),
 ];
 
 /// The exported metric names the expressions of one rule file (relative to the repository)
