@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: config -> scheduler -> runners -> MCP client -> outcomes -> telemetry.
 
+pub mod chaos;
 pub mod check;
 pub mod config;
 pub mod daemon;

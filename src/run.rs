@@ -260,6 +260,9 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
         if t.stat == Stat::Delivery {
             return Err(Refused(format!("threshold {e:?}: delivery applies to `run notify` only")));
         }
+        if t.stat.is_chaos() {
+            return Err(Refused(format!("threshold {e:?}: {} applies to `run chaos` only", t.stat_name())));
+        }
         profile::scope_indices(&mix, t.scope.as_deref()).map_err(Refused)?;
         thresholds.push(t);
     }
@@ -650,6 +653,9 @@ pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(NotifyRun, ClientConf
         let t = Threshold::parse(e).map_err(|e| Refused(e.to_string()))?;
         if t.scope.is_some() {
             return Err(Refused(format!("threshold {e:?}: a notify run has no operations to scope to")));
+        }
+        if t.stat.is_chaos() {
+            return Err(Refused(format!("threshold {e:?}: {} applies to `run chaos` only", t.stat_name())));
         }
         thresholds.push(t);
     }
