@@ -189,56 +189,69 @@ async fn relay(
 }
 
 /// Copy one direction, applying the fault in force to each chunk. `downstream` is the target's
-/// answers (where latency is added, so each request/response pays it once).
-async fn pump<R, W>(mut from: R, mut to: W, mut fault: watch::Receiver<NetFault>, downstream: bool)
+/// answers (where latency is added, so each request/response pays it once). Reading and writing
+/// are decoupled so a held chunk never delays the reading (and timing) of the next one.
+async fn pump<R, W>(mut from: R, mut to: W, fault: watch::Receiver<NetFault>, downstream: bool)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 16 * 1024];
-    // Chunks never leave in an order other than their arrival, whatever the jitter.
-    let mut not_before = Instant::now();
-    loop {
-        wait_while_blackholed(&mut fault).await;
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let arrived = Instant::now();
-        wait_while_blackholed(&mut fault).await;
-        let current = *fault.borrow();
-        match current {
-            NetFault::Latency { delay, jitter } if downstream => {
-                let extra = if jitter.is_zero() {
-                    Duration::ZERO
-                } else {
-                    Duration::from_micros(rand::rng().random_range(0..jitter.as_micros() as u64))
-                };
-                not_before = not_before.max(arrived + delay + extra);
-                tokio::time::sleep_until(not_before).await;
-                if to.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Vec<u8>)>(64);
+    let mut read_fault = fault.clone();
+    let reader = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            wait_while_blackholed(&mut read_fault).await;
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if tx.send((Instant::now(), buf[..n].to_vec())).await.is_err() {
+                break;
             }
-            NetFault::Bandwidth { bytes_per_s } => {
-                let rate = bytes_per_s.max(1);
-                // Pieces of a tenth of a second keep the pace even for large chunks.
-                let piece = ((rate / 10).max(1) as usize).min(n);
-                for part in buf[..n].chunks(piece) {
-                    if to.write_all(part).await.is_err() {
-                        return;
+        }
+    };
+    let mut write_fault = fault;
+    let writer = async move {
+        // Chunks never leave in an order other than their arrival, whatever the jitter.
+        let mut not_before = Instant::now();
+        'chunks: while let Some((arrived, data)) = rx.recv().await {
+            wait_while_blackholed(&mut write_fault).await;
+            let current = *write_fault.borrow();
+            match current {
+                NetFault::Latency { delay, jitter } if downstream => {
+                    let extra = if jitter.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_micros(rand::rng().random_range(0..jitter.as_micros() as u64))
+                    };
+                    not_before = not_before.max(arrived + delay + extra);
+                    tokio::time::sleep_until(not_before).await;
+                    if to.write_all(&data).await.is_err() {
+                        break;
                     }
-                    tokio::time::sleep(Duration::from_secs_f64(part.len() as f64 / rate as f64)).await;
                 }
-            }
-            _ => {
-                if to.write_all(&buf[..n]).await.is_err() {
-                    break;
+                NetFault::Bandwidth { bytes_per_s } => {
+                    let rate = bytes_per_s.max(1);
+                    // Pieces of a tenth of a second keep the pace even for large chunks.
+                    let piece = ((rate / 10).max(1) as usize).min(data.len()).max(1);
+                    for part in data.chunks(piece) {
+                        if to.write_all(part).await.is_err() {
+                            break 'chunks;
+                        }
+                        tokio::time::sleep(Duration::from_secs_f64(part.len() as f64 / rate as f64)).await;
+                    }
+                }
+                _ => {
+                    if to.write_all(&data).await.is_err() {
+                        break;
+                    }
                 }
             }
         }
-    }
-    let _ = to.shutdown().await;
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }
 
 async fn wait_while_blackholed(fault: &mut watch::Receiver<NetFault>) {
