@@ -648,8 +648,9 @@ fn phase_summary(ctx: &Ctx, phase: usize, duration: Duration) -> PhaseSummary {
     }
 }
 
-/// The observed value of a chaos threshold over one scenario; `None` forces a failure (not
-/// detected, not recovered).
+/// The observed value of a chaos threshold over one scenario, the samples behind it, and whether
+/// it may pass at all (not detected, not recovered force a failure). Latency and error rates
+/// cover the fault window (`window`); counts and delivery cover fault and recovery windows.
 fn observe(t: &Threshold, s: &ScenarioReport, window: &OpAccum) -> (f64, u64, bool) {
     let h = &window.latency;
     let secs = |us: u64| us as f64 / 1e6;
@@ -853,14 +854,12 @@ fn build_report(
         };
         errors.extend(setup_error);
         let (fault, recovery) = (2 * i + 1, 2 * i + 2);
-        let mut window = ctx
+        // Latency and error-rate thresholds look at what the fault did: its own window.
+        let window = ctx
             .phases
             .get(fault)
             .map(|p| p.stats.snapshot().total())
             .unwrap_or_else(|| RunStats::new(1).snapshot().total());
-        if let Some(p) = ctx.phases.get(recovery) {
-            window.add(&p.stats.snapshot().total());
-        }
         windows.push(window);
         scenarios.push(ScenarioReport {
             name: s.name.clone(),
