@@ -82,6 +82,34 @@ pub struct ChaosRun {
 }
 
 impl ChaosRun {
+    /// A run with the one-shot defaults (10 sessions at 60 rpm, 3 s warm-up, the load mix, a
+    /// broadcast every second through the reference target's `notify`, `recovery_time < 30s`);
+    /// the daemon scheduler fills the rest from its `[[profiles]]` entry.
+    pub fn new(target: impl Into<String>, scenarios: Vec<Scenario>) -> Self {
+        Self {
+            target: target.into(),
+            sessions: 10,
+            rpm: 60.0,
+            warmup: Duration::from_secs(3),
+            scenarios,
+            mix: crate::profile::load::default_mix(),
+            notify: Some(NotifySpec {
+                tool: "notify".into(),
+                arguments: serde_json::json!({"route": "broadcast"}),
+                method: "notifications/message".into(),
+                every: Duration::from_secs(1),
+            }),
+            slow_after: Duration::from_secs(1),
+            sustain: 5,
+            thresholds: Threshold::parse("recovery_time < 30s").into_iter().collect(),
+            kill: None,
+            redis: None,
+            command_timeout: Duration::from_secs(10),
+            settle: Duration::from_secs(2),
+            max_in_flight_per_session: 16,
+        }
+    }
+
     /// Operation names in observer order: the mix, then `connect` and `notify_trigger`.
     pub fn operations(&self) -> Vec<String> {
         let mut ops: Vec<String> = self.mix.iter().map(|e| e.name.clone()).collect();
@@ -379,11 +407,12 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
                     continue;
                 }
                 let phase = ctx.phase();
+                let op = ctx.workload.pick(rng.random::<f64>());
                 if in_flight.load(Ordering::Relaxed) >= ctx.run.max_in_flight_per_session {
-                    ctx.record(0, phase, intended, intended, RequestResult::Failed(ErrorType::Cancelled));
+                    // Shed, not dropped: a stalled target shows as `cancelled` failures.
+                    ctx.record(op, phase, intended, intended, RequestResult::Failed(ErrorType::Cancelled));
                     continue;
                 }
-                let op = ctx.workload.pick(rng.random::<f64>());
                 let (c, cl, lo, inf, stop) =
                     (Arc::clone(&ctx), Arc::clone(&client), Arc::clone(&lost), Arc::clone(&in_flight), hard_stop.clone());
                 inf.fetch_add(1, Ordering::Relaxed);
