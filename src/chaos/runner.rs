@@ -189,6 +189,37 @@ struct Detector {
     closed: bool,
 }
 
+impl Detector {
+    /// One operation ended at `at`; `bad` says why it was not good (`error`, `latency`). The
+    /// first bad one after the fault's start is the detection; after the fault's end, the first
+    /// of `sustain` good ones in a row is the recovery.
+    fn observe(&mut self, at: Instant, bad: Option<&'static str>, sustain: u32) {
+        if self.closed {
+            return;
+        }
+        if let (Some(start), Some(how)) = (self.fault_start, bad)
+            && self.detect.is_none()
+            && at >= start
+        {
+            self.detect = Some((at - start, how));
+        }
+        let Some(end) = self.fault_end else { return };
+        if at < end || self.recovered.is_some() {
+            return;
+        }
+        if bad.is_some() {
+            self.streak_start = None;
+            self.streak = 0;
+            return;
+        }
+        let first = *self.streak_start.get_or_insert(at);
+        self.streak += 1;
+        if self.streak >= sustain.max(1) {
+            self.recovered = Some(first.saturating_duration_since(end));
+        }
+    }
+}
+
 struct Ctx {
     run: ChaosRun,
     client: ClientConfig,
@@ -245,30 +276,10 @@ impl Ctx {
 
     fn detect(&self, at: Instant, bad: Option<&'static str>) {
         let current = self.scenario.load(Ordering::Relaxed);
-        let Ok(mut detectors) = self.detectors.lock() else { return };
-        let Some(d) = detectors.get_mut(current) else { return };
-        if d.closed {
-            return;
-        }
-        if let (Some(start), Some(how)) = (d.fault_start, bad)
-            && d.detect.is_none()
-            && at >= start
+        if let Ok(mut detectors) = self.detectors.lock()
+            && let Some(d) = detectors.get_mut(current)
         {
-            d.detect = Some((at - start, how));
-        }
-        let Some(end) = d.fault_end else { return };
-        if at < end || d.recovered.is_some() {
-            return;
-        }
-        if bad.is_some() {
-            d.streak_start = None;
-            d.streak = 0;
-            return;
-        }
-        let first = *d.streak_start.get_or_insert(at);
-        d.streak += 1;
-        if d.streak >= self.run.sustain.max(1) {
-            d.recovered = Some(first.saturating_duration_since(end));
+            d.observe(at, bad, self.run.sustain);
         }
     }
 
@@ -969,4 +980,37 @@ fn unix_now() -> f64 {
 /// (fault started, detection, recovery) of a detector.
 fn snapshot(d: &Detector) -> (bool, Option<(Duration, &'static str)>, Option<Duration>) {
     (d.fault_start.is_some(), d.detect, d.recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detector_times_detection_and_sustained_recovery() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut d = Detector { fault_start: Some(at(1000)), ..Detector::default() };
+        d.observe(at(500), Some("error"), 3); // before the fault: not a detection
+        d.observe(at(1100), None, 3);
+        d.observe(at(1250), Some("latency"), 3);
+        d.observe(at(1300), Some("error"), 3);
+        assert_eq!(d.detect, Some((Duration::from_millis(250), "latency")));
+        d.fault_end = Some(at(2000));
+        d.observe(at(2100), None, 3);
+        d.observe(at(2200), None, 3);
+        d.observe(at(2300), Some("error"), 3); // the streak breaks
+        for ms in [2400, 2500] {
+            d.observe(at(ms), None, 3);
+        }
+        assert_eq!(d.recovered, None);
+        d.observe(at(2600), None, 3);
+        assert_eq!(d.recovered, Some(Duration::from_millis(400)));
+        d.observe(at(2700), Some("error"), 3); // recovered stays recovered
+        assert_eq!(d.recovered, Some(Duration::from_millis(400)));
+        d.closed = true;
+        let before = d.detect;
+        d.observe(at(2800), Some("error"), 3);
+        assert_eq!(d.detect, before);
+    }
 }
