@@ -235,8 +235,10 @@ struct Ctx {
     broadcasts: Vec<Broadcast>,
     run_id: String,
     clients: Mutex<Vec<Arc<McpClient>>>,
-    /// Streams this runner reopened after re-establishing a session.
+    /// Streams this runner reopened (after re-establishing a session, or found silent).
     reopened: AtomicU64,
+    /// One past the highest broadcast whose trigger succeeded.
+    latest_ok: AtomicUsize,
     ready: AtomicU64,
     settled: AtomicU64,
     live: AtomicU64,
@@ -373,6 +375,10 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
     let requests = TaskTracker::new();
     let hard_stop = CancellationToken::new();
     let mut seen: HashSet<usize> = HashSet::new();
+    // One past the newest broadcast this session heard of (or gave up on when reconnecting).
+    let mut heard = ctx.latest_ok.load(Ordering::Relaxed);
+    let mut last_reopen = Instant::now();
+    let reopen_after = ctx.run.notify.as_ref().map(|n| n.every * 3);
     let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut next = Instant::now() + offset;
     loop {
@@ -388,6 +394,7 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
                             && let Some(b) = ctx.broadcasts.get(i)
                         {
                             b.received.fetch_add(1, Ordering::Relaxed);
+                            heard = heard.max(i + 1);
                         }
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -406,6 +413,8 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
                 if !connected || was_lost {
                     connected = establish(&ctx, &client, intended).await;
                     if connected {
+                        heard = heard.max(ctx.latest_ok.load(Ordering::Relaxed));
+                        last_reopen = Instant::now();
                         if was_lost {
                             ctx.reestablish_session();
                             if ctx.run.notify.is_some() {
@@ -416,6 +425,22 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
                         lost.store(true, Ordering::Relaxed);
                     }
                     continue;
+                }
+                // A stream the client gave up on (its reconnects bounded) goes silent while
+                // broadcasts keep succeeding: open it again.
+                let latest = ctx.latest_ok.load(Ordering::Relaxed);
+                if let Some(after) = reopen_after
+                    && latest >= heard + 3
+                    && last_reopen.elapsed() >= after
+                {
+                    heard = latest;
+                    last_reopen = Instant::now();
+                    let (c, cl) = (Arc::clone(&ctx), Arc::clone(&client));
+                    requests.spawn(async move {
+                        if let Ok(Ok(true)) = tokio::time::timeout(c.client.request_timeout, cl.open_stream()).await {
+                            c.reopened.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
                 }
                 let phase = ctx.phase();
                 let op = ctx.workload.pick(rng.random::<f64>());
@@ -506,6 +531,9 @@ async fn broadcaster(ctx: Arc<Ctx>, spec: NotifySpec) {
             }
             if let Some(slot) = c.broadcasts.get(i) {
                 slot.state.store(if result == RequestResult::Success { 1 } else { 2 }, Ordering::Relaxed);
+            }
+            if result == RequestResult::Success {
+                c.latest_ok.fetch_max(i + 1, Ordering::Relaxed);
             }
             c.record(op, phase, intended, sent, result);
             inf.fetch_sub(1, Ordering::Relaxed);
@@ -770,6 +798,7 @@ pub async fn run_chaos(
         run_id: format!("{:08x}", rand::random::<u32>()),
         clients: Mutex::new(Vec::new()),
         reopened: AtomicU64::new(0),
+        latest_ok: AtomicUsize::new(0),
         ready: AtomicU64::new(0),
         settled: AtomicU64::new(0),
         live: AtomicU64::new(0),
