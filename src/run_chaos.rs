@@ -23,7 +23,7 @@ pub struct ChaosArgs {
     pub allow_chaos: bool,
     /// A fault, run one at a time in the order given (repeatable): proxy-latency[:DELAY[,JITTER]],
     /// proxy-reset, proxy-blackhole, proxy-bandwidth:BYTES_PER_S, kill, redis-pause[:DURATION],
-    /// expire-sessions.
+    /// expire-sessions, restart (the last two through the reference target's admin endpoints).
     #[arg(long = "scenario", value_name = "KIND[:ARGS]", required = true)]
     pub scenarios: Vec<String>,
     /// Fault window of each scenario (a Redis pause lasts its own DURATION).

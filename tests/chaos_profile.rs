@@ -183,6 +183,8 @@ async fn killed_target_is_detected_and_its_recovery_timed() {
             "--allow-chaos",
             "--scenario",
             "kill",
+            "--scenario",
+            "restart",
             "--kill-pid",
             &pid,
             "--start-command",
@@ -220,8 +222,18 @@ async fn killed_target_is_detected_and_its_recovery_timed() {
     let again = kill["recovery"]["sessions_reestablished"].as_u64().unwrap();
     assert!(lost >= 5 && again >= 5, "lost {lost}, re-established {again}: {kill}");
     assert!(kill["recovery"]["streams_reconnected"].as_u64().unwrap() >= 5, "{kill}");
+    // The admin-endpoint restart of the (restarted) reference target: 500s, then every session lost.
+    let restart = scenario(&r, "restart");
+    assert_eq!(restart["injected"], true, "{restart}");
+    assert!(restart["fault"]["requests"]["errors_by_type"]["http_5xx"].as_u64().unwrap_or(0) > 0, "{restart}");
+    assert!(restart["recovered"] == true && restart["recover_s"].as_f64().unwrap() < 5.0, "{restart}");
+    let lost =
+        restart["recovery"]["sessions_lost"].as_u64().unwrap() + restart["fault"]["sessions_lost"].as_u64().unwrap();
+    assert!(lost >= 5, "{restart}");
+    let knobs: Value = reqwest::get(url.replace("/mcp", "/admin/knobs")).await.unwrap().json().await.unwrap();
+    assert_eq!(knobs["error_rate"], 0.0, "the knob is restored after the window: {knobs}");
     assert_prober_healthy(&r);
-    assert!(out.contains("kill"), "{out}");
+    assert!(out.contains("kill") && out.contains("restart"), "{out}");
 }
 
 /// A `redis-server` on a loopback port, killed on drop.

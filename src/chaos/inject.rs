@@ -71,19 +71,52 @@ impl RedisPauser {
     }
 }
 
-/// The reference target's `/admin/expire-sessions` next to its MCP endpoint.
-pub async fn expire_sessions(http: &reqwest::Client, mcp_url: &url::Url, timeout: Duration) -> Result<(), String> {
+/// An admin endpoint of the reference target next to its MCP endpoint: POST `body`, or GET
+/// when `body` is `None`; the JSON answer.
+async fn admin(
+    http: &reqwest::Client,
+    mcp_url: &url::Url,
+    path: &str,
+    body: Option<serde_json::Value>,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
     let mut url = mcp_url.clone();
-    url.set_path("/admin/expire-sessions");
+    url.set_path(path);
     url.set_query(None);
-    let r = http
-        .post(url)
-        .json(&serde_json::json!({}))
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| format!("expire-sessions: {e}"))?;
-    if r.status().is_success() { Ok(()) } else { Err(format!("expire-sessions: HTTP {}", r.status().as_u16())) }
+    let request = match body {
+        Some(b) => http.post(url).json(&b),
+        None => http.get(url),
+    };
+    let r = request.timeout(timeout).send().await.map_err(|e| format!("{path}: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!("{path}: HTTP {}", r.status().as_u16()));
+    }
+    r.json().await.map_err(|e| format!("{path}: {e}"))
+}
+
+/// The reference target's `/admin/expire-sessions`.
+pub async fn expire_sessions(http: &reqwest::Client, mcp_url: &url::Url, timeout: Duration) -> Result<(), String> {
+    admin(http, mcp_url, "/admin/expire-sessions", Some(serde_json::json!({})), timeout).await.map(|_| ())
+}
+
+/// Start a restart of the reference target: remember its `error_rate` knob, answer every MCP
+/// POST with 500, expire every session. Returns the knob's value to restore.
+pub async fn begin_restart(http: &reqwest::Client, mcp_url: &url::Url, timeout: Duration) -> Result<f64, String> {
+    let knobs = admin(http, mcp_url, "/admin/knobs", None, timeout).await?;
+    let previous = knobs.get("error_rate").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    admin(http, mcp_url, "/admin/knobs", Some(serde_json::json!({"error_rate": 1.0})), timeout).await?;
+    expire_sessions(http, mcp_url, timeout).await?;
+    Ok(previous)
+}
+
+/// End a restart: the `error_rate` knob back to `previous`.
+pub async fn end_restart(
+    http: &reqwest::Client,
+    mcp_url: &url::Url,
+    previous: f64,
+    timeout: Duration,
+) -> Result<(), String> {
+    admin(http, mcp_url, "/admin/knobs", Some(serde_json::json!({"error_rate": previous})), timeout).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //!
 //! `proxy.rs` is the in-crate fault proxy (network faults on the prober's own path),
 //! `inject.rs` the other injectors (kill/start commands, SIGKILL, Redis `CLIENT PAUSE`, the
-//! reference target's session expiry), `runner.rs` the run itself, `report.rs` its JSON report.
+//! reference target's session expiry and restart), `runner.rs` the run itself, `report.rs` its JSON report.
 
 pub mod inject;
 pub mod proxy;
@@ -40,6 +40,9 @@ pub enum ScenarioKind {
     RedisPause { duration: Duration },
     /// The reference target's `/admin/expire-sessions`: every session is dropped, as on a restart.
     ExpireSessions,
+    /// A restart through the reference target's admin endpoints: every session expired and every
+    /// MCP POST answered 500 (knob `error_rate = 1`) for the fault window, then the knob restored.
+    Restart,
 }
 
 impl ScenarioKind {
@@ -53,6 +56,7 @@ impl ScenarioKind {
             ScenarioKind::Kill => "kill",
             ScenarioKind::RedisPause { .. } => "redis-pause",
             ScenarioKind::ExpireSessions => "expire-sessions",
+            ScenarioKind::Restart => "restart",
         }
     }
 
@@ -125,9 +129,10 @@ pub fn parse_scenario(spec: &str) -> Result<ScenarioKind, String> {
             Ok(ScenarioKind::RedisPause { duration: d })
         }
         "expire-sessions" => no_arg(ScenarioKind::ExpireSessions),
+        "restart" => no_arg(ScenarioKind::Restart),
         other => Err(format!(
             "unknown scenario kind {other:?}; kinds: proxy-latency[:DELAY[,JITTER]], proxy-reset, proxy-blackhole, \
-             proxy-bandwidth:BYTES_PER_S, kill, redis-pause[:DURATION], expire-sessions"
+             proxy-bandwidth:BYTES_PER_S, kill, redis-pause[:DURATION], expire-sessions, restart"
         )),
     }
 }
@@ -192,6 +197,7 @@ mod tests {
         assert_eq!(parse_scenario("kill").unwrap(), ScenarioKind::Kill);
         assert_eq!(parse_scenario("redis-pause:2s").unwrap(), ScenarioKind::RedisPause { duration: ms(2000) });
         assert_eq!(parse_scenario("expire-sessions").unwrap(), ScenarioKind::ExpireSessions);
+        assert_eq!(parse_scenario("restart").unwrap(), ScenarioKind::Restart);
     }
 
     #[test]

@@ -549,6 +549,10 @@ struct Injectors {
     proxy: Option<FaultProxy>,
     redis: Option<RedisPauser>,
     admin_http: reqwest::Client,
+    /// The target's MCP URL (admin endpoints live next to it, never behind the proxy).
+    admin_url: url::Url,
+    /// The `error_rate` knob to restore after a restart.
+    restore_error_rate: Mutex<Option<f64>>,
 }
 
 /// Open a scenario's fault; errors are reported, never fatal to the run.
@@ -569,7 +573,14 @@ async fn begin_fault(ctx: &Ctx, inj: &Injectors, s: &Scenario) -> Result<(), Str
             Some(r) => r.pause(*duration, t).await,
             None => Err("redis-pause needs --redis".into()),
         },
-        ScenarioKind::ExpireSessions => inject::expire_sessions(&inj.admin_http, &ctx.client.url, t).await,
+        ScenarioKind::ExpireSessions => inject::expire_sessions(&inj.admin_http, &inj.admin_url, t).await,
+        ScenarioKind::Restart => {
+            let previous = inject::begin_restart(&inj.admin_http, &inj.admin_url, t).await?;
+            if let Ok(mut r) = inj.restore_error_rate.lock() {
+                *r = Some(previous);
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -584,6 +595,13 @@ async fn end_fault(ctx: &Ctx, inj: &Injectors, s: &Scenario) -> Result<(), Strin
     }
     match (&s.kind, ctx.run.kill.as_ref().and_then(|k| k.start.as_ref())) {
         (ScenarioKind::Kill, Some(argv)) => inject::run_command(argv, ctx.run.command_timeout).await,
+        (ScenarioKind::Restart, _) => {
+            let previous = inj.restore_error_rate.lock().ok().and_then(|mut r| r.take());
+            match previous {
+                Some(p) => inject::end_restart(&inj.admin_http, &inj.admin_url, p, ctx.run.command_timeout).await,
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -755,6 +773,7 @@ pub async fn run_chaos(
     let begin = Instant::now();
     let mut setup = SetupErrors::default();
     let admin_http = http.clone();
+    let admin_url = client.url.clone();
     // Network faults need the proxy on the path for the whole run (sessions are made over it).
     let (proxy, http) = if run.needs_proxy() {
         match start_proxy(&mut client, &http).await {
@@ -828,7 +847,7 @@ pub async fn run_chaos(
             }
         })
     };
-    let injectors = Injectors { proxy, redis, admin_http };
+    let injectors = Injectors { proxy, redis, admin_http, admin_url, restore_error_rate: Mutex::new(None) };
     let timeline = drive_scenarios(&ctx, &injectors, &cancel).await;
     // Late notifications of the last window, then the population ends.
     let _ = wait_until(Instant::now() + ctx.run.settle, &cancel).await;

@@ -495,7 +495,7 @@ metric!(
     "mcp_canary_chaos_fault_active",
     Gauge,
     ["target", "profile", "scenario"],
-    "1 while a chaos scenario's fault window is open, else 0 (for dashboard annotations); scenario is the kind as configured (proxy-latency, proxy-reset, proxy-blackhole, proxy-bandwidth, kill, redis-pause, expire-sessions), suffixed -2, -3 when repeated."
+    "1 while a chaos scenario's fault window is open, else 0 (for dashboard annotations); scenario is the kind as configured (proxy-latency, proxy-reset, proxy-blackhole, proxy-bandwidth, kill, redis-pause, expire-sessions, restart), suffixed -2, -3 when repeated."
 );
 metric!(
     CHAOS_DETECT,
