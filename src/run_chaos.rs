@@ -291,3 +291,67 @@ pub async fn run(args: ChaosArgs, shutdown: tokio_util::sync::CancellationToken)
     surface.finish().await;
     Ok(if report.passed() { 0 } else { EXIT_THRESHOLD })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ChaosArgs,
+    }
+
+    fn plan(extra: &[&str]) -> Result<(ChaosRun, ClientConfig), Refused> {
+        let mut argv = vec!["chaos", "--target", "http://127.0.0.1:9/mcp"];
+        argv.extend_from_slice(extra);
+        plan_from_args(&Cli::try_parse_from(argv).expect("flags parse").args)
+    }
+
+    fn refused(extra: &[&str]) -> String {
+        plan(extra).err().expect("refused").to_string()
+    }
+
+    #[test]
+    fn refusals_name_the_flag() {
+        assert!(refused(&["--scenario", "proxy-reset"]).contains("--allow-chaos"));
+        let ok = ["--allow-chaos", "--scenario"];
+        assert!(refused(&[&ok[..], &["kill"]].concat()).contains("--kill-command or --kill-pid"));
+        assert!(refused(&[&ok[..], &["redis-pause:2s"]].concat()).contains("--redis"));
+        assert!(refused(&[&ok[..], &["nope"]].concat()).contains("unknown scenario kind"));
+        let scoped = [&ok[..], &["proxy-reset", "--threshold", "kill:recovery_time < 5s"]].concat();
+        assert!(refused(&scoped).contains("no scenario named \"kill\""));
+        assert!(refused(&[&ok[..], &["kill", "--kill-command", "x 'y"]].concat()).contains("unbalanced"));
+        assert!(refused(&[&ok[..], &["proxy-reset", "--clients", "0"]].concat()).contains("--clients"));
+        assert!(refused(&[&ok[..], &["proxy-reset", "--notify-args", "[]"]].concat()).contains("JSON object"));
+    }
+
+    #[test]
+    fn a_valid_plan() {
+        let (run, client) = plan(&[
+            "--allow-chaos",
+            "--scenario",
+            "kill",
+            "--scenario",
+            "proxy-latency:100ms,20ms",
+            "--kill-pid",
+            "42",
+            "--start-command",
+            "systemctl start 'mcp server'",
+            "--threshold",
+            "kill:recovery_time < 10s",
+        ])
+        .unwrap();
+        assert_eq!(run.scenarios.len(), 2);
+        assert!(run.needs_proxy());
+        let kill = run.kill.unwrap();
+        assert!(matches!(kill.kill, KillHow::Pid(42)));
+        assert_eq!(kill.start.unwrap(), ["systemctl", "start", "mcp server"]);
+        assert_eq!(run.thresholds.len(), 1);
+        assert_eq!(client.protocol, crate::mcp::ProtocolPreference::Pinned("2025-11-25".into()));
+        let defaults = plan(&["--allow-chaos", "--scenario", "proxy-reset", "--no-notify"]).unwrap().0;
+        assert!(defaults.notify.is_none());
+        assert_eq!(defaults.thresholds[0].to_string(), "recovery_time<30s");
+    }
+}

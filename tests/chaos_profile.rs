@@ -58,6 +58,48 @@ async fn refused_without_allow_chaos() {
 }
 
 #[tokio::test]
+async fn a_failed_threshold_fails_the_run() {
+    let (_target, url) = common::start_target(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chaos.json");
+    let (code, out) = run_cli(
+        &[
+            "run",
+            "chaos",
+            "--target",
+            &url,
+            "--allow-chaos",
+            "--scenario",
+            "expire-sessions",
+            "--fault",
+            "1s",
+            "--recovery",
+            "3s",
+            "--warmup",
+            "1s",
+            "--clients",
+            "3",
+            "--rpm",
+            "120",
+            "--threshold",
+            "sessions_lost == 0",
+            "--report",
+            path.to_str().unwrap(),
+        ],
+        Duration::from_secs(40),
+    )
+    .await;
+    assert_eq!(code, 99, "{out}");
+    let r = report(&path);
+    assert_eq!(r["verdict"], "fail");
+    let t = &r["thresholds"][0];
+    assert_eq!(t["threshold"], "expire-sessions:sessions_lost==0");
+    assert_eq!(t["passed"], false);
+    assert!(t["observed"].as_f64().unwrap() >= 3.0, "every session was expired: {t}");
+    assert!(out.contains("FAILED"), "{out}");
+}
+
+#[tokio::test]
 async fn proxy_latency_shows_in_percentiles_and_resets_under_reset() {
     let (_target, url) = common::start_target(&[]).await;
     let dir = tempfile::tempdir().unwrap();
