@@ -310,7 +310,7 @@ mod tests {
     }
 
     fn refused(extra: &[&str]) -> String {
-        plan(extra).err().expect("refused").to_string()
+        plan(extra).expect_err("refused").to_string()
     }
 
     #[test]
