@@ -84,6 +84,9 @@ pub struct ChaosArgs {
     pub settle: Duration,
 }
 
+/// Cap on a chaos population's aggregate request rate (per second).
+pub const MAX_CHAOS_RATE: f64 = 5_000.0;
+
 /// Thresholds of a chaos run when none is given.
 pub const CHAOS_DEFAULT_THRESHOLDS: [&str; 1] = ["recovery_time < 30s"];
 
@@ -99,6 +102,13 @@ pub fn plan_from_args(args: &ChaosArgs) -> Result<(ChaosRun, ClientConfig), Refu
     }
     if !(args.rpm.is_finite() && args.rpm > 0.0 && args.rpm <= 6000.0) {
         return Err(Refused(format!("--rpm must be within (0, 6000], got {}", args.rpm)));
+    }
+    let rate = f64::from(args.clients) * args.rpm / 60.0;
+    if rate > MAX_CHAOS_RATE {
+        return Err(Refused(format!(
+            "{} sessions at {} rpm is {rate:.0} requests/s, over the chaos cap of {MAX_CHAOS_RATE}/s",
+            args.clients, args.rpm
+        )));
     }
     if args.sustain == 0 {
         return Err(Refused("--sustain must be at least 1".into()));
@@ -324,6 +334,8 @@ mod tests {
         assert!(refused(&scoped).contains("no scenario named \"kill\""));
         assert!(refused(&[&ok[..], &["kill", "--kill-command", "x 'y"]].concat()).contains("unbalanced"));
         assert!(refused(&[&ok[..], &["proxy-reset", "--clients", "0"]].concat()).contains("--clients"));
+        let fast = [&ok[..], &["proxy-reset", "--clients", "1000", "--rpm", "600"]].concat();
+        assert!(refused(&fast).contains("over the chaos cap"));
         assert!(refused(&[&ok[..], &["proxy-reset", "--notify-args", "[]"]].concat()).contains("JSON object"));
     }
 
