@@ -333,8 +333,9 @@ fn classify(r: Result<(), McpError>) -> RequestResult {
     }
 }
 
-/// Connect (a new session) and open the stream; records the attempt as a `connect` operation.
-async fn establish(ctx: &Ctx, client: &McpClient, intended: Instant) -> bool {
+/// Connect (a new session) and, with `stream`, open its server-to-client stream; records the
+/// attempt as a `connect` operation.
+async fn establish(ctx: &Ctx, client: &McpClient, intended: Instant, stream: bool) -> bool {
     let phase = ctx.phase();
     let sent = Instant::now();
     let r = tokio::select! {
@@ -343,7 +344,7 @@ async fn establish(ctx: &Ctx, client: &McpClient, intended: Instant) -> bool {
     };
     let ok = r.is_ok();
     ctx.record(ctx.run.mix.len(), phase, intended, sent, classify(r));
-    if ok && ctx.run.notify.is_some() {
+    if ok && stream {
         match tokio::time::timeout(ctx.client.request_timeout, client.open_stream()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::debug!(error = %e, "Chaos session stream not opened"),
@@ -364,7 +365,8 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
     let period = Duration::from_secs_f64(60.0 / ctx.run.rpm);
     // Spread the population over one period.
     let offset = period.mul_f64(f64::from(index) / f64::from(ctx.run.sessions.max(1)));
-    let mut connected = establish(&ctx, &client, Instant::now()).await;
+    let with_stream = ctx.run.notify.is_some();
+    let mut connected = establish(&ctx, &client, Instant::now(), with_stream).await;
     ctx.settled.fetch_add(1, Ordering::Relaxed);
     if connected {
         ctx.ready.fetch_add(1, Ordering::Relaxed);
@@ -411,7 +413,7 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
                 }
                 let was_lost = lost.swap(false, Ordering::Relaxed);
                 if !connected || was_lost {
-                    connected = establish(&ctx, &client, intended).await;
+                    connected = establish(&ctx, &client, intended, with_stream).await;
                     if connected {
                         heard = heard.max(ctx.latest_ok.load(Ordering::Relaxed));
                         last_reopen = Instant::now();
@@ -502,7 +504,7 @@ async fn broadcaster(ctx: Arc<Ctx>, spec: NotifySpec) {
         let phase = ctx.phase();
         slot.phase.store(phase, Ordering::Relaxed);
         let op = ctx.run.mix.len() + 1;
-        if lost.swap(false, Ordering::Relaxed) && !establish(&ctx, &client, intended).await {
+        if lost.swap(false, Ordering::Relaxed) && !establish(&ctx, &client, intended, false).await {
             lost.store(true, Ordering::Relaxed);
             slot.state.store(2, Ordering::Relaxed);
             continue;
