@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: config -> scheduler -> runners -> MCP client -> outcomes -> telemetry.
 
+pub mod chaos;
 pub mod check;
 pub mod config;
 pub mod daemon;
@@ -11,6 +12,7 @@ pub mod inspect;
 pub mod mcp;
 pub mod profile;
 pub mod run;
+pub mod run_chaos;
 pub mod run_matrix;
 pub mod runner;
 pub mod schedule;

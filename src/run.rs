@@ -34,6 +34,9 @@ pub enum RunProfile {
     Notify(Box<NotifyArgs>),
     /// Capability matrix: capability profiles x response modes x protocol versions; exit 99 when a cell is broken.
     Matrix(Box<crate::run_matrix::MatrixArgs>),
+    /// Chaos: faults one at a time (proxy latency/resets/blackhole/bandwidth, kill, Redis pause)
+    /// against a steady population; detect and recovery times. Refused without --allow-chaos.
+    Chaos(Box<crate::run_chaos::ChaosArgs>),
 }
 
 /// Flags every profile shares: the target, thresholds, outputs and caps (the run driver's).
@@ -327,6 +330,7 @@ pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationTo
         RunProfile::Load(args) => run_load(*args, shutdown).await,
         RunProfile::Notify(args) => run_notify(*args, shutdown).await,
         RunProfile::Matrix(args) => crate::run_matrix::run(*args, shutdown).await,
+        RunProfile::Chaos(args) => crate::run_chaos::run(*args, shutdown).await,
     }
 }
 

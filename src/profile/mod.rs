@@ -82,8 +82,9 @@ pub fn observe(t: &Threshold, acc: &OpAccum, shed: u64) -> f64 {
         Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
         Stat::ErrorRate => error_rate,
         Stat::SuccessRate => 1.0 - error_rate,
-        // Refused for load runs when parsed; a load run has no notifications.
+        // Refused for load runs when parsed; a load run has no notifications or faults.
         Stat::Delivery => 1.0,
+        Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost => 0.0,
     }
 }
 

@@ -240,6 +240,8 @@ pub fn observe(t: &Threshold, delivery: f64, latency: &Histogram<u64>) -> f64 {
         Stat::Percentile(p) => secs(latency.value_at_quantile(p / 100.0)),
         Stat::Delivery | Stat::SuccessRate => delivery,
         Stat::ErrorRate => 1.0 - delivery,
+        // Refused for notify runs when parsed.
+        Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost => 0.0,
     }
 }
 

@@ -318,6 +318,9 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
                 format!("{e:?}: delivery applies to `run notify` only (profile = \"notify\" in the daemon)"),
             );
         }
+        if t.stat.is_chaos() {
+            return refuse("thresholds", format!("{e:?}: {} applies to `run chaos` only", t.stat_name()));
+        }
         scope_indices(&mix, t.scope.as_deref()).map_err(|message| ParamError { key: "thresholds", message })?;
         thresholds.push(t);
     }
@@ -372,6 +375,9 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
         let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
         if t.scope.is_some() {
             return refuse("thresholds", format!("{e:?}: a notify run has no operations to scope to"));
+        }
+        if t.stat.is_chaos() {
+            return refuse("thresholds", format!("{e:?}: {} applies to `run chaos` only", t.stat_name()));
         }
         thresholds.push(t);
     }

@@ -1,5 +1,7 @@
 //! k6-style thresholds: `p95 < 50ms`, `p(99) <= 1s`, `error_rate < 0.1%`, `avg < 20ms`,
-//! optionally scoped to an operation or an MCP method: `tools/call:p95 < 100ms`.
+//! optionally scoped to an operation or an MCP method: `tools/call:p95 < 100ms`. Chaos runs add
+//! `recovery_time < 30s`, `detect_time < 5s`, `notifications_lost == 0`, `sessions_lost <= 10`,
+//! scoped to a scenario or applied to each.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,6 +20,26 @@ pub enum Stat {
     SuccessRate,
     /// Notifications received / expected (notification stress only).
     Delivery,
+    /// Chaos: from a fault's end to sustained success, in seconds.
+    RecoveryTime,
+    /// Chaos: from a fault's start to the first failed or slow operation, in seconds.
+    DetectTime,
+    /// Chaos: notifications lost in a scenario's windows (a count).
+    NotificationsLost,
+    /// Chaos: sessions the server lost in a scenario's windows (a count).
+    SessionsLost,
+}
+
+impl Stat {
+    /// Statistics only a chaos run measures.
+    pub fn is_chaos(self) -> bool {
+        matches!(self, Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost)
+    }
+
+    /// Statistics that are counts (no unit).
+    pub fn is_count(self) -> bool {
+        matches!(self, Stat::NotificationsLost | Stat::SessionsLost)
+    }
 }
 
 /// Comparison operator.
@@ -27,6 +49,7 @@ pub enum Cmp {
     Le,
     Gt,
     Ge,
+    Eq,
 }
 
 impl Cmp {
@@ -36,6 +59,7 @@ impl Cmp {
             Cmp::Le => "<=",
             Cmp::Gt => ">",
             Cmp::Ge => ">=",
+            Cmp::Eq => "==",
         }
     }
 
@@ -45,6 +69,7 @@ impl Cmp {
             Cmp::Le => observed <= limit,
             Cmp::Gt => observed > limit,
             Cmp::Ge => observed >= limit,
+            Cmp::Eq => observed == limit,
         }
     }
 }
@@ -71,12 +96,12 @@ impl Threshold {
     /// Parse `[scope:]stat op value[unit]`.
     pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
         let err = |reason: String| ThresholdError { expr: expr.to_string(), reason };
-        let ops = [("<=", Cmp::Le), (">=", Cmp::Ge), ("<", Cmp::Lt), (">", Cmp::Gt)];
+        let ops = [("==", Cmp::Eq), ("<=", Cmp::Le), (">=", Cmp::Ge), ("<", Cmp::Lt), (">", Cmp::Gt)];
         let (at, op_str, cmp) = ops
             .iter()
             .filter_map(|(s, c)| expr.find(s).map(|i| (i, *s, *c)))
             .min_by_key(|(i, s, _)| (*i, std::cmp::Reverse(s.len())))
-            .ok_or_else(|| err("expected a comparison: one of <, <=, >, >=".into()))?;
+            .ok_or_else(|| err("expected a comparison: one of <, <=, >, >=, ==".into()))?;
         let lhs = expr[..at].trim();
         let rhs = expr[at + op_str.len()..].trim();
         if rhs.starts_with(['<', '>', '=']) {
@@ -90,6 +115,7 @@ impl Threshold {
         let stat = parse_stat(stat_str).map_err(err)?;
         let limit = match stat {
             Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery => parse_rate(rhs),
+            Stat::NotificationsLost | Stat::SessionsLost => parse_count(rhs),
             _ => parse_latency(rhs),
         }
         .map_err(err)?;
@@ -111,6 +137,10 @@ impl Threshold {
             Stat::ErrorRate => "error_rate".into(),
             Stat::SuccessRate => "success_rate".into(),
             Stat::Delivery => "delivery".into(),
+            Stat::RecoveryTime => "recovery_time".into(),
+            Stat::DetectTime => "detect_time".into(),
+            Stat::NotificationsLost => "notifications_lost".into(),
+            Stat::SessionsLost => "sessions_lost".into(),
         }
     }
 
@@ -120,7 +150,13 @@ impl Threshold {
 
     /// Render an observed value in the threshold's unit.
     pub fn format_value(&self, v: f64) -> String {
-        if self.is_rate() { format!("{}%", trim(v * 100.0)) } else { format_seconds(v) }
+        if self.is_rate() {
+            format!("{}%", trim(v * 100.0))
+        } else if self.stat.is_count() {
+            trim(v)
+        } else {
+            format_seconds(v)
+        }
     }
 }
 
@@ -162,6 +198,10 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
         "error_rate" => Ok(Stat::ErrorRate),
         "success_rate" | "success_ratio" => Ok(Stat::SuccessRate),
         "delivery" | "delivery_ratio" => Ok(Stat::Delivery),
+        "recovery_time" => Ok(Stat::RecoveryTime),
+        "detect_time" => Ok(Stat::DetectTime),
+        "notifications_lost" => Ok(Stat::NotificationsLost),
+        "sessions_lost" => Ok(Stat::SessionsLost),
         _ => {
             if let Some(inner) = s.strip_prefix("p(").and_then(|r| r.strip_suffix(')')) {
                 pct(inner)
@@ -169,7 +209,7 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
                 pct(n)
             } else {
                 Err(format!(
-                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate, delivery"
+                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate, delivery, recovery_time, detect_time, notifications_lost, sessions_lost"
                 ))
             }
         }
@@ -208,6 +248,12 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         other => return Err(format!("a rate takes % or a plain fraction, not {other:?}")),
     };
     if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("a rate must be within 0..=100%, got {s}")) }
+}
+
+/// A count limit: a plain non-negative number.
+fn parse_count(s: &str) -> Result<f64, String> {
+    let (v, unit) = split_number(s)?;
+    if unit.is_empty() { Ok(v) } else { Err(format!("a count takes no unit, got {unit:?}")) }
 }
 
 /// A `Duration` limit (for tests and reports).
@@ -277,6 +323,21 @@ mod tests {
             assert!(e.to_string().contains(want), "{expr}: {e}");
             assert!(e.to_string().contains(expr), "{expr}: message names the expression: {e}");
         }
+    }
+
+    #[test]
+    fn parses_chaos_stats() {
+        let r = p("recovery_time < 30s");
+        assert_eq!((r.stat, r.limit), (Stat::RecoveryTime, 30.0));
+        assert_eq!(r.to_string(), "recovery_time<30s");
+        let n = p("notifications_lost == 0");
+        assert_eq!((n.stat, n.cmp, n.limit), (Stat::NotificationsLost, Cmp::Eq, 0.0));
+        assert_eq!(n.to_string(), "notifications_lost==0");
+        assert!(n.holds(0.0) && !n.holds(1.0));
+        let s = p("kill:sessions_lost <= 10");
+        assert_eq!((s.scope.as_deref(), s.stat.is_chaos()), (Some("kill"), true));
+        assert_eq!(p("detect_time<5s").stat, Stat::DetectTime);
+        assert!(Threshold::parse("sessions_lost < 5ms").unwrap_err().to_string().contains("a count takes no unit"));
     }
 
     #[test]

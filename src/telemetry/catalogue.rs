@@ -642,6 +642,77 @@ metric!(
     "1 when the last capability-matrix run found the target speaking this protocol version, else 0."
 );
 
+metric!(
+    CHAOS_FAULT_ACTIVE,
+    "mcp_canary_chaos_fault_active",
+    Gauge,
+    ["target", "profile", "scenario"],
+    "1 while a chaos scenario's fault window is open, else 0 (for dashboard annotations); scenario is the kind as configured (proxy-latency, proxy-reset, proxy-blackhole, proxy-bandwidth, kill, redis-pause, expire-sessions, restart), suffixed -2, -3 when repeated."
+);
+metric!(
+    CHAOS_DETECT,
+    "mcp_canary_chaos_detect_seconds",
+    Gauge,
+    ["target", "profile", "scenario"],
+    "Last chaos run: from the fault's start to the first failed or slow operation (absent when the fault was not detected)."
+);
+metric!(
+    CHAOS_RECOVERY,
+    "mcp_canary_chaos_recovery_seconds",
+    Gauge,
+    ["target", "profile", "scenario"],
+    "Last chaos run: from the fault's end to the first of a sustained run of good operations (absent when not recovered)."
+);
+metric!(
+    CHAOS_RECOVERED,
+    "mcp_canary_chaos_recovered",
+    Gauge,
+    ["target", "profile", "scenario"],
+    "Last chaos run: 1 when the scenario recovered within its recovery window, else 0."
+);
+metric!(
+    CHAOS_FAILED_REQUESTS,
+    "mcp_canary_chaos_failed_requests_total",
+    Counter,
+    ["target", "profile", "scenario", "error_type"],
+    "Operations that failed in a chaos scenario's fault or recovery window, by error class."
+);
+metric!(
+    CHAOS_SESSIONS_LOST,
+    "mcp_canary_chaos_sessions_lost_total",
+    Counter,
+    ["target", "profile", "scenario"],
+    "Sessions the server no longer knew (session_expired) during a chaos scenario's windows."
+);
+metric!(
+    CHAOS_SESSIONS_REESTABLISHED,
+    "mcp_canary_chaos_sessions_reestablished_total",
+    Counter,
+    ["target", "profile", "scenario"],
+    "Lost sessions negotiated again during a chaos scenario's windows."
+);
+metric!(
+    CHAOS_STREAMS_RECONNECTED,
+    "mcp_canary_chaos_streams_reconnected_total",
+    Counter,
+    ["target", "profile", "scenario"],
+    "Server-to-client streams reconnected (or reopened on a new session) during a chaos scenario's windows."
+);
+metric!(
+    CHAOS_STREAMS_RESUMED,
+    "mcp_canary_chaos_streams_resumed_total",
+    Counter,
+    ["target", "profile", "scenario"],
+    "Stream reconnects that resumed with Last-Event-ID during a chaos scenario's windows."
+);
+metric!(
+    CHAOS_NOTIFICATIONS_LOST,
+    "mcp_canary_chaos_notifications_lost_total",
+    Counter,
+    ["target", "profile", "scenario"],
+    "Broadcast deliveries lost: sessions x broadcasts triggered in a chaos scenario's windows, minus those received (counted at the end of the run)."
+);
+
 // The reference target's own /metrics (`mcp-canary target`), hand-rendered by the target.
 metric!(
     TARGET_LIVE_SESSIONS,
@@ -789,6 +860,16 @@ pub const CATALOGUE: &[MetricDef] = &[
     MATRIX_CELL,
     MATRIX_CELLS,
     MATRIX_PROTOCOL_SUPPORTED,
+    CHAOS_FAULT_ACTIVE,
+    CHAOS_DETECT,
+    CHAOS_RECOVERY,
+    CHAOS_RECOVERED,
+    CHAOS_FAILED_REQUESTS,
+    CHAOS_SESSIONS_LOST,
+    CHAOS_SESSIONS_REESTABLISHED,
+    CHAOS_STREAMS_RECONNECTED,
+    CHAOS_STREAMS_RESUMED,
+    CHAOS_NOTIFICATIONS_LOST,
 ];
 
 /// The catalogue entry for a Prometheus name.

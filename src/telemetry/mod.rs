@@ -2,6 +2,7 @@
 //! behind the same `metrics` facade, OTLP export of metrics and probe spans.
 
 pub mod catalogue;
+pub mod chaos;
 pub mod events;
 pub mod instances;
 pub mod load;

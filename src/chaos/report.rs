@@ -1,0 +1,119 @@
+//! The chaos run report: per scenario the fault and recovery windows, what was measured in each,
+//! detect and recover times; the prober's own health; thresholds and the verdict.
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::report::ThresholdResult;
+use crate::profile::stats::OpSummary;
+
+/// Version of the chaos report layout.
+pub const CHAOS_REPORT_FORMAT: u32 = 1;
+
+/// What one phase (baseline, a fault window or a recovery window) measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSummary {
+    pub duration_s: f64,
+    /// Every operation whose intended start fell in the phase (workload, connects, broadcast
+    /// triggers), failures by `error_type`, latency from the intended start.
+    pub requests: OpSummary,
+    /// Sessions the server no longer knew (`session_expired`).
+    pub sessions_lost: u64,
+    /// Sessions negotiated again after a loss.
+    pub sessions_reestablished: u64,
+    /// Server-to-client streams reconnected (by the client, or reopened after a new session).
+    pub streams_reconnected: u64,
+    /// Reconnects that resumed with `Last-Event-ID`.
+    pub streams_resumed: u64,
+    /// Broadcasts triggered successfully in the phase.
+    pub notifications_sent: u64,
+    /// Broadcast triggers that failed.
+    pub notification_triggers_failed: u64,
+    /// sessions x broadcasts sent.
+    pub notifications_expected: u64,
+    pub notifications_received: u64,
+    /// expected - received, after the settle time.
+    pub notifications_lost: u64,
+}
+
+/// One scenario's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub kind: String,
+    pub spec: String,
+    pub fault_window_s: f64,
+    pub recovery_window_s: f64,
+    /// The fault was injected (and reverted) without error.
+    pub injected: bool,
+    pub injection_errors: Vec<String>,
+    /// From the fault's start to the first failed (or slower than `slow_after`) operation.
+    pub detect_s: Option<f64>,
+    /// `error` or `latency`.
+    pub detected_by: Option<String>,
+    /// From the fault's end to the first of `sustain` consecutive good operations.
+    pub recover_s: Option<f64>,
+    pub recovered: bool,
+    pub fault: PhaseSummary,
+    pub recovery: PhaseSummary,
+}
+
+impl ScenarioReport {
+    /// Fault and recovery windows together (what thresholds on counts look at).
+    pub fn window_sum(&self, f: impl Fn(&PhaseSummary) -> u64) -> u64 {
+        f(&self.fault) + f(&self.recovery)
+    }
+}
+
+/// Parameters of the run, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChaosParams {
+    pub sessions: u32,
+    pub rpm: f64,
+    pub warmup_s: f64,
+    pub slow_after_ms: f64,
+    pub sustain: u32,
+    pub notify_every_s: Option<f64>,
+    pub through_proxy: bool,
+}
+
+/// The prober's own health over the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProberHealth {
+    /// Resident memory after the warm-up (population up) and after the run (population gone).
+    pub rss_after_warmup_bytes: Option<u64>,
+    pub rss_end_bytes: Option<u64>,
+    /// Peak resident memory sampled at phase boundaries.
+    pub rss_peak_bytes: Option<u64>,
+    /// Session tasks that had not ended within the drain time (0 when nothing got stuck).
+    pub stuck_tasks: u64,
+    /// Connections the fault proxy relayed and reset.
+    pub proxy_connections: u64,
+    pub proxy_resets: u64,
+}
+
+/// Everything a chaos run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChaosReport {
+    pub format: u32,
+    pub profile: String,
+    pub target: String,
+    pub started_at: f64,
+    pub ended_at: f64,
+    pub elapsed_s: f64,
+    pub aborted: bool,
+    pub abort_reason: Option<String>,
+    pub params: ChaosParams,
+    pub baseline: PhaseSummary,
+    pub scenarios: Vec<ScenarioReport>,
+    pub prober: ProberHealth,
+    pub thresholds: Vec<ThresholdResult>,
+    /// "pass" when every scenario was injected and every threshold held.
+    pub verdict: String,
+    pub client_cpu_seconds: Option<f64>,
+}
+
+impl ChaosReport {
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+}
