@@ -100,11 +100,17 @@ async fn every_metric_used_by_rules_and_dashboards_is_catalogued_and_exported() 
             Path::new(file).file_name().unwrap().to_string_lossy().to_string()
         })
         .collect();
+    for (dashboard, test) in promql::DASHBOARDS_CHECKED_ELSEWHERE {
+        let src = std::fs::read_to_string(promql::repo().join(test)).unwrap_or_else(|e| panic!("{test}: {e}"));
+        let call = "dashboards_checked_by(file!())";
+        assert!(src.contains(call), "{test} must check {dashboard} against a real Prometheus ({call})");
+        assert!(promql::repo().join("grafana/dashboards").join(dashboard).exists(), "{dashboard}");
+    }
     let raw: BTreeSet<&String> = used
         .iter()
         .filter(|(n, place)| n != "up" && !recorded.contains(n) && !elsewhere.contains(place))
-        // Profile dashboards: their panels return data against real runs in tests/dashboards_profiles.rs.
-        .filter(|(_, place)| !promql::PROFILE_DASHBOARDS.iter().any(|d| place.starts_with(&format!("{d}:"))))
+        // Dashboards whose panels return data against real runs or topologies in another test.
+        .filter(|(_, place)| !place.split_once(':').is_some_and(|(d, _)| promql::checked_elsewhere(d)))
         .map(|(n, _)| n)
         .collect();
     let (s, ok) = scrape_until(&base, Duration::from_secs(20), |s| {

@@ -15,45 +15,6 @@ use std::time::Duration;
 use common::{Scrape, admin, scrape_until, start_daemon};
 use topology::Topology;
 
-fn config(topo: &Topology, interval: &str, broadcasts: u32) -> String {
-    let instances: Vec<String> = topo
-        .names
-        .iter()
-        .zip(&topo.instances)
-        .map(|(name, url)| format!("{{ name = \"{name}\", url = \"{url}\" }}"))
-        .collect();
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "2s"
-
-[[targets]]
-name = "dist"
-url = "{balancer}"
-interval = "{interval}"
-jitter = 0.0
-timeout = "2s"
-protocol = "2025-11-25"
-affinity_requests = 10
-delivery_broadcasts = {broadcasts}
-instances = [{instances}]
-
-[targets.probe]
-tool = "echo"
-tool_arguments = {{ message = "canary" }}
-
-[targets.notification]
-tool = "notify"
-arguments = {{ nonce = "{{nonce}}", route = "broadcast" }}
-method = "notifications/message"
-timeout = "2s"
-"#,
-        balancer = topo.balancer,
-        instances = instances.join(", "),
-    )
-}
-
 const AFFINITY: &str = "mcp_canary_affinity_requests_total";
 const EXPECTED: &str = "mcp_canary_instance_delivery_expected_total";
 const RECEIVED: &str = "mcp_canary_instance_delivery_received_total";
@@ -66,7 +27,7 @@ fn delivery(s: &Scrape, route: &str) -> (f64, f64) {
 #[tokio::test]
 async fn with_redis_affinity_holds_and_every_notification_crosses_instances() {
     let topo = Topology::up(true);
-    let (mut daemon, _dir, base) = start_daemon("instances-redis", &config(&topo, "2s", 3), &[]).await;
+    let (mut daemon, _dir, base) = start_daemon("instances-redis", &topo.daemon_config("2s", 3), &[]).await;
 
     // Three checks: 3 x (handshake + 10 pings) affinity requests, 3 x 3 triggers x 3 streams.
     let (s, ok) = scrape_until(&base, Duration::from_secs(40), |s| {
@@ -122,7 +83,7 @@ async fn with_redis_affinity_holds_and_every_notification_crosses_instances() {
 #[tokio::test]
 async fn without_redis_sessions_are_lost_and_nothing_crosses_instances() {
     let topo = Topology::up(false);
-    let (mut daemon, _dir, base) = start_daemon("instances-no-redis", &config(&topo, "2s", 3), &[]).await;
+    let (mut daemon, _dir, base) = start_daemon("instances-no-redis", &topo.daemon_config("2s", 3), &[]).await;
 
     let (s, ok) = scrape_until(&base, Duration::from_secs(40), |s| {
         s.value(AFFINITY, &[("error_type", "session_lost")]) >= 3.0 && delivery(s, "cross_instance").0 >= 18.0
@@ -162,7 +123,7 @@ async fn with_a_ten_percent_pubsub_drop_delivery_is_near_ninety_percent() {
     for url in &topo.instances {
         admin(url, "/admin/knobs", serde_json::json!({"pubsub_drop_rate": 0.1})).await;
     }
-    let (mut daemon, _dir, base) = start_daemon("instances-drop", &config(&topo, "3s", 25), &[]).await;
+    let (mut daemon, _dir, base) = start_daemon("instances-drop", &topo.daemon_config("3s", 25), &[]).await;
 
     let total = |s: &Scrape| {
         let (same, cross) = (delivery(s, "same_instance"), delivery(s, "cross_instance"));

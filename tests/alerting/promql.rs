@@ -122,17 +122,35 @@ pub fn dashboard_queries() -> Vec<(String, String, String)> {
     out
 }
 
-/// Dashboards fed by profile runs rather than by the canary daemon: their panels are checked
-/// against real runs by tests/dashboards_profiles.rs.
-pub const PROFILE_DASHBOARDS: &[&str] = &["profiles.json"];
+/// Dashboards the daemon of tests/alerting_end_to_end.rs cannot feed (profile runs, balanced
+/// targets, chaos): (dashboard, the test that runs every panel query of it against a real
+/// Prometheus, by calling `dashboards_checked_by(file!())`).
+pub const DASHBOARDS_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
+    ("profiles.json", "tests/dashboards_profiles.rs"),
+    ("chaos.json", "tests/dashboards_profiles.rs"),
+    ("replicas.json", "tests/dashboards_replicas.rs"),
+];
+
+/// The dashboards `test` (its `file!()`) is listed for in `DASHBOARDS_CHECKED_ELSEWHERE`.
+pub fn dashboards_checked_by(test: &str) -> Vec<&'static str> {
+    let v: Vec<&str> = DASHBOARDS_CHECKED_ELSEWHERE.iter().filter(|(_, t)| *t == test).map(|(d, _)| *d).collect();
+    assert!(!v.is_empty(), "{test} checks no dashboard of DASHBOARDS_CHECKED_ELSEWHERE");
+    v
+}
+
+/// Whether `file` (a dashboard file name) is checked by another test than the end-to-end one.
+pub fn checked_elsewhere(file: &str) -> bool {
+    DASHBOARDS_CHECKED_ELSEWHERE.iter().any(|(d, _)| *d == file)
+}
 
 /// `dashboard_queries` of the dashboards the canary daemon alone feeds.
 pub fn daemon_dashboard_queries() -> Vec<(String, String, String)> {
-    dashboard_queries().into_iter().filter(|(f, _, _)| !PROFILE_DASHBOARDS.contains(&f.as_str())).collect()
+    dashboard_queries().into_iter().filter(|(f, _, _)| !checked_elsewhere(f)).collect()
 }
 
 /// (panel title, expr, instant) of every query of one dashboard, annotations included (as range
-/// queries: Grafana evaluates them over the shown time range).
+/// queries: Grafana evaluates them over the shown time range), and the series each query variable
+/// reads (instant).
 pub fn dashboard_panel_queries(file: &str) -> Vec<(String, String, bool)> {
     let path = repo().join("grafana/dashboards").join(file);
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -150,6 +168,12 @@ pub fn dashboard_panel_queries(file: &str) -> Vec<(String, String, bool)> {
             out.push((format!("annotation {}", a["name"]), expr.to_string(), false));
         }
     }
+    for v in json["templating"]["list"].as_array().into_iter().flatten() {
+        if v["type"] == "query" {
+            let q = v["query"]["query"].as_str().or(v["query"].as_str()).unwrap();
+            out.push((format!("variable {}", v["name"]), label_values_metric(q), true));
+        }
+    }
     out
 }
 
@@ -165,6 +189,10 @@ pub fn grafana_to_promql(expr: &str) -> String {
         .replace("$target", ".*")
         .replace("${profile}", ".*")
         .replace("$profile", ".*")
+        .replace("${replica}", ".*")
+        .replace("$replica", ".*")
+        .replace("${scenario}", ".*")
+        .replace("$scenario", ".*")
         .replace("$__rate_interval", "20s")
         .replace("$__interval", "5s")
         .replace("$__range", "1m")

@@ -101,3 +101,21 @@ pub async fn query_range(prom: &str, expr: &str, range: Duration) -> Result<usiz
     .unwrap();
     api(url).await
 }
+
+/// Run every panel query, annotation and variable of `dashboard` (instant or over the last
+/// `range`, as Grafana would); returns how many ran and a line for each that failed or returned
+/// no series.
+pub async fn broken_panels(prom: &str, dashboard: &str, range: Duration) -> (usize, Vec<String>) {
+    let queries = crate::promql::dashboard_panel_queries(dashboard);
+    let mut broken = Vec::new();
+    for (title, expr, instant) in &queries {
+        let q = crate::promql::grafana_to_promql(expr);
+        let result = if *instant { query(prom, &q).await } else { query_range(prom, &q, range).await };
+        match result {
+            Ok(0) => broken.push(format!("{dashboard} / {title}: no data for {q}")),
+            Ok(_) => {}
+            Err(e) => broken.push(format!("{dashboard} / {title}: {q} failed: {e}")),
+        }
+    }
+    (queries.len(), broken)
+}

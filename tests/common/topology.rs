@@ -50,6 +50,49 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// A daemon config with one target, `dist`, on the balancer with the three instances: probes
+    /// every `interval`, a 10-request affinity check and `broadcasts` delivery triggers per cycle.
+    pub fn daemon_config(&self, interval: &str, broadcasts: u32) -> String {
+        let instances: Vec<String> = self
+            .names
+            .iter()
+            .zip(&self.instances)
+            .map(|(name, url)| format!("{{ name = \"{name}\", url = \"{url}\" }}"))
+            .collect();
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "2s"
+
+[[targets]]
+name = "dist"
+url = "{balancer}"
+interval = "{interval}"
+jitter = 0.0
+timeout = "2s"
+protocol = "2025-11-25"
+affinity_requests = 10
+delivery_broadcasts = {broadcasts}
+instances = [{instances}]
+
+[targets.probe]
+tool = "echo"
+tool_arguments = {{ message = "canary" }}
+
+[targets.notification]
+tool = "notify"
+arguments = {{ nonce = "{{nonce}}", route = "broadcast" }}
+method = "notifications/message"
+timeout = "2s"
+"#,
+            balancer = self.balancer,
+            instances = instances.join(", "),
+        )
+    }
+}
+
 impl Drop for Topology {
     fn drop(&mut self) {
         let _ = Command::new("bash").arg(script()).arg("down").env("TOPOLOGY_DIR", self.dir.path()).output();
