@@ -3,7 +3,8 @@
 //! one-shot `run load` and `run notify` processes with `--replicas` through the same balancer;
 //! every panel query, annotation and variable of the dashboards
 //! `promql::DASHBOARDS_CHECKED_ELSEWHERE` gives this test must execute and return data, and the
-//! figures behind them must be those of a healthy topology.
+//! figures behind them must be those of a healthy topology. Without Redis, the affinity and
+//! delivery panels must show the breakage.
 
 mod common;
 #[path = "alerting/promql.rs"]
@@ -103,4 +104,35 @@ async fn every_replica_panel_returns_data_against_a_balanced_topology() {
     assert_eq!(query(&prom, &format!("abs(sum({share}) - 1) < 1e-9")).await, Ok(1));
     // Every notify session's stream was held by one of the replicas.
     assert_eq!(query(&prom, "sum(mcp_canary_run_replica_sessions) == 6").await, Ok(1));
+}
+
+/// The first query of the replicas dashboard panel titled `title`, as Prometheus takes it.
+fn panel(title: &str) -> String {
+    let queries = promql::dashboard_panel_queries("replicas.json");
+    let (_, expr, _) = queries.iter().find(|(t, _, _)| t == title).unwrap_or_else(|| panic!("no panel {title:?}"));
+    promql::grafana_to_promql(expr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_affinity_and_delivery_panels_show_the_breakage() {
+    let topo = Topology::up(false);
+    let (daemon, _dir, base) = start_daemon("dash-replicas-no-redis", &topo.daemon_config("2s", 3), &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let (_prom, prom) =
+        start_prometheus(work.path(), &[base.trim_start_matches("http://").to_string()], &[], None).await;
+    // Sessions are lost on more than one serving replica (each replica other than the one that
+    // created a session does not know it), once the panel's rate window covers a few checks.
+    let lost = format!("({}) > 0", panel("session_lost by serving replica"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while query(&prom, &lost).await.unwrap_or(0) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "session_lost not on 2 replicas\n{}", daemon.log_text());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(query(&prom, &format!("({}) == 0", panel("Session affinity (last check)"))).await, Ok(1));
+    // Nothing crosses instances; each instance still reaches its own sessions.
+    let ratio = panel("Delivery ratio: same vs cross instance");
+    assert_eq!(query(&prom, &format!(r#"({ratio}) == 0"#)).await, Ok(1), "cross_instance is not at 0");
+    assert_eq!(query(&prom, &format!(r#"({ratio}) == 1"#)).await, Ok(1), "same_instance is not at 1");
+    // Probed directly, the replicas are healthy: only the balanced path is broken.
+    assert_eq!(query(&prom, &format!("({}) == 1", panel("Replica probe success"))).await, Ok(3));
 }
