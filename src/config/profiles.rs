@@ -9,6 +9,7 @@ use croner::parser::{CronParser, Seconds};
 use super::ConfigError;
 use super::raw::{RawConfig, RawHeavyProfiles, RawProfile};
 use super::validate::TargetConfig;
+use crate::chaos::{self, ChaosRedis, ChaosRun};
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::LoadRun;
 use crate::profile::matrix::{self, MatrixRun};
@@ -30,7 +31,7 @@ pub struct HeavyLimits {
 pub struct ProfileConfig {
     /// The `profile` label of its runs.
     pub name: String,
-    /// "load", "notify" or "matrix".
+    /// "load", "notify", "matrix" or "chaos".
     pub kind: &'static str,
     /// Fire times (UTC).
     pub schedule: Cron,
@@ -52,6 +53,7 @@ pub enum ProfilePlan {
     Load(LoadRun),
     Notify(NotifyRun),
     Matrix(MatrixRun),
+    Chaos(Box<ChaosRun>),
 }
 
 impl ProfilePlan {
@@ -61,6 +63,7 @@ impl ProfilePlan {
             ProfilePlan::Load(r) => r.engine.plan.sessions,
             ProfilePlan::Notify(r) => r.sessions,
             ProfilePlan::Matrix(r) => r.concurrency as u32,
+            ProfilePlan::Chaos(r) => r.sessions,
         }
     }
 
@@ -71,12 +74,13 @@ impl ProfilePlan {
             // A notify run sends one trigger per broadcast; a matrix cell a handful of requests.
             ProfilePlan::Notify(r) => f64::from(r.broadcasts) / r.batch_interval.as_secs_f64().max(0.001),
             ProfilePlan::Matrix(r) => r.concurrency as f64,
+            ProfilePlan::Chaos(r) => r.peak_rate(),
         }
     }
 }
 
 /// Profile kinds `[[profiles]]` accepts.
-pub const PROFILE_KINDS: [&str; 3] = ["load", "notify", "matrix"];
+pub const PROFILE_KINDS: [&str; 4] = ["load", "notify", "matrix", "chaos"];
 
 pub(super) fn validate_limits(raw: &RawHeavyProfiles, errors: &mut Vec<ConfigError>) -> Option<HeavyLimits> {
     let before = errors.len();
@@ -137,10 +141,18 @@ fn validate_profile(
     }
     let kind = PROFILE_KINDS.iter().copied().find(|k| *k == p.profile);
     if kind.is_none() {
-        err("profile", format!("unknown profile {:?}; expected \"load\", \"notify\" or \"matrix\"", p.profile));
+        err(
+            "profile",
+            format!("unknown profile {:?}; expected \"load\", \"notify\", \"matrix\" or \"chaos\"", p.profile),
+        );
     }
-    for (table, present) in [("load", p.load.is_some()), ("notify", p.notify.is_some()), ("matrix", p.matrix.is_some())]
-    {
+    let tables = [
+        ("load", p.load.is_some()),
+        ("notify", p.notify.is_some()),
+        ("matrix", p.matrix.is_some()),
+        ("chaos", p.chaos.is_some()),
+    ];
+    for (table, present) in tables {
         if present && kind.is_some_and(|k| k != table) {
             err(table, format!("parameters of the {table} profile, but profile = {:?}", p.profile));
         }
@@ -151,17 +163,36 @@ fn validate_profile(
     if p.targets.is_empty() {
         err("targets", "must name at least one target".into());
     }
+    // Chaos breaks its targets on purpose: it needs allow_chaos, and not allow_heavy (a lab
+    // target may take faults without being fit for load).
+    let is_chaos = kind == Some("chaos");
     let mut seen = std::collections::HashSet::new();
     for name in &p.targets {
         match raw.targets.iter().find(|t| &t.name == name) {
             None => err("targets", format!("unknown target {name:?}")),
-            Some(t) if !t.allow_heavy => err("targets", format!("target {name:?} does not set allow_heavy = true")),
+            Some(t) if is_chaos && !t.allow_chaos => {
+                err("targets", format!("target {name:?} does not set allow_chaos = true"))
+            }
+            Some(t) if !is_chaos && !t.allow_heavy => {
+                err("targets", format!("target {name:?} does not set allow_heavy = true"))
+            }
             Some(_) if !seen.insert(name.as_str()) => err("targets", format!("target {name:?} is named twice")),
             Some(_) => {}
         }
     }
     if kind == Some("matrix") && (!p.thresholds.is_empty() || p.abort_on_fail) {
         err("thresholds", "the matrix profile has no thresholds (it fails when a cell is broken)".into());
+    }
+    let chaos_spec = p.chaos.clone().unwrap_or_default();
+    if is_chaos && chaos_spec.names_kind("kill") && p.targets.len() > 1 {
+        err(
+            "targets",
+            format!(
+                "scenario kill runs one kill command (or PID) for every target; a chaos profile with kill names one \
+                 target, not {}",
+                p.targets.len()
+            ),
+        );
     }
     let (kind, schedule) = (kind?, schedule?);
     if errors.len() != before {
@@ -175,7 +206,10 @@ fn validate_profile(
         rate_name: "heavy_profiles.max_request_rate",
     };
     let key = |e: ParamError| {
-        let field = if e.key == "thresholds" { e.key.to_string() } else { format!("{kind}.{}", e.key) };
+        let field = match e.key {
+            "thresholds" | "abort_on_fail" => e.key.to_string(),
+            _ => format!("{kind}.{}", e.key),
+        };
         ConfigError::new(format!("{path}.{field}"), e.message)
     };
     let mut runs = Vec::new();
@@ -200,6 +234,27 @@ fn validate_profile(
                     client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
                 }
                 params::plan_notify(&p.notify.clone().unwrap_or_default(), &options).map(ProfilePlan::Notify)
+            }
+            "chaos" => {
+                // Sessions hold their GET stream for the broadcasts, as in notify.
+                if client.protocol == ProtocolPreference::Auto {
+                    client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
+                }
+                // redis-pause pauses the target's own Redis, with its password.
+                let redis =
+                    target.redis.as_ref().map(|r| ChaosRedis { url: r.url.to_string(), password: r.password.clone() });
+                match chaos::plan_chaos(&chaos_spec, &options, redis) {
+                    Err(e) if e.key == "redis" => {
+                        errors.push(ConfigError::new(
+                            format!("{path}.targets"),
+                            format!(
+                                "target {name:?} does not set redis (scenario redis-pause pauses the target's Redis)"
+                            ),
+                        ));
+                        return None;
+                    }
+                    planned => planned.map(|r| ProfilePlan::Chaos(Box::new(r))),
+                }
             }
             _ => {
                 let spec = p.matrix.clone().unwrap_or_default();
