@@ -360,6 +360,80 @@ schedule = "0 * * * *"
         assert_eq!(fanout.runs[0].plan.sessions(), 1000);
     }
 
+    const CHAOS: &str = r#"
+[[targets]]
+name = "lab"
+url = "http://127.0.0.1:8080/mcp"
+redis = "redis://:pw@127.0.0.1:6379/0"
+allow_chaos = true
+[[targets]]
+name = "staging"
+url = "http://127.0.0.1:8081/mcp"
+allow_heavy = true
+allow_chaos = true
+[[targets]]
+name = "heavy-only"
+url = "http://127.0.0.1:8082/mcp"
+allow_heavy = true
+
+[[profiles]]
+name = "game-day"
+profile = "chaos"
+targets = ["lab"]
+schedule = "0 4 * * 1"
+thresholds = ["redis-pause:recovery_time < 5s"]
+[profiles.chaos]
+scenarios = ["redis-pause:1s", "kill"]
+kill_command = "systemctl kill -s KILL 'mcp@1'"
+clients = 3
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        let raw: RawConfig = toml::from_str(text).unwrap();
+        super::super::validate(&raw).unwrap_err().0.iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+    }
+
+    #[test]
+    fn chaos_needs_allow_chaos_not_allow_heavy() {
+        let raw: RawConfig = toml::from_str(CHAOS).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        let ProfilePlan::Chaos(run) = &c.profiles[0].runs[0].plan else { panic!("a chaos plan") };
+        assert_eq!((run.profile.as_str(), run.target.as_str(), run.sessions), ("game-day", "lab", 3));
+        // The target's Redis, its password apart; the session era pinned for the streams.
+        let redis = run.redis.as_ref().unwrap();
+        assert_eq!(redis.url, "redis://127.0.0.1:6379/0");
+        assert_eq!(redis.password.as_ref().map(|p| p.expose()), Some("pw"));
+        assert_eq!(c.profiles[0].runs[0].client.protocol, ProtocolPreference::Pinned("2025-11-25".into()));
+        assert!(
+            matches!(run.kill.as_ref().unwrap().kill, crate::chaos::runner::KillHow::Command(ref a) if a.len() == 5 && a[4] == "mcp@1")
+        );
+
+        let heavy_only = CHAOS.replace(r#"targets = ["lab"]"#, r#"targets = ["heavy-only"]"#);
+        assert_eq!(
+            errors(&heavy_only),
+            [r#"profiles[0].targets: target "heavy-only" does not set allow_chaos = true"#]
+        );
+        let no_redis = CHAOS.replace(r#"targets = ["lab"]"#, r#"targets = ["staging"]"#);
+        assert_eq!(
+            errors(&no_redis),
+            [
+                r#"profiles[0].targets: target "staging" does not set redis (scenario redis-pause pauses the target's Redis)"#
+            ]
+        );
+        let two = CHAOS.replace(r#"targets = ["lab"]"#, r#"targets = ["lab", "staging"]"#);
+        assert!(
+            errors(&two)[0].starts_with("profiles[0].targets: scenario kill runs one kill command"),
+            "{:?}",
+            errors(&two)
+        );
+        let no_kill = CHAOS.replace("kill_command = ", "start_command = ");
+        assert!(errors(&no_kill)[0].starts_with("profiles[0].chaos.kill_command: scenario kill needs"));
+        let abort = CHAOS.replace("[profiles.chaos]", "abort_on_fail = true\n[profiles.chaos]");
+        assert!(errors(&abort)[0].starts_with("profiles[0].abort_on_fail: does not apply"), "{:?}", errors(&abort));
+        let redis_key = CHAOS.replace("clients = 3", "redis = \"redis://x\"");
+        assert!(toml::from_str::<RawConfig>(&redis_key).unwrap_err().to_string().contains("unknown field `redis`"));
+    }
+
     #[test]
     fn schedules_take_an_optional_seconds_field() {
         assert!(parse_schedule("0 3 * * *").is_ok());
