@@ -95,12 +95,10 @@ impl ChaosObserver for ChaosMetrics {
     fn finished(&self, report: &ChaosReport) {
         for s in &report.scenarios {
             self.scenario_gauge(m::CHAOS_FAULT_ACTIVE, &s.name, 0.0);
-            if let Some(d) = s.detect_s {
-                self.scenario_gauge(m::CHAOS_DETECT, &s.name, d);
-            }
-            if let Some(r) = s.recover_s {
-                self.scenario_gauge(m::CHAOS_RECOVERY, &s.name, r);
-            }
+            // NaN, not the previous run's value, when this run measured nothing: a scheduled
+            // profile runs again and again, and a series cannot be withdrawn.
+            self.scenario_gauge(m::CHAOS_DETECT, &s.name, s.detect_s.unwrap_or(f64::NAN));
+            self.scenario_gauge(m::CHAOS_RECOVERY, &s.name, s.recover_s.unwrap_or(f64::NAN));
             self.scenario_gauge(m::CHAOS_RECOVERED, &s.name, if s.recovered { 1.0 } else { 0.0 });
             self.count(m::CHAOS_NOTIFICATIONS_LOST, &s.name, s.window_sum(|p| p.notifications_lost));
         }
