@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
+use redis::IntoConnectionInfo;
 use tokio::process::Command;
 
+use super::runner::ChaosRedis;
+
 /// Split a command line into argv the way a POSIX shell would quote it, without running a shell.
-pub fn split_command(flag: &str, line: &str) -> Result<Vec<String>, String> {
-    let argv = shlex::split(line).ok_or_else(|| format!("{flag} {line:?}: unbalanced quotes"))?;
+pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let argv = shlex::split(line).ok_or_else(|| format!("{line:?}: unbalanced quotes"))?;
     if argv.is_empty() {
-        return Err(format!("{flag} is empty"));
+        return Err("the command is empty".into());
     }
     Ok(argv)
 }
@@ -51,12 +54,17 @@ pub struct RedisPauser {
 }
 
 impl RedisPauser {
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--redis: {e}"))?;
+    pub async fn connect(target: &ChaosRedis, timeout: Duration) -> Result<Self, String> {
+        let mut info = target.url.as_str().into_connection_info().map_err(|e| format!("redis: {e}"))?;
+        if let Some(password) = &target.password {
+            let settings = info.redis_settings().clone().set_password(password.expose());
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(|e| format!("redis: {e}"))?;
         let conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
             .await
-            .map_err(|_| "--redis: connect timed out".to_string())?
-            .map_err(|e| format!("--redis: {e}"))?;
+            .map_err(|_| "redis: connect timed out".to_string())?
+            .map_err(|e| format!("redis: {e}"))?;
         Ok(Self { conn })
     }
 
@@ -125,12 +133,9 @@ mod tests {
 
     #[test]
     fn commands_split_without_a_shell() {
-        assert_eq!(
-            split_command("--kill-command", "systemctl kill 'my unit'").unwrap(),
-            ["systemctl", "kill", "my unit"]
-        );
-        assert!(split_command("--kill-command", "a 'b").unwrap_err().contains("unbalanced"));
-        assert!(split_command("--start-command", "  ").unwrap_err().contains("empty"));
+        assert_eq!(split_command("systemctl kill 'my unit'").unwrap(), ["systemctl", "kill", "my unit"]);
+        assert!(split_command("a 'b").unwrap_err().contains("unbalanced"));
+        assert!(split_command("  ").unwrap_err().contains("empty"));
     }
 
     #[tokio::test]

@@ -9,15 +9,17 @@
 //! reference target's session expiry and restart), `runner.rs` the run itself, `report.rs` its JSON report.
 
 pub mod inject;
+pub mod params;
 pub mod proxy;
 pub mod report;
 pub mod runner;
 
 use std::time::Duration;
 
+pub use params::{ChaosSpec, plan_chaos};
 pub use proxy::{FaultProxy, NetFault};
 pub use report::{ChaosReport, PhaseSummary, ScenarioReport};
-pub use runner::{ChaosObserver, ChaosRun, KillSpec, NoChaosObserver, NotifySpec, run_chaos};
+pub use runner::{ChaosObserver, ChaosRedis, ChaosRun, KillSpec, NoChaosObserver, NotifySpec, run_chaos};
 
 /// The profile name (the `profile` label and the report's).
 pub const PROFILE: &str = "chaos";

@@ -53,9 +53,18 @@ pub struct KillSpec {
     pub start: Option<Vec<String>>,
 }
 
+/// Where `redis-pause` pauses: a URL without its password, the password apart (never logged).
+#[derive(Debug, Clone)]
+pub struct ChaosRedis {
+    pub url: String,
+    pub password: Option<crate::config::Secret>,
+}
+
 /// A validated chaos run.
 #[derive(Debug, Clone)]
 pub struct ChaosRun {
+    /// The `profile` label and the report's (`chaos` one-shot, the entry's name in the daemon).
+    pub profile: String,
     pub target: String,
     pub sessions: u32,
     /// Requests per minute per session.
@@ -72,7 +81,7 @@ pub struct ChaosRun {
     pub sustain: u32,
     pub thresholds: Vec<Threshold>,
     pub kill: Option<KillSpec>,
-    pub redis: Option<String>,
+    pub redis: Option<ChaosRedis>,
     /// Bound on each injection (command, Redis, admin call).
     pub command_timeout: Duration,
     /// Wait for late notifications after the last window.
@@ -87,6 +96,7 @@ impl ChaosRun {
     /// the daemon scheduler fills the rest from its `[[profiles]]` entry.
     pub fn new(target: impl Into<String>, scenarios: Vec<Scenario>) -> Self {
         Self {
+            profile: PROFILE.into(),
             target: target.into(),
             sessions: 10,
             rpm: 60.0,
@@ -121,6 +131,12 @@ impl ChaosRun {
     /// Whether any scenario needs the fault proxy on the path.
     pub fn needs_proxy(&self) -> bool {
         self.scenarios.iter().any(|s| s.kind.net_fault().is_some())
+    }
+
+    /// Requests per second at the peak: the population's rate plus the broadcast triggers.
+    pub fn peak_rate(&self) -> f64 {
+        let broadcasts = self.notify.as_ref().map_or(0.0, |n| 1.0 / n.every.as_secs_f64().max(0.001));
+        f64::from(self.sessions) * self.rpm / 60.0 + broadcasts
     }
 
     /// The planned length: warm-up, every window, the settle time.
@@ -573,7 +589,7 @@ async fn begin_fault(ctx: &Ctx, inj: &Injectors, s: &Scenario) -> Result<(), Str
         },
         ScenarioKind::RedisPause { duration } => match &inj.redis {
             Some(r) => r.pause(*duration, t).await,
-            None => Err("redis-pause needs --redis".into()),
+            None => Err("redis-pause needs the target's Redis".into()),
         },
         ScenarioKind::ExpireSessions => inject::expire_sessions(&inj.admin_http, &inj.admin_url, t).await,
         ScenarioKind::Restart => {
@@ -789,8 +805,8 @@ pub async fn run_chaos(
         (None, http)
     };
     let redis = match &run.redis {
-        Some(url) if run.scenarios.iter().any(|s| matches!(s.kind, ScenarioKind::RedisPause { .. })) => {
-            match RedisPauser::connect(url, run.command_timeout).await {
+        Some(redis) if run.scenarios.iter().any(|s| matches!(s.kind, ScenarioKind::RedisPause { .. })) => {
+            match RedisPauser::connect(redis, run.command_timeout).await {
                 Ok(r) => Some(r),
                 Err(e) => {
                     setup.redis = Some(e);
@@ -991,7 +1007,7 @@ fn build_report(
     let notify_every_s = ctx.run.notify.as_ref().map(|n| n.every.as_secs_f64());
     ChaosReport {
         format: CHAOS_REPORT_FORMAT,
-        profile: PROFILE.into(),
+        profile: ctx.run.profile.clone(),
         target: ctx.run.target.clone(),
         started_at,
         ended_at: unix_now(),

@@ -9,6 +9,7 @@ use croner::parser::{CronParser, Seconds};
 use super::ConfigError;
 use super::raw::{RawConfig, RawHeavyProfiles, RawProfile};
 use super::validate::TargetConfig;
+use crate::chaos::{self, ChaosRedis, ChaosRun};
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::LoadRun;
 use crate::profile::matrix::{self, MatrixRun};
@@ -30,7 +31,7 @@ pub struct HeavyLimits {
 pub struct ProfileConfig {
     /// The `profile` label of its runs.
     pub name: String,
-    /// "load", "notify" or "matrix".
+    /// "load", "notify", "matrix" or "chaos".
     pub kind: &'static str,
     /// Fire times (UTC).
     pub schedule: Cron,
@@ -52,6 +53,7 @@ pub enum ProfilePlan {
     Load(LoadRun),
     Notify(NotifyRun),
     Matrix(MatrixRun),
+    Chaos(Box<ChaosRun>),
 }
 
 impl ProfilePlan {
@@ -61,6 +63,7 @@ impl ProfilePlan {
             ProfilePlan::Load(r) => r.engine.plan.sessions,
             ProfilePlan::Notify(r) => r.sessions,
             ProfilePlan::Matrix(r) => r.concurrency as u32,
+            ProfilePlan::Chaos(r) => r.sessions,
         }
     }
 
@@ -71,12 +74,13 @@ impl ProfilePlan {
             // A notify run sends one trigger per broadcast; a matrix cell a handful of requests.
             ProfilePlan::Notify(r) => f64::from(r.broadcasts) / r.batch_interval.as_secs_f64().max(0.001),
             ProfilePlan::Matrix(r) => r.concurrency as f64,
+            ProfilePlan::Chaos(r) => r.peak_rate(),
         }
     }
 }
 
 /// Profile kinds `[[profiles]]` accepts.
-pub const PROFILE_KINDS: [&str; 3] = ["load", "notify", "matrix"];
+pub const PROFILE_KINDS: [&str; 4] = ["load", "notify", "matrix", "chaos"];
 
 pub(super) fn validate_limits(raw: &RawHeavyProfiles, errors: &mut Vec<ConfigError>) -> Option<HeavyLimits> {
     let before = errors.len();
@@ -137,10 +141,18 @@ fn validate_profile(
     }
     let kind = PROFILE_KINDS.iter().copied().find(|k| *k == p.profile);
     if kind.is_none() {
-        err("profile", format!("unknown profile {:?}; expected \"load\", \"notify\" or \"matrix\"", p.profile));
+        err(
+            "profile",
+            format!("unknown profile {:?}; expected \"load\", \"notify\", \"matrix\" or \"chaos\"", p.profile),
+        );
     }
-    for (table, present) in [("load", p.load.is_some()), ("notify", p.notify.is_some()), ("matrix", p.matrix.is_some())]
-    {
+    let tables = [
+        ("load", p.load.is_some()),
+        ("notify", p.notify.is_some()),
+        ("matrix", p.matrix.is_some()),
+        ("chaos", p.chaos.is_some()),
+    ];
+    for (table, present) in tables {
         if present && kind.is_some_and(|k| k != table) {
             err(table, format!("parameters of the {table} profile, but profile = {:?}", p.profile));
         }
@@ -151,17 +163,36 @@ fn validate_profile(
     if p.targets.is_empty() {
         err("targets", "must name at least one target".into());
     }
+    // Chaos breaks its targets on purpose: it needs allow_chaos, and not allow_heavy (a lab
+    // target may take faults without being fit for load).
+    let is_chaos = kind == Some("chaos");
     let mut seen = std::collections::HashSet::new();
     for name in &p.targets {
         match raw.targets.iter().find(|t| &t.name == name) {
             None => err("targets", format!("unknown target {name:?}")),
-            Some(t) if !t.allow_heavy => err("targets", format!("target {name:?} does not set allow_heavy = true")),
+            Some(t) if is_chaos && !t.allow_chaos => {
+                err("targets", format!("target {name:?} does not set allow_chaos = true"))
+            }
+            Some(t) if !is_chaos && !t.allow_heavy => {
+                err("targets", format!("target {name:?} does not set allow_heavy = true"))
+            }
             Some(_) if !seen.insert(name.as_str()) => err("targets", format!("target {name:?} is named twice")),
             Some(_) => {}
         }
     }
     if kind == Some("matrix") && (!p.thresholds.is_empty() || p.abort_on_fail) {
         err("thresholds", "the matrix profile has no thresholds (it fails when a cell is broken)".into());
+    }
+    let chaos_spec = p.chaos.clone().unwrap_or_default();
+    if is_chaos && chaos_spec.names_kind("kill") && p.targets.len() > 1 {
+        err(
+            "targets",
+            format!(
+                "scenario kill runs one kill command (or PID) for every target; a chaos profile with kill names one \
+                 target, not {}",
+                p.targets.len()
+            ),
+        );
     }
     let (kind, schedule) = (kind?, schedule?);
     if errors.len() != before {
@@ -175,7 +206,10 @@ fn validate_profile(
         rate_name: "heavy_profiles.max_request_rate",
     };
     let key = |e: ParamError| {
-        let field = if e.key == "thresholds" { e.key.to_string() } else { format!("{kind}.{}", e.key) };
+        let field = match e.key {
+            "thresholds" | "abort_on_fail" => e.key.to_string(),
+            _ => format!("{kind}.{}", e.key),
+        };
         ConfigError::new(format!("{path}.{field}"), e.message)
     };
     let mut runs = Vec::new();
@@ -200,6 +234,27 @@ fn validate_profile(
                     client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
                 }
                 params::plan_notify(&p.notify.clone().unwrap_or_default(), &options).map(ProfilePlan::Notify)
+            }
+            "chaos" => {
+                // Sessions hold their GET stream for the broadcasts, as in notify.
+                if client.protocol == ProtocolPreference::Auto {
+                    client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
+                }
+                // redis-pause pauses the target's own Redis, with its password.
+                let redis =
+                    target.redis.as_ref().map(|r| ChaosRedis { url: r.url.to_string(), password: r.password.clone() });
+                match chaos::plan_chaos(&chaos_spec, &options, redis) {
+                    Err(e) if e.key == "redis" => {
+                        errors.push(ConfigError::new(
+                            format!("{path}.targets"),
+                            format!(
+                                "target {name:?} does not set redis (scenario redis-pause pauses the target's Redis)"
+                            ),
+                        ));
+                        return None;
+                    }
+                    planned => planned.map(|r| ProfilePlan::Chaos(Box::new(r))),
+                }
             }
             _ => {
                 let spec = p.matrix.clone().unwrap_or_default();
@@ -303,6 +358,80 @@ schedule = "0 * * * *"
         assert_eq!(fanout.runs[0].client.protocol, ProtocolPreference::Pinned("2025-11-25".into()));
         assert_eq!(fanout.runs[1].client.protocol, ProtocolPreference::Pinned("2025-06-18".into()));
         assert_eq!(fanout.runs[0].plan.sessions(), 1000);
+    }
+
+    const CHAOS: &str = r#"
+[[targets]]
+name = "lab"
+url = "http://127.0.0.1:8080/mcp"
+redis = "redis://:pw@127.0.0.1:6379/0"
+allow_chaos = true
+[[targets]]
+name = "staging"
+url = "http://127.0.0.1:8081/mcp"
+allow_heavy = true
+allow_chaos = true
+[[targets]]
+name = "heavy-only"
+url = "http://127.0.0.1:8082/mcp"
+allow_heavy = true
+
+[[profiles]]
+name = "game-day"
+profile = "chaos"
+targets = ["lab"]
+schedule = "0 4 * * 1"
+thresholds = ["redis-pause:recovery_time < 5s"]
+[profiles.chaos]
+scenarios = ["redis-pause:1s", "kill"]
+kill_command = "systemctl kill -s KILL 'mcp@1'"
+clients = 3
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        let raw: RawConfig = toml::from_str(text).unwrap();
+        super::super::validate(&raw).unwrap_err().0.iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+    }
+
+    #[test]
+    fn chaos_needs_allow_chaos_not_allow_heavy() {
+        let raw: RawConfig = toml::from_str(CHAOS).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        let ProfilePlan::Chaos(run) = &c.profiles[0].runs[0].plan else { panic!("a chaos plan") };
+        assert_eq!((run.profile.as_str(), run.target.as_str(), run.sessions), ("game-day", "lab", 3));
+        // The target's Redis, its password apart; the session era pinned for the streams.
+        let redis = run.redis.as_ref().unwrap();
+        assert_eq!(redis.url, "redis://127.0.0.1:6379/0");
+        assert_eq!(redis.password.as_ref().map(|p| p.expose()), Some("pw"));
+        assert_eq!(c.profiles[0].runs[0].client.protocol, ProtocolPreference::Pinned("2025-11-25".into()));
+        assert!(
+            matches!(run.kill.as_ref().unwrap().kill, crate::chaos::runner::KillHow::Command(ref a) if a.len() == 5 && a[4] == "mcp@1")
+        );
+
+        let heavy_only = CHAOS.replace(r#"targets = ["lab"]"#, r#"targets = ["heavy-only"]"#);
+        assert_eq!(
+            errors(&heavy_only),
+            [r#"profiles[0].targets: target "heavy-only" does not set allow_chaos = true"#]
+        );
+        let no_redis = CHAOS.replace(r#"targets = ["lab"]"#, r#"targets = ["staging"]"#);
+        assert_eq!(
+            errors(&no_redis),
+            [
+                r#"profiles[0].targets: target "staging" does not set redis (scenario redis-pause pauses the target's Redis)"#
+            ]
+        );
+        let two = CHAOS.replace(r#"targets = ["lab"]"#, r#"targets = ["lab", "staging"]"#);
+        assert!(
+            errors(&two)[0].starts_with("profiles[0].targets: scenario kill runs one kill command"),
+            "{:?}",
+            errors(&two)
+        );
+        let no_kill = CHAOS.replace("kill_command = ", "start_command = ");
+        assert!(errors(&no_kill)[0].starts_with("profiles[0].chaos.kill_command: scenario kill needs"));
+        let abort = CHAOS.replace("[profiles.chaos]", "abort_on_fail = true\n[profiles.chaos]");
+        assert!(errors(&abort)[0].starts_with("profiles[0].abort_on_fail: does not apply"), "{:?}", errors(&abort));
+        let redis_key = CHAOS.replace("clients = 3", "redis = \"redis://x\"");
+        assert!(toml::from_str::<RawConfig>(&redis_key).unwrap_err().to_string().contains("unknown field `redis`"));
     }
 
     #[test]

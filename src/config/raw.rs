@@ -60,6 +60,8 @@ pub struct RawProfile {
     pub notify: Option<crate::profile::params::NotifySpec>,
     #[serde(default)]
     pub matrix: Option<crate::profile::params::MatrixSpec>,
+    #[serde(default)]
+    pub chaos: Option<crate::chaos::ChaosSpec>,
 }
 
 /// `[server]`: the daemon's own HTTP surface and lifecycle.

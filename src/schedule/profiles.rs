@@ -13,8 +13,10 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::chaos;
 use crate::config::{HeavyLimits, ProfileConfig, ProfilePlan, ScheduledRun};
 use crate::profile::{self, Hooks, Progress, matrix};
+use crate::telemetry::chaos::ChaosMetrics;
 use crate::telemetry::load::RunMetrics;
 use crate::telemetry::scheduled::{self as events, SkipReason, Verdict};
 
@@ -203,6 +205,12 @@ async fn execute(profile: String, run: ScheduledRun, shared: Arc<Shared>, cancel
                 }
             };
             crate::telemetry::matrix::finished(&report, &profile);
+            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
+        }
+        ProfilePlan::Chaos(plan) => {
+            let names: Vec<String> = plan.scenarios.iter().map(|s| s.name.clone()).collect();
+            let metrics = ChaosMetrics::start(&target, &profile, &plan.operations(), &names, started);
+            let report = chaos::run_chaos(*plan, run.client, http, metrics, cancel.clone()).await;
             (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
         }
     };

@@ -654,14 +654,14 @@ metric!(
     "mcp_canary_chaos_detect_seconds",
     Gauge,
     ["target", "profile", "scenario"],
-    "Last chaos run: from the fault's start to the first failed or slow operation (absent when the fault was not detected)."
+    "Last chaos run: from the fault's start to the first failed or slow operation (NaN when that run did not detect the fault)."
 );
 metric!(
     CHAOS_RECOVERY,
     "mcp_canary_chaos_recovery_seconds",
     Gauge,
     ["target", "profile", "scenario"],
-    "Last chaos run: from the fault's end to the first of a sustained run of good operations (absent when not recovered)."
+    "Last chaos run: from the fault's end to the first of a sustained run of good operations (NaN when that run did not recover)."
 );
 metric!(
     CHAOS_RECOVERED,
