@@ -260,6 +260,9 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
         if t.stat == Stat::Delivery {
             return Err(Refused(format!("threshold {e:?}: delivery applies to `run notify` only")));
         }
+        if t.stat.is_memory() {
+            return Err(Refused(format!("threshold {e:?}: memory thresholds apply to `run longevity` only")));
+        }
         profile::scope_indices(&mix, t.scope.as_deref()).map_err(Refused)?;
         thresholds.push(t);
     }
@@ -280,6 +283,8 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
             open_stream: args.stream,
             drain: args.common.timeout,
             seed: 0x6d63_705f_6c6f_6164,
+            session_lifetime: None,
+            unclean_share: 0.0,
         },
         mix,
         thresholds,
@@ -650,6 +655,9 @@ pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(NotifyRun, ClientConf
         let t = Threshold::parse(e).map_err(|e| Refused(e.to_string()))?;
         if t.scope.is_some() {
             return Err(Refused(format!("threshold {e:?}: a notify run has no operations to scope to")));
+        }
+        if t.stat.is_memory() {
+            return Err(Refused(format!("threshold {e:?}: memory thresholds apply to `run longevity` only")));
         }
         thresholds.push(t);
     }

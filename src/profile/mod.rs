@@ -80,8 +80,9 @@ pub fn observe(t: &Threshold, acc: &OpAccum, shed: u64) -> f64 {
         Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
         Stat::ErrorRate => error_rate,
         Stat::SuccessRate => 1.0 - error_rate,
-        // Refused for load runs when parsed; a load run has no notifications.
-        Stat::Delivery => 1.0,
+        // Refused for load runs when parsed; a load run has no notifications and no memory
+        // snapshots (longevity evaluates those itself).
+        Stat::Delivery | Stat::MemoryGrowth | Stat::MemorySlope => 1.0,
     }
 }
 

@@ -213,6 +213,8 @@ pub fn observe(t: &Threshold, delivery: f64, latency: &Histogram<u64>) -> f64 {
         Stat::Percentile(p) => secs(latency.value_at_quantile(p / 100.0)),
         Stat::Delivery | Stat::SuccessRate => delivery,
         Stat::ErrorRate => 1.0 - delivery,
+        // Refused for notify runs when parsed.
+        Stat::MemoryGrowth | Stat::MemorySlope => 0.0,
     }
 }
 

@@ -157,6 +157,10 @@ pub struct RunStats {
     pub shed: AtomicU64,
     pub in_flight: AtomicU64,
     pub sessions: AtomicU64,
+    /// Sessions the churn ended with a DELETE.
+    pub ended_clean: AtomicU64,
+    /// Sessions the churn dropped without a DELETE (a crashed client, a lost network).
+    pub ended_unclean: AtomicU64,
 }
 
 /// Slot accounting of a run.
@@ -185,6 +189,8 @@ impl RunStats {
             shed: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
+            ended_clean: AtomicU64::new(0),
+            ended_unclean: AtomicU64::new(0),
         }
     }
 

@@ -1,5 +1,6 @@
 //! k6-style thresholds: `p95 < 50ms`, `p(99) <= 1s`, `error_rate < 0.1%`, `avg < 20ms`,
-//! optionally scoped to an operation or an MCP method: `tools/call:p95 < 100ms`.
+//! optionally scoped to an operation or an MCP method: `tools/call:p95 < 100ms`; and the
+//! longevity profile's memory thresholds `memory_growth < 50%` and `memory_slope < 10MB/h`.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,6 +19,17 @@ pub enum Stat {
     SuccessRate,
     /// Notifications received / expected (notification stress only).
     Delivery,
+    /// Target memory growth since the first snapshot, as a fraction (longevity only).
+    MemoryGrowth,
+    /// Least-squares slope of target memory over the sliding window, bytes per hour (longevity only).
+    MemorySlope,
+}
+
+impl Stat {
+    /// Whether the statistic is one of the longevity profile's memory statistics.
+    pub fn is_memory(self) -> bool {
+        matches!(self, Stat::MemoryGrowth | Stat::MemorySlope)
+    }
 }
 
 /// Comparison operator.
@@ -90,6 +102,8 @@ impl Threshold {
         let stat = parse_stat(stat_str).map_err(err)?;
         let limit = match stat {
             Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery => parse_rate(rhs),
+            Stat::MemoryGrowth => parse_growth(rhs),
+            Stat::MemorySlope => parse_slope(rhs),
             _ => parse_latency(rhs),
         }
         .map_err(err)?;
@@ -111,16 +125,25 @@ impl Threshold {
             Stat::ErrorRate => "error_rate".into(),
             Stat::SuccessRate => "success_rate".into(),
             Stat::Delivery => "delivery".into(),
+            Stat::MemoryGrowth => "memory_growth".into(),
+            Stat::MemorySlope => "memory_slope".into(),
         }
     }
 
+    /// A fraction rendered in percent (rates and memory growth).
     pub fn is_rate(&self) -> bool {
-        matches!(self.stat, Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery)
+        matches!(self.stat, Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery | Stat::MemoryGrowth)
     }
 
     /// Render an observed value in the threshold's unit.
     pub fn format_value(&self, v: f64) -> String {
-        if self.is_rate() { format!("{}%", trim(v * 100.0)) } else { format_seconds(v) }
+        if self.stat == Stat::MemorySlope {
+            format_bytes_per_hour(v)
+        } else if self.is_rate() {
+            format!("{}%", trim(v * 100.0))
+        } else {
+            format_seconds(v)
+        }
     }
 }
 
@@ -162,6 +185,8 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
         "error_rate" => Ok(Stat::ErrorRate),
         "success_rate" | "success_ratio" => Ok(Stat::SuccessRate),
         "delivery" | "delivery_ratio" => Ok(Stat::Delivery),
+        "memory_growth" => Ok(Stat::MemoryGrowth),
+        "memory_slope" => Ok(Stat::MemorySlope),
         _ => {
             if let Some(inner) = s.strip_prefix("p(").and_then(|r| r.strip_suffix(')')) {
                 pct(inner)
@@ -169,7 +194,7 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
                 pct(n)
             } else {
                 Err(format!(
-                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate, delivery"
+                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate, delivery, memory_growth, memory_slope"
                 ))
             }
         }
@@ -208,6 +233,68 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         other => return Err(format!("a rate takes % or a plain fraction, not {other:?}")),
     };
     if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("a rate must be within 0..=100%, got {s}")) }
+}
+
+/// A growth limit as a fraction: `50%` or `0.5`; growth may exceed 100 % and may be negative.
+fn parse_growth(s: &str) -> Result<f64, String> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, s),
+    };
+    let (v, unit) = split_number(body)?;
+    let v = match unit {
+        "%" => v / 100.0,
+        "" => v,
+        other => return Err(format!("a memory growth takes % or a plain fraction, not {other:?}")),
+    };
+    Ok(if neg { -v } else { v })
+}
+
+/// A memory slope limit in bytes per hour: `10MB/h`, `512KiB/min`, `1GB/h`, `0B/h`.
+fn parse_slope(s: &str) -> Result<f64, String> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, s),
+    };
+    let (v, unit) = split_number(body)?;
+    let (size, per) = unit
+        .split_once('/')
+        .ok_or_else(|| format!("a memory slope takes a rate unit such as MB/h or KiB/min, got {unit:?}"))?;
+    let bytes = match size.trim() {
+        "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?}; use B, KB, MB, GB, KiB, MiB or GiB")),
+    };
+    let per_hour = match per.trim() {
+        "h" | "hour" => 1.0,
+        "min" | "m" => 60.0,
+        "s" => 3600.0,
+        "d" | "day" => 1.0 / 24.0,
+        other => return Err(format!("unknown time unit {other:?} in a memory slope; use s, min, h or d")),
+    };
+    let v = v * bytes * per_hour;
+    Ok(if neg { -v } else { v })
+}
+
+/// Bytes per hour in decimal units (`10MB/h`, `-1.5KB/h`).
+pub fn format_bytes_per_hour(v: f64) -> String {
+    let a = v.abs();
+    let (div, unit) = if a >= 1e9 {
+        (1e9, "GB")
+    } else if a >= 1e6 {
+        (1e6, "MB")
+    } else if a >= 1e3 {
+        (1e3, "KB")
+    } else {
+        (1.0, "B")
+    };
+    let sign = if v < 0.0 { "-" } else { "" };
+    format!("{sign}{}{unit}/h", trim(a / div))
 }
 
 /// A `Duration` limit (for tests and reports).
@@ -276,6 +363,33 @@ mod tests {
             let e = Threshold::parse(expr).expect_err(expr);
             assert!(e.to_string().contains(want), "{expr}: {e}");
             assert!(e.to_string().contains(expr), "{expr}: message names the expression: {e}");
+        }
+    }
+
+    #[test]
+    fn parses_memory_thresholds() {
+        let g = p("memory_growth < 50%");
+        assert_eq!((g.stat, g.cmp, g.limit), (Stat::MemoryGrowth, Cmp::Lt, 0.5));
+        assert_eq!(g.to_string(), "memory_growth<50%");
+        assert_eq!(p("memory_growth < 250%").limit, 2.5);
+        assert_eq!(p("memory_growth < 0.2").limit, 0.2);
+        let s = p("memory_slope < 10MB/h");
+        assert_eq!((s.stat, s.limit), (Stat::MemorySlope, 10e6));
+        assert_eq!(s.to_string(), "memory_slope<10MB/h");
+        assert_eq!(p("memory_slope <= 1MiB/min").limit, 1024.0 * 1024.0 * 60.0);
+        assert_eq!(p("memory_slope < 1KB/s").limit, 3.6e6);
+        assert_eq!(p("memory_slope < 0B/h").limit, 0.0);
+        assert_eq!(p("memory_slope < 2.5GB/h").to_string(), "memory_slope<2.5GB/h");
+        assert_eq!(format_bytes_per_hour(-1500.0), "-1.5KB/h");
+        assert!(p("memory_slope < 10MB/h").holds(9.9e6));
+        for (expr, want) in [
+            ("memory_slope < 10MB", "rate unit"),
+            ("memory_slope < 10TB/h", "unknown size unit"),
+            ("memory_slope < 10MB/week", "unknown time unit"),
+            ("memory_growth < 5ms", "memory growth takes %"),
+        ] {
+            let e = Threshold::parse(expr).expect_err(expr);
+            assert!(e.to_string().contains(want), "{expr}: {e}");
         }
     }
 
