@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod mcp;
 pub mod profile;
 pub mod run;
+pub mod run_longevity;
 pub mod run_matrix;
 pub mod runner;
 pub mod schedule;

@@ -34,6 +34,8 @@ pub enum RunProfile {
     Notify(Box<NotifyArgs>),
     /// Capability matrix: capability profiles x response modes x protocol versions; exit 99 when a cell is broken.
     Matrix(Box<crate::run_matrix::MatrixArgs>),
+    /// Longevity (soak): a churning steady population while target and daemon memory are snapshotted.
+    Longevity(Box<crate::run_longevity::LongevityArgs>),
 }
 
 /// Flags every profile shares: the target, thresholds, outputs and caps (the run driver's).
@@ -112,6 +114,22 @@ pub struct LoadArgs {
     /// rate times --timeout, at least 4 per client, at most 100000).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
+    #[command(flatten)]
+    pub mix: MixArgs,
+    /// Open the server-to-client stream (GET or listen) in every session.
+    #[arg(long)]
+    pub stream: bool,
+    /// A request sent this much after its intended start counts as late.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms")]
+    pub late_after: Duration,
+    /// Global cap on the aggregate request rate (per second); larger runs are refused.
+    #[arg(long, default_value_t = 5_000.0)]
+    pub max_rate: f64,
+}
+
+/// The weighted operation mix of the load and longevity profiles.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MixArgs {
     /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
     /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
     #[arg(long)]
@@ -130,15 +148,6 @@ pub struct LoadArgs {
     pub prompt: String,
     #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
     pub prompt_args: String,
-    /// Open the server-to-client stream (GET or listen) in every session.
-    #[arg(long)]
-    pub stream: bool,
-    /// A request sent this much after its intended start counts as late.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms")]
-    pub late_after: Duration,
-    /// Global cap on the aggregate request rate (per second); larger runs are refused.
-    #[arg(long, default_value_t = 5_000.0)]
-    pub max_rate: f64,
 }
 
 /// A parameter problem, reported before anything is sent.
@@ -179,6 +188,34 @@ fn json_arg(flag: &str, s: &str) -> Result<serde_json::Value, Refused> {
     let v: serde_json::Value =
         serde_json::from_str(s).map_err(|e| Refused(format!("--{flag} is not valid JSON: {e}")))?;
     if v.is_object() { Ok(v) } else { Err(Refused(format!("--{flag} must be a JSON object"))) }
+}
+
+/// The default mix with the flags' tools, resource, prompt and weights.
+pub fn build_mix(args: &MixArgs) -> Result<Vec<MixEntry>, Refused> {
+    let mut mix = load::default_mix();
+    for entry in &mut mix {
+        entry.kind = match (&entry.kind, entry.name.as_str()) {
+            (OpKind::ToolCall { .. }, "fast_tool") => OpKind::ToolCall {
+                tool: args.fast_tool.clone(),
+                arguments: json_arg("fast-tool-args", &args.fast_tool_args)?,
+            },
+            (OpKind::ToolCall { .. }, "slow_tool") => OpKind::ToolCall {
+                tool: args.slow_tool.clone(),
+                arguments: json_arg("slow-tool-args", &args.slow_tool_args)?,
+            },
+            (OpKind::ResourceRead { .. }, _) => OpKind::ResourceRead { uri: args.resource.clone() },
+            (OpKind::PromptGet { .. }, _) => OpKind::PromptGet {
+                prompt: args.prompt.clone(),
+                arguments: json_arg("prompt-args", &args.prompt_args)?,
+            },
+            (other, _) => other.clone(),
+        };
+    }
+    if let Some(spec) = &args.mix {
+        load::apply_weights(&mut mix, spec).map_err(Refused)?;
+    }
+
+    Ok(mix)
 }
 
 /// Validate the flags into a run, a client config and the preset's name.
@@ -226,28 +263,7 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
         )));
     }
 
-    let mut mix = load::default_mix();
-    for entry in &mut mix {
-        entry.kind = match (&entry.kind, entry.name.as_str()) {
-            (OpKind::ToolCall { .. }, "fast_tool") => OpKind::ToolCall {
-                tool: args.fast_tool.clone(),
-                arguments: json_arg("fast-tool-args", &args.fast_tool_args)?,
-            },
-            (OpKind::ToolCall { .. }, "slow_tool") => OpKind::ToolCall {
-                tool: args.slow_tool.clone(),
-                arguments: json_arg("slow-tool-args", &args.slow_tool_args)?,
-            },
-            (OpKind::ResourceRead { .. }, _) => OpKind::ResourceRead { uri: args.resource.clone() },
-            (OpKind::PromptGet { .. }, _) => OpKind::PromptGet {
-                prompt: args.prompt.clone(),
-                arguments: json_arg("prompt-args", &args.prompt_args)?,
-            },
-            (other, _) => other.clone(),
-        };
-    }
-    if let Some(spec) = &args.mix {
-        load::apply_weights(&mut mix, spec).map_err(Refused)?;
-    }
+    let mix = build_mix(&args.mix)?;
 
     let exprs: Vec<String> = if args.common.thresholds.is_empty() {
         preset.map(|p| p.thresholds.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
@@ -330,7 +346,8 @@ pub fn summary_table(r: &RunReport) -> String {
     }
     let Some(load) = &r.load else { return threshold_lines(r) };
     let mut out = format!(
-        "\nload run against {} ({}): {:.1}s, {} sessions at {} rpm{}\n\n",
+        "\n{} run against {} ({}): {:.1}s, {} sessions at {} rpm{}\n\n",
+        r.profile,
         r.target,
         r.verdict.to_uppercase(),
         r.elapsed_s,
@@ -373,6 +390,9 @@ pub fn summary_table(r: &RunReport) -> String {
         load.slots.shed,
         load.total.error_rate * 100.0
     ));
+    if let Some(l) = &r.longevity {
+        out.push_str(&crate::run_longevity::memory_lines(l));
+    }
     out.push_str(&threshold_lines(r));
     out
 }
@@ -420,6 +440,7 @@ pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationTo
         RunProfile::Load(args) => run_load(*args, shutdown).await,
         RunProfile::Notify(args) => run_notify(*args, shutdown).await,
         RunProfile::Matrix(args) => crate::run_matrix::run(*args, shutdown).await,
+        RunProfile::Longevity(args) => crate::run_longevity::run(*args, shutdown).await,
     }
 }
 
@@ -450,7 +471,7 @@ async fn run_load(args: LoadArgs, shutdown: tokio_util::sync::CancellationToken)
 
 /// The one-shot driver every profile shares: baseline, metrics listener and OTLP, progress
 /// lines, the JSON report, the summary table and the exit status.
-async fn drive_cli<F, Fut>(
+pub(crate) async fn drive_cli<F, Fut>(
     common: &CommonArgs,
     banner: &str,
     profile_name: &str,

@@ -197,19 +197,23 @@ pub struct MemorySeries {
     /// (seconds since the run start, bytes), oldest first, within `window` of the newest.
     samples: VecDeque<(f64, f64)>,
     last: Option<u64>,
+    min: Option<u64>,
+    max: Option<u64>,
     /// Samples taken over the whole run.
     pub count: u64,
 }
 
 impl MemorySeries {
     pub fn new(window: Duration) -> Self {
-        Self { window, first: None, samples: VecDeque::new(), last: None, count: 0 }
+        Self { window, first: None, samples: VecDeque::new(), last: None, min: None, max: None, count: 0 }
     }
 
     /// Add a sample taken `at` seconds after the run start.
     pub fn push(&mut self, at: f64, bytes: u64) {
         self.first.get_or_insert(bytes);
         self.last = Some(bytes);
+        self.min = Some(self.min.map_or(bytes, |m| m.min(bytes)));
+        self.max = Some(self.max.map_or(bytes, |m| m.max(bytes)));
         self.count += 1;
         self.samples.push_back((at, bytes as f64));
         let oldest = at - self.window.as_secs_f64();
@@ -224,6 +228,14 @@ impl MemorySeries {
 
     pub fn last(&self) -> Option<u64> {
         self.last
+    }
+
+    pub fn min(&self) -> Option<u64> {
+        self.min
+    }
+
+    pub fn max(&self) -> Option<u64> {
+        self.max
     }
 
     /// Samples in the window.
@@ -332,6 +344,7 @@ mod tests {
         assert_eq!(s.count, 30);
         assert_eq!(s.first(), Some(1_000_000));
         assert_eq!(s.last(), Some(1_020_000));
+        assert_eq!((s.min(), s.max()), (Some(1_000_000), Some(1_020_000)));
         assert!((s.growth_ratio().unwrap() - 0.02).abs() < 1e-12);
         // The window holds 19 (19000) and then 20000 ten times: a small positive slope only.
         let slope = s.slope_bytes_per_hour().unwrap();

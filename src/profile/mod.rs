@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod load;
+pub mod longevity;
 pub mod matrix;
 pub mod notify;
 pub mod report;
@@ -135,7 +136,7 @@ pub trait LiveRun: Send + Sync {
     /// Live view for the progress hook.
     fn progress(&self, elapsed: Duration) -> Progress;
     /// Samples a threshold result must cover before it may abort the run.
-    fn min_abort_samples(&self) -> u64 {
+    fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {
         MIN_ABORT_SAMPLES
     }
 }
@@ -173,7 +174,7 @@ pub async fn drive<T>(
                 (hooks.thresholds)(&results);
                 (hooks.progress)(&live.progress(begin.elapsed()));
                 if abort_on_fail && abort_reason.is_none()
-                    && let Some(breach) = results.iter().find(|r| !r.passed && r.samples >= live.min_abort_samples())
+                    && let Some(breach) = results.iter().find(|r| !r.passed && r.samples >= live.min_abort_samples(r))
                 {
                     tracing::warn!(threshold = %breach.threshold, observed = breach.observed, "Threshold breached; aborting the run");
                     abort_reason = Some(format!("threshold {} breached", breach.threshold));
@@ -277,6 +278,7 @@ pub async fn run_load(
             connect: snap.connect.summary(0),
         }),
         notify: None,
+        longevity: None,
         verdict: verdict(&driven.thresholds, aborted),
         thresholds: driven.thresholds,
         client_cpu_seconds: process_cpu_seconds(),

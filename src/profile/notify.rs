@@ -264,7 +264,7 @@ impl LiveRun for NotifyLive<'_> {
         }
     }
 
-    fn min_abort_samples(&self) -> u64 {
+    fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {
         // One whole broadcast over the population before a delivery breach may abort.
         u64::from(self.run.sessions).max(1)
     }
@@ -432,6 +432,7 @@ pub async fn run_notify(
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },
         load: None,
+        longevity: None,
         notify: Some(NotifyResults {
             params: NotifyParams {
                 sessions: run.sessions,

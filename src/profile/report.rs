@@ -57,6 +57,9 @@ pub struct RunReport {
     /// The notification-stress profile's section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyResults>,
+    /// The longevity profile's section (memory snapshots and churn; its requests are in `load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longevity: Option<super::longevity::LongevityResults>,
     pub thresholds: Vec<ThresholdResult>,
     /// "pass" or "fail" (any threshold failed).
     pub verdict: String,
@@ -205,6 +208,7 @@ mod tests {
                 connect: OpSummary::default(),
             }),
             notify: None,
+            longevity: None,
             thresholds: vec![],
             verdict: "pass".into(),
             client_cpu_seconds: None,

@@ -4,6 +4,7 @@
 pub mod catalogue;
 pub mod events;
 pub mod load;
+pub mod longevity;
 pub mod matrix;
 pub mod otel_bridge;
 pub mod otlp;
