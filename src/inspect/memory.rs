@@ -51,6 +51,10 @@ pub enum MemoryError {
 }
 
 impl MemoryError {
+    /// Every `error_type` value, to pre-register series.
+    pub const CLASSES: [&'static str; 7] =
+        ["connect", "timeout", "http_4xx", "http_5xx", "missing_metric", "invalid_response", "proc"];
+
     /// The `error_type` label value.
     pub fn error_type(&self) -> &'static str {
         match self {
@@ -374,6 +378,21 @@ mod tests {
         assert_eq!(exposition_value("mem\n", "mem").unwrap_err().error_type(), "missing_metric");
         assert_eq!(exposition_value("mem \n", "mem").unwrap_err().error_type(), "invalid_response");
         assert_eq!(exposition_value("\u{0}\u{1}garbage{{{\n", "mem").unwrap_err().error_type(), "missing_metric");
+    }
+
+    #[test]
+    fn classes_are_complete() {
+        let all = [
+            MemoryError::Connect(String::new()),
+            MemoryError::Timeout(Duration::ZERO),
+            MemoryError::Http(404),
+            MemoryError::Http(503),
+            MemoryError::MissingMetric(String::new()),
+            MemoryError::Parse(String::new()),
+            MemoryError::Proc(String::new()),
+        ];
+        let got: Vec<&str> = all.iter().map(MemoryError::error_type).collect();
+        assert_eq!(got, MemoryError::CLASSES);
     }
 
     #[test]

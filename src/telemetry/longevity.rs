@@ -32,6 +32,13 @@ impl LongevityMetrics {
             slope: gauge!(m::PROFILE_MEMORY_SLOPE.name, "target" => t.clone(), "profile" => p.clone(),
                 "process" => process),
         };
+        if samples_target {
+            for class in crate::inspect::memory::MemoryError::CLASSES {
+                counter!(m::PROFILE_MEMORY_SAMPLE_ERRORS.name, "target" => t.clone(), "profile" => p.clone(),
+                    "process" => "target", "error_type" => class)
+                .increment(0);
+            }
+        }
         for end in ["clean", "unclean"] {
             counter!(m::PROFILE_SESSIONS_ENDED.name, "target" => t.clone(), "profile" => p.clone(), "end" => end)
                 .increment(0);

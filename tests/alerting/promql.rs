@@ -30,8 +30,16 @@ pub fn rule_files() -> Vec<PathBuf> {
 /// Rule files whose metrics the daemon of tests/alerting_end_to_end.rs never exports (it has no
 /// `redis` target and runs no profile): (file, the test that checks them on a live scrape instead
 /// by calling `rule_file_metric_names` with that file).
-pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] =
-    &[("alerts/inspectors.yml", "tests/redis_inspector.rs"), ("alerts/profiles.yml", "tests/load_profile.rs")];
+pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
+    ("alerts/inspectors.yml", "tests/redis_inspector.rs"),
+    ("alerts/profiles.yml", "tests/load_profile.rs"),
+    ("alerts/longevity.yml", "tests/longevity_profile.rs"),
+];
+
+/// Dashboards whose metrics only a profile run exports: (file, the test that checks them on a
+/// live scrape by calling `dashboard_metric_names` with that file).
+pub const DASHBOARDS_CHECKED_ELSEWHERE: &[(&str, &str)] =
+    &[("grafana/dashboards/longevity.json", "tests/longevity_profile.rs")];
 
 /// The exported metric names the expressions of one rule file (relative to the repository)
 /// select: recording rules and `up` left out.
@@ -42,6 +50,21 @@ pub fn rule_file_metric_names(rel: &str) -> BTreeSet<String> {
         .iter()
         .flat_map(|e| metric_names(e))
         .filter(|n| n != "up" && !recorded.contains(n))
+        .collect();
+    assert!(!names.is_empty(), "{rel} selects no metric");
+    names
+}
+
+/// The exported metric names the queries of one dashboard (relative to the repository) select:
+/// recording rules left out.
+pub fn dashboard_metric_names(rel: &str) -> BTreeSet<String> {
+    let file = Path::new(rel).file_name().unwrap().to_string_lossy().to_string();
+    let recorded = recorded_names();
+    let names: BTreeSet<String> = dashboard_queries()
+        .into_iter()
+        .filter(|(f, _, _)| *f == file)
+        .flat_map(|(_, _, e)| metric_names(&grafana_to_promql(&e)))
+        .filter(|n| !recorded.contains(n))
         .collect();
     assert!(!names.is_empty(), "{rel} selects no metric");
     names
