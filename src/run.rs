@@ -50,7 +50,8 @@ pub struct CommonArgs {
     /// k6-style threshold, e.g. "p95 < 50ms", "error_rate < 0.1%", "tools/call:p99 <= 1s" (repeatable).
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
-    /// Stop the run as soon as a threshold fails (over at least 20 requests).
+    /// Stop the run as soon as a threshold fails (over at least 20 requests; memory thresholds
+    /// over half a slope window of snapshots).
     #[arg(long)]
     pub abort_on_fail: bool,
     /// Write the JSON run report here (default: a timestamped file in --results-dir).
@@ -71,7 +72,8 @@ pub struct CommonArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub linger: Duration,
     /// "auto", "2026-07-28", "2025-11-25", "2025-06-18" or "2025-03-26" (default: auto for
-    /// load, 2025-11-25 for notify, whose broadcasts travel on the session's GET stream).
+    /// load, 2025-11-25 for notify, whose broadcasts travel on the session's GET stream, and for
+    /// longevity, whose churn ends sessions).
     #[arg(long)]
     pub protocol: Option<String>,
     /// Per-request timeout.
