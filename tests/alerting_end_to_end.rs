@@ -251,12 +251,15 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
         rule_files.push_str(&format!("  - {}\n", out.display()));
     }
     let daemon_addr = base.trim_start_matches("http://");
+    // A longevity run joins later on this port (its dashboard needs a run's series).
+    let soak_port = free_port();
     std::fs::write(
         w("prometheus.yml"),
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"127.0.0.1:{am_port}\"]\n\
-             scrape_configs:\n  - job_name: mcp-canary\n    static_configs:\n      - targets: [\"{daemon_addr}\"]\n"
+             scrape_configs:\n  - job_name: mcp-canary\n    static_configs:\n      - targets: [\"{daemon_addr}\"]\n\
+             \x20 - job_name: longevity\n    static_configs:\n      - targets: [\"127.0.0.1:{soak_port}\"]\n"
         ),
     )
     .unwrap();
@@ -283,6 +286,45 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(got.lock().unwrap().is_empty(), "alerts while healthy: {:?}", got.lock().unwrap());
+
+    // A longevity run scraped from now on, for the longevity dashboard's panels: all sessions end
+    // with DELETE (churn 0), so nothing leaks; it outlives the test and stops with it.
+    let soak_listen = format!("127.0.0.1:{soak_port}");
+    let target_metrics = format!("http://{target_addr}/metrics");
+    let _soak = Proc::start(
+        "alerting-longevity",
+        &[
+            "run",
+            "longevity",
+            "--target",
+            &mcp_url,
+            "--name",
+            "soak",
+            "--clients",
+            "2",
+            "--duration",
+            "10m",
+            "--rpm",
+            "60",
+            "--churn",
+            "0",
+            "--session-lifetime",
+            "3s",
+            "--memory-url",
+            &target_metrics,
+            "--snapshot-interval",
+            "1s",
+            "--slope-window",
+            "30s",
+            "--metrics-listen",
+            &soak_listen,
+            "--results-dir",
+            &w("results"),
+        ],
+        &[],
+        "metrics listening on ",
+    )
+    .await;
 
     // Errors: the availability page reaches the page receiver, then resolves once healed.
     admin(&mcp_url, "/admin/knobs", serde_json::json!({"error_rate": 1})).await;
