@@ -137,6 +137,7 @@ pub fn exposition_value(text: &str, metric: &str) -> Result<f64, MemoryError> {
         let after_labels = match rest.chars().next() {
             Some('{') => skip_labels(rest).ok_or_else(|| MemoryError::Parse(format!("bad labels in {line:?}")))?,
             Some(c) if c.is_whitespace() => rest,
+            None => return Err(MemoryError::Parse(format!("no value in {line:?}"))),
             _ => continue,
         };
         let mut fields = after_labels.split_whitespace();
@@ -375,7 +376,7 @@ mod tests {
         assert_eq!(exposition_value("mem_bytes 1\n", "mem").unwrap_err().error_type(), "missing_metric");
         assert_eq!(exposition_value("mem{a=\"1\" 5\n", "mem").unwrap_err().error_type(), "invalid_response");
         assert_eq!(exposition_value("mem abc\n", "mem").unwrap_err().error_type(), "invalid_response");
-        assert_eq!(exposition_value("mem\n", "mem").unwrap_err().error_type(), "missing_metric");
+        assert_eq!(exposition_value("mem\n", "mem").unwrap_err().error_type(), "invalid_response");
         assert_eq!(exposition_value("mem \n", "mem").unwrap_err().error_type(), "invalid_response");
         assert_eq!(exposition_value("\u{0}\u{1}garbage{{{\n", "mem").unwrap_err().error_type(), "missing_metric");
     }
@@ -393,6 +394,53 @@ mod tests {
         ];
         let got: Vec<&str> = all.iter().map(MemoryError::error_type).collect();
         assert_eq!(got, MemoryError::CLASSES);
+    }
+
+    #[tokio::test]
+    async fn endpoint_answers_are_read_or_classified() {
+        use axum::{Router, http::StatusCode, routing::get};
+        let app = Router::new()
+            .route(
+                "/ok",
+                get(|| async { "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 123456\n" }),
+            )
+            .route("/500", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+            .route("/garbage", get(|| async { vec![0xffu8, 0xfe, 0x00, 0x7b] }))
+            .route("/negative", get(|| async { "process_resident_memory_bytes -5\n" }))
+            .route("/other", get(|| async { "up 1\n" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "process_resident_memory_bytes 1\n"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let read = |path: &str| {
+            let source = MemorySource::Prometheus {
+                url: url::Url::parse(&format!("http://{addr}{path}")).unwrap(),
+                metric: "process_resident_memory_bytes".into(),
+            };
+            let http = http.clone();
+            async move { sample(&http, &source, Duration::from_millis(500)).await }
+        };
+        assert_eq!(read("/ok").await, Ok(123_456));
+        assert_eq!(read("/500").await, Err(MemoryError::Http(500)));
+        assert_eq!(read("/404").await.unwrap_err().error_type(), "http_4xx");
+        assert_eq!(read("/garbage").await.unwrap_err().error_type(), "invalid_response");
+        assert_eq!(read("/negative").await.unwrap_err().error_type(), "invalid_response");
+        assert_eq!(read("/other").await.unwrap_err().error_type(), "missing_metric");
+        assert_eq!(read("/slow").await.unwrap_err().error_type(), "timeout");
+        server.abort();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let source = MemorySource::Prometheus {
+            url: url::Url::parse(&format!("http://{closed}/metrics")).unwrap(),
+            metric: "m".into(),
+        };
+        assert_eq!(sample(&http, &source, Duration::from_secs(2)).await.unwrap_err().error_type(), "connect");
     }
 
     #[test]
