@@ -62,7 +62,8 @@ pub struct CommonArgs {
     /// Compare with a saved report; exit 98 on a regression beyond --baseline-tolerance.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// Relative latency increase tolerated against the baseline, in percent.
+    /// Relative increase tolerated against the baseline, in percent (latency; for longevity
+    /// also the memory slope and growth, beyond 10 MB/h and 5 points of slack).
     #[arg(long, default_value_t = 20.0)]
     pub baseline_tolerance: f64,
     /// Serve /metrics here during the run.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{self, EngineConfig, RunObserver};
 use super::load::{LoadWorkload, MixEntry};
-use super::report::{self, LoadResults, RunParams, RunReport, ThresholdResult};
+use super::report::{self, LoadResults, Regression, RunParams, RunReport, ThresholdResult, Tolerance};
 use super::stats::RunStats;
 use super::threshold::{self, Stat, Threshold};
 use super::{Hooks, LiveRun, Progress, drive, evaluate, process_cpu_seconds, unix_now, verdict};
@@ -117,6 +117,34 @@ pub struct LongevityResults {
     pub daemon_memory: MemorySummary,
     /// Failed target samples by error class.
     pub sample_errors: BTreeMap<String, u64>,
+}
+
+/// Slope slack against a baseline: below this a short run's RSS noise, not a regression.
+pub const SLOPE_FLOOR_BYTES_PER_HOUR: f64 = 10e6;
+/// Growth slack against a baseline (5 percentage points).
+pub const GROWTH_FLOOR: f64 = 0.05;
+
+/// Memory regressions of `cur` against `base`: the target's slope and growth may exceed the
+/// baseline's (a negative one counts as flat) by the relative tolerance plus a floor.
+pub fn compare(base: &LongevityResults, cur: &LongevityResults, tol: Tolerance, out: &mut Vec<Regression>) {
+    let (Some(b), Some(c)) = (&base.target_memory, &cur.target_memory) else { return };
+    let pairs = [
+        ("slope_bytes_per_hour", b.slope_bytes_per_hour, c.slope_bytes_per_hour, SLOPE_FLOOR_BYTES_PER_HOUR),
+        ("growth_ratio", b.growth_ratio, c.growth_ratio, GROWTH_FLOOR),
+    ];
+    for (stat, base, cur, floor) in pairs {
+        let (Some(base), Some(cur)) = (base, cur) else { continue };
+        let allowed = base.max(0.0) * (1.0 + tol.latency_ratio) + floor;
+        if cur > allowed {
+            out.push(Regression {
+                scope: "target_memory".into(),
+                stat: stat.into(),
+                baseline: base,
+                current: cur,
+                allowed,
+            });
+        }
+    }
 }
 
 /// The memory side of a running longevity run.
@@ -370,5 +398,49 @@ pub async fn run_longevity(
         verdict: verdict(&thresholds, aborted),
         thresholds,
         client_cpu_seconds: process_cpu_seconds(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(slope: f64, growth: f64) -> LongevityResults {
+        LongevityResults {
+            params: LongevityParams {
+                session_lifetime_s: 1.0,
+                churn: 0.5,
+                snapshot_interval_s: 1.0,
+                slope_window_s: 10.0,
+                memory_source: None,
+            },
+            sessions_ended_clean: 0,
+            sessions_ended_unclean: 0,
+            target_memory: Some(MemorySummary {
+                slope_bytes_per_hour: Some(slope),
+                growth_ratio: Some(growth),
+                ..Default::default()
+            }),
+            daemon_memory: MemorySummary::default(),
+            sample_errors: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn memory_regressions_against_a_baseline() {
+        let tol = Tolerance::default();
+        let mut out = Vec::new();
+        // Flat baseline: noise within the floors is no regression.
+        compare(&results(-2e6, 0.01), &results(8e6, 0.04), tol, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // A leak appears: 64 MB/h and 30 % growth against a flat baseline.
+        compare(&results(1e6, 0.02), &results(64e6, 0.3), tol, &mut out);
+        let stats: Vec<&str> = out.iter().map(|r| r.stat.as_str()).collect();
+        assert_eq!(stats, ["slope_bytes_per_hour", "growth_ratio"]);
+        assert_eq!(out[0].allowed, 1e6 * 1.2 + 10e6);
+        // A leaking baseline allows the same leak within the tolerance.
+        out.clear();
+        compare(&results(64e6, 0.3), &results(70e6, 0.33), tol, &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 }

@@ -156,6 +156,9 @@ pub fn compare(baseline: &RunReport, current: &RunReport, tol: Tolerance) -> Vec
     if let (Some(b), Some(c)) = (&baseline.notify, &current.notify) {
         super::notify::compare(b, c, tol, &mut out);
     }
+    if let (Some(b), Some(c)) = (&baseline.longevity, &current.longevity) {
+        super::longevity::compare(b, c, tol, &mut out);
+    }
     let (Some(baseline), Some(current)) = (&baseline.load, &current.load) else { return out };
     compare_summary("total", &baseline.total, &current.total, tol, &mut out);
     for (name, base) in &baseline.operations {
