@@ -52,6 +52,10 @@ pub struct LongevityArgs {
     /// Sliding window of the least-squares memory slope.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
     pub slope_window: Duration,
+    /// Leave the snapshots of this first stretch out of growth and slope (they are still
+    /// exported and written): a freshly started target warms up its allocator and caches.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub warmup: Duration,
     /// Append one JSON line per snapshot to this file.
     #[arg(long)]
     pub snapshots: Option<PathBuf>,
@@ -172,6 +176,7 @@ pub fn plan_from_args(args: &LongevityArgs) -> Result<(LongevityRun, ClientConfi
         memory,
         snapshot_interval: args.snapshot_interval,
         slope_window: args.slope_window,
+        warmup: args.warmup,
         sample_timeout: args.snapshot_interval.min(c.timeout),
     };
     Ok((run, client))

@@ -106,10 +106,10 @@ fn assert_consistent(o: &Outcome) {
     let l = &r["longevity"];
     let target = &l["target_memory"];
     assert_eq!(r["profile"], "longevity", "{r:#}");
-    // 21 snapshots: one at once, one a second for 20 s (the last when the engine ends);
-    // a loaded machine may delay a tick, never add one.
+    // About 21 snapshots: one at once, one a second for 20 s, the last when the engine ends;
+    // a loaded machine may delay ticks (fewer), never add one.
     let n = o.lines.len();
-    assert!((18..=22).contains(&n), "{n} snapshot lines: {r:#}");
+    assert!((15..=22).contains(&n), "{n} snapshot lines: {r:#}");
     assert_eq!(target["samples"].as_u64(), Some(n as u64), "{r:#}");
     assert_eq!(l["daemon_memory"]["samples"].as_u64(), Some(n as u64), "{r:#}");
     assert!(l["sample_errors"].as_object().unwrap().is_empty(), "{r:#}");
@@ -131,9 +131,10 @@ fn assert_consistent(o: &Outcome) {
     assert_eq!(last["target_slope_bytes_per_hour"], target["slope_bytes_per_hour"], "{last}");
     assert_eq!(last["sessions_ended_unclean"], l["sessions_ended_unclean"], "{last}");
     assert_eq!(last["sessions_ended_clean"], l["sessions_ended_clean"], "{last}");
-    // About one end per session per 2 s lifetime: 6 x 20 / 2 = 60 ends, half of them unclean.
+    // At most one end per session per 2 s lifetime (checked at its next 0.5 s slot): 6 x 20 / 2
+    // = 60 ends, about half of them unclean; a loaded machine delays slots (fewer ends).
     let (clean, unclean) = (l["sessions_ended_clean"].as_f64().unwrap(), l["sessions_ended_unclean"].as_f64().unwrap());
-    assert!((35.0..=66.0).contains(&(clean + unclean)), "{clean} + {unclean}: {r:#}");
+    assert!((25.0..=60.0).contains(&(clean + unclean)), "{clean} + {unclean}: {r:#}");
     assert!(unclean >= 8.0 && clean >= 8.0, "{clean} / {unclean}: {r:#}");
     assert_eq!(r["total"]["errors"], 0, "{r:#}");
 

@@ -38,6 +38,9 @@ pub struct LongevityRun {
     pub memory: Option<MemorySource>,
     pub snapshot_interval: Duration,
     pub slope_window: Duration,
+    /// Snapshots before this are recorded but left out of growth and slope (a freshly started
+    /// target filling its allocator and caches is not a leak).
+    pub warmup: Duration,
     /// Timeout of one target memory sample.
     pub sample_timeout: Duration,
 }
@@ -49,6 +52,8 @@ pub struct MemorySnapshot {
     pub timestamp: f64,
     /// Seconds since the run started.
     pub elapsed_s: f64,
+    /// Taken during --warmup: not part of growth and slope.
+    pub warmup: bool,
     /// Target memory; `None` without a source or when the sample failed (`target_error`).
     pub target_bytes: Option<u64>,
     /// Error class of a failed target sample.
@@ -103,6 +108,8 @@ pub struct LongevityParams {
     pub churn: f64,
     pub snapshot_interval_s: f64,
     pub slope_window_s: f64,
+    #[serde(default)]
+    pub warmup_s: f64,
     /// What was sampled (`process_resident_memory_bytes from http://...`, `VmRSS of pid N`).
     pub memory_source: Option<String>,
 }
@@ -253,10 +260,12 @@ impl Sampler<'_> {
         };
         let daemon = memory::self_rss();
         let elapsed = self.begin.elapsed().as_secs_f64();
+        let warmup = elapsed < self.run.warmup.as_secs_f64();
         let snap = {
             let mut state = self.memory.lock().unwrap_or_else(|e| e.into_inner());
             let mut target_error = None;
             match &target {
+                Some(Ok(_)) if warmup => {}
                 Some(Ok(bytes)) => state.target.push(elapsed, *bytes),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, error_type = e.error_type(), "Target memory sample failed");
@@ -265,12 +274,15 @@ impl Sampler<'_> {
                 }
                 None => {}
             }
-            if let Ok(bytes) = daemon {
+            if let Ok(bytes) = daemon
+                && !warmup
+            {
                 state.daemon.push(elapsed, bytes);
             }
             MemorySnapshot {
                 timestamp: unix_now(),
                 elapsed_s: elapsed,
+                warmup,
                 target_bytes: target.and_then(Result::ok),
                 target_error,
                 daemon_bytes: daemon.ok(),
@@ -387,6 +399,7 @@ pub async fn run_longevity(
                 churn: run.engine.unclean_share,
                 snapshot_interval_s: run.snapshot_interval.as_secs_f64(),
                 slope_window_s: run.slope_window.as_secs_f64(),
+                warmup_s: run.warmup.as_secs_f64(),
                 memory_source: run.memory.as_ref().map(MemorySource::describe),
             },
             sessions_ended_clean: stats.ended_clean.load(Ordering::Relaxed),
@@ -412,6 +425,7 @@ mod tests {
                 churn: 0.5,
                 snapshot_interval_s: 1.0,
                 slope_window_s: 10.0,
+                warmup_s: 0.0,
                 memory_source: None,
             },
             sessions_ended_clean: 0,
