@@ -94,6 +94,13 @@ pub fn plan_from_args(args: &LongevityArgs) -> Result<(LongevityRun, ClientConfi
             humantime::format_duration(args.snapshot_interval)
         )));
     }
+    if args.warmup >= args.duration {
+        return Err(Refused(format!(
+            "--warmup {} leaves nothing of the --duration {} to measure",
+            humantime::format_duration(args.warmup),
+            humantime::format_duration(args.duration)
+        )));
+    }
     let plan = ArrivalPlan {
         sessions: args.clients,
         rpm: args.rpm,
