@@ -232,6 +232,35 @@ async fn no_leak_stays_flat_and_passes() {
 }
 
 #[tokio::test]
+async fn abort_on_fail_stops_a_leaking_run_early() {
+    let leak = (LEAK_BYTES as u64).to_string();
+    let (_target, url) =
+        start_target(&["--session-idle-timeout", "2s", "--leak-per-unclean-session-bytes", &leak]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let metrics_url = format!("{}/metrics", url.trim_end_matches("/mcp"));
+    let out = tokio::process::Command::new(common::bin())
+        .args(["run", "longevity", "--target", &url, "--clients", "6", "--duration", "60s", "--rpm", "120"])
+        .args(["--churn", "0.5", "--session-lifetime", "2s", "--snapshot-interval", "1s", "--slope-window", "4s"])
+        .args(["--memory-url", &metrics_url, "--threshold", SLOPE_THRESHOLD, "--abort-on-fail", "--warmup", "4s"])
+        .args(["--report", report.to_str().unwrap()])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("run ends").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["aborted"], true, "{r:#}");
+    assert_eq!(r["abort_reason"], "threshold memory_slope<500MB/h breached", "{r:#}");
+    // Without --warmup the fresh target's own warm-up (about 25 -> 30 MB in its first seconds)
+    // aborts the run at once. Leaking starts once the first dropped sessions expire (2 s
+    // lifetime + 2 s idle timeout); the abort waits for the warm-up and then for half a slope
+    // window (3 snapshots at least).
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed > 5.5 && elapsed < 30.0, "aborted after {elapsed} s: {r:#}");
+    assert!(r["thresholds"][0]["samples"].as_u64().unwrap() >= 3, "{r:#}");
+}
+
+#[tokio::test]
 async fn failed_samples_are_classified_and_bad_flags_refused() {
     let (_target, url) = start_target(&["--session-idle-timeout", "2s"]).await;
     let dir = tempfile::tempdir().unwrap();
