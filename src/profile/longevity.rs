@@ -159,6 +159,8 @@ struct MemoryState {
     target: MemorySeries,
     daemon: MemorySeries,
     errors: BTreeMap<String, u64>,
+    /// Last samples, warm-up included (for progress lines).
+    last: (Option<u64>, Option<u64>),
 }
 
 /// The observed value of a memory threshold and the samples behind it.
@@ -216,9 +218,9 @@ impl LiveRun for LongevityLive<'_> {
                 total.error_count(),
                 self.stats.ended_clean.load(Ordering::Relaxed),
                 self.stats.ended_unclean.load(Ordering::Relaxed),
-                mb(state.target.last()),
+                mb(state.last.0),
                 slope,
-                mb(state.daemon.last()),
+                mb(state.last.1),
             ),
         }
     }
@@ -274,6 +276,10 @@ impl Sampler<'_> {
                 }
                 None => {}
             }
+            state.last = (
+                target.as_ref().and_then(|t| t.as_ref().ok().copied()).or(state.last.0),
+                daemon.as_ref().ok().copied(),
+            );
             if let Ok(bytes) = daemon
                 && !warmup
             {
@@ -328,6 +334,7 @@ pub async fn run_longevity(
         target: MemorySeries::new(run.slope_window),
         daemon: MemorySeries::new(run.slope_window),
         errors: BTreeMap::new(),
+        last: (None, None),
     });
     let workload = Arc::new(LoadWorkload::new(run.mix.clone()));
     let engine_cancel = cancel.child_token();
