@@ -13,6 +13,7 @@ pub mod mcp;
 pub mod profile;
 pub mod run;
 pub mod run_chaos;
+pub mod run_longevity;
 pub mod run_matrix;
 pub mod runner;
 pub mod schedule;

@@ -37,6 +37,8 @@ pub enum RunProfile {
     /// Chaos: faults one at a time (proxy latency/resets/blackhole/bandwidth, kill, Redis pause)
     /// against a steady population; detect and recovery times. Refused without --allow-chaos.
     Chaos(Box<crate::run_chaos::ChaosArgs>),
+    /// Longevity (soak): a churning steady population while target and daemon memory are snapshotted.
+    Longevity(Box<crate::run_longevity::LongevityArgs>),
 }
 
 /// Flags every profile shares: the target, thresholds, outputs and caps (the run driver's).
@@ -51,7 +53,8 @@ pub struct CommonArgs {
     /// k6-style threshold, e.g. "p95 < 50ms", "error_rate < 0.1%", "tools/call:p99 <= 1s" (repeatable).
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
-    /// Stop the run as soon as a threshold fails (over at least 20 requests).
+    /// Stop the run as soon as a threshold fails (over at least 20 requests; memory thresholds
+    /// over half a slope window of snapshots).
     #[arg(long)]
     pub abort_on_fail: bool,
     /// Write the JSON run report here (default: a timestamped file in --results-dir).
@@ -62,7 +65,8 @@ pub struct CommonArgs {
     /// Compare with a saved report; exit 98 on a regression beyond --baseline-tolerance.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// Relative latency increase tolerated against the baseline, in percent.
+    /// Relative increase tolerated against the baseline, in percent (latency; for longevity
+    /// also the memory slope and growth, beyond 10 MB/h and 5 points of slack).
     #[arg(long, default_value_t = 20.0)]
     pub baseline_tolerance: f64,
     /// Serve /metrics here during the run.
@@ -72,7 +76,8 @@ pub struct CommonArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub linger: Duration,
     /// "auto", "2026-07-28", "2025-11-25", "2025-06-18" or "2025-03-26" (default: auto for
-    /// load, 2025-11-25 for notify, whose broadcasts travel on the session's GET stream).
+    /// load, 2025-11-25 for notify, whose broadcasts travel on the session's GET stream, and for
+    /// longevity, whose churn ends sessions).
     #[arg(long)]
     pub protocol: Option<String>,
     /// Per-request timeout.
@@ -124,6 +129,29 @@ pub struct LoadArgs {
     /// Global cap on the aggregate request rate (per second); larger runs are refused.
     #[arg(long, default_value_t = params::DEFAULT_MAX_RATE)]
     pub max_rate: f64,
+}
+
+/// The weighted operation mix of the load and longevity profiles.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MixArgs {
+    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
+    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
+    #[arg(long)]
+    pub mix: Option<String>,
+    #[arg(long, default_value = "echo")]
+    pub fast_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
+    pub fast_tool_args: String,
+    #[arg(long, default_value = "slow")]
+    pub slow_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
+    pub slow_tool_args: String,
+    #[arg(long, default_value = "canary://static/hello")]
+    pub resource: String,
+    #[arg(long, default_value = "greeting")]
+    pub prompt: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
+    pub prompt_args: String,
 }
 
 /// A parameter problem, reported before anything is sent.
@@ -183,6 +211,22 @@ fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, ma
     }
 }
 
+/// The default mix with the flags' tools, resource, prompt and weights (planned as `run load` does).
+pub fn build_mix(args: &MixArgs) -> Result<Vec<crate::profile::load::MixEntry>, Refused> {
+    let spec = LoadSpec {
+        mix: args.mix.clone(),
+        fast_tool: args.fast_tool.clone(),
+        fast_tool_args: args.fast_tool_args.clone(),
+        slow_tool: args.slow_tool.clone(),
+        slow_tool_args: args.slow_tool_args.clone(),
+        resource: args.resource.clone(),
+        prompt: args.prompt.clone(),
+        prompt_args: args.prompt_args.clone(),
+        ..LoadSpec::default()
+    };
+    params::plan_mix(&spec).map_err(refused_flag)
+}
+
 /// Validate the flags into a run and a client config.
 pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refused> {
     let (name, client) = client_config(&args.common, "auto")?;
@@ -228,7 +272,8 @@ pub fn summary_table(r: &RunReport) -> String {
     }
     let Some(load) = &r.load else { return threshold_lines(r) };
     let mut out = format!(
-        "\nload run against {} ({}): {:.1}s, {} sessions at {} rpm{}\n\n",
+        "\n{} run against {} ({}): {:.1}s, {} sessions at {} rpm{}\n\n",
+        r.profile,
         r.target,
         r.verdict.to_uppercase(),
         r.elapsed_s,
@@ -273,6 +318,9 @@ pub fn summary_table(r: &RunReport) -> String {
     ));
     for (replica, c) in &load.replicas {
         out.push_str(&format!("replica {replica}: {} requests, {} failed\n", c.requests, c.failures));
+    }
+    if let Some(l) = &r.longevity {
+        out.push_str(&crate::run_longevity::memory_lines(l));
     }
     out.push_str(&threshold_lines(r));
     out
@@ -331,6 +379,7 @@ pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationTo
         RunProfile::Notify(args) => run_notify(*args, shutdown).await,
         RunProfile::Matrix(args) => crate::run_matrix::run(*args, shutdown).await,
         RunProfile::Chaos(args) => crate::run_chaos::run(*args, shutdown).await,
+        RunProfile::Longevity(args) => crate::run_longevity::run(*args, shutdown).await,
     }
 }
 
@@ -361,7 +410,7 @@ async fn run_load(args: LoadArgs, shutdown: tokio_util::sync::CancellationToken)
 
 /// The one-shot driver every profile shares: baseline, metrics listener and OTLP, progress
 /// lines, the JSON report, the summary table and the exit status.
-async fn drive_cli<F, Fut>(
+pub(crate) async fn drive_cli<F, Fut>(
     common: &CommonArgs,
     banner: &str,
     profile_name: &str,

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use common::{Proc, admin, free_port, scrape_until, start_daemon, start_target};
 use mcp_canary::telemetry::catalogue::{CATALOGUE, PROCESS_METRICS};
-use stack::{query, spawn, start_prometheus, wait_ready};
+use stack::{query, spawn, start_prometheus_jobs, wait_ready};
 
 fn daemon_config(mcp_url: &str) -> String {
     let target = |name: &str, session: &str| {
@@ -106,11 +106,25 @@ async fn every_metric_used_by_rules_and_dashboards_is_catalogued_and_exported() 
         assert!(src.contains(call), "{test} must check {dashboard} against a real Prometheus ({call})");
         assert!(promql::repo().join("grafana/dashboards").join(dashboard).exists(), "{dashboard}");
     }
+    // Dashboards whose metric names a profile test checks on its own live scrape (their panels
+    // are queried here, against the run this test starts).
+    let names_elsewhere: BTreeSet<String> = promql::DASHBOARD_NAMES_CHECKED_ELSEWHERE
+        .iter()
+        .map(|(file, test)| {
+            let src = std::fs::read_to_string(promql::repo().join(test)).unwrap();
+            let call = format!("dashboard_metric_names(\"{file}\")");
+            assert!(src.contains(&call), "{test} must check {file} on a live scrape ({call})");
+            Path::new(file).file_name().unwrap().to_string_lossy().to_string()
+        })
+        .collect();
+    // Dashboard places read "file: panel title".
+    let dashboard_elsewhere = |place: &String| {
+        place.split_once(": ").is_some_and(|(d, _)| promql::checked_elsewhere(d) || names_elsewhere.contains(d))
+    };
     let raw: BTreeSet<&String> = used
         .iter()
         .filter(|(n, place)| n != "up" && !recorded.contains(n) && !elsewhere.contains(place))
-        // Dashboards whose panels return data against real runs or topologies in another test.
-        .filter(|(_, place)| !place.split_once(':').is_some_and(|(d, _)| promql::checked_elsewhere(d)))
+        .filter(|(_, place)| !dashboard_elsewhere(place))
         .map(|(n, _)| n)
         .collect();
     let (s, ok) = scrape_until(&base, Duration::from_secs(20), |s| {
@@ -212,7 +226,11 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
     }
     let daemon_addr = base.trim_start_matches("http://").to_string();
     let am_addr = format!("127.0.0.1:{am_port}");
-    let (_prom, prom) = start_prometheus(work.path(), &[daemon_addr], &rules, Some(&am_addr)).await;
+    // A longevity run joins later on this port (its dashboard needs a run's series); a job of its
+    // own, so that the canary's `up` alerts do not see it.
+    let soak_port = free_port();
+    let jobs = [("mcp-canary", vec![daemon_addr]), ("longevity", vec![format!("127.0.0.1:{soak_port}")])];
+    let (_prom, prom) = start_prometheus_jobs(work.path(), &jobs, &rules, Some(&am_addr)).await;
     wait_ready(&format!("http://127.0.0.1:{am_port}/-/ready"), Duration::from_secs(20)).await;
 
     // Healthy for a while: data flows, nothing pages.
@@ -223,6 +241,45 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(got.lock().unwrap().is_empty(), "alerts while healthy: {:?}", got.lock().unwrap());
+
+    // A longevity run scraped from now on, for the longevity dashboard's panels: all sessions end
+    // with DELETE (churn 0), so nothing leaks; it outlives the test and stops with it.
+    let soak_listen = format!("127.0.0.1:{soak_port}");
+    let target_metrics = format!("http://{target_addr}/metrics");
+    let _soak = Proc::start(
+        "alerting-longevity",
+        &[
+            "run",
+            "longevity",
+            "--target",
+            &mcp_url,
+            "--name",
+            "soak",
+            "--clients",
+            "2",
+            "--duration",
+            "10m",
+            "--rpm",
+            "60",
+            "--churn",
+            "0",
+            "--session-lifetime",
+            "3s",
+            "--memory-url",
+            &target_metrics,
+            "--snapshot-interval",
+            "1s",
+            "--slope-window",
+            "30s",
+            "--metrics-listen",
+            &soak_listen,
+            "--results-dir",
+            &w("results"),
+        ],
+        &[],
+        "metrics listening on ",
+    )
+    .await;
 
     // Errors: the availability page reaches the page receiver, then resolves once healed.
     admin(&mcp_url, "/admin/knobs", serde_json::json!({"error_rate": 1})).await;

@@ -768,6 +768,8 @@ fn observe(t: &Threshold, s: &ScenarioReport, window: &OpAccum) -> (f64, u64, bo
         Stat::DetectTime => (s.detect_s.unwrap_or(s.fault_window_s), 1, s.detect_s.is_some()),
         Stat::NotificationsLost => (s.window_sum(|p| p.notifications_lost) as f64, expected.max(1), true),
         Stat::SessionsLost => (s.window_sum(|p| p.sessions_lost) as f64, 1, true),
+        // Refused for chaos runs when parsed: no memory snapshots here.
+        Stat::MemoryGrowth | Stat::MemorySlope => (0.0, 0, true),
         Stat::ErrorRate => (error_rate, count, true),
         Stat::SuccessRate => (1.0 - error_rate, count, true),
         Stat::Delivery => (delivery, expected, true),

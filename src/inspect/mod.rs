@@ -3,6 +3,7 @@
 //! becomes part of the typed observation it returns. The scheduler owns the loop
 //! (`schedule::run_inspector`); the telemetry layer turns observations into metrics.
 
+pub mod memory;
 pub mod redis;
 
 use std::future::Future;

@@ -1,6 +1,8 @@
 //! The profile engine: one loop, driven by an arrival schedule, over a population of simulated
 //! MCP sessions. Each session owns its `McpClient`; each slot fires at its intended instant in a
-//! task of its own (open model), so a slow answer never delays the next request.
+//! task of its own (open model), so a slow answer never delays the next request. With a session
+//! lifetime, each simulated session ends after that long (a share of them without DELETE) and
+//! is replaced by a new one in the same slot schedule, so the population stays steady.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,8 @@ pub trait RunObserver: Send + Sync {
     fn slot(&self, _kind: SlotEvent) {}
     /// A request served by `replica` (only when the run tags replicas).
     fn replica_request(&self, _replica: &str, _result: RequestResult) {}
+    /// A session ended by the churn: with a DELETE (`clean`) or just dropped.
+    fn session_ended(&self, _clean: bool) {}
 }
 
 /// Observer that ignores everything.
@@ -78,6 +82,11 @@ pub struct EngineConfig {
     pub seed: u64,
     /// Count requests by the replica that served them (balanced targets).
     pub replicas: Option<Arc<ReplicaTagging>>,
+    /// Churn: a session ends this long after it connected and a new one takes its place;
+    /// `None` keeps every session for the whole run.
+    pub session_lifetime: Option<Duration>,
+    /// Share (0..=1) of churned sessions dropped without DELETE.
+    pub unclean_share: f64,
 }
 
 /// How the engine's run ended.
@@ -138,33 +147,8 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         _ = s.cancel.cancelled() => return,
         _ = tokio::time::sleep_until(s.start + sched.start) => {}
     }
-    let client = Arc::new(McpClient::new(s.client.clone(), s.http.clone()));
-    if let Some(tagging) = &s.cfg.replicas {
-        tagging.watch(&client);
-    }
-    let began = Instant::now();
-    let connected = tokio::select! {
-        r = client.connect() => Some(r),
-        _ = s.cancel.cancelled() => None,
-    };
-    match connected {
-        None => return,
-        Some(Ok(_)) => {
-            s.stats.record_connect(began.elapsed(), RequestResult::Success);
-            s.observer.connect(began.elapsed(), RequestResult::Success);
-            if s.cfg.open_stream
-                && let Err(e) = client.open_stream().await
-            {
-                tracing::debug!(error = %e, "Load session stream not opened");
-            }
-        }
-        // The session stays in the population: each slot's request reconnects on its own.
-        Some(Err(e)) => {
-            let r = RequestResult::Failed(e.error_type());
-            s.stats.record_connect(began.elapsed(), r);
-            s.observer.connect(began.elapsed(), r);
-        }
-    }
+    let Some(mut client) = open_session(&s).await else { return };
+    let mut born = Instant::now();
     s.stats.sessions.fetch_add(1, Ordering::Relaxed);
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(s.cfg.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -194,6 +178,14 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             continue;
         }
         k += 1;
+        if let Some(lifetime) = s.cfg.session_lifetime
+            && born.elapsed() >= lifetime
+        {
+            let clean = rng.random::<f64>() >= s.cfg.unclean_share;
+            let Some(next) = open_session(&s).await else { break };
+            end_session(&s, &requests, std::mem::replace(&mut client, next), clean);
+            born = Instant::now();
+        }
         if let Some(max) = s.cfg.max_requests
             && s.claimed.fetch_add(1, Ordering::Relaxed) >= max
         {
@@ -249,4 +241,51 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     }
     s.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     let _ = tokio::time::timeout(s.client.request_timeout, client.close()).await;
+}
+
+/// Connect a new session of the population; `None` when the run was cancelled meanwhile.
+/// A failed connect is recorded and the session still joins: each slot's request reconnects.
+async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
+    let client = Arc::new(McpClient::new(s.client.clone(), s.http.clone()));
+    if let Some(tagging) = &s.cfg.replicas {
+        tagging.watch(&client);
+    }
+    let began = Instant::now();
+    let connected = tokio::select! {
+        r = client.connect() => r,
+        _ = s.cancel.cancelled() => return None,
+    };
+    match connected {
+        Ok(_) => {
+            s.stats.record_connect(began.elapsed(), RequestResult::Success);
+            s.observer.connect(began.elapsed(), RequestResult::Success);
+            if s.cfg.open_stream
+                && let Err(e) = client.open_stream().await
+            {
+                tracing::debug!(error = %e, "Load session stream not opened");
+            }
+        }
+        Err(e) => {
+            let r = RequestResult::Failed(e.error_type());
+            s.stats.record_connect(began.elapsed(), r);
+            s.observer.connect(began.elapsed(), r);
+        }
+    }
+    Some(client)
+}
+
+/// End a churned session: DELETE it in the background (`clean`), or drop it as a crashed client
+/// would, leaving the server to expire it. Requests still in flight keep their own handle.
+fn end_session<W: Workload>(s: &Arc<Shared<W>>, requests: &TaskTracker, client: Arc<McpClient>, clean: bool) {
+    if clean {
+        s.stats.ended_clean.fetch_add(1, Ordering::Relaxed);
+        let timeout = s.client.request_timeout;
+        requests.spawn(async move {
+            let _ = tokio::time::timeout(timeout, client.close()).await;
+        });
+    } else {
+        s.stats.ended_unclean.fetch_add(1, Ordering::Relaxed);
+        drop(client);
+    }
+    s.observer.session_ended(clean);
 }

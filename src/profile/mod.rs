@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod load;
+pub mod longevity;
 pub mod matrix;
 pub mod notify;
 pub mod params;
@@ -82,8 +83,9 @@ pub fn observe(t: &Threshold, acc: &OpAccum, shed: u64) -> f64 {
         Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
         Stat::ErrorRate => error_rate,
         Stat::SuccessRate => 1.0 - error_rate,
-        // Refused for load runs when parsed; a load run has no notifications or faults.
-        Stat::Delivery => 1.0,
+        // Refused for load runs when parsed; a load run has no notifications, faults or memory
+        // snapshots (longevity evaluates those itself).
+        Stat::Delivery | Stat::MemoryGrowth | Stat::MemorySlope => 1.0,
         Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost => 0.0,
     }
 }
@@ -137,7 +139,7 @@ pub trait LiveRun: Send + Sync {
     /// Live view for the progress hook.
     fn progress(&self, elapsed: Duration) -> Progress;
     /// Samples a threshold result must cover before it may abort the run.
-    fn min_abort_samples(&self) -> u64 {
+    fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {
         MIN_ABORT_SAMPLES
     }
 }
@@ -175,7 +177,7 @@ pub async fn drive<T>(
                 (hooks.thresholds)(&results);
                 (hooks.progress)(&live.progress(begin.elapsed()));
                 if abort_on_fail && abort_reason.is_none()
-                    && let Some(breach) = results.iter().find(|r| !r.passed && r.samples >= live.min_abort_samples())
+                    && let Some(breach) = results.iter().find(|r| !r.passed && r.samples >= live.min_abort_samples(r))
                 {
                     tracing::warn!(threshold = %breach.threshold, observed = breach.observed, "Threshold breached; aborting the run");
                     abort_reason = Some(format!("threshold {} breached", breach.threshold));
@@ -280,6 +282,7 @@ pub async fn run_load(
             replicas: stats.replicas.snapshot(),
         }),
         notify: None,
+        longevity: None,
         verdict: verdict(&driven.thresholds, aborted),
         thresholds: driven.thresholds,
         client_cpu_seconds: process_cpu_seconds(),

@@ -242,6 +242,7 @@ pub fn observe(t: &Threshold, delivery: f64, latency: &Histogram<u64>) -> f64 {
         Stat::ErrorRate => 1.0 - delivery,
         // Refused for notify runs when parsed.
         Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost => 0.0,
+        Stat::MemoryGrowth | Stat::MemorySlope => 0.0,
     }
 }
 
@@ -291,7 +292,7 @@ impl LiveRun for NotifyLive<'_> {
         }
     }
 
-    fn min_abort_samples(&self) -> u64 {
+    fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {
         // One whole broadcast over the population before a delivery breach may abort.
         u64::from(self.run.sessions).max(1)
     }
@@ -468,6 +469,7 @@ pub async fn run_notify(
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },
         load: None,
+        longevity: None,
         notify: Some(NotifyResults {
             params: NotifyParams {
                 sessions: run.sessions,

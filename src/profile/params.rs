@@ -229,6 +229,33 @@ fn json_object(key: &'static str, s: &str) -> Result<Value, ParamError> {
     }
 }
 
+/// The default mix with the spec's tools, resource, prompt and weights (load and longevity).
+pub fn plan_mix(spec: &LoadSpec) -> Result<Vec<load::MixEntry>, ParamError> {
+    let mut mix = load::default_mix();
+    for entry in &mut mix {
+        entry.kind = match (&entry.kind, entry.name.as_str()) {
+            (OpKind::ToolCall { .. }, "fast_tool") => OpKind::ToolCall {
+                tool: spec.fast_tool.clone(),
+                arguments: json_object("fast_tool_args", &spec.fast_tool_args)?,
+            },
+            (OpKind::ToolCall { .. }, "slow_tool") => OpKind::ToolCall {
+                tool: spec.slow_tool.clone(),
+                arguments: json_object("slow_tool_args", &spec.slow_tool_args)?,
+            },
+            (OpKind::ResourceRead { .. }, _) => OpKind::ResourceRead { uri: spec.resource.clone() },
+            (OpKind::PromptGet { .. }, _) => OpKind::PromptGet {
+                prompt: spec.prompt.clone(),
+                arguments: json_object("prompt_args", &spec.prompt_args)?,
+            },
+            (other, _) => other.clone(),
+        };
+    }
+    if let Some(weights) = &spec.mix {
+        load::apply_weights(&mut mix, weights).map_err(|message| ParamError { key: "mix", message })?;
+    }
+    Ok(mix)
+}
+
 /// Validate load parameters into a run.
 pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamError> {
     let preset = match &spec.preset {
@@ -281,28 +308,7 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
         );
     }
 
-    let mut mix = load::default_mix();
-    for entry in &mut mix {
-        entry.kind = match (&entry.kind, entry.name.as_str()) {
-            (OpKind::ToolCall { .. }, "fast_tool") => OpKind::ToolCall {
-                tool: spec.fast_tool.clone(),
-                arguments: json_object("fast_tool_args", &spec.fast_tool_args)?,
-            },
-            (OpKind::ToolCall { .. }, "slow_tool") => OpKind::ToolCall {
-                tool: spec.slow_tool.clone(),
-                arguments: json_object("slow_tool_args", &spec.slow_tool_args)?,
-            },
-            (OpKind::ResourceRead { .. }, _) => OpKind::ResourceRead { uri: spec.resource.clone() },
-            (OpKind::PromptGet { .. }, _) => OpKind::PromptGet {
-                prompt: spec.prompt.clone(),
-                arguments: json_object("prompt_args", &spec.prompt_args)?,
-            },
-            (other, _) => other.clone(),
-        };
-    }
-    if let Some(weights) = &spec.mix {
-        load::apply_weights(&mut mix, weights).map_err(|message| ParamError { key: "mix", message })?;
-    }
+    let mix = plan_mix(spec)?;
 
     let exprs: Vec<String> = if o.thresholds.is_empty() {
         preset.map(|p| p.thresholds.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
@@ -320,6 +326,9 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
         }
         if t.stat.is_chaos() {
             return refuse("thresholds", format!("{e:?}: {} applies to `run chaos` only", t.stat_name()));
+        }
+        if t.stat.is_memory() {
+            return refuse("thresholds", format!("{e:?}: memory thresholds apply to `run longevity` only"));
         }
         scope_indices(&mix, t.scope.as_deref()).map_err(|message| ParamError { key: "thresholds", message })?;
         thresholds.push(t);
@@ -341,6 +350,8 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
             drain: o.timeout,
             seed: 0x6d63_705f_6c6f_6164,
             replicas: None,
+            session_lifetime: None,
+            unclean_share: 0.0,
         },
         mix,
         thresholds,
@@ -378,6 +389,9 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
         }
         if t.stat.is_chaos() {
             return refuse("thresholds", format!("{e:?}: {} applies to `run chaos` only", t.stat_name()));
+        }
+        if t.stat.is_memory() {
+            return refuse("thresholds", format!("{e:?}: memory thresholds apply to `run longevity` only"));
         }
         thresholds.push(t);
     }

@@ -57,6 +57,9 @@ pub struct RunReport {
     /// The notification-stress profile's section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyResults>,
+    /// The longevity profile's section (memory snapshots and churn; its requests are in `load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longevity: Option<super::longevity::LongevityResults>,
     pub thresholds: Vec<ThresholdResult>,
     /// "pass" or "fail" (any threshold failed).
     pub verdict: String,
@@ -156,6 +159,9 @@ pub fn compare(baseline: &RunReport, current: &RunReport, tol: Tolerance) -> Vec
     if let (Some(b), Some(c)) = (&baseline.notify, &current.notify) {
         super::notify::compare(b, c, tol, &mut out);
     }
+    if let (Some(b), Some(c)) = (&baseline.longevity, &current.longevity) {
+        super::longevity::compare(b, c, tol, &mut out);
+    }
     let (Some(baseline), Some(current)) = (&baseline.load, &current.load) else { return out };
     compare_summary("total", &baseline.total, &current.total, tol, &mut out);
     for (name, base) in &baseline.operations {
@@ -209,6 +215,7 @@ mod tests {
                 replicas: Default::default(),
             }),
             notify: None,
+            longevity: None,
             thresholds: vec![],
             verdict: "pass".into(),
             client_cpu_seconds: None,

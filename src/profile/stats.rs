@@ -159,6 +159,10 @@ pub struct RunStats {
     pub sessions: AtomicU64,
     /// Requests by serving replica (filled only when the run tags replicas).
     pub replicas: super::replicas::ReplicaCounts,
+    /// Sessions the churn ended with a DELETE.
+    pub ended_clean: AtomicU64,
+    /// Sessions the churn dropped without a DELETE (a crashed client, a lost network).
+    pub ended_unclean: AtomicU64,
 }
 
 /// Slot accounting of a run.
@@ -188,6 +192,8 @@ impl RunStats {
             in_flight: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             replicas: Default::default(),
+            ended_clean: AtomicU64::new(0),
+            ended_unclean: AtomicU64::new(0),
         }
     }
 

@@ -1,7 +1,8 @@
 //! k6-style thresholds: `p95 < 50ms`, `p(99) <= 1s`, `error_rate < 0.1%`, `avg < 20ms`,
 //! optionally scoped to an operation or an MCP method: `tools/call:p95 < 100ms`. Chaos runs add
 //! `recovery_time < 30s`, `detect_time < 5s`, `notifications_lost == 0`, `sessions_lost <= 10`,
-//! scoped to a scenario or applied to each.
+//! scoped to a scenario or applied to each; the longevity profile adds the memory thresholds
+//! `memory_growth < 50%` and `memory_slope < 10MB/h`.
 
 use std::fmt;
 use std::time::Duration;
@@ -28,9 +29,18 @@ pub enum Stat {
     NotificationsLost,
     /// Chaos: sessions the server lost in a scenario's windows (a count).
     SessionsLost,
+    /// Target memory growth since the first snapshot, as a fraction (longevity only).
+    MemoryGrowth,
+    /// Least-squares slope of target memory over the sliding window, bytes per hour (longevity only).
+    MemorySlope,
 }
 
 impl Stat {
+    /// Whether the statistic is one of the longevity profile's memory statistics.
+    pub fn is_memory(self) -> bool {
+        matches!(self, Stat::MemoryGrowth | Stat::MemorySlope)
+    }
+
     /// Statistics only a chaos run measures.
     pub fn is_chaos(self) -> bool {
         matches!(self, Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost)
@@ -116,6 +126,8 @@ impl Threshold {
         let limit = match stat {
             Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery => parse_rate(rhs),
             Stat::NotificationsLost | Stat::SessionsLost => parse_count(rhs),
+            Stat::MemoryGrowth => parse_growth(rhs),
+            Stat::MemorySlope => parse_slope(rhs),
             _ => parse_latency(rhs),
         }
         .map_err(err)?;
@@ -141,16 +153,21 @@ impl Threshold {
             Stat::DetectTime => "detect_time".into(),
             Stat::NotificationsLost => "notifications_lost".into(),
             Stat::SessionsLost => "sessions_lost".into(),
+            Stat::MemoryGrowth => "memory_growth".into(),
+            Stat::MemorySlope => "memory_slope".into(),
         }
     }
 
+    /// A fraction rendered in percent (rates and memory growth).
     pub fn is_rate(&self) -> bool {
-        matches!(self.stat, Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery)
+        matches!(self.stat, Stat::ErrorRate | Stat::SuccessRate | Stat::Delivery | Stat::MemoryGrowth)
     }
 
     /// Render an observed value in the threshold's unit.
     pub fn format_value(&self, v: f64) -> String {
-        if self.is_rate() {
+        if self.stat == Stat::MemorySlope {
+            format_bytes_per_hour(v)
+        } else if self.is_rate() {
             format!("{}%", trim(v * 100.0))
         } else if self.stat.is_count() {
             trim(v)
@@ -202,6 +219,8 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
         "detect_time" => Ok(Stat::DetectTime),
         "notifications_lost" => Ok(Stat::NotificationsLost),
         "sessions_lost" => Ok(Stat::SessionsLost),
+        "memory_growth" => Ok(Stat::MemoryGrowth),
+        "memory_slope" => Ok(Stat::MemorySlope),
         _ => {
             if let Some(inner) = s.strip_prefix("p(").and_then(|r| r.strip_suffix(')')) {
                 pct(inner)
@@ -209,7 +228,7 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
                 pct(n)
             } else {
                 Err(format!(
-                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate, delivery, recovery_time, detect_time, notifications_lost, sessions_lost"
+                    "unknown statistic {s:?}; expected avg, min, max, med, pN or p(N), error_rate, success_rate, delivery, recovery_time, detect_time, notifications_lost, sessions_lost, memory_growth, memory_slope"
                 ))
             }
         }
@@ -254,6 +273,68 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 fn parse_count(s: &str) -> Result<f64, String> {
     let (v, unit) = split_number(s)?;
     if unit.is_empty() { Ok(v) } else { Err(format!("a count takes no unit, got {unit:?}")) }
+}
+
+/// A growth limit as a fraction: `50%` or `0.5`; growth may exceed 100 % and may be negative.
+fn parse_growth(s: &str) -> Result<f64, String> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, s),
+    };
+    let (v, unit) = split_number(body)?;
+    let v = match unit {
+        "%" => v / 100.0,
+        "" => v,
+        other => return Err(format!("a memory growth takes % or a plain fraction, not {other:?}")),
+    };
+    Ok(if neg { -v } else { v })
+}
+
+/// A memory slope limit in bytes per hour: `10MB/h`, `512KiB/min`, `1GB/h`, `0B/h`.
+fn parse_slope(s: &str) -> Result<f64, String> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, s),
+    };
+    let (v, unit) = split_number(body)?;
+    let (size, per) = unit
+        .split_once('/')
+        .ok_or_else(|| format!("a memory slope takes a rate unit such as MB/h or KiB/min, got {unit:?}"))?;
+    let bytes = match size.trim() {
+        "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?}; use B, KB, MB, GB, KiB, MiB or GiB")),
+    };
+    let per_hour = match per.trim() {
+        "h" | "hour" => 1.0,
+        "min" | "m" => 60.0,
+        "s" => 3600.0,
+        "d" | "day" => 1.0 / 24.0,
+        other => return Err(format!("unknown time unit {other:?} in a memory slope; use s, min, h or d")),
+    };
+    let v = v * bytes * per_hour;
+    Ok(if neg { -v } else { v })
+}
+
+/// Bytes per hour in decimal units (`10MB/h`, `-1.5KB/h`).
+pub fn format_bytes_per_hour(v: f64) -> String {
+    let a = v.abs();
+    let (div, unit) = if a >= 1e9 {
+        (1e9, "GB")
+    } else if a >= 1e6 {
+        (1e6, "MB")
+    } else if a >= 1e3 {
+        (1e3, "KB")
+    } else {
+        (1.0, "B")
+    };
+    let sign = if v < 0.0 { "-" } else { "" };
+    format!("{sign}{}{unit}/h", trim(a / div))
 }
 
 /// A `Duration` limit (for tests and reports).
@@ -338,6 +419,33 @@ mod tests {
         assert_eq!((s.scope.as_deref(), s.stat.is_chaos()), (Some("kill"), true));
         assert_eq!(p("detect_time<5s").stat, Stat::DetectTime);
         assert!(Threshold::parse("sessions_lost < 5ms").unwrap_err().to_string().contains("a count takes no unit"));
+    }
+
+    #[test]
+    fn parses_memory_thresholds() {
+        let g = p("memory_growth < 50%");
+        assert_eq!((g.stat, g.cmp, g.limit), (Stat::MemoryGrowth, Cmp::Lt, 0.5));
+        assert_eq!(g.to_string(), "memory_growth<50%");
+        assert_eq!(p("memory_growth < 250%").limit, 2.5);
+        assert_eq!(p("memory_growth < 0.2").limit, 0.2);
+        let s = p("memory_slope < 10MB/h");
+        assert_eq!((s.stat, s.limit), (Stat::MemorySlope, 10e6));
+        assert_eq!(s.to_string(), "memory_slope<10MB/h");
+        assert_eq!(p("memory_slope <= 1MiB/min").limit, 1024.0 * 1024.0 * 60.0);
+        assert_eq!(p("memory_slope < 1KB/s").limit, 3.6e6);
+        assert_eq!(p("memory_slope < 0B/h").limit, 0.0);
+        assert_eq!(p("memory_slope < 2.5GB/h").to_string(), "memory_slope<2.5GB/h");
+        assert_eq!(format_bytes_per_hour(-1500.0), "-1.5KB/h");
+        assert!(p("memory_slope < 10MB/h").holds(9.9e6));
+        for (expr, want) in [
+            ("memory_slope < 10MB", "rate unit"),
+            ("memory_slope < 10TB/h", "unknown size unit"),
+            ("memory_slope < 10MB/week", "unknown time unit"),
+            ("memory_growth < 5ms", "memory growth takes %"),
+        ] {
+            let e = Threshold::parse(expr).expect_err(expr);
+            assert!(e.to_string().contains(want), "{expr}: {e}");
+        }
     }
 
     #[test]

@@ -473,6 +473,42 @@ metric!(
     ["target", "profile"],
     "1 when every threshold of the last run passed and it was not aborted, else 0."
 );
+// Heavy profiles (longevity): memory snapshots and session churn.
+metric!(
+    PROFILE_MEMORY,
+    "mcp_canary_profile_memory_bytes",
+    Gauge,
+    ["target", "profile", "process"],
+    "Resident memory at the last longevity snapshot: process is `target` (its Prometheus endpoint or /proc/PID) or `daemon` (the run's own process)."
+);
+metric!(
+    PROFILE_MEMORY_GROWTH,
+    "mcp_canary_profile_memory_growth_ratio",
+    Gauge,
+    ["target", "profile", "process"],
+    "Memory growth since the run's first snapshot, (last - first) / first (0.5 = 50 %)."
+);
+metric!(
+    PROFILE_MEMORY_SLOPE,
+    "mcp_canary_profile_memory_slope_bytes_per_second",
+    Gauge,
+    ["target", "profile", "process"],
+    "Least-squares slope of memory over the run's sliding window (--slope-window), in bytes per second (x 3600 for bytes per hour); a leak is a sustained positive slope."
+);
+metric!(
+    PROFILE_MEMORY_SAMPLE_ERRORS,
+    "mcp_canary_profile_memory_sample_errors_total",
+    Counter,
+    ["target", "profile", "process", "error_type"],
+    "Memory snapshots that could not be taken, by class (connect, timeout, http_4xx, http_5xx, missing_metric, invalid_response, proc)."
+);
+metric!(
+    PROFILE_SESSIONS_ENDED,
+    "mcp_canary_profile_sessions_ended_total",
+    Counter,
+    ["target", "profile", "end"],
+    "Sessions a churning profile ended: end is `clean` (DELETE sent) or `unclean` (dropped without DELETE, as a crashed client)."
+);
 
 // Heavy profiles scheduled by the daemon (`[[profiles]]`).
 metric!(
@@ -840,6 +876,11 @@ pub const CATALOGUE: &[MetricDef] = &[
     PROFILE_RUNS_SKIPPED,
     PROFILE_NEXT_RUN,
     PROFILE_REPORT_ERRORS,
+    PROFILE_MEMORY,
+    PROFILE_MEMORY_GROWTH,
+    PROFILE_MEMORY_SLOPE,
+    PROFILE_MEMORY_SAMPLE_ERRORS,
+    PROFILE_SESSIONS_ENDED,
     REDIS_UP,
     REDIS_PING_DURATION,
     REDIS_MEMORY_USED,

@@ -222,6 +222,12 @@ impl RunObserver for RunMetrics {
         };
         self.slots[i].increment(1);
     }
+
+    fn session_ended(&self, clean: bool) {
+        counter!(m::PROFILE_SESSIONS_ENDED.name, "target" => self.target.clone(), "profile" => self.profile.clone(),
+            "end" => if clean { "clean" } else { "unclean" })
+        .increment(1);
+    }
 }
 
 impl NotifyObserver for RunMetrics {

@@ -6,6 +6,7 @@ pub mod chaos;
 pub mod events;
 pub mod instances;
 pub mod load;
+pub mod longevity;
 pub mod matrix;
 pub mod otel_bridge;
 pub mod otlp;

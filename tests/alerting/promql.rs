@@ -35,7 +35,14 @@ pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
     ("alerts/profiles.yml", "tests/load_profile.rs"),
     ("alerts/scheduled.yml", "tests/daemon_profiles.rs"),
     ("alerts/instances.yml", "tests/daemon_instances.rs"),
+    ("alerts/longevity.yml", "tests/longevity_profile.rs"),
 ];
+
+/// Dashboards whose metrics only a profile run exports, queried by the end-to-end test against
+/// the run it starts: (file, the test that checks their metric names on a live scrape by calling
+/// `dashboard_metric_names` with that file).
+pub const DASHBOARD_NAMES_CHECKED_ELSEWHERE: &[(&str, &str)] =
+    &[("grafana/dashboards/longevity.json", "tests/longevity_profile.rs")];
 
 /// The exported metric names the expressions of one rule file (relative to the repository)
 /// select: recording rules and `up` left out.
@@ -46,6 +53,21 @@ pub fn rule_file_metric_names(rel: &str) -> BTreeSet<String> {
         .iter()
         .flat_map(|e| metric_names(e))
         .filter(|n| n != "up" && !recorded.contains(n))
+        .collect();
+    assert!(!names.is_empty(), "{rel} selects no metric");
+    names
+}
+
+/// The exported metric names the queries of one dashboard (relative to the repository) select:
+/// recording rules left out.
+pub fn dashboard_metric_names(rel: &str) -> BTreeSet<String> {
+    let file = Path::new(rel).file_name().unwrap().to_string_lossy().to_string();
+    let recorded = recorded_names();
+    let names: BTreeSet<String> = dashboard_queries()
+        .into_iter()
+        .filter(|(f, _, _)| *f == file)
+        .flat_map(|(_, _, e)| metric_names(&grafana_to_promql(&e)))
+        .filter(|n| !recorded.contains(n))
         .collect();
     assert!(!names.is_empty(), "{rel} selects no metric");
     names

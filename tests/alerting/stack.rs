@@ -36,11 +36,21 @@ pub async fn wait_ready(url: &str, within: Duration) {
     }
 }
 
-/// A ready Prometheus scraping `targets` (host:port) every second with `rules` loaded, its data in
-/// `work`; `alertmanager` (host:port) receives its alerts when given.
+/// A ready Prometheus scraping `targets` (host:port, job `mcp-canary`) every second with `rules`
+/// loaded, its data in `work`; `alertmanager` (host:port) receives its alerts when given.
 pub async fn start_prometheus(
     work: &Path,
     targets: &[String],
+    rules: &[std::path::PathBuf],
+    alertmanager: Option<&str>,
+) -> (Child, String) {
+    start_prometheus_jobs(work, &[("mcp-canary", targets.to_vec())], rules, alertmanager).await
+}
+
+/// `start_prometheus` with several scrape jobs: (job name, host:port targets).
+pub async fn start_prometheus_jobs(
+    work: &Path,
+    jobs: &[(&str, Vec<String>)],
     rules: &[std::path::PathBuf],
     alertmanager: Option<&str>,
 ) -> (Child, String) {
@@ -48,13 +58,19 @@ pub async fn start_prometheus(
     let alerting = alertmanager
         .map(|am| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{am}\"]\n"))
         .unwrap_or_default();
-    let targets = targets.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+    let scrape: String = jobs
+        .iter()
+        .map(|(job, targets)| {
+            let targets = targets.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+            format!("  - job_name: {job}\n    static_configs:\n      - targets: [{targets}]\n")
+        })
+        .collect();
     let config = work.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}{alerting}\
-             scrape_configs:\n  - job_name: mcp-canary\n    static_configs:\n      - targets: [{targets}]\n"
+             scrape_configs:\n{scrape}"
         ),
     )
     .unwrap();
