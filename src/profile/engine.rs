@@ -78,6 +78,11 @@ pub struct EngineConfig {
     pub seed: u64,
     /// Count requests by the replica that served them (balanced targets).
     pub replicas: Option<Arc<ReplicaTagging>>,
+    /// End every session with a DELETE when the run ends; false leaves them to the server's
+    /// idle expiry, as clients that vanish would.
+    pub delete_sessions: bool,
+    /// Record the id of every session opened (orphaned session keys are looked up after the run).
+    pub opened: Option<super::per_session::OpenedHandle>,
 }
 
 /// How the engine's run ended.
@@ -149,7 +154,10 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     };
     match connected {
         None => return,
-        Some(Ok(_)) => {
+        Some(Ok(info)) => {
+            if let (Some(opened), Some(id)) = (&s.cfg.opened, &info.session_id) {
+                opened.record(id);
+            }
             s.stats.record_connect(began.elapsed(), RequestResult::Success);
             s.observer.connect(began.elapsed(), RequestResult::Success);
             if s.cfg.open_stream
@@ -248,5 +256,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         requests.wait().await;
     }
     s.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-    let _ = tokio::time::timeout(s.client.request_timeout, client.close()).await;
+    if s.cfg.delete_sessions {
+        let _ = tokio::time::timeout(s.client.request_timeout, client.close()).await;
+    }
 }

@@ -341,11 +341,14 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
             drain: o.timeout,
             seed: 0x6d63_705f_6c6f_6164,
             replicas: None,
+            delete_sessions: true,
+            opened: None,
         },
         mix,
         thresholds,
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
+        memory: None,
     })
 }
 
