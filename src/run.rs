@@ -662,3 +662,46 @@ async fn run_notify(args: NotifyArgs, shutdown: tokio_util::sync::CancellationTo
 fn unix_now_secs() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn plan(extra: &[&str]) -> Result<LoadRun, Refused> {
+        let mut argv = vec!["run-load", "--target", "http://127.0.0.1:1/mcp"];
+        argv.extend_from_slice(extra);
+        plan_from_args(&Cli::try_parse_from(argv).unwrap().load).map(|(run, _)| run)
+    }
+
+    #[test]
+    fn memory_flags_are_validated() {
+        assert!(plan(&[]).unwrap().memory.is_none());
+        let e = plan(&["--memory-url", "http://127.0.0.1:2/metrics"]).unwrap_err();
+        assert!(e.0.contains("--memory-url needs --ramp"), "{e}");
+        let e = plan(&["--ramp", "5s", "--memory-url", "a=http://h/m", "--memory-url", "a=http://i/m"]).unwrap_err();
+        assert!(e.0.contains("named twice"), "{e}");
+        let e = plan(&["--redis", "http://127.0.0.1:6379"]).unwrap_err();
+        assert!(e.0.contains("--redis: must be redis://"), "{e}");
+        let e = plan(&["--redis", "redis://:hunter2@"]).unwrap_err();
+        assert!(!e.0.contains("hunter2"), "{e}");
+
+        let run =
+            plan(&["--ramp", "5s", "--memory-url", "http://h/m", "--redis", "redis://:pw@127.0.0.1:6379/0"]).unwrap();
+        let memory = run.memory.unwrap();
+        assert_eq!(memory.replica_name(0), "all");
+        let redis = memory.redis.unwrap();
+        assert_eq!(
+            (redis.url.as_str(), redis.password.map(|p| p.expose().to_string())),
+            ("redis://127.0.0.1:6379/0", Some("pw".into()))
+        );
+        assert!(run.engine.delete_sessions);
+        assert!(!plan(&["--no-delete"]).unwrap().engine.delete_sessions);
+    }
+}
