@@ -12,6 +12,7 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::load::MixEntry;
 use crate::profile::notify::{NotifyResults, NotifyRun};
 use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
+use crate::profile::per_session::{MemoryProbe, MemoryResults, MemoryUrl};
 use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, Tolerance};
 use crate::profile::threshold::{Threshold, format_seconds};
@@ -129,6 +130,25 @@ pub struct LoadArgs {
     /// Global cap on the aggregate request rate (per second); larger runs are refused.
     #[arg(long, default_value_t = params::DEFAULT_MAX_RATE)]
     pub max_rate: f64,
+    /// A target's Prometheus endpoint exporting `process_resident_memory_bytes`, sampled during
+    /// the ramp for memory per 1,000 sessions; `NAME=URL` names the replica (repeatable, one per
+    /// instance). Needs --ramp.
+    #[arg(long = "memory-url", value_name = "[NAME=]URL")]
+    pub memory_urls: Vec<String>,
+    /// The target's Redis (redis://[:password@]host:port/db): `used_memory` sampled during the
+    /// ramp, and after the run the session keys it left behind (orphaned session keys).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Sampling interval of --memory-url and --redis during the ramp.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    pub memory_interval: Duration,
+    /// Key prefix of session metadata in --redis (the key is the prefix and the session id).
+    #[arg(long, default_value = crate::profile::per_session::DEFAULT_SESSION_KEY_PREFIX)]
+    pub session_key_prefix: String,
+    /// End the run without DELETE: sessions are left to the server's idle expiry, as clients
+    /// that vanish would leave them (a churn that finds leaks and orphaned session keys).
+    #[arg(long)]
+    pub no_delete: bool,
 }
 
 /// The weighted operation mix of the load and longevity profiles.
@@ -233,7 +253,59 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
     let mut run = params::plan_load(&args.spec, &run_options(&args.common, "load", &name, args.max_rate))
         .map_err(refused_flag)?;
     run.engine.replicas = replica_tagging(&args.common)?;
+    run.engine.delete_sessions = !args.no_delete;
+    run.memory = memory_probe(args, run.engine.plan.ramp_up)?;
     Ok((run, client))
+}
+
+/// The memory sampler of `--memory-url` / `--redis`; `None` without either.
+fn memory_probe(args: &LoadArgs, ramp: Duration) -> Result<Option<MemoryProbe>, Refused> {
+    if args.memory_urls.is_empty() && args.redis.is_none() {
+        return Ok(None);
+    }
+    if !args.memory_urls.is_empty() && ramp.is_zero() {
+        return Err(Refused("--memory-url needs --ramp: memory is regressed on sessions as they join".into()));
+    }
+    if args.memory_urls.len() > crate::config::MAX_INSTANCES {
+        return Err(Refused(format!("--memory-url: at most {} URLs", crate::config::MAX_INSTANCES)));
+    }
+    if args.memory_interval < Duration::from_millis(50) {
+        return Err(Refused("--memory-interval: must be at least 50ms".into()));
+    }
+    let mut targets = Vec::new();
+    for raw in &args.memory_urls {
+        let m = MemoryUrl::parse(raw).map_err(|e| Refused(format!("--memory-url {e}")))?;
+        if m.replica.is_some() && targets.iter().any(|t: &MemoryUrl| t.replica == m.replica) {
+            return Err(Refused(format!("--memory-url: replica {:?} is named twice", m.replica.unwrap_or_default())));
+        }
+        targets.push(m);
+    }
+    let redis = args.redis.as_deref().map(redis_spec).transpose()?;
+    Ok(Some(MemoryProbe {
+        targets,
+        redis,
+        interval: args.memory_interval,
+        session_key_prefix: args.session_key_prefix.clone(),
+    }))
+}
+
+/// `--redis` as an inspector spec: the password moves out of the URL (never logged).
+fn redis_spec(raw: &str) -> Result<crate::config::RedisSpec, Refused> {
+    // Never echo the URL: it may hold a password.
+    let mut url = url::Url::parse(raw).map_err(|e| Refused(format!("--redis: not a URL ({e})")))?;
+    if url.scheme() != "redis" || url.host_str().is_none_or(str::is_empty) {
+        return Err(Refused("--redis: must be redis://[:password@]host:port[/db]".into()));
+    }
+    let password = url.password().map(str::to_string);
+    let _ = url.set_password(None);
+    Ok(crate::config::RedisSpec {
+        url,
+        password: password.map(crate::config::Secret::new),
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(1),
+        key_patterns: Vec::new(),
+        scan_budget: 1,
+    })
 }
 
 fn progress_line(p: &Progress) -> String {
@@ -322,7 +394,40 @@ pub fn summary_table(r: &RunReport) -> String {
     if let Some(l) = &r.longevity {
         out.push_str(&crate::run_longevity::memory_lines(l));
     }
+    if let Some(m) = &load.memory {
+        out.push_str(&memory_lines(m));
+    }
     out.push_str(&threshold_lines(r));
+    out
+}
+
+/// Memory per 1,000 sessions and orphaned session keys, one line each.
+fn memory_lines(m: &MemoryResults) -> String {
+    let line = |what: &str, f: &crate::profile::per_session::SeriesFit| {
+        let figure = match f.bytes_per_1000_sessions {
+            Some(b) => format!("{:.2} MB per 1,000 sessions (r2 {:.2})", b / 1e6, f.r_squared.unwrap_or(0.0)),
+            None => "no slope (too few samples or no sessions joined)".into(),
+        };
+        format!(
+            "{what}: {figure}; {} samples, {:.0} -> {:.0} sessions, {:.1} -> {:.1} MB, {} failed reads\n",
+            f.samples,
+            f.sessions_first,
+            f.sessions_last,
+            f.bytes_first / 1e6,
+            f.bytes_last / 1e6,
+            f.errors
+        )
+    };
+    let mut out = String::new();
+    for (replica, f) in &m.target {
+        out.push_str(&line(&format!("target memory [{replica}]"), f));
+    }
+    if let Some(f) = &m.redis {
+        out.push_str(&line("redis memory", f));
+    }
+    if let Some(n) = m.orphaned_session_keys {
+        out.push_str(&format!("orphaned session keys: {n} of the {} sessions the run opened\n", m.session_ids));
+    }
     out
 }
 
@@ -605,4 +710,47 @@ async fn run_notify(args: NotifyArgs, shutdown: tokio_util::sync::CancellationTo
 
 fn unix_now_secs() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn plan(extra: &[&str]) -> Result<LoadRun, Refused> {
+        let mut argv = vec!["run-load", "--target", "http://127.0.0.1:1/mcp"];
+        argv.extend_from_slice(extra);
+        plan_from_args(&Cli::try_parse_from(argv).unwrap().load).map(|(run, _)| run)
+    }
+
+    #[test]
+    fn memory_flags_are_validated() {
+        assert!(plan(&[]).unwrap().memory.is_none());
+        let e = plan(&["--memory-url", "http://127.0.0.1:2/metrics"]).unwrap_err();
+        assert!(e.0.contains("--memory-url needs --ramp"), "{e}");
+        let e = plan(&["--ramp", "5s", "--memory-url", "a=http://h/m", "--memory-url", "a=http://i/m"]).unwrap_err();
+        assert!(e.0.contains("named twice"), "{e}");
+        let e = plan(&["--redis", "http://127.0.0.1:6379"]).unwrap_err();
+        assert!(e.0.contains("--redis: must be redis://"), "{e}");
+        let e = plan(&["--redis", "redis://:hunter2@"]).unwrap_err();
+        assert!(!e.0.contains("hunter2"), "{e}");
+
+        let run =
+            plan(&["--ramp", "5s", "--memory-url", "http://h/m", "--redis", "redis://:pw@127.0.0.1:6379/0"]).unwrap();
+        let memory = run.memory.unwrap();
+        assert_eq!(memory.replica_name(0), "all");
+        let redis = memory.redis.unwrap();
+        assert_eq!(
+            (redis.url.as_str(), redis.password.map(|p| p.expose().to_string())),
+            ("redis://127.0.0.1:6379/0", Some("pw".into()))
+        );
+        assert!(run.engine.delete_sessions);
+        assert!(!plan(&["--no-delete"]).unwrap().engine.delete_sessions);
+    }
 }

@@ -167,6 +167,9 @@ pub fn plan_from_args(args: &LongevityArgs) -> Result<(LongevityRun, ClientConfi
         target: name,
         engine: EngineConfig {
             replicas: None,
+            // Churn decides how sessions end; the ones alive at the end get their DELETE.
+            delete_sessions: true,
+            opened: None,
             plan,
             max_requests: None,
             max_in_flight: default_in_flight.max(args.clients as usize * 4).clamp(1, 100_000),

@@ -159,6 +159,8 @@ pub struct RedisObservation {
 const SCAN_CHUNK: u64 = 1000;
 /// Most channels per `PUBSUB NUMSUB` call.
 const NUMSUB_CHUNK: usize = 500;
+/// Most keys per `EXISTS` call.
+const EXISTS_CHUNK: usize = 500;
 
 /// Samples one target's Redis.
 pub struct RedisInspector {
@@ -291,6 +293,23 @@ impl RedisInspector {
             channels: channels.len() as u64,
             subscribers,
         })
+    }
+}
+
+impl RedisInspector {
+    /// How many of `keys` exist (`EXISTS` in chunks, each under `redis_timeout`): the orphaned
+    /// session keys a run left behind, given the keys of the sessions it no longer holds.
+    pub async fn existing_keys(&mut self, keys: &[String]) -> Result<u64, String> {
+        let timeout = self.spec.timeout;
+        let deadline = Instant::now() + timeout * (keys.len().div_ceil(EXISTS_CHUNK) as u32 + 1);
+        let mut conn = self.connection(deadline).await.map_err(|(_, d)| self.scrub(d))?;
+        let mut found = 0u64;
+        for chunk in keys.chunks(EXISTS_CHUNK) {
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(chunk);
+            found += query::<u64>(timeout, deadline, &mut conn, cmd).await.map_err(|(_, d)| self.scrub(d))?;
+        }
+        Ok(found)
     }
 }
 

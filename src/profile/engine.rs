@@ -87,6 +87,11 @@ pub struct EngineConfig {
     pub session_lifetime: Option<Duration>,
     /// Share (0..=1) of churned sessions dropped without DELETE.
     pub unclean_share: f64,
+    /// End every session with a DELETE when the run ends; false leaves them to the server's
+    /// idle expiry, as clients that vanish would.
+    pub delete_sessions: bool,
+    /// Record the id of every session opened (orphaned session keys are looked up after the run).
+    pub opened: Option<super::per_session::OpenedHandle>,
 }
 
 /// How the engine's run ended.
@@ -240,7 +245,9 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         requests.wait().await;
     }
     s.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-    let _ = tokio::time::timeout(s.client.request_timeout, client.close()).await;
+    if s.cfg.delete_sessions {
+        let _ = tokio::time::timeout(s.client.request_timeout, client.close()).await;
+    }
 }
 
 /// Connect a new session of the population; `None` when the run was cancelled meanwhile.
@@ -256,7 +263,10 @@ async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
         _ = s.cancel.cancelled() => return None,
     };
     match connected {
-        Ok(_) => {
+        Ok(info) => {
+            if let (Some(opened), Some(id)) = (&s.cfg.opened, &info.session_id) {
+                opened.record(id);
+            }
             s.stats.record_connect(began.elapsed(), RequestResult::Success);
             s.observer.connect(began.elapsed(), RequestResult::Success);
             if s.cfg.open_stream

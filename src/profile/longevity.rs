@@ -393,6 +393,7 @@ pub async fn run_longevity(
             },
             slots: stats.slots(plan.expected_slots()),
             replicas: Default::default(),
+            memory: None,
             total: snap.total().summary(shed),
             operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
             connect: snap.connect.summary(0),

@@ -10,6 +10,7 @@ pub mod longevity;
 pub mod matrix;
 pub mod notify;
 pub mod params;
+pub mod per_session;
 pub mod replicas;
 pub mod report;
 pub mod stats;
@@ -43,6 +44,8 @@ pub struct LoadRun {
     pub abort_on_fail: bool,
     /// How often thresholds are evaluated and progress reported during the run.
     pub tick: Duration,
+    /// Memory sampled during the ramp (and session keys looked up after the run).
+    pub memory: Option<per_session::MemoryProbe>,
 }
 
 /// A live view for progress lines: the population, and a profile-specific summary.
@@ -245,11 +248,27 @@ pub async fn run_load(
     let stats = Arc::new(RunStats::new(run.mix.len()));
     let workload = Arc::new(LoadWorkload::new(run.mix.clone()));
     let engine_cancel = cancel.child_token();
+    let mut engine_cfg = run.engine.clone();
+    let opened = run.memory.as_ref().filter(|m| m.redis.is_some()).map(|_| Arc::default());
+    engine_cfg.opened.clone_from(&opened);
     let engine =
-        engine::run(run.engine.clone(), client, http, workload, observer, Arc::clone(&stats), engine_cancel.clone());
+        engine::run(engine_cfg, client, http.clone(), workload, observer, Arc::clone(&stats), engine_cancel.clone());
     let plan = run.engine.plan;
     let live = LoadLive { run: &run, stats: &stats, planned: plan.expected_slots() };
-    let driven = drive(engine, &live, &hooks, run.tick, run.abort_on_fail, &engine_cancel).await;
+    let sampler = async {
+        let probe = run.memory.as_ref()?;
+        // Sample a little past the ramp: the last session joins just before its end.
+        let until = plan.ramp_up + probe.interval;
+        Some(probe.sample_ramp(&http, &stats.sessions, until, &engine_cancel).await)
+    };
+    let (driven, mut memory) =
+        tokio::join!(drive(engine, &live, &hooks, run.tick, run.abort_on_fail, &engine_cancel), sampler);
+    if let (Some(memory), Some(probe), Some(opened)) = (memory.as_mut(), &run.memory, &opened) {
+        // The run has ended (its sessions DELETEd or abandoned): it holds none of these any more.
+        let ids: Vec<String> = opened.ids();
+        memory.session_ids = ids.len() as u64;
+        memory.orphaned_session_keys = probe.orphaned_keys(&ids).await;
+    }
     let end = driven.out;
     let snap = stats.snapshot();
     let shed = snap.slots.shed;
@@ -280,6 +299,7 @@ pub async fn run_load(
             operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
             connect: snap.connect.summary(0),
             replicas: stats.replicas.snapshot(),
+            memory,
         }),
         notify: None,
         longevity: None,

@@ -352,11 +352,14 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
             replicas: None,
             session_lifetime: None,
             unclean_share: 0.0,
+            delete_sessions: true,
+            opened: None,
         },
         mix,
         thresholds,
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
+        memory: None,
     })
 }
 

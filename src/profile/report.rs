@@ -78,6 +78,10 @@ pub struct LoadResults {
     /// Requests by the replica that served them (`--replicas`); absent otherwise.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replicas: BTreeMap<String, super::replicas::ReplicaRequests>,
+    /// Target and Redis memory per 1,000 sessions over the ramp, orphaned session keys
+    /// (`--memory-url`, `--redis`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<super::per_session::MemoryResults>,
 }
 
 impl RunReport {
@@ -213,6 +217,7 @@ mod tests {
                 operations: [("fast_tool".to_string(), summary(p95, error_rate))].into(),
                 connect: OpSummary::default(),
                 replicas: Default::default(),
+                memory: None,
             }),
             notify: None,
             longevity: None,

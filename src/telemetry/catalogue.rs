@@ -453,6 +453,27 @@ metric!(
     "Last notify run's delivery ratio to the sessions whose stream each replica held (runs with --replicas)."
 );
 metric!(
+    RUN_TARGET_MEMORY_PER_1000_SESSIONS,
+    "mcp_canary_run_target_memory_per_1000_sessions_bytes",
+    Gauge,
+    ["target", "profile", "replica"],
+    "Last load run's least-squares slope of the target's resident memory against live sessions during the ramp, per 1,000 sessions (--memory-url; replica `all` sums every URL)."
+);
+metric!(
+    RUN_REDIS_MEMORY_PER_1000_SESSIONS,
+    "mcp_canary_run_redis_memory_per_1000_sessions_bytes",
+    Gauge,
+    ["target", "profile"],
+    "Last load run's least-squares slope of Redis used_memory against live sessions during the ramp, per 1,000 sessions (--redis)."
+);
+metric!(
+    REDIS_ORPHANED_SESSION_KEYS,
+    "mcp_canary_redis_orphaned_session_keys",
+    Gauge,
+    ["target", "profile"],
+    "Session keys the last load run left in Redis: keys of sessions it opened, still present after it ended and held none (--redis)."
+);
+metric!(
     RUN_SESSIONS_MISSING,
     "mcp_canary_run_sessions_missing",
     Gauge,
@@ -869,6 +890,9 @@ pub const CATALOGUE: &[MetricDef] = &[
     RUN_REPLICA_SESSIONS,
     RUN_REPLICA_DELIVERY_RATIO,
     RUN_SESSIONS_MISSING,
+    RUN_TARGET_MEMORY_PER_1000_SESSIONS,
+    RUN_REDIS_MEMORY_PER_1000_SESSIONS,
+    REDIS_ORPHANED_SESSION_KEYS,
     RUN_THRESHOLD_PASSED,
     RUN_PASSED,
     PROFILE_RUNS_STARTED,

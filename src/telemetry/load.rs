@@ -9,6 +9,7 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use super::catalogue as m;
 use crate::profile::engine::{RunObserver, SlotEvent};
 use crate::profile::notify::{NotifyObserver, NotifyResults};
+use crate::profile::per_session::MemoryResults;
 use crate::profile::report::{RunReport, ThresholdResult};
 use crate::profile::stats::{OpSummary, RequestResult};
 
@@ -142,6 +143,9 @@ impl RunMetrics {
                     "profile" => self.profile.clone(), "replica" => replica.clone())
                 .set(r.requests as f64);
             }
+            if let Some(memory) = &load.memory {
+                self.memory_summary(memory);
+            }
         }
         if let Some(n) = &report.notify {
             self.notify_summary(n);
@@ -158,6 +162,25 @@ impl RunMetrics {
         self.population(0, 0);
         tracing::info!(target_name = %self.target, profile = %self.profile, verdict = %report.verdict,
             "Profile run finished");
+    }
+
+    /// Memory per 1,000 sessions (only the series with a slope) and orphaned session keys.
+    fn memory_summary(&self, memory: &MemoryResults) {
+        let (t, p) = (self.target.clone(), self.profile.clone());
+        for (replica, fit) in &memory.target {
+            if let Some(bytes) = fit.bytes_per_1000_sessions {
+                gauge!(m::RUN_TARGET_MEMORY_PER_1000_SESSIONS.name, "target" => t.clone(), "profile" => p.clone(),
+                    "replica" => replica.clone())
+                .set(bytes);
+            }
+        }
+        if let Some(bytes) = memory.redis.as_ref().and_then(|f| f.bytes_per_1000_sessions) {
+            gauge!(m::RUN_REDIS_MEMORY_PER_1000_SESSIONS.name, "target" => t.clone(), "profile" => p.clone())
+                .set(bytes);
+        }
+        if let Some(n) = memory.orphaned_session_keys {
+            gauge!(m::REDIS_ORPHANED_SESSION_KEYS.name, "target" => t, "profile" => p).set(n as f64);
+        }
     }
 
     fn notify_summary(&self, n: &NotifyResults) {
