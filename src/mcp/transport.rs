@@ -122,7 +122,7 @@ impl Transport {
     }
 
     /// POST one JSON-RPC message.
-    pub async fn post(&self, message: &Value, mcp: &McpHeaders) -> Result<Reply, McpError> {
+    pub async fn post<M: serde::Serialize + ?Sized>(&self, message: &M, mcp: &McpHeaders) -> Result<Reply, McpError> {
         let body = serde_json::to_vec(message).map_err(|e| McpError::InvalidJson(e.to_string()))?;
         let resp = self
             .build(reqwest::Method::POST, mcp, self.accept)
