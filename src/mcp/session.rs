@@ -20,8 +20,8 @@ pub const MAX_STREAM_RECONNECTS: u32 = 5;
 /// Remembered event keys and answered request ids.
 const SEEN_CAPACITY: usize = 4096;
 /// Notifications buffered per subscriber before a slow one lags. The ring is allocated up front
-/// for every client that subscribes, so it is kept small: it was 1,024 slots, about 110 KB per
-/// session of a 10,000-session notify run, most of the client's memory.
+/// for every client that subscribes, so it is kept small: at 1,024 slots of full copies it was
+/// about 100 KB per session, two thirds of the client's memory in a notify run.
 pub const NOTIFICATION_BUFFER: usize = 64;
 
 /// What a request is sent under: the negotiated (or being negotiated) era and ids.
