@@ -55,7 +55,7 @@ pub async fn run(
         }
     });
 
-    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let http = crate::mcp::transport::http_client()?;
     let grace = config.server.shutdown_grace;
     let profiles = (!config.profiles.is_empty()).then(|| {
         tracing::info!(profiles = config.profiles.len(), "Scheduling heavy profiles");

@@ -564,7 +564,7 @@ where
         }),
         thresholds: Box::new(move |r| m2.thresholds(r)),
     };
-    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let http = crate::mcp::transport::http_client()?;
     let report = work(Arc::clone(&metrics), hooks, http).await;
     if tty {
         println!();

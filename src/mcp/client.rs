@@ -356,8 +356,10 @@ impl McpClient {
         self.request(method::COMPLETE, json!({"ref": reference, "argument": {"name": argument, "value": value}})).await
     }
 
-    pub fn notifications(&self) -> tokio::sync::broadcast::Receiver<ServerNotification> {
-        self.inner.tx.subscribe()
+    /// Notifications arriving from now on, on any stream; a receiver more than
+    /// `NOTIFICATION_BUFFER` behind loses the oldest (`Lagged`).
+    pub fn notifications(&self) -> tokio::sync::broadcast::Receiver<Arc<ServerNotification>> {
+        self.inner.subscribe()
     }
 
     /// Open the server-to-client stream in the background: the GET stream (2025 era) or a

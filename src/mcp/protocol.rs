@@ -128,6 +128,73 @@ pub fn with_stateless_meta(params: Value, capabilities: &Value, client_name: &st
     Value::Object(obj)
 }
 
+/// A JSON-RPC request serialised straight from its parts. With `meta` (the stateless revision's
+/// `_meta` keys, built once per client) the keys are written into `params._meta` during
+/// serialisation, so a request neither clones nor rebuilds them; the wire form is the same as
+/// `request(id, method, with_stateless_meta(params, ..))`.
+pub struct Outgoing<'a> {
+    pub id: Option<i64>,
+    pub method: &'a str,
+    pub params: &'a Value,
+    pub meta: Option<&'a Map<String, Value>>,
+}
+
+impl serde::Serialize for Outgoing<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("jsonrpc", "2.0")?;
+        if let Some(id) = self.id {
+            m.serialize_entry("id", &id)?;
+        }
+        m.serialize_entry("method", self.method)?;
+        match self.meta {
+            Some(meta) => m.serialize_entry("params", &WithMeta { params: self.params, meta })?,
+            None if !self.params.is_null() => m.serialize_entry("params", self.params)?,
+            None => {}
+        }
+        m.end()
+    }
+}
+
+/// `params` (an object, or null) with `meta`'s keys added to its `_meta`.
+struct WithMeta<'a> {
+    params: &'a Value,
+    meta: &'a Map<String, Value>,
+}
+
+impl serde::Serialize for WithMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let empty = Map::new();
+        let params = self.params.as_object().unwrap_or(&empty);
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in params.iter().filter(|(k, _)| *k != "_meta") {
+            m.serialize_entry(k, v)?;
+        }
+        match params.get("_meta").and_then(Value::as_object) {
+            Some(own) => {
+                let mut merged = own.clone();
+                merged.extend(self.meta.iter().map(|(k, v)| (k.clone(), v.clone())));
+                m.serialize_entry("_meta", &merged)?;
+            }
+            None => m.serialize_entry("_meta", self.meta)?,
+        }
+        m.end()
+    }
+}
+
+/// The stateless revision's `_meta` keys for a client.
+pub fn stateless_meta(capabilities: &Value, client_name: &str, client_version: &str) -> Map<String, Value> {
+    match with_stateless_meta(Value::Null, capabilities, client_name, client_version) {
+        Value::Object(mut o) => match o.remove("_meta") {
+            Some(Value::Object(meta)) => meta,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    }
+}
+
 /// `initialize` params offering `version` and declaring `capabilities`.
 pub fn initialize_params(version: &str, capabilities: &Value, client_name: &str, client_version: &str) -> Value {
     json!({
@@ -268,6 +335,16 @@ mod tests {
     #[test]
     fn meta_is_added_and_kept() {
         let p = with_stateless_meta(json!({"name": "echo", "_meta": {"progressToken": "t"}}), &json!({}), "c", "1");
+        // The serialised form writes the same keys without building them per request.
+        let meta = stateless_meta(&json!({"roots": {}}), "c", "1");
+        for params in [json!({"name": "echo", "_meta": {"progressToken": "t"}}), json!({"uri": "u"}), Value::Null] {
+            let built =
+                request(Some(7), "tools/call", with_stateless_meta(params.clone(), &json!({"roots": {}}), "c", "1"));
+            let out = Outgoing { id: Some(7), method: "tools/call", params: &params, meta: Some(&meta) };
+            assert_eq!(serde_json::to_value(&out).unwrap(), built);
+        }
+        let plain = Outgoing { id: None, method: "x", params: &Value::Null, meta: None };
+        assert_eq!(serde_json::to_value(&plain).unwrap(), request(None, "x", Value::Null));
         assert_eq!(p["_meta"][META_PROTOCOL_VERSION], "2026-07-28");
         assert_eq!(p["_meta"]["progressToken"], "t");
         assert_eq!(p["_meta"][META_CLIENT_INFO]["name"], "c");

@@ -8,7 +8,7 @@ use super::sse::{EventStream, Frame, Seen, drain, event_key, next_frame, retry_d
 use super::transport::{Body, McpHeaders, Transport};
 use serde_json::Value;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,10 @@ pub const MAX_RESUME_ATTEMPTS: u32 = 3;
 pub const MAX_STREAM_RECONNECTS: u32 = 5;
 /// Remembered event keys and answered request ids.
 const SEEN_CAPACITY: usize = 4096;
+/// Notifications buffered per subscriber before a slow one lags. The ring is allocated up front
+/// for every client that subscribes, so it is kept small: at 1,024 slots of full copies it was
+/// about 100 KB per session, two thirds of the client's memory in a notify run.
+pub const NOTIFICATION_BUFFER: usize = 64;
 
 /// What a request is sent under: the negotiated (or being negotiated) era and ids.
 #[derive(Clone, Debug)]
@@ -67,13 +71,17 @@ struct Stats {
 pub struct Inner {
     pub config: ClientConfig,
     pub transport: Transport,
-    pub tx: broadcast::Sender<ServerNotification>,
+    /// Created by the first `subscribe`: without subscribers notifications are dropped anyway,
+    /// so clients nobody listens to (load sessions) allocate no ring.
+    tx: OnceLock<broadcast::Sender<Arc<ServerNotification>>>,
     pub session: Mutex<Option<Session>>,
     /// Cancelled when the client is dropped.
     pub root: CancellationToken,
     next_id: AtomicI64,
     stats: Stats,
     seen: Mutex<Seen>,
+    /// The stateless revision's `_meta` keys, written into every request of that era.
+    meta: serde_json::Map<String, Value>,
 }
 
 impl Inner {
@@ -86,16 +94,23 @@ impl Inner {
             config.request_timeout,
         )
         .with_accept(config.accept.header());
+        let meta = protocol::stateless_meta(&config.capabilities, &config.client_name, &config.client_version);
         Self {
             config,
             transport,
-            tx: broadcast::channel(1024).0,
+            tx: OnceLock::new(),
             session: Mutex::new(None),
             root: CancellationToken::new(),
             next_id: AtomicI64::new(1),
             stats: Stats::default(),
             seen: Mutex::new(Seen::new(SEEN_CAPACITY)),
+            meta,
         }
+    }
+
+    /// A receiver of every notification that arrives from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ServerNotification>> {
+        self.tx.get_or_init(|| broadcast::channel(NOTIFICATION_BUFFER).0).subscribe()
     }
 
     pub fn stats(&self) -> StreamStats {
@@ -129,17 +144,9 @@ impl Inner {
 
     async fn exchange_untimed(&self, ctx: &Ctx, method: &str, params: Value) -> Result<Answer, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let params = match ctx.era {
-            Era::Stateless => protocol::with_stateless_meta(
-                params,
-                &self.config.capabilities,
-                &self.config.client_name,
-                &self.config.client_version,
-            ),
-            Era::Session => params,
-        };
+        let meta = (ctx.era == Era::Stateless).then_some(&self.meta);
         let headers = ctx.headers(Some(method), &params);
-        let message = protocol::request(Some(id), method, params);
+        let message = protocol::Outgoing { id: Some(id), method, params: &params, meta };
         let reply = self.transport.post(&message, &headers).await?;
         let session_id = reply.session_id;
         let result = match reply.body {
@@ -240,7 +247,9 @@ impl Inner {
                 None
             }
             Incoming::Notification { method, params } => {
-                let _ = self.tx.send(ServerNotification { method, params, received_at, via });
+                if let Some(tx) = self.tx.get() {
+                    let _ = tx.send(Arc::new(ServerNotification { method, params, received_at, via }));
+                }
                 None
             }
             Incoming::Request { id, method, params } => {

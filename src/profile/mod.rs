@@ -95,14 +95,33 @@ pub fn observe(t: &Threshold, acc: &OpAccum, shed: u64) -> f64 {
 
 /// Evaluate every threshold against a snapshot.
 pub fn evaluate(thresholds: &[Threshold], mix: &[MixEntry], snap: &Snapshot) -> Vec<ThresholdResult> {
+    let mut acc = RunStats::scratch();
+    evaluate_with(thresholds, mix, snap.slots.shed, &mut acc, |pick, out| {
+        out.reset();
+        for (i, a) in snap.ops.iter().enumerate() {
+            if pick(i) {
+                out.add(a);
+            }
+        }
+    })
+}
+
+/// Evaluate every threshold; `merge(pick, out)` fills `out` with the picked operations merged.
+fn evaluate_with(
+    thresholds: &[Threshold],
+    mix: &[MixEntry],
+    shed: u64,
+    acc: &mut OpAccum,
+    merge: impl Fn(&dyn Fn(usize) -> bool, &mut OpAccum),
+) -> Vec<ThresholdResult> {
     thresholds
         .iter()
         .map(|t| {
             let idx = scope_indices(mix, t.scope.as_deref()).unwrap_or_default();
-            let acc = snap.merged(|i| idx.contains(&i));
+            merge(&|i| idx.contains(&i), acc);
             // Shed slots have no operation; they weigh on whole-run rates only.
-            let shed = if t.scope.is_none() { snap.slots.shed } else { 0 };
-            let observed = observe(t, &acc, shed);
+            let shed = if t.scope.is_none() { shed } else { 0 };
+            let observed = observe(t, acc, shed);
             let samples = acc.count() + shed;
             ThresholdResult { threshold: t.to_string(), passed: samples == 0 || t.holds(observed), observed, samples }
         })
@@ -207,16 +226,22 @@ struct LoadLive<'a> {
     run: &'a LoadRun,
     stats: &'a RunStats,
     planned: u64,
+    /// Reused for every merge of a tick, so a tick allocates no histogram.
+    scratch: std::sync::Mutex<OpAccum>,
 }
 
 impl LiveRun for LoadLive<'_> {
     fn evaluate(&self) -> Vec<ThresholdResult> {
-        evaluate(&self.run.thresholds, &self.run.mix, &self.stats.snapshot())
+        let Ok(mut acc) = self.scratch.lock() else { return Vec::new() };
+        let shed = self.stats.shed.load(Ordering::Relaxed);
+        evaluate_with(&self.run.thresholds, &self.run.mix, shed, &mut acc, |pick, out| self.stats.merge_into(pick, out))
     }
 
     fn progress(&self, elapsed: Duration) -> Progress {
-        let snap = self.stats.snapshot();
-        let total = snap.total();
+        let Ok(mut total) = self.scratch.lock() else {
+            return Progress { elapsed, sessions: 0, in_flight: 0, detail: String::new() };
+        };
+        self.stats.merge_into(|_| true, &mut total);
         let ms = |q: f64| threshold::format_seconds(total.latency.value_at_quantile(q) as f64 / 1e6);
         Progress {
             elapsed,
@@ -227,7 +252,7 @@ impl LiveRun for LoadLive<'_> {
                 total.count(),
                 self.planned,
                 total.error_count(),
-                snap.slots.shed,
+                self.stats.shed.load(Ordering::Relaxed),
                 ms(0.95),
                 ms(0.99)
             ),
@@ -254,7 +279,12 @@ pub async fn run_load(
     let engine =
         engine::run(engine_cfg, client, http.clone(), workload, observer, Arc::clone(&stats), engine_cancel.clone());
     let plan = run.engine.plan;
-    let live = LoadLive { run: &run, stats: &stats, planned: plan.expected_slots() };
+    let live = LoadLive {
+        run: &run,
+        stats: &stats,
+        planned: plan.expected_slots(),
+        scratch: std::sync::Mutex::new(RunStats::scratch()),
+    };
     let sampler = async {
         let probe = run.memory.as_ref()?;
         // Sample a little past the ramp: the last session joins just before its end.

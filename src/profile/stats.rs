@@ -57,6 +57,14 @@ impl OpAccum {
         self.latency.len()
     }
 
+    /// Empty every accumulator, keeping the allocations (scratch space reused every tick).
+    pub fn reset(&mut self) {
+        self.latency.reset();
+        self.service.reset();
+        self.closed_loop.reset();
+        self.errors.clear();
+    }
+
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
@@ -229,6 +237,26 @@ impl RunStats {
         if let RequestResult::Failed(t) = result {
             *a.errors.entry(t).or_default() += 1;
         }
+    }
+
+    /// Merge the operations for which `pick(index)` holds into `out` (emptied first), each locked
+    /// in turn. Live views go through here: a full `snapshot` copies every histogram (hundreds of
+    /// KB each), which on every tick of a run cost more CPU than the requests themselves.
+    pub fn merge_into(&self, pick: impl Fn(usize) -> bool, out: &mut OpAccum) {
+        out.reset();
+        for (i, m) in self.ops.iter().enumerate() {
+            if pick(i)
+                && let Ok(a) = m.lock()
+                && a.count() > 0
+            {
+                out.add(&a);
+            }
+        }
+    }
+
+    /// A fresh accumulator to pass to `merge_into`.
+    pub fn scratch() -> OpAccum {
+        OpAccum::new()
     }
 
     /// A consistent-enough copy of every accumulator (each op locked in turn).
