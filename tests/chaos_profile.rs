@@ -9,10 +9,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::redis_server::RedisServer;
 use common::{Proc, bin, free_port, log_dir, scrape_until};
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+
+use tokio::process::Command;
 
 /// Run `mcp-canary ARGS` to its end (bounded); returns the exit code and stdout+stderr.
 async fn run_cli(args: &[&str], within: Duration) -> (i32, String) {
@@ -276,38 +277,6 @@ async fn killed_target_is_detected_and_its_recovery_timed() {
     assert_eq!(knobs["error_rate"], 0.0, "the knob is restored after the window: {knobs}");
     assert_prober_healthy(&r);
     assert!(out.contains("kill") && out.contains("restart"), "{out}");
-}
-
-/// A `redis-server` on a loopback port, killed on drop.
-struct RedisServer {
-    _child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    async fn start() -> RedisServer {
-        let port = free_port();
-        let log = log_dir().join(format!("chaos-redis-{port}.log"));
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--logfile", log.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn redis-server (apt-get install redis-server)");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not listen on {port} within 10s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        RedisServer { _child: child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
 }
 
 #[tokio::test]

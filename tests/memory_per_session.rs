@@ -5,13 +5,11 @@
 //! after a run that DELETEs its sessions; the figures reach the report and `/metrics`.
 
 mod common;
-#[path = "common/redis_server.rs"]
-mod redis_server;
 
 use std::time::Duration;
 
-use common::{Proc, admin, log_dir, scrape_until, start_target};
-use redis_server::RedisServer;
+use common::redis_server::RedisServer;
+use common::{Proc, admin, scrape_until, start_target};
 use serde_json::Value;
 
 /// Bytes the leak knob holds per session that ends without DELETE.
@@ -43,7 +41,7 @@ fn target_per_1000(report: &Value) -> f64 {
 /// ramp ends without DELETE (and its client opens a new one) while the run samples memory.
 #[tokio::test]
 async fn leaked_sessions_show_in_target_memory_per_1000_sessions() {
-    let redis = RedisServer::start(&log_dir()).await;
+    let redis = RedisServer::start().await;
     let redis_url = redis.url();
     let leak = format!("{}", LEAK as u64);
     let (_target, url) = start_target(&[
@@ -101,7 +99,7 @@ async fn leaked_sessions_show_in_target_memory_per_1000_sessions() {
 /// orphaned key; a run that DELETEs its sessions leaves none.
 #[tokio::test]
 async fn orphaned_session_keys_are_counted_after_the_run() {
-    let redis = RedisServer::start(&log_dir()).await;
+    let redis = RedisServer::start().await;
     let redis_url = redis.url();
     let (_target, url) =
         start_target(&["--redis", &redis_url, "--instance", "keys", "--session-idle-timeout", "60s"]).await;

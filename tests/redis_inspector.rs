@@ -7,51 +7,12 @@ mod common;
 #[path = "alerting/promql.rs"]
 mod promql;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Scrape, free_port, log_dir, scrape, scrape_until, start_daemon, start_target};
+use common::redis_server::RedisServer;
+use common::{Scrape, free_port, scrape, scrape_until, start_daemon, start_target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-
-/// A `redis-server` on a loopback port, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    async fn start(port: u16, password: Option<&str>) -> RedisServer {
-        let log = log_dir().join(format!("redis-{port}.log"));
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--logfile", log.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        if let Some(p) = password {
-            cmd.args(["--requirepass", p]);
-        }
-        let child = cmd.spawn().expect("spawn redis-server (apt-get install redis-server)");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not listen on {port} within 10s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        RedisServer { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    async fn kill(mut self) {
-        let _ = self.child.kill().await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
-    }
-}
 
 /// One RESP command over a raw connection; returns the raw reply (bounded read).
 async fn resp(conn: &mut TcpStream, args: &[&str]) -> String {
@@ -92,7 +53,7 @@ fn keys(s: &Scrape, pattern: &str) -> f64 {
 async fn redis_inspection_follows_sessions_and_outages() {
     let (_target, mcp_url) = start_target(&[]).await;
     let port = free_port();
-    let redis = RedisServer::start(port, None).await;
+    let redis = RedisServer::start_on(port, None).await;
     let (mut daemon, _dir, base) = start_daemon("daemon-redis", &config(&redis.url(), &mcp_url, ""), &[]).await;
     let up = |s: &Scrape| s.sum("mcp_canary_redis_up", &[("target", "ref")]);
 
@@ -151,7 +112,7 @@ async fn redis_inspection_follows_sessions_and_outages() {
     drop(admin);
 
     // Kill Redis: redis_up 0 with a connect error, /metrics keeps answering.
-    redis.kill().await;
+    redis.stop().await;
     let (s, ok) = scrape_until(&base, Duration::from_secs(15), |s| up(s) == Some(0.0)).await;
     assert!(ok, "redis_up did not drop:\n{}", s.text);
     let errors =
@@ -164,19 +125,19 @@ async fn redis_inspection_follows_sessions_and_outages() {
     }
 
     // Restart on the same port: back to 1.
-    let redis = RedisServer::start(port, None).await;
+    let redis = RedisServer::start_on(port, None).await;
     let (s, ok) = scrape_until(&base, Duration::from_secs(20), |s| up(s) == Some(1.0)).await;
     assert!(ok, "redis_up did not return:\n{}\n{}", s.text, daemon.log_text());
 
     let code = daemon.terminate(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "exit status; log:\n{}", daemon.log_text());
-    redis.kill().await;
+    redis.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_an_auth_error_and_never_logged() {
     let (_target, mcp_url) = start_target(&[]).await;
-    let redis = RedisServer::start(free_port(), Some("right-redis-password")).await;
+    let redis = RedisServer::start_on(free_port(), Some("right-redis-password")).await;
     let secret_dir = tempfile::tempdir().unwrap();
     let pw_file = secret_dir.path().join("pw");
     std::fs::write(&pw_file, "wrong-redis-password-4711\n").unwrap();
@@ -224,7 +185,7 @@ async fn wrong_password_is_an_auth_error_and_never_logged() {
     let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(printed.contains("redis_password_file"), "{printed}");
     assert!(!printed.contains("right-redis-password"), "{printed}");
-    redis.kill().await;
+    redis.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
