@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{self, EngineConfig, RunObserver};
 use super::load::{LoadWorkload, MixEntry};
-use super::report::{self, LoadResults, Regression, RunParams, RunReport, ThresholdResult, Tolerance};
+use super::report::{self, Regression, RunReport, ThresholdResult, Tolerance};
 use super::stats::RunStats;
 use super::threshold::{self, Stat, Threshold};
 use super::{Hooks, LiveRun, Progress, drive, evaluate, process_cpu_seconds, unix_now, verdict};
@@ -366,7 +366,6 @@ pub async fn run_longevity(
     (hooks.thresholds)(&thresholds);
     let end = driven.out;
     let snap = stats.snapshot();
-    let shed = snap.slots.shed;
     let aborted = end.cancelled;
     let plan = run.engine.plan;
     let state = memory.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -379,25 +378,7 @@ pub async fn run_longevity(
         elapsed_s: end.elapsed.as_secs_f64(),
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },
-        load: Some(LoadResults {
-            params: RunParams {
-                preset: None,
-                clients: plan.sessions,
-                rpm: plan.rpm,
-                duration_s: plan.duration.as_secs_f64(),
-                ramp_up_s: plan.ramp_up.as_secs_f64(),
-                ramp_down_s: plan.ramp_down.as_secs_f64(),
-                max_requests: run.engine.max_requests,
-                max_in_flight: run.engine.max_in_flight,
-                mix: run.mix.clone(),
-            },
-            slots: stats.slots(plan.expected_slots()),
-            replicas: Default::default(),
-            memory: None,
-            total: snap.total().summary(shed),
-            operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
-            connect: snap.connect.summary(0),
-        }),
+        load: Some(super::load_results(None, &run.engine, &run.mix, &stats, &snap)),
         notify: None,
         longevity: Some(LongevityResults {
             params: LongevityParams {

@@ -260,6 +260,36 @@ impl LiveRun for LoadLive<'_> {
     }
 }
 
+/// The load section of a report from a finished engine run (no memory-per-session section).
+pub(crate) fn load_results(
+    preset: Option<String>,
+    engine: &EngineConfig,
+    mix: &[MixEntry],
+    stats: &RunStats,
+    snap: &Snapshot,
+) -> LoadResults {
+    let plan = engine.plan;
+    LoadResults {
+        params: RunParams {
+            preset,
+            clients: plan.sessions,
+            rpm: plan.rpm,
+            duration_s: plan.duration.as_secs_f64(),
+            ramp_up_s: plan.ramp_up.as_secs_f64(),
+            ramp_down_s: plan.ramp_down.as_secs_f64(),
+            max_requests: engine.max_requests,
+            max_in_flight: engine.max_in_flight,
+            mix: mix.to_vec(),
+        },
+        slots: stats.slots(plan.expected_slots()),
+        total: snap.total().summary(snap.slots.shed),
+        operations: mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
+        connect: snap.connect.summary(0),
+        replicas: stats.replicas.snapshot(),
+        memory: None,
+    }
+}
+
 /// Run a load profile to its end (or abort / cancellation) and build its report.
 pub async fn run_load(
     run: LoadRun,
@@ -301,7 +331,6 @@ pub async fn run_load(
     }
     let end = driven.out;
     let snap = stats.snapshot();
-    let shed = snap.slots.shed;
     let aborted = end.cancelled;
     RunReport {
         format: report::REPORT_FORMAT,
@@ -312,25 +341,7 @@ pub async fn run_load(
         elapsed_s: end.elapsed.as_secs_f64(),
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },
-        load: Some(LoadResults {
-            params: RunParams {
-                preset: run.preset.clone(),
-                clients: plan.sessions,
-                rpm: plan.rpm,
-                duration_s: plan.duration.as_secs_f64(),
-                ramp_up_s: plan.ramp_up.as_secs_f64(),
-                ramp_down_s: plan.ramp_down.as_secs_f64(),
-                max_requests: run.engine.max_requests,
-                max_in_flight: run.engine.max_in_flight,
-                mix: run.mix.clone(),
-            },
-            slots: stats.slots(plan.expected_slots()),
-            total: snap.total().summary(shed),
-            operations: run.mix.iter().zip(&snap.ops).map(|(e, a)| (e.name.clone(), a.summary(0))).collect(),
-            connect: snap.connect.summary(0),
-            replicas: stats.replicas.snapshot(),
-            memory,
-        }),
+        load: Some(LoadResults { memory, ..load_results(run.preset.clone(), &run.engine, &run.mix, &stats, &snap) }),
         notify: None,
         longevity: None,
         verdict: verdict(&driven.thresholds, aborted),
