@@ -19,6 +19,22 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-canary"))
 }
 
+/// `serve --config PATH` on a config it must refuse: asserts it exits non-zero (within 20 s)
+/// without ever listening, and returns its stderr.
+pub async fn serve_refused(path: &std::path::Path) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(bin()).args(["serve", "--config"]).arg(path).output(),
+    )
+    .await
+    .expect("serve exits on a bad config")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "serve started:\n{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "the daemon must not start");
+    stderr
+}
+
 /// A directory for child logs, kept after the run so failures can be read.
 pub fn log_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
