@@ -140,6 +140,27 @@ async fn with_redis_any_instance_serves_any_session_and_notifications_cross_inst
     let seen = seen.expect("session notification from target-1 on the stream held by target-3");
     assert_eq!(seen["params"]["data"]["delivered_by"], "target-3", "{seen}");
 
+    // A session created on instance 1 whose notifications/initialized a balancer sent to instance 2
+    // still gets broadcasts on a GET stream later opened on instance 1 (its creator registers it
+    // at initialize, not only on notifications/initialized).
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": V2025, "capabilities": {}, "clientInfo": {"name": "dist-test", "version": "0"}},
+    });
+    let answer = post(&topo.instances[0], None, &init).await;
+    let session = answer.session.clone().expect("Mcp-Session-Id");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let ack = post(&topo.instances[1], Some(&session), &initialized).await;
+    assert_eq!((ack.status, ack.instance.as_str()), (202, "target-2"), "{ack:?}");
+    let stream = open_stream(&topo.instances[0], &session).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admin = topo.instances[2].trim_end_matches("/mcp");
+    let response = client().post(format!("{admin}/admin/broadcast")).json(&json!({"nonce": "b-2"})).send().await;
+    assert_eq!(response.expect("broadcast").status(), 200);
+    let seen = wait_for_message(stream, Duration::from_secs(5), |m| is_notify(m, "b-2")).await;
+    let seen = seen.expect("broadcast on the creator's stream of a session initialized elsewhere");
+    assert_eq!(seen["params"]["data"]["delivered_by"], "target-1", "{seen}");
+
     // Each instance reports Redis up.
     for url in &topo.instances {
         let text = client().get(url.replace("/mcp", "/metrics")).send().await.unwrap().text().await.unwrap();

@@ -70,7 +70,7 @@ async fn load_and_notify_runs_count_by_replica() {
         "--name",
         "dist",
         "--sessions",
-        "6",
+        "30",
         "--batches",
         "2",
         "--broadcasts",
@@ -92,11 +92,9 @@ async fn load_and_notify_runs_count_by_replica() {
     let by_replica = notify["replicas"].as_object().unwrap_or_else(|| panic!("no replicas in {notify}"));
     let sessions: u64 = by_replica.values().map(|r| r["sessions"].as_u64().unwrap()).sum();
     assert_eq!(sessions, notify["sessions_ready"].as_u64().unwrap(), "{notify}");
-    assert_eq!(sessions, 6, "{notify}");
+    assert_eq!(sessions, 30, "{notify}");
     assert!(by_replica.len() >= 2, "streams all on one replica: {notify}");
-    // The per-replica tallies add up to the run's and each ratio is its own received/expected
-    // (not asserted at 100 %: a stream restored on another replica right before the first batch
-    // can miss it, which is exactly what this breakdown is for).
+    // The per-replica tallies add up to the run's and each ratio is its own received/expected.
     let (mut expected, mut received) = (0, 0);
     for (name, r) in by_replica {
         assert!(topo.names.contains(name), "{name}: {notify}");
@@ -107,5 +105,9 @@ async fn load_and_notify_runs_count_by_replica() {
     }
     assert_eq!(expected, notify["expected"].as_u64().unwrap(), "{notify}");
     assert_eq!(received, notify["received"].as_u64().unwrap(), "{notify}");
-    assert!(received > 0, "{notify}");
+    // Every session gets every broadcast whichever replicas its POSTs and its stream landed on
+    // (before the target registered sessions at initialize, a session initialized on one replica
+    // and acknowledged on another missed everything on its creator: about 1 in 7 sessions).
+    assert_eq!(received, expected, "{notify}");
+    assert_eq!(notify["sessions_missing_any"].as_u64(), Some(0), "{notify}");
 }

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::{
     Shared,
     metrics::{Fault, RequestMethod},
+    server::InitializedPeerSlot,
 };
 
 /// Body of the HTML 500 the `error_rate` knob answers with (what a misbehaving proxy sends).
@@ -249,6 +250,22 @@ pub async fn instance_header(State(shared): State<Arc<Shared>>, request: Request
     let mut response = next.run(request).await;
     if let Ok(value) = header::HeaderValue::from_str(&shared.instance) {
         response.headers_mut().insert(INSTANCE_HEADER, value);
+    }
+    response
+}
+
+/// Register the peer of a session created by this request (an `initialize` POST) under the id the
+/// response carries, so notifications reach it here whichever instance gets the rest of its traffic.
+pub async fn register_created_session(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || request.headers().contains_key("mcp-session-id") {
+        return next.run(request).await;
+    }
+    let slot = InitializedPeerSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let response = next.run(request).await;
+    let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
+    if let (Some(session), Some(peer)) = (session, slot.take()) {
+        shared.register_peer(session.to_owned(), peer);
     }
     response
 }

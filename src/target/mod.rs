@@ -363,6 +363,7 @@ pub async fn spawn(
     let metrics_shared = shared.clone();
     let app = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::register_created_session))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::fault_middleware))
         .merge(knobs::admin_router(shared.clone()))
         .route("/healthz", get(|| async { "ok\n" }))

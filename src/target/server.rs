@@ -27,6 +27,23 @@ use serde::Deserialize;
 
 use super::{Route, Shared, metrics::Fault};
 
+/// Where the `initialize` handler leaves its session's peer for the HTTP layer, which alone learns
+/// the new session's id (from the response). Without it a session whose `notifications/initialized`
+/// a balancer sends to another instance never has its peer registered where it was created, and a
+/// GET stream opened there later misses every fan-out notification.
+#[derive(Clone, Default)]
+pub(crate) struct InitializedPeerSlot(Arc<std::sync::Mutex<Option<rmcp::Peer<RoleServer>>>>);
+
+impl InitializedPeerSlot {
+    fn put(&self, peer: rmcp::Peer<RoleServer>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(peer);
+    }
+
+    pub(crate) fn take(&self) -> Option<rmcp::Peer<RoleServer>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// The `Mcp-Session-Id` of the HTTP request a message came with.
 fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
     let parts = extensions.get::<axum::http::request::Parts>()?;
@@ -282,6 +299,22 @@ impl ServerHandler for CanaryServer {
         )
         .with_server_info(Implementation::new("mcp-canary-target", env!("CARGO_PKG_VERSION")))
         .with_instructions("Reference MCP server of mcp-canary: tools echo, slow, fail, notify, broadcast, progress.")
+    }
+
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        if let Some(slot) = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<InitializedPeerSlot>())
+        {
+            slot.put(context.peer.clone());
+        }
+        self.negotiate_initialize(&request)
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
