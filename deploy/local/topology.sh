@@ -89,11 +89,18 @@ up() {
   done
 
   local lb_port; lb_port=$(free_port)
+  # Each proxied session holds two descriptors (client side, upstream side) per open stream or
+  # request: size nginx to the descriptors this shell may open (4096 connections, its usual
+  # default, capped a 2,000-session notify run at 64 % delivery).
+  local nofile; nofile=$(ulimit -Hn)
+  [ "$nofile" = unlimited ] && nofile=65536
+  [ "$nofile" -gt 65536 ] && nofile=65536
   cat >"$DIR/nginx/nginx.conf" <<CONF
 worker_processes 1;
+worker_rlimit_nofile $nofile;
 pid $DIR/nginx/nginx.pid;
 error_log $DIR/nginx/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections $((nofile / 2)); }
 http {
   access_log $DIR/nginx/access.log;
   client_body_temp_path $DIR/nginx/tmp/body;

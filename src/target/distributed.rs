@@ -212,6 +212,11 @@ impl Shared {
         self.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(session, peer);
     }
 
+    /// The session opened a GET stream here.
+    pub(crate) fn stream_opened(&self, session: String) {
+        self.streamed.lock().unwrap_or_else(|e| e.into_inner()).insert(session);
+    }
+
     /// Refresh the session's TTL in Redis, in the background.
     pub(crate) fn touch_session(self: &Arc<Self>, id: &str) {
         if self.redis_active().is_none() {
@@ -255,14 +260,17 @@ impl Shared {
         }
     }
 
-    /// Send a notify envelope to the local peers `route` selects.
+    /// Send a notify envelope to the local peers `route` selects that stream here.
     fn deliver(self: &Arc<Self>, route: &Route, envelope: Envelope) {
         let Envelope::Notify { origin, nonce, sent_at_ms } = envelope else { return };
         let peers: Vec<Peer<RoleServer>> = {
             let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let streamed = self.streamed.lock().unwrap_or_else(|e| e.into_inner());
             match route {
-                Route::Session(id) => peers.get(id).cloned().into_iter().collect(),
-                Route::Broadcast => peers.values().cloned().collect(),
+                Route::Session(id) => peers.get(id).filter(|_| streamed.contains(id)).cloned().into_iter().collect(),
+                Route::Broadcast => {
+                    peers.iter().filter(|(id, _)| streamed.contains(*id)).map(|(_, peer)| peer.clone()).collect()
+                }
             }
         };
         let data = serde_json::json!({
@@ -326,6 +334,7 @@ impl Shared {
             peers.retain(|id, _| live.contains(id));
             gone
         };
+        self.streamed.lock().unwrap_or_else(|e| e.into_inner()).retain(|id| live.contains(id));
         if gone.is_empty() {
             return;
         }

@@ -255,9 +255,19 @@ pub async fn instance_header(State(shared): State<Arc<Shared>>, request: Request
 }
 
 /// Register the peer of a session created by this request (an `initialize` POST) under the id the
-/// response carries, so notifications reach it here whichever instance gets the rest of its traffic.
-pub async fn register_created_session(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
-    if request.method() != Method::POST || request.headers().contains_key("mcp-session-id") {
+/// response carries, so notifications reach it here whichever instance gets the rest of its traffic;
+/// note the sessions whose GET stream this instance serves.
+pub async fn track_sessions(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(session) = session {
+        let opens_stream = request.method() == Method::GET;
+        let response = next.run(request).await;
+        if opens_stream && response.status() == StatusCode::OK {
+            shared.stream_opened(session);
+        }
+        return response;
+    }
+    if request.method() != Method::POST {
         return next.run(request).await;
     }
     let slot = InitializedPeerSlot::default();

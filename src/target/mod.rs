@@ -162,6 +162,10 @@ pub(crate) struct Shared {
     redis: Option<Arc<distributed::RedisLink>>,
     /// Peers of initialised sessions held here, by session id (notification fan-out).
     peers: Mutex<HashMap<String, Peer<RoleServer>>>,
+    /// Sessions that opened a GET stream here: the only ones fan-out delivers to, since a message
+    /// to a session without a stream here could never be read (an instance sees the sessions of
+    /// every request a balancer sends it, most of them streaming elsewhere).
+    streamed: Mutex<HashSet<String>>,
     /// Sessions ended by a DELETE (here or, via pub/sub, elsewhere) not yet swept.
     deleted: Mutex<HashSet<String>>,
     /// Memory leaked on purpose by the `leak_per_unclean_session_bytes` knob.
@@ -332,6 +336,7 @@ pub async fn spawn(
     let shared = Arc::new(Shared {
         redis: redis.clone(),
         peers: Mutex::new(HashMap::new()),
+        streamed: Mutex::new(HashSet::new()),
         deleted: Mutex::new(HashSet::new()),
         leaked: Mutex::new(Vec::new()),
         knobs: KnobsHandle::new(options.knobs.clone()),
@@ -363,7 +368,7 @@ pub async fn spawn(
     let metrics_shared = shared.clone();
     let app = Router::new()
         .nest_service("/mcp", mcp)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::register_created_session))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::track_sessions))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::fault_middleware))
         .merge(knobs::admin_router(shared.clone()))
         .route("/healthz", get(|| async { "ok\n" }))
