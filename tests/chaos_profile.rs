@@ -2,6 +2,7 @@
 //! shows in the window's percentiles and its resets under `error_type="reset"`; a SIGKILLed
 //! target (started again by a start command) is detected and its recovery time reported; a
 //! Redis `CLIENT PAUSE` of 2 s against a distributed target shows in the window and recovers;
+//! two kills in one run both land, the second on the restarted process (`--kill-pid-file`);
 //! chaos is refused without `--allow-chaos`. Every run must end on its own with no stuck task.
 mod common;
 
@@ -277,6 +278,96 @@ async fn killed_target_is_detected_and_its_recovery_timed() {
     assert_eq!(knobs["error_rate"], 0.0, "the knob is restored after the window: {knobs}");
     assert_prober_healthy(&r);
     assert!(out.contains("kill") && out.contains("restart"), "{out}");
+}
+
+/// Two kill scenarios in one run: `--kill-pid-file` is read again at every kill, and the start
+/// command writes the restarted target's PID there, so the second kill ends the new process.
+#[tokio::test]
+async fn repeated_kills_follow_the_pid_file() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut target = Proc::start("chaos-target-twice", &["target", "--listen", &listen], &[], "listening on ").await;
+    let url = target.announced.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = PidFile(dir.path().join("target.pid"));
+    std::fs::write(&pidfile.0, target.child.id().expect("target pid").to_string()).unwrap();
+    let starts = dir.path().join("starts");
+    // Each start appends a line to `starts`, so the test knows how many processes it launched.
+    let script = dir.path().join("start.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "{bin} target --listen {listen} >>{log} 2>&1 &\necho $! >{pidfile}\necho $! >>{starts}\n\
+             for i in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done\nexit 1\n",
+            bin = bin().display(),
+            log = log_dir().join(format!("chaos-restarted-twice-{port}.log")).display(),
+            pidfile = pidfile.0.display(),
+            starts = starts.display(),
+        ),
+    )
+    .unwrap();
+    let path = dir.path().join("chaos.json");
+    let start = format!("bash {}", script.display());
+    let (code, out) = run_cli(
+        &[
+            "run",
+            "chaos",
+            "--target",
+            &url,
+            "--allow-chaos",
+            "--scenario",
+            "kill",
+            "--scenario",
+            "kill",
+            "--kill-pid-file",
+            pidfile.0.to_str().unwrap(),
+            "--start-command",
+            &start,
+            "--fault",
+            "2s",
+            "--recovery",
+            "5s",
+            "--warmup",
+            "2s",
+            "--clients",
+            "5",
+            "--rpm",
+            "120",
+            "--notify-every",
+            "500ms",
+            "--report",
+            path.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    // Both kills landed: the original target (first kill) and the process the first start
+    // launched (second kill); the second start's process is the one left running.
+    assert!(target.child.try_wait().unwrap().is_some(), "the first kill ended the original target");
+    let started: Vec<String> = std::fs::read_to_string(&starts).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(started.len(), 2, "one start per kill: {started:?}");
+    // Gone, or a zombie until its new parent reaps it.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", started[0])).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "restarted target {} survived the second kill: {stat}",
+        started[0]
+    );
+    assert_eq!(std::fs::read_to_string(&pidfile.0).unwrap().trim(), started[1]);
+    let r = report(&path);
+    for name in ["kill", "kill-2"] {
+        let kill = scenario(&r, name);
+        assert_eq!(kill["injected"], true, "{kill}");
+        assert_eq!(kill["detected_by"], "error", "{kill}");
+        assert!(kill["detect_s"].as_f64().expect("kill detected") < 1.5, "{kill}");
+        assert!(kill["recover_s"].as_f64().expect("kill recovered") < 4.0, "{kill}");
+        let failures = &kill["fault"]["requests"]["errors_by_type"];
+        assert!(failures["connect"].as_u64().unwrap_or(0) > 0, "{name}: a dead target refuses connections: {failures}");
+        let again = kill["recovery"]["sessions_reestablished"].as_u64().unwrap();
+        assert!(again >= 5, "{name}: every session negotiated again: {kill}");
+    }
+    assert_prober_healthy(&r);
 }
 
 #[tokio::test]
