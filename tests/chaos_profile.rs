@@ -193,6 +193,53 @@ impl Drop for PidFile {
     }
 }
 
+/// A start command (in `dir`) that launches the reference target on `port` in the background,
+/// writes its PID to `pidfile`, appends it to `dir/starts` (one line per start) and waits until
+/// it listens.
+fn start_command(dir: &Path, port: u16, pidfile: &Path) -> String {
+    let script = dir.join("start.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "{bin} target --listen 127.0.0.1:{port} >>{log} 2>&1 &\necho $! >{pidfile}\necho $! >>{starts}\n\
+             for i in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done\nexit 1\n",
+            bin = bin().display(),
+            log = log_dir().join(format!("chaos-restarted-{port}.log")).display(),
+            pidfile = pidfile.display(),
+            starts = dir.join("starts").display(),
+        ),
+    )
+    .unwrap();
+    format!("bash {}", script.display())
+}
+
+/// `run chaos` against `url` with the kill flags `kill`: 5 sessions at 120 rpm, a broadcast every
+/// 500 ms, 2 s faults and 6 s recoveries; the report goes to `report`.
+async fn kill_run(url: &str, kill: &[&str], report: &Path) -> (i32, String) {
+    let report = report.to_str().unwrap();
+    let mut args = vec!["run", "chaos", "--target", url, "--allow-chaos"];
+    args.extend_from_slice(kill);
+    args.extend_from_slice(&["--fault", "2s", "--recovery", "6s", "--warmup", "2s", "--clients", "5"]);
+    args.extend_from_slice(&["--rpm", "120", "--notify-every", "500ms", "--report", report]);
+    run_cli(&args, Duration::from_secs(60)).await
+}
+
+/// A kill scenario was injected, detected by connection errors within 1.5 s and recovered within
+/// 5 s; the restarted target knows none of the old sessions: each is lost, then negotiated again.
+fn assert_kill_recovered(kill: &Value) {
+    assert_eq!(kill["injected"], true, "{kill}");
+    assert_eq!(kill["detected_by"], "error", "{kill}");
+    assert!(kill["detect_s"].as_f64().expect("kill detected") < 1.5, "{kill}");
+    let recover = kill["recover_s"].as_f64().expect("kill recovered");
+    assert!(recover < 5.0, "recover {recover}: {kill}");
+    let failures = &kill["fault"]["requests"]["errors_by_type"];
+    assert!(failures["connect"].as_u64().unwrap_or(0) > 0, "a dead target refuses connections: {failures}");
+    let lost = kill["recovery"]["sessions_lost"].as_u64().unwrap() + kill["fault"]["sessions_lost"].as_u64().unwrap();
+    let again = kill["recovery"]["sessions_reestablished"].as_u64().unwrap();
+    assert!(lost >= 5 && again >= 5, "lost {lost}, re-established {again}: {kill}");
+    assert!(kill["recovery"]["streams_reconnected"].as_u64().unwrap() >= 5, "{kill}");
+}
+
 #[tokio::test]
 async fn killed_target_is_detected_and_its_recovery_timed() {
     let port = free_port();
@@ -202,70 +249,17 @@ async fn killed_target_is_detected_and_its_recovery_timed() {
     let pid = target.child.id().expect("target pid").to_string();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = PidFile(dir.path().join("restarted.pid"));
-    let log = log_dir().join(format!("chaos-restarted-{port}.log"));
-    // A start command that launches the target in the background and waits until it listens.
-    let script = dir.path().join("start.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "{bin} target --listen {listen} >{log} 2>&1 &\necho $! >{pidfile}\n\
-             for i in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done\nexit 1\n",
-            bin = bin().display(),
-            log = log.display(),
-            pidfile = pidfile.0.display()
-        ),
-    )
-    .unwrap();
+    let start = start_command(dir.path(), port, &pidfile.0);
     let path = dir.path().join("chaos.json");
-    let start = format!("bash {}", script.display());
-    let (code, out) = run_cli(
-        &[
-            "run",
-            "chaos",
-            "--target",
-            &url,
-            "--allow-chaos",
-            "--scenario",
-            "kill",
-            "--scenario",
-            "restart",
-            "--kill-pid",
-            &pid,
-            "--start-command",
-            &start,
-            "--fault",
-            "2s",
-            "--recovery",
-            "6s",
-            "--warmup",
-            "2s",
-            "--clients",
-            "5",
-            "--rpm",
-            "120",
-            "--notify-every",
-            "500ms",
-            "--report",
-            path.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
+    let (code, out) = kill_run(
+        &url,
+        &["--scenario", "kill", "--scenario", "restart", "--kill-pid", &pid, "--start-command", &start],
+        &path,
     )
     .await;
     assert_eq!(code, 0, "{out}");
     let r = report(&path);
-    let kill = scenario(&r, "kill");
-    assert_eq!(kill["injected"], true, "{kill}");
-    assert_eq!(kill["detected_by"], "error", "{kill}");
-    assert!(kill["detect_s"].as_f64().expect("kill detected") < 1.5, "{kill}");
-    let recover = kill["recover_s"].as_f64().expect("kill recovered");
-    assert!(recover < 5.0, "recover {recover}");
-    let failures = &kill["fault"]["requests"]["errors_by_type"];
-    assert!(failures["connect"].as_u64().unwrap_or(0) > 0, "a dead target refuses connections: {failures}");
-    // The restarted target knows none of the old sessions: each is lost, then negotiated again.
-    let lost = kill["recovery"]["sessions_lost"].as_u64().unwrap() + kill["fault"]["sessions_lost"].as_u64().unwrap();
-    let again = kill["recovery"]["sessions_reestablished"].as_u64().unwrap();
-    assert!(lost >= 5 && again >= 5, "lost {lost}, re-established {again}: {kill}");
-    assert!(kill["recovery"]["streams_reconnected"].as_u64().unwrap() >= 5, "{kill}");
+    assert_kill_recovered(scenario(&r, "kill"));
     // The admin-endpoint restart of the (restarted) reference target: 500s, then every session lost.
     let restart = scenario(&r, "restart");
     assert_eq!(restart["injected"], true, "{restart}");
@@ -291,56 +285,12 @@ async fn repeated_kills_follow_the_pid_file() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = PidFile(dir.path().join("target.pid"));
     std::fs::write(&pidfile.0, target.child.id().expect("target pid").to_string()).unwrap();
+    let start = start_command(dir.path(), port, &pidfile.0);
     let starts = dir.path().join("starts");
-    // Each start appends a line to `starts`, so the test knows how many processes it launched.
-    let script = dir.path().join("start.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "{bin} target --listen {listen} >>{log} 2>&1 &\necho $! >{pidfile}\necho $! >>{starts}\n\
-             for i in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done\nexit 1\n",
-            bin = bin().display(),
-            log = log_dir().join(format!("chaos-restarted-twice-{port}.log")).display(),
-            pidfile = pidfile.0.display(),
-            starts = starts.display(),
-        ),
-    )
-    .unwrap();
     let path = dir.path().join("chaos.json");
-    let start = format!("bash {}", script.display());
-    let (code, out) = run_cli(
-        &[
-            "run",
-            "chaos",
-            "--target",
-            &url,
-            "--allow-chaos",
-            "--scenario",
-            "kill",
-            "--scenario",
-            "kill",
-            "--kill-pid-file",
-            pidfile.0.to_str().unwrap(),
-            "--start-command",
-            &start,
-            "--fault",
-            "2s",
-            "--recovery",
-            "5s",
-            "--warmup",
-            "2s",
-            "--clients",
-            "5",
-            "--rpm",
-            "120",
-            "--notify-every",
-            "500ms",
-            "--report",
-            path.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    )
-    .await;
+    let pid_file = pidfile.0.to_str().unwrap();
+    let kills = ["--scenario", "kill", "--scenario", "kill", "--kill-pid-file", pid_file, "--start-command", &start];
+    let (code, out) = kill_run(&url, &kills, &path).await;
     assert_eq!(code, 0, "{out}");
     // Both kills landed: the original target (first kill) and the process the first start
     // launched (second kill); the second start's process is the one left running.
@@ -356,17 +306,8 @@ async fn repeated_kills_follow_the_pid_file() {
     );
     assert_eq!(std::fs::read_to_string(&pidfile.0).unwrap().trim(), started[1]);
     let r = report(&path);
-    for name in ["kill", "kill-2"] {
-        let kill = scenario(&r, name);
-        assert_eq!(kill["injected"], true, "{kill}");
-        assert_eq!(kill["detected_by"], "error", "{kill}");
-        assert!(kill["detect_s"].as_f64().expect("kill detected") < 1.5, "{kill}");
-        assert!(kill["recover_s"].as_f64().expect("kill recovered") < 4.0, "{kill}");
-        let failures = &kill["fault"]["requests"]["errors_by_type"];
-        assert!(failures["connect"].as_u64().unwrap_or(0) > 0, "{name}: a dead target refuses connections: {failures}");
-        let again = kill["recovery"]["sessions_reestablished"].as_u64().unwrap();
-        assert!(again >= 5, "{name}: every session negotiated again: {kill}");
-    }
+    assert_kill_recovered(scenario(&r, "kill"));
+    assert_kill_recovered(scenario(&r, "kill-2"));
     assert_prober_healthy(&r);
 }
 

@@ -9,15 +9,7 @@ mod promql;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Scrape, scrape_until, start_daemon, start_target};
-
-fn reports(dir: &Path) -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect()
-}
+use common::{Scrape, reports, scrape_until, start_daemon, start_target};
 
 #[tokio::test]
 async fn heavy_profile_is_refused_for_a_target_without_allow_heavy() {

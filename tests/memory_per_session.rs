@@ -239,10 +239,8 @@ memory_from_instances = true
     assert_eq!(s.sum("mcp_canary_load_replica_requests_total", &[("profile", "mem"), ("replica", "b")]), None);
 
     // The report of the run has the memory section, with every instance sampled without error.
-    let report = std::fs::read_dir(results.path())
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+    let report = common::reports(results.path())
+        .into_iter()
         .find(|r| r["memory"].is_object())
         .expect("a report with a memory section");
     for replica in ["a", "b"] {
