@@ -12,7 +12,7 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::load::MixEntry;
 use crate::profile::notify::{NotifyResults, NotifyRun};
 use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
-use crate::profile::per_session::{MemoryProbe, MemoryResults, MemoryUrl};
+use crate::profile::per_session::MemoryResults;
 use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, Tolerance};
 use crate::profile::threshold::{Threshold, format_seconds};
@@ -130,25 +130,6 @@ pub struct LoadArgs {
     /// Global cap on the aggregate request rate (per second); larger runs are refused.
     #[arg(long, default_value_t = params::DEFAULT_MAX_RATE)]
     pub max_rate: f64,
-    /// A target's Prometheus endpoint exporting `process_resident_memory_bytes`, sampled during
-    /// the ramp for memory per 1,000 sessions; `NAME=URL` names the replica (repeatable, one per
-    /// instance). Needs --ramp.
-    #[arg(long = "memory-url", value_name = "[NAME=]URL")]
-    pub memory_urls: Vec<String>,
-    /// The target's Redis (redis://[:password@]host:port/db): `used_memory` sampled during the
-    /// ramp, and after the run the session keys it left behind (orphaned session keys).
-    #[arg(long)]
-    pub redis: Option<String>,
-    /// Sampling interval of --memory-url and --redis during the ramp.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
-    pub memory_interval: Duration,
-    /// Key prefix of session metadata in --redis (the key is the prefix and the session id).
-    #[arg(long, default_value = crate::profile::per_session::DEFAULT_SESSION_KEY_PREFIX)]
-    pub session_key_prefix: String,
-    /// End the run without DELETE: sessions are left to the server's idle expiry, as clients
-    /// that vanish would leave them (a churn that finds leaks and orphaned session keys).
-    #[arg(long)]
-    pub no_delete: bool,
 }
 
 /// The weighted operation mix of the load and longevity profiles.
@@ -210,7 +191,11 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
 
 /// A parameter problem as the one-shot CLI reports it: named by its flag.
 fn refused_flag(e: ParamError) -> Refused {
-    let flag = if e.key == "thresholds" { "threshold".to_string() } else { e.key.replace('_', "-") };
+    let flag = match e.key {
+        "thresholds" => "threshold".to_string(),
+        "memory_urls" => "memory-url".to_string(),
+        key => key.replace('_', "-"),
+    };
     Refused(format!("--{flag}: {}", e.message))
 }
 
@@ -253,59 +238,9 @@ pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refuse
     let mut run = params::plan_load(&args.spec, &run_options(&args.common, "load", &name, args.max_rate))
         .map_err(refused_flag)?;
     run.engine.replicas = replica_tagging(&args.common)?;
-    run.engine.delete_sessions = !args.no_delete;
-    run.memory = memory_probe(args, run.engine.plan.ramp_up)?;
+    run.memory = params::plan_memory(&args.spec, run.engine.plan.ramp_up, &params::TargetMemory::default())
+        .map_err(refused_flag)?;
     Ok((run, client))
-}
-
-/// The memory sampler of `--memory-url` / `--redis`; `None` without either.
-fn memory_probe(args: &LoadArgs, ramp: Duration) -> Result<Option<MemoryProbe>, Refused> {
-    if args.memory_urls.is_empty() && args.redis.is_none() {
-        return Ok(None);
-    }
-    if !args.memory_urls.is_empty() && ramp.is_zero() {
-        return Err(Refused("--memory-url needs --ramp: memory is regressed on sessions as they join".into()));
-    }
-    if args.memory_urls.len() > crate::config::MAX_INSTANCES {
-        return Err(Refused(format!("--memory-url: at most {} URLs", crate::config::MAX_INSTANCES)));
-    }
-    if args.memory_interval < Duration::from_millis(50) {
-        return Err(Refused("--memory-interval: must be at least 50ms".into()));
-    }
-    let mut targets = Vec::new();
-    for raw in &args.memory_urls {
-        let m = MemoryUrl::parse(raw).map_err(|e| Refused(format!("--memory-url {e}")))?;
-        if m.replica.is_some() && targets.iter().any(|t: &MemoryUrl| t.replica == m.replica) {
-            return Err(Refused(format!("--memory-url: replica {:?} is named twice", m.replica.unwrap_or_default())));
-        }
-        targets.push(m);
-    }
-    let redis = args.redis.as_deref().map(redis_spec).transpose()?;
-    Ok(Some(MemoryProbe {
-        targets,
-        redis,
-        interval: args.memory_interval,
-        session_key_prefix: args.session_key_prefix.clone(),
-    }))
-}
-
-/// `--redis` as an inspector spec: the password moves out of the URL (never logged).
-fn redis_spec(raw: &str) -> Result<crate::config::RedisSpec, Refused> {
-    // Never echo the URL: it may hold a password.
-    let mut url = url::Url::parse(raw).map_err(|e| Refused(format!("--redis: not a URL ({e})")))?;
-    if url.scheme() != "redis" || url.host_str().is_none_or(str::is_empty) {
-        return Err(Refused("--redis: must be redis://[:password@]host:port[/db]".into()));
-    }
-    let password = url.password().map(str::to_string);
-    let _ = url.set_password(None);
-    Ok(crate::config::RedisSpec {
-        url,
-        password: password.map(crate::config::Secret::new),
-        interval: Duration::from_secs(2),
-        timeout: Duration::from_secs(1),
-        key_patterns: Vec::new(),
-        scan_budget: 1,
-    })
 }
 
 fn progress_line(p: &Progress) -> String {
@@ -733,7 +668,7 @@ mod tests {
     fn memory_flags_are_validated() {
         assert!(plan(&[]).unwrap().memory.is_none());
         let e = plan(&["--memory-url", "http://127.0.0.1:2/metrics"]).unwrap_err();
-        assert!(e.0.contains("--memory-url needs --ramp"), "{e}");
+        assert!(e.0.contains("--memory-url: needs a ramp"), "{e}");
         let e = plan(&["--ramp", "5s", "--memory-url", "a=http://h/m", "--memory-url", "a=http://i/m"]).unwrap_err();
         assert!(e.0.contains("named twice"), "{e}");
         let e = plan(&["--redis", "http://127.0.0.1:6379"]).unwrap_err();

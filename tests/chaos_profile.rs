@@ -2,6 +2,7 @@
 //! shows in the window's percentiles and its resets under `error_type="reset"`; a SIGKILLed
 //! target (started again by a start command) is detected and its recovery time reported; a
 //! Redis `CLIENT PAUSE` of 2 s against a distributed target shows in the window and recovers;
+//! two kills in one run both land, the second on the restarted process (`--kill-pid-file`);
 //! chaos is refused without `--allow-chaos`. Every run must end on its own with no stuck task.
 mod common;
 
@@ -192,6 +193,53 @@ impl Drop for PidFile {
     }
 }
 
+/// A start command (in `dir`) that launches the reference target on `port` in the background,
+/// writes its PID to `pidfile`, appends it to `dir/starts` (one line per start) and waits until
+/// it listens.
+fn start_command(dir: &Path, port: u16, pidfile: &Path) -> String {
+    let script = dir.join("start.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "{bin} target --listen 127.0.0.1:{port} >>{log} 2>&1 &\necho $! >{pidfile}\necho $! >>{starts}\n\
+             for i in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done\nexit 1\n",
+            bin = bin().display(),
+            log = log_dir().join(format!("chaos-restarted-{port}.log")).display(),
+            pidfile = pidfile.display(),
+            starts = dir.join("starts").display(),
+        ),
+    )
+    .unwrap();
+    format!("bash {}", script.display())
+}
+
+/// `run chaos` against `url` with the kill flags `kill`: 5 sessions at 120 rpm, a broadcast every
+/// 500 ms, 2 s faults and 6 s recoveries; the report goes to `report`.
+async fn kill_run(url: &str, kill: &[&str], report: &Path) -> (i32, String) {
+    let report = report.to_str().unwrap();
+    let mut args = vec!["run", "chaos", "--target", url, "--allow-chaos"];
+    args.extend_from_slice(kill);
+    args.extend_from_slice(&["--fault", "2s", "--recovery", "6s", "--warmup", "2s", "--clients", "5"]);
+    args.extend_from_slice(&["--rpm", "120", "--notify-every", "500ms", "--report", report]);
+    run_cli(&args, Duration::from_secs(60)).await
+}
+
+/// A kill scenario was injected, detected by connection errors within 1.5 s and recovered within
+/// 5 s; the restarted target knows none of the old sessions: each is lost, then negotiated again.
+fn assert_kill_recovered(kill: &Value) {
+    assert_eq!(kill["injected"], true, "{kill}");
+    assert_eq!(kill["detected_by"], "error", "{kill}");
+    assert!(kill["detect_s"].as_f64().expect("kill detected") < 1.5, "{kill}");
+    let recover = kill["recover_s"].as_f64().expect("kill recovered");
+    assert!(recover < 5.0, "recover {recover}: {kill}");
+    let failures = &kill["fault"]["requests"]["errors_by_type"];
+    assert!(failures["connect"].as_u64().unwrap_or(0) > 0, "a dead target refuses connections: {failures}");
+    let lost = kill["recovery"]["sessions_lost"].as_u64().unwrap() + kill["fault"]["sessions_lost"].as_u64().unwrap();
+    let again = kill["recovery"]["sessions_reestablished"].as_u64().unwrap();
+    assert!(lost >= 5 && again >= 5, "lost {lost}, re-established {again}: {kill}");
+    assert!(kill["recovery"]["streams_reconnected"].as_u64().unwrap() >= 5, "{kill}");
+}
+
 #[tokio::test]
 async fn killed_target_is_detected_and_its_recovery_timed() {
     let port = free_port();
@@ -201,70 +249,17 @@ async fn killed_target_is_detected_and_its_recovery_timed() {
     let pid = target.child.id().expect("target pid").to_string();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = PidFile(dir.path().join("restarted.pid"));
-    let log = log_dir().join(format!("chaos-restarted-{port}.log"));
-    // A start command that launches the target in the background and waits until it listens.
-    let script = dir.path().join("start.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "{bin} target --listen {listen} >{log} 2>&1 &\necho $! >{pidfile}\n\
-             for i in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done\nexit 1\n",
-            bin = bin().display(),
-            log = log.display(),
-            pidfile = pidfile.0.display()
-        ),
-    )
-    .unwrap();
+    let start = start_command(dir.path(), port, &pidfile.0);
     let path = dir.path().join("chaos.json");
-    let start = format!("bash {}", script.display());
-    let (code, out) = run_cli(
-        &[
-            "run",
-            "chaos",
-            "--target",
-            &url,
-            "--allow-chaos",
-            "--scenario",
-            "kill",
-            "--scenario",
-            "restart",
-            "--kill-pid",
-            &pid,
-            "--start-command",
-            &start,
-            "--fault",
-            "2s",
-            "--recovery",
-            "6s",
-            "--warmup",
-            "2s",
-            "--clients",
-            "5",
-            "--rpm",
-            "120",
-            "--notify-every",
-            "500ms",
-            "--report",
-            path.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
+    let (code, out) = kill_run(
+        &url,
+        &["--scenario", "kill", "--scenario", "restart", "--kill-pid", &pid, "--start-command", &start],
+        &path,
     )
     .await;
     assert_eq!(code, 0, "{out}");
     let r = report(&path);
-    let kill = scenario(&r, "kill");
-    assert_eq!(kill["injected"], true, "{kill}");
-    assert_eq!(kill["detected_by"], "error", "{kill}");
-    assert!(kill["detect_s"].as_f64().expect("kill detected") < 1.5, "{kill}");
-    let recover = kill["recover_s"].as_f64().expect("kill recovered");
-    assert!(recover < 5.0, "recover {recover}");
-    let failures = &kill["fault"]["requests"]["errors_by_type"];
-    assert!(failures["connect"].as_u64().unwrap_or(0) > 0, "a dead target refuses connections: {failures}");
-    // The restarted target knows none of the old sessions: each is lost, then negotiated again.
-    let lost = kill["recovery"]["sessions_lost"].as_u64().unwrap() + kill["fault"]["sessions_lost"].as_u64().unwrap();
-    let again = kill["recovery"]["sessions_reestablished"].as_u64().unwrap();
-    assert!(lost >= 5 && again >= 5, "lost {lost}, re-established {again}: {kill}");
-    assert!(kill["recovery"]["streams_reconnected"].as_u64().unwrap() >= 5, "{kill}");
+    assert_kill_recovered(scenario(&r, "kill"));
     // The admin-endpoint restart of the (restarted) reference target: 500s, then every session lost.
     let restart = scenario(&r, "restart");
     assert_eq!(restart["injected"], true, "{restart}");
@@ -277,6 +272,43 @@ async fn killed_target_is_detected_and_its_recovery_timed() {
     assert_eq!(knobs["error_rate"], 0.0, "the knob is restored after the window: {knobs}");
     assert_prober_healthy(&r);
     assert!(out.contains("kill") && out.contains("restart"), "{out}");
+}
+
+/// Two kill scenarios in one run: `--kill-pid-file` is read again at every kill, and the start
+/// command writes the restarted target's PID there, so the second kill ends the new process.
+#[tokio::test]
+async fn repeated_kills_follow_the_pid_file() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut target = Proc::start("chaos-target-twice", &["target", "--listen", &listen], &[], "listening on ").await;
+    let url = target.announced.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = PidFile(dir.path().join("target.pid"));
+    std::fs::write(&pidfile.0, target.child.id().expect("target pid").to_string()).unwrap();
+    let start = start_command(dir.path(), port, &pidfile.0);
+    let starts = dir.path().join("starts");
+    let path = dir.path().join("chaos.json");
+    let pid_file = pidfile.0.to_str().unwrap();
+    let kills = ["--scenario", "kill", "--scenario", "kill", "--kill-pid-file", pid_file, "--start-command", &start];
+    let (code, out) = kill_run(&url, &kills, &path).await;
+    assert_eq!(code, 0, "{out}");
+    // Both kills landed: the original target (first kill) and the process the first start
+    // launched (second kill); the second start's process is the one left running.
+    assert!(target.child.try_wait().unwrap().is_some(), "the first kill ended the original target");
+    let started: Vec<String> = std::fs::read_to_string(&starts).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(started.len(), 2, "one start per kill: {started:?}");
+    // Gone, or a zombie until its new parent reaps it.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", started[0])).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "restarted target {} survived the second kill: {stat}",
+        started[0]
+    );
+    assert_eq!(std::fs::read_to_string(&pidfile.0).unwrap().trim(), started[1]);
+    let r = report(&path);
+    assert_kill_recovered(scenario(&r, "kill"));
+    assert_kill_recovered(scenario(&r, "kill-2"));
+    assert_prober_healthy(&r);
 }
 
 #[tokio::test]

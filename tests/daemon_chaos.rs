@@ -5,18 +5,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{scrape_until, start_daemon, start_target};
-
-fn reports(dir: &Path) -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect()
-}
+use common::{reports, scrape_until, start_daemon, start_target};
 
 fn refusal_config(lab: &str) -> String {
     format!(

@@ -1,6 +1,7 @@
 //! Heavy profiles scheduled by the daemon: refused for a target without `allow_heavy`; a load
 //! profile on a seconds schedule against the reference target exports the run metrics, writes a
-//! report per run and counts the fires it skipped; SIGTERM mid-run exits promptly.
+//! report per run and counts the fires it skipped; SIGTERM mid-run exits promptly; a notify
+//! profile against a target with `instances` counts deliveries by replica.
 
 mod common;
 #[path = "alerting/promql.rs"]
@@ -9,15 +10,7 @@ mod promql;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Scrape, scrape_until, start_daemon, start_target};
-
-fn reports(dir: &Path) -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect()
-}
+use common::{Scrape, reports, scrape_until, start_daemon, start_target};
 
 #[tokio::test]
 async fn heavy_profile_is_refused_for_a_target_without_allow_heavy() {
@@ -199,7 +192,8 @@ duration = "10m"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_notify_and_matrix_profiles_export_their_results() {
-    let (_notify_target, notify_url) = start_target(&[]).await;
+    // The notify target names its one instance, so deliveries are also counted by replica.
+    let (_notify_target, notify_url) = start_target(&["--instance", "n1"]).await;
     let (_matrix_target, matrix_url) = start_target(&[]).await;
     let results = tempfile::tempdir().unwrap();
     let config = format!(
@@ -213,6 +207,8 @@ url = "{notify_url}"
 interval = "30s"
 timeout = "2s"
 allow_heavy = true
+instances = [{{ name = "n1", url = "{notify_url}" }}]
+affinity_requests = 0
 [[targets]]
 name = "m"
 url = "{matrix_url}"
@@ -263,6 +259,9 @@ concurrency = 8
         1.0
     );
     assert!(s.value("mcp_canary_notify_received_total", &fanout) >= 30.0, "5 sessions x 6 broadcasts");
+    let n1 = [("target", "n"), ("profile", "fanout"), ("replica", "n1")];
+    assert_eq!(s.value("mcp_canary_run_replica_sessions", &n1), 5.0, "{}", s.text);
+    assert_eq!(s.value("mcp_canary_run_replica_delivery_ratio", &n1), 1.0);
     assert_eq!(s.value("mcp_canary_run_passed", &caps), 1.0);
     assert_eq!(s.value("mcp_canary_matrix_cells", &[("profile", "caps"), ("result", "broken")]), 0.0);
     assert!(s.value("mcp_canary_matrix_cells", &[("profile", "caps"), ("result", "works")]) >= 10.0, "{}", s.text);

@@ -48,6 +48,15 @@ pub fn kill_pid(pid: u32) -> Result<(), String> {
     rustix::process::kill_process(pid_t, rustix::process::Signal::KILL).map_err(|e| format!("SIGKILL {pid}: {e}"))
 }
 
+/// The PID a pid file holds (decimal, surrounding whitespace allowed).
+pub fn read_pid_file(path: &std::path::Path) -> Result<u32, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("PID file {}: {e}", path.display()))?;
+    match text.trim().parse::<u32>() {
+        Ok(pid) if pid > 1 => Ok(pid),
+        _ => Err(format!("PID file {}: {:?} is not a process id", path.display(), text.trim())),
+    }
+}
+
 /// One Redis connection opened before the faults (so the pause itself never needs a new one).
 pub struct RedisPauser {
     conn: redis::aio::MultiplexedConnection,
@@ -136,6 +145,19 @@ mod tests {
         assert_eq!(split_command("systemctl kill 'my unit'").unwrap(), ["systemctl", "kill", "my unit"]);
         assert!(split_command("a 'b").unwrap_err().contains("unbalanced"));
         assert!(split_command("  ").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn pid_files_hold_one_process_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pid");
+        std::fs::write(&path, "4242\n").unwrap();
+        assert_eq!(read_pid_file(&path), Ok(4242));
+        for bad in ["", "1", "-3", "12 13", "x"] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(read_pid_file(&path).unwrap_err().contains("is not a process id"), "{bad:?}");
+        }
+        assert!(read_pid_file(&dir.path().join("none")).unwrap_err().starts_with("PID file "));
     }
 
     #[tokio::test]

@@ -44,9 +44,14 @@ pub struct ChaosSpec {
     /// Kill the target: a command, split into argv and run without a shell.
     #[arg(long, value_name = "COMMAND")]
     pub kill_command: Option<String>,
-    /// Kill the target: SIGKILL this local process.
+    /// Kill the target: SIGKILL this local process (one kill scenario: a restarted target has
+    /// another PID; use --kill-pid-file for more).
     #[arg(long, value_name = "PID", conflicts_with = "kill_command")]
     pub kill_pid: Option<u32>,
+    /// Kill the target: SIGKILL the PID this file holds, read again at every kill (the start
+    /// command writes the new process's PID there, as a pidfile-managed daemon does).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["kill_command", "kill_pid"])]
+    pub kill_pid_file: Option<std::path::PathBuf>,
     /// Start the target again at the end of a kill's fault window (argv, no shell; it must exit).
     #[arg(long, value_name = "COMMAND")]
     pub start_command: Option<String>,
@@ -99,6 +104,7 @@ impl Default for ChaosSpec {
             mix: None,
             kill_command: None,
             kill_pid: None,
+            kill_pid_file: None,
             start_command: None,
             command_timeout: Duration::from_secs(10),
             redis: None,
@@ -158,22 +164,37 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
     }
     let scenarios = super::scenarios(&spec.scenarios, spec.fault, spec.recovery)
         .map_err(|message| ParamError { key: "scenarios", message })?;
-    if spec.kill_command.is_some() && spec.kill_pid.is_some() {
-        return refuse("kill_pid", "set only one of kill_command and kill_pid");
+    let ways = [spec.kill_command.is_some(), spec.kill_pid.is_some(), spec.kill_pid_file.is_some()];
+    if ways.iter().filter(|w| **w).count() > 1 {
+        let key = if spec.kill_pid_file.is_some() { "kill_pid_file" } else { "kill_pid" };
+        return refuse(key, "set only one of kill_command, kill_pid and kill_pid_file");
     }
     let split =
         |key: &'static str, line: &str| inject::split_command(line).map_err(|message| ParamError { key, message });
-    let kill = match (&spec.kill_command, spec.kill_pid) {
-        (Some(cmd), _) => Some(KillHow::Command(split("kill_command", cmd)?)),
-        (None, Some(pid)) => Some(KillHow::Pid(pid)),
-        (None, None) => None,
+    let kill = match (&spec.kill_command, spec.kill_pid, &spec.kill_pid_file) {
+        (Some(cmd), _, _) => Some(KillHow::Command(split("kill_command", cmd)?)),
+        (None, Some(pid), _) => Some(KillHow::Pid(pid)),
+        (None, None, Some(path)) => Some(KillHow::PidFile(path.clone())),
+        (None, None, None) => None,
     };
     let start = spec.start_command.as_deref().map(|s| split("start_command", s)).transpose()?;
     let has = |k: &str| scenarios.iter().any(|s| s.kind.as_str() == k);
     if has("kill") && kill.is_none() {
         return refuse(
             "kill_command",
-            "scenario kill needs a kill command or a PID to SIGKILL (and usually a start command)",
+            "scenario kill needs a kill command, a PID or a PID file to SIGKILL (and usually a start command)",
+        );
+    }
+    let kills = scenarios.iter().filter(|s| s.kind.as_str() == "kill").count();
+    if kills > 1 && matches!(kill, Some(KillHow::Pid(_))) {
+        // The first kill ends that process; a second SIGKILL would find it gone, or worse, its
+        // PID reused by an unrelated process.
+        return refuse(
+            "kill_pid",
+            format!(
+                "{kills} kill scenarios, but kill_pid names one process, which the first kill ends (a restarted \
+                 target has another PID): give kill_pid_file, the file the start command writes the new PID to"
+            ),
         );
     }
     if has("redis-pause") && redis.is_none() {
@@ -295,6 +316,16 @@ mod tests {
         assert_eq!(key(&spec(&["redis-pause:1s"])), "redis");
         assert_eq!(key(&ChaosSpec { clients: 21, ..spec(&["proxy-reset"]) }), "clients");
         assert_eq!(key(&ChaosSpec { kill_command: Some("a 'b".into()), ..spec(&["kill"]) }), "kill_command");
+        let twice = spec(&["kill", "kill"]);
+        assert_eq!(key(&ChaosSpec { kill_pid: Some(42), ..twice.clone() }), "kill_pid");
+        let file = Some(std::path::PathBuf::from("/run/mcp.pid"));
+        assert_eq!(
+            key(&ChaosSpec { kill_pid: Some(42), kill_pid_file: file.clone(), ..spec(&["kill"]) }),
+            "kill_pid_file"
+        );
+        let quiet = ChaosSpec { no_notify: true, clients: 1, kill_pid_file: file, ..twice };
+        let run = plan_chaos(&quiet, &options(&[]), None).unwrap();
+        assert!(matches!(&run.kill.unwrap().kill, KillHow::PidFile(p) if p.to_str() == Some("/run/mcp.pid")));
         assert_eq!(key(&ChaosSpec { notify_args: "[]".into(), ..spec(&["proxy-reset"]) }), "notify_args");
         // 10 sessions at 60 rpm plus a broadcast a second: 11 requests/s over a cap of 10.
         let e = plan_chaos(&spec(&["proxy-reset"]), &options(&[]), None).unwrap_err();

@@ -43,6 +43,8 @@ pub enum KillHow {
     Command(Vec<String>),
     /// SIGKILL of a local process.
     Pid(u32),
+    /// SIGKILL of the PID a file holds, read at every kill (the start command rewrites it).
+    PidFile(std::path::PathBuf),
 }
 
 /// How the `kill` scenario kills and starts the target.
@@ -585,7 +587,8 @@ async fn begin_fault(ctx: &Ctx, inj: &Injectors, s: &Scenario) -> Result<(), Str
         ScenarioKind::Kill => match ctx.run.kill.as_ref().map(|k| &k.kill) {
             Some(KillHow::Command(argv)) => inject::run_command(argv, t).await,
             Some(KillHow::Pid(pid)) => inject::kill_pid(*pid),
-            None => Err("kill needs --kill-command or --kill-pid".into()),
+            Some(KillHow::PidFile(path)) => inject::read_pid_file(path).and_then(inject::kill_pid),
+            None => Err("kill needs --kill-command, --kill-pid or --kill-pid-file".into()),
         },
         ScenarioKind::RedisPause { duration } => match &inj.redis {
             Some(r) => r.pause(*duration, t).await,

@@ -2,6 +2,7 @@
 //! per (profile, target) so that the scheduler only clones what validation built.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
@@ -14,7 +15,8 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::LoadRun;
 use crate::profile::matrix::{self, MatrixRun};
 use crate::profile::notify::NotifyRun;
-use crate::profile::params::{self, Caps, ParamError, RunOptions};
+use crate::profile::params::{self, Caps, ParamError, RunOptions, TargetMemory};
+use crate::profile::replicas::ReplicaTagging;
 
 /// Global caps of heavy profiles.
 #[derive(Debug, Clone)]
@@ -226,14 +228,38 @@ fn validate_profile(
             caps,
         };
         let mut client = target.client_config();
+        // Requests and deliveries are also counted by the replica that served them.
+        let replicas = target.instances.as_ref().map(|i| {
+            Arc::new(ReplicaTagging {
+                header: i.header.clone(),
+                names: i.replicas.iter().map(|r| r.name.clone()).collect(),
+            })
+        });
         let plan = match kind {
-            "load" => params::plan_load(&p.load.clone().unwrap_or_default(), &options).map(ProfilePlan::Load),
+            "load" => {
+                let spec = p.load.clone().unwrap_or_default();
+                let memory = TargetMemory {
+                    instances: target
+                        .instances
+                        .iter()
+                        .flat_map(|i| &i.replicas)
+                        .map(|r| (r.name.clone(), r.url.clone()))
+                        .collect(),
+                    redis: target.redis.clone(),
+                };
+                params::plan_load(&spec, &options).and_then(|mut run| {
+                    run.memory = params::plan_memory(&spec, run.engine.plan.ramp_up, &memory)?;
+                    run.engine.replicas = replicas;
+                    Ok(ProfilePlan::Load(run))
+                })
+            }
             "notify" => {
                 // Broadcasts travel on the session's GET stream: pin the 2025 session era on auto.
                 if client.protocol == ProtocolPreference::Auto {
                     client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
                 }
-                params::plan_notify(&p.notify.clone().unwrap_or_default(), &options).map(ProfilePlan::Notify)
+                params::plan_notify(&p.notify.clone().unwrap_or_default(), &options)
+                    .map(|run| ProfilePlan::Notify(NotifyRun { replicas, ..run }))
             }
             "chaos" => {
                 // Sessions hold their GET stream for the broadcasts, as in notify.
@@ -431,6 +457,72 @@ clients = 3
         let abort = CHAOS.replace("[profiles.chaos]", "abort_on_fail = true\n[profiles.chaos]");
         assert!(errors(&abort)[0].starts_with("profiles[0].abort_on_fail: does not apply"), "{:?}", errors(&abort));
         let redis_key = CHAOS.replace("clients = 3", "redis = \"redis://x\"");
+        assert!(toml::from_str::<RawConfig>(&redis_key).unwrap_err().to_string().contains("unknown field `redis`"));
+    }
+
+    const MEMORY: &str = r#"
+[[targets]]
+name = "lb"
+url = "http://127.0.0.1:8080/mcp"
+redis = "redis://:pw@127.0.0.1:6379/0"
+allow_heavy = true
+instances = [{ name = "a", url = "http://127.0.0.1:8081/mcp" }, { name = "b", url = "http://127.0.0.1:8082/x/mcp?k=v" }]
+
+[[profiles]]
+name = "mem"
+profile = "load"
+targets = ["lb"]
+schedule = "0 3 * * *"
+[profiles.load]
+clients = 10
+ramp = "5s"
+memory_from_instances = true
+"#;
+
+    #[test]
+    fn load_samples_instance_memory_and_the_targets_redis() {
+        let raw: RawConfig = toml::from_str(MEMORY).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        let ProfilePlan::Load(run) = &c.profiles[0].runs[0].plan else { panic!("a load plan") };
+        let memory = run.memory.as_ref().expect("a memory sampler");
+        let urls: Vec<(String, &str)> =
+            (0..memory.targets.len()).map(|i| (memory.replica_name(i), memory.targets[i].url.as_str())).collect();
+        assert_eq!(
+            urls,
+            [("a".into(), "http://127.0.0.1:8081/metrics"), ("b".into(), "http://127.0.0.1:8082/metrics")]
+        );
+        let redis = memory.redis.as_ref().expect("the target's Redis");
+        assert_eq!(
+            (redis.url.as_str(), redis.password.as_ref().map(|p| p.expose())),
+            ("redis://127.0.0.1:6379/0", Some("pw"))
+        );
+        assert_eq!(run.engine.replicas.as_ref().map(|r| r.names.clone()), Some(vec!["a".into(), "b".into()]));
+
+        // The same refusals as `run load`, named by key.
+        let no_ramp = MEMORY.replace("ramp = \"5s\"", "");
+        assert_eq!(
+            errors(&no_ramp),
+            ["profiles[0].load.memory_from_instances: needs a ramp: memory is regressed on sessions as they join"]
+        );
+        let both = MEMORY
+            .replace("memory_from_instances = true", "memory_from_instances = true\nmemory_urls = [\"http://h/m\"]");
+        assert!(
+            errors(&both)[0].starts_with("profiles[0].load.memory_from_instances: set either"),
+            "{:?}",
+            errors(&both)
+        );
+        let single = MEMORY.replace("instances = [", "# [");
+        assert!(errors(&single)[0].contains("the target lists no instances"), "{:?}", errors(&single));
+        let bad_url = MEMORY.replace("memory_from_instances = true", "memory_urls = [\"ftp://h/m\"]");
+        assert!(errors(&bad_url)[0].starts_with("profiles[0].load.memory_urls: "), "{:?}", errors(&bad_url));
+        let fast = MEMORY.replace("ramp = ", "memory_interval = \"10ms\"\nramp = ");
+        assert_eq!(errors(&fast), ["profiles[0].load.memory_interval: must be at least 50ms"]);
+        // Without memory sampling the Redis is left alone; `redis` is the target's, not a key.
+        let none = MEMORY.replace("memory_from_instances = true", "no_delete = true");
+        let c = super::super::validate(&toml::from_str(&none).unwrap()).unwrap();
+        let ProfilePlan::Load(run) = &c.profiles[0].runs[0].plan else { panic!("a load plan") };
+        assert!(run.memory.is_none() && !run.engine.delete_sessions);
+        let redis_key = MEMORY.replace("clients = 10", "redis = \"redis://x\"");
         assert!(toml::from_str::<RawConfig>(&redis_key).unwrap_err().to_string().contains("unknown field `redis`"));
     }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::engine::EngineConfig;
 use super::load::{self, OpKind};
 use super::notify::NotifyRun;
+use super::per_session::{self, MemoryProbe, MemoryUrl};
 use super::threshold::{Stat, Threshold};
 use super::{LoadRun, scope_indices};
 use crate::schedule::arrival::ArrivalPlan;
@@ -100,6 +101,32 @@ pub struct LoadSpec {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms")]
     #[serde(with = "humantime_serde")]
     pub late_after: Duration,
+    /// A target's Prometheus endpoint exporting `process_resident_memory_bytes`, sampled during
+    /// the ramp for memory per 1,000 sessions; `NAME=URL` names the replica (repeatable, one per
+    /// instance). Needs --ramp.
+    #[arg(long = "memory-url", value_name = "[NAME=]URL")]
+    pub memory_urls: Vec<String>,
+    /// Daemon only: sample `/metrics` on the origin of each of the target's `instances` (named
+    /// as their replica), as `memory_urls` would.
+    #[arg(skip)]
+    pub memory_from_instances: bool,
+    /// The target's Redis (redis://[:password@]host:port/db): `used_memory` sampled during the
+    /// ramp, and after the run the session keys it left behind (orphaned session keys). Not a
+    /// config key: the daemon samples the target's own `redis`, with its password.
+    #[arg(long)]
+    #[serde(skip)]
+    pub redis: Option<String>,
+    /// Sampling interval of --memory-url and --redis during the ramp.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    #[serde(with = "humantime_serde")]
+    pub memory_interval: Duration,
+    /// Key prefix of session metadata in --redis (the key is the prefix and the session id).
+    #[arg(long, default_value = per_session::DEFAULT_SESSION_KEY_PREFIX)]
+    pub session_key_prefix: String,
+    /// End the run without DELETE: sessions are left to the server's idle expiry, as clients
+    /// that vanish would leave them (a churn that finds leaks and orphaned session keys).
+    #[arg(long)]
+    pub no_delete: bool,
 }
 
 impl Default for LoadSpec {
@@ -123,6 +150,12 @@ impl Default for LoadSpec {
             prompt_args: r#"{"name":"load"}"#.into(),
             stream: false,
             late_after: Duration::from_millis(10),
+            memory_urls: Vec::new(),
+            memory_from_instances: false,
+            redis: None,
+            memory_interval: Duration::from_millis(500),
+            session_key_prefix: per_session::DEFAULT_SESSION_KEY_PREFIX.into(),
+            no_delete: false,
         }
     }
 }
@@ -352,7 +385,7 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
             replicas: None,
             session_lifetime: None,
             unclean_share: 0.0,
-            delete_sessions: true,
+            delete_sessions: !spec.no_delete,
             opened: None,
         },
         mix,
@@ -360,6 +393,93 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
         memory: None,
+    })
+}
+
+/// Where a daemon target's memory can be read besides the spec's own URLs (`run load` has neither).
+#[derive(Debug, Clone, Default)]
+pub struct TargetMemory {
+    /// The target's instances by name and MCP URL (`memory_from_instances`).
+    pub instances: Vec<(String, url::Url)>,
+    /// The target's Redis, sampled when the run samples target memory and names no `redis`.
+    pub redis: Option<crate::config::RedisSpec>,
+}
+
+/// The memory sampler of a load run (`memory_urls`, `memory_from_instances`, `redis`); `None`
+/// when it samples nothing. `ramp` is the planned ramp-up: memory is regressed on sessions as
+/// they join, so target memory needs one.
+pub fn plan_memory(spec: &LoadSpec, ramp: Duration, target: &TargetMemory) -> Result<Option<MemoryProbe>, ParamError> {
+    let mut urls = Vec::new();
+    if spec.memory_from_instances {
+        if !spec.memory_urls.is_empty() {
+            return refuse("memory_from_instances", "set either memory_urls or memory_from_instances, not both");
+        }
+        if target.instances.is_empty() {
+            return refuse("memory_from_instances", "the target lists no instances (name its /metrics in memory_urls)");
+        }
+        for (name, mcp) in &target.instances {
+            urls.push(MemoryUrl { replica: Some(name.clone()), url: metrics_url(mcp) });
+        }
+    }
+    if spec.memory_urls.len() > crate::config::MAX_INSTANCES {
+        return refuse("memory_urls", format!("at most {} URLs", crate::config::MAX_INSTANCES));
+    }
+    for raw in &spec.memory_urls {
+        let m = MemoryUrl::parse(raw).map_err(|message| ParamError { key: "memory_urls", message })?;
+        if m.replica.is_some() && urls.iter().any(|u: &MemoryUrl| u.replica == m.replica) {
+            return refuse("memory_urls", format!("replica {:?} is named twice", m.replica.unwrap_or_default()));
+        }
+        urls.push(m);
+    }
+    let redis = match &spec.redis {
+        Some(raw) => Some(redis_spec(raw)?),
+        None if !urls.is_empty() => target.redis.clone(),
+        None => None,
+    };
+    if urls.is_empty() && redis.is_none() {
+        return Ok(None);
+    }
+    if !urls.is_empty() && ramp.is_zero() {
+        let key = if spec.memory_from_instances { "memory_from_instances" } else { "memory_urls" };
+        return refuse(key, "needs a ramp: memory is regressed on sessions as they join");
+    }
+    if spec.memory_interval < Duration::from_millis(50) {
+        return refuse("memory_interval", "must be at least 50ms");
+    }
+    Ok(Some(MemoryProbe {
+        targets: urls,
+        redis,
+        interval: spec.memory_interval,
+        session_key_prefix: spec.session_key_prefix.clone(),
+    }))
+}
+
+/// `/metrics` on the origin of an MCP URL (where the reference target and most servers export
+/// `process_resident_memory_bytes`).
+pub fn metrics_url(mcp: &url::Url) -> url::Url {
+    let mut url = mcp.clone();
+    url.set_path("/metrics");
+    url.set_query(None);
+    url.set_fragment(None);
+    url
+}
+
+/// A Redis URL as an inspector spec: the password moves out of the URL (never logged).
+fn redis_spec(raw: &str) -> Result<crate::config::RedisSpec, ParamError> {
+    // Never echo the URL: it may hold a password.
+    let mut url = url::Url::parse(raw).map_err(|e| ParamError { key: "redis", message: format!("not a URL ({e})") })?;
+    if url.scheme() != "redis" || url.host_str().is_none_or(str::is_empty) {
+        return refuse("redis", "must be redis://[:password@]host:port[/db]");
+    }
+    let password = url.password().map(str::to_string);
+    let _ = url.set_password(None);
+    Ok(crate::config::RedisSpec {
+        url,
+        password: password.map(crate::config::Secret::new),
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(1),
+        key_patterns: Vec::new(),
+        scan_budget: 1,
     })
 }
 

@@ -343,7 +343,7 @@ metric!(
     "mcp_canary_load_replica_requests_total",
     Counter,
     ["target", "profile", "replica", "outcome"],
-    "Profile requests by the replica that served them (runs with --replicas; `unknown` for a served-by header naming none) and outcome (success, failure)."
+    "Profile requests by the replica that served them (runs with --replicas, or daemon runs against a target with instances; `unknown` for a served-by header naming none) and outcome (success, failure)."
 );
 // Heavy profiles (notify): live delivery series during a run.
 metric!(
@@ -436,42 +436,42 @@ metric!(
     "mcp_canary_run_replica_requests",
     Gauge,
     ["target", "profile", "replica"],
-    "Requests of the last load run served by each replica (runs with --replicas)."
+    "Requests of the last load run served by each replica (runs with --replicas or against a target with instances)."
 );
 metric!(
     RUN_REPLICA_SESSIONS,
     "mcp_canary_run_replica_sessions",
     Gauge,
     ["target", "profile", "replica"],
-    "Sessions of the last notify run whose stream each replica held (runs with --replicas)."
+    "Sessions of the last notify run whose stream each replica held (runs with --replicas or against a target with instances)."
 );
 metric!(
     RUN_REPLICA_DELIVERY_RATIO,
     "mcp_canary_run_replica_delivery_ratio",
     Gauge,
     ["target", "profile", "replica"],
-    "Last notify run's delivery ratio to the sessions whose stream each replica held (runs with --replicas)."
+    "Last notify run's delivery ratio to the sessions whose stream each replica held (runs with --replicas or against a target with instances)."
 );
 metric!(
     RUN_TARGET_MEMORY_PER_1000_SESSIONS,
     "mcp_canary_run_target_memory_per_1000_sessions_bytes",
     Gauge,
     ["target", "profile", "replica"],
-    "Last load run's least-squares slope of the target's resident memory against live sessions during the ramp, per 1,000 sessions (--memory-url; replica `all` sums every URL)."
+    "Last load run's least-squares slope of the target's resident memory against live sessions during the ramp, per 1,000 sessions (--memory-url, memory_urls or memory_from_instances; replica `all` sums every URL)."
 );
 metric!(
     RUN_REDIS_MEMORY_PER_1000_SESSIONS,
     "mcp_canary_run_redis_memory_per_1000_sessions_bytes",
     Gauge,
     ["target", "profile"],
-    "Last load run's least-squares slope of Redis used_memory against live sessions during the ramp, per 1,000 sessions (--redis)."
+    "Last load run's least-squares slope of Redis used_memory against live sessions during the ramp, per 1,000 sessions (--redis, or the daemon target's redis)."
 );
 metric!(
     REDIS_ORPHANED_SESSION_KEYS,
     "mcp_canary_redis_orphaned_session_keys",
     Gauge,
     ["target", "profile"],
-    "Session keys the last load run left in Redis: keys of sessions it opened, still present after it ended and held none (--redis)."
+    "Session keys the last load run left in Redis: keys of sessions it opened, still present after it ended and held none (--redis, or the daemon target's redis)."
 );
 metric!(
     RUN_SESSIONS_MISSING,

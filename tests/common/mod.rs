@@ -35,6 +35,15 @@ pub async fn serve_refused(path: &std::path::Path) -> String {
     stderr
 }
 
+/// The JSON run reports in a results directory (the daemon writes one per run).
+pub fn reports(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect()
+}
+
 /// A directory for child logs, kept after the run so failures can be read.
 pub fn log_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
