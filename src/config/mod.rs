@@ -139,6 +139,23 @@ pub fn render_masked(raw: &RawConfig) -> String {
         if let Some(redis) = &mut t.redis {
             *redis = mask_url_password(redis);
         }
+        if url::Url::parse(&t.url).is_ok() {
+            t.url = mask_url_password(&t.url);
+        }
+        for instance in &mut t.instances {
+            if url::Url::parse(&instance.url).is_ok() {
+                instance.url = mask_url_password(&instance.url);
+            }
+        }
+    }
+    for load in raw.profiles.iter_mut().filter_map(|p| p.load.as_mut()) {
+        for entry in &mut load.memory_urls {
+            *entry = match entry.split_once('=') {
+                // `NAME=URL`: a name never holds "://".
+                Some((name, url)) if !name.contains(':') => format!("{name}={}", mask_url_password(url)),
+                _ => mask_url_password(entry),
+            };
+        }
     }
     for v in raw.otlp.headers.values_mut() {
         *v = MASK.into();
@@ -169,6 +186,32 @@ mod tests {
         assert_eq!(mask_url_password("redis://:hunter2@127.0.0.1:6379/0"), "redis://:%3Credacted%3E@127.0.0.1:6379/0");
         assert_eq!(mask_url_password("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
         assert_eq!(mask_url_password("not a url hunter2"), MASK);
+    }
+
+    #[test]
+    fn credentials_in_target_instance_and_memory_urls_are_masked() {
+        let raw: RawConfig = toml::from_str(
+            r#"
+            [[targets]]
+            name = "t"
+            url = "http://user:hunter2@127.0.0.1:1/mcp"
+            instances = [{ name = "a", url = "http://u:hunter3@127.0.0.1:2/mcp" }]
+            [[profiles]]
+            name = "p"
+            profile = "load"
+            targets = ["t"]
+            schedule = "0 * * * *"
+            [profiles.load]
+            memory_urls = ["a=http://u:hunter4@127.0.0.1:2/metrics", "http://u:hunter5@127.0.0.1:3/metrics"]
+            "#,
+        )
+        .expect("config");
+        let text = render_masked(&raw);
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("a=http://u:%3Credacted%3E@127.0.0.1:2/metrics"), "{text}");
+        assert!(text.contains("http://user:%3Credacted%3E@127.0.0.1:1/mcp"), "{text}");
     }
 
     #[test]
