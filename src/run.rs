@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::load::MixEntry;
 use crate::profile::notify::{NotifyResults, NotifyRun};
-use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
+use crate::profile::params::{self, Caps, LoadSpec, MixSpec, NotifySpec, ParamError, RunOptions};
 use crate::profile::per_session::{MemoryProbe, MemoryResults, MemoryUrl};
 use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, Tolerance};
@@ -151,29 +151,6 @@ pub struct LoadArgs {
     pub no_delete: bool,
 }
 
-/// The weighted operation mix of the load and longevity profiles.
-#[derive(clap::Args, Debug, Clone)]
-pub struct MixArgs {
-    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
-    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
-    #[arg(long)]
-    pub mix: Option<String>,
-    #[arg(long, default_value = "echo")]
-    pub fast_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
-    pub fast_tool_args: String,
-    #[arg(long, default_value = "slow")]
-    pub slow_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
-    pub slow_tool_args: String,
-    #[arg(long, default_value = "canary://static/hello")]
-    pub resource: String,
-    #[arg(long, default_value = "greeting")]
-    pub prompt: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
-    pub prompt_args: String,
-}
-
 /// A parameter problem, reported before anything is sent.
 #[derive(Debug, thiserror::Error)]
 #[error("refusing to run: {0}")]
@@ -232,19 +209,8 @@ fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, ma
 }
 
 /// The default mix with the flags' tools, resource, prompt and weights (planned as `run load` does).
-pub fn build_mix(args: &MixArgs) -> Result<Vec<crate::profile::load::MixEntry>, Refused> {
-    let spec = LoadSpec {
-        mix: args.mix.clone(),
-        fast_tool: args.fast_tool.clone(),
-        fast_tool_args: args.fast_tool_args.clone(),
-        slow_tool: args.slow_tool.clone(),
-        slow_tool_args: args.slow_tool_args.clone(),
-        resource: args.resource.clone(),
-        prompt: args.prompt.clone(),
-        prompt_args: args.prompt_args.clone(),
-        ..LoadSpec::default()
-    };
-    params::plan_mix(&spec).map_err(refused_flag)
+pub fn build_mix(spec: &MixSpec) -> Result<Vec<crate::profile::load::MixEntry>, Refused> {
+    params::plan_mix(spec).map_err(refused_flag)
 }
 
 /// Validate the flags into a run and a client config.

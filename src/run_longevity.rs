@@ -11,7 +11,8 @@ use crate::mcp::ClientConfig;
 use crate::profile::engine::EngineConfig;
 use crate::profile::longevity::{self, LongevityRun};
 use crate::profile::threshold::Threshold;
-use crate::run::{CommonArgs, EXIT_REFUSED, MixArgs, Refused, build_mix, client_config, drive_cli};
+use crate::profile::params::MixSpec;
+use crate::run::{CommonArgs, EXIT_REFUSED, Refused, build_mix, client_config, drive_cli};
 use crate::schedule::arrival::ArrivalPlan;
 use crate::telemetry;
 
@@ -63,7 +64,7 @@ pub struct LongevityArgs {
     #[arg(long, default_value_t = 5_000.0)]
     pub max_rate: f64,
     #[command(flatten)]
-    pub mix: MixArgs,
+    pub mix: MixSpec,
 }
 
 /// Validate the flags of a longevity run.

@@ -42,6 +42,48 @@ pub const DEFAULT_MAX_SESSIONS: u32 = 10_000;
 /// Default of `--max-rate` and `heavy_profiles.max_request_rate` (requests/s).
 pub const DEFAULT_MAX_RATE: f64 = 5_000.0;
 
+/// The weighted operation mix of the load and longevity profiles: flags of `run load` and
+/// `run longevity`, keys of `[profiles.load]` and `[profiles.longevity]` (flattened into both).
+/// No `deny_unknown_fields` here: serde cannot combine it with `flatten`; the enclosing spec
+/// denies unknown keys instead.
+#[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MixSpec {
+    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
+    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
+    #[arg(long)]
+    pub mix: Option<String>,
+    #[arg(long, default_value = "echo")]
+    pub fast_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
+    pub fast_tool_args: String,
+    #[arg(long, default_value = "slow")]
+    pub slow_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
+    pub slow_tool_args: String,
+    #[arg(long, default_value = "canary://static/hello")]
+    pub resource: String,
+    #[arg(long, default_value = "greeting")]
+    pub prompt: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
+    pub prompt_args: String,
+}
+
+impl Default for MixSpec {
+    fn default() -> Self {
+        Self {
+            mix: None,
+            fast_tool: "echo".into(),
+            fast_tool_args: r#"{"message":"load"}"#.into(),
+            slow_tool: "slow".into(),
+            slow_tool_args: r#"{"ms":10}"#.into(),
+            resource: "canary://static/hello".into(),
+            prompt: "greeting".into(),
+            prompt_args: r#"{"name":"load"}"#.into(),
+        }
+    }
+}
+
 /// Parameters of the load profile (`run load` flags, `[profiles.load]` keys).
 #[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -75,24 +117,10 @@ pub struct LoadSpec {
     /// rate times the request timeout, at least 4 per client, at most 100000).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
-    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
-    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
-    #[arg(long)]
-    pub mix: Option<String>,
-    #[arg(long, default_value = "echo")]
-    pub fast_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
-    pub fast_tool_args: String,
-    #[arg(long, default_value = "slow")]
-    pub slow_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
-    pub slow_tool_args: String,
-    #[arg(long, default_value = "canary://static/hello")]
-    pub resource: String,
-    #[arg(long, default_value = "greeting")]
-    pub prompt: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
-    pub prompt_args: String,
+    /// The operation mix (its keys sit beside the others in `[profiles.load]`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub workload: MixSpec,
     /// Open the server-to-client stream (GET or listen) in every session.
     #[arg(long)]
     pub stream: bool,
@@ -113,14 +141,7 @@ impl Default for LoadSpec {
             ramp_down: Duration::ZERO,
             max_requests: None,
             max_in_flight: None,
-            mix: None,
-            fast_tool: "echo".into(),
-            fast_tool_args: r#"{"message":"load"}"#.into(),
-            slow_tool: "slow".into(),
-            slow_tool_args: r#"{"ms":10}"#.into(),
-            resource: "canary://static/hello".into(),
-            prompt: "greeting".into(),
-            prompt_args: r#"{"name":"load"}"#.into(),
+            workload: MixSpec::default(),
             stream: false,
             late_after: Duration::from_millis(10),
         }
@@ -230,7 +251,7 @@ fn json_object(key: &'static str, s: &str) -> Result<Value, ParamError> {
 }
 
 /// The default mix with the spec's tools, resource, prompt and weights (load and longevity).
-pub fn plan_mix(spec: &LoadSpec) -> Result<Vec<load::MixEntry>, ParamError> {
+pub fn plan_mix(spec: &MixSpec) -> Result<Vec<load::MixEntry>, ParamError> {
     let mut mix = load::default_mix();
     for entry in &mut mix {
         entry.kind = match (&entry.kind, entry.name.as_str()) {
@@ -308,7 +329,7 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
         );
     }
 
-    let mix = plan_mix(spec)?;
+    let mix = plan_mix(&spec.workload)?;
 
     let exprs: Vec<String> = if o.thresholds.is_empty() {
         preset.map(|p| p.thresholds.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
@@ -443,8 +464,21 @@ mod tests {
     #[test]
     fn flag_defaults_equal_config_defaults() {
         assert_eq!(Flags::<LoadSpec>::try_parse_from(["x"]).unwrap().spec, LoadSpec::default());
+        assert_eq!(Flags::<MixSpec>::try_parse_from(["x"]).unwrap().spec, MixSpec::default());
         assert_eq!(Flags::<NotifySpec>::try_parse_from(["x"]).unwrap().spec, NotifySpec::default());
         assert_eq!(Flags::<MatrixSpec>::try_parse_from(["x"]).unwrap().spec, MatrixSpec::default());
+    }
+
+    #[test]
+    fn mix_keys_sit_beside_the_load_keys_and_unknown_keys_are_refused() {
+        let spec: LoadSpec = toml::from_str("clients = 3\nfast_tool = \"ping\"\nmix = \"fast_tool=1\"").unwrap();
+        assert_eq!((spec.clients, spec.workload.fast_tool.as_str()), (Some(3), "ping"));
+        assert_eq!(spec.workload.mix.as_deref(), Some("fast_tool=1"));
+        assert_eq!(spec.workload.slow_tool, "slow");
+        let e = toml::from_str::<LoadSpec>("fast_tol = \"ping\"").unwrap_err().to_string();
+        assert!(e.contains("unknown field `fast_tol`"), "{e}");
+        let e = toml::from_str::<LoadSpec>("fast_tool = 3").unwrap_err().to_string();
+        assert!(e.contains("invalid type"), "{e}");
     }
 
     fn options(thresholds: &[String]) -> RunOptions<'_> {
