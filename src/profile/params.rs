@@ -45,28 +45,59 @@ pub const DEFAULT_MAX_RATE: f64 = 5_000.0;
 /// The weighted operation mix of the load and longevity profiles: flags of `run load` and
 /// `run longevity`, keys of `[profiles.load]` and `[profiles.longevity]` (flattened into both).
 /// No `deny_unknown_fields` here: serde cannot combine it with `flatten`; the enclosing spec
-/// denies unknown keys instead.
+/// denies unknown keys instead. Each key names itself in its errors (see [`keyed`]).
 #[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MixSpec {
     /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
     /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
     #[arg(long)]
+    #[serde(deserialize_with = "keyed::mix")]
     pub mix: Option<String>,
     #[arg(long, default_value = "echo")]
+    #[serde(deserialize_with = "keyed::fast_tool")]
     pub fast_tool: String,
     #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
+    #[serde(deserialize_with = "keyed::fast_tool_args")]
     pub fast_tool_args: String,
     #[arg(long, default_value = "slow")]
+    #[serde(deserialize_with = "keyed::slow_tool")]
     pub slow_tool: String,
     #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
+    #[serde(deserialize_with = "keyed::slow_tool_args")]
     pub slow_tool_args: String,
     #[arg(long, default_value = "canary://static/hello")]
+    #[serde(deserialize_with = "keyed::resource")]
     pub resource: String,
     #[arg(long, default_value = "greeting")]
+    #[serde(deserialize_with = "keyed::prompt")]
     pub prompt: String,
     #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
+    #[serde(deserialize_with = "keyed::prompt_args")]
     pub prompt_args: String,
+}
+
+/// Deserializers of flattened keys: serde reports an error inside a flattened table without its
+/// key, so each of these prefixes its own (`key `fast_tool`: invalid type ...`), and the config
+/// loader moves that prefix into the key path.
+pub mod keyed {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// Start of a message that names its key; the key follows, closed by "`: ".
+    pub const PREFIX: &str = "key `";
+
+    fn named<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D, key: &str) -> Result<T, D::Error> {
+        T::deserialize(d).map_err(|e| D::Error::custom(format!("{PREFIX}{key}`: {e}")))
+    }
+
+    macro_rules! keyed {
+        ($($key:ident),*) => {$(
+            pub fn $key<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+                named(d, stringify!($key))
+            }
+        )*};
+    }
+    keyed!(mix, fast_tool, fast_tool_args, slow_tool, slow_tool_args, resource, prompt, prompt_args);
 }
 
 impl Default for MixSpec {
@@ -478,7 +509,7 @@ mod tests {
         let e = toml::from_str::<LoadSpec>("fast_tol = \"ping\"").unwrap_err().to_string();
         assert!(e.contains("unknown field `fast_tol`"), "{e}");
         let e = toml::from_str::<LoadSpec>("fast_tool = 3").unwrap_err().to_string();
-        assert!(e.contains("invalid type"), "{e}");
+        assert!(e.contains("key `fast_tool`: invalid type"), "{e}");
     }
 
     fn options(thresholds: &[String]) -> RunOptions<'_> {
