@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::load::MixEntry;
 use crate::profile::notify::{NotifyResults, NotifyRun};
-use crate::profile::params::{self, Caps, LoadSpec, MixSpec, NotifySpec, ParamError, RunOptions};
+use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
 use crate::profile::per_session::{MemoryProbe, MemoryResults, MemoryUrl};
 use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, Tolerance};
@@ -186,12 +186,17 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
 }
 
 /// A parameter problem as the one-shot CLI reports it: named by its flag.
-fn refused_flag(e: ParamError) -> Refused {
+pub(crate) fn refused_flag(e: ParamError) -> Refused {
     let flag = if e.key == "thresholds" { "threshold".to_string() } else { e.key.replace('_', "-") };
     Refused(format!("--{flag}: {}", e.message))
 }
 
-fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, max_rate: f64) -> RunOptions<'a> {
+pub(crate) fn run_options<'a>(
+    common: &'a CommonArgs,
+    profile: &'a str,
+    target: &'a str,
+    max_rate: f64,
+) -> RunOptions<'a> {
     RunOptions {
         profile,
         target,
@@ -206,11 +211,6 @@ fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, ma
             rate_name: "--max-rate",
         },
     }
-}
-
-/// The default mix with the flags' tools, resource, prompt and weights (planned as `run load` does).
-pub fn build_mix(spec: &MixSpec) -> Result<Vec<crate::profile::load::MixEntry>, Refused> {
-    params::plan_mix(spec).map_err(refused_flag)
 }
 
 /// Validate the flags into a run and a client config.
