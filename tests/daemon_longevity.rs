@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{scrape_until, start_daemon, start_target};
+use common::{heavy_config, scrape_until, start_daemon, start_target};
 use serde_json::Value;
 
 /// Bytes the target leaks per unclean session (as tests/longevity_profile.rs).
@@ -30,22 +30,8 @@ async fn scheduled_longevity_run_exports_a_leak_and_fails() {
     // the test is over, so the gauges read below are this run's.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let second = (now + 6) % 60;
-    let config = format!(
+    let profiles = format!(
         r#"
-[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "5s"
-[[targets]]
-name = "ref"
-url = "{mcp_url}"
-interval = "30s"
-timeout = "2s"
-allow_heavy = true
-[heavy_profiles]
-max_sessions = 20
-max_request_rate = 50.0
-results_dir = "{}"
-
 [[profiles]]
 name = "soak"
 profile = "longevity"
@@ -62,9 +48,9 @@ memory_url = "{metrics_url}"
 snapshot_interval = "1s"
 slope_window = "8s"
 warmup = "3s"
-"#,
-        results.path().display()
+"#
     );
+    let config = heavy_config(&mcp_url, results.path(), &profiles);
     let (mut daemon, _dir, base) = start_daemon("daemon-longevity", &config, &[]).await;
     let soak = [("target", "ref"), ("profile", "soak")];
     let (s, ok) = scrape_until(&base, Duration::from_secs(20), |s| {
