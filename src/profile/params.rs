@@ -1,4 +1,4 @@
-//! Profile parameters shared by the one-shot CLI (`run load|notify|matrix`, as flags) and the
+//! Profile parameters shared by the one-shot CLI (`run load|notify|matrix|longevity`, as flags) and the
 //! daemon's `[[profiles]]` entries (as TOML tables): one struct per profile, the same defaults,
 //! and one planning function per profile that validates them into a run.
 
