@@ -132,29 +132,6 @@ pub struct LoadArgs {
     pub max_rate: f64,
 }
 
-/// The weighted operation mix of the load and longevity profiles.
-#[derive(clap::Args, Debug, Clone)]
-pub struct MixArgs {
-    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
-    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
-    #[arg(long)]
-    pub mix: Option<String>,
-    #[arg(long, default_value = "echo")]
-    pub fast_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
-    pub fast_tool_args: String,
-    #[arg(long, default_value = "slow")]
-    pub slow_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
-    pub slow_tool_args: String,
-    #[arg(long, default_value = "canary://static/hello")]
-    pub resource: String,
-    #[arg(long, default_value = "greeting")]
-    pub prompt: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
-    pub prompt_args: String,
-}
-
 /// A parameter problem, reported before anything is sent.
 #[derive(Debug, thiserror::Error)]
 #[error("refusing to run: {0}")]
@@ -190,7 +167,7 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
 }
 
 /// A parameter problem as the one-shot CLI reports it: named by its flag.
-fn refused_flag(e: ParamError) -> Refused {
+pub(crate) fn refused_flag(e: ParamError) -> Refused {
     let flag = match e.key {
         "thresholds" => "threshold".to_string(),
         "memory_urls" => "memory-url".to_string(),
@@ -199,7 +176,12 @@ fn refused_flag(e: ParamError) -> Refused {
     Refused(format!("--{flag}: {}", e.message))
 }
 
-fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, max_rate: f64) -> RunOptions<'a> {
+pub(crate) fn run_options<'a>(
+    common: &'a CommonArgs,
+    profile: &'a str,
+    target: &'a str,
+    max_rate: f64,
+) -> RunOptions<'a> {
     RunOptions {
         profile,
         target,
@@ -214,22 +196,6 @@ fn run_options<'a>(common: &'a CommonArgs, profile: &'a str, target: &'a str, ma
             rate_name: "--max-rate",
         },
     }
-}
-
-/// The default mix with the flags' tools, resource, prompt and weights (planned as `run load` does).
-pub fn build_mix(args: &MixArgs) -> Result<Vec<crate::profile::load::MixEntry>, Refused> {
-    let spec = LoadSpec {
-        mix: args.mix.clone(),
-        fast_tool: args.fast_tool.clone(),
-        fast_tool_args: args.fast_tool_args.clone(),
-        slow_tool: args.slow_tool.clone(),
-        slow_tool_args: args.slow_tool_args.clone(),
-        resource: args.resource.clone(),
-        prompt: args.prompt.clone(),
-        prompt_args: args.prompt_args.clone(),
-        ..LoadSpec::default()
-    };
-    params::plan_mix(&spec).map_err(refused_flag)
 }
 
 /// Validate the flags into a run and a client config.

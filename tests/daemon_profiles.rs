@@ -7,10 +7,9 @@ mod common;
 #[path = "alerting/promql.rs"]
 mod promql;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Scrape, reports, scrape_until, start_daemon, start_target};
+use common::{Scrape, heavy_config, reports, scrape_until, start_daemon, start_target};
 
 #[tokio::test]
 async fn heavy_profile_is_refused_for_a_target_without_allow_heavy() {
@@ -44,27 +43,6 @@ schedule = "0 3 * * *"
     assert!(!stderr.contains("\"heavy-ok\""), "only the target without allow_heavy is named:\n{stderr}");
 }
 
-fn config(mcp_url: &str, results: &Path, profiles: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "5s"
-[[targets]]
-name = "ref"
-url = "{mcp_url}"
-interval = "30s"
-timeout = "2s"
-allow_heavy = true
-[heavy_profiles]
-max_sessions = 50
-max_request_rate = 100.0
-results_dir = "{}"
-{profiles}"#,
-        results.display()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_load_profile_exports_results_and_counts_skipped_fires() {
     let (_target, mcp_url) = start_target(&[]).await;
@@ -94,7 +72,7 @@ rpm = 60.0
 duration = "1s"
 "#;
     let (mut daemon, _dir, base) =
-        start_daemon("daemon-profiles", &config(&mcp_url, results.path(), profiles), &[]).await;
+        start_daemon("daemon-profiles", &heavy_config(&mcp_url, results.path(), profiles), &[]).await;
     let soak = [("target", "ref"), ("profile", "soak")];
     let skipped = |s: &Scrape, profile: &str, reason: &str| {
         s.value("mcp_canary_profile_runs_skipped_total", &[("profile", profile), ("reason", reason)])
@@ -165,7 +143,7 @@ rpm = 60.0
 duration = "10m"
 "#;
     let (mut daemon, _dir, base) =
-        start_daemon("daemon-profiles-stop", &config(&mcp_url, results.path(), profiles), &[]).await;
+        start_daemon("daemon-profiles-stop", &heavy_config(&mcp_url, results.path(), profiles), &[]).await;
     let long = [("target", "ref"), ("profile", "long")];
     let (s, ok) = scrape_until(&base, Duration::from_secs(15), |s| {
         s.value("mcp_canary_run_running", &long) == 1.0

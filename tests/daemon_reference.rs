@@ -68,7 +68,7 @@ async fn daemon_probes_the_reference_target_in_both_eras() {
         let received = first.value("mcp_canary_notifications_received_total", &[("target", t)]);
         assert!(expected >= 3.0, "{t}: {expected} notifications expected");
         assert_eq!(received, expected, "{t}: every triggered notification arrives");
-        assert_eq!(first.value("mcp_canary_server_items", &[("target", t), ("kind", "tools")]), 6.0, "{t}");
+        assert_eq!(first.value("mcp_canary_server_items", &[("target", t), ("kind", "tools")]), 9.0, "{t}");
         assert!(first.value("mcp_canary_notification_latency_seconds_count", &[("target", t)]) >= 3.0);
     }
 

@@ -294,10 +294,10 @@ async fn failed_samples_are_classified_and_bad_flags_refused() {
     let t = "http://127.0.0.1:9/mcp";
     refused(
         &["run", "longevity", "--target", t, "--threshold", "memory_slope < 10MB/h"],
-        "memory thresholds need the target's memory (--memory-url or --memory-pid)",
+        "memory thresholds need a source of the target's memory (a memory URL or PID)",
     )
     .await;
-    refused(&["run", "longevity", "--target", t, "--churn", "1.5"], "--churn must be within 0..=1").await;
+    refused(&["run", "longevity", "--target", t, "--churn", "1.5"], "--churn: must be within 0..=1").await;
     refused(&["run", "longevity", "--target", t, "--duration", "1m", "--warmup", "1m"], "leaves nothing").await;
     refused(
         &["run", "longevity", "--target", t, "--snapshot-interval", "1m", "--slope-window", "90s"],

@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcp_canary::mcp::{ClientConfig, ProtocolPreference};
 use mcp_canary::profile::matrix::{
-    CapabilityProfile as Caps, CellResult, MatrixReport, MatrixRun, ResponseMode as Mode, default_triggers, run_matrix,
+    CapabilityProfile as Caps, CellResult, ClientCapability as Capability, MatrixReport, MatrixRun,
+    ResponseMode as Mode, default_triggers, run_matrix,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -68,13 +69,34 @@ async fn reference_and_everything_matrices_differ_where_the_servers_do() {
     assert_eq!(official.cells.len(), 30);
     assert!(official.cell(Caps::None, Mode::Sse, "2026-07-28").is_none());
 
-    // Reference target: every SSE cell works and it never sends a server request.
+    // Reference target: every SSE cell works, and it asks for roots / sampling / elicitation
+    // exactly when the profile declares them: on the POST's stream in the 2025 revisions, as an
+    // InputRequiredResult the client answers and retries in 2026-07-28.
     for c in reference.cells.iter().filter(|c| c.response_mode == Mode::Sse) {
         assert_eq!(c.result, CellResult::Works, "{c:#?}");
-        assert!(c.server_requests.is_empty(), "{c:#?}");
+        assert!(c.server_requests.iter().all(|s| s.declared), "{c:#?}");
+        let mut want: Vec<&str> =
+            Capability::ALL.into_iter().filter(|k| c.capabilities.declares(*k)).map(|k| k.request_method()).collect();
+        let mut got = requests(c);
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{c:#?}");
     }
     let stateless = cell(&reference, Caps::All, Mode::Sse, "2026-07-28");
     assert!(stateless.checks.iter().any(|k| k.feature == "prompts" && k.result == CellResult::Works), "{stateless:#?}");
+    for (capability, tool) in [
+        ("roots", "get-roots-list"),
+        ("sampling", "trigger-sampling-request"),
+        ("elicitation", "trigger-elicitation-request"),
+    ] {
+        let answered = |k: &&mcp_canary::profile::matrix::Check| {
+            k.feature == capability && k.result == CellResult::Works && k.detail == format!("{tool} called")
+        };
+        assert!(stateless.checks.iter().any(|k| answered(&k)), "{capability} at 2026-07-28: {stateless:#?}");
+        // Not declared: the reference target does not ask (and says so in an isError result).
+        let one = cell(&reference, Caps::None, Mode::Sse, "2026-07-28");
+        assert!(one.server_requests.is_empty() && !one.checks.iter().any(|k| k.feature == capability), "{one:#?}");
+    }
 
     // JSON-only Accept: both answer 406, a graceful refusal.
     for r in [&reference, &official] {
@@ -108,13 +130,27 @@ async fn reference_and_everything_matrices_differ_where_the_servers_do() {
     target.stopped().await;
 }
 
-/// A server that asks the client for its roots on every tool call, declared or not.
+/// A server that asks the client for its roots on every tool call, declared or not: a request
+/// on the POST's stream in the 2025 revisions, an `InputRequiredResult` in 2026-07-28.
 async fn rude_server(headers: HeaderMap, Json(msg): Json<Value>) -> Response {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let ok = |result: Value| Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response();
     let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let stateless = msg.pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion").is_some();
     match msg.get("method").and_then(Value::as_str) {
         None | Some("notifications/initialized") => StatusCode::ACCEPTED.into_response(),
+        Some("server/discover") => ok(json!({
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}},
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "rude", "version": "1"}},
+        })),
+        Some("tools/call") if stateless && msg.pointer("/params/inputResponses/roots").is_some() => {
+            ok(json!({"resultType": "complete", "content": []}))
+        }
+        Some("tools/call") if stateless => ok(json!({
+            "resultType": "input_required",
+            "inputRequests": {"roots": {"method": "roots/list"}},
+        })),
         Some("initialize") => ok(json!({
             "protocolVersion": msg.pointer("/params/protocolVersion").cloned().unwrap_or(json!("2025-03-26")),
             "capabilities": {"tools": {}},
@@ -144,14 +180,21 @@ async fn undeclared_server_request_breaks_the_cell_and_fails_the_run() {
     let report = tokio::time::timeout(Duration::from_secs(60), run_matrix(&plan(&url), reqwest::Client::new()))
         .await
         .expect("matrix within 60s");
-    assert_eq!(report.supported_versions(), ["2025-11-25", "2025-06-18", "2025-03-26"]);
-    let none = cell(&report, Caps::None, Mode::Sse, "2025-11-25");
-    assert_eq!(none.result, CellResult::Broken, "{none:#?}");
-    assert!(none.server_requests.iter().any(|s| s.method == "roots/list" && !s.declared));
-    let roots = cell(&report, Caps::Roots, Mode::Sse, "2025-11-25");
-    // Declared: answered; resources and prompts not offered and refused cleanly: degraded.
-    assert_eq!(roots.result, CellResult::Degraded, "{roots:#?}");
-    assert!(roots.checks.iter().any(|k| k.feature == "roots" && k.result == CellResult::Works));
+    assert_eq!(report.supported_versions(), ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"]);
+    for v in ["2026-07-28", "2025-11-25"] {
+        let none = cell(&report, Caps::None, Mode::Sse, v);
+        assert_eq!(none.result, CellResult::Broken, "{none:#?}");
+        assert!(none.server_requests.iter().any(|s| s.method == "roots/list" && !s.declared), "{none:#?}");
+        let roots = cell(&report, Caps::Roots, Mode::Sse, v);
+        // Declared: answered; resources and prompts not offered and refused cleanly: degraded.
+        assert_eq!(roots.result, CellResult::Degraded, "{roots:#?}");
+        assert!(roots.checks.iter().any(|k| k.feature == "roots" && k.result == CellResult::Works), "{roots:#?}");
+        assert!(roots.checks.iter().any(|k| k.feature == "tools" && k.result == CellResult::Works), "{roots:#?}");
+    }
+    // 2026-07-28 without roots declared: the tool call itself fails with input_required.
+    let none = cell(&report, Caps::None, Mode::Sse, "2026-07-28");
+    let tools = none.checks.iter().find(|k| k.feature == "tools").unwrap();
+    assert!(tools.result == CellResult::Broken && tools.detail.contains("did not declare roots"), "{none:#?}");
     // JSON-only: the server answers JSON and cannot send the request, so nothing breaks.
     assert_eq!(cell(&report, Caps::None, Mode::JsonOnly, "2025-11-25").result, CellResult::Degraded);
     assert!(!report.passed());

@@ -1,10 +1,13 @@
 //! The 2026-07-28 revision: `server/discover`, `_meta` and the `MCP-Protocol-Version`,
-//! `Mcp-Method` and `Mcp-Name` headers on every POST; no ping; input_required is an error.
+//! `Mcp-Method` and `Mcp-Name` headers on every POST; no ping; an `InputRequiredResult` is
+//! answered and the request re-sent when the client declared what it asks for (bounded in
+//! rounds), and an error otherwise.
 #[path = "common/client_support.rs"]
 mod client_support;
 
 use client_support::*;
-use mcp_canary::mcp::{ErrorType, LATEST_PROTOCOL, protocol::INPUT_REQUIRED_CODE};
+use mcp_canary::mcp::protocol::{INPUT_REQUIRED_CODE, MAX_INPUT_ROUNDS};
+use mcp_canary::mcp::{ErrorType, LATEST_PROTOCOL, ServerRequestHandler};
 use serde_json::{Value, json};
 
 async fn stateless_server() -> Scripted {
@@ -24,6 +27,32 @@ async fn stateless_server() -> Scripted {
             Some("tools/call") if r.body["params"]["name"] == "ask" => {
                 json_reply(200, result(&id, json!({"resultType": "input_required", "inputRequests": {"a": {}}})))
             }
+            // Asks for a confirmation until it gets one; then echoes what it got.
+            Some("tools/call") if r.body["params"]["name"] == "confirm" => {
+                let p = &r.body["params"];
+                match p.get("inputResponses") {
+                    Some(answers) => complete(json!({"content": [], "structuredContent": {
+                        "answers": answers, "state": p["requestState"], "arguments": p["arguments"]}})),
+                    None => json_reply(
+                        200,
+                        result(
+                            &id,
+                            json!({"resultType": "input_required",
+                        "inputRequests": {"ok": {"method": "elicitation/create",
+                            "params": {"message": "Sure?", "requestedSchema": {"type": "object"}}}},
+                        "requestState": "round-1"}),
+                        ),
+                    ),
+                }
+            }
+            Some("tools/call") if r.body["params"]["name"] == "forever" => json_reply(
+                200,
+                result(
+                    &id,
+                    json!({"resultType": "input_required",
+                    "inputRequests": {"r": {"method": "roots/list"}}}),
+                ),
+            ),
             Some("tools/call") => sse_reply(event(
                 None,
                 &result(&id, json!({"resultType": "complete", "content": [], "structuredContent": {"ok": 1}})),
@@ -85,4 +114,42 @@ async fn input_required_is_a_classified_error() {
     assert_eq!(e.error_type(), ErrorType::JsonrpcError);
     assert_eq!(e.rpc_code(), Some(INPUT_REQUIRED_CODE));
     assert!(e.to_string().contains("input_required"));
+}
+
+#[tokio::test]
+async fn input_requests_are_answered_when_declared_and_the_request_resent() {
+    let server = stateless_server().await;
+    let mut cfg = config(&server.url);
+    cfg.capabilities = json!({"elicitation": {}, "roots": {}});
+    cfg.server_requests = ServerRequestHandler::new(|method: &str, params: &Value| match method {
+        "elicitation/create" => Ok(json!({"action": "accept", "content": {"asked": params["message"]}})),
+        "roots/list" => Ok(json!({"roots": []})),
+        _ => Err((-32601, "Method not found".into())),
+    });
+    let client = client(cfg);
+    client.connect().await.expect("discover");
+    let r = client.call_tool("confirm", json!({"x": 1}), None).await.expect("answered and re-sent");
+    let got = r.structured.expect("structured");
+    assert_eq!(got["answers"], json!({"ok": {"action": "accept", "content": {"asked": "Sure?"}}}));
+    assert_eq!((got["state"].as_str(), &got["arguments"]), (Some("round-1"), &json!({"x": 1})));
+    let calls = server.posts_of("tools/call");
+    assert_eq!(calls.len(), 2);
+    assert_ne!(calls[0].id(), calls[1].id(), "the retry is a new request");
+    assert_eq!(calls[1].header("mcp-name").as_deref(), Some("confirm"));
+    assert_eq!(client.stream_stats().server_requests_answered, 1);
+
+    // A server that never stops asking: 1 + MAX_INPUT_ROUNDS requests, then an error.
+    let e = client.call_tool("forever", json!({}), None).await.unwrap_err();
+    assert_eq!((e.error_type(), e.rpc_code()), (ErrorType::JsonrpcError, Some(INPUT_REQUIRED_CODE)));
+    assert!(e.to_string().contains("still asking after 4 rounds"), "{e}");
+    let forever = server.posts_of("tools/call").len() - 2;
+    assert_eq!(forever, 1 + MAX_INPUT_ROUNDS);
+
+    // Without the capability declared: an error at once, nothing re-sent.
+    let plain = client_support::client(config(&server.url));
+    plain.connect().await.expect("discover");
+    let e = plain.call_tool("confirm", json!({}), None).await.unwrap_err();
+    assert_eq!(e.rpc_code(), Some(INPUT_REQUIRED_CODE));
+    assert!(e.to_string().contains("did not declare elicitation"), "{e}");
+    assert_eq!(server.posts_of("tools/call").len(), 2 + forever + 1);
 }

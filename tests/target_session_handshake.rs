@@ -16,7 +16,20 @@ async fn handshake_lists_tools_and_echoes() {
     let mut names: Vec<String> =
         tools.as_array().expect("tools array").iter().map(|t| t["name"].as_str().unwrap_or_default().into()).collect();
     names.sort();
-    assert_eq!(names, ["broadcast", "echo", "fail", "notify", "progress", "slow"]);
+    assert_eq!(
+        names,
+        [
+            "broadcast",
+            "echo",
+            "fail",
+            "get-roots-list",
+            "notify",
+            "progress",
+            "slow",
+            "trigger-elicitation-request",
+            "trigger-sampling-request"
+        ]
+    );
 
     let reply = target
         .request_2025(&session, 2, "tools/call", json!({"name": "echo", "arguments": {"message": "canary"}}))

@@ -144,15 +144,7 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
     if o.abort_on_fail {
         return refuse("abort_on_fail", "does not apply to the chaos profile (its thresholds are judged per scenario)");
     }
-    if spec.clients == 0 {
-        return refuse("clients", "must be at least 1");
-    }
-    if spec.clients > o.caps.max_sessions {
-        return refuse(
-            "clients",
-            format!("{} sessions exceed the cap of {} ({})", spec.clients, o.caps.max_sessions, o.caps.sessions_name),
-        );
-    }
+    o.caps.check_sessions("clients", spec.clients)?;
     if !(spec.rpm.is_finite() && spec.rpm > 0.0 && spec.rpm <= MAX_RPM) {
         return refuse("rpm", format!("must be within (0, {MAX_RPM}], got {}", spec.rpm));
     }

@@ -96,9 +96,22 @@ fn figment_errors(err: figment::Error) -> ConfigErrors {
                 if let figment::error::Kind::MissingField(field) = &e.kind {
                     path.push(field.to_string());
                 }
+                let mut message = e.kind.to_string();
+                // A table with flattened keys (the load mix) denies unknown ones after the fact,
+                // as a bare message: name the key as figment does for every other table.
+                if let figment::error::Kind::Message(m) = &e.kind {
+                    if let Some(field) = m.strip_prefix("unknown field `").and_then(|r| r.strip_suffix('`')) {
+                        path.push(field.to_string());
+                        message = format!("unknown field: found `{field}`");
+                    } else if let Some((field, rest)) =
+                        m.strip_prefix(crate::profile::params::keyed::PREFIX).and_then(|r| r.split_once("`: "))
+                    {
+                        path.push(field.to_string());
+                        message = rest.to_string();
+                    }
+                }
                 let key = key_path(&path);
                 let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
-                let mut message = e.kind.to_string();
                 if !source.is_empty() {
                     message.push_str(&format!(" (from {source})"));
                 }

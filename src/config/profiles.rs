@@ -13,6 +13,7 @@ use super::validate::TargetConfig;
 use crate::chaos::{self, ChaosRedis, ChaosRun};
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::LoadRun;
+use crate::profile::longevity::LongevityRun;
 use crate::profile::matrix::{self, MatrixRun};
 use crate::profile::notify::NotifyRun;
 use crate::profile::params::{self, Caps, ParamError, RunOptions, TargetMemory};
@@ -33,7 +34,7 @@ pub struct HeavyLimits {
 pub struct ProfileConfig {
     /// The `profile` label of its runs.
     pub name: String,
-    /// "load", "notify", "matrix" or "chaos".
+    /// "load", "notify", "matrix", "chaos" or "longevity".
     pub kind: &'static str,
     /// Fire times (UTC).
     pub schedule: Cron,
@@ -56,6 +57,7 @@ pub enum ProfilePlan {
     Notify(NotifyRun),
     Matrix(MatrixRun),
     Chaos(Box<ChaosRun>),
+    Longevity(Box<LongevityRun>),
 }
 
 impl ProfilePlan {
@@ -66,6 +68,7 @@ impl ProfilePlan {
             ProfilePlan::Notify(r) => r.sessions,
             ProfilePlan::Matrix(r) => r.concurrency as u32,
             ProfilePlan::Chaos(r) => r.sessions,
+            ProfilePlan::Longevity(r) => r.engine.plan.sessions,
         }
     }
 
@@ -77,12 +80,13 @@ impl ProfilePlan {
             ProfilePlan::Notify(r) => f64::from(r.broadcasts) / r.batch_interval.as_secs_f64().max(0.001),
             ProfilePlan::Matrix(r) => r.concurrency as f64,
             ProfilePlan::Chaos(r) => r.peak_rate(),
+            ProfilePlan::Longevity(r) => r.engine.plan.peak_rate(),
         }
     }
 }
 
 /// Profile kinds `[[profiles]]` accepts.
-pub const PROFILE_KINDS: [&str; 4] = ["load", "notify", "matrix", "chaos"];
+pub const PROFILE_KINDS: [&str; 5] = ["load", "notify", "matrix", "chaos", "longevity"];
 
 pub(super) fn validate_limits(raw: &RawHeavyProfiles, errors: &mut Vec<ConfigError>) -> Option<HeavyLimits> {
     let before = errors.len();
@@ -145,7 +149,10 @@ fn validate_profile(
     if kind.is_none() {
         err(
             "profile",
-            format!("unknown profile {:?}; expected \"load\", \"notify\", \"matrix\" or \"chaos\"", p.profile),
+            format!(
+                "unknown profile {:?}; expected \"load\", \"notify\", \"matrix\", \"chaos\" or \"longevity\"",
+                p.profile
+            ),
         );
     }
     let tables = [
@@ -153,6 +160,7 @@ fn validate_profile(
         ("notify", p.notify.is_some()),
         ("matrix", p.matrix.is_some()),
         ("chaos", p.chaos.is_some()),
+        ("longevity", p.longevity.is_some()),
     ];
     for (table, present) in tables {
         if present && kind.is_some_and(|k| k != table) {
@@ -192,6 +200,17 @@ fn validate_profile(
             format!(
                 "scenario kill runs one kill command (or PID) for every target; a chaos profile with kill names one \
                  target, not {}",
+                p.targets.len()
+            ),
+        );
+    }
+    let longevity_spec = p.longevity.clone().unwrap_or_default();
+    if kind == Some("longevity") && longevity_spec.snapshots.is_some() && p.targets.len() > 1 {
+        err(
+            "longevity.snapshots",
+            format!(
+                "one snapshots file for {} targets would mix their lines; leave it unset (each run writes its own \
+                 beside its report) or name one target",
                 p.targets.len()
             ),
         );
@@ -260,6 +279,13 @@ fn validate_profile(
                 }
                 params::plan_notify(&p.notify.clone().unwrap_or_default(), &options)
                     .map(|run| ProfilePlan::Notify(NotifyRun { replicas, ..run }))
+            }
+            "longevity" => {
+                // Churn ends sessions: pin the session era on auto, as `run longevity` does.
+                if client.protocol == ProtocolPreference::Auto {
+                    client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
+                }
+                params::plan_longevity(&longevity_spec, &options).map(|r| ProfilePlan::Longevity(Box::new(r)))
             }
             "chaos" => {
                 // Sessions hold their GET stream for the broadcasts, as in notify.
@@ -524,6 +550,105 @@ memory_from_instances = true
         assert!(run.memory.is_none() && !run.engine.delete_sessions);
         let redis_key = MEMORY.replace("clients = 10", "redis = \"redis://x\"");
         assert!(toml::from_str::<RawConfig>(&redis_key).unwrap_err().to_string().contains("unknown field `redis`"));
+    }
+
+    const LONGEVITY: &str = r#"
+[[targets]]
+name = "a"
+url = "http://127.0.0.1:8080/mcp"
+timeout = "3s"
+allow_heavy = true
+[[targets]]
+name = "b"
+url = "http://127.0.0.1:8081/mcp"
+allow_heavy = true
+
+[[profiles]]
+name = "soak"
+profile = "longevity"
+targets = ["a"]
+schedule = "0 1 * * *"
+thresholds = ["memory_slope < 10MB/h"]
+[profiles.longevity]
+clients = 20
+duration = "6h"
+churn = 0.2
+memory_url = "http://127.0.0.1:9100/metrics"
+fast_tool = "ping"
+"#;
+
+    /// `text` validates when `want` is empty, else its first error starts with `want`.
+    fn check(text: &str, want: &str) {
+        let raw: RawConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        match super::super::validate(&raw) {
+            Ok(_) => assert!(want.is_empty(), "{text}: accepted, wanted {want}"),
+            Err(e) => {
+                let got: Vec<String> = e.0.iter().map(|e| format!("{}: {}", e.key, e.message)).collect();
+                assert!(!want.is_empty() && got[0].starts_with(want), "{text}: {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn longevity_is_planned_like_run_longevity_and_refused_naming_the_key() {
+        let raw: RawConfig = toml::from_str(LONGEVITY).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        let soak = &c.profiles[0];
+        assert_eq!((soak.kind, soak.runs.len()), ("longevity", 1));
+        let ProfilePlan::Longevity(run) = &soak.runs[0].plan else { panic!("a longevity plan") };
+        assert_eq!((run.profile.as_str(), run.target.as_str()), ("soak", "a"));
+        assert_eq!((run.engine.plan.sessions, run.engine.unclean_share), (20, 0.2));
+        assert_eq!(run.engine.session_lifetime, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(
+            run.mix[0].kind,
+            crate::profile::load::OpKind::ToolCall {
+                tool: "ping".into(),
+                arguments: serde_json::json!({"message": "load"})
+            }
+        );
+        assert_eq!(run.thresholds.len(), 1);
+        assert!(run.memory.is_some() && run.snapshots.is_none());
+        assert_eq!(soak.runs[0].client.protocol, ProtocolPreference::Pinned("2025-11-25".into()));
+        assert_eq!(soak.runs[0].plan.sessions(), 20);
+
+        let cases = [
+            ("churn = 0.2", "churn = 2.0", "profiles[0].longevity.churn: must be within 0..=1, got 2"),
+            (
+                "memory_url = \"http://127.0.0.1:9100/metrics\"",
+                "memory_pid = 1",
+                "", // a PID is a source too: no error
+            ),
+            (
+                "memory_url = \"http://127.0.0.1:9100/metrics\"",
+                "",
+                "profiles[0].thresholds: \"memory_slope < 10MB/h\": memory thresholds need a source",
+            ),
+            ("clients = 20", "clients = 20000", "profiles[0].longevity.clients: 20000 sessions exceed the cap"),
+            ("duration = \"6h\"", "duration = \"6h\"\nwarmup = \"6h\"", "profiles[0].longevity.warmup: 6h leaves"),
+            (
+                "duration = \"6h\"",
+                "duration = \"6h\"\nslope_window = \"1m\"",
+                "profiles[0].longevity.slope_window: 1m must hold at least two snapshots",
+            ),
+            (
+                "fast_tool = \"ping\"",
+                "snapshots = \"s.jsonl\"",
+                "", // one target may name its file
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = LONGEVITY.replace(from, to);
+            check(&text, want);
+        }
+        let two = LONGEVITY.replace(r#"targets = ["a"]"#, r#"targets = ["a", "b"]"#);
+        check(&two, "");
+        check(
+            &two.replace("fast_tool = \"ping\"", "snapshots = \"s.jsonl\""),
+            "profiles[0].longevity.snapshots: one snapshots file for 2 targets",
+        );
+        let load_table =
+            LONGEVITY.replace("[profiles.longevity]", "[profiles.load]\nclients = 3\n[profiles.longevity]");
+        check(&load_table, "profiles[0].load: parameters of the load profile");
     }
 
     #[test]

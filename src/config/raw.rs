@@ -62,6 +62,8 @@ pub struct RawProfile {
     pub matrix: Option<crate::profile::params::MatrixSpec>,
     #[serde(default)]
     pub chaos: Option<crate::chaos::ChaosSpec>,
+    #[serde(default)]
+    pub longevity: Option<crate::profile::params::LongevitySpec>,
 }
 
 /// `[server]`: the daemon's own HTTP surface and lifecycle.

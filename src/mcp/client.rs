@@ -268,10 +268,31 @@ impl McpClient {
         self.inner.session.lock().ok().and_then(|s| s.as_ref().map(|s| s.info.clone()))
     }
 
-    /// Any request; the result object (an `InputRequiredResult` is an error).
+    /// Any request; the result object. An `InputRequiredResult` (2026-07-28) is answered through
+    /// the server-request policy when the client declared the capabilities it asks for, and the
+    /// request re-sent with the answers, for at most `MAX_INPUT_ROUNDS` rounds; otherwise it is
+    /// an error (`INPUT_REQUIRED_CODE`).
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, McpError> {
         let ctx = self.ctx().await?;
-        Ok(self.inner.exchange(&ctx, method, params).await?.result)
+        let mut result = self.inner.exchange(&ctx, method, params.clone()).await?.result;
+        let mut params = params;
+        for _ in 0..protocol::MAX_INPUT_ROUNDS {
+            let Some(input) = protocol::input_required(&result) else { return Ok(result) };
+            let cfg = &self.inner.config;
+            let responses = protocol::answer_input_requests(&input, &cfg.capabilities, |m: &str, p: &Value| {
+                cfg.server_requests.answer(m, p)
+            })?;
+            self.inner.count_input_answers(responses.len());
+            params = protocol::with_input_responses(&params, responses, input.request_state);
+            result = self.inner.exchange(&ctx, method, params.clone()).await?.result;
+        }
+        match protocol::input_required(&result) {
+            None => Ok(result),
+            Some(_) => Err(protocol::input_required_error(format!(
+                "still asking after {} rounds of answers",
+                protocol::MAX_INPUT_ROUNDS
+            ))),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), McpError> {

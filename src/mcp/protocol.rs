@@ -263,17 +263,95 @@ pub fn id_matches(id: &Value, ours: i64) -> bool {
     id.as_i64() == Some(ours) || id.as_str().and_then(|s| s.parse::<i64>().ok()) == Some(ours)
 }
 
-/// Turn a response outcome into a result, rejecting `InputRequiredResult`.
+/// Turn a response outcome into a result. An `InputRequiredResult` is a result here: the client
+/// answers it ([`input_required`], [`answer_input_requests`]) or turns it into an error
+/// ([`input_required_error`]).
 pub fn into_result(outcome: Result<Value, (i64, String)>) -> Result<Value, McpError> {
-    let result = outcome.map_err(|(code, message)| McpError::JsonRpc { code, message })?;
-    match result.get("resultType").and_then(Value::as_str) {
-        Some("input_required") => Err(McpError::JsonRpc {
-            code: INPUT_REQUIRED_CODE,
-            message: "server returned input_required; the client does not answer multi-round-trip input requests"
-                .into(),
-        }),
-        _ => Ok(result),
+    outcome.map_err(|(code, message)| McpError::JsonRpc { code, message })
+}
+
+/// Bound on the rounds of one request answering `InputRequiredResult`s (the server asks, the
+/// client re-sends with the answers); a server still asking after these is an error.
+pub const MAX_INPUT_ROUNDS: usize = 4;
+
+/// What an `InputRequiredResult` (2026-07-28) asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputRequired {
+    /// Server-assigned key to request (`{"method": ..., "params": ...}`).
+    pub requests: Map<String, Value>,
+    /// Opaque state to echo verbatim on the retry.
+    pub request_state: Option<Value>,
+}
+
+/// The input requests of `result` when it is an `InputRequiredResult`; `None` when complete.
+pub fn input_required(result: &Value) -> Option<InputRequired> {
+    if result.get("resultType").and_then(Value::as_str) != Some("input_required") {
+        return None;
     }
+    Some(InputRequired {
+        requests: result.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default(),
+        request_state: result.get("requestState").cloned(),
+    })
+}
+
+/// The client capability (`roots`, `sampling`, `elicitation`) an input request needs.
+pub fn input_capability(method: &str) -> Option<&'static str> {
+    match method {
+        method::ROOTS_LIST => Some("roots"),
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        _ => None,
+    }
+}
+
+/// The error a request ends with when its input requests cannot be answered.
+pub fn input_required_error(why: impl std::fmt::Display) -> McpError {
+    McpError::JsonRpc { code: INPUT_REQUIRED_CODE, message: format!("server returned input_required: {why}") }
+}
+
+/// Answer every input request with `answer` (the session's server-request policy, which sees
+/// every request), provided the session declared the capability it needs (`declared` is the
+/// client capabilities object). An undeclared capability, an unknown method or a refused answer
+/// makes the whole request an error: a server must not ask for what the client did not declare.
+pub fn answer_input_requests(
+    input: &InputRequired,
+    declared: &Value,
+    answer: impl Fn(&str, &Value) -> Result<Value, (i64, String)>,
+) -> Result<Map<String, Value>, McpError> {
+    if input.requests.is_empty() && input.request_state.is_none() {
+        return Err(input_required_error("neither inputRequests nor requestState"));
+    }
+    let mut responses = Map::new();
+    for (key, request) in &input.requests {
+        let method = request.get("method").and_then(Value::as_str).unwrap_or_default();
+        let params = request.get("params").cloned().unwrap_or(Value::Null);
+        let outcome = answer(method, &params);
+        let capability = input_capability(method)
+            .ok_or_else(|| input_required_error(format!("unsupported input request {:?}", snippet(method, 60))))?;
+        if declared.get(capability).is_none_or(Value::is_null) {
+            return Err(input_required_error(format!("{method} although the client did not declare {capability}")));
+        }
+        let result = outcome.map_err(|(_, message)| {
+            input_required_error(format!("{method} not answered: {}", snippet(&message, 100)))
+        })?;
+        responses.insert(key.clone(), result);
+    }
+    Ok(responses)
+}
+
+/// `params` of the retried request: the original ones with `inputResponses` and the echoed
+/// `requestState`.
+pub fn with_input_responses(params: &Value, responses: Map<String, Value>, state: Option<Value>) -> Value {
+    let mut out = match params {
+        Value::Object(o) => o.clone(),
+        _ => Map::new(),
+    };
+    out.insert("inputResponses".into(), Value::Object(responses));
+    match state {
+        Some(state) => out.insert("requestState".into(), state),
+        None => out.remove("requestState"),
+    };
+    Value::Object(out)
 }
 
 /// The default policy for server-to-client requests: ping and roots/list succeed, everything
@@ -369,11 +447,58 @@ mod tests {
     }
 
     #[test]
-    fn input_required_is_an_error_complete_is_not() {
-        let e = into_result(Ok(json!({"resultType": "input_required", "inputRequests": {}}))).unwrap_err();
+    fn input_required_is_recognised_complete_is_not() {
+        let r = json!({"resultType": "input_required", "inputRequests": {"k": {"method": "roots/list"}},
+            "requestState": "s1"});
+        let input = input_required(&r).unwrap();
+        assert_eq!((input.requests.len(), input.request_state), (1, Some(json!("s1"))));
+        assert!(input_required(&json!({"resultType": "complete", "tools": []})).is_none());
+        assert!(input_required(&json!({"tools": []})).is_none());
+        assert!(into_result(Ok(r)).is_ok());
+        assert_eq!(into_result(Err((-32000, "x".into()))).unwrap_err().rpc_code(), Some(-32000));
+    }
+
+    #[test]
+    fn input_requests_are_answered_only_under_declared_capabilities() {
+        let input = input_required(&json!({"resultType": "input_required", "inputRequests": {
+            "s": {"method": "sampling/createMessage", "params": {"maxTokens": 8}},
+            "r": {"method": "roots/list"},
+        }, "requestState": {"opaque": [1]}}))
+        .unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let answer = |m: &str, p: &Value| {
+            seen.lock().unwrap().push(m.to_string());
+            match m {
+                "sampling/createMessage" => Ok(json!({"model": "m", "maxTokens": p["maxTokens"]})),
+                _ => Ok(json!({"roots": []})),
+            }
+        };
+        let both = json!({"sampling": {}, "roots": {}});
+        let responses = answer_input_requests(&input, &both, answer).unwrap();
+        assert_eq!(Value::Object(responses.clone()), json!({"s": {"model": "m", "maxTokens": 8}, "r": {"roots": []}}));
+        // The retry keeps the arguments, adds the answers and echoes the state verbatim.
+        let retry =
+            with_input_responses(&json!({"name": "t", "arguments": {"a": 1}}), responses, input.request_state.clone());
+        assert_eq!(retry["arguments"], json!({"a": 1}));
+        assert_eq!(retry["inputResponses"]["r"], json!({"roots": []}));
+        assert_eq!(retry["requestState"], json!({"opaque": [1]}));
+        let again = with_input_responses(&retry, Map::new(), None);
+        assert!(again.get("requestState").is_none(), "no stale state on a later round");
+
+        // Undeclared: an error, classified as before; the policy still saw the request.
+        seen.lock().unwrap().clear();
+        let e = answer_input_requests(&input, &json!({"roots": {}}), answer).unwrap_err();
         assert_eq!(e.rpc_code(), Some(INPUT_REQUIRED_CODE));
-        assert!(into_result(Ok(json!({"resultType": "complete", "tools": []}))).is_ok());
-        assert!(into_result(Ok(json!({"tools": []}))).is_ok());
+        assert!(e.to_string().contains("did not declare sampling"), "{e}");
+        assert_eq!(seen.lock().unwrap().as_slice(), ["roots/list", "sampling/createMessage"]);
+        // A refusal by the policy, an unknown method, nothing asked at all.
+        let refused = |_: &str, _: &Value| Err((METHOD_NOT_FOUND, "Method not found".into()));
+        assert!(answer_input_requests(&input, &both, refused).unwrap_err().to_string().contains("not answered"));
+        let ping = input_required(&json!({"resultType": "input_required", "inputRequests": {"p": {"method": "ping"}}}));
+        let e = answer_input_requests(&ping.unwrap(), &both, answer).unwrap_err();
+        assert!(e.to_string().contains("unsupported input request"), "{e}");
+        let empty = input_required(&json!({"resultType": "input_required"})).unwrap();
+        assert!(answer_input_requests(&empty, &both, answer).is_err());
     }
 
     #[test]

@@ -123,6 +123,11 @@ impl Inner {
         }
     }
 
+    /// Input requests of an `InputRequiredResult` answered (counted with the server requests).
+    pub fn count_input_answers(&self, n: usize) {
+        self.stats.server_requests_answered.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     fn first_time(&self, key: String) -> bool {
         let fresh = self.seen.lock().map(|mut s| s.insert(key)).unwrap_or(true);
         if !fresh {

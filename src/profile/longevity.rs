@@ -43,6 +43,8 @@ pub struct LongevityRun {
     pub warmup: Duration,
     /// Timeout of one target memory sample.
     pub sample_timeout: Duration,
+    /// JSON-lines file the snapshots are appended to.
+    pub snapshots: Option<std::path::PathBuf>,
 }
 
 /// One memory snapshot: a line of the JSON-lines file, and what the telemetry records.

@@ -1,4 +1,4 @@
-//! Profile parameters shared by the one-shot CLI (`run load|notify|matrix`, as flags) and the
+//! Profile parameters shared by the one-shot CLI (`run load|notify|matrix|longevity`, as flags) and the
 //! daemon's `[[profiles]]` entries (as TOML tables): one struct per profile, the same defaults,
 //! and one planning function per profile that validates them into a run.
 
@@ -9,10 +9,12 @@ use serde_json::Value;
 
 use super::engine::EngineConfig;
 use super::load::{self, OpKind};
+use super::longevity::LongevityRun;
 use super::notify::NotifyRun;
 use super::per_session::{self, MemoryProbe, MemoryUrl};
 use super::threshold::{Stat, Threshold};
 use super::{LoadRun, scope_indices};
+use crate::inspect::memory::MemorySource;
 use crate::schedule::arrival::ArrivalPlan;
 
 /// A parameter problem: `key` is the flag (`--key`) or TOML key (`profiles[i].load.key`) it is
@@ -38,10 +40,99 @@ pub struct Caps {
     pub rate_name: &'static str,
 }
 
+impl Caps {
+    /// A population of `n` sessions (the parameter `key`): at least one, within the cap.
+    pub fn check_sessions(&self, key: &'static str, n: u32) -> Result<(), ParamError> {
+        if n == 0 {
+            return refuse(key, "must be at least 1");
+        }
+        if n > self.max_sessions {
+            return refuse(
+                key,
+                format!("{n} sessions exceed the cap of {} ({})", self.max_sessions, self.sessions_name),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Default of `--max-sessions` and `heavy_profiles.max_sessions`.
 pub const DEFAULT_MAX_SESSIONS: u32 = 10_000;
 /// Default of `--max-rate` and `heavy_profiles.max_request_rate` (requests/s).
 pub const DEFAULT_MAX_RATE: f64 = 5_000.0;
+
+/// The weighted operation mix of the load and longevity profiles: flags of `run load` and
+/// `run longevity`, keys of `[profiles.load]` and `[profiles.longevity]` (flattened into both).
+/// No `deny_unknown_fields` here: serde cannot combine it with `flatten`; the enclosing spec
+/// denies unknown keys instead. Each key names itself in its errors (see [`keyed`]).
+#[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MixSpec {
+    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
+    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
+    #[arg(long)]
+    #[serde(deserialize_with = "keyed::mix")]
+    pub mix: Option<String>,
+    #[arg(long, default_value = "echo")]
+    #[serde(deserialize_with = "keyed::fast_tool")]
+    pub fast_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
+    #[serde(deserialize_with = "keyed::fast_tool_args")]
+    pub fast_tool_args: String,
+    #[arg(long, default_value = "slow")]
+    #[serde(deserialize_with = "keyed::slow_tool")]
+    pub slow_tool: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
+    #[serde(deserialize_with = "keyed::slow_tool_args")]
+    pub slow_tool_args: String,
+    #[arg(long, default_value = "canary://static/hello")]
+    #[serde(deserialize_with = "keyed::resource")]
+    pub resource: String,
+    #[arg(long, default_value = "greeting")]
+    #[serde(deserialize_with = "keyed::prompt")]
+    pub prompt: String,
+    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
+    #[serde(deserialize_with = "keyed::prompt_args")]
+    pub prompt_args: String,
+}
+
+/// Deserializers of flattened keys: serde reports an error inside a flattened table without its
+/// key, so each of these prefixes its own (`key `fast_tool`: invalid type ...`), and the config
+/// loader moves that prefix into the key path.
+pub mod keyed {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// Start of a message that names its key; the key follows, closed by "`: ".
+    pub const PREFIX: &str = "key `";
+
+    fn named<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D, key: &str) -> Result<T, D::Error> {
+        T::deserialize(d).map_err(|e| D::Error::custom(format!("{PREFIX}{key}`: {e}")))
+    }
+
+    macro_rules! keyed {
+        ($($key:ident),*) => {$(
+            pub fn $key<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+                named(d, stringify!($key))
+            }
+        )*};
+    }
+    keyed!(mix, fast_tool, fast_tool_args, slow_tool, slow_tool_args, resource, prompt, prompt_args);
+}
+
+impl Default for MixSpec {
+    fn default() -> Self {
+        Self {
+            mix: None,
+            fast_tool: "echo".into(),
+            fast_tool_args: r#"{"message":"load"}"#.into(),
+            slow_tool: "slow".into(),
+            slow_tool_args: r#"{"ms":10}"#.into(),
+            resource: "canary://static/hello".into(),
+            prompt: "greeting".into(),
+            prompt_args: r#"{"name":"load"}"#.into(),
+        }
+    }
+}
 
 /// Parameters of the load profile (`run load` flags, `[profiles.load]` keys).
 #[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -76,24 +167,10 @@ pub struct LoadSpec {
     /// rate times the request timeout, at least 4 per client, at most 100000).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
-    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
-    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
-    #[arg(long)]
-    pub mix: Option<String>,
-    #[arg(long, default_value = "echo")]
-    pub fast_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"message":"load"}"#)]
-    pub fast_tool_args: String,
-    #[arg(long, default_value = "slow")]
-    pub slow_tool: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"ms":10}"#)]
-    pub slow_tool_args: String,
-    #[arg(long, default_value = "canary://static/hello")]
-    pub resource: String,
-    #[arg(long, default_value = "greeting")]
-    pub prompt: String,
-    #[arg(long, value_name = "JSON", default_value = r#"{"name":"load"}"#)]
-    pub prompt_args: String,
+    /// The operation mix (its keys sit beside the others in `[profiles.load]`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub workload: MixSpec,
     /// Open the server-to-client stream (GET or listen) in every session.
     #[arg(long)]
     pub stream: bool,
@@ -140,14 +217,7 @@ impl Default for LoadSpec {
             ramp_down: Duration::ZERO,
             max_requests: None,
             max_in_flight: None,
-            mix: None,
-            fast_tool: "echo".into(),
-            fast_tool_args: r#"{"message":"load"}"#.into(),
-            slow_tool: "slow".into(),
-            slow_tool_args: r#"{"ms":10}"#.into(),
-            resource: "canary://static/hello".into(),
-            prompt: "greeting".into(),
-            prompt_args: r#"{"name":"load"}"#.into(),
+            workload: MixSpec::default(),
             stream: false,
             late_after: Duration::from_millis(10),
             memory_urls: Vec::new(),
@@ -263,7 +333,7 @@ fn json_object(key: &'static str, s: &str) -> Result<Value, ParamError> {
 }
 
 /// The default mix with the spec's tools, resource, prompt and weights (load and longevity).
-pub fn plan_mix(spec: &LoadSpec) -> Result<Vec<load::MixEntry>, ParamError> {
+pub fn plan_mix(spec: &MixSpec) -> Result<Vec<load::MixEntry>, ParamError> {
     let mut mix = load::default_mix();
     for entry in &mut mix {
         entry.kind = match (&entry.kind, entry.name.as_str()) {
@@ -302,9 +372,7 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
     let duration = spec.duration.or(preset.map(|p| p.duration)).unwrap_or(Duration::from_secs(60));
     let rpm = spec.rpm.or(preset.map(|p| p.rpm)).unwrap_or(60.0);
     let ramp_up = spec.ramp.or(preset.map(|p| p.ramp_up)).unwrap_or(Duration::ZERO);
-    if clients == 0 {
-        return refuse("clients", "must be at least 1");
-    }
+    o.caps.check_sessions("clients", clients)?;
     if !(rpm.is_finite() && rpm > 0.0) {
         return refuse("rpm", format!("must be a positive number, got {rpm}"));
     }
@@ -322,12 +390,6 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
             ),
         );
     }
-    if clients > o.caps.max_sessions {
-        return refuse(
-            "clients",
-            format!("{clients} sessions exceed the cap of {} ({})", o.caps.max_sessions, o.caps.sessions_name),
-        );
-    }
     let plan = ArrivalPlan { sessions: clients, rpm, duration, ramp_up, ramp_down: spec.ramp_down };
     if plan.peak_rate() > o.caps.max_rate {
         return refuse(
@@ -341,7 +403,7 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
         );
     }
 
-    let mix = plan_mix(spec)?;
+    let mix = plan_mix(&spec.workload)?;
 
     let exprs: Vec<String> = if o.thresholds.is_empty() {
         preset.map(|p| p.thresholds.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
@@ -488,17 +550,12 @@ pub const NOTIFY_DEFAULT_THRESHOLDS: [&str; 2] = ["delivery >= 99%", "p95 < 500m
 
 /// Validate notify parameters into a run.
 pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, ParamError> {
-    for (key, v) in [("sessions", spec.sessions), ("batches", spec.batches), ("broadcasts", spec.broadcasts)] {
+    for (key, v) in [("batches", spec.batches), ("broadcasts", spec.broadcasts)] {
         if v == 0 {
             return refuse(key, "must be at least 1");
         }
     }
-    if spec.sessions > o.caps.max_sessions {
-        return refuse(
-            "sessions",
-            format!("{} sessions exceed the cap of {} ({})", spec.sessions, o.caps.max_sessions, o.caps.sessions_name),
-        );
-    }
+    o.caps.check_sessions("sessions", spec.sessions)?;
     let exprs: Vec<String> = if o.thresholds.is_empty() {
         NOTIFY_DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -537,6 +594,220 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
     })
 }
 
+/// Parameters of the longevity profile (`run longevity` flags, `[profiles.longevity]` keys).
+#[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LongevitySpec {
+    /// Sessions in the steady population.
+    #[arg(long, default_value_t = 100)]
+    pub clients: u32,
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Requests per minute per session.
+    #[arg(long, default_value_t = 10.0)]
+    pub rpm: f64,
+    /// Share (0..=1) of ending sessions dropped without DELETE, as crashed or disconnected clients.
+    #[arg(long, default_value_t = 0.1)]
+    pub churn: f64,
+    /// Each session ends this long after it connected and a new one replaces it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// The target's Prometheus endpoint, e.g. http://10.0.0.5:9100/metrics.
+    #[arg(long, conflicts_with = "memory_pid")]
+    pub memory_url: Option<String>,
+    /// Metric read from the memory URL (summed over its series).
+    #[arg(long, default_value = "process_resident_memory_bytes")]
+    pub memory_metric: String,
+    /// The target's process id when it runs on this host (VmRSS from /proc/PID/status).
+    #[arg(long)]
+    pub memory_pid: Option<u32>,
+    /// Time between memory snapshots.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1m")]
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
+    /// Sliding window of the least-squares memory slope.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    #[serde(with = "humantime_serde")]
+    pub slope_window: Duration,
+    /// Leave the snapshots of this first stretch out of growth and slope (they are still
+    /// exported and written): a freshly started target warms up its allocator and caches.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    /// Append one JSON line per snapshot to this file (the daemon's default: beside the run's
+    /// report in the results directory).
+    #[arg(long)]
+    pub snapshots: Option<std::path::PathBuf>,
+    /// The operation mix (its keys sit beside the others in `[profiles.longevity]`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub workload: MixSpec,
+}
+
+impl Default for LongevitySpec {
+    fn default() -> Self {
+        Self {
+            clients: 100,
+            duration: Duration::from_secs(24 * 3600),
+            rpm: 10.0,
+            churn: 0.1,
+            session_lifetime: Duration::from_secs(300),
+            memory_url: None,
+            memory_metric: "process_resident_memory_bytes".into(),
+            memory_pid: None,
+            snapshot_interval: Duration::from_secs(60),
+            slope_window: Duration::from_secs(3600),
+            warmup: Duration::ZERO,
+            snapshots: None,
+            workload: MixSpec::default(),
+        }
+    }
+}
+
+/// Threshold of a longevity run with a target memory source when none is given (DESIGN.md section 2).
+pub const LONGEVITY_DEFAULT_THRESHOLDS: [&str; 1] = ["memory_growth < 50%"];
+
+/// Where a longevity run reads the target's memory; `None` samples only this process.
+fn memory_source(spec: &LongevitySpec) -> Result<Option<MemorySource>, ParamError> {
+    match (&spec.memory_url, spec.memory_pid) {
+        (Some(_), Some(_)) => refuse("memory_pid", "cannot be used with memory_url (one source of target memory)"),
+        (Some(u), None) => {
+            let url =
+                url::Url::parse(u).map_err(|e| ParamError { key: "memory_url", message: format!("{u:?}: {e}") })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return refuse("memory_url", format!("must be http or https, got {}", url.scheme()));
+            }
+            let m = &spec.memory_metric;
+            if m.is_empty() || !m.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':') {
+                return refuse("memory_metric", format!("{m:?} is not a metric name"));
+            }
+            Ok(Some(MemorySource::Prometheus { url, metric: m.clone() }))
+        }
+        (None, Some(pid)) => Ok(Some(MemorySource::Proc { pid })),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Validate longevity parameters into a run.
+pub fn plan_longevity(spec: &LongevitySpec, o: &RunOptions<'_>) -> Result<LongevityRun, ParamError> {
+    o.caps.check_sessions("clients", spec.clients)?;
+    if !(spec.rpm.is_finite() && spec.rpm > 0.0) {
+        return refuse("rpm", format!("must be a positive number, got {}", spec.rpm));
+    }
+    for (key, d) in [
+        ("duration", spec.duration),
+        ("session_lifetime", spec.session_lifetime),
+        ("snapshot_interval", spec.snapshot_interval),
+    ] {
+        if d.is_zero() {
+            return refuse(key, "must be positive");
+        }
+    }
+    if !(0.0..=1.0).contains(&spec.churn) {
+        return refuse("churn", format!("must be within 0..=1, got {}", spec.churn));
+    }
+    let fmt = humantime::format_duration;
+    if spec.slope_window < spec.snapshot_interval * 2 {
+        return refuse(
+            "slope_window",
+            format!(
+                "{} must hold at least two snapshots (snapshot interval {})",
+                fmt(spec.slope_window),
+                fmt(spec.snapshot_interval)
+            ),
+        );
+    }
+    if spec.warmup >= spec.duration {
+        return refuse(
+            "warmup",
+            format!("{} leaves nothing of the duration {} to measure", fmt(spec.warmup), fmt(spec.duration)),
+        );
+    }
+    let plan = ArrivalPlan {
+        sessions: spec.clients,
+        rpm: spec.rpm,
+        duration: spec.duration,
+        ramp_up: Duration::ZERO,
+        ramp_down: Duration::ZERO,
+    };
+    if plan.peak_rate() > o.caps.max_rate {
+        return refuse(
+            "rpm",
+            format!(
+                "{} clients x {} rpm = {:.1} requests/s exceed the cap of {} ({})",
+                spec.clients,
+                spec.rpm,
+                plan.peak_rate(),
+                o.caps.max_rate,
+                o.caps.rate_name
+            ),
+        );
+    }
+    let memory = memory_source(spec)?;
+    let mix = plan_mix(&spec.workload)?;
+    let exprs: Vec<String> = match (o.thresholds.is_empty(), &memory) {
+        (false, _) => o.thresholds.to_vec(),
+        (true, Some(_)) => LONGEVITY_DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect(),
+        (true, None) => Vec::new(),
+    };
+    let mut thresholds = Vec::new();
+    for e in &exprs {
+        let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
+        if t.stat == Stat::Delivery {
+            return refuse("thresholds", format!("{e:?}: delivery applies to the notify profile only"));
+        }
+        if t.stat.is_chaos() {
+            return refuse("thresholds", format!("{e:?}: {} applies to the chaos profile only", t.stat_name()));
+        }
+        if t.stat.is_memory() {
+            if t.scope.is_some() {
+                return refuse("thresholds", format!("{e:?}: memory thresholds take no operation scope"));
+            }
+            if memory.is_none() {
+                return refuse(
+                    "thresholds",
+                    format!("{e:?}: memory thresholds need a source of the target's memory (a memory URL or PID)"),
+                );
+            }
+        } else {
+            scope_indices(&mix, t.scope.as_deref()).map_err(|message| ParamError { key: "thresholds", message })?;
+        }
+        thresholds.push(t);
+    }
+    let default_in_flight = (plan.peak_rate() * o.timeout.as_secs_f64()).ceil() as usize;
+    Ok(LongevityRun {
+        profile: o.profile.into(),
+        target: o.target.into(),
+        engine: EngineConfig {
+            replicas: None,
+            // Churn decides how sessions end; the ones alive at the end get their DELETE.
+            delete_sessions: true,
+            opened: None,
+            plan,
+            max_requests: None,
+            max_in_flight: default_in_flight.max(spec.clients as usize * 4).clamp(1, 100_000),
+            late_after: Duration::from_millis(10),
+            open_stream: false,
+            drain: o.timeout,
+            seed: 0x6d63_705f_6c6f_6e67,
+            session_lifetime: Some(spec.session_lifetime),
+            unclean_share: spec.churn,
+        },
+        mix,
+        thresholds,
+        abort_on_fail: o.abort_on_fail,
+        tick: o.tick,
+        memory,
+        snapshot_interval: spec.snapshot_interval,
+        slope_window: spec.slope_window,
+        warmup: spec.warmup,
+        sample_timeout: spec.snapshot_interval.min(o.timeout),
+        snapshots: spec.snapshots.clone(),
+    })
+}
+
 /// Validate matrix parameters: the tool to call in every cell, if one is named.
 pub fn plan_matrix_tool(spec: &MatrixSpec) -> Result<Option<(String, Value)>, ParamError> {
     if spec.concurrency == 0 || spec.concurrency > 64 {
@@ -563,8 +834,22 @@ mod tests {
     #[test]
     fn flag_defaults_equal_config_defaults() {
         assert_eq!(Flags::<LoadSpec>::try_parse_from(["x"]).unwrap().spec, LoadSpec::default());
+        assert_eq!(Flags::<MixSpec>::try_parse_from(["x"]).unwrap().spec, MixSpec::default());
         assert_eq!(Flags::<NotifySpec>::try_parse_from(["x"]).unwrap().spec, NotifySpec::default());
         assert_eq!(Flags::<MatrixSpec>::try_parse_from(["x"]).unwrap().spec, MatrixSpec::default());
+        assert_eq!(Flags::<LongevitySpec>::try_parse_from(["x"]).unwrap().spec, LongevitySpec::default());
+    }
+
+    #[test]
+    fn mix_keys_sit_beside_the_load_keys_and_unknown_keys_are_refused() {
+        let spec: LoadSpec = toml::from_str("clients = 3\nfast_tool = \"ping\"\nmix = \"fast_tool=1\"").unwrap();
+        assert_eq!((spec.clients, spec.workload.fast_tool.as_str()), (Some(3), "ping"));
+        assert_eq!(spec.workload.mix.as_deref(), Some("fast_tool=1"));
+        assert_eq!(spec.workload.slow_tool, "slow");
+        let e = toml::from_str::<LoadSpec>("fast_tol = \"ping\"").unwrap_err().to_string();
+        assert!(e.contains("unknown field `fast_tol`"), "{e}");
+        let e = toml::from_str::<LoadSpec>("fast_tool = 3").unwrap_err().to_string();
+        assert!(e.contains("key `fast_tool`: invalid type"), "{e}");
     }
 
     fn options(thresholds: &[String]) -> RunOptions<'_> {

@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chaos;
 use crate::config::{HeavyLimits, ProfileConfig, ProfilePlan, ScheduledRun};
-use crate::profile::{self, Hooks, Progress, matrix};
+use crate::profile::{self, Hooks, Progress, longevity, matrix};
 use crate::telemetry::chaos::ChaosMetrics;
 use crate::telemetry::load::RunMetrics;
+use crate::telemetry::longevity::LongevityMetrics;
 use crate::telemetry::scheduled::{self as events, SkipReason, Verdict};
 
 /// Longest single sleep before the wall clock is read again.
@@ -207,6 +208,36 @@ async fn execute(profile: String, run: ScheduledRun, shared: Arc<Shared>, cancel
             crate::telemetry::matrix::finished(&report, &profile);
             (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
         }
+        ProfilePlan::Longevity(plan) => {
+            let operations: Vec<String> = plan.mix.iter().map(|e| e.name.clone()).collect();
+            let metrics = RunMetrics::start(&target, &profile, &operations, started);
+            let memory = Arc::new(LongevityMetrics::start(&target, &profile, plan.memory.is_some()));
+            // Without a file of its own, a run writes its snapshots beside its report.
+            let path = plan
+                .snapshots
+                .clone()
+                .unwrap_or_else(|| run_file(&shared.results_dir, &profile, &target, started, "snapshots.jsonl"));
+            let snapshots = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+                .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&path))
+                .map_err(|error| {
+                    tracing::warn!(target_name = %target, profile, path = %path.display(), error = %error,
+                        "Snapshots file not opened; the run goes on without it");
+                })
+                .ok();
+            let report = longevity::run_longevity(
+                *plan,
+                run.client,
+                http,
+                metrics.clone(),
+                memory,
+                snapshots,
+                hooks(&metrics),
+                cancel.clone(),
+            )
+            .await;
+            metrics.finished(&report);
+            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
+        }
         ProfilePlan::Chaos(plan) => {
             let names: Vec<String> = plan.scenarios.iter().map(|s| s.name.clone()).collect();
             let metrics = ChaosMetrics::start(&target, &profile, &plan.operations(), &names, started);
@@ -233,6 +264,11 @@ fn verdict_of(passed: bool, cancel: &CancellationToken) -> Verdict {
     }
 }
 
+/// `<dir>/<profile>-<target>-<start ms>.<ext>`: a run's files.
+fn run_file(dir: &Path, profile: &str, target: &str, started: f64, ext: &str) -> PathBuf {
+    dir.join(format!("{profile}-{target}-{}.{ext}", (started * 1000.0) as u64))
+}
+
 /// `<dir>/<profile>-<target>-<start ms>.json`.
 fn write_report(
     dir: &Path,
@@ -242,7 +278,7 @@ fn write_report(
     report: &serde_json::Value,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{profile}-{target}-{}.json", (started * 1000.0) as u64));
+    let path = run_file(dir, profile, target, started, "json");
     let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     std::fs::write(&path, text)?;
     Ok(path)

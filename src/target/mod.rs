@@ -2,6 +2,7 @@
 //! serves both the 2026-07-28 stateless revision and the 2025 session revisions on `/mcp`,
 //! with fault knobs (`/admin/knobs`) and its own `/metrics`.
 
+mod asks;
 mod distributed;
 mod knobs;
 mod metrics;

@@ -140,6 +140,9 @@ fn tools() -> Vec<Tool> {
         Tool::new("progress", "Sends notifications/progress for each step when a progressToken is given.", empty())
             .with_input_schema::<ProgressArgs>(),
     ]
+    .into_iter()
+    .chain(super::asks::tools())
+    .collect()
 }
 
 fn parse<T: serde::de::DeserializeOwned>(tool: &str, arguments: Option<JsonObject>) -> Result<T, McpError> {
@@ -298,7 +301,10 @@ impl ServerHandler for CanaryServer {
                 .build(),
         )
         .with_server_info(Implementation::new("mcp-canary-target", env!("CARGO_PKG_VERSION")))
-        .with_instructions("Reference MCP server of mcp-canary: tools echo, slow, fail, notify, broadcast, progress.")
+        .with_instructions(
+            "Reference MCP server of mcp-canary: tools echo, slow, fail, notify, broadcast, progress, and \
+             get-roots-list, trigger-sampling-request, trigger-elicitation-request (client capabilities).",
+        )
     }
 
     async fn initialize(
@@ -341,6 +347,9 @@ impl ServerHandler for CanaryServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if let Some(answer) = super::asks::call(&request, &context).await {
+            return answer;
+        }
         let arguments = request.arguments;
         match request.name.as_ref() {
             "echo" => self.echo(arguments).await,
@@ -485,7 +494,20 @@ mod tests {
     fn tool_schemas_name_their_arguments() {
         let tools = tools();
         let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
-        assert_eq!(names, ["echo", "slow", "fail", "notify", "broadcast", "progress"]);
+        assert_eq!(
+            names,
+            [
+                "echo",
+                "slow",
+                "fail",
+                "notify",
+                "broadcast",
+                "progress",
+                "get-roots-list",
+                "trigger-sampling-request",
+                "trigger-elicitation-request"
+            ]
+        );
         let echo = &tools[0];
         assert_eq!(echo.input_schema.get("required"), Some(&serde_json::json!(["message"])));
     }

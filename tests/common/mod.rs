@@ -134,6 +134,29 @@ pub async fn start_daemon(name: &str, config: &str, envs: &[(&str, &str)]) -> (P
     (proc, dir, url)
 }
 
+/// A daemon config with one reference target `ref` that allows heavy profiles (timeout 2 s),
+/// caps of 50 sessions and 100 requests/s, reports in `results`, and `profiles` appended.
+pub fn heavy_config(mcp_url: &str, results: &std::path::Path, profiles: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "5s"
+[[targets]]
+name = "ref"
+url = "{mcp_url}"
+interval = "30s"
+timeout = "2s"
+allow_heavy = true
+[heavy_profiles]
+max_sessions = 50
+max_request_rate = 100.0
+results_dir = "{}"
+{profiles}"#,
+        results.display()
+    )
+}
+
 /// A loopback port that was free a moment ago (for servers that only take a port number).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
