@@ -85,7 +85,8 @@ pub struct Inner {
 }
 
 impl Inner {
-    pub fn new(config: ClientConfig, http: reqwest::Client) -> Self {
+    /// `own_connections`: plain-http requests go over the client's own connections (`lean`).
+    pub fn new(config: ClientConfig, http: reqwest::Client, own_connections: bool) -> Self {
         let transport = Transport::new(
             http,
             config.url.clone(),
@@ -94,6 +95,7 @@ impl Inner {
             config.request_timeout,
         )
         .with_accept(config.accept.header());
+        let transport = if own_connections { transport.with_own_connections() } else { transport };
         let meta = protocol::stateless_meta(&config.capabilities, &config.client_name, &config.client_version);
         Self {
             config,

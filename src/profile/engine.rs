@@ -253,7 +253,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
 /// Connect a new session of the population; `None` when the run was cancelled meanwhile.
 /// A failed connect is recorded and the session still joins: each slot's request reconnects.
 async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
-    let client = Arc::new(McpClient::new(s.client.clone(), s.http.clone()));
+    let client = Arc::new(McpClient::with_own_connections(s.client.clone(), s.http.clone()));
     if let Some(tagging) = &s.cfg.replicas {
         tagging.watch(&client);
     }

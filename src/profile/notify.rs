@@ -311,7 +311,7 @@ struct Ctx {
 
 /// One session: connect, open the stream, record every broadcast until stopped.
 async fn session(index: usize, ctx: Arc<Ctx>) {
-    let client = McpClient::new(ctx.client.clone(), ctx.http.clone());
+    let client = McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone());
     if let Some(tagging) = &ctx.run.replicas {
         tagging.watch(&client);
     }
@@ -373,7 +373,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
-    let trigger = McpClient::new(ctx.client.clone(), ctx.http.clone());
+    let trigger = McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone());
     if let Err(e) = trigger.connect().await {
         tracing::warn!(error = %e, "Trigger session not connected; every broadcast will fail");
     }
