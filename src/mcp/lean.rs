@@ -26,6 +26,15 @@ pub const STREAM_READ_BUFFER: usize = 2048;
 /// Proxy variables reqwest honours; with any of them set, requests go through reqwest.
 const PROXY_VARS: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
 
+/// Whether clients of `url` with their own connections use this transport: plain http without
+/// credentials in the URL, and no proxy variable in the environment.
+pub fn applies(url: &url::Url) -> bool {
+    url.scheme() == "http"
+        && url.username().is_empty()
+        && url.password().is_none()
+        && !PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
 /// One client's plain-http endpoint and the connections it keeps.
 pub struct Lean {
     /// `host:port` to connect to.
@@ -46,10 +55,7 @@ impl std::fmt::Debug for Lean {
 impl Lean {
     /// `None` when the endpoint needs what only reqwest does (TLS, credentials in the URL, a proxy).
     pub fn new(url: &url::Url, headers: &HeaderMap) -> Option<Self> {
-        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
-            return None;
-        }
-        if PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())) {
+        if !applies(url) {
             return None;
         }
         let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
@@ -96,6 +102,11 @@ impl Lean {
             req
         };
         if held {
+            // A session holding a stream seldom posts: its idle connections (each with buffers and
+            // a socket) are let go; a later POST opens a new one.
+            if let Ok(mut kept) = self.kept.lock() {
+                kept.clear();
+            }
             let mut sender = self.connect(Some(STREAM_READ_BUFFER)).await?;
             return match sender.send_request(request(headers.clone(), body.clone())).await {
                 Err(e) if e.is_parse_too_large() => {
