@@ -19,8 +19,8 @@ use std::sync::Mutex;
 /// has in flight. A request finding none free opens one more and drops it afterwards.
 pub const KEPT_CONNECTIONS: usize = 4;
 
-/// Read buffer of a held stream's connection (hyper's default starts at 8 KB and may grow to
-/// 400 KB). The response head must fit in it; a larger head is retried on a default connection.
+/// Read buffer of a held stream's fresh connection (hyper's default starts at 8 KB and may grow
+/// to 400 KB). The response head must fit in it; a larger head is retried on a default connection.
 pub const STREAM_READ_BUFFER: usize = 2048;
 
 /// Proxy variables reqwest honours; with any of them set, requests go through reqwest.
@@ -102,10 +102,20 @@ impl Lean {
             req
         };
         if held {
-            // A session holding a stream seldom posts: its idle connections (each with buffers and
-            // a socket) are let go; a later POST opens a new one.
+            // The stream takes over a connection the client already has (a notify session's
+            // handshake connection): one socket and one set of buffers per session instead of two
+            // during the ramp. The client's other idle connections are let go: a session holding a
+            // stream seldom posts, and a later POST opens a new one.
+            let reused = self.take_ready();
             if let Ok(mut kept) = self.kept.lock() {
                 kept.clear();
+            }
+            if let Some(mut sender) = reused {
+                match sender.try_send_request(request(headers.clone(), body.clone())).await {
+                    Ok(resp) => return Ok(resp),
+                    Err(e) if e.message().is_none() => return Err(reset(e.into_error())),
+                    Err(_) => {} // closed before the request went out: a fresh connection below
+                }
             }
             let mut sender = self.connect(Some(STREAM_READ_BUFFER)).await?;
             return match sender.send_request(request(headers.clone(), body.clone())).await {

@@ -308,7 +308,10 @@ pub async fn run_background(
             match next {
                 Some(Ok(frame)) => {
                     note_frame(&frame, &mut last_event_id, &mut retry);
-                    let _ = inner.handle_frame(&ctx, frame, None, via).await;
+                    // Boxed here and for the reconnect below: this task lives as long as the
+                    // stream, and these rare paths (answering a server request, a new GET) would
+                    // otherwise size every held stream's task.
+                    let _ = Box::pin(inner.handle_frame(&ctx, frame, None, via)).await;
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "Background stream failed");
@@ -334,7 +337,7 @@ pub async fn run_background(
             let headers = ctx.headers(None, &Value::Null);
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = tokio::time::timeout(inner.config.request_timeout, inner.transport.get(&headers, last_event_id.as_deref())) => r,
+                r = tokio::time::timeout(inner.config.request_timeout, Box::pin(inner.transport.get(&headers, last_event_id.as_deref()))) => r,
             };
             match attempt {
                 Ok(Ok(Some(s))) => {

@@ -317,9 +317,11 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
     }
     // Subscribe before the stream opens so nothing it carries is missed.
     let mut rx = client.notifications();
+    // Boxed, as is the close below: the task lives for the whole hold, and inlined these futures
+    // (the handshake down to the connection setup) made every session's task about 5 KB.
     let opened = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        r = async { client.connect().await?; client.open_stream().await } => Some(r),
+        r = Box::pin(async { client.connect().await?; client.open_stream().await }) => Some(r),
     };
     ctx.tracker.settled.fetch_add(1, Ordering::Relaxed);
     match opened {
@@ -358,7 +360,7 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), Box::pin(client.close())).await;
 }
 
 /// Trigger every batch, then wait for stragglers; stops early when `cancel` fires.
