@@ -193,8 +193,7 @@ fn spawn_lane<W: Workload>(
             tasks.close();
             tasks.wait().await;
         };
-        // IO and timers only: without the signal and process drivers a lane's park does less.
-        match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt.block_on(sessions),
             Err(e) => {
                 tracing::warn!(error = %e, "Load lane runtime not built; its sessions run on the shared runtime");
