@@ -23,6 +23,9 @@ pub const KEPT_CONNECTIONS: usize = 4;
 /// to 400 KB). The response head must fit in it; a larger head is retried on a default connection.
 pub const STREAM_READ_BUFFER: usize = 2048;
 
+/// TCP keepalive idle time and probe interval (reqwest's default).
+const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Proxy variables reqwest honours; with any of them set, requests go through reqwest.
 const PROXY_VARS: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
 
@@ -169,7 +172,12 @@ impl Lean {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
             .await
             .map_err(|e| McpError::Connect(snippet(&format!("connect {}: {e}", self.addr), 200)))?;
+        // As reqwest's defaults: no Nagle delay, and TCP keepalive so a held stream to a peer that
+        // vanished without a FIN ends instead of waiting forever.
         let _ = tcp.set_nodelay(true);
+        let keepalive =
+            socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE).with_interval(TCP_KEEPALIVE).with_retries(3);
+        let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
         let mut builder = Builder::new();
         if read_buffer.is_some() {
             builder.read_buf_exact_size(read_buffer);
