@@ -88,8 +88,9 @@ impl Lean {
         self.base.clone()
     }
 
-    /// Send one request. `held` requests (long-lived streams) get a connection of their own with
-    /// a small read buffer, closed when the body is dropped.
+    /// Send one request. A `held` request (a long-lived stream) takes over an idle connection of
+    /// the client or gets a new one with a small read buffer; either is never reused afterwards
+    /// and closes when the body is dropped.
     pub async fn send(
         &self,
         method: Method,
@@ -129,21 +130,22 @@ impl Lean {
                 other => other.map_err(reset),
             };
         }
-        let mut req = request(headers, body);
         let reused = self.take_ready();
         let fresh = reused.is_none();
         let mut sender = match reused {
             Some(s) => s,
             None => self.connect(None).await?,
         };
-        let resp = match sender.try_send_request(req).await {
+        let resp = match sender.try_send_request(request(headers, body)).await {
             Ok(resp) => resp,
             // A kept connection the server closed before the request went out: once more, fresh.
-            Err(mut e) if !fresh && e.message().is_some() => {
-                req = e.take_message().unwrap_or_else(|| request(HeaderMap::new(), Bytes::new()));
-                sender = self.connect(None).await?;
-                sender.send_request(req).await.map_err(reset)?
-            }
+            Err(mut e) if !fresh => match e.take_message() {
+                Some(req) => {
+                    sender = self.connect(None).await?;
+                    sender.send_request(req).await.map_err(reset)?
+                }
+                None => return Err(reset(e.into_error())),
+            },
             Err(e) => return Err(reset(e.into_error())),
         };
         self.keep(sender);
