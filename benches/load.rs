@@ -5,7 +5,8 @@
 //! rate, same tool; the SDK from `scripts/install-test-servers.sh`).
 //!
 //! `cargo bench --bench load` (BENCH_LOAD_SECS, default 20; BENCH_LOAD_CLIENTS, default 50;
-//! BENCH_LOAD_RPM per client, default 1200). Client CPU comes from the shell's `times` builtin
+//! BENCH_LOAD_RPM per client, default 1200; BENCH_BASELINE_BIN, an earlier `mcp-canary` binary
+//! measured first in the same run). Client CPU comes from the shell's `times` builtin
 //! (user + system of the waited child), so both tools are measured the same way.
 
 mod support;
@@ -69,21 +70,13 @@ fn ts_sdk(url: &str, clients: u64, rpm: u64, secs: u64, canary_per_k: f64) {
     println!("ratio TypeScript SDK / mcp-canary: {:.1}x", per_k / canary_per_k);
 }
 
-fn main() {
-    // `cargo test --benches` passes --bench-less args; keep that pass short.
-    let smoke = !std::env::args().any(|a| a == "--bench");
-    let secs = if smoke { 2 } else { env_or("BENCH_LOAD_SECS", 20) };
-    let clients = env_or("BENCH_LOAD_CLIENTS", if smoke { 5 } else { 50 });
-    let rpm = env_or("BENCH_LOAD_RPM", 1200);
-    let (_target, url) = start_target();
-    let dir = std::env::temp_dir().join(format!("mcp-canary-bench-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// One `run load` of `bin`; prints its cost and returns CPU seconds per 1,000 calls.
+fn canary(bin: &str, label: &str, url: &str, clients: u64, rpm: u64, secs: u64, dir: &std::path::Path) -> f64 {
     let report = dir.join("report.json");
     let mix = "fast_tool=1,slow_tool=0,resource_read=0,prompt_get=0,tools_list=0,resources_list=0,prompts_list=0";
     let cmd = format!(
-        "RUST_LOG=warn {} run load --target {url} --clients {clients} --rpm {rpm} --duration {secs}s --mix {mix} \
+        "RUST_LOG=warn {bin} run load --target {url} --clients {clients} --rpm {rpm} --duration {secs}s --mix {mix} \
          --progress 1h --report {} >/dev/null",
-        env!("CARGO_BIN_EXE_mcp-canary"),
         report.display()
     );
     let (_, canary_cpu) = timed(&cmd);
@@ -93,10 +86,26 @@ fn main() {
     let p99 = r["total"]["latency"]["p99_ms"].as_f64().unwrap();
     let canary_per_k = canary_cpu / calls * 1000.0;
     println!(
-        "mcp-canary run load: {calls} tools/call ({errors} errors) in {secs}s, {clients} sessions x {rpm} rpm, \
+        "{label} run load: {calls} tools/call ({errors} errors) in {secs}s, {clients} sessions x {rpm} rpm, \
          p99 {p99:.2} ms; client CPU {canary_cpu:.2}s = {canary_per_k:.3} CPU-s per 1,000 calls"
     );
+    canary_per_k
+}
 
+fn main() {
+    // `cargo test --benches` passes --bench-less args; keep that pass short.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let secs = if smoke { 2 } else { env_or("BENCH_LOAD_SECS", 20) };
+    let clients = env_or("BENCH_LOAD_CLIENTS", if smoke { 5 } else { 50 });
+    let rpm = env_or("BENCH_LOAD_RPM", 1200);
+    let (_target, url) = start_target();
+    let dir = std::env::temp_dir().join(format!("mcp-canary-bench-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // An earlier build of the binary, measured in the same run for a before/after pair.
+    if let Ok(baseline) = std::env::var("BENCH_BASELINE_BIN") {
+        canary(&baseline, "baseline", &url, clients, rpm, secs, &dir);
+    }
+    let canary_per_k = canary(env!("CARGO_BIN_EXE_mcp-canary"), "mcp-canary", &url, clients, rpm, secs, &dir);
     ts_sdk(&url, clients, rpm, secs, canary_per_k);
 
     let lua = dir.join("tools_call.lua");

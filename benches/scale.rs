@@ -50,9 +50,17 @@ struct Run {
 }
 
 /// Run `run notify` with `sessions` sessions and sample it until it exits.
-fn notify(url: &str, target_pid: u32, sessions: u64, batches: u64, interval: Duration, dir: &std::path::Path) -> Run {
+fn notify(
+    bin: &str,
+    url: &str,
+    target_pid: u32,
+    sessions: u64,
+    batches: u64,
+    interval: Duration,
+    dir: &std::path::Path,
+) -> Run {
     let report = dir.join(format!("notify-{sessions}.json"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-canary"))
+    let mut child = Command::new(bin)
         .args(["run", "notify", "--target", url, "--broadcasts", "1", "--progress", "1s", "--timeout", "60s"])
         .args(["--connect-timeout", "300s", "--settle", "10s", "--results-dir"])
         .arg(dir)
@@ -106,28 +114,25 @@ fn notify(url: &str, target_pid: u32, sessions: u64, batches: u64, interval: Dur
     Run { report, peak_rss, ramp_secs: ramp_secs.unwrap_or(f64::NAN), ramp_cpu, total_cpu, target_rss }
 }
 
-fn main() {
-    // `cargo test --benches` passes --bench-less args; keep that pass short.
-    let smoke = !std::env::args().any(|a| a == "--bench");
-    let sessions = env_or("BENCH_SCALE_SESSIONS", if smoke { 50 } else { 10_000 }).max(2);
-    let secs = env_or("BENCH_SCALE_SECS", if smoke { 2 } else { 600 }).max(1);
-    let batches = env_or("BENCH_SCALE_BATCHES", if smoke { 2 } else { 10 }).max(1);
-    // The first batch goes out once every session is ready, the last one `secs` later.
-    let interval = Duration::from_secs(secs) / (batches.max(2) - 1) as u32;
-    // Sessions must outlive the hold; keep-alive comments every 15 s as in production.
-    let (target, url) =
-        support::spawn(&["target", "--listen", "127.0.0.1:0", "--session-idle-timeout", "2h"], "listening on ");
-    let target_pid = target.0.id();
-    let target_idle = rss(target_pid).unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("mcp-canary-bench-scale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-
-    let one = notify(&url, target_pid, 1, 2, Duration::from_millis(1500), &dir);
+/// The 1-session and the N-session run of `bin`; prints the figures, returns the notify report.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    bin: &str,
+    url: &str,
+    target_pid: u32,
+    target_idle: u64,
+    sessions: u64,
+    secs: u64,
+    batches: u64,
+    interval: Duration,
+    dir: &std::path::Path,
+) -> serde_json::Value {
+    let one = notify(bin, url, target_pid, 1, 2, Duration::from_millis(1500), dir);
     println!(
         "{sessions} sessions holding GET streams for {secs}s, {batches} broadcasts {:.0}s apart",
         interval.as_secs_f64()
     );
-    let run = notify(&url, target_pid, sessions, batches, interval, &dir);
+    let run = notify(bin, url, target_pid, sessions, batches, interval, dir);
     let n = &run.report["notify"];
     let per_session = (run.peak_rss.saturating_sub(one.peak_rss)) as f64 / (sessions - 1) as f64;
     let target_per_session = run.target_rss.saturating_sub(target_idle) as f64 / sessions as f64;
@@ -164,6 +169,42 @@ fn main() {
         target_idle as f64 / 1e6,
         run.target_rss as f64 / 1e6,
         target_per_session / 1024.0
+    );
+    run.report["notify"].clone()
+}
+
+fn main() {
+    // `cargo test --benches` passes --bench-less args; keep that pass short.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let sessions = env_or("BENCH_SCALE_SESSIONS", if smoke { 50 } else { 10_000 }).max(2);
+    let secs = env_or("BENCH_SCALE_SECS", if smoke { 2 } else { 600 }).max(1);
+    let batches = env_or("BENCH_SCALE_BATCHES", if smoke { 2 } else { 10 }).max(1);
+    // The first batch goes out once every session is ready, the last one `secs` later.
+    let interval = Duration::from_secs(secs) / (batches.max(2) - 1) as u32;
+    // Sessions must outlive the hold; keep-alive comments every 15 s as in production.
+    let (target, url) =
+        support::spawn(&["target", "--listen", "127.0.0.1:0", "--session-idle-timeout", "2h"], "listening on ");
+    let target_pid = target.0.id();
+    let target_idle = rss(target_pid).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("mcp-canary-bench-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // An earlier build of the binary, measured first in the same run for a before/after pair.
+    if let Ok(baseline) = std::env::var("BENCH_BASELINE_BIN") {
+        println!("baseline {baseline}:");
+        measure(&baseline, &url, target_pid, target_idle, sessions, secs, batches, interval, &dir);
+        println!("this build:");
+    }
+    let n = measure(
+        env!("CARGO_BIN_EXE_mcp-canary"),
+        &url,
+        target_pid,
+        target_idle,
+        sessions,
+        secs,
+        batches,
+        interval,
+        &dir,
     );
     let ready = n["sessions_ready"].as_u64().unwrap_or(0);
     assert_eq!(ready, sessions, "every session holds its stream");

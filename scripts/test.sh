@@ -40,3 +40,8 @@ cargo clippy --all-targets --locked -- -D warnings
 
 log "Tests"
 cargo test --all-targets --locked --no-fail-fast -- --test-threads "${TEST_THREADS:-2}"
+
+log "MCP client tests again over the lean transport profile sessions use (src/mcp/lean.rs)"
+client_tests=$(for f in tests/mcp_client_*.rs; do f=${f#tests/}; printf -- '--test %s ' "${f%.rs}"; done)
+# shellcheck disable=SC2086
+MCP_CANARY_TEST_OWN_CONNECTIONS=1 cargo test --locked $client_tests -- --test-threads "${TEST_THREADS:-2}"

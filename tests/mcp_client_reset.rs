@@ -31,7 +31,12 @@ async fn closed_mid_body_is_reset() {
         accept: Default::default(),
         server_requests: Default::default(),
     };
-    let client = McpClient::new(cfg, reqwest::Client::new());
-    let e = client.connect().await.unwrap_err();
-    assert_eq!(e.error_type(), ErrorType::Reset, "{e}");
+    // The shared reqwest path and the lean one profile sessions use classify it alike.
+    let shared = McpClient::new(cfg.clone(), reqwest::Client::new());
+    let own = McpClient::with_own_connections(cfg, reqwest::Client::new());
+    assert!(own.owns_connections());
+    for client in [shared, own] {
+        let e = client.connect().await.unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::Reset, "{e}");
+    }
 }

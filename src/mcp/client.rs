@@ -189,8 +189,21 @@ impl Drop for McpClient {
 }
 
 impl McpClient {
+    /// A client whose requests go through the shared `http` client (connection pool, proxies, TLS).
     pub fn new(config: ClientConfig, http: reqwest::Client) -> Self {
-        Self { inner: Arc::new(Inner::new(config, http)) }
+        Self { inner: Arc::new(Inner::new(config, http, false)) }
+    }
+
+    /// A client that owns its connections to a plain-http endpoint (`mcp::lean`: cheaper per
+    /// request and per held stream, no proxy); https endpoints and URLs with credentials, or any
+    /// proxy variable in the environment, fall back to `http`. Used by the load-generating profiles.
+    pub fn with_own_connections(config: ClientConfig, http: reqwest::Client) -> Self {
+        Self { inner: Arc::new(Inner::new(config, http, true)) }
+    }
+
+    /// Whether requests go over the client's own connections.
+    pub fn owns_connections(&self) -> bool {
+        self.inner.transport.owns_connections()
     }
 
     /// Negotiate a connection (a new session when called again, e.g. after `SessionExpired`).

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod lean;
 pub mod protocol;
 pub mod session;
 pub mod sse;

@@ -85,7 +85,8 @@ pub struct Inner {
 }
 
 impl Inner {
-    pub fn new(config: ClientConfig, http: reqwest::Client) -> Self {
+    /// `own_connections`: plain-http requests go over the client's own connections (`lean`).
+    pub fn new(config: ClientConfig, http: reqwest::Client, own_connections: bool) -> Self {
         let transport = Transport::new(
             http,
             config.url.clone(),
@@ -94,6 +95,7 @@ impl Inner {
             config.request_timeout,
         )
         .with_accept(config.accept.header());
+        let transport = if own_connections { transport.with_own_connections() } else { transport };
         let meta = protocol::stateless_meta(&config.capabilities, &config.client_name, &config.client_version);
         Self {
             config,
@@ -311,7 +313,10 @@ pub async fn run_background(
             match next {
                 Some(Ok(frame)) => {
                     note_frame(&frame, &mut last_event_id, &mut retry);
-                    let _ = inner.handle_frame(&ctx, frame, None, via).await;
+                    // Boxed here and for the reconnect below: this task lives as long as the
+                    // stream, and these rare paths (answering a server request, a new GET) would
+                    // otherwise size every held stream's task.
+                    let _ = Box::pin(inner.handle_frame(&ctx, frame, None, via)).await;
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "Background stream failed");
@@ -337,7 +342,7 @@ pub async fn run_background(
             let headers = ctx.headers(None, &Value::Null);
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = tokio::time::timeout(inner.config.request_timeout, inner.transport.get(&headers, last_event_id.as_deref())) => r,
+                r = tokio::time::timeout(inner.config.request_timeout, Box::pin(inner.transport.get(&headers, last_event_id.as_deref()))) => r,
             };
             match attempt {
                 Ok(Ok(Some(s))) => {

@@ -1,11 +1,15 @@
 //! HTTP POST / GET / DELETE against the MCP endpoint, and classification of what comes back.
 
 use super::McpError;
+use super::lean::Lean;
 use super::protocol::{
     ACCEPT_BOTH, HEADER_LAST_EVENT_ID, HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, snippet,
 };
 use super::sse::{EventStream, event_stream};
+use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
+use http_body_util::{BodyDataStream, BodyExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -64,6 +68,55 @@ pub struct Transport {
     accept: &'static str,
     /// Response headers the caller asked to see, shared by clones.
     capture: Arc<Mutex<Capture>>,
+    /// This client's own plain-http connections, instead of `http` (see `lean`).
+    lean: Option<Arc<Lean>>,
+}
+
+/// A response from either path.
+enum Resp {
+    Shared(reqwest::Response),
+    Lean(http::Response<hyper::body::Incoming>),
+}
+
+impl Resp {
+    fn status(&self) -> reqwest::StatusCode {
+        match self {
+            Resp::Shared(r) => r.status(),
+            Resp::Lean(r) => r.status(),
+        }
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Resp::Shared(r) => r.headers(),
+            Resp::Lean(r) => r.headers(),
+        }
+    }
+
+    /// The next body chunk, `None` at the end.
+    async fn chunk(&mut self, timeout: Duration) -> Result<Option<Bytes>, McpError> {
+        match self {
+            Resp::Shared(r) => r.chunk().await.map_err(|e| classify_reqwest(e, timeout)),
+            Resp::Lean(r) => loop {
+                match r.body_mut().frame().await {
+                    None => return Ok(None),
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Ok(Some(data));
+                        }
+                    }
+                    Some(Err(e)) => return Err(super::lean::reset(e)),
+                }
+            },
+        }
+    }
+
+    fn into_stream(self, timeout: Duration) -> BoxStream<'static, Result<Bytes, McpError>> {
+        match self {
+            Resp::Shared(r) => r.bytes_stream().map(move |r| r.map_err(|e| classify_reqwest(e, timeout))).boxed(),
+            Resp::Lean(r) => BodyDataStream::new(r.into_body()).map(|r| r.map_err(super::lean::reset)).boxed(),
+        }
+    }
 }
 
 /// Selected response headers of the latest response to arrive.
@@ -75,7 +128,19 @@ struct Capture {
 
 impl Transport {
     pub fn new(http: reqwest::Client, url: url::Url, headers: HeaderMap, max_bytes: usize, timeout: Duration) -> Self {
-        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH, capture: Default::default() }
+        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH, capture: Default::default(), lean: None }
+    }
+
+    /// Send plain-http requests over this transport's own connections (`lean`) when the
+    /// endpoint allows it; everything else keeps using the shared client.
+    pub fn with_own_connections(mut self) -> Self {
+        self.lean = Lean::new(&self.url, &self.headers).map(Arc::new);
+        self
+    }
+
+    /// Whether requests go over this transport's own connections.
+    pub fn owns_connections(&self) -> bool {
+        self.lean.is_some()
     }
 
     /// Keep these headers of every response (success or error) for `captured`.
@@ -93,14 +158,14 @@ impl Transport {
     }
 
     /// A request that got no response: nothing served it, so no captured header applies to it.
-    fn no_response(&self, e: reqwest::Error) -> McpError {
+    fn no_response(&self, e: McpError) -> McpError {
         if let Ok(mut c) = self.capture.lock() {
             c.last.clear();
         }
-        classify_reqwest(e, self.timeout)
+        e
     }
 
-    fn note(&self, resp: &reqwest::Response) {
+    fn note(&self, resp: &Resp) {
         let Ok(mut c) = self.capture.lock() else { return };
         if c.names.is_empty() {
             return;
@@ -120,8 +185,15 @@ impl Transport {
         self
     }
 
-    fn build(&self, method: reqwest::Method, mcp: &McpHeaders, accept: &'static str) -> reqwest::RequestBuilder {
-        let mut headers = self.headers.clone();
+    /// The request headers: configured, `Accept`, the MCP ones and `extra`.
+    fn headers(
+        &self,
+        base: HeaderMap,
+        mcp: &McpHeaders,
+        accept: &'static str,
+        extra: Option<(HeaderName, HeaderValue)>,
+    ) -> HeaderMap {
+        let mut headers = base;
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
         let mut put = |name: &'static str, value: &Option<String>| {
             if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -132,17 +204,41 @@ impl Transport {
         put(HEADER_PROTOCOL_VERSION, &mcp.protocol_version);
         put(HEADER_METHOD, &mcp.method);
         put(HEADER_NAME, &mcp.name);
-        self.http.request(method, self.url.clone()).headers(headers)
+        if let Some((name, value)) = extra {
+            headers.insert(name, value);
+        }
+        headers
+    }
+
+    /// One request over whichever path this transport uses; `held` marks a long-lived stream.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        mcp: &McpHeaders,
+        accept: &'static str,
+        extra: Option<(HeaderName, HeaderValue)>,
+        body: Option<Vec<u8>>,
+        held: bool,
+    ) -> Result<Resp, McpError> {
+        if let Some(lean) = &self.lean {
+            let headers = self.headers(lean.headers(), mcp, accept, extra);
+            let body = body.map(Bytes::from).unwrap_or_default();
+            return lean.send(method, headers, body, held).await.map(Resp::Lean);
+        }
+        let headers = self.headers(self.headers.clone(), mcp, accept, extra);
+        let mut req = self.http.request(method, self.url.clone()).headers(headers);
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        req.send().await.map(Resp::Shared).map_err(|e| classify_reqwest(e, self.timeout))
     }
 
     /// POST one JSON-RPC message.
     pub async fn post<M: serde::Serialize + ?Sized>(&self, message: &M, mcp: &McpHeaders) -> Result<Reply, McpError> {
         let body = serde_json::to_vec(message).map_err(|e| McpError::InvalidJson(e.to_string()))?;
+        let json = (CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let resp = self
-            .build(reqwest::Method::POST, mcp, self.accept)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
+            .send(reqwest::Method::POST, mcp, self.accept, Some(json), Some(body), false)
             .await
             .map_err(|e| self.no_response(e))?;
         self.note(&resp);
@@ -177,11 +273,13 @@ impl Transport {
 
     /// GET the server-to-client stream. `None` when the server offers none (405, 204, or no SSE).
     pub async fn get(&self, mcp: &McpHeaders, last_event_id: Option<&str>) -> Result<Option<EventStream>, McpError> {
-        let mut req = self.build(reqwest::Method::GET, mcp, "text/event-stream");
-        if let Some(id) = last_event_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-            req = req.header(HEADER_LAST_EVENT_ID, id);
-        }
-        let resp = req.send().await.map_err(|e| self.no_response(e))?;
+        let resume = last_event_id
+            .and_then(|id| HeaderValue::from_str(id).ok())
+            .map(|id| (HeaderName::from_static(HEADER_LAST_EVENT_ID), id));
+        let resp = self
+            .send(reqwest::Method::GET, mcp, "text/event-stream", resume, None, true)
+            .await
+            .map_err(|e| self.no_response(e))?;
         self.note(&resp);
         let status = resp.status().as_u16();
         if status == 405 || status == 204 {
@@ -199,28 +297,20 @@ impl Transport {
 
     /// DELETE the session. 405 (server does not allow it) is success.
     pub async fn delete(&self, mcp: &McpHeaders) -> Result<(), McpError> {
-        let resp = self
-            .build(reqwest::Method::DELETE, mcp, ACCEPT_BOTH)
-            .send()
-            .await
-            .map_err(|e| classify_reqwest(e, self.timeout))?;
+        let resp = self.send(reqwest::Method::DELETE, mcp, ACCEPT_BOTH, None, None, false).await?;
         if resp.status().is_success() || resp.status().as_u16() == 405 {
             return Ok(());
         }
         Err(self.status_error(resp, mcp.session_id.is_some()).await)
     }
 
-    fn events(&self, resp: reqwest::Response) -> EventStream {
-        let timeout = self.timeout;
-        event_stream(
-            resp.bytes_stream().map(move |r| r.map_err(|e| classify_reqwest(e, timeout))).boxed(),
-            self.max_bytes,
-        )
+    fn events(&self, resp: Resp) -> EventStream {
+        event_stream(resp.into_stream(self.timeout), self.max_bytes)
     }
 
-    async fn read_capped(&self, mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, McpError> {
+    async fn read_capped(&self, mut resp: Resp, limit: usize) -> Result<Vec<u8>, McpError> {
         let mut buf = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| classify_reqwest(e, self.timeout))? {
+        while let Some(chunk) = resp.chunk(self.timeout).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(McpError::BodyTooLarge { limit });
             }
@@ -230,16 +320,16 @@ impl Transport {
     }
 
     /// Classify a non-2xx answer; the status decides, the body only supplies a snippet.
-    async fn status_error(&self, resp: reqwest::Response, sent_session: bool) -> McpError {
+    async fn status_error(&self, resp: Resp, sent_session: bool) -> McpError {
         let status = resp.status().as_u16();
         let body = self.read_error_body(resp).await;
         classify_status(status, &body, sent_session)
     }
 
-    async fn read_error_body(&self, mut resp: reqwest::Response) -> String {
+    async fn read_error_body(&self, mut resp: Resp) -> String {
         let mut buf = Vec::new();
         while buf.len() < ERROR_BODY_BYTES {
-            match resp.chunk().await {
+            match resp.chunk(self.timeout).await {
                 Ok(Some(c)) => buf.extend_from_slice(&c[..c.len().min(ERROR_BODY_BYTES - buf.len())]),
                 _ => break,
             }

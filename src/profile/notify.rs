@@ -311,15 +311,17 @@ struct Ctx {
 
 /// One session: connect, open the stream, record every broadcast until stopped.
 async fn session(index: usize, ctx: Arc<Ctx>) {
-    let client = McpClient::new(ctx.client.clone(), ctx.http.clone());
+    let client = McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone());
     if let Some(tagging) = &ctx.run.replicas {
         tagging.watch(&client);
     }
     // Subscribe before the stream opens so nothing it carries is missed.
     let mut rx = client.notifications();
+    // Boxed, as is the close below: the task lives for the whole hold, and inlined these futures
+    // (the handshake down to the connection setup) made every session's task about 5 KB.
     let opened = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        r = async { client.connect().await?; client.open_stream().await } => Some(r),
+        r = Box::pin(async { client.connect().await?; client.open_stream().await }) => Some(r),
     };
     ctx.tracker.settled.fetch_add(1, Ordering::Relaxed);
     match opened {
@@ -358,7 +360,7 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), Box::pin(client.close())).await;
 }
 
 /// Trigger every batch, then wait for stragglers; stops early when `cancel` fires.
@@ -373,7 +375,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
-    let trigger = McpClient::new(ctx.client.clone(), ctx.http.clone());
+    let trigger = McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone());
     if let Err(e) = trigger.connect().await {
         tracing::warn!(error = %e, "Trigger session not connected; every broadcast will fail");
     }

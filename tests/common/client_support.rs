@@ -99,8 +99,17 @@ pub fn config(url: &url::Url) -> ClientConfig {
     }
 }
 
+/// A client on the shared reqwest path, or on its own connections (`mcp::lean`, as profile
+/// sessions use) when `MCP_CANARY_TEST_OWN_CONNECTIONS=1`: scripts/test.sh runs the client tests
+/// both ways.
 pub fn client(cfg: ClientConfig) -> McpClient {
-    McpClient::new(cfg, reqwest::Client::new())
+    if std::env::var("MCP_CANARY_TEST_OWN_CONNECTIONS").is_ok_and(|v| v == "1") {
+        let c = McpClient::with_own_connections(cfg, reqwest::Client::new());
+        assert!(c.owns_connections(), "plain-http test servers use the lean transport");
+        c
+    } else {
+        McpClient::new(cfg, reqwest::Client::new())
+    }
 }
 
 pub fn json_reply(status: u16, v: Value) -> Response {
