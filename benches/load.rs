@@ -1,12 +1,13 @@
 //! Load-generation efficiency: client CPU seconds per 1,000 tool calls against the reference
 //! target on loopback, `mcp-canary run load` side by side with `wrk` POSTing the same
-//! JSON-RPC `tools/call` (stateless 2026-07-28 request) as the raw-HTTP floor, and with a load
+//! JSON-RPC `tools/call` (stateless 2026-07-28 request) as the raw-HTTP floor, `oha` POSTing it
+//! at the same rate (the floor of a generator on a schedule; optional), and with a load
 //! loop on the official TypeScript MCP SDK client (`benches/ts/sdk-load.mjs`: same sessions, same
 //! rate, same tool; the SDK from `scripts/install-test-servers.sh`).
 //!
 //! `cargo bench --bench load` (BENCH_LOAD_SECS, default 20; BENCH_LOAD_CLIENTS, default 50;
 //! BENCH_LOAD_RPM per client, default 1200; BENCH_BASELINE_BIN, an earlier `mcp-canary` binary
-//! measured first in the same run). Client CPU comes from the shell's `times` builtin
+//! measured first in the same run; BENCH_OHA, the `oha` binary). Client CPU comes from the shell's `times` builtin
 //! (user + system of the waited child), so both tools are measured the same way.
 
 mod support;
@@ -36,15 +37,50 @@ fn timed(script: &str) -> (String, f64) {
     (text, secs)
 }
 
-const LUA: &str = r#"
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
-wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
-wrk.headers["Mcp-Method"] = "tools/call"
-wrk.headers["Mcp-Name"] = "echo"
-wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"load"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"0"}}}}'
-"#;
+/// The stateless 2026-07-28 `tools/call` the raw-HTTP tools POST.
+const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"load"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"0"}}}}"#;
+
+const HEADERS: [(&str, &str); 5] = [
+    ("Content-Type", "application/json"),
+    ("Accept", "application/json, text/event-stream"),
+    ("MCP-Protocol-Version", "2026-07-28"),
+    ("Mcp-Method", "tools/call"),
+    ("Mcp-Name", "echo"),
+];
+
+fn wrk_script() -> String {
+    let mut lua = String::from("wrk.method = \"POST\"\n");
+    for (name, value) in HEADERS {
+        lua.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
+    }
+    lua.push_str(&format!("wrk.body = '{BODY}'\n"));
+    lua
+}
+
+/// `oha` POSTing the same request at the same total rate as the load run (open loop, `-q`): the
+/// raw-HTTP floor of a generator that also keeps a schedule. Skipped when `oha` (BENCH_OHA, or
+/// on PATH) is not installed (`cargo install oha`).
+fn oha(url: &str, clients: u64, rpm: u64, secs: u64, canary_per_k: f64) {
+    let bin = std::env::var("BENCH_OHA").unwrap_or_else(|_| "oha".into());
+    if Command::new(&bin).arg("--version").output().is_err() {
+        println!("oha not installed (cargo install oha): rate-matched raw-HTTP floor skipped");
+        return;
+    }
+    let rate = clients * rpm / 60;
+    let headers: String = HEADERS.iter().map(|(n, v)| format!(" -H '{n}: {v}'")).collect();
+    let (out, cpu) = timed(&format!(
+        "{bin} -z {secs}s -c {clients} -q {rate} --no-tui --output-format json -m POST{headers} -d '{BODY}' {url}"
+    ));
+    let json = out.rfind('}').map(|end| &out[..=end]).unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let ok = report["statusCodeDistribution"]["200"].as_f64().unwrap_or(0.0);
+    let per_k = if ok > 0.0 { cpu / ok * 1000.0 } else { f64::NAN };
+    println!(
+        "oha (raw HTTP floor, open loop at the same {rate}/s): {ok} tools/call answered 200 in {secs}s; \
+         client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls"
+    );
+    println!("ratio mcp-canary / oha: {:.1}x", canary_per_k / per_k);
+}
 
 /// The TypeScript SDK loop at the same sessions, rate and duration; prints its cost and the ratio.
 fn ts_sdk(url: &str, clients: u64, rpm: u64, secs: u64, canary_per_k: f64) {
@@ -107,9 +143,10 @@ fn main() {
     }
     let canary_per_k = canary(env!("CARGO_BIN_EXE_mcp-canary"), "mcp-canary", &url, clients, rpm, secs, &dir);
     ts_sdk(&url, clients, rpm, secs, canary_per_k);
+    oha(&url, clients, rpm, secs, canary_per_k);
 
     let lua = dir.join("tools_call.lua");
-    std::fs::write(&lua, LUA).unwrap();
+    std::fs::write(&lua, wrk_script()).unwrap();
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("wrk not installed (apt-get install wrk): raw-HTTP floor skipped");
         return;
