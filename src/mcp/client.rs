@@ -237,7 +237,7 @@ impl McpClient {
     /// `server/discover`; `None` when the result does not list the stateless revision.
     async fn discover(&self) -> Result<Option<Session>, McpError> {
         let ctx = Ctx { era: Era::Stateless, version: Some(LATEST_PROTOCOL.into()), session_id: None };
-        let answer = self.inner.exchange(&ctx, method::DISCOVER, json!({})).await?;
+        let answer = self.inner.exchange(&ctx, method::DISCOVER, &json!({})).await?;
         if !protocol::discover_lists_latest(&answer.result) {
             return Ok(None);
         }
@@ -251,7 +251,7 @@ impl McpClient {
         let ctx = Ctx { era: Era::Session, version: None, session_id: None };
         let cfg = &self.inner.config;
         let params = protocol::initialize_params(offer, &cfg.capabilities, &cfg.client_name, &cfg.client_version);
-        let answer = self.inner.exchange(&ctx, method::INITIALIZE, params).await?;
+        let answer = self.inner.exchange(&ctx, method::INITIALIZE, &params).await?;
         let answered = answer.result.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
         let version = protocol::accept_session_version(answered, pinned)?;
         let ctx = Ctx { era: Era::Session, version: Some(version.clone()), session_id: answer.session_id.clone() };
@@ -287,7 +287,7 @@ impl McpClient {
     /// an error (`INPUT_REQUIRED_CODE`).
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, McpError> {
         let ctx = self.ctx().await?;
-        let mut result = self.inner.exchange(&ctx, method, params.clone()).await?.result;
+        let mut result = self.inner.exchange(&ctx, method, &params).await?.result;
         let mut params = params;
         for _ in 0..protocol::MAX_INPUT_ROUNDS {
             let Some(input) = protocol::input_required(&result) else { return Ok(result) };
@@ -297,7 +297,7 @@ impl McpClient {
             })?;
             self.inner.count_input_answers(responses.len());
             params = protocol::with_input_responses(&params, responses, input.request_state);
-            result = self.inner.exchange(&ctx, method, params.clone()).await?.result;
+            result = self.inner.exchange(&ctx, method, &params).await?.result;
         }
         match protocol::input_required(&result) {
             None => Ok(result),

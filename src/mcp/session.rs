@@ -139,7 +139,7 @@ impl Inner {
     }
 
     /// One request under `ctx`, bounded by the request timeout as a whole.
-    pub async fn exchange(&self, ctx: &Ctx, method: &str, params: Value) -> Result<Answer, McpError> {
+    pub async fn exchange(&self, ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, McpError> {
         let timeout = self.config.request_timeout;
         tokio::select! {
             r = tokio::time::timeout(timeout, self.exchange_untimed(ctx, method, params)) => {
@@ -149,11 +149,11 @@ impl Inner {
         }
     }
 
-    async fn exchange_untimed(&self, ctx: &Ctx, method: &str, params: Value) -> Result<Answer, McpError> {
+    async fn exchange_untimed(&self, ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let meta = (ctx.era == Era::Stateless).then_some(&self.meta);
-        let headers = ctx.headers(Some(method), &params);
-        let message = protocol::Outgoing { id: Some(id), method, params: &params, meta };
+        let headers = ctx.headers(Some(method), params);
+        let message = protocol::Outgoing { id: Some(id), method, params, meta };
         let reply = self.transport.post(&message, &headers).await?;
         let session_id = reply.session_id;
         let result = match reply.body {
