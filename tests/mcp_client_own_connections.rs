@@ -1,6 +1,6 @@
-//! The lean transport's own paths (`mcp::lean`, profile sessions on plain http): a server that
-//! closes every connection after its answer, and a GET stream whose response head does not fit
-//! the small read buffer of a fresh stream connection. The shared reqwest path must agree.
+//! The lean transport's own paths (`mcp::lean` and `mcp::h1`, profile sessions on plain http): a
+//! server that closes every connection after its answer, and a GET stream whose response head is
+//! larger than one socket read. The shared reqwest path must agree.
 #[path = "common/client_support.rs"]
 mod client_support;
 
@@ -19,12 +19,12 @@ fn closing(mut r: axum::response::Response) -> axum::response::Response {
 async fn server() -> Scripted {
     serve(move |r| async move {
         if r.method == Method::GET {
-            // A head larger than the 2 KB read buffer of a fresh stream connection.
+            // A head larger than the 4 KB first read of a response head.
             let mut resp = sse_then_stall(event(
                 Some("e1"),
                 &json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": "big-head"}}),
             ));
-            resp.headers_mut().insert("x-padding", HeaderValue::from_str(&"p".repeat(3000)).unwrap());
+            resp.headers_mut().insert("x-padding", HeaderValue::from_str(&"p".repeat(9000)).unwrap());
             return resp;
         }
         if let Some(resp) = handshake(&r, "sess") {
@@ -48,7 +48,7 @@ async fn closed_connections_and_a_large_stream_head() {
             assert!(client.list_tools().await.expect("request after a closed connection").is_empty());
         }
         let mut notes = client.notifications();
-        assert!(client.open_stream().await.expect("stream with a 3 KB head"), "GET stream opened");
+        assert!(client.open_stream().await.expect("stream with a 9 KB head"), "GET stream opened");
         let n = tokio::time::timeout(Duration::from_secs(3), notes.recv()).await.expect("in time").unwrap();
         assert_eq!((n.via, n.params["data"].as_str()), (StreamKind::GetStream, Some("big-head")));
         client.close().await.expect("DELETE");

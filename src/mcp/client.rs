@@ -3,7 +3,7 @@
 
 use super::McpError;
 use super::protocol::{self, Era, method};
-use super::session::{Ctx, Inner, Session, open_background};
+use super::session::{Ctx, Inner, NOTIFICATION_BUFFER, Session, open_background};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -393,7 +393,14 @@ impl McpClient {
     /// Notifications arriving from now on, on any stream; a receiver more than
     /// `NOTIFICATION_BUFFER` behind loses the oldest (`Lagged`).
     pub fn notifications(&self) -> tokio::sync::broadcast::Receiver<Arc<ServerNotification>> {
-        self.inner.subscribe()
+        self.inner.subscribe(NOTIFICATION_BUFFER)
+    }
+
+    /// As `notifications`, with a ring of `capacity` slots if this is the client's first
+    /// subscription (the ring is allocated whole, so a session held by the thousand takes a small
+    /// one).
+    pub fn notifications_buffered(&self, capacity: usize) -> tokio::sync::broadcast::Receiver<Arc<ServerNotification>> {
+        self.inner.subscribe(capacity)
     }
 
     /// Open the server-to-client stream in the background: the GET stream (2025 era) or a

@@ -1,27 +1,35 @@
-//! A lean HTTP/1.1 transport for profile sessions on plain-http endpoints, on hyper's client
-//! connection API: each client owns its connections, so a request needs no pool checkout, no
-//! URL-to-URI conversion and no proxy matching, and a held stream's connection keeps a small read
-//! buffer. https endpoints, URLs with credentials and environments with a proxy variable set stay
-//! on the shared reqwest client.
+//! A lean HTTP/1.1 transport for profile sessions on plain-http endpoints: each client owns its
+//! connections and runs its exchanges on its own task (`h1`), so a request needs no pool
+//! checkout, no URL-to-URI conversion, no proxy matching and no hand-off to a connection task, and
+//! its fixed header fields are encoded once. https endpoints, URLs with credentials and
+//! environments with a proxy variable set stay on the shared reqwest client.
 
 use super::McpError;
+use super::h1::{self, Conn, Failure, Home, Request, Response};
 use super::protocol::snippet;
-use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{Builder, SendRequest};
-use hyper_util::rt::TokioIo;
-use std::sync::Mutex;
+use http::{HeaderMap, Method};
+use std::sync::{Arc, Mutex};
 
 /// Connections a client keeps for its POSTs; enough for the few requests one simulated session
 /// has in flight. A request finding none free opens one more and drops it afterwards.
 pub const KEPT_CONNECTIONS: usize = 4;
 
-/// Read buffer of a held stream's fresh connection (hyper's default starts at 8 KB and may grow
-/// to 400 KB). The response head must fit in it; a larger head is retried on a default connection.
-pub const STREAM_READ_BUFFER: usize = 2048;
+/// `User-Agent` unless one is configured.
+const USER_AGENT_VALUE: &str = concat!("mcp-canary/", env!("CARGO_PKG_VERSION"));
+
+/// Header fields the transport sets on each request; a configured one of these is not sent.
+const PER_REQUEST: [&str; 9] = [
+    "accept",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "last-event-id",
+    super::protocol::HEADER_SESSION_ID,
+    super::protocol::HEADER_PROTOCOL_VERSION,
+    super::protocol::HEADER_METHOD,
+    super::protocol::HEADER_NAME,
+];
 
 /// TCP keepalive idle time and probe interval (reqwest's default).
 const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
@@ -43,10 +51,11 @@ pub struct Lean {
     /// `host:port` to connect to.
     addr: String,
     /// Origin-form request target (path and query).
-    uri: Uri,
-    /// Headers of every request: `Host`, `User-Agent` and the configured ones.
-    base: HeaderMap,
-    kept: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    target: String,
+    /// Header fields of every request, encoded: `Host`, `User-Agent` and the configured ones.
+    base: Vec<u8>,
+    /// Idle connections, back from responses read to their end.
+    kept: Arc<Mutex<Vec<Conn>>>,
 }
 
 impl std::fmt::Debug for Lean {
@@ -68,167 +77,176 @@ impl Lean {
             url::Host::Ipv4(a) => format!("{a}:{port}"),
             url::Host::Domain(d) => format!("{d}:{port}"),
         };
-        let uri: Uri = url[url::Position::BeforePath..url::Position::AfterQuery].parse().ok()?;
-        let mut base = HeaderMap::new();
-        base.insert(HOST, HeaderValue::from_str(authority).ok()?);
-        base.insert(USER_AGENT, HeaderValue::from_static(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))));
-        for name in [HOST, USER_AGENT] {
-            if headers.contains_key(&name) {
-                base.remove(name);
-            }
+        let target = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
+        let mut base = Vec::new();
+        if !headers.contains_key(HOST) {
+            h1::encode_field(&mut base, HOST.as_str(), authority.as_bytes());
+        }
+        if !headers.contains_key(USER_AGENT) {
+            h1::encode_field(&mut base, USER_AGENT.as_str(), USER_AGENT_VALUE.as_bytes());
         }
         for (name, value) in headers {
-            base.append(name.clone(), value.clone());
+            // The transport sets these per request (over the configured value, as with reqwest).
+            if !PER_REQUEST.contains(&name.as_str()) {
+                h1::encode_field(&mut base, name.as_str(), value.as_bytes());
+            }
         }
-        Some(Self { addr, uri, base, kept: Mutex::new(Vec::new()) })
+        Some(Self { addr, target, base, kept: Arc::default() })
     }
 
-    /// The headers every request starts from.
-    pub fn headers(&self) -> HeaderMap {
-        self.base.clone()
+    /// A request to this endpoint with its fixed header fields; the caller adds the rest.
+    pub fn request(&self, method: &Method, body_hint: usize) -> Request {
+        Request::new(method, &self.target, &self.base, body_hint)
     }
 
-    /// Send one request. A `held` request (a long-lived stream) takes over an idle connection of
-    /// the client or gets a new one with a small read buffer; either is never reused afterwards
-    /// and closes when the body is dropped.
-    pub async fn send(
+    /// Send one request over an idle connection of the client, or a new one; the connection is
+    /// kept for later requests once the response has been read to its end.
+    pub async fn send(&self, method: &Method, request: Request, body: &[u8]) -> Result<Response, McpError> {
+        let home = Home { kept: Arc::downgrade(&self.kept), cap: KEPT_CONNECTIONS };
+        let reused = self.take_idle();
+        self.exchange_on(reused, method, request.finish(method, body), Some(home)).await
+    }
+
+    /// Send a request whose response is held open (a GET stream). The connection is not kept
+    /// afterwards, and the client's idle connections are let go: a session holding a stream
+    /// seldom posts, and a later POST opens a new one.
+    pub async fn hold(&self, method: &Method, request: Request, body: &[u8]) -> Result<Response, McpError> {
+        let reused = self.take_idle();
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.clear();
+        }
+        self.exchange_on(reused, method, request.finish(method, body), None).await
+    }
+
+    /// One exchange on `reused` or a new connection. A kept connection the server closed while
+    /// it was idle, found out only by the request getting no answer at all, is tried once more
+    /// on a new connection (as an HTTP client's pool does).
+    async fn exchange_on(
         &self,
-        method: Method,
-        headers: HeaderMap,
-        body: Bytes,
-        held: bool,
-    ) -> Result<Response<Incoming>, McpError> {
-        let request = |headers: HeaderMap, body: Bytes| {
-            let mut req = Request::new(Full::new(body));
-            *req.method_mut() = method.clone();
-            *req.uri_mut() = self.uri.clone();
-            *req.headers_mut() = headers;
-            req
-        };
-        if held {
-            // The stream takes over a connection the client already has (a notify session's
-            // handshake connection): one socket and one set of buffers per session instead of two
-            // during the ramp. The client's other idle connections are let go: a session holding a
-            // stream seldom posts, and a later POST opens a new one.
-            let reused = self.take_ready();
-            if let Ok(mut kept) = self.kept.lock() {
-                kept.clear();
-            }
-            if let Some(mut sender) = reused {
-                match sender.try_send_request(request(headers.clone(), body.clone())).await {
-                    Ok(resp) => return Ok(resp),
-                    Err(e) if e.message().is_none() => return Err(reset(e.into_error())),
-                    Err(_) => {} // closed before the request went out: a fresh connection below
-                }
-            }
-            let mut sender = self.connect(Some(STREAM_READ_BUFFER)).await?;
-            return match sender.send_request(request(headers.clone(), body.clone())).await {
-                Err(e) if e.is_parse_too_large() => {
-                    let mut sender = self.connect(None).await?;
-                    sender.send_request(request(headers, body)).await.map_err(reset)
-                }
-                other => other.map_err(reset),
-            };
-        }
-        let reused = self.take_ready();
+        reused: Option<Conn>,
+        method: &Method,
+        request: Vec<u8>,
+        home: Option<Home>,
+    ) -> Result<Response, McpError> {
         let fresh = reused.is_none();
-        let mut sender = match reused {
-            Some(s) => s,
-            None => self.connect(None).await?,
+        let conn = match reused {
+            Some(c) => c,
+            None => self.connect().await?,
         };
-        let resp = match sender.try_send_request(request(headers, body)).await {
-            Ok(resp) => resp,
-            // A kept connection the server closed before the request went out: once more, fresh.
-            Err(mut e) if !fresh => match e.take_message() {
-                Some(req) => {
-                    sender = self.connect(None).await?;
-                    sender.send_request(req).await.map_err(reset)?
-                }
-                None => return Err(reset(e.into_error())),
-            },
-            Err(e) => return Err(reset(e.into_error())),
-        };
-        self.keep(sender);
-        Ok(resp)
-    }
-
-    /// A kept connection ready for a request now; closed ones are forgotten.
-    fn take_ready(&self) -> Option<SendRequest<Full<Bytes>>> {
-        let mut kept = self.kept.lock().ok()?;
-        kept.retain(|s| !s.is_closed());
-        let i = kept.iter().position(SendRequest::is_ready)?;
-        Some(kept.swap_remove(i))
-    }
-
-    /// Keep a connection for later requests (it serves them once its current body is read).
-    fn keep(&self, sender: SendRequest<Full<Bytes>>) {
-        if let Ok(mut kept) = self.kept.lock()
-            && kept.len() < KEPT_CONNECTIONS
-        {
-            kept.push(sender);
+        match conn.exchange(method, &request, home.clone()).await {
+            Ok(resp) => Ok(resp),
+            Err(Failure { unanswered: true, .. }) if !fresh => {
+                let conn = self.connect().await?;
+                conn.exchange(method, &request, home).await.map_err(|f| f.error)
+            }
+            Err(f) => Err(f.error),
         }
     }
 
-    /// A new connection; its task ends when the connection closes.
-    async fn connect(&self, read_buffer: Option<usize>) -> Result<SendRequest<Full<Bytes>>, McpError> {
+    /// An idle kept connection still open; closed ones are forgotten.
+    fn take_idle(&self) -> Option<Conn> {
+        let mut kept = self.kept.lock().ok()?;
+        while let Some(conn) = kept.pop() {
+            if conn.is_idle() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// A connected socket with reqwest's options: no Nagle delay, and TCP keepalive so a held
+    /// stream to a peer that vanished without a FIN ends instead of waiting forever.
+    async fn connect(&self) -> Result<Conn, McpError> {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
             .await
             .map_err(|e| McpError::Connect(snippet(&format!("connect {}: {e}", self.addr), 200)))?;
-        // As reqwest's defaults: no Nagle delay, and TCP keepalive so a held stream to a peer that
-        // vanished without a FIN ends instead of waiting forever.
         let _ = tcp.set_nodelay(true);
         let keepalive =
             socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE).with_interval(TCP_KEEPALIVE).with_retries(3);
         let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
-        let mut builder = Builder::new();
-        if read_buffer.is_some() {
-            builder.read_buf_exact_size(read_buffer);
-        }
-        let (sender, conn) = builder.handshake(TokioIo::new(tcp)).await.map_err(reset)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::trace!(error = %e, "Lean connection ended");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(tcp))
     }
-}
-
-/// A failure after the connection was made: the exchange broke off.
-pub fn reset(e: hyper::Error) -> McpError {
-    let mut chain = Vec::new();
-    let mut src: Option<&dyn std::error::Error> = Some(&e);
-    while let Some(s) = src {
-        chain.push(s.to_string());
-        src = s.source();
-    }
-    McpError::Reset(snippet(&chain.join(": "), 200))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+
+    fn head(lean: &Lean) -> String {
+        String::from_utf8(lean.request(&Method::GET, 0).finish(&Method::GET, b"")).unwrap()
+    }
 
     #[test]
     fn plain_http_only() {
         let h = HeaderMap::new();
         let lean = Lean::new(&"http://127.0.0.1:8080/mcp?x=1".parse().unwrap(), &h).unwrap();
         assert_eq!(lean.addr, "127.0.0.1:8080");
-        assert_eq!(lean.uri, "/mcp?x=1");
-        assert_eq!(lean.base[HOST], "127.0.0.1:8080");
+        assert!(head(&lean).starts_with("GET /mcp?x=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nuser-agent: mcp-canary/"));
         let v6 = Lean::new(&"http://[::1]/mcp".parse().unwrap(), &h).unwrap();
-        assert_eq!((v6.addr.as_str(), &v6.base[HOST]), ("[::1]:80", &HeaderValue::from_static("[::1]")));
+        assert_eq!(v6.addr, "[::1]:80");
+        assert!(head(&v6).contains("host: [::1]\r\n"), "{}", head(&v6));
         assert!(Lean::new(&"https://example.com/mcp".parse().unwrap(), &h).is_none());
         assert!(Lean::new(&"http://u:p@example.com/mcp".parse().unwrap(), &h).is_none());
     }
 
     #[test]
-    fn configured_headers_override_the_defaults() {
+    fn configured_headers_override_the_defaults_but_not_the_per_request_ones() {
         let mut h = HeaderMap::new();
         h.insert(USER_AGENT, HeaderValue::from_static("mine"));
         h.insert("authorization", HeaderValue::from_static("Bearer x"));
+        h.insert("accept", HeaderValue::from_static("text/html"));
         let lean = Lean::new(&"http://localhost:9/mcp".parse().unwrap(), &h).unwrap();
-        assert_eq!(lean.headers()[USER_AGENT], "mine");
-        assert_eq!(lean.headers()["authorization"], "Bearer x");
+        let mut request = lean.request(&Method::POST, 2);
+        request.field("accept", b"application/json");
+        request.field("mcp-session-id", b"bad\r\ninjected: 1");
+        let sent = String::from_utf8(request.finish(&Method::POST, b"{}")).unwrap();
+        assert_eq!(
+            sent,
+            "POST /mcp HTTP/1.1\r\nhost: localhost:9\r\nuser-agent: mine\r\nauthorization: Bearer x\r\n\
+             accept: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        );
+    }
+
+    /// A kept connection that the server closes on receiving the next request, without a byte of
+    /// answer: the request is sent once more on a new connection.
+    #[tokio::test]
+    async fn a_request_a_kept_connection_dropped_unanswered_goes_out_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: url::Url = format!("http://{}/mcp", listener.local_addr().unwrap()).parse().unwrap();
+        let server = tokio::spawn(async move {
+            async fn read_one(s: &mut tokio::net::TcpStream) {
+                let mut got = Vec::new();
+                let mut b = [0u8; 512];
+                while !got.ends_with(b"\r\n\r\n{}") {
+                    let n = s.read(&mut b).await.unwrap();
+                    assert!(n > 0);
+                    got.extend_from_slice(&b[..n]);
+                }
+            }
+            let mut requests = 0;
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+            let (mut first, _) = listener.accept().await.unwrap();
+            read_one(&mut first).await;
+            first.write_all(ok).await.unwrap();
+            requests += 1;
+            read_one(&mut first).await;
+            drop(first); // the second request dies with the connection
+            requests += 1;
+            let (mut second, _) = listener.accept().await.unwrap();
+            read_one(&mut second).await;
+            second.write_all(ok).await.unwrap();
+            requests + 1
+        });
+        let lean = Lean::new(&url, &HeaderMap::new()).unwrap();
+        for _ in 0..2 {
+            let mut resp = lean.send(&Method::POST, lean.request(&Method::POST, 2), b"{}").await.unwrap();
+            assert_eq!(resp.status, 200);
+            while let Some(chunk) = futures::StreamExt::next(&mut resp.body).await {
+                chunk.unwrap();
+            }
+        }
+        assert_eq!(server.await.unwrap(), 3, "the second request went out twice");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod h1;
 pub mod lean;
 pub mod protocol;
 pub mod session;

@@ -80,8 +80,9 @@ pub struct Inner {
     next_id: AtomicI64,
     stats: Stats,
     seen: Mutex<Seen>,
-    /// The stateless revision's `_meta` keys, written into every request of that era.
-    meta: serde_json::Map<String, Value>,
+    /// The stateless revision's `_meta` keys, written into every request of that era; built on
+    /// first use, so 2025 sessions (notify runs hold thousands) never carry it.
+    meta: OnceLock<serde_json::Map<String, Value>>,
 }
 
 impl Inner {
@@ -96,7 +97,6 @@ impl Inner {
         )
         .with_accept(config.accept.header());
         let transport = if own_connections { transport.with_own_connections() } else { transport };
-        let meta = protocol::stateless_meta(&config.capabilities, &config.client_name, &config.client_version);
         Self {
             config,
             transport,
@@ -106,13 +106,14 @@ impl Inner {
             next_id: AtomicI64::new(1),
             stats: Stats::default(),
             seen: Mutex::new(Seen::new(SEEN_CAPACITY)),
-            meta,
+            meta: OnceLock::new(),
         }
     }
 
-    /// A receiver of every notification that arrives from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ServerNotification>> {
-        self.tx.get_or_init(|| broadcast::channel(NOTIFICATION_BUFFER).0).subscribe()
+    /// A receiver of every notification that arrives from now on; the first subscription sizes
+    /// the ring.
+    pub fn subscribe(&self, capacity: usize) -> broadcast::Receiver<Arc<ServerNotification>> {
+        self.tx.get_or_init(|| broadcast::channel(capacity.max(1)).0).subscribe()
     }
 
     pub fn stats(&self) -> StreamStats {
@@ -151,7 +152,10 @@ impl Inner {
 
     async fn exchange_untimed(&self, ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, McpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let meta = (ctx.era == Era::Stateless).then_some(&self.meta);
+        let meta = (ctx.era == Era::Stateless).then(|| {
+            let c = &self.config;
+            self.meta.get_or_init(|| protocol::stateless_meta(&c.capabilities, &c.client_name, &c.client_version))
+        });
         let headers = ctx.headers(Some(method), params);
         let message = protocol::Outgoing { id: Some(id), method, params, meta };
         let reply = self.transport.post(&message, &headers).await?;

@@ -9,7 +9,6 @@ use super::sse::{EventStream, event_stream};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use http_body_util::{BodyDataStream, BodyExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -75,21 +74,21 @@ pub struct Transport {
 /// A response from either path.
 enum Resp {
     Shared(reqwest::Response),
-    Lean(http::Response<hyper::body::Incoming>),
+    Lean(super::h1::Response),
 }
 
 impl Resp {
     fn status(&self) -> reqwest::StatusCode {
         match self {
             Resp::Shared(r) => r.status(),
-            Resp::Lean(r) => r.status(),
+            Resp::Lean(r) => r.status,
         }
     }
 
     fn headers(&self) -> &HeaderMap {
         match self {
             Resp::Shared(r) => r.headers(),
-            Resp::Lean(r) => r.headers(),
+            Resp::Lean(r) => &r.headers,
         }
     }
 
@@ -97,24 +96,14 @@ impl Resp {
     async fn chunk(&mut self, timeout: Duration) -> Result<Option<Bytes>, McpError> {
         match self {
             Resp::Shared(r) => r.chunk().await.map_err(|e| classify_reqwest(e, timeout)),
-            Resp::Lean(r) => loop {
-                match r.body_mut().frame().await {
-                    None => return Ok(None),
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            return Ok(Some(data));
-                        }
-                    }
-                    Some(Err(e)) => return Err(super::lean::reset(e)),
-                }
-            },
+            Resp::Lean(r) => r.body.next().await.transpose(),
         }
     }
 
     fn into_stream(self, timeout: Duration) -> BoxStream<'static, Result<Bytes, McpError>> {
         match self {
             Resp::Shared(r) => r.bytes_stream().map(move |r| r.map_err(|e| classify_reqwest(e, timeout))).boxed(),
-            Resp::Lean(r) => BodyDataStream::new(r.into_body()).map(|r| r.map_err(super::lean::reset)).boxed(),
+            Resp::Lean(r) => r.body.boxed(),
         }
     }
 }
@@ -221,9 +210,27 @@ impl Transport {
         held: bool,
     ) -> Result<Resp, McpError> {
         if let Some(lean) = &self.lean {
-            let headers = self.headers(lean.headers(), mcp, accept, extra);
-            let body = body.map(Bytes::from).unwrap_or_default();
-            return lean.send(method, headers, body, held).await.map(Resp::Lean);
+            let body = body.unwrap_or_default();
+            let mut request = lean.request(&method, body.len());
+            request.field(ACCEPT.as_str(), accept.as_bytes());
+            for (name, value) in [
+                (HEADER_SESSION_ID, &mcp.session_id),
+                (HEADER_PROTOCOL_VERSION, &mcp.protocol_version),
+                (HEADER_METHOD, &mcp.method),
+                (HEADER_NAME, &mcp.name),
+            ] {
+                if let Some(v) = value {
+                    request.field(name, v.as_bytes());
+                }
+            }
+            if let Some((name, value)) = &extra {
+                request.field(name.as_str(), value.as_bytes());
+            }
+            return if held {
+                lean.hold(&method, request, &body).await.map(Resp::Lean)
+            } else {
+                lean.send(&method, request, &body).await.map(Resp::Lean)
+            };
         }
         let headers = self.headers(self.headers.clone(), mcp, accept, extra);
         let mut req = self.http.request(method, self.url.clone()).headers(headers);

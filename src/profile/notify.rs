@@ -43,6 +43,8 @@ pub struct NotifyRun {
     pub tick: Duration,
     /// How long sessions may take to connect and open their streams.
     pub connect_timeout: Duration,
+    /// Sessions connecting at once during the ramp.
+    pub connect_concurrency: u32,
     /// How long to wait for stragglers after the last broadcast.
     pub settle: Duration,
     /// Tally deliveries by the replica holding each session's stream (balanced targets).
@@ -307,6 +309,8 @@ struct Ctx {
     run_id: String,
     /// Ends the sessions (after the settle wait, or on abort).
     stop: CancellationToken,
+    /// Permits to connect: `connect_concurrency` sessions ramp at once.
+    ramp: tokio::sync::Semaphore,
 }
 
 /// One session: connect, open the stream, record every broadcast until stopped.
@@ -315,13 +319,19 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
     if let Some(tagging) = &ctx.run.replicas {
         tagging.watch(&client);
     }
-    // Subscribe before the stream opens so nothing it carries is missed.
-    let mut rx = client.notifications();
+    // Subscribe before the stream opens so nothing it carries is missed. The ring holds a few
+    // batches: this task takes each broadcast as it arrives, and every slot costs every session.
+    let ring = (2 * ctx.run.broadcasts as usize).clamp(16, crate::mcp::session::NOTIFICATION_BUFFER);
+    let mut rx = client.notifications_buffered(ring);
     // Boxed, as is the close below: the task lives for the whole hold, and inlined these futures
     // (the handshake down to the connection setup) made every session's task about 5 KB.
     let opened = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        r = Box::pin(async { client.connect().await?; client.open_stream().await }) => Some(r),
+        r = Box::pin(async {
+            let _permit = ctx.ramp.acquire().await;
+            client.connect().await?;
+            client.open_stream().await
+        }) => Some(r),
     };
     ctx.tracker.settled.fetch_add(1, Ordering::Relaxed);
     match opened {
@@ -436,6 +446,7 @@ pub async fn run_notify(
     let begin = tokio::time::Instant::now();
     let run_id = format!("{:08x}", rand::random::<u32>());
     let work_cancel = cancel.child_token();
+    let ramp = tokio::sync::Semaphore::new(run.connect_concurrency.max(1) as usize);
     let ctx = Arc::new(Ctx {
         tracker: Tracker::new(run.sessions, run.total_broadcasts()),
         run,
@@ -444,6 +455,7 @@ pub async fn run_notify(
         observer,
         run_id,
         stop: CancellationToken::new(),
+        ramp,
     });
     let tasks = TaskTracker::new();
     for i in 0..ctx.run.sessions as usize {

@@ -262,6 +262,10 @@ pub struct NotifySpec {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Sessions connecting (handshake and stream) at once during the ramp: bounds the burst of
+    /// connections the target accepts and the client's memory for handshakes in flight.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: u32,
     /// How long to wait for late deliveries after the last broadcast.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     #[serde(with = "humantime_serde")]
@@ -279,6 +283,7 @@ impl Default for NotifySpec {
             trigger_args: r#"{"nonce":"{nonce}"}"#.into(),
             method: "notifications/message".into(),
             connect_timeout: Duration::from_secs(30),
+            connect_concurrency: 256,
             settle: Duration::from_secs(2),
         }
     }
@@ -550,7 +555,9 @@ pub const NOTIFY_DEFAULT_THRESHOLDS: [&str; 2] = ["delivery >= 99%", "p95 < 500m
 
 /// Validate notify parameters into a run.
 pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, ParamError> {
-    for (key, v) in [("batches", spec.batches), ("broadcasts", spec.broadcasts)] {
+    for (key, v) in
+        [("batches", spec.batches), ("broadcasts", spec.broadcasts), ("connect_concurrency", spec.connect_concurrency)]
+    {
         if v == 0 {
             return refuse(key, "must be at least 1");
         }
@@ -589,6 +596,7 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
         connect_timeout: spec.connect_timeout,
+        connect_concurrency: spec.connect_concurrency,
         settle: spec.settle,
         replicas: None,
     })
