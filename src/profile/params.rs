@@ -886,6 +886,15 @@ mod tests {
     }
 
     #[test]
+    fn notify_ramp_bound_is_at_least_one() {
+        let spec: NotifySpec = toml::from_str("sessions = 10\nconnect_concurrency = 0").unwrap();
+        let e = plan_notify(&spec, &options(&[])).unwrap_err();
+        assert_eq!((e.key, e.message.as_str()), ("connect_concurrency", "must be at least 1"));
+        let spec = NotifySpec { sessions: 10, connect_concurrency: 3, ..Default::default() };
+        assert_eq!(plan_notify(&spec, &options(&[])).unwrap().connect_concurrency, 3);
+    }
+
+    #[test]
     fn thresholds_are_checked_against_the_profile() {
         let bad = vec!["p95 <".to_string()];
         let spec = LoadSpec { clients: Some(1), ..Default::default() };
