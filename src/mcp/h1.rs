@@ -325,29 +325,37 @@ impl Stream for Body {
                 Ok(None) => {}
                 Err(e) => return this.fail(e),
             }
-            let Some(conn) = &this.conn else { return Poll::Ready(None) };
+            let Some(conn) = &mut this.conn else { return Poll::Ready(None) };
             if this.buf.is_empty() && this.buf.capacity() > 0 {
                 // Framing consumed the rest of a read: an idle stream keeps no buffer.
                 this.buf = BytesMut::new();
             }
+            // Readiness first, so that a quiet stream waits without a buffer; then a read through
+            // `AsyncRead`, which clears the readiness after a short read (the next wait then costs
+            // no system call that would only answer "would block").
             if let Err(e) = ready!(conn.tcp.poll_read_ready(cx)) {
                 return this.fail(reset_io("receive", &e));
             }
             if this.buf.capacity() - this.buf.len() < READ_CHUNK / 4 {
                 this.buf.reserve(READ_CHUNK);
             }
-            match conn.tcp.try_read_buf(&mut this.buf) {
-                Ok(0) if this.framing == Framing::Close => {
+            match tokio_util::io::poll_read_buf(Pin::new(&mut conn.tcp), cx, &mut this.buf) {
+                Poll::Pending => {
+                    if this.buf.is_empty() {
+                        this.buf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(0)) if this.framing == Framing::Close => {
                     this.conn = None;
                     this.buf = BytesMut::new();
                     return Poll::Ready(None);
                 }
-                Ok(0) => {
+                Poll::Ready(Ok(0)) => {
                     return this.fail(McpError::Reset("connection closed before the end of the response body".into()));
                 }
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return this.fail(reset_io("receive", &e)),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return this.fail(reset_io("receive", &e)),
             }
         }
     }
