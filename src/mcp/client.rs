@@ -364,11 +364,13 @@ impl McpClient {
         if let Some(token) = progress_token {
             params["_meta"] = json!({"progressToken": token});
         }
-        let result = self.request(method::TOOLS_CALL, params).await?;
+        let mut result = self.request(method::TOOLS_CALL, params).await?;
+        // Taken out of the owned result rather than cloned: a load run makes thousands a second.
+        let mut take = |key: &str| result.as_object_mut().and_then(|o| o.remove(key));
         Ok(ToolResult {
-            is_error: result.get("isError").and_then(Value::as_bool).unwrap_or(false),
-            content: result.get("content").cloned().unwrap_or(Value::Null),
-            structured: result.get("structuredContent").cloned(),
+            is_error: take("isError").and_then(|v| v.as_bool()).unwrap_or(false),
+            content: take("content").unwrap_or(Value::Null),
+            structured: take("structuredContent"),
         })
     }
 
