@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 
 /// Largest response head accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
-/// Most header fields in a response head.
-const MAX_HEADERS: usize = 64;
+/// Most header fields in a response head (hyper's default).
+const MAX_HEADERS: usize = 100;
 /// Bytes asked of the socket per read; the buffer is let go once its bytes are passed on.
 const READ_CHUNK: usize = 4096;
 /// Longest chunk-size or trailer line accepted (extensions included).
@@ -543,6 +543,20 @@ mod tests {
         let (addr, _t) = serve(vec![]).await;
         let f = get(addr, None).await.unwrap_err();
         assert!(f.unanswered, "closed without a byte of response: {f:?}");
+    }
+
+    #[test]
+    fn heads_with_many_fields_parse_up_to_the_limit() {
+        let head = |fields: usize| {
+            let mut h = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 0..fields {
+                h.push_str(&format!("x-field-{i}: {i}\r\n"));
+            }
+            h + "\r\n"
+        };
+        let (_, parsed) = parse_head(head(MAX_HEADERS).as_bytes()).unwrap().expect("complete");
+        assert_eq!(parsed.headers.len(), MAX_HEADERS);
+        assert!(parse_head(head(MAX_HEADERS + 1).as_bytes()).is_err());
     }
 
     #[tokio::test]
