@@ -24,7 +24,7 @@ const PER_REQUEST: [&str; 9] = [
     "content-type",
     "content-length",
     "transfer-encoding",
-    "last-event-id",
+    super::protocol::HEADER_LAST_EVENT_ID,
     super::protocol::HEADER_SESSION_ID,
     super::protocol::HEADER_PROTOCOL_VERSION,
     super::protocol::HEADER_METHOD,

@@ -40,6 +40,18 @@ pub struct McpHeaders {
     pub name: Option<String>,
 }
 
+impl McpHeaders {
+    /// The header fields these stand for, by name; both transports send the present ones.
+    fn fields(&self) -> [(&'static str, Option<&str>); 4] {
+        [
+            (HEADER_SESSION_ID, self.session_id.as_deref()),
+            (HEADER_PROTOCOL_VERSION, self.protocol_version.as_deref()),
+            (HEADER_METHOD, self.method.as_deref()),
+            (HEADER_NAME, self.name.as_deref()),
+        ]
+    }
+}
+
 /// A successful POST.
 pub struct Reply {
     pub status: u16,
@@ -184,15 +196,11 @@ impl Transport {
     ) -> HeaderMap {
         let mut headers = base;
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
-        let mut put = |name: &'static str, value: &Option<String>| {
-            if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        for (name, value) in mcp.fields() {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
                 headers.insert(HeaderName::from_static(name), v);
             }
-        };
-        put(HEADER_SESSION_ID, &mcp.session_id);
-        put(HEADER_PROTOCOL_VERSION, &mcp.protocol_version);
-        put(HEADER_METHOD, &mcp.method);
-        put(HEADER_NAME, &mcp.name);
+        }
         if let Some((name, value)) = extra {
             headers.insert(name, value);
         }
@@ -213,12 +221,7 @@ impl Transport {
             let body = body.unwrap_or_default();
             let mut request = lean.request(&method, body.len());
             request.field(ACCEPT.as_str(), accept.as_bytes());
-            for (name, value) in [
-                (HEADER_SESSION_ID, &mcp.session_id),
-                (HEADER_PROTOCOL_VERSION, &mcp.protocol_version),
-                (HEADER_METHOD, &mcp.method),
-                (HEADER_NAME, &mcp.name),
-            ] {
+            for (name, value) in mcp.fields() {
                 if let Some(v) = value {
                     request.field(name, v.as_bytes());
                 }
