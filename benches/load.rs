@@ -6,9 +6,12 @@
 //! rate, same tool; the SDK from `scripts/install-test-servers.sh`).
 //!
 //! `cargo bench --bench load` (BENCH_LOAD_SECS, default 20; BENCH_LOAD_CLIENTS, default 50;
-//! BENCH_LOAD_RPM per client, default 1200; BENCH_BASELINE_BIN, an earlier `mcp-canary` binary
-//! measured first in the same run; BENCH_OHA, the `oha` binary). Client CPU comes from the shell's `times` builtin
-//! (user + system of the waited child), so both tools are measured the same way.
+//! BENCH_LOAD_RPM per client, a comma-separated list of rates measured in turn, default
+//! `600,1200`; BENCH_BASELINE_BIN, an earlier `mcp-canary` binary measured first in the same run;
+//! BENCH_OHA, the `oha` binary). Client CPU comes from the shell's `times` builtin (user + system
+//! of the waited child), so every tool is measured the same way. Each open-model client's line
+//! says what share of the schedule it completed: a generator that falls behind its schedule
+//! does less work per second than asked, and its cost per call is no longer comparable.
 
 mod support;
 
@@ -60,11 +63,11 @@ fn wrk_script() -> String {
 /// `oha` POSTing the same request at the same total rate as the load run (open loop, `-q`): the
 /// raw-HTTP floor of a generator that also keeps a schedule. Skipped when `oha` (BENCH_OHA, or
 /// on PATH) is not installed (`cargo install oha`).
-fn oha(url: &str, clients: u64, rpm: u64, secs: u64, canary_per_k: f64) {
+fn oha(url: &str, clients: u64, rpm: u64, secs: u64) -> Option<f64> {
     let bin = std::env::var("BENCH_OHA").unwrap_or_else(|_| "oha".into());
     if Command::new(&bin).arg("--version").output().is_err() {
         println!("oha not installed (cargo install oha): rate-matched raw-HTTP floor skipped");
-        return;
+        return None;
     }
     let rate = clients * rpm / 60;
     let headers: String = HEADERS.iter().map(|(n, v)| format!(" -H '{n}: {v}'")).collect();
@@ -76,34 +79,42 @@ fn oha(url: &str, clients: u64, rpm: u64, secs: u64, canary_per_k: f64) {
     let ok = report["statusCodeDistribution"]["200"].as_f64().unwrap_or(0.0);
     let per_k = if ok > 0.0 { cpu / ok * 1000.0 } else { f64::NAN };
     println!(
-        "oha (raw HTTP floor, open loop at the same {rate}/s): {ok} tools/call answered 200 in {secs}s; \
-         client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls"
+        "oha (raw HTTP floor, open loop at the same {rate}/s): {ok} tools/call answered 200 in {secs}s \
+         ({:.1} % of the schedule); client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls",
+        share(ok, clients, rpm, secs)
     );
-    println!("ratio mcp-canary / oha: {:.1}x", canary_per_k / per_k);
+    Some(per_k)
 }
 
-/// The TypeScript SDK loop at the same sessions, rate and duration; prints its cost and the ratio.
-fn ts_sdk(url: &str, clients: u64, rpm: u64, secs: u64, canary_per_k: f64) {
+/// Percent of the planned calls (`clients` x `rpm` for `secs`) that `calls` is.
+fn share(calls: f64, clients: u64, rpm: u64, secs: u64) -> f64 {
+    let planned = (clients * rpm) as f64 * secs as f64 / 60.0;
+    if planned > 0.0 { calls / planned * 100.0 } else { f64::NAN }
+}
+
+/// The TypeScript SDK loop at the same sessions, rate and duration; prints and returns its cost.
+fn ts_sdk(url: &str, clients: u64, rpm: u64, secs: u64) -> Option<f64> {
     let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/npm/sdk");
     if !sdk.join("node_modules/@modelcontextprotocol/sdk/package.json").is_file() {
         println!("TypeScript SDK not installed (scripts/install-test-servers.sh): SDK comparison skipped");
-        return;
+        return None;
     }
     let script = sdk.join("sdk-load.mjs");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ts/sdk-load.mjs"), &script).unwrap();
     let (out, cpu) = timed(&format!("node {} {url} {clients} {rpm} {secs}", script.display()));
     let Some(r) = out.lines().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) else {
         println!("TypeScript SDK loop printed no result: {out}");
-        return;
+        return None;
     };
     let calls = r["calls"].as_f64().unwrap_or(0.0);
     let per_k = if calls > 0.0 { cpu / calls * 1000.0 } else { f64::NAN };
     println!(
-        "TypeScript SDK client loop: {calls} tools/call ({} errors) in {secs}s, {clients} sessions x {rpm} rpm; \
-         client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls",
-        r["errors"]
+        "TypeScript SDK client loop: {calls} tools/call ({} errors) in {secs}s, {clients} sessions x {rpm} rpm \
+         ({:.1} % of the schedule); client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls",
+        r["errors"],
+        share(calls, clients, rpm, secs)
     );
-    println!("ratio TypeScript SDK / mcp-canary: {:.1}x", per_k / canary_per_k);
+    Some(per_k)
 }
 
 /// One `run load` of `bin`; prints its cost and returns CPU seconds per 1,000 calls.
@@ -122,10 +133,32 @@ fn canary(bin: &str, label: &str, url: &str, clients: u64, rpm: u64, secs: u64, 
     let p99 = r["total"]["latency"]["p99_ms"].as_f64().unwrap();
     let canary_per_k = canary_cpu / calls * 1000.0;
     println!(
-        "{label} run load: {calls} tools/call ({errors} errors) in {secs}s, {clients} sessions x {rpm} rpm, \
-         p99 {p99:.2} ms; client CPU {canary_cpu:.2}s = {canary_per_k:.3} CPU-s per 1,000 calls"
+        "{label} run load: {calls} tools/call ({errors} errors) in {secs}s, {clients} sessions x {rpm} rpm \
+         ({:.1} % of the schedule), p99 {p99:.2} ms; client CPU {canary_cpu:.2}s = {canary_per_k:.3} CPU-s per 1,000 calls",
+        share(calls, clients, rpm, secs)
     );
     canary_per_k
+}
+
+/// The median of the figures collected (NaN when there are none).
+fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The median cost per 1,000 calls of one client at one rate, with every round's figure.
+fn summarise(label: &str, figures: &[f64]) -> f64 {
+    let each: Vec<String> = figures.iter().map(|f| format!("{f:.3}")).collect();
+    let m = median(figures);
+    if !figures.is_empty() {
+        println!("  {label}: median {m:.3} CPU-s per 1,000 calls (rounds: {})", each.join(", "));
+    }
+    m
 }
 
 fn main() {
@@ -133,17 +166,47 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let secs = if smoke { 2 } else { env_or("BENCH_LOAD_SECS", 20) };
     let clients = env_or("BENCH_LOAD_CLIENTS", if smoke { 5 } else { 50 });
-    let rpm = env_or("BENCH_LOAD_RPM", 1200);
+    let rounds = if smoke { 1 } else { env_or("BENCH_LOAD_ROUNDS", 3).max(1) };
+    let rates =
+        std::env::var("BENCH_LOAD_RPM").unwrap_or_else(|_| if smoke { "1200".into() } else { "600,1200".into() });
+    let rates: Vec<u64> = rates.split(',').map(|r| r.trim().parse().expect("BENCH_LOAD_RPM: numbers")).collect();
     let (_target, url) = start_target();
     let dir = std::env::temp_dir().join(format!("mcp-canary-bench-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // An earlier build of the binary, measured in the same run for a before/after pair.
-    if let Ok(baseline) = std::env::var("BENCH_BASELINE_BIN") {
-        canary(&baseline, "baseline", &url, clients, rpm, secs, &dir);
+    let baseline = std::env::var("BENCH_BASELINE_BIN").ok();
+    let mut canary_medians = Vec::new();
+    for &rpm in &rates {
+        let (mut base, mut ours, mut ts, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Rounds interleave the clients, so a slow minute of a shared machine falls on all of them.
+        for round in 1..=rounds {
+            println!(
+                "-- {clients} sessions x {rpm} rpm = {} calls a second, round {round}/{rounds}",
+                clients * rpm / 60
+            );
+            // An earlier build of the binary, measured in the same run for a before/after pair.
+            if let Some(bin) = &baseline {
+                base.push(canary(bin, "baseline", &url, clients, rpm, secs, &dir));
+            }
+            ours.push(canary(env!("CARGO_BIN_EXE_mcp-canary"), "mcp-canary", &url, clients, rpm, secs, &dir));
+            ts.extend(ts_sdk(&url, clients, rpm, secs));
+            floor.extend(oha(&url, clients, rpm, secs));
+        }
+        println!("== {clients} sessions x {rpm} rpm, medians of {rounds} round(s):");
+        let base = summarise("baseline", &base);
+        let ours = summarise("mcp-canary", &ours);
+        let ts = summarise("TypeScript SDK", &ts);
+        let floor = summarise("oha", &floor);
+        if base.is_finite() {
+            println!("  ratio mcp-canary / baseline: {:.2}", ours / base);
+        }
+        if ts.is_finite() {
+            println!("  ratio TypeScript SDK / mcp-canary: {:.1}x", ts / ours);
+        }
+        if floor.is_finite() {
+            println!("  ratio mcp-canary / oha: {:.1}x", ours / floor);
+        }
+        canary_medians.push((rpm, ours));
     }
-    let canary_per_k = canary(env!("CARGO_BIN_EXE_mcp-canary"), "mcp-canary", &url, clients, rpm, secs, &dir);
-    ts_sdk(&url, clients, rpm, secs, canary_per_k);
-    oha(&url, clients, rpm, secs, canary_per_k);
 
     let lua = dir.join("tools_call.lua");
     std::fs::write(&lua, wrk_script()).unwrap();
@@ -163,6 +226,8 @@ fn main() {
         "wrk (raw HTTP floor, closed loop at full speed): {requests} tools/call in {secs}s ({non2xx}); \
          client CPU {wrk_cpu:.2}s = {wrk_per_k:.3} CPU-s per 1,000 calls"
     );
-    println!("ratio mcp-canary / wrk: {:.1}x", canary_per_k / wrk_per_k);
+    for (rpm, ours) in canary_medians {
+        println!("ratio mcp-canary at {rpm} rpm / wrk: {:.1}x", ours / wrk_per_k);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

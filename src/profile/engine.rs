@@ -193,7 +193,9 @@ fn spawn_lane<W: Workload>(
             tasks.close();
             tasks.wait().await;
         };
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        // Sockets and timers only: with the process and signal drivers enabled every park also
+        // looked for exited child processes, which sessions never start.
+        match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
             Ok(rt) => rt.block_on(sessions),
             Err(e) => {
                 tracing::warn!(error = %e, "Load lane runtime not built; its sessions run on the shared runtime");
