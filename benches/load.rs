@@ -7,8 +7,9 @@
 //!
 //! `cargo bench --bench load` (BENCH_LOAD_SECS, default 20; BENCH_LOAD_CLIENTS, default 50;
 //! BENCH_LOAD_RPM per client, a comma-separated list of rates measured in turn, default
-//! `600,1200`; BENCH_BASELINE_BIN, an earlier `mcp-canary` binary measured first in the same run;
-//! BENCH_OHA, the `oha` binary). Client CPU comes from the shell's `times` builtin (user + system
+//! `600,1200`; BENCH_LOAD_ROUNDS, rounds per rate, default 3, the ratios taken between medians;
+//! BENCH_BASELINE_BIN, an earlier `mcp-canary` binary measured in every round; BENCH_OHA, the
+//! `oha` binary). Client CPU comes from the shell's `times` builtin (user + system
 //! of the waited child), so every tool is measured the same way. Each open-model client's line
 //! says what share of the schedule it completed: a generator that falls behind its schedule
 //! does less work per second than asked, and its cost per call is no longer comparable.
@@ -77,13 +78,18 @@ fn oha(url: &str, clients: u64, rpm: u64, secs: u64) -> Option<f64> {
     let json = out.rfind('}').map(|end| &out[..=end]).unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
     let ok = report["statusCodeDistribution"]["200"].as_f64().unwrap_or(0.0);
-    let per_k = if ok > 0.0 { cpu / ok * 1000.0 } else { f64::NAN };
+    let per_k = per_thousand(cpu, ok);
     println!(
         "oha (raw HTTP floor, open loop at the same {rate}/s): {ok} tools/call answered 200 in {secs}s \
          ({:.1} % of the schedule); client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls",
         share(ok, clients, rpm, secs)
     );
     Some(per_k)
+}
+
+/// CPU seconds per 1,000 calls (NaN when no call was made).
+fn per_thousand(cpu: f64, calls: f64) -> f64 {
+    if calls > 0.0 { cpu / calls * 1000.0 } else { f64::NAN }
 }
 
 /// Percent of the planned calls (`clients` x `rpm` for `secs`) that `calls` is.
@@ -107,7 +113,7 @@ fn ts_sdk(url: &str, clients: u64, rpm: u64, secs: u64) -> Option<f64> {
         return None;
     };
     let calls = r["calls"].as_f64().unwrap_or(0.0);
-    let per_k = if calls > 0.0 { cpu / calls * 1000.0 } else { f64::NAN };
+    let per_k = per_thousand(cpu, calls);
     println!(
         "TypeScript SDK client loop: {calls} tools/call ({} errors) in {secs}s, {clients} sessions x {rpm} rpm \
          ({:.1} % of the schedule); client CPU {cpu:.2}s = {per_k:.3} CPU-s per 1,000 calls",
@@ -131,7 +137,7 @@ fn canary(bin: &str, label: &str, url: &str, clients: u64, rpm: u64, secs: u64, 
     let calls = r["total"]["count"].as_f64().unwrap();
     let errors = r["total"]["errors"].as_f64().unwrap();
     let p99 = r["total"]["latency"]["p99_ms"].as_f64().unwrap();
-    let canary_per_k = canary_cpu / calls * 1000.0;
+    let canary_per_k = per_thousand(canary_cpu, calls);
     println!(
         "{label} run load: {calls} tools/call ({errors} errors) in {secs}s, {clients} sessions x {rpm} rpm \
          ({:.1} % of the schedule), p99 {p99:.2} ms; client CPU {canary_cpu:.2}s = {canary_per_k:.3} CPU-s per 1,000 calls",
@@ -221,7 +227,7 @@ fn main() {
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     let non2xx = out.lines().find(|l| l.contains("Non-2xx")).unwrap_or("no non-2xx responses").trim().to_string();
-    let wrk_per_k = if requests > 0.0 { wrk_cpu / requests * 1000.0 } else { f64::NAN };
+    let wrk_per_k = per_thousand(wrk_cpu, requests);
     println!(
         "wrk (raw HTTP floor, closed loop at full speed): {requests} tools/call in {secs}s ({non2xx}); \
          client CPU {wrk_cpu:.2}s = {wrk_per_k:.3} CPU-s per 1,000 calls"
