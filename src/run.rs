@@ -16,7 +16,7 @@ use crate::profile::per_session::MemoryResults;
 use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, Tolerance};
 use crate::profile::threshold::{Threshold, format_seconds};
-use crate::profile::{self, Hooks, LoadRun, Progress};
+use crate::profile::{self, Hooks, LoadRun, Population, Progress, ProgressLines};
 use crate::telemetry;
 
 /// Exit status of a run whose thresholds failed (k6 uses 99 too).
@@ -213,8 +213,8 @@ fn progress_line(p: &Progress) -> String {
     format!(
         "progress elapsed={:.1}s sessions={} in_flight={} {}",
         p.elapsed.as_secs_f64(),
-        p.sessions,
-        p.in_flight,
+        p.population.sessions,
+        p.population.in_flight,
         p.detail
     )
 }
@@ -443,26 +443,21 @@ where
 
     let metrics = start_metrics(unix_now_secs());
     println!("{banner}");
-    let every = common.progress;
-    let last_print = std::sync::Mutex::new(tokio::time::Instant::now());
     let tty = std::io::stdout().is_terminal();
     let (m1, m2) = (Arc::clone(&metrics), Arc::clone(&metrics));
+    let print = move |p: &Progress| {
+        let line = progress_line(p);
+        if tty {
+            // A terminal gets one line rewritten in place.
+            print!("\r\x1b[2K{line}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        } else {
+            println!("{line}");
+        }
+    };
     let hooks = Hooks {
-        progress: Box::new(move |p: &Progress| {
-            m1.population(p.sessions, p.in_flight);
-            let Ok(mut last) = last_print.lock() else { return };
-            if last.elapsed() + Duration::from_millis(50) >= every {
-                *last = tokio::time::Instant::now();
-                let line = progress_line(p);
-                if tty {
-                    // A terminal gets one line rewritten in place.
-                    print!("\r\x1b[2K{line}");
-                    let _ = std::io::Write::flush(&mut std::io::stdout());
-                } else {
-                    println!("{line}");
-                }
-            }
-        }),
+        population: Box::new(move |p: Population| m1.population(p.sessions, p.in_flight)),
+        progress: Some(ProgressLines { every: common.progress, print: Box::new(print) }),
         thresholds: Box::new(move |r| m2.thresholds(r)),
     };
     let http = crate::mcp::transport::http_client()?;
@@ -499,19 +494,24 @@ where
     Ok(code)
 }
 
-/// The telemetry of a one-shot run: the recorder (pushing over OTLP when the standard
-/// `OTEL_EXPORTER_OTLP_*` variables ask for it), `/metrics` on `listen`, and histogram upkeep.
+/// The telemetry of a one-shot run: the recorder, `/metrics` on `--metrics-listen`, OTLP push
+/// when the standard `OTEL_EXPORTER_OTLP_*` variables ask for it, and histogram upkeep. With neither, nothing could read a metric, so no recorder
+/// is installed: the `metrics` calls are no-ops, and the process skips the recorder's start-up
+/// (its clock calibration spins for up to 200 ms) and the per-request recording.
 pub(crate) struct RunSurface {
-    pub exporter: telemetry::Exporter,
+    exporter: Option<telemetry::Exporter>,
     stop: tokio_util::sync::CancellationToken,
-    upkeep: tokio::task::JoinHandle<()>,
+    upkeep: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunSurface {
     pub(crate) async fn start(listen: Option<SocketAddr>) -> anyhow::Result<Self> {
         let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
-        let exporter = telemetry::Exporter::install(otlp.as_ref())?;
         let stop = tokio_util::sync::CancellationToken::new();
+        if listen.is_none() && otlp.is_none() {
+            return Ok(Self { exporter: None, stop, upkeep: None });
+        }
+        let exporter = telemetry::Exporter::install(otlp.as_ref())?;
         if let Some(addr) = listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -534,14 +534,26 @@ impl RunSurface {
                 }
             })
         };
-        Ok(Self { exporter, stop, upkeep })
+        Ok(Self { exporter: Some(exporter), stop, upkeep: Some(upkeep) })
+    }
+
+    /// Fold buffered histogram samples into the series now (a run's last results, before a
+    /// lingering scrape or the final OTLP push).
+    pub(crate) fn upkeep(&self) {
+        if let Some(exporter) = &self.exporter {
+            exporter.run_upkeep();
+        }
     }
 
     /// Stop serving `/metrics` and flush OTLP.
     pub(crate) async fn finish(self) {
         self.stop.cancel();
-        let _ = self.upkeep.await;
-        self.exporter.shutdown(Duration::from_secs(5)).await;
+        if let Some(upkeep) = self.upkeep {
+            let _ = upkeep.await;
+        }
+        if let Some(exporter) = &self.exporter {
+            exporter.shutdown(Duration::from_secs(5)).await;
+        }
     }
 }
 

@@ -161,7 +161,7 @@ pub async fn run(args: ChaosArgs, shutdown: tokio_util::sync::CancellationToken)
     );
     let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
     let report = chaos::run_chaos(run, client, http, metrics, shutdown.clone()).await;
-    surface.exporter.run_upkeep();
+    surface.upkeep();
     let path =
         write_report(args.common.report.as_deref(), &args.common.results_dir, "chaos", report.started_at, &report)?;
     print!("{}", chaos_table(&report));

@@ -142,7 +142,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
         }
     };
     telemetry::matrix::finished(&report, matrix::PROFILE);
-    surface.exporter.run_upkeep();
+    surface.upkeep();
 
     let path = write_report(args.report.as_deref(), &args.results_dir, "matrix", report.started_at, &report)?;
     print!("{}", matrix_table(&report));

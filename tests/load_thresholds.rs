@@ -35,6 +35,11 @@ async fn error_rate_breach_fails_and_abort_stops_early() {
     let (code, out, _) = run_load(&url, &report, &["--duration", "3s", "--threshold", "error_rate < 1%"]).await;
     assert_eq!(code, 99, "{out}");
     assert!(out.contains("FAIL"), "{out}");
+    // Not a terminal: one plain progress line a second, with the live error count.
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("progress elapsed=")).collect();
+    assert!((2..=4).contains(&lines.len()), "{out}");
+    let errors = |l: &str| l.split_once(" errors=").and_then(|(_, r)| r.split(' ').next()?.parse::<u64>().ok());
+    assert!(lines.iter().all(|l| l.contains(" p95=")) && errors(lines[lines.len() - 1]) > Some(0), "{out}");
     let r = read(&report);
     assert_eq!(r["verdict"], "fail");
     assert_eq!(r["aborted"], false);

@@ -52,7 +52,7 @@ async fn most_handshakes_at_once(connect_concurrency: u32) -> usize {
     };
     let mut run = plan_notify(&spec, &options).expect("valid notify parameters");
     run.settle = Duration::from_millis(100);
-    let hooks = Hooks { progress: Box::new(|_| {}), thresholds: Box::new(|_| {}) };
+    let hooks = Hooks::none();
     let report = tokio::time::timeout(
         Duration::from_secs(30),
         run_notify(

@@ -24,6 +24,9 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Bytes asked of the socket per read; the buffer is let go once its bytes are passed on.
 const READ_CHUNK: usize = 4096;
+/// Bytes asked of the socket for a response head: most MCP answers, head and body, fit in one
+/// such read, and a buffer this small comes from the allocator's per-thread cache.
+const HEAD_CHUNK: usize = 1024;
 /// Longest chunk-size or trailer line accepted (extensions included).
 const MAX_LINE: usize = 4096;
 
@@ -120,7 +123,7 @@ impl Conn {
         if let Err(e) = self.tcp.write_all(request).await {
             return Err(Failure { error: reset_io("send", &e), unanswered: true });
         }
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
         let fail = |error| Failure { error, unanswered: false };
         loop {
             if let Some((len, head)) = parse_head(&buf).map_err(fail)? {
@@ -140,7 +143,7 @@ impl Conn {
             if buf.len() >= MAX_HEAD {
                 return Err(fail(McpError::Reset(format!("response head over {MAX_HEAD} bytes"))));
             }
-            buf.reserve(READ_CHUNK);
+            buf.reserve(if buf.is_empty() { HEAD_CHUNK } else { READ_CHUNK });
             match tokio::io::AsyncReadExt::read_buf(&mut self.tcp, &mut buf).await {
                 Ok(0) => {
                     let error = McpError::Reset("connection closed before a response".into());

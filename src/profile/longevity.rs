@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{self, EngineConfig, RunObserver};
 use super::load::{LoadWorkload, MixEntry};
 use super::report::{self, Regression, RunReport, ThresholdResult, Tolerance};
-use super::stats::RunStats;
+use super::stats::{Outcomes, RunStats};
 use super::threshold::{self, Stat, Threshold};
-use super::{Hooks, LiveRun, Progress, drive, evaluate, process_cpu_seconds, unix_now, verdict};
+use super::{Hooks, LiveRun, Population, drive, evaluate_live, process_cpu_seconds, unix_now, verdict};
 use crate::inspect::memory::{self, MemorySeries, MemorySource};
 use crate::mcp::ClientConfig;
 
@@ -180,16 +180,19 @@ struct LongevityLive<'a> {
     memory: &'a Mutex<MemoryState>,
     /// Snapshots a memory threshold needs before it may abort the run: half a slope window.
     memory_min_samples: u64,
+    /// Reused for every merge of a tick, so a tick allocates no histogram.
+    scratch: Mutex<Outcomes>,
 }
 
 impl LiveRun for LongevityLive<'_> {
     fn evaluate(&self) -> Vec<ThresholdResult> {
         let (memory, requests): (Vec<Threshold>, Vec<Threshold>) =
             self.run.thresholds.iter().cloned().partition(|t| t.stat.is_memory());
-        let mut by_expr: BTreeMap<String, ThresholdResult> = evaluate(&requests, &self.run.mix, &self.stats.snapshot())
-            .into_iter()
-            .map(|r| (r.threshold.clone(), r))
-            .collect();
+        let mut by_expr: BTreeMap<String, ThresholdResult> =
+            evaluate_live(&requests, &self.run.mix, self.stats, &self.scratch)
+                .into_iter()
+                .map(|r| (r.threshold.clone(), r))
+                .collect();
         let state = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         for t in &memory {
             let (observed, samples) = observe_memory(t, &state.target);
@@ -204,27 +207,26 @@ impl LiveRun for LongevityLive<'_> {
         self.run.thresholds.iter().filter_map(|t| by_expr.remove(&t.to_string())).collect()
     }
 
-    fn progress(&self, elapsed: Duration) -> Progress {
-        let snap = self.stats.snapshot();
-        let total = snap.total();
+    fn population(&self) -> Population {
+        self.stats.population()
+    }
+
+    fn detail(&self) -> String {
+        let Ok(mut total) = self.scratch.lock() else { return String::new() };
+        self.stats.outcomes_into(|_| true, &mut total);
         let state = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         let mb = |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.1}MB", b as f64 / 1e6));
         let slope = state.target.slope_bytes_per_hour().map_or("-".to_string(), threshold::format_bytes_per_hour);
-        Progress {
-            elapsed,
-            sessions: self.stats.sessions.load(Ordering::Relaxed),
-            in_flight: self.stats.in_flight.load(Ordering::Relaxed),
-            detail: format!(
-                "requests={} errors={} ended_clean={} ended_unclean={} target={} slope={} daemon={}",
-                total.count(),
-                total.error_count(),
-                self.stats.ended_clean.load(Ordering::Relaxed),
-                self.stats.ended_unclean.load(Ordering::Relaxed),
-                mb(state.last.0),
-                slope,
-                mb(state.last.1),
-            ),
-        }
+        format!(
+            "requests={} errors={} ended_clean={} ended_unclean={} target={} slope={} daemon={}",
+            total.count(),
+            total.errors,
+            self.stats.ended_clean.load(Ordering::Relaxed),
+            self.stats.ended_unclean.load(Ordering::Relaxed),
+            mb(state.last.0),
+            slope,
+            mb(state.last.1),
+        )
     }
 
     fn min_abort_samples(&self, result: &ThresholdResult) -> u64 {
@@ -358,7 +360,13 @@ pub async fn run_longevity(
         end
     };
     let per_window = (run.slope_window.as_secs_f64() / run.snapshot_interval.as_secs_f64() / 2.0).ceil() as u64;
-    let live = LongevityLive { run: &run, stats: &stats, memory: &memory, memory_min_samples: per_window.max(3) };
+    let live = LongevityLive {
+        run: &run,
+        stats: &stats,
+        memory: &memory,
+        memory_min_samples: per_window.max(3),
+        scratch: Mutex::default(),
+    };
     let (driven, ()) = tokio::join!(
         drive(work, &live, &hooks, run.tick, run.abort_on_fail, &engine_cancel),
         sampler.run(sampler_stop.clone())

@@ -26,7 +26,7 @@ use crate::mcp::ClientConfig;
 use engine::{EngineConfig, RunObserver};
 use load::{LoadWorkload, MixEntry};
 use report::{LoadResults, RunParams, RunReport, ThresholdResult};
-use stats::{OpAccum, RunStats, Snapshot};
+use stats::{Outcomes, RunStats, Snapshot};
 use threshold::{Stat, Threshold};
 
 /// Do not abort on a breach computed over fewer requests than this (noise at the start).
@@ -52,8 +52,7 @@ pub struct LoadRun {
 #[derive(Debug, Clone)]
 pub struct Progress {
     pub elapsed: Duration,
-    pub sessions: u64,
-    pub in_flight: u64,
+    pub population: Population,
     /// Profile-specific `key=value` pairs (requests and percentiles, deliveries, ...).
     pub detail: String,
 }
@@ -74,11 +73,11 @@ pub fn scope_indices(mix: &[MixEntry], scope: Option<&str>) -> Result<Vec<usize>
 }
 
 /// The observed value of a threshold's statistic over `acc` (shed slots count as failures).
-pub fn observe(t: &Threshold, acc: &OpAccum, shed: u64) -> f64 {
+pub fn observe(t: &Threshold, acc: &Outcomes, shed: u64) -> f64 {
     let h = &acc.latency;
     let secs = |us: u64| us as f64 / 1e6;
     let all = acc.count() + shed;
-    let error_rate = if all == 0 { 0.0 } else { (acc.error_count() + shed) as f64 / all as f64 };
+    let error_rate = if all == 0 { 0.0 } else { (acc.errors + shed) as f64 / all as f64 };
     match t.stat {
         Stat::Avg => h.mean() / 1e6,
         Stat::Min => secs(h.min()),
@@ -95,15 +94,24 @@ pub fn observe(t: &Threshold, acc: &OpAccum, shed: u64) -> f64 {
 
 /// Evaluate every threshold against a snapshot.
 pub fn evaluate(thresholds: &[Threshold], mix: &[MixEntry], snap: &Snapshot) -> Vec<ThresholdResult> {
-    let mut acc = RunStats::scratch();
-    evaluate_with(thresholds, mix, snap.slots.shed, &mut acc, |pick, out| {
-        out.reset();
-        for (i, a) in snap.ops.iter().enumerate() {
-            if pick(i) {
-                out.add(a);
-            }
-        }
-    })
+    let mut acc = Outcomes::default();
+    evaluate_with(thresholds, mix, snap.slots.shed, &mut acc, |pick, out| snap.outcomes_into(pick, out))
+}
+
+/// Evaluate every threshold against the live accumulators, merging into `scratch` (a run's
+/// live view calls this on every tick).
+fn evaluate_live(
+    thresholds: &[Threshold],
+    mix: &[MixEntry],
+    stats: &RunStats,
+    scratch: &std::sync::Mutex<Outcomes>,
+) -> Vec<ThresholdResult> {
+    if thresholds.is_empty() {
+        return Vec::new();
+    }
+    let Ok(mut acc) = scratch.lock() else { return Vec::new() };
+    let shed = stats.shed.load(Ordering::Relaxed);
+    evaluate_with(thresholds, mix, shed, &mut acc, |pick, out| stats.outcomes_into(pick, out))
 }
 
 /// Evaluate every threshold; `merge(pick, out)` fills `out` with the picked operations merged.
@@ -111,8 +119,8 @@ fn evaluate_with(
     thresholds: &[Threshold],
     mix: &[MixEntry],
     shed: u64,
-    acc: &mut OpAccum,
-    merge: impl Fn(&dyn Fn(usize) -> bool, &mut OpAccum),
+    acc: &mut Outcomes,
+    merge: impl Fn(&dyn Fn(usize) -> bool, &mut Outcomes),
 ) -> Vec<ThresholdResult> {
     thresholds
         .iter()
@@ -148,18 +156,44 @@ pub type ThresholdHook = Box<dyn Fn(&[ThresholdResult]) + Send + Sync>;
 
 /// Hooks a caller gives a run.
 pub struct Hooks {
-    /// Called every tick with a live view.
-    pub progress: Box<dyn Fn(&Progress) + Send + Sync>,
+    /// Called every tick with the live population.
+    pub population: Box<dyn Fn(Population) + Send + Sync>,
+    /// Progress lines, if the caller prints any.
+    pub progress: Option<ProgressLines>,
     /// Called every tick and at the end with the threshold results so far.
     pub thresholds: ThresholdHook,
 }
 
-/// What the run driver asks a running profile on every tick.
+impl Hooks {
+    /// Hooks that ignore everything.
+    pub fn none() -> Self {
+        Self { population: Box::new(|_| {}), progress: None, thresholds: Box::new(|_| {}) }
+    }
+}
+
+/// Where progress lines go and how often: the live view behind a line (percentiles merged over
+/// every operation) is built only when one is printed.
+pub struct ProgressLines {
+    pub every: Duration,
+    pub print: Box<dyn Fn(&Progress) + Send + Sync>,
+}
+
+/// Sessions open and requests in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Population {
+    pub sessions: u64,
+    pub in_flight: u64,
+}
+
+/// What the run driver asks a running profile.
 pub trait LiveRun: Send + Sync {
-    /// Threshold results over what the run measured so far.
+    /// Threshold results over what the run measured so far (every tick).
     fn evaluate(&self) -> Vec<ThresholdResult>;
-    /// Live view for the progress hook.
-    fn progress(&self, elapsed: Duration) -> Progress;
+    /// The live population (every tick; two counters, no merging).
+    fn population(&self) -> Population;
+    /// Profile-specific `key=value` pairs of a progress line (requests and percentiles,
+    /// deliveries, ...), built only when a line is printed.
+    fn detail(&self) -> String;
     /// Samples a threshold result must cover before it may abort the run.
     fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {
         MIN_ABORT_SAMPLES
@@ -177,8 +211,9 @@ pub struct Driven<T> {
 }
 
 /// The one run driver shared by every profile: runs `work` to its end while evaluating the
-/// thresholds and reporting progress every `tick`; with `abort_on_fail`, the first breach over
-/// enough samples cancels `work_cancel` (the work then winds down and returns).
+/// thresholds and reporting the population every `tick` (and a progress line as often as the
+/// hooks ask); with `abort_on_fail`, the first breach over enough samples cancels `work_cancel`
+/// (the work then winds down and returns).
 pub async fn drive<T>(
     work: impl std::future::Future<Output = T>,
     live: &dyn LiveRun,
@@ -190,6 +225,7 @@ pub async fn drive<T>(
     tokio::pin!(work);
     let begin = tokio::time::Instant::now();
     let mut ticker = tokio::time::interval_at(begin + tick, tick);
+    let mut last_line = begin;
     let mut abort_reason: Option<String> = None;
     let out = loop {
         tokio::select! {
@@ -197,7 +233,15 @@ pub async fn drive<T>(
             _ = ticker.tick() => {
                 let results = live.evaluate();
                 (hooks.thresholds)(&results);
-                (hooks.progress)(&live.progress(begin.elapsed()));
+                let population = live.population();
+                (hooks.population)(population);
+                // Within half a tick of due: a line every `every` even when ticks jitter.
+                if let Some(lines) = &hooks.progress
+                    && last_line.elapsed() + tick / 2 >= lines.every
+                {
+                    last_line = tokio::time::Instant::now();
+                    (lines.print)(&Progress { elapsed: begin.elapsed(), population, detail: live.detail() });
+                }
                 if abort_on_fail && abort_reason.is_none()
                     && let Some(breach) = results.iter().find(|r| !r.passed && r.samples >= live.min_abort_samples(r))
                 {
@@ -227,36 +271,31 @@ struct LoadLive<'a> {
     stats: &'a RunStats,
     planned: u64,
     /// Reused for every merge of a tick, so a tick allocates no histogram.
-    scratch: std::sync::Mutex<OpAccum>,
+    scratch: std::sync::Mutex<Outcomes>,
 }
 
 impl LiveRun for LoadLive<'_> {
     fn evaluate(&self) -> Vec<ThresholdResult> {
-        let Ok(mut acc) = self.scratch.lock() else { return Vec::new() };
-        let shed = self.stats.shed.load(Ordering::Relaxed);
-        evaluate_with(&self.run.thresholds, &self.run.mix, shed, &mut acc, |pick, out| self.stats.merge_into(pick, out))
+        evaluate_live(&self.run.thresholds, &self.run.mix, self.stats, &self.scratch)
     }
 
-    fn progress(&self, elapsed: Duration) -> Progress {
-        let Ok(mut total) = self.scratch.lock() else {
-            return Progress { elapsed, sessions: 0, in_flight: 0, detail: String::new() };
-        };
-        self.stats.merge_into(|_| true, &mut total);
+    fn population(&self) -> Population {
+        self.stats.population()
+    }
+
+    fn detail(&self) -> String {
+        let Ok(mut total) = self.scratch.lock() else { return String::new() };
+        self.stats.outcomes_into(|_| true, &mut total);
         let ms = |q: f64| threshold::format_seconds(total.latency.value_at_quantile(q) as f64 / 1e6);
-        Progress {
-            elapsed,
-            sessions: self.stats.sessions.load(Ordering::Relaxed),
-            in_flight: self.stats.in_flight.load(Ordering::Relaxed),
-            detail: format!(
-                "requests={}/{} errors={} shed={} p95={} p99={}",
-                total.count(),
-                self.planned,
-                total.error_count(),
-                self.stats.shed.load(Ordering::Relaxed),
-                ms(0.95),
-                ms(0.99)
-            ),
-        }
+        format!(
+            "requests={}/{} errors={} shed={} p95={} p99={}",
+            total.count(),
+            self.planned,
+            total.errors,
+            self.stats.shed.load(Ordering::Relaxed),
+            ms(0.95),
+            ms(0.99)
+        )
     }
 }
 
@@ -309,12 +348,8 @@ pub async fn run_load(
     let engine =
         engine::run(engine_cfg, client, http.clone(), workload, observer, Arc::clone(&stats), engine_cancel.clone());
     let plan = run.engine.plan;
-    let live = LoadLive {
-        run: &run,
-        stats: &stats,
-        planned: plan.expected_slots(),
-        scratch: std::sync::Mutex::new(RunStats::scratch()),
-    };
+    let live =
+        LoadLive { run: &run, stats: &stats, planned: plan.expected_slots(), scratch: std::sync::Mutex::default() };
     let sampler = async {
         let probe = run.memory.as_ref()?;
         // Sample a little past the ramp: the last session joins just before its end.
@@ -347,5 +382,72 @@ pub async fn run_load(
         verdict: verdict(&driven.thresholds, aborted),
         thresholds: driven.thresholds,
         client_cpu_seconds: process_cpu_seconds(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU64;
+
+    /// Counts what the driver asks of it.
+    #[derive(Default)]
+    struct Counting {
+        evaluations: AtomicU64,
+        details: AtomicU64,
+    }
+
+    impl LiveRun for Counting {
+        fn evaluate(&self) -> Vec<ThresholdResult> {
+            self.evaluations.fetch_add(1, Ordering::Relaxed);
+            Vec::new()
+        }
+        fn population(&self) -> Population {
+            Population { sessions: 3, in_flight: 1 }
+        }
+        fn detail(&self) -> String {
+            format!("n={}", self.details.fetch_add(1, Ordering::Relaxed))
+        }
+    }
+
+    /// Every tick reports the population; a progress line (and the detail behind it) comes only
+    /// as often as asked, and never without a printer.
+    #[tokio::test]
+    async fn lines_and_their_detail_only_as_often_as_asked() {
+        let live = Counting::default();
+        let populations = Arc::new(AtomicU64::new(0));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (p, l) = (Arc::clone(&populations), Arc::clone(&lines));
+        let hooks = Hooks {
+            population: Box::new(move |pop| {
+                assert_eq!(pop, Population { sessions: 3, in_flight: 1 });
+                p.fetch_add(1, Ordering::Relaxed);
+            }),
+            progress: Some(ProgressLines {
+                every: Duration::from_millis(200),
+                print: Box::new(move |p: &Progress| l.lock().unwrap().push((p.elapsed, p.detail.clone()))),
+            }),
+            thresholds: Box::new(|_| {}),
+        };
+        let tick = Duration::from_millis(50);
+        drive(tokio::time::sleep(Duration::from_millis(730)), &live, &hooks, tick, false, &CancellationToken::new())
+            .await;
+        let ticks = populations.load(Ordering::Relaxed);
+        assert!((10..=14).contains(&ticks), "{ticks} ticks");
+        // Every tick evaluates, and once more at the end.
+        assert_eq!(live.evaluations.load(Ordering::Relaxed), ticks + 1);
+        let lines = lines.lock().unwrap().clone();
+        assert!((2..=4).contains(&lines.len()), "{lines:?}");
+        assert!(lines.windows(2).all(|w| w[1].0 - w[0].0 >= Duration::from_millis(150)), "{lines:?}");
+        let details: Vec<String> = (0..lines.len()).map(|n| format!("n={n}")).collect();
+        assert_eq!(lines.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(), details, "one detail per line");
+
+        let quiet = Counting::default();
+        let hooks = Hooks::none();
+        drive(tokio::time::sleep(Duration::from_millis(300)), &quiet, &hooks, tick, false, &CancellationToken::new())
+            .await;
+        assert_eq!(quiet.details.load(Ordering::Relaxed), 0, "no printer: no detail built");
+        assert!(quiet.evaluations.load(Ordering::Relaxed) >= 4);
     }
 }

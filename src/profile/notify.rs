@@ -18,7 +18,7 @@ use super::replicas::{ReplicaDelivery, ReplicaTagging};
 use super::report::{self, Regression, RunReport, ThresholdResult, Tolerance};
 use super::stats::{Latency, new_histogram};
 use super::threshold::{Stat, Threshold};
-use super::{Hooks, LiveRun, Progress, drive, process_cpu_seconds, unix_now, verdict};
+use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, unix_now, verdict};
 use crate::mcp::{ClientConfig, McpClient};
 
 /// A validated notification-stress run.
@@ -255,6 +255,9 @@ struct NotifyLive<'a> {
 
 impl LiveRun for NotifyLive<'_> {
     fn evaluate(&self) -> Vec<ThresholdResult> {
+        if self.run.thresholds.is_empty() {
+            return Vec::new();
+        }
         let tally = self.tracker.tally(self.run.sessions);
         self.run
             .thresholds
@@ -273,25 +276,24 @@ impl LiveRun for NotifyLive<'_> {
             .collect()
     }
 
-    fn progress(&self, elapsed: Duration) -> Progress {
+    fn population(&self) -> Population {
+        Population { sessions: self.tracker.ready.load(Ordering::Relaxed), in_flight: 0 }
+    }
+
+    fn detail(&self) -> String {
         let tally = self.tracker.tally(self.run.sessions);
         let t = &self.tracker;
-        Progress {
-            elapsed,
-            sessions: t.ready.load(Ordering::Relaxed),
-            in_flight: 0,
-            detail: format!(
-                "broadcasts={}/{} received={}/{} delivery={:.2}% duplicates={} out_of_order={} p95={}",
-                t.broadcasts.load(Ordering::Relaxed),
-                self.run.total_broadcasts(),
-                tally.received,
-                tally.expected,
-                tally.delivery() * 100.0,
-                t.duplicates.load(Ordering::Relaxed),
-                t.out_of_order.load(Ordering::Relaxed),
-                super::threshold::format_seconds(tally.latency.value_at_quantile(0.95) as f64 / 1e6),
-            ),
-        }
+        format!(
+            "broadcasts={}/{} received={}/{} delivery={:.2}% duplicates={} out_of_order={} p95={}",
+            t.broadcasts.load(Ordering::Relaxed),
+            self.run.total_broadcasts(),
+            tally.received,
+            tally.expected,
+            tally.delivery() * 100.0,
+            t.duplicates.load(Ordering::Relaxed),
+            t.out_of_order.load(Ordering::Relaxed),
+            super::threshold::format_seconds(tally.latency.value_at_quantile(0.95) as f64 / 1e6),
+        )
     }
 
     fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {

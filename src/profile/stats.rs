@@ -84,6 +84,37 @@ impl OpAccum {
     }
 }
 
+/// What thresholds and progress lines read of one or more operations: latency from the
+/// intended start and the failures (not the service and closed-loop views, which only the report
+/// shows). Scratch space: reset and refilled on every tick, never reallocated.
+pub struct Outcomes {
+    pub latency: Histogram<u64>,
+    pub errors: u64,
+}
+
+impl Default for Outcomes {
+    fn default() -> Self {
+        Self { latency: new_histogram(), errors: 0 }
+    }
+}
+
+impl Outcomes {
+    /// Completed requests (successes and failures).
+    pub fn count(&self) -> u64 {
+        self.latency.len()
+    }
+
+    fn reset(&mut self) {
+        self.latency.reset();
+        self.errors = 0;
+    }
+
+    fn add(&mut self, a: &OpAccum) {
+        let _ = self.latency.add(&a.latency);
+        self.errors += a.error_count();
+    }
+}
+
 /// Percentiles of one histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
@@ -239,10 +270,11 @@ impl RunStats {
         }
     }
 
-    /// Merge the operations for which `pick(index)` holds into `out` (emptied first), each locked
-    /// in turn. Live views go through here: a full `snapshot` copies every histogram (hundreds of
-    /// KB each), which on every tick of a run cost more CPU than the requests themselves.
-    pub fn merge_into(&self, pick: impl Fn(usize) -> bool, out: &mut OpAccum) {
+    /// Merge what thresholds and progress lines read of the operations for which `pick(index)`
+    /// holds into `out` (emptied first), each locked in turn. Live views go through here: a full
+    /// `snapshot` copies every histogram (hundreds of KB each), which on every tick of a run cost
+    /// more CPU than the requests themselves.
+    pub fn outcomes_into(&self, pick: impl Fn(usize) -> bool, out: &mut Outcomes) {
         out.reset();
         for (i, m) in self.ops.iter().enumerate() {
             if pick(i)
@@ -254,16 +286,19 @@ impl RunStats {
         }
     }
 
-    /// A fresh accumulator to pass to `merge_into`.
-    pub fn scratch() -> OpAccum {
-        OpAccum::new()
-    }
-
     /// A consistent-enough copy of every accumulator (each op locked in turn).
     pub fn snapshot(&self) -> Snapshot {
         let ops = self.ops.iter().map(|m| m.lock().map(|a| a.clone()).unwrap_or_else(|_| OpAccum::new())).collect();
         let connect = self.connect.lock().map(|a| a.clone()).unwrap_or_else(|_| OpAccum::new());
         Snapshot { ops, connect, slots: self.slots(0) }
+    }
+
+    /// Sessions open and requests in flight now.
+    pub fn population(&self) -> super::Population {
+        super::Population {
+            sessions: self.sessions.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+        }
     }
 
     pub fn slots(&self, planned: u64) -> Slots {
@@ -300,6 +335,16 @@ impl Snapshot {
             }
         }
         out
+    }
+
+    /// As [`RunStats::outcomes_into`], over this copy.
+    pub fn outcomes_into(&self, pick: impl Fn(usize) -> bool, out: &mut Outcomes) {
+        out.reset();
+        for (i, a) in self.ops.iter().enumerate() {
+            if pick(i) {
+                out.add(a);
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chaos;
 use crate::config::{HeavyLimits, ProfileConfig, ProfilePlan, ScheduledRun};
-use crate::profile::{self, Hooks, Progress, longevity, matrix};
+use crate::profile::{self, Hooks, Population, longevity, matrix};
 use crate::telemetry::chaos::ChaosMetrics;
 use crate::telemetry::load::RunMetrics;
 use crate::telemetry::longevity::LongevityMetrics;
@@ -174,7 +174,8 @@ async fn execute(profile: String, run: ScheduledRun, shared: Arc<Shared>, cancel
     let hooks = |metrics: &Arc<RunMetrics>| {
         let (m1, m2) = (Arc::clone(metrics), Arc::clone(metrics));
         Hooks {
-            progress: Box::new(move |p: &Progress| m1.population(p.sessions, p.in_flight)),
+            population: Box::new(move |p: Population| m1.population(p.sessions, p.in_flight)),
+            progress: None,
             thresholds: Box::new(move |r| m2.thresholds(r)),
         }
     };
