@@ -3,7 +3,9 @@
 //! JSON-RPC `tools/call` (stateless 2026-07-28 request) as the raw-HTTP floor, `oha` POSTing it
 //! at the same rate (the floor of a generator on a schedule; optional), and with a load
 //! loop on the official TypeScript MCP SDK client (`benches/ts/sdk-load.mjs`: same sessions, same
-//! rate, same tool; the SDK from `scripts/install-test-servers.sh`).
+//! rate, same tool; the SDK from `scripts/install-test-servers.sh`). mcp-canary runs twice a
+//! round: as CI runs it (no `--metrics-listen`, no OTLP, so no metrics are recorded) and with
+//! `--metrics-listen`, recording every metric a scrape would see.
 //!
 //! `cargo bench --bench load` (BENCH_LOAD_SECS, default 20; BENCH_LOAD_CLIENTS, default 50;
 //! BENCH_LOAD_RPM per client, a comma-separated list of rates measured in turn, default
@@ -123,13 +125,23 @@ fn ts_sdk(url: &str, clients: u64, rpm: u64, secs: u64) -> Option<f64> {
     Some(per_k)
 }
 
+/// What one `run load` is asked for: a rate, a duration, and any further flags.
+struct Load<'a> {
+    url: &'a str,
+    clients: u64,
+    rpm: u64,
+    secs: u64,
+    extra: &'a str,
+}
+
 /// One `run load` of `bin`; prints its cost and returns CPU seconds per 1,000 calls.
-fn canary(bin: &str, label: &str, url: &str, clients: u64, rpm: u64, secs: u64, dir: &std::path::Path) -> f64 {
+fn canary(bin: &str, label: &str, load: &Load, dir: &std::path::Path) -> f64 {
+    let Load { url, clients, rpm, secs, extra } = *load;
     let report = dir.join("report.json");
     let mix = "fast_tool=1,slow_tool=0,resource_read=0,prompt_get=0,tools_list=0,resources_list=0,prompts_list=0";
     let cmd = format!(
         "RUST_LOG=warn {bin} run load --target {url} --clients {clients} --rpm {rpm} --duration {secs}s --mix {mix} \
-         --progress 1h --report {} >/dev/null",
+         --progress 1h --report {} {extra} >/dev/null",
         report.display()
     );
     let (_, canary_cpu) = timed(&cmd);
@@ -182,7 +194,11 @@ fn main() {
     let baseline = std::env::var("BENCH_BASELINE_BIN").ok();
     let mut canary_medians = Vec::new();
     for &rpm in &rates {
-        let (mut base, mut ours, mut ts, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut base, mut ours, mut exported, mut ts, mut floor) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let plain = Load { url: &url, clients, rpm, secs, extra: "" };
+        // Metrics on /metrics as a scraped run has them (a run without a listener or OTLP records none).
+        let scraped = Load { extra: "--metrics-listen 127.0.0.1:0", ..plain };
         // Rounds interleave the clients, so a slow minute of a shared machine falls on all of them.
         for round in 1..=rounds {
             println!(
@@ -191,15 +207,18 @@ fn main() {
             );
             // An earlier build of the binary, measured in the same run for a before/after pair.
             if let Some(bin) = &baseline {
-                base.push(canary(bin, "baseline", &url, clients, rpm, secs, &dir));
+                base.push(canary(bin, "baseline", &plain, &dir));
             }
-            ours.push(canary(env!("CARGO_BIN_EXE_mcp-canary"), "mcp-canary", &url, clients, rpm, secs, &dir));
+            let bin = env!("CARGO_BIN_EXE_mcp-canary");
+            ours.push(canary(bin, "mcp-canary", &plain, &dir));
+            exported.push(canary(bin, "mcp-canary --metrics-listen", &scraped, &dir));
             ts.extend(ts_sdk(&url, clients, rpm, secs));
             floor.extend(oha(&url, clients, rpm, secs));
         }
         println!("== {clients} sessions x {rpm} rpm, medians of {rounds} round(s):");
         let base = summarise("baseline", &base);
         let ours = summarise("mcp-canary", &ours);
+        let exported = summarise("mcp-canary --metrics-listen", &exported);
         let ts = summarise("TypeScript SDK", &ts);
         let floor = summarise("oha", &floor);
         if base.is_finite() {
@@ -207,6 +226,7 @@ fn main() {
         }
         if ts.is_finite() {
             println!("  ratio TypeScript SDK / mcp-canary: {:.1}x", ts / ours);
+            println!("  ratio TypeScript SDK / mcp-canary --metrics-listen: {:.1}x", ts / exported);
         }
         if floor.is_finite() {
             println!("  ratio mcp-canary / oha: {:.1}x", ours / floor);
