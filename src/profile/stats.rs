@@ -57,14 +57,6 @@ impl OpAccum {
         self.latency.len()
     }
 
-    /// Empty every accumulator, keeping the allocations (scratch space reused every tick).
-    pub fn reset(&mut self) {
-        self.latency.reset();
-        self.service.reset();
-        self.closed_loop.reset();
-        self.errors.clear();
-    }
-
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
