@@ -495,13 +495,14 @@ where
 }
 
 /// The telemetry of a one-shot run: the recorder, `/metrics` on `--metrics-listen`, OTLP push
-/// when the standard `OTEL_EXPORTER_OTLP_*` variables ask for it, and histogram upkeep. With neither, nothing could read a metric, so no recorder
-/// is installed: the `metrics` calls are no-ops, and the process skips the recorder's start-up
-/// (its clock calibration spins for up to 200 ms) and the per-request recording.
+/// when the standard `OTEL_EXPORTER_OTLP_*` variables ask for it, and histogram upkeep. With
+/// neither a listener nor OTLP nothing could read a metric, so no recorder is installed: the
+/// `metrics` calls are no-ops, and the process skips the recorder's start-up (a clock
+/// calibration) and the per-request recording.
 pub(crate) struct RunSurface {
-    exporter: Option<telemetry::Exporter>,
+    /// The recorder and its upkeep task; `None` when nothing could read a metric.
+    exported: Option<(telemetry::Exporter, tokio::task::JoinHandle<()>)>,
     stop: tokio_util::sync::CancellationToken,
-    upkeep: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunSurface {
@@ -509,7 +510,7 @@ impl RunSurface {
         let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
         let stop = tokio_util::sync::CancellationToken::new();
         if listen.is_none() && otlp.is_none() {
-            return Ok(Self { exporter: None, stop, upkeep: None });
+            return Ok(Self { exported: None, stop });
         }
         let exporter = telemetry::Exporter::install(otlp.as_ref())?;
         if let Some(addr) = listen {
@@ -534,13 +535,13 @@ impl RunSurface {
                 }
             })
         };
-        Ok(Self { exporter: Some(exporter), stop, upkeep: Some(upkeep) })
+        Ok(Self { exported: Some((exporter, upkeep)), stop })
     }
 
     /// Fold buffered histogram samples into the series now (a run's last results, before a
     /// lingering scrape or the final OTLP push).
     pub(crate) fn upkeep(&self) {
-        if let Some(exporter) = &self.exporter {
+        if let Some((exporter, _)) = &self.exported {
             exporter.run_upkeep();
         }
     }
@@ -548,10 +549,8 @@ impl RunSurface {
     /// Stop serving `/metrics` and flush OTLP.
     pub(crate) async fn finish(self) {
         self.stop.cancel();
-        if let Some(upkeep) = self.upkeep {
+        if let Some((exporter, upkeep)) = self.exported {
             let _ = upkeep.await;
-        }
-        if let Some(exporter) = &self.exporter {
             exporter.shutdown(Duration::from_secs(5)).await;
         }
     }
