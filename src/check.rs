@@ -108,7 +108,7 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
     let raw_target = RawTarget {
         interval: args.timeout.max(Duration::from_secs(1)),
         jitter: 0.0,
-        timeout: args.timeout,
+        timeout: Some(args.timeout),
         protocol: args.protocol.clone(),
         session: "fresh".into(),
         headers,

@@ -29,7 +29,7 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
     let target = |name: &str, session: &str, protocol: &str| RawTarget {
         interval,
         jitter: 0.1,
-        timeout: interval.min(Duration::from_secs(5)),
+        timeout: Some(interval.min(Duration::from_secs(5))),
         protocol: protocol.into(),
         session: session.into(),
         probe: RawProbe {

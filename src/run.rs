@@ -14,7 +14,7 @@ use crate::profile::notify::{NotifyResults, NotifyRun};
 use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
 use crate::profile::per_session::MemoryResults;
 use crate::profile::replicas::ReplicaTagging;
-use crate::profile::report::{self, RunReport, Tolerance};
+use crate::profile::report::{self, RunReport, ThresholdOrigin, ThresholdResult, ThresholdStatus, Tolerance};
 use crate::profile::threshold::{Threshold, format_seconds};
 use crate::profile::{self, Hooks, LoadRun, Population, Progress, ProgressLines};
 use crate::telemetry;
@@ -220,16 +220,39 @@ fn progress_line(p: &Progress) -> String {
 }
 
 fn threshold_lines(r: &RunReport) -> String {
+    verdict_lines(&r.thresholds, r.thresholds_origin, r.verdict_reason.as_deref())
+}
+
+/// The thresholds of a run, one line each (their origin named when they are defaults), and the
+/// reason of a failed verdict no threshold explains.
+pub(crate) fn verdict_lines(
+    thresholds: &[ThresholdResult],
+    origin: ThresholdOrigin,
+    verdict_reason: Option<&str>,
+) -> String {
     let mut out = String::new();
-    for t in &r.thresholds {
+    if origin != ThresholdOrigin::Given && !thresholds.is_empty() {
+        out.push_str(&format!("thresholds: the {} ones (--threshold replaces them)\n", origin.as_str()));
+    }
+    for t in thresholds {
+        // Chaos results are scoped to a scenario: `kill:recovery_time<30s`.
         let parsed = Threshold::parse(&t.threshold).ok();
-        let observed = parsed.map(|p| p.format_value(t.observed)).unwrap_or_else(|| t.observed.to_string());
-        out.push_str(&format!(
-            "threshold {:<32} {}  (observed {observed} over {} samples)\n",
-            t.threshold,
-            if t.passed { "pass" } else { "FAIL" },
-            t.samples
-        ));
+        let observed = parsed.map(|p| p.format_value(t.observed)).unwrap_or_else(|| format!("{:.3}", t.observed));
+        let line = match t.status {
+            ThresholdStatus::NoData => {
+                format!("threshold {:<32} NO DATA  (no samples: nothing to judge)\n", t.threshold)
+            }
+            status => format!(
+                "threshold {:<32} {}  (observed {observed} over {} samples)\n",
+                t.threshold,
+                if status == ThresholdStatus::Pass { "pass" } else { "FAIL" },
+                t.samples
+            ),
+        };
+        out.push_str(&line);
+    }
+    if let Some(reason) = verdict_reason {
+        out.push_str(&format!("verdict: FAIL: {reason}\n"));
     }
     out
 }

@@ -117,14 +117,7 @@ pub fn chaos_table(r: &ChaosReport) -> String {
         }
     }
     out.push_str("(p50/p95 of the fault window; the other columns cover fault and recovery windows)\n\n");
-    for t in &r.thresholds {
-        out.push_str(&format!(
-            "threshold {:<40} {}  observed {:.3}\n",
-            t.threshold,
-            if t.passed { "ok" } else { "FAILED" },
-            t.observed
-        ));
-    }
+    out.push_str(&crate::run::verdict_lines(&r.thresholds, r.thresholds_origin, r.verdict_reason.as_deref()));
     let mb = |b: Option<u64>| b.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_else(|| "-".into());
     out.push_str(&format!(
         "prober: rss after warm-up {} peak {} end {}; stuck tasks {}\n",

@@ -98,7 +98,7 @@ async fn a_failed_threshold_fails_the_run() {
     assert_eq!(t["threshold"], "expire-sessions:sessions_lost==0");
     assert_eq!(t["passed"], false);
     assert!(t["observed"].as_f64().unwrap() >= 3.0, "every session was expired: {t}");
-    assert!(out.contains("FAILED"), "{out}");
+    assert!(out.contains("FAIL"), "{out}");
 }
 
 #[tokio::test]

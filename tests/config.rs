@@ -117,8 +117,8 @@ fn example_values_are_parsed_as_written() {
     assert_eq!(raw.targets[1].session, "persistent");
     assert_eq!(raw.targets[1].protocol, "2025-11-25");
     assert_eq!(raw.targets[1].interval, std::time::Duration::from_secs(30));
-    // Defaults fill what the file leaves out.
-    assert_eq!(raw.targets[2].timeout, std::time::Duration::from_secs(10));
+    // The timeout is left to validation (it follows a short interval).
+    assert_eq!(raw.targets[2].timeout, None);
 
     for (k, v) in EXAMPLE_ENV {
         // SAFETY: no other thread of this test binary reads these variables.
@@ -126,6 +126,7 @@ fn example_values_are_parsed_as_written() {
     }
     let config = mcp_canary::config::validate(&raw).expect("example validates");
     assert_eq!(config.targets.len(), 3);
+    assert_eq!(config.targets[2].timeout, std::time::Duration::from_secs(10), "default timeout");
     let auth = |i: usize| config.targets[i].headers.get("authorization").unwrap().to_str().unwrap().to_string();
     assert_eq!(auth(0), "Bearer env-token-value");
     assert_eq!(auth(1), "Bearer file-token-value");

@@ -123,3 +123,32 @@ async fn daemon_probes_the_reference_target_in_both_eras() {
     let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// `session = "persistent"` with `protocol = "auto"` against a server offering 2026-07-28 has no
+/// session to keep: the daemon says so once, naming the keys, and keeps probing.
+#[tokio::test]
+async fn persistent_session_on_a_stateless_server_is_reported_once() {
+    let (_target, url) = start_target(&[]).await;
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[[targets]]
+name = "warm-auto"
+url = "{url}"
+interval = "1s"
+session = "persistent"
+"#
+    );
+    let (daemon, _dir, base) = start_daemon("daemon-sessionless", &config, &[]).await;
+    let (s, ok) = scrape_until(&base, Duration::from_secs(20), |s| {
+        s.value("mcp_canary_probes_total", &[("target", "warm-auto")]) >= 3.0
+    })
+    .await;
+    assert!(ok, "cycles did not complete:\n{}\n{}", s.text, daemon.log_text());
+    assert_eq!(s.value("mcp_canary_probe_success", &[("target", "warm-auto")]), 1.0, "{}", daemon.log_text());
+    let log = daemon.log_text();
+    let said: Vec<&str> = log.lines().filter(|l| l.contains("no session to keep")).collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(said[0].contains("protocol = \"auto\"") && said[0].contains("2025-11-25"), "{}", said[0]);
+}

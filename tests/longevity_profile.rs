@@ -275,10 +275,22 @@ async fn failed_samples_are_classified_and_bad_flags_refused() {
         .output();
     let out = tokio::time::timeout(Duration::from_secs(30), out).await.expect("run ends").unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // Default threshold memory_growth < 50% holds without data; the failures are counted.
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // The default memory_growth < 50% has no data (every sample failed, and they are counted):
+    // that is no pass, so the run fails although its requests succeeded.
+    assert_eq!(out.status.code(), Some(99), "{stdout}");
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(r["thresholds"][0]["threshold"], "memory_growth<50%", "{r:#}");
+    assert_eq!(r["thresholds_origin"], "default", "{r:#}");
+    assert_eq!(
+        (r["thresholds"][0]["threshold"].as_str(), r["thresholds"][0]["status"].as_str()),
+        (Some("error_rate<1%"), Some("pass")),
+        "{r:#}"
+    );
+    assert_eq!(
+        (r["thresholds"][1]["threshold"].as_str(), r["thresholds"][1]["status"].as_str()),
+        (Some("memory_growth<50%"), Some("no_data")),
+        "{r:#}"
+    );
+    assert!(stdout.contains("NO DATA"), "{stdout}");
     let errors = r["longevity"]["sample_errors"]["connect"].as_u64().unwrap();
     assert!((3..=5).contains(&errors), "{r:#}");
     assert_eq!(r["longevity"]["target_memory"]["samples"], 0);

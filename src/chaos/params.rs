@@ -214,11 +214,8 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
             every: spec.notify_every,
         })
     };
-    let exprs: Vec<String> = if o.thresholds.is_empty() {
-        CHAOS_DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect()
-    } else {
-        o.thresholds.to_vec()
-    };
+    let (exprs, thresholds_origin) =
+        crate::profile::params::threshold_exprs(o.thresholds, None, &CHAOS_DEFAULT_THRESHOLDS);
     let mut thresholds = Vec::new();
     for e in &exprs {
         let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
@@ -245,6 +242,7 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
         slow_after: spec.slow_after,
         sustain: spec.sustain,
         thresholds,
+        thresholds_origin,
         kill: kill.map(|kill| KillSpec { kill, start }),
         redis,
         command_timeout: spec.command_timeout,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::report::ThresholdResult;
+use crate::profile::report::{ThresholdOrigin, ThresholdResult};
 use crate::profile::stats::OpSummary;
 
 /// Version of the chaos report layout.
@@ -107,8 +107,14 @@ pub struct ChaosReport {
     pub scenarios: Vec<ScenarioReport>,
     pub prober: ProberHealth,
     pub thresholds: Vec<ThresholdResult>,
-    /// "pass" when every scenario was injected and every threshold held.
+    #[serde(default)]
+    pub thresholds_origin: ThresholdOrigin,
+    /// "pass" when every scenario was injected, every threshold held (`no_data` never does) and
+    /// some request succeeded.
     pub verdict: String,
+    /// Why the run failed when no threshold says so (nothing succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_reason: Option<String>,
     pub client_cpu_seconds: Option<f64>,
 }
 

@@ -20,7 +20,7 @@ use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memo
 use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError};
 use crate::profile::engine::Workload;
 use crate::profile::load::{LoadWorkload, MixEntry};
-use crate::profile::report::ThresholdResult;
+use crate::profile::report::{ThresholdOrigin, ThresholdResult};
 use crate::profile::stats::{OpAccum, RequestResult, RunStats};
 use crate::profile::threshold::{Stat, Threshold};
 
@@ -82,6 +82,7 @@ pub struct ChaosRun {
     /// Consecutive good operations that make a recovery.
     pub sustain: u32,
     pub thresholds: Vec<Threshold>,
+    pub thresholds_origin: ThresholdOrigin,
     pub kill: Option<KillSpec>,
     pub redis: Option<ChaosRedis>,
     /// Bound on each injection (command, Redis, admin call).
@@ -114,6 +115,7 @@ impl ChaosRun {
             slow_after: Duration::from_secs(1),
             sustain: 5,
             thresholds: Threshold::parse("recovery_time < 30s").into_iter().collect(),
+            thresholds_origin: ThresholdOrigin::Default,
             kill: None,
             redis: None,
             command_timeout: Duration::from_secs(10),
@@ -769,7 +771,7 @@ fn observe(t: &Threshold, s: &ScenarioReport, window: &OpAccum) -> (f64, u64, bo
     match t.stat {
         Stat::RecoveryTime => (s.recover_s.unwrap_or(s.recovery_window_s), 1, s.recovered),
         Stat::DetectTime => (s.detect_s.unwrap_or(s.fault_window_s), 1, s.detect_s.is_some()),
-        Stat::NotificationsLost => (s.window_sum(|p| p.notifications_lost) as f64, expected.max(1), true),
+        Stat::NotificationsLost => (s.window_sum(|p| p.notifications_lost) as f64, expected, true),
         Stat::SessionsLost => (s.window_sum(|p| p.sessions_lost) as f64, 1, true),
         // Refused for chaos runs when parsed: no memory snapshots here.
         Stat::MemoryGrowth | Stat::MemorySlope => (0.0, 0, true),
@@ -996,19 +998,18 @@ fn build_report(
             }
             let (observed, samples, valid) = observe(th, s, w);
             let unscoped = Threshold { scope: None, ..th.clone() };
-            thresholds.push(ThresholdResult {
-                threshold: format!("{}:{unscoped}", s.name),
-                passed: valid && th.holds(observed),
-                observed,
-                samples,
-            });
+            thresholds.push(ThresholdResult::judge(format!("{}:{unscoped}", s.name), observed, samples, |v| {
+                valid && th.holds(v)
+            }));
         }
     }
-    let verdict = if !aborted && thresholds.iter().all(|r| r.passed) && scenarios.iter().all(|s| s.injected) {
-        "pass"
-    } else {
-        "fail"
-    };
+    let baseline = phase_summary(ctx, 0, span(0));
+    let succeeded = std::iter::once(&baseline)
+        .chain(scenarios.iter().flat_map(|s| [&s.fault, &s.recovery]))
+        .map(|p| p.requests.succeeded())
+        .sum();
+    let (verdict, verdict_reason) = crate::profile::verdict(&thresholds, aborted, succeeded);
+    let verdict = if scenarios.iter().all(|s| s.injected) { verdict } else { "fail".into() };
     let notify_every_s = ctx.run.notify.as_ref().map(|n| n.every.as_secs_f64());
     ChaosReport {
         format: CHAOS_REPORT_FORMAT,
@@ -1028,11 +1029,13 @@ fn build_report(
             notify_every_s,
             through_proxy: ctx.run.needs_proxy(),
         },
-        baseline: phase_summary(ctx, 0, span(0)),
+        baseline,
         scenarios,
         prober: ProberHealth::default(),
         thresholds,
-        verdict: verdict.into(),
+        thresholds_origin: ctx.run.thresholds_origin,
+        verdict,
+        verdict_reason,
         client_cpu_seconds: crate::profile::process_cpu_seconds(),
     }
 }

@@ -135,8 +135,9 @@ pub struct RawTarget {
     pub interval: Duration,
     #[serde(default = "default_jitter")]
     pub jitter: f64,
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
+    /// Default: the smaller of 10 s and the interval.
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
     #[serde(default = "default_protocol")]
     pub protocol: String,
     #[serde(default = "default_session")]
@@ -208,7 +209,7 @@ impl RawTarget {
             url: url.into(),
             interval: default_interval(),
             jitter: default_jitter(),
-            timeout: default_timeout(),
+            timeout: None,
             protocol: default_protocol(),
             session: default_session(),
             max_response_bytes: default_max_response_bytes(),
@@ -266,9 +267,6 @@ fn default_interval() -> Duration {
 }
 fn default_jitter() -> f64 {
     0.1
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 fn default_protocol() -> String {
     "auto".into()

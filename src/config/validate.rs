@@ -114,6 +114,8 @@ pub struct Replica {
 
 /// At most this many instances per target (each is a `replica` label value).
 pub const MAX_INSTANCES: usize = 16;
+/// A target's request timeout when `timeout` is not set and the interval is longer.
+pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `replica` label of a response from no configured instance (or without the header).
 pub const UNKNOWN_REPLICA: &str = "unknown";
 
@@ -241,9 +243,11 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
     if !(0.0..=1.0).contains(&t.jitter) || t.jitter.is_nan() {
         err("jitter", "must be a fraction of the interval between 0 and 1".into());
     }
-    if t.timeout.is_zero() {
+    // Unset, the timeout follows a short interval down instead of refusing it.
+    let timeout = t.timeout.unwrap_or(DEFAULT_TARGET_TIMEOUT.min(t.interval));
+    if timeout.is_zero() {
         err("timeout", "must be greater than 0".into());
-    } else if t.timeout > t.interval {
+    } else if timeout > t.interval {
         err("timeout", format!("must not exceed interval ({})", humantime::format_duration(t.interval)));
     }
     let protocol = match t.protocol.as_str() {
@@ -291,7 +295,7 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         url: url?,
         interval: t.interval,
         jitter: t.jitter,
-        timeout: t.timeout,
+        timeout,
         protocol: protocol?,
         session: session?,
         max_response_bytes: t.max_response_bytes as usize,
@@ -561,6 +565,20 @@ mod tests {
         assert!(e[0].starts_with("targets[0].instances[1].name: must be 1-32"), "{e:?}");
         assert!(e[1].starts_with("targets[0].instance_header:"), "{e:?}");
         assert!(e[2].starts_with("targets[0].affinity_requests:"), "{e:?}");
+    }
+
+    #[test]
+    fn an_unset_timeout_follows_a_short_interval() {
+        let config = |interval: u64, timeout: Option<u64>| {
+            let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");
+            t.interval = Duration::from_secs(interval);
+            t.timeout = timeout.map(Duration::from_secs);
+            validate(&RawConfig { targets: vec![t], ..Default::default() })
+        };
+        assert_eq!(config(2, None).unwrap().targets[0].timeout, Duration::from_secs(2));
+        assert_eq!(config(60, None).unwrap().targets[0].timeout, DEFAULT_TARGET_TIMEOUT);
+        let e = config(2, Some(10)).unwrap_err().to_string();
+        assert!(e.contains("targets[0].timeout") && e.contains("must not exceed interval"), "{e}");
     }
 
     #[test]

@@ -166,8 +166,12 @@ impl Workload for LoadWorkload {
     }
 }
 
-/// Apply `name=weight,...` overrides to a mix; weight 0 removes an entry from rotation.
+/// Set a mix's weights from `name=weight,...`: the named operations make the whole mix (as a
+/// user reads `--mix fast_tool=1`), every operation it does not name gets weight 0.
 pub fn apply_weights(mix: &mut [MixEntry], spec: &str) -> Result<(), String> {
+    for entry in mix.iter_mut() {
+        entry.weight = 0;
+    }
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, weight) = part.split_once('=').ok_or_else(|| format!("--mix entry {part:?} is not NAME=WEIGHT"))?;
         let weight: u32 =
@@ -213,6 +217,25 @@ mod tests {
         .unwrap();
         let w = LoadWorkload::new(mix);
         assert!((0..100).all(|i| w.pick(f64::from(i) / 100.0) == 0));
+    }
+
+    #[test]
+    fn a_mix_names_every_operation_it_runs() {
+        let mut mix = default_mix();
+        apply_weights(&mut mix, "fast_tool=3, resource_read=1").unwrap();
+        let weights: Vec<(&str, u32)> = mix.iter().map(|e| (e.name.as_str(), e.weight)).collect();
+        assert_eq!(
+            weights,
+            [
+                ("fast_tool", 3),
+                ("slow_tool", 0),
+                ("resource_read", 1),
+                ("prompt_get", 0),
+                ("tools_list", 0),
+                ("resources_list", 0),
+                ("prompts_list", 0)
+            ]
+        );
     }
 
     #[test]

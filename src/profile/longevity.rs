@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{self, EngineConfig, RunObserver};
 use super::load::{LoadWorkload, MixEntry};
-use super::report::{self, Regression, RunReport, ThresholdResult, Tolerance};
+use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
 use super::stats::{Outcomes, RunStats};
 use super::threshold::{self, Stat, Threshold};
 use super::{Hooks, LiveRun, Population, drive, evaluate_live, process_cpu_seconds, unix_now, verdict};
@@ -32,6 +32,7 @@ pub struct LongevityRun {
     pub engine: EngineConfig,
     pub mix: Vec<MixEntry>,
     pub thresholds: Vec<Threshold>,
+    pub thresholds_origin: ThresholdOrigin,
     pub abort_on_fail: bool,
     pub tick: Duration,
     /// Where the target's memory is read; `None` samples only this process.
@@ -196,11 +197,11 @@ impl LiveRun for LongevityLive<'_> {
         let state = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         for t in &memory {
             let (observed, samples) = observe_memory(t, &state.target);
-            // A slope needs two snapshots; until then the threshold holds (as for zero requests).
-            let passed = observed.is_none_or(|v| t.holds(v));
+            // A slope needs two snapshots; until then there is no data.
+            let samples = if observed.is_some() { samples.max(1) } else { 0 };
             by_expr.insert(
                 t.to_string(),
-                ThresholdResult { threshold: t.to_string(), passed, observed: observed.unwrap_or(0.0), samples },
+                ThresholdResult::judge(t.to_string(), observed.unwrap_or(0.0), samples, |v| t.holds(v)),
             );
         }
         // Keep the order the thresholds were given in.
@@ -379,6 +380,8 @@ pub async fn run_longevity(
     let aborted = end.cancelled;
     let plan = run.engine.plan;
     let state = memory.into_inner().unwrap_or_else(|e| e.into_inner());
+    let load = super::load_results(None, &run.engine, &run.mix, &stats, &snap);
+    let (verdict, verdict_reason) = verdict(&thresholds, aborted, load.total.succeeded());
     RunReport {
         format: report::REPORT_FORMAT,
         profile: run.profile.clone(),
@@ -388,7 +391,7 @@ pub async fn run_longevity(
         elapsed_s: end.elapsed.as_secs_f64(),
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },
-        load: Some(super::load_results(None, &run.engine, &run.mix, &stats, &snap)),
+        load: Some(load),
         notify: None,
         longevity: Some(LongevityResults {
             params: LongevityParams {
@@ -408,8 +411,10 @@ pub async fn run_longevity(
             daemon_memory: MemorySummary::of(&state.daemon),
             sample_errors: state.errors,
         }),
-        verdict: verdict(&thresholds, aborted),
+        verdict,
+        verdict_reason,
         thresholds,
+        thresholds_origin: run.thresholds_origin,
         client_cpu_seconds: process_cpu_seconds(),
     }
 }

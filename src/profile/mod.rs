@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::mcp::ClientConfig;
 use engine::{EngineConfig, RunObserver};
 use load::{LoadWorkload, MixEntry};
-use report::{LoadResults, RunParams, RunReport, ThresholdResult};
+use report::{LoadResults, RunParams, RunReport, ThresholdOrigin, ThresholdResult};
 use stats::{Outcomes, RunStats, Snapshot};
 use threshold::{Stat, Threshold};
 
@@ -41,6 +41,7 @@ pub struct LoadRun {
     pub engine: EngineConfig,
     pub mix: Vec<MixEntry>,
     pub thresholds: Vec<Threshold>,
+    pub thresholds_origin: ThresholdOrigin,
     pub abort_on_fail: bool,
     /// How often thresholds are evaluated and progress reported during the run.
     pub tick: Duration,
@@ -130,8 +131,7 @@ fn evaluate_with(
             // Shed slots have no operation; they weigh on whole-run rates only.
             let shed = if t.scope.is_none() { shed } else { 0 };
             let observed = observe(t, acc, shed);
-            let samples = acc.count() + shed;
-            ThresholdResult { threshold: t.to_string(), passed: samples == 0 || t.holds(observed), observed, samples }
+            ThresholdResult::judge(t.to_string(), observed, acc.count() + shed, |v| t.holds(v))
         })
         .collect()
 }
@@ -260,9 +260,16 @@ pub async fn drive<T>(
     Driven { out, thresholds, abort_reason }
 }
 
-/// The verdict of a run.
-pub fn verdict(thresholds: &[ThresholdResult], aborted: bool) -> String {
-    if thresholds.iter().all(|r| r.passed) && !aborted { "pass" } else { "fail" }.into()
+/// Why a run in which nothing succeeded fails (the report's `verdict_reason`).
+pub const NOTHING_SUCCEEDED: &str = "nothing succeeded";
+
+/// The verdict of a run, and the reason when no threshold gives it: every threshold must pass
+/// (`no_data` never does), an aborted run fails, and a run in which nothing succeeded
+/// (`succeeded` is 0: requests, or deliveries for notify) never passes, whatever its thresholds.
+pub fn verdict(thresholds: &[ThresholdResult], aborted: bool, succeeded: u64) -> (String, Option<String>) {
+    let reason = (succeeded == 0).then(|| NOTHING_SUCCEEDED.to_string());
+    let pass = thresholds.iter().all(|r| r.passed) && !aborted && reason.is_none();
+    (if pass { "pass" } else { "fail" }.into(), reason)
 }
 
 /// The load profile's live state, as the driver sees it.
@@ -367,6 +374,8 @@ pub async fn run_load(
     let end = driven.out;
     let snap = stats.snapshot();
     let aborted = end.cancelled;
+    let load = LoadResults { memory, ..load_results(run.preset.clone(), &run.engine, &run.mix, &stats, &snap) };
+    let (verdict, verdict_reason) = verdict(&driven.thresholds, aborted, load.total.succeeded());
     RunReport {
         format: report::REPORT_FORMAT,
         profile: run.profile.clone(),
@@ -376,11 +385,13 @@ pub async fn run_load(
         elapsed_s: end.elapsed.as_secs_f64(),
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },
-        load: Some(LoadResults { memory, ..load_results(run.preset.clone(), &run.engine, &run.mix, &stats, &snap) }),
+        load: Some(load),
         notify: None,
         longevity: None,
-        verdict: verdict(&driven.thresholds, aborted),
+        verdict,
+        verdict_reason,
         thresholds: driven.thresholds,
+        thresholds_origin: run.thresholds_origin,
         client_cpu_seconds: process_cpu_seconds(),
     }
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::replicas::{ReplicaDelivery, ReplicaTagging};
-use super::report::{self, Regression, RunReport, ThresholdResult, Tolerance};
+use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
 use super::stats::{Latency, new_histogram};
 use super::threshold::{Stat, Threshold};
 use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, unix_now, verdict};
@@ -39,6 +39,7 @@ pub struct NotifyRun {
     /// Notification method the broadcasts arrive as.
     pub method: String,
     pub thresholds: Vec<Threshold>,
+    pub thresholds_origin: ThresholdOrigin,
     pub abort_on_fail: bool,
     pub tick: Duration,
     /// How long sessions may take to connect and open their streams.
@@ -266,12 +267,7 @@ impl LiveRun for NotifyLive<'_> {
                 let latency_stat = !t.is_rate();
                 let samples = if latency_stat { tally.latency.len() } else { tally.expected };
                 let observed = observe(t, tally.delivery(), &tally.latency);
-                ThresholdResult {
-                    threshold: t.to_string(),
-                    passed: samples == 0 || t.holds(observed),
-                    observed,
-                    samples,
-                }
+                ThresholdResult::judge(t.to_string(), observed, samples, |v| t.holds(v))
             })
             .collect()
     }
@@ -475,6 +471,7 @@ pub async fn run_notify(
     let broadcasts = t.broadcasts.load(Ordering::Relaxed);
     let aborted = work_cancel.is_cancelled();
     let run = &ctx.run;
+    let (verdict, verdict_reason) = verdict(&driven.thresholds, aborted, tally.received);
     RunReport {
         format: report::REPORT_FORMAT,
         profile: run.profile.clone(),
@@ -507,8 +504,10 @@ pub async fn run_notify(
             latency: Latency::of(&tally.latency),
             replicas: t.by_replica(broadcasts),
         }),
-        verdict: verdict(&driven.thresholds, aborted),
+        verdict,
+        verdict_reason,
         thresholds: driven.thresholds,
+        thresholds_origin: run.thresholds_origin,
         client_cpu_seconds: process_cpu_seconds(),
     }
 }

@@ -12,6 +12,7 @@ use super::load::{self, OpKind};
 use super::longevity::LongevityRun;
 use super::notify::NotifyRun;
 use super::per_session::{self, MemoryProbe, MemoryUrl};
+use super::report::ThresholdOrigin;
 use super::threshold::{Stat, Threshold};
 use super::{LoadRun, scope_indices};
 use crate::inspect::memory::MemorySource;
@@ -68,8 +69,9 @@ pub const DEFAULT_MAX_RATE: f64 = 5_000.0;
 #[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MixSpec {
-    /// Weights by operation, e.g. "fast_tool=50,slow_tool=0" (operations: fast_tool, slow_tool,
-    /// resource_read, prompt_get, tools_list, resources_list, prompts_list).
+    /// Weights by operation, e.g. "fast_tool=50,resource_read=10": the named operations make the
+    /// whole mix, the others get weight 0 (operations: fast_tool, slow_tool, resource_read,
+    /// prompt_get, tools_list, resources_list, prompts_list; default 40/10/20/15/5/5/5).
     #[arg(long)]
     #[serde(deserialize_with = "keyed::mix")]
     pub mix: Option<String>,
@@ -364,6 +366,19 @@ pub fn plan_mix(spec: &MixSpec) -> Result<Vec<load::MixEntry>, ParamError> {
     Ok(mix)
 }
 
+/// Thresholds of a load run when neither `--threshold` nor a preset gives any.
+pub const LOAD_DEFAULT_THRESHOLDS: [&str; 1] = ["error_rate < 1%"];
+
+/// A run's threshold expressions: the given ones, else the preset's, else the profile's defaults.
+pub fn threshold_exprs(given: &[String], preset: Option<&[&str]>, defaults: &[&str]) -> (Vec<String>, ThresholdOrigin) {
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+    match preset {
+        _ if !given.is_empty() => (given.to_vec(), ThresholdOrigin::Given),
+        Some(p) => (owned(p), ThresholdOrigin::Preset),
+        None => (owned(defaults), ThresholdOrigin::Default),
+    }
+}
+
 /// Validate load parameters into a run.
 pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamError> {
     let preset = match &spec.preset {
@@ -410,11 +425,8 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
 
     let mix = plan_mix(&spec.workload)?;
 
-    let exprs: Vec<String> = if o.thresholds.is_empty() {
-        preset.map(|p| p.thresholds.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
-    } else {
-        o.thresholds.to_vec()
-    };
+    let (exprs, thresholds_origin) =
+        threshold_exprs(o.thresholds, preset.map(|p| p.thresholds), &LOAD_DEFAULT_THRESHOLDS);
     let mut thresholds = Vec::new();
     for e in &exprs {
         let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
@@ -457,6 +469,7 @@ pub fn plan_load(spec: &LoadSpec, o: &RunOptions<'_>) -> Result<LoadRun, ParamEr
         },
         mix,
         thresholds,
+        thresholds_origin,
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
         memory: None,
@@ -563,11 +576,7 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
         }
     }
     o.caps.check_sessions("sessions", spec.sessions)?;
-    let exprs: Vec<String> = if o.thresholds.is_empty() {
-        NOTIFY_DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect()
-    } else {
-        o.thresholds.to_vec()
-    };
+    let (exprs, thresholds_origin) = threshold_exprs(o.thresholds, None, &NOTIFY_DEFAULT_THRESHOLDS);
     let mut thresholds = Vec::new();
     for e in &exprs {
         let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
@@ -593,6 +602,7 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
         trigger_arguments: json_object("trigger_args", &spec.trigger_args)?,
         method: spec.method.clone(),
         thresholds,
+        thresholds_origin,
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
         connect_timeout: spec.connect_timeout,
@@ -674,8 +684,9 @@ impl Default for LongevitySpec {
     }
 }
 
-/// Threshold of a longevity run with a target memory source when none is given (DESIGN.md section 2).
-pub const LONGEVITY_DEFAULT_THRESHOLDS: [&str; 1] = ["memory_growth < 50%"];
+/// Thresholds of a longevity run when none is given (DESIGN.md section 2); the memory threshold
+/// applies only with a source of the target's memory.
+pub const LONGEVITY_DEFAULT_THRESHOLDS: [&str; 2] = ["error_rate < 1%", "memory_growth < 50%"];
 
 /// Where a longevity run reads the target's memory; `None` samples only this process.
 fn memory_source(spec: &LongevitySpec) -> Result<Option<MemorySource>, ParamError> {
@@ -755,11 +766,9 @@ pub fn plan_longevity(spec: &LongevitySpec, o: &RunOptions<'_>) -> Result<Longev
     }
     let memory = memory_source(spec)?;
     let mix = plan_mix(&spec.workload)?;
-    let exprs: Vec<String> = match (o.thresholds.is_empty(), &memory) {
-        (false, _) => o.thresholds.to_vec(),
-        (true, Some(_)) => LONGEVITY_DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect(),
-        (true, None) => Vec::new(),
-    };
+    let defaults: &[&str] =
+        if memory.is_some() { &LONGEVITY_DEFAULT_THRESHOLDS } else { &LONGEVITY_DEFAULT_THRESHOLDS[..1] };
+    let (exprs, thresholds_origin) = threshold_exprs(o.thresholds, None, defaults);
     let mut thresholds = Vec::new();
     for e in &exprs {
         let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
@@ -805,6 +814,7 @@ pub fn plan_longevity(spec: &LongevitySpec, o: &RunOptions<'_>) -> Result<Longev
         },
         mix,
         thresholds,
+        thresholds_origin,
         abort_on_fail: o.abort_on_fail,
         tick: o.tick,
         memory,

@@ -25,16 +25,81 @@ pub struct RunParams {
     pub mix: Vec<MixEntry>,
 }
 
+/// How a threshold came out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdStatus {
+    /// The observed value satisfies the limit.
+    #[default]
+    Pass,
+    /// The observed value breaks the limit.
+    Fail,
+    /// Nothing was measured (zero samples): never a pass.
+    NoData,
+}
+
+impl ThresholdStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdStatus::Pass => "pass",
+            ThresholdStatus::Fail => "fail",
+            ThresholdStatus::NoData => "no_data",
+        }
+    }
+}
+
 /// One threshold's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {
     /// Normalized expression (also the `threshold` label).
     pub threshold: String,
+    /// `status == pass` (kept for readers of the first report layout).
     pub passed: bool,
+    /// pass, fail or no_data (zero samples).
+    #[serde(default)]
+    pub status: ThresholdStatus,
     /// Observed value: seconds for latency, a fraction for rates.
     pub observed: f64,
     /// Requests the value was computed over.
     pub samples: u64,
+}
+
+impl ThresholdResult {
+    /// The result of a threshold over `samples` samples; `holds` is asked only when there are
+    /// samples (zero samples are `no_data`, which never passes).
+    pub fn judge(threshold: String, observed: f64, samples: u64, holds: impl FnOnce(f64) -> bool) -> Self {
+        let status = if samples == 0 {
+            ThresholdStatus::NoData
+        } else if holds(observed) {
+            ThresholdStatus::Pass
+        } else {
+            ThresholdStatus::Fail
+        };
+        Self { threshold, passed: status == ThresholdStatus::Pass, status, observed, samples }
+    }
+}
+
+/// Where a run's thresholds came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdOrigin {
+    /// `--threshold` flags or the config's `thresholds`.
+    Given,
+    /// The `--preset`'s thresholds.
+    Preset,
+    /// The profile's defaults (none given).
+    #[default]
+    Default,
+}
+
+impl ThresholdOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdOrigin::Given => "given",
+            ThresholdOrigin::Preset => "preset",
+            ThresholdOrigin::Default => "default",
+        }
+    }
 }
 
 /// Everything a run measured.
@@ -61,8 +126,15 @@ pub struct RunReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub longevity: Option<super::longevity::LongevityResults>,
     pub thresholds: Vec<ThresholdResult>,
-    /// "pass" or "fail" (any threshold failed).
+    /// Whether the thresholds were given, a preset's or the profile's defaults.
+    #[serde(default)]
+    pub thresholds_origin: ThresholdOrigin,
+    /// "pass" or "fail": a threshold failed or had no data, the run was aborted, or nothing
+    /// succeeded.
     pub verdict: String,
+    /// Why the run failed when no threshold says so (nothing succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_reason: Option<String>,
     /// CPU time of this process (user + system) over its life, when known.
     pub client_cpu_seconds: Option<f64>,
 }
@@ -222,7 +294,9 @@ mod tests {
             notify: None,
             longevity: None,
             thresholds: vec![],
+            thresholds_origin: ThresholdOrigin::Given,
             verdict: "pass".into(),
+            verdict_reason: None,
             client_cpu_seconds: None,
         }
     }

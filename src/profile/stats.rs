@@ -161,6 +161,11 @@ pub struct OpSummary {
 }
 
 impl OpSummary {
+    /// Requests that completed without an error.
+    pub fn succeeded(&self) -> u64 {
+        self.count.saturating_sub(self.errors)
+    }
+
     fn of(a: &OpAccum, shed: u64) -> Self {
         let count = a.count();
         let errors = a.error_count();

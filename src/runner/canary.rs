@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::instances::InstanceChecks;
 use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
-use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError, ServerInfo, StreamStats};
+use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError, ProtocolPreference, ServerInfo, StreamStats};
 
 /// Client name sent in `clientInfo`.
 pub const CLIENT_NAME: &str = "mcp-canary";
@@ -27,6 +27,8 @@ pub struct CanaryProbe {
     replica: Option<String>,
     /// The replica checks of a balanced target, run after the balancer's script.
     checks: Option<InstanceChecks>,
+    /// Whether the log already said that `session = "persistent"` found no session to keep.
+    said_sessionless: bool,
 }
 
 /// Steps of the cycle being built.
@@ -102,6 +104,7 @@ impl CanaryProbe {
             last_stream: StreamStats::default(),
             replica: None,
             checks,
+            said_sessionless: false,
         }
     }
 
@@ -198,8 +201,33 @@ impl CanaryProbe {
         let info = cycle.step(Operation::Connect, None, client.connect()).await.ok()?;
         // The connect step is labelled by the era it negotiated.
         cycle.stateless = info.stateless;
+        self.say_if_sessionless(&info);
         self.open_stream_if_wanted(&client).await;
         Some((client, info, start))
+    }
+
+    /// `session = "persistent"` asks for one long-lived session; a server that negotiates the
+    /// stateless revision (or issues no session id) has none to keep, which the user should hear
+    /// of once, with the keys that change it.
+    fn say_if_sessionless(&mut self, info: &ServerInfo) {
+        if self.target.session != SessionMode::Persistent || self.said_sessionless {
+            return;
+        }
+        let (why, fix) = if info.stateless {
+            let why = match self.target.protocol {
+                ProtocolPreference::Auto => {
+                    "the server offers the stateless 2026-07-28 revision, which protocol = \"auto\" picked"
+                }
+                ProtocolPreference::Pinned(_) => "protocol pins the stateless 2026-07-28 revision",
+            };
+            (why, "pin protocol = \"2025-11-25\" to probe one long-lived session, or set session = \"fresh\"")
+        } else if info.session_id.is_none() {
+            ("the server issued no Mcp-Session-Id", "set session = \"fresh\"")
+        } else {
+            return;
+        };
+        self.said_sessionless = true;
+        tracing::warn!(target_name = %self.target.name, "Target has session = \"persistent\" but no session to keep between cycles: {why}; {fix}");
     }
 
     /// The warm path watches the server-to-client stream; the notification round trip needs it
