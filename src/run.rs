@@ -162,6 +162,7 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
         capabilities: serde_json::json!({}),
         accept: Default::default(),
         server_requests: Default::default(),
+        log_level: None,
     };
     Ok((name, client))
 }

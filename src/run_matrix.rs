@@ -62,6 +62,7 @@ pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
         capabilities: serde_json::json!({}),
         accept: Default::default(),
         server_requests: Default::default(),
+        log_level: None,
     };
     Ok(MatrixRun {
         target,

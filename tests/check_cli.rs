@@ -48,3 +48,16 @@ async fn check_reports_health_and_exits_by_class() {
     let report: serde_json::Value = serde_json::from_slice(&tool.stdout).unwrap();
     assert_eq!(report["status"], "tool_error");
 }
+
+/// The notification round trip at the negotiated 2026-07-28 revision: the reference target sends
+/// the log message only to a request that opted in (`_meta` logLevel), and `check` asks for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_notification_round_trip_at_2026() {
+    let (_target, url) = start_target(&[]).await;
+    let args = ["--json", "--notify-tool", "notify", "--notify-args", r#"{"nonce":"{nonce}"}"#];
+    let out = check(&[&args[..], &["--notify-method", "notifications/message", &url]].concat()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["server"]["protocol_version"], "2026-07-28", "{report}");
+    assert_eq!(report["notification"]["delivered"], true, "{report}");
+}

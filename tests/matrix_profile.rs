@@ -32,6 +32,7 @@ fn plan(url: &str) -> MatrixRun {
             capabilities: json!({}),
             accept: Default::default(),
             server_requests: Default::default(),
+            log_level: None,
         },
         tool: None,
         triggers: default_triggers(),

@@ -30,6 +30,7 @@ async fn closed_mid_body_is_reset() {
         capabilities: serde_json::json!({}),
         accept: Default::default(),
         server_requests: Default::default(),
+        log_level: None,
     };
     // The shared reqwest path and the lean one profile sessions use classify it alike.
     let shared = McpClient::new(cfg.clone(), reqwest::Client::new());

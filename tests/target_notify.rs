@@ -1,4 +1,5 @@
-//! The `notify` tool's notifications/message reaches the client with the nonce, in both eras.
+//! The `notify` tool's notifications/message reaches the client with the nonce, in both eras;
+//! under 2026-07-28 only a request that opted in (`_meta` logLevel at or below info) gets it.
 #[path = "common/target_util.rs"]
 mod target_util;
 
@@ -11,13 +12,21 @@ fn is_notify(message: &Value, nonce: &str) -> bool {
     message["method"] == "notifications/message" && message["params"]["data"]["nonce"] == nonce
 }
 
+/// A 2026-07-28 `tools/call notify` whose `_meta` carries `logLevel` when given.
+async fn notify_2026(target: &target_util::Target, nonce: &str, log_level: Option<&str>) -> target_util::Reply {
+    let mut params = json!({"name": "notify", "arguments": {"nonce": nonce}});
+    if let Some(level) = log_level {
+        params["_meta"][LOG_LEVEL] = json!(level);
+    }
+    target.request_2026(1, "tools/call", Some("notify"), params).await.expect("tools/call notify")
+}
+
+const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
 #[tokio::test]
 async fn stateless_notification_precedes_result_on_post_stream() {
     let target = start().await;
-    let reply = target
-        .request_2026(1, "tools/call", Some("notify"), json!({"name": "notify", "arguments": {"nonce": "n-2026"}}))
-        .await
-        .expect("tools/call notify");
+    let reply = notify_2026(&target, "n-2026", Some("info")).await;
     assert!(reply.content_type.starts_with("text/event-stream"), "{reply:?}");
     let messages = reply.messages();
     let notify = messages.iter().position(|m| is_notify(m, "n-2026")).expect("notification on the POST stream");
@@ -26,6 +35,29 @@ async fn stateless_notification_precedes_result_on_post_stream() {
     let data = &messages[notify]["params"]["data"];
     assert!(data["sent_at_ms"].as_u64().is_some_and(|ms| ms > 1_600_000_000_000), "{data}");
     assert_eq!(data["instance"], target.handle.instance());
+}
+
+#[tokio::test]
+async fn stateless_notification_needs_the_log_level_opt_in() {
+    let target = start().await;
+    for (nonce, level) in [("n-none", None), ("n-warning", Some("warning")), ("n-emergency", Some("emergency"))] {
+        let reply = notify_2026(&target, nonce, level).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let result = reply.response(1)["result"].clone();
+        assert_eq!(result["isError"], false, "the call itself succeeds: {result}");
+        let messages = reply.messages();
+        assert!(
+            !messages.iter().any(|m| m["method"] == "notifications/message"),
+            "no log message for logLevel {level:?} (the tool logs at info): {messages:?}"
+        );
+    }
+    for level in ["debug", "info"] {
+        let reply = notify_2026(&target, level, Some(level)).await;
+        assert!(reply.messages().iter().any(|m| is_notify(m, level)), "logLevel {level}: {reply:?}");
+    }
+    // A value that is not a log level is invalid params, not a silent opt-out.
+    let reply = notify_2026(&target, "n-bad", Some("loud")).await;
+    assert_eq!(reply.response(1)["error"]["code"], -32602, "{reply:?}");
 }
 
 #[tokio::test]

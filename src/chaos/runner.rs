@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::inject::{self, RedisPauser};
 use super::report::{CHAOS_REPORT_FORMAT, ChaosParams, ChaosReport, PhaseSummary, ProberHealth, ScenarioReport};
 use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memory_bytes};
-use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError};
+use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
 use crate::profile::engine::Workload;
 use crate::profile::load::{LoadWorkload, MixEntry};
 use crate::profile::report::{ThresholdOrigin, ThresholdResult};
@@ -799,6 +799,10 @@ pub async fn run_chaos(
     let mut setup = SetupErrors::default();
     let admin_http = http.clone();
     let admin_url = client.url.clone();
+    // Broadcasts of log messages are opted into (2026-07-28 servers send none otherwise).
+    if let Some(notify) = &run.notify {
+        client.log_level = client.log_level.or(LogLevel::to_receive(&notify.method));
+    }
     // Network faults need the proxy on the path for the whole run (sessions are made over it).
     let (proxy, http) = if run.needs_proxy() {
         match start_proxy(&mut client, &http).await {

@@ -77,6 +77,7 @@ impl TargetConfig {
             capabilities: serde_json::json!({}),
             accept: Default::default(),
             server_requests: Default::default(),
+            log_level: None,
         }
     }
 }

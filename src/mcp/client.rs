@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub use super::protocol::{LATEST_PROTOCOL, SESSION_PROTOCOLS};
+pub use super::protocol::{LATEST_PROTOCOL, LogLevel, SESSION_PROTOCOLS};
 
 /// Bound on pages followed by a list operation.
 pub const MAX_PAGES: usize = 100;
@@ -42,6 +42,24 @@ pub struct ClientConfig {
     pub accept: AcceptMode,
     /// How server-to-client requests (sampling, elicitation, roots, ping) are answered.
     pub server_requests: ServerRequestHandler,
+    /// Ask for log notifications (`notifications/message`) at or above this level. On 2026-07-28
+    /// every request (`subscriptions/listen` included) carries
+    /// `_meta["io.modelcontextprotocol/logLevel"]`: servers of that revision send no log message
+    /// for a request without it. On the 2025 revisions nothing is sent (servers log without being
+    /// asked there; `logging/setLevel` is left to the caller, through `request`). `None`: no opt-in.
+    pub log_level: Option<LogLevel>,
+}
+
+impl ClientConfig {
+    /// The stateless revision's `_meta` fields of this client.
+    pub fn meta_fields(&self) -> protocol::MetaFields<'_> {
+        protocol::MetaFields {
+            capabilities: &self.capabilities,
+            client_name: &self.client_name,
+            client_version: &self.client_version,
+            log_level: self.log_level,
+        }
+    }
 }
 
 /// The `Accept` of POSTs.

@@ -23,6 +23,11 @@ pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// Opts a 2026-07-28 request into `notifications/message` at or above this level; a server must
+/// send none for a request without it (it replaces `logging/setLevel`).
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+/// The method of log notifications.
+pub const LOG_MESSAGE: &str = "notifications/message";
 
 /// JSON-RPC "method not found".
 pub const METHOD_NOT_FOUND: i64 = -32601;
@@ -48,6 +53,66 @@ pub mod method {
     pub const COMPLETE: &str = "completion/complete";
     pub const LISTEN: &str = "subscriptions/listen";
     pub const ROOTS_LIST: &str = "roots/list";
+}
+
+/// A log level as the specification names them (RFC 5424 severities), least severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Critical,
+    Alert,
+    Emergency,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 8] = [
+        Self::Debug,
+        Self::Info,
+        Self::Notice,
+        Self::Warning,
+        Self::Error,
+        Self::Critical,
+        Self::Alert,
+        Self::Emergency,
+    ];
+
+    /// The wire name (`"debug"`, ..., `"emergency"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Notice => "notice",
+            Self::Warning => "warning",
+            Self::Error => "error",
+            Self::Critical => "critical",
+            Self::Alert => "alert",
+            Self::Emergency => "emergency",
+        }
+    }
+
+    /// The level to ask for when waiting for notifications of `method`: `Debug` (every log
+    /// message the server would send) for `notifications/message`, `None` for any other method.
+    pub fn to_receive(method: &str) -> Option<Self> {
+        (method == LOG_MESSAGE).then_some(Self::Debug)
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|l| l.as_str() == s).ok_or_else(|| format!("unknown log level {:?}", snippet(s, 20)))
+    }
 }
 
 /// Which protocol family carries the operations.
@@ -113,8 +178,18 @@ pub fn request(id: Option<i64>, method: &str, params: Value) -> Value {
     Value::Object(m)
 }
 
+/// Who the client is, as the stateless revision's `_meta` keys say on every request.
+#[derive(Clone, Copy, Debug)]
+pub struct MetaFields<'a> {
+    pub capabilities: &'a Value,
+    pub client_name: &'a str,
+    pub client_version: &'a str,
+    /// Adds `io.modelcontextprotocol/logLevel` (log notifications opted into).
+    pub log_level: Option<LogLevel>,
+}
+
 /// Add the stateless revision's `_meta` keys to `params` (an object, or null).
-pub fn with_stateless_meta(params: Value, capabilities: &Value, client_name: &str, client_version: &str) -> Value {
+pub fn with_stateless_meta(params: Value, fields: MetaFields<'_>) -> Value {
     let mut obj = match params {
         Value::Object(o) => o,
         _ => Map::new(),
@@ -122,8 +197,11 @@ pub fn with_stateless_meta(params: Value, capabilities: &Value, client_name: &st
     let meta = obj.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
         meta.insert(META_PROTOCOL_VERSION.into(), json!(LATEST_PROTOCOL));
-        meta.insert(META_CLIENT_CAPABILITIES.into(), capabilities.clone());
-        meta.insert(META_CLIENT_INFO.into(), json!({"name": client_name, "version": client_version}));
+        meta.insert(META_CLIENT_CAPABILITIES.into(), fields.capabilities.clone());
+        meta.insert(META_CLIENT_INFO.into(), json!({"name": fields.client_name, "version": fields.client_version}));
+        if let Some(level) = fields.log_level {
+            meta.insert(META_LOG_LEVEL.into(), json!(level.as_str()));
+        }
     }
     Value::Object(obj)
 }
@@ -185,8 +263,8 @@ impl serde::Serialize for WithMeta<'_> {
 }
 
 /// The stateless revision's `_meta` keys for a client.
-pub fn stateless_meta(capabilities: &Value, client_name: &str, client_version: &str) -> Map<String, Value> {
-    match with_stateless_meta(Value::Null, capabilities, client_name, client_version) {
+pub fn stateless_meta(fields: MetaFields<'_>) -> Map<String, Value> {
+    match with_stateless_meta(Value::Null, fields) {
         Value::Object(mut o) => match o.remove("_meta") {
             Some(Value::Object(meta)) => meta,
             _ => Map::new(),
@@ -410,25 +488,45 @@ mod tests {
         assert!(!discover_unsupported(&McpError::Http { status: 500, snippet: String::new() }));
     }
 
+    fn fields(capabilities: &Value, log_level: Option<LogLevel>) -> MetaFields<'_> {
+        MetaFields { capabilities, client_name: "c", client_version: "1", log_level }
+    }
+
     #[test]
     fn meta_is_added_and_kept() {
-        let p = with_stateless_meta(json!({"name": "echo", "_meta": {"progressToken": "t"}}), &json!({}), "c", "1");
+        let empty = json!({});
+        let p = with_stateless_meta(json!({"name": "echo", "_meta": {"progressToken": "t"}}), fields(&empty, None));
         // The serialised form writes the same keys without building them per request.
-        let meta = stateless_meta(&json!({"roots": {}}), "c", "1");
-        for params in [json!({"name": "echo", "_meta": {"progressToken": "t"}}), json!({"uri": "u"}), Value::Null] {
-            let built =
-                request(Some(7), "tools/call", with_stateless_meta(params.clone(), &json!({"roots": {}}), "c", "1"));
-            let out = Outgoing { id: Some(7), method: "tools/call", params: &params, meta: Some(&meta) };
-            assert_eq!(serde_json::to_value(&out).unwrap(), built);
+        let caps = json!({"roots": {}});
+        for level in [None, Some(LogLevel::Warning)] {
+            let meta = stateless_meta(fields(&caps, level));
+            for params in [json!({"name": "echo", "_meta": {"progressToken": "t"}}), json!({"uri": "u"}), Value::Null] {
+                let built = request(Some(7), "tools/call", with_stateless_meta(params.clone(), fields(&caps, level)));
+                let out = Outgoing { id: Some(7), method: "tools/call", params: &params, meta: Some(&meta) };
+                assert_eq!(serde_json::to_value(&out).unwrap(), built);
+            }
         }
         let plain = Outgoing { id: None, method: "x", params: &Value::Null, meta: None };
         assert_eq!(serde_json::to_value(&plain).unwrap(), request(None, "x", Value::Null));
         assert_eq!(p["_meta"][META_PROTOCOL_VERSION], "2026-07-28");
         assert_eq!(p["_meta"]["progressToken"], "t");
         assert_eq!(p["_meta"][META_CLIENT_INFO]["name"], "c");
-        let caps = json!({"roots": {}});
-        assert_eq!(with_stateless_meta(Value::Null, &caps, "c", "1")["_meta"][META_CLIENT_CAPABILITIES], caps);
+        assert!(p["_meta"].get(META_LOG_LEVEL).is_none(), "no opt-in unless asked: {p}");
+        assert_eq!(with_stateless_meta(Value::Null, fields(&caps, None))["_meta"][META_CLIENT_CAPABILITIES], caps);
+        let opted = with_stateless_meta(Value::Null, fields(&caps, Some(LogLevel::Notice)));
+        assert_eq!(opted["_meta"][META_LOG_LEVEL], "notice");
         assert_eq!(initialize_params("2025-06-18", &caps, "c", "1")["capabilities"], caps);
+    }
+
+    #[test]
+    fn log_levels_by_name_and_severity() {
+        for level in LogLevel::ALL {
+            assert_eq!(level.as_str().parse::<LogLevel>(), Ok(level));
+        }
+        assert!(LogLevel::Debug < LogLevel::Info && LogLevel::Alert < LogLevel::Emergency);
+        assert!("loud".parse::<LogLevel>().is_err());
+        assert_eq!(LogLevel::to_receive("notifications/message"), Some(LogLevel::Debug));
+        assert_eq!(LogLevel::to_receive("notifications/resources/updated"), None);
     }
 
     #[test]

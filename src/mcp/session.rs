@@ -154,7 +154,7 @@ impl Inner {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let meta = (ctx.era == Era::Stateless).then(|| {
             let c = &self.config;
-            self.meta.get_or_init(|| protocol::stateless_meta(&c.capabilities, &c.client_name, &c.client_version))
+            self.meta.get_or_init(|| protocol::stateless_meta(c.meta_fields()))
         });
         let headers = ctx.headers(Some(method), params);
         let message = protocol::Outgoing { id: Some(id), method, params, meta };
@@ -381,12 +381,8 @@ pub async fn open_background(inner: &Arc<Inner>, ctx: &Ctx, cancel: &Cancellatio
             let filter = serde_json::json!({"notifications": {
                 "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true,
             }});
-            let params = protocol::with_stateless_meta(
-                filter,
-                &inner.config.capabilities,
-                &inner.config.client_name,
-                &inner.config.client_version,
-            );
+            // With `log_level` set the stream also opts into log messages the server sends on it.
+            let params = protocol::with_stateless_meta(filter, inner.config.meta_fields());
             let headers = ctx.headers(Some(method::LISTEN), &params);
             let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
             let message = protocol::request(Some(id), method::LISTEN, params);

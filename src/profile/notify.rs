@@ -19,7 +19,7 @@ use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResul
 use super::stats::{Latency, new_histogram};
 use super::threshold::{Stat, Threshold};
 use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, unix_now, verdict};
-use crate::mcp::{ClientConfig, McpClient};
+use crate::mcp::{ClientConfig, LogLevel, McpClient};
 
 /// A validated notification-stress run.
 #[derive(Debug, Clone)]
@@ -434,12 +434,14 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
 /// Run a notification-stress profile and build its report.
 pub async fn run_notify(
     run: NotifyRun,
-    client: ClientConfig,
+    mut client: ClientConfig,
     http: reqwest::Client,
     observer: Arc<dyn NotifyObserver>,
     hooks: Hooks,
     cancel: CancellationToken,
 ) -> RunReport {
+    // Broadcasts of log messages are opted into (2026-07-28 servers send none otherwise).
+    client.log_level = client.log_level.or(LogLevel::to_receive(&run.method));
     let started_at = unix_now();
     let begin = tokio::time::Instant::now();
     let run_id = format!("{:08x}", rand::random::<u32>());

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::instances::InstanceChecks;
 use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
-use crate::mcp::{ClientConfig, ErrorType, McpClient, McpError, ProtocolPreference, ServerInfo, StreamStats};
+use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError, ProtocolPreference, ServerInfo, StreamStats};
 
 /// Client name sent in `clientInfo`.
 pub const CLIENT_NAME: &str = "mcp-canary";
@@ -137,6 +137,9 @@ impl CanaryProbe {
             capabilities: serde_json::json!({}),
             accept: Default::default(),
             server_requests: Default::default(),
+            // The notification round trip waits for log messages: ask for them (2026-07-28 servers send
+            // none otherwise).
+            log_level: self.target.notification.as_ref().and_then(|n| LogLevel::to_receive(&n.method)),
         }
     }
 

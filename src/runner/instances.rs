@@ -9,7 +9,7 @@ use url::Url;
 
 use super::canary::{CLIENT_NAME, substitute_nonce};
 use crate::config::{InstancesSpec, NotificationSpec, TargetConfig};
-use crate::mcp::{ClientConfig, McpClient, McpError, ProtocolPreference};
+use crate::mcp::{ClientConfig, LogLevel, McpClient, McpError, ProtocolPreference};
 
 /// Notifications a delivery receiver keeps per cycle (other probes' broadcasts also arrive).
 const RECEIVED_CAP: usize = 10_000;
@@ -153,6 +153,7 @@ impl InstanceChecks {
                 capabilities: serde_json::json!({}),
                 accept: Default::default(),
                 server_requests: Default::default(),
+                log_level: t.notification.as_ref().and_then(|n| LogLevel::to_receive(&n.method)),
             },
             self.http.clone(),
         );

@@ -17,7 +17,7 @@ use rmcp::{
         ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
         ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
         ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role,
-        ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
+        ServerCapabilities, ServerConfig, SetLevelRequestMethod, SetLevelRequestParams, SubscribeRequestParams, Tool,
         UnsubscribeRequestParams,
     },
     schemars::{self, JsonSchema},
@@ -165,6 +165,38 @@ pub(crate) async fn send_broadcast(peer: rmcp::Peer<RoleServer>, data: serde_jso
     peer.notify_logging_message(param).await.is_ok()
 }
 
+/// The `_meta` key a 2026-07-28 request opts into log notifications with.
+const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
+/// Whether a request was made under the stateless 2026-07-28 revision (its `_meta` names a
+/// revision without the `initialize` handshake); 2025 session requests carry no such key.
+fn is_stateless(context: &RequestContext<RoleServer>) -> bool {
+    context.meta.protocol_version().is_some_and(|v| !v.has_initialize())
+}
+
+/// Whether a log message at `level` may be sent for this request. The 2025 session revisions
+/// keep the target's lenient behaviour (always). Under 2026-07-28 only a request whose `_meta`
+/// carries `io.modelcontextprotocol/logLevel` at or below `level` may get one; a value that is not
+/// a log level is invalid params.
+fn may_log(context: &RequestContext<RoleServer>, level: LoggingLevel) -> Result<bool, McpError> {
+    if !is_stateless(context) {
+        return Ok(true);
+    }
+    match (context.meta.get(META_LOG_LEVEL), context.meta.log_level()) {
+        (None, _) => Ok(false),
+        (Some(_), Some(asked)) => Ok(severity(level) >= severity(asked)),
+        (Some(raw), None) => Err(McpError::invalid_params(
+            format!("_meta {META_LOG_LEVEL} must be a log level (debug ... emergency), got {raw}"),
+            None,
+        )),
+    }
+}
+
+/// RFC 5424 order, least severe first.
+fn severity(level: LoggingLevel) -> u8 {
+    level as u8
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -228,6 +260,13 @@ impl CanaryServer {
                 Ok(_) => Ok(text_result(format!("published notification {nonce}"))),
                 Err(error) => Ok(error_result(format!("notification not published: {error}"))),
             };
+        }
+        if !may_log(context, LoggingLevel::Info)? {
+            // 2026-07-28: no `notifications/message` for a request that did not opt in.
+            return Ok(text_result(format!(
+                "notification {nonce} not sent: the request's _meta asks for no info-level log messages \
+                 ({META_LOG_LEVEL})"
+            )));
         }
         let data = serde_json::json!({
             "nonce": nonce,
@@ -478,9 +517,14 @@ impl ServerHandler for CanaryServer {
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        // Accepted; the `notify` tool sends at info regardless so probes always see it.
+        if is_stateless(&context) {
+            // Gone in 2026-07-28 (the level travels per request): unknown method, HTTP 404.
+            return Err(McpError::method_not_found::<SetLevelRequestMethod>());
+        }
+        // Accepted; in the 2025 revisions the `notify` tool sends at info regardless so probes
+        // always see it.
         tracing::debug!(level = ?request.level, "Log level set");
         Ok(())
     }

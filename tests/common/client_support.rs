@@ -96,6 +96,7 @@ pub fn config(url: &url::Url) -> ClientConfig {
         capabilities: serde_json::json!({}),
         accept: Default::default(),
         server_requests: Default::default(),
+        log_level: None,
     }
 }
 

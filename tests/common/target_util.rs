@@ -157,7 +157,14 @@ impl Target {
         name: Option<&str>,
         mut params: Value,
     ) -> Result<Reply, reqwest::Error> {
-        params["_meta"] = meta_2026();
+        // The required keys, plus any the caller put in `_meta` (e.g. the logLevel opt-in).
+        let mut meta = meta_2026();
+        if let Some(own) = params.get("_meta").and_then(Value::as_object) {
+            for (k, v) in own {
+                meta[k] = v.clone();
+            }
+        }
+        params["_meta"] = meta;
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let mut headers = vec![("MCP-Protocol-Version", V2026), ("Mcp-Method", method)];
         if let Some(name) = name {
