@@ -4,7 +4,8 @@
 //! ones the server sends although the profile does not declare them. Capabilities are claims,
 //! not facts: what a server advertises and what it does are recorded separately.
 //!
-//! Cell results: `works`; `degraded` (graceful: an explicit refusal such as 406 for JSON-only
+//! Cell results: `works`; `not_exercised` (a declared client capability whose trigger answered
+//! but whose request the server never sent); `degraded` (graceful: an explicit refusal such as 406 for JSON-only
 //! Accept, a core feature not offered, a tool answering `isError`, a declared advanced feature
 //! that fails cleanly); `broken` (a core feature failing when offered, a transport or protocol
 //! error, a server request for a capability the client did not declare).
@@ -151,25 +152,30 @@ impl ResponseMode {
 #[serde(rename_all = "snake_case")]
 pub enum CellResult {
     Works,
+    /// A declared client capability the server never used: its trigger answered, but no
+    /// request of that capability came, so nothing shows that it works.
+    NotExercised,
     Degraded,
     Broken,
 }
 
 impl CellResult {
-    pub const ALL: [Self; 3] = [Self::Works, Self::Degraded, Self::Broken];
+    pub const ALL: [Self; 4] = [Self::Works, Self::NotExercised, Self::Degraded, Self::Broken];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Works => "works",
+            Self::NotExercised => "not_exercised",
             Self::Degraded => "degraded",
             Self::Broken => "broken",
         }
     }
 
-    /// Gauge value: 1 works, 0.5 degraded, 0 broken.
+    /// Gauge value: 1 works, 0.75 not exercised, 0.5 degraded, 0 broken.
     pub fn score(self) -> f64 {
         match self {
             Self::Works => 1.0,
+            Self::NotExercised => 0.75,
             Self::Degraded => 0.5,
             Self::Broken => 0.0,
         }
@@ -270,7 +276,7 @@ pub struct MatrixReport {
     pub server_version: String,
     pub versions: Vec<VersionProbe>,
     pub cells: Vec<CellReport>,
-    /// Cells by result (`works`, `degraded`, `broken`; all three present).
+    /// Cells by result (`works`, `not_exercised`, `degraded`, `broken`; all present).
     pub summary: BTreeMap<String, u64>,
     /// `pass` when no cell is broken, else `fail`.
     pub verdict: String,
@@ -421,6 +427,7 @@ async fn run_cell(
     let client = McpClient::new(cell_config(run, caps, mode, &version, Some(Arc::clone(&seen))), http);
     let mut checks = Vec::new();
     let mut server_capabilities = Value::Null;
+    let mut triggered = Vec::new();
     match client.connect().await {
         Err(e) => {
             // A clean refusal of JSON-only Accept (406 and the like) is graceful degradation.
@@ -444,7 +451,7 @@ async fn run_cell(
             let tools = exercise_tools(run, &client, info.offers_tools, &mut checks).await;
             exercise_resources(&client, info.offers_resources, &mut checks).await;
             exercise_prompts(&client, info.offers_prompts, &mut checks).await;
-            exercise_triggers(run, &client, caps, &tools, &mut checks).await;
+            triggered = exercise_triggers(run, &client, caps, &tools, &mut checks).await;
             if mode == ResponseMode::Sse && !run.settle.is_zero() {
                 tokio::time::sleep(run.settle).await;
             }
@@ -454,6 +461,7 @@ async fn run_cell(
     drop(client);
     let server_requests = seen.lock().map(|s| s.clone()).unwrap_or_default();
     judge_requests(caps, &server_requests, &mut checks);
+    judge_triggered(&triggered, &server_requests, &mut checks);
     let result = checks.iter().map(|c| c.result).max().unwrap_or(CellResult::Broken);
     CellReport {
         capabilities: caps,
@@ -564,15 +572,33 @@ async fn exercise_prompts(client: &McpClient, offered: bool, checks: &mut Vec<Ch
     });
 }
 
+/// A declared capability whose trigger answered: it works only if the server then sent its
+/// request (`judge_requests` records that), else it was not exercised.
+fn judge_triggered(triggered: &[&TriggerTool], seen: &[SeenRequest], checks: &mut Vec<Check>) {
+    for t in triggered {
+        let method = t.capability.request_method();
+        if !seen.iter().any(|s| s.method == method) {
+            checks.push(check(
+                t.capability.as_str(),
+                CellResult::NotExercised,
+                format!("{} answered, but the server sent no {method}", t.tool),
+            ));
+        }
+    }
+}
+
 /// Call the listed trigger tools. A declared capability whose trigger fails cleanly is degraded;
 /// an undeclared one is called too, to see whether the server then sends the request anyway.
-async fn exercise_triggers(
-    run: &MatrixRun,
+/// Returns the declared capabilities' triggers that answered (judged once the cell's server
+/// requests are all in).
+async fn exercise_triggers<'r>(
+    run: &'r MatrixRun,
     client: &McpClient,
     caps: CapabilityProfile,
     tools: &[Value],
     checks: &mut Vec<Check>,
-) {
+) -> Vec<&'r TriggerTool> {
+    let mut answered = Vec::new();
     for t in &run.triggers {
         if !tools.iter().any(|x| name_of(x) == t.tool) {
             continue;
@@ -582,7 +608,10 @@ async fn exercise_triggers(
             continue;
         }
         checks.push(match outcome {
-            Ok(r) if !r.is_error => check(t.capability.as_str(), CellResult::Works, format!("{} called", t.tool)),
+            Ok(r) if !r.is_error => {
+                answered.push(t);
+                continue;
+            }
             Ok(_) => check(t.capability.as_str(), CellResult::Degraded, format!("{} answered isError", t.tool)),
             Err(e) if e.error_type() == ErrorType::Timeout => {
                 check(t.capability.as_str(), CellResult::Broken, format!("{}: {e}", t.tool))
@@ -590,6 +619,7 @@ async fn exercise_triggers(
             Err(e) => check(t.capability.as_str(), CellResult::Degraded, format!("{}: {e}", t.tool)),
         });
     }
+    answered
 }
 
 #[cfg(test)]
@@ -610,7 +640,7 @@ mod tests {
     #[test]
     fn results_order_and_scores() {
         assert!(CellResult::Works < CellResult::Degraded && CellResult::Degraded < CellResult::Broken);
-        assert_eq!(CellResult::ALL.map(CellResult::score), [1.0, 0.5, 0.0]);
+        assert_eq!(CellResult::ALL.map(CellResult::score), [1.0, 0.75, 0.5, 0.0]);
     }
 
     #[test]
@@ -626,6 +656,20 @@ mod tests {
         let mut checks = Vec::new();
         judge_requests(CapabilityProfile::Roots, &seen, &mut checks);
         assert_eq!((checks[0].feature.as_str(), checks[0].result), ("roots", CellResult::Works));
+    }
+
+    #[test]
+    fn a_trigger_without_its_request_is_not_exercised() {
+        let triggers = default_triggers();
+        let answered: Vec<&TriggerTool> = triggers.iter().take(2).collect();
+        let seen = vec![SeenRequest { method: "roots/list".into(), declared: true }];
+        let mut checks = Vec::new();
+        judge_requests(CapabilityProfile::All, &seen, &mut checks);
+        judge_triggered(&answered, &seen, &mut checks);
+        let results: Vec<(&str, CellResult)> = checks.iter().map(|c| (c.feature.as_str(), c.result)).collect();
+        assert_eq!(results, [("roots", CellResult::Works), ("sampling", CellResult::NotExercised)]);
+        assert!(checks[1].detail.contains("sent no sampling/createMessage"), "{}", checks[1].detail);
+        assert!(CellResult::Works < CellResult::NotExercised && CellResult::NotExercised < CellResult::Degraded);
     }
 
     #[test]

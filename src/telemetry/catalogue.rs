@@ -682,14 +682,14 @@ metric!(
     "mcp_canary_matrix_cell",
     Gauge,
     ["target", "profile", "capabilities", "response_mode", "mcp_protocol_version"],
-    "Last capability-matrix result per cell: 1 works, 0.5 degraded gracefully, 0 broken; capabilities is the declared client profile (none, roots, sampling, elicitation, all), response_mode sse or json_only."
+    "Last capability-matrix result per cell: 1 works, 0.75 not exercised (a declared client capability the server never used), 0.5 degraded gracefully, 0 broken; capabilities is the declared client profile (none, roots, sampling, elicitation, all), response_mode sse or json_only."
 );
 metric!(
     MATRIX_CELLS,
     "mcp_canary_matrix_cells",
     Gauge,
     ["target", "profile", "result"],
-    "Cells of the last capability-matrix run by result (works, degraded, broken)."
+    "Cells of the last capability-matrix run by result (works, not_exercised, degraded, broken)."
 );
 metric!(
     MATRIX_PROTOCOL_SUPPORTED,

@@ -1,4 +1,4 @@
-//! Capability-matrix runs as metrics: a gauge per cell (1 works, 0.5 degraded, 0 broken), cells
+//! Capability-matrix runs as metrics: a gauge per cell (1 works, 0.75 not exercised, 0.5 degraded, 0 broken), cells
 //! by result, protocol versions found, and the shared run gauges (running, start, end, passed).
 
 use metrics::gauge;
