@@ -175,6 +175,8 @@ pub async fn start(peer: Peer) -> PeerServer {
     let mut child = Command::new(&program)
         .args(&args)
         .env("PORT", port.to_string())
+        // mcp-use reports usage to its vendor unless this is "false".
+        .env("MCP_USE_ANONYMIZED_TELEMETRY", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone().expect("clone log handle")))
         .stderr(Stdio::from(out))

@@ -8,6 +8,11 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
 
+// mcp-use posts anonymous usage events to its vendor and writes .mcp-use/usage.json in the
+// working directory unless told not to; tests/common/peers.rs also sets the variable.
+process.env.MCP_USE_ANONYMIZED_TELEMETRY = "false";
+globalThis.__MCP_USE_ANONYMIZED_TELEMETRY__ = false;
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const require = createRequire(path.join(root, ".cache/npm/mcp-use/node_modules/"));
 const load = async (name) => import(pathToFileURL(require.resolve(name)).href);
