@@ -60,6 +60,9 @@ async fn check_peer(peer: Peer) {
     assert_eq!(r["notification"]["delivered"], true, "{name}: {r:#}");
     assert_eq!(steps(&r, "tools/call", Some(notify.tool.name)).len(), 2, "{name}: {r:#}");
     assert!(r["server"]["name"].as_str().is_some_and(|n| !n.is_empty()), "{name}: {r:#}");
+    if let Some(version) = peer.reported_version() {
+        assert_eq!(r["server"]["version"], version, "{name}: a stale .cache/? run scripts/install-test-servers.sh");
+    }
 
     // Item 4: the same trigger, expecting a method that never comes: unhealthy, exit 7.
     let mut missed = args.clone();

@@ -67,6 +67,16 @@ impl Peer {
         }
     }
 
+    /// The `serverInfo.version` the peer reports, when it is the package's own version (the
+    /// Python SDK servers report the installed SDK's): catches a stale `.cache/`.
+    pub fn reported_version(self) -> Option<&'static str> {
+        match self {
+            Peer::PythonSdk2 => Some("2.3.0"),
+            Peer::PythonSdk1 => Some("1.30.0"),
+            Peer::McpUse | Peer::Everything => None,
+        }
+    }
+
     /// The notifying tool. Ours send `notifications/message` with the nonce in its data (and a
     /// progress notification); the everything server only sends progress, whose token is the
     /// nonce. The Python SDK 2.x sends no log message to a 2026-07-28 request that did not opt
