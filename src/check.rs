@@ -284,7 +284,7 @@ pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
 /// Run the check and return the process exit code.
 pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let target = target_from_args(&args)?;
-    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let http = crate::mcp::transport::http_client()?;
     let mut probe = CanaryProbe::new(std::sync::Arc::new(target), http);
     let outcome = probe.run_cycle().await;
     let mut shown = url::Url::parse(&args.url)?;
