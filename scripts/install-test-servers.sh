@@ -20,3 +20,31 @@ if ! grep -qs "\"version\": \"$SDK_VERSION\"" "$sdk/node_modules/@modelcontextpr
   npm install --prefix "$sdk" --no-audit --no-fund --loglevel=error "@modelcontextprotocol/sdk@$SDK_VERSION"
 fi
 echo "TypeScript SDK: $sdk/node_modules/@modelcontextprotocol/sdk"
+
+# The peer matrix (tests/common/peers.rs): the Python MCP SDK 2.x and 1.x from PyPI, each in its
+# own virtualenv, and the mcp-use framework from npm. Their servers are in tests/peers/.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv python3-pip
+fi
+py_env() { # py_env DIR PACKAGE VERSION
+  local dir=$1 pkg=$2 version=$3
+  if ! "$dir/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$pkg') != '$version')" \
+       >/dev/null 2>&1; then
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$pkg==$version"
+  fi
+  echo "$pkg $version: $dir"
+}
+py_env .cache/py/mcp2 mcp 2.3.0
+py_env .cache/py/mcp1 mcp 1.30.0
+
+MCP_USE_VERSION=2.5.2
+mu=.cache/npm/mcp-use
+if ! grep -qs "\"version\": \"$MCP_USE_VERSION\"" "$mu/node_modules/mcp-use/package.json"; then
+  mkdir -p "$mu"
+  npm install --prefix "$mu" --no-audit --no-fund --loglevel=error "mcp-use@$MCP_USE_VERSION"
+fi
+echo "mcp-use: $mu/node_modules/mcp-use"

@@ -21,6 +21,7 @@ need_pkg cc gcc libc6-dev
 need_pkg pkg-config pkg-config
 need_pkg node nodejs
 need_pkg npm npm
+need_pkg python3 python3 python3-venv
 need_pkg promtool prometheus
 need_pkg prometheus prometheus
 need_pkg prometheus-alertmanager prometheus-alertmanager

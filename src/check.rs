@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::config::{RawConfig, RawNotification, RawProbe, RawTarget, TargetConfig};
 use crate::mcp::ErrorType;
-use crate::runner::{CanaryProbe, NotificationOutcome, ProbeOutcome, StepResult};
+use crate::runner::{CanaryProbe, NotificationOutcome, Operation, ProbeOutcome, StepResult};
 
 /// Flags of `mcp-canary check`.
 #[derive(clap::Args, Debug, Clone)]
@@ -55,10 +55,18 @@ pub struct CheckArgs {
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Healthy,
+    /// The connection could not be made (refused, TLS, reset, or the connect step timed out),
+    /// or it broke (refused, reset) mid-cycle.
     Unreachable,
     AuthRequired,
     ProtocolError,
+    /// A step other than tools/call timed out after the connection was made.
+    Timeout,
     ToolError,
+    /// The tools/call timed out after the connection was made.
+    ToolTimeout,
+    /// Every step passed but the notification round trip asked for did not arrive in time.
+    NotificationMissed,
 }
 
 impl Verdict {
@@ -67,20 +75,30 @@ impl Verdict {
             Verdict::Healthy => 0,
             Verdict::Unreachable => 3,
             Verdict::AuthRequired => 4,
-            Verdict::ProtocolError => 5,
-            Verdict::ToolError => 6,
+            Verdict::ProtocolError | Verdict::Timeout => 5,
+            Verdict::ToolError | Verdict::ToolTimeout => 6,
+            Verdict::NotificationMissed => 7,
         }
     }
 
-    /// The verdict for a cycle: its first failure decides.
+    /// The verdict for a cycle: its first failure decides; a cycle without failures whose
+    /// notification round trip was missed is `notification_missed`.
     pub fn of(outcome: &ProbeOutcome) -> Self {
-        let Some(StepResult::Failed { error_type, .. }) = outcome.first_failure().map(|s| &s.result) else {
-            return Verdict::Healthy;
+        let Some(failed) = outcome.first_failure() else {
+            return match outcome.notification {
+                Some(NotificationOutcome::Missed) => Verdict::NotificationMissed,
+                _ => Verdict::Healthy,
+            };
         };
-        match error_type {
-            ErrorType::Connect | ErrorType::Timeout | ErrorType::Tls | ErrorType::Reset => Verdict::Unreachable,
-            ErrorType::Auth => Verdict::AuthRequired,
-            ErrorType::ToolError => Verdict::ToolError,
+        let StepResult::Failed { error_type, .. } = &failed.result else { return Verdict::Healthy };
+        match (error_type, failed.operation) {
+            // A timeout after a successful connect is that step's timeout: the server answered.
+            (ErrorType::Timeout, Operation::Connect) => Verdict::Unreachable,
+            (ErrorType::Timeout, Operation::ToolsCall) => Verdict::ToolTimeout,
+            (ErrorType::Timeout, _) => Verdict::Timeout,
+            (ErrorType::Connect | ErrorType::Tls | ErrorType::Reset, _) => Verdict::Unreachable,
+            (ErrorType::Auth, _) => Verdict::AuthRequired,
+            (ErrorType::ToolError, _) => Verdict::ToolError,
             _ => Verdict::ProtocolError,
         }
     }
@@ -266,7 +284,7 @@ pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
 /// Run the check and return the process exit code.
 pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let target = target_from_args(&args)?;
-    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let http = crate::mcp::transport::http_client()?;
     let mut probe = CanaryProbe::new(std::sync::Arc::new(target), http);
     let outcome = probe.run_cycle().await;
     let mut shown = url::Url::parse(&args.url)?;
@@ -277,4 +295,61 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
         print!("{}", text_report(shown.as_str(), &outcome));
     }
     Ok(Verdict::of(&outcome).exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::runner::StepOutcome;
+
+    fn step(operation: Operation, result: StepResult) -> StepOutcome {
+        StepOutcome {
+            operation,
+            tool: None,
+            result,
+            latency: Duration::ZERO,
+            started_at: SystemTime::now(),
+            session_id: None,
+            detail: String::new(),
+        }
+    }
+
+    fn failed(error_type: ErrorType) -> StepResult {
+        StepResult::Failed { error_type, rpc_code: None, http_status: None }
+    }
+
+    fn connected(steps: Vec<StepOutcome>, notification: Option<NotificationOutcome>) -> ProbeOutcome {
+        ProbeOutcome { server: Some(Default::default()), steps, notification, ..Default::default() }
+    }
+
+    #[test]
+    fn a_missed_notification_is_a_failure_with_its_own_code() {
+        let ok = step(Operation::ToolsCall, StepResult::Success);
+        let missed = connected(vec![ok.clone()], Some(NotificationOutcome::Missed));
+        assert_eq!(Verdict::of(&missed), Verdict::NotificationMissed);
+        assert_eq!(Verdict::NotificationMissed.exit_code(), 7);
+        assert!(!missed.success());
+        let delivered = connected(vec![ok], Some(NotificationOutcome::Delivered(Duration::ZERO)));
+        assert_eq!(Verdict::of(&delivered), Verdict::Healthy);
+        assert!(delivered.success());
+    }
+
+    #[test]
+    fn a_timeout_after_connecting_is_that_steps_timeout() {
+        let ok = || step(Operation::Connect, StepResult::Success);
+        let of = |steps| Verdict::of(&connected(steps, None));
+        let tool = of(vec![ok(), step(Operation::ToolsCall, failed(ErrorType::Timeout))]);
+        assert_eq!((tool, tool.exit_code()), (Verdict::ToolTimeout, 6));
+        let list = of(vec![ok(), step(Operation::ResourcesList, failed(ErrorType::Timeout))]);
+        assert_eq!((list, list.exit_code()), (Verdict::Timeout, 5));
+        let connect = Verdict::of(&ProbeOutcome {
+            steps: vec![step(Operation::Connect, failed(ErrorType::Timeout))],
+            ..Default::default()
+        });
+        assert_eq!((connect, connect.exit_code()), (Verdict::Unreachable, 3));
+        // A refused or reset connection stays unreachable wherever it happens.
+        assert_eq!(of(vec![ok(), step(Operation::ToolsCall, failed(ErrorType::Reset))]), Verdict::Unreachable);
+    }
 }

@@ -31,7 +31,8 @@ enum Command {
     /// Validate a config file and print the effective config, secrets masked.
     CheckConfig { file: PathBuf },
     /// Probe one MCP server once with the default script; exit 0 healthy, 3 unreachable,
-    /// 4 auth required, 5 protocol error, 6 tool error.
+    /// 4 auth required, 5 protocol error or a step timeout, 6 tool error or tool timeout,
+    /// 7 notification missed (1 bad flags or internal error, 2 usage error).
     Check(Box<check::CheckArgs>),
     /// Run one heavy profile once (for CI): exit 0 on pass, 99 on a threshold breach,
     /// 98 on a baseline regression, 2 when refused.

@@ -20,11 +20,18 @@ use std::time::Duration;
 /// sessions). Enough for hundreds of requests in flight without reconnecting.
 pub const MAX_IDLE_CONNECTIONS: usize = 256;
 
-/// The HTTP client the daemon and the one-shot runs share.
+/// How long an idle connection may be reused. uvicorn (the Python SDK) and Node's HTTP server
+/// close idle keep-alive connections after 5 s; a request sent on one at that instant races the
+/// close and dies with a reset (seen after check's 5 s notification wait: about one ping in seven
+/// against the Python SDK failed as `reset`). reqwest's default keeps them 90 s.
+pub const IDLE_CONNECTION_REUSE: Duration = Duration::from_secs(4);
+
+/// The HTTP client the daemon, `check` and the one-shot runs share.
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
+        .pool_idle_timeout(IDLE_CONNECTION_REUSE)
         .build()
 }
 

@@ -127,9 +127,12 @@ pub struct ProbeOutcome {
 }
 
 impl ProbeOutcome {
-    /// Required steps passed: nothing failed and the connection was made.
+    /// Required steps passed: the connection was made, nothing failed, and the notification
+    /// round trip, when one was asked for, was not missed.
     pub fn success(&self) -> bool {
-        self.server.is_some() && !self.steps.iter().any(|s| matches!(s.result, StepResult::Failed { .. }))
+        self.server.is_some()
+            && !self.steps.iter().any(|s| matches!(s.result, StepResult::Failed { .. }))
+            && self.notification != Some(NotificationOutcome::Missed)
     }
 
     /// The first failure, for exit codes and summaries.

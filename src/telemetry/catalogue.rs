@@ -95,7 +95,7 @@ metric!(
     "mcp_canary_probe_success",
     Gauge,
     ["target"],
-    "1 when every required step of the last probe cycle passed, else 0."
+    "1 when every required step of the last probe cycle passed and its notification round trip (when configured) was not missed, else 0."
 );
 metric!(
     PROBE_DURATION,
@@ -217,7 +217,7 @@ metric!(
     "mcp_canary_replica_probe_success",
     Gauge,
     ["target", "replica"],
-    "1 when every required step of the last probe cycle against the replica's own URL passed, else 0."
+    "1 when every required step of the last probe cycle against the replica's own URL passed and its notification round trip (when configured) was not missed, else 0."
 );
 metric!(
     REPLICA_PROBES,

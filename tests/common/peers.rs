@@ -1,0 +1,212 @@
+//! The peer matrix: independent MCP servers from package registries, each started on a free
+//! loopback port with Streamable HTTP at `/mcp` and three tools of ours (the everything server
+//! has its own): a notifying tool, a slow tool and a failing tool.
+//!
+//! Installed by `scripts/install-test-servers.sh` into `.cache/`; the server files are in
+//! `tests/peers/`. A peer whose files are missing panics (under CI a missing peer must fail the
+//! run, never skip it).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use super::{free_port, log_dir};
+
+/// One independent MCP server implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// The official Python SDK 2.x (`MCPServer`), PyPI `mcp==2.3.0`: the 2026-07-28 stateless
+    /// revision and the 2025 session handshake.
+    PythonSdk2,
+    /// The official Python SDK 1.x (`FastMCP`), PyPI `mcp==1.30.0`: 2025 sessions.
+    PythonSdk1,
+    /// The mcp-use framework, npm `mcp-use@2.5.2` (TypeScript): stateless on every revision.
+    McpUse,
+    /// The official TypeScript "everything" server, npm
+    /// `@modelcontextprotocol/server-everything@2026.8.31`: 2025 sessions, its own tools.
+    Everything,
+}
+
+/// A tool call: name and arguments (`{nonce}` is replaced by `check` in notify arguments).
+pub struct ToolCall {
+    pub name: &'static str,
+    pub args: Value,
+}
+
+/// How a peer's notification round trip is triggered and what it sends.
+pub struct NotifyCall {
+    pub tool: ToolCall,
+    pub method: &'static str,
+    /// The protocol revision to pin for the round trip, when `auto` would not deliver it.
+    pub protocol: Option<&'static str>,
+}
+
+impl Peer {
+    pub const ALL: [Peer; 4] = [Peer::PythonSdk2, Peer::PythonSdk1, Peer::McpUse, Peer::Everything];
+
+    /// Short name for logs and assertion messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::PythonSdk2 => "python-sdk-2",
+            Peer::PythonSdk1 => "python-sdk-1",
+            Peer::McpUse => "mcp-use",
+            Peer::Everything => "everything",
+        }
+    }
+
+    /// The registry package and version (pinned in `scripts/install-test-servers.sh`).
+    pub fn package(self) -> &'static str {
+        match self {
+            Peer::PythonSdk2 => "PyPI mcp 2.3.0",
+            Peer::PythonSdk1 => "PyPI mcp 1.30.0",
+            Peer::McpUse => "npm mcp-use 2.5.2",
+            Peer::Everything => "npm @modelcontextprotocol/server-everything 2026.8.31",
+        }
+    }
+
+    /// The `serverInfo.version` the peer reports, when it is the package's own version (the
+    /// Python SDK servers report the installed SDK's): catches a stale `.cache/`.
+    pub fn reported_version(self) -> Option<&'static str> {
+        match self {
+            Peer::PythonSdk2 => Some("2.3.0"),
+            Peer::PythonSdk1 => Some("1.30.0"),
+            Peer::McpUse | Peer::Everything => None,
+        }
+    }
+
+    /// The notifying tool. Ours send `notifications/message` with the nonce in its data (and a
+    /// progress notification); the everything server only sends progress, whose token is the
+    /// nonce. The Python SDK 2.x sends no log message to a 2026-07-28 request that did not opt
+    /// in with `_meta["io.modelcontextprotocol/logLevel"]`, which the client does not send yet:
+    /// its round trip pins 2025-11-25.
+    pub fn notify(self) -> NotifyCall {
+        match self {
+            Peer::Everything => NotifyCall {
+                tool: ToolCall { name: "trigger-long-running-operation", args: json!({"duration": 0.1, "steps": 1}) },
+                method: "notifications/progress",
+                protocol: None,
+            },
+            Peer::PythonSdk2 => NotifyCall {
+                tool: ToolCall { name: "notify", args: json!({"nonce": "{nonce}"}) },
+                method: "notifications/message",
+                protocol: Some("2025-11-25"),
+            },
+            Peer::PythonSdk1 | Peer::McpUse => NotifyCall {
+                tool: ToolCall { name: "notify", args: json!({"nonce": "{nonce}"}) },
+                method: "notifications/message",
+                protocol: None,
+            },
+        }
+    }
+
+    /// A tool that answers after `ms` milliseconds.
+    pub fn slow(self, ms: u64) -> ToolCall {
+        match self {
+            Peer::Everything => ToolCall {
+                name: "trigger-long-running-operation",
+                args: json!({"duration": ms as f64 / 1000.0, "steps": 1}),
+            },
+            _ => ToolCall { name: "slow", args: json!({"ms": ms}) },
+        }
+    }
+
+    /// A tool call that comes back as an `isError: true` result. The everything server has no
+    /// failing tool; its input validation error on `get-sum` is an `isError` result.
+    pub fn fail(self) -> ToolCall {
+        match self {
+            Peer::Everything => ToolCall { name: "get-sum", args: json!({"a": "not a number", "b": 1}) },
+            _ => ToolCall { name: "fail", args: json!({}) },
+        }
+    }
+
+    /// The program, its arguments and the file that must exist for the peer to start.
+    fn command(self) -> (PathBuf, Vec<PathBuf>, PathBuf) {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python = |venv: &str| {
+            let bin = root.join(".cache/py").join(venv).join("bin/python");
+            (bin.clone(), vec![root.join("tests/peers/python_sdk_server.py")], bin)
+        };
+        match self {
+            Peer::PythonSdk2 => python("mcp2"),
+            Peer::PythonSdk1 => python("mcp1"),
+            Peer::McpUse => (
+                "node".into(),
+                vec![root.join("tests/peers/mcp_use_server.mjs")],
+                root.join(".cache/npm/mcp-use/node_modules/mcp-use/package.json"),
+            ),
+            Peer::Everything => {
+                let entry = root
+                    .join(".cache/npm/everything/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+                ("node".into(), vec![entry.clone(), "streamableHttp".into()], entry)
+            }
+        }
+    }
+}
+
+/// A running peer, killed when dropped.
+pub struct PeerServer {
+    pub peer: Peer,
+    /// The MCP endpoint, `http://127.0.0.1:PORT/mcp`.
+    pub url: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl PeerServer {
+    /// Kill the peer and wait (bounded) until it is gone; its port then refuses connections.
+    pub async fn stop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+
+    /// The peer's output so far (for assertion messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Start `peer` on a free loopback port and wait (at most 30 s) until it accepts connections.
+/// Panics, naming the install script, when the peer is not installed.
+pub async fn start(peer: Peer) -> PeerServer {
+    let (program, args, needed) = peer.command();
+    assert!(
+        needed.is_file(),
+        "peer {} ({}): {} is missing: run scripts/install-test-servers.sh (scripts/test.sh does)",
+        peer.name(),
+        peer.package(),
+        needed.display()
+    );
+    let port = free_port();
+    let log = log_dir().join(format!("peer-{}-{}-{port}.log", peer.name(), std::process::id()));
+    let out = std::fs::File::create(&log).expect("create peer log");
+    let mut child = Command::new(&program)
+        .args(&args)
+        .env("PORT", port.to_string())
+        // mcp-use reports usage to its vendor unless this is "false".
+        .env("MCP_USE_ANONYMIZED_TELEMETRY", "false")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.try_clone().expect("clone log handle")))
+        .stderr(Stdio::from(out))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {} for peer {}: {e}", program.display(), peer.name()));
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("peer {} exited ({status}) before listening on {addr}:\n{}", peer.name(), log_text());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "peer {} did not listen on {addr} within 30s:\n{}",
+            peer.name(),
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    PeerServer { peer, url: format!("http://{addr}/mcp"), log, child }
+}
