@@ -79,9 +79,9 @@ impl Peer {
 
     /// The notifying tool. Ours send `notifications/message` with the nonce in its data (and a
     /// progress notification); the everything server only sends progress, whose token is the
-    /// nonce. The Python SDK 2.x sends no log message to a 2026-07-28 request that did not opt
-    /// in with `_meta["io.modelcontextprotocol/logLevel"]`, which the client does not send yet:
-    /// its round trip pins 2025-11-25.
+    /// nonce. The Python SDK 2.x negotiates 2026-07-28 and sends a log message only to a request
+    /// that opted in with `_meta["io.modelcontextprotocol/logLevel"]`: its round trip at the
+    /// auto-negotiated revision is the test of that opt-in.
     pub fn notify(self) -> NotifyCall {
         match self {
             Peer::Everything => NotifyCall {
@@ -89,12 +89,7 @@ impl Peer {
                 method: "notifications/progress",
                 protocol: None,
             },
-            Peer::PythonSdk2 => NotifyCall {
-                tool: ToolCall { name: "notify", args: json!({"nonce": "{nonce}"}) },
-                method: "notifications/message",
-                protocol: Some("2025-11-25"),
-            },
-            Peer::PythonSdk1 | Peer::McpUse => NotifyCall {
+            Peer::PythonSdk2 | Peer::PythonSdk1 | Peer::McpUse => NotifyCall {
                 tool: ToolCall { name: "notify", args: json!({"nonce": "{nonce}"}) },
                 method: "notifications/message",
                 protocol: None,
