@@ -26,7 +26,8 @@ pub struct CheckArgs {
     /// Read a bearer token from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub bearer_token_env: Option<String>,
-    /// Tool to call, with --tool-args as a JSON object.
+    /// Tool to call, with --tool-args as a JSON object (default: the first listed tool annotated
+    /// readOnlyHint without required arguments; none: no call).
     #[arg(long)]
     pub tool: Option<String>,
     #[arg(long, value_name = "JSON")]

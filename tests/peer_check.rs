@@ -2,7 +2,8 @@
 //! servers from PyPI and npm. Per peer: a notification round trip is healthy (exit 0); a failing
 //! tool is `tool_error` (exit 6); a tools/call that outlives `--timeout` is `tool_timeout`
 //! (exit 6), not unreachable; a notification that never arrives is `notification_missed`
-//! (exit 7); a stopped peer is unreachable (exit 3, `connect`).
+//! (exit 7); a stopped peer is unreachable (exit 3, `connect`); without `--tool` only a tool the
+//! server marks read-only is called.
 
 mod common;
 
@@ -72,6 +73,23 @@ async fn check_peer(peer: Peer) {
     assert_eq!(code, Some(7), "{name}: {r:#}");
     assert_eq!((r["status"].as_str(), r["healthy"].as_bool()), (Some("notification_missed"), Some(false)), "{name}");
     assert_eq!((r["exit_code"].as_i64(), &r["notification"]["delivered"]), (Some(7), &Value::Bool(false)), "{name}");
+
+    // No --tool: only a tool the server annotates readOnlyHint (and that needs no argument) is
+    // called. Everything marks get-env so (echo needs its message); ours carry no annotations.
+    let (r, code) = report(&server, &[&url]).await;
+    assert_eq!(code, Some(0), "{name}: {r:#}");
+    let calls = steps(&r, "tools/call", None);
+    assert_eq!(calls.len(), 1, "{name}: {r:#}");
+    match peer {
+        Peer::Everything => {
+            assert_eq!((&calls[0]["outcome"], &calls[0]["tool"]), (&"success".into(), &"get-env".into()), "{r:#}")
+        }
+        _ => assert_eq!(
+            (&calls[0]["outcome"], &calls[0]["skip_reason"]),
+            (&"skipped".into(), &"not_configured".into()),
+            "{name}: {r:#}"
+        ),
+    }
 
     // The failing tool: tool_error, exit 6.
     let fail = peer.fail();
