@@ -15,7 +15,7 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::LoadRun;
 use crate::profile::longevity::LongevityRun;
 use crate::profile::matrix::{self, MatrixRun};
-use crate::profile::notify::NotifyRun;
+use crate::profile::notify::{NotifyRun, TriggerScope};
 use crate::profile::params::{self, Caps, ParamError, RunOptions, TargetMemory};
 use crate::profile::replicas::ReplicaTagging;
 
@@ -273,12 +273,13 @@ fn validate_profile(
                 })
             }
             "notify" => {
-                // Broadcasts travel on the session's GET stream: pin the 2025 session era on auto.
-                if client.protocol == ProtocolPreference::Auto {
+                // Broadcasts travel on the session's GET stream: pin the 2025 session era on auto
+                // (in session scope each session's trigger answers on its own POST: any era).
+                let spec = p.notify.clone().unwrap_or_default();
+                if client.protocol == ProtocolPreference::Auto && spec.trigger_scope == TriggerScope::Broadcast {
                     client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
                 }
-                params::plan_notify(&p.notify.clone().unwrap_or_default(), &options)
-                    .map(|run| ProfilePlan::Notify(NotifyRun { replicas, ..run }))
+                params::plan_notify(&spec, &options).map(|run| ProfilePlan::Notify(NotifyRun { replicas, ..run }))
             }
             "longevity" => {
                 // Churn ends sessions: pin the session era on auto, as `run longevity` does.
