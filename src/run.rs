@@ -707,4 +707,25 @@ mod tests {
         assert!(run.engine.delete_sessions);
         assert!(!plan(&["--no-delete"]).unwrap().engine.delete_sessions);
     }
+
+    #[derive(Parser)]
+    struct NotifyCli {
+        #[command(flatten)]
+        notify: NotifyArgs,
+    }
+
+    #[test]
+    fn notify_protocol_defaults_follow_the_trigger_scope() {
+        let protocol = |extra: &[&str]| {
+            let mut argv = vec!["run-notify", "--target", "http://127.0.0.1:1/mcp", "--sessions", "2"];
+            argv.extend_from_slice(extra);
+            let (run, client) = notify_plan_from_args(&NotifyCli::try_parse_from(argv).unwrap().notify).unwrap();
+            (run.trigger_scope, client.protocol)
+        };
+        let pinned = ProtocolPreference::Pinned("2025-11-25".into());
+        assert_eq!(protocol(&[]), (TriggerScope::Broadcast, pinned.clone()));
+        assert_eq!(protocol(&["--trigger-scope", "session"]), (TriggerScope::Session, ProtocolPreference::Auto));
+        assert_eq!(protocol(&["--trigger-scope", "session", "--protocol", "2025-11-25"]).1, pinned);
+        assert!(NotifyCli::try_parse_from(["x", "--target", "http://h/mcp", "--trigger-scope", "all"]).is_err());
+    }
 }

@@ -413,6 +413,18 @@ schedule = "0 * * * *"
         assert_eq!(fanout.runs[0].plan.sessions(), 1000);
     }
 
+    #[test]
+    fn notify_in_session_scope_keeps_auto() {
+        let config = format!("{CONFIG}[profiles.notify]\ntrigger_scope = \"session\"\ntrigger_tool = \"notify\"\n");
+        let raw: RawConfig = toml::from_str(&config).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        let fanout = &c.profiles[1];
+        assert_eq!(fanout.runs[0].client.protocol, ProtocolPreference::Auto);
+        assert_eq!(fanout.runs[1].client.protocol, ProtocolPreference::Pinned("2025-06-18".into()));
+        let ProfilePlan::Notify(run) = &fanout.runs[0].plan else { panic!("a notify plan") };
+        assert_eq!((run.trigger_scope, run.trigger_tool.as_str()), (TriggerScope::Session, "notify"));
+    }
+
     const CHAOS: &str = r#"
 [[targets]]
 name = "lab"
