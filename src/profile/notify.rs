@@ -524,8 +524,10 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
         }
     }
     let scope = ctx.run.trigger_scope;
-    let trigger = McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone());
-    if scope == TriggerScope::Broadcast
+    // Broadcast scope: one trigger session of its own; in session scope the sessions trigger.
+    let trigger = (scope == TriggerScope::Broadcast)
+        .then(|| McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone()));
+    if let Some(trigger) = &trigger
         && let Err(e) = trigger.connect().await
     {
         tracing::warn!(error = %e, "Trigger session not connected; every broadcast will fail");
@@ -546,11 +548,11 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
             ctx.observer.expected(sessions);
             let round = index;
             index += 1;
-            if scope == TriggerScope::Session {
+            let Some(trigger) = &trigger else {
                 // Every ready session triggers this round itself.
                 ctx.rounds.send_replace(index);
                 continue;
-            }
+            };
             let nonce = nonce(&ctx.run_id, None, round);
             let args = crate::runner::canary::substitute_nonce(&ctx.run.trigger_arguments, &nonce);
             if let Some(sent) = t.sent.get(round as usize) {
@@ -582,7 +584,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
-    if scope == TriggerScope::Broadcast {
+    if let Some(trigger) = &trigger {
         let _ = tokio::time::timeout(Duration::from_secs(2), trigger.close()).await;
     }
 }
