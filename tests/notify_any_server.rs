@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::peers::Peer;
 use common::{start_everything, start_target};
 use serde_json::Value;
 
@@ -114,4 +115,52 @@ async fn nothing_matching_reports_what_arrived_instead() {
     assert_eq!(n["trigger_errors"], n["broadcasts"], "{n:#}");
     assert_eq!(n["arrived"], serde_json::json!({}), "{n:#}");
     assert!(summary.contains("notifications arrived (expected notifications/message carrying the nonce): nothing"));
+}
+
+/// The peer matrix's `run notify` column: each independent server's own `notify` tool (a log
+/// message whose text carries the nonce), every session triggering its own, at the revision
+/// `auto` negotiates (2026-07-28 for the Python SDK 2.x, which needs the log opt-in) and at
+/// 2025-11-25. The everything server has its own test above.
+async fn session_scope_on_peer(peer: Peer) {
+    let server = common::peers::start(peer).await;
+    let notify_call = peer.notify();
+    let trigger_args = notify_call.tool.args.to_string();
+    for protocol in ["auto", "2025-11-25"] {
+        let args = [
+            "--trigger-scope",
+            "session",
+            "--trigger-tool",
+            notify_call.tool.name,
+            "--trigger-args",
+            &trigger_args,
+            "--method",
+            notify_call.method,
+            "--protocol",
+            protocol,
+        ];
+        let (r, summary, code) = notify(&server.url, &args).await;
+        let n = &r["notify"];
+        let name = format!("{} at {protocol}", peer.package());
+        assert_eq!(code, Some(0), "{name}: {summary}\n{r:#}\n{}", server.log_text());
+        assert_eq!(n["sessions_ready"], 8, "{name}: {n:#}");
+        assert!(n["delivery_ratio"].as_f64().unwrap() >= 0.99, "{name}: {n:#}");
+        assert_eq!((n["trigger_errors"].as_u64(), n["duplicates"].as_u64()), (Some(0), Some(0)), "{name}: {n:#}");
+        assert!(n["latency"]["p95_ms"].as_f64().unwrap() > 0.0, "{name}: {n:#}");
+        assert_eq!(r["verdict"], "pass", "{name}: {r:#}");
+    }
+}
+
+#[tokio::test]
+async fn session_scope_on_python_sdk_2() {
+    session_scope_on_peer(Peer::PythonSdk2).await;
+}
+
+#[tokio::test]
+async fn session_scope_on_python_sdk_1() {
+    session_scope_on_peer(Peer::PythonSdk1).await;
+}
+
+#[tokio::test]
+async fn session_scope_on_mcp_use() {
+    session_scope_on_peer(Peer::McpUse).await;
 }
