@@ -195,8 +195,27 @@ pub(crate) fn run_options<'a>(
             max_rate,
             sessions_name: "--max-sessions",
             rate_name: "--max-rate",
+            descriptors: descriptor_limit(),
         },
     }
+}
+
+/// Files this process may open: the soft `RLIMIT_NOFILE` (raised to the hard limit at start, see
+/// [`raise_descriptor_limit`]); `u64::MAX` when it cannot be read.
+pub fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit (a run holds a connection per session; the
+/// usual soft default of 1,024 would cap it far below what the host allows). Returns the new
+/// soft limit.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit })?;
+    }
+    Ok(descriptor_limit())
 }
 
 /// Validate the flags into a run and a client config.

@@ -225,6 +225,8 @@ fn validate_profile(
         max_rate: limits.max_request_rate,
         sessions_name: "heavy_profiles.max_sessions",
         rate_name: "heavy_profiles.max_request_rate",
+        // Validation stays pure (check-config may run on another host).
+        descriptors: u64::MAX,
     };
     let key = |e: ParamError| {
         let field = match e.key {

@@ -97,7 +97,13 @@ fn search(v: &Value, run_id: &str, depth: usize, max_depth: usize, budget: &mut 
 
 /// A method name as reported: at most [`MAX_METHOD_CHARS`] characters, control characters as `?`.
 pub fn clean_method(method: &str) -> String {
-    method.chars().take(MAX_METHOD_CHARS).map(|c| if c.is_control() { '?' } else { c }).collect()
+    printable(method, MAX_METHOD_CHARS)
+}
+
+/// Text a server sent, fit for a terminal and a report: at most `max_chars` characters, control
+/// characters (escape sequences among them) as `?`.
+pub fn printable(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// Notifications that arrived, by method: at most [`MAX_METHODS`] names, the rest as [`OTHER`].

@@ -511,15 +511,17 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), Box::pin(client.close())).await;
 }
 
-/// Trigger every batch, then wait for stragglers; stops early when `cancel` fires.
-async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
+/// Trigger every batch, then wait for stragglers; stops early when `cancel` fires. Returns why
+/// the run cannot go on when the broadcast trigger session cannot connect (every broadcast would
+/// fail, each after a timeout).
+async fn trigger(ctx: &Ctx, cancel: &CancellationToken) -> Option<String> {
     let t = &ctx.tracker;
     let sessions = u64::from(ctx.run.sessions);
     let deadline = tokio::time::Instant::now() + ctx.run.connect_timeout;
     // Wait for the population: every session ready or given up.
     while t.settled.load(Ordering::Relaxed) < sessions && tokio::time::Instant::now() < deadline {
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return None,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
@@ -530,7 +532,13 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
     if let Some(trigger) = &trigger
         && let Err(e) = trigger.connect().await
     {
-        tracing::warn!(error = %e, "Trigger session not connected; every broadcast will fail");
+        tracing::error!(error = %e, "Trigger session not connected; stopping the run");
+        cancel.cancel();
+        return Some(format!(
+            "the trigger session could not connect ({}): {}",
+            e.error_type(),
+            super::nonce::printable(&e.to_string(), 300)
+        ));
     }
     let start = tokio::time::Instant::now();
     let mut index = 0u64;
@@ -587,6 +595,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
     if let Some(trigger) = &trigger {
         let _ = tokio::time::timeout(Duration::from_secs(2), trigger.close()).await;
     }
+    None
 }
 
 /// Run a notification-stress profile and build its report.
@@ -641,7 +650,7 @@ pub async fn run_notify(
         ended_at: unix_now(),
         elapsed_s: begin.elapsed().as_secs_f64(),
         aborted,
-        abort_reason: if aborted { driven.abort_reason } else { None },
+        abort_reason: if aborted { driven.out.or(driven.abort_reason) } else { None },
         load: None,
         longevity: None,
         notify: Some(NotifyResults {

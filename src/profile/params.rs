@@ -39,7 +39,14 @@ pub struct Caps {
     pub max_rate: f64,
     pub sessions_name: &'static str,
     pub rate_name: &'static str,
+    /// Files this process may open (the soft `RLIMIT_NOFILE`); every session holds at least one
+    /// connection. `u64::MAX` where the limit is not checked.
+    pub descriptors: u64,
 }
+
+/// Descriptors a run keeps for itself beside one per session: listeners, the trigger session,
+/// kept connections, DNS, logs and reports.
+pub const RESERVED_DESCRIPTORS: u64 = 256;
 
 impl Caps {
     /// A population of `n` sessions (the parameter `key`): at least one, within the cap.
@@ -51,6 +58,17 @@ impl Caps {
             return refuse(
                 key,
                 format!("{n} sessions exceed the cap of {} ({})", self.max_sessions, self.sessions_name),
+            );
+        }
+        let needed = u64::from(n) + RESERVED_DESCRIPTORS;
+        if needed > self.descriptors {
+            return refuse(
+                key,
+                format!(
+                    "{n} sessions need about {needed} file descriptors, but this process may open {} (the soft \
+                     RLIMIT_NOFILE, already raised to the hard limit; raise it with ulimit -n or LimitNOFILE=)",
+                    self.descriptors
+                ),
             );
         }
         Ok(())
@@ -888,7 +906,13 @@ mod tests {
             abort_on_fail: false,
             timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
-            caps: Caps { max_sessions: 100, max_rate: 10.0, sessions_name: "cap.s", rate_name: "cap.r" },
+            caps: Caps {
+                max_sessions: 100,
+                max_rate: 10.0,
+                sessions_name: "cap.s",
+                rate_name: "cap.r",
+                descriptors: u64::MAX,
+            },
         }
     }
 
