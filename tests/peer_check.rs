@@ -101,6 +101,15 @@ async fn check_peer(peer: Peer) {
     assert_eq!(call.len(), 1, "{name}: {r:#}");
     assert_eq!((&call[0]["outcome"], &call[0]["error_type"]), (&"failure".into(), &"tool_error".into()), "{name}");
 
+    // An unknown tool: tool_error whichever way the server says it (mcp-use answers the spec's
+    // -32602, the others an isError result).
+    let (r, code) = report(&server, &["--tool", "no-such-tool", &url]).await;
+    assert_eq!((code, r["status"].as_str()), (Some(6), Some("tool_error")), "{name}: {r:#}");
+    let call = steps(&r, "tools/call", Some("no-such-tool"));
+    assert_eq!(call.len(), 1, "{name}: {r:#}");
+    let how = (call[0]["error_type"].as_str(), call[0]["rpc_code"].as_i64());
+    assert!(matches!(how, (Some("tool_error"), None) | (Some("jsonrpc_error"), Some(-32602))), "{name}: {r:#}");
+
     // Item 6: a tools/call slower than --timeout after a good connect: tool_timeout, exit 6.
     let slow = peer.slow(5000);
     let slow_args = slow.args.to_string();

@@ -31,6 +31,9 @@ pub const LOG_MESSAGE: &str = "notifications/message";
 
 /// JSON-RPC "method not found".
 pub const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC "invalid params": among others an unknown tool or bad tool arguments (the spec's
+/// answer to a tools/call naming no tool the server has).
+pub const INVALID_PARAMS: i64 = -32602;
 /// Synthetic code (never sent by a server) for an `InputRequiredResult` the canary cannot satisfy:
 /// the client does not answer multi-round-trip input requests (sampling, elicitation, roots).
 pub const INPUT_REQUIRED_CODE: i64 = -32099;
