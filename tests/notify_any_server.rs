@@ -164,3 +164,8 @@ async fn session_scope_on_python_sdk_1() {
 async fn session_scope_on_mcp_use() {
     session_scope_on_peer(Peer::McpUse).await;
 }
+
+#[tokio::test]
+async fn session_scope_on_rmcp() {
+    session_scope_on_peer(Peer::Rmcp).await;
+}

@@ -150,3 +150,8 @@ async fn mcp_use() {
 async fn everything() {
     check_peer(Peer::Everything).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp() {
+    check_peer(Peer::Rmcp).await;
+}
