@@ -362,3 +362,44 @@ async fn redis_pause_shows_in_the_window_and_recovers() {
     assert!(base < 1000.0, "baseline max {base} ms");
     assert_prober_healthy(&r);
 }
+
+/// A target that fails before any fault is not a recovery story: the default
+/// `baseline:error_rate < 1%` fails the run, beside `recovery_time < 30s` per scenario.
+#[tokio::test]
+async fn a_target_failing_before_the_first_fault_fails_the_baseline_default() {
+    let (_target, url) = common::start_target(&[]).await;
+    common::admin(&url, "/admin/knobs", serde_json::json!({"error_rate": 0.5})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chaos.json");
+    let args = [
+        "run",
+        "chaos",
+        "--target",
+        &url,
+        "--allow-chaos",
+        "--scenario",
+        "proxy-latency:50ms",
+        "--warmup",
+        "2s",
+        "--fault",
+        "1s",
+        "--recovery",
+        "2s",
+        "--clients",
+        "3",
+        "--rpm",
+        "240",
+        "--no-notify",
+        "--report",
+        path.to_str().unwrap(),
+    ];
+    let (code, out) = run_cli(&args, Duration::from_secs(40)).await;
+    assert_eq!(code, 99, "{out}");
+    let r = report(&path);
+    assert_eq!((r["verdict"].as_str(), r["thresholds_origin"].as_str()), (Some("fail"), Some("default")), "{r:#}");
+    let baseline = r["thresholds"].as_array().unwrap().iter().find(|t| t["threshold"] == "baseline:error_rate<1%");
+    let baseline = baseline.unwrap_or_else(|| panic!("no baseline threshold: {r:#}"));
+    assert_eq!(baseline["status"], "fail", "{r:#}");
+    assert!(baseline["samples"].as_u64().unwrap() >= 5 && baseline["observed"].as_f64().unwrap() > 0.2, "{r:#}");
+    assert!(out.contains("thresholds: the default ones") && out.contains("baseline:error_rate<1%"), "{out}");
+}

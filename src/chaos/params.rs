@@ -9,7 +9,7 @@ use super::runner::{ChaosRedis, KillHow};
 use super::{ChaosRun, KillSpec, NotifySpec, inject};
 use crate::profile::load;
 use crate::profile::params::{ParamError, RunOptions};
-use crate::profile::threshold::Threshold;
+use crate::profile::threshold::{Stat, Threshold};
 
 /// Parameters of the chaos profile (`run chaos` flags, `[profiles.chaos]` keys).
 #[derive(clap::Args, Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -127,8 +127,13 @@ impl ChaosSpec {
     }
 }
 
-/// Thresholds of a chaos run when none is given.
-pub const CHAOS_DEFAULT_THRESHOLDS: [&str; 1] = ["recovery_time < 30s"];
+/// Thresholds of a chaos run when none is given: every scenario recovers, and the target was
+/// healthy before the first fault (its fault windows fail requests on purpose, so no run-wide
+/// error rate).
+pub const CHAOS_DEFAULT_THRESHOLDS: [&str; 2] = ["recovery_time < 30s", "baseline:error_rate < 1%"];
+
+/// The threshold scope of the warm-up before the first fault (latency and request rates only).
+pub const BASELINE: &str = "baseline";
 
 /// Highest request rate per session.
 const MAX_RPM: f64 = 6000.0;
@@ -219,13 +224,20 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
     let mut thresholds = Vec::new();
     for e in &exprs {
         let t = Threshold::parse(e).map_err(|err| ParamError { key: "thresholds", message: err.to_string() })?;
-        if let Some(scope) = &t.scope
+        if t.scope.as_deref() == Some(BASELINE) {
+            if t.stat.is_chaos() || t.stat.is_memory() || t.stat == Stat::Delivery {
+                return refuse(
+                    "thresholds",
+                    format!("{e:?}: the baseline takes latency and request-rate statistics only"),
+                );
+            }
+        } else if let Some(scope) = &t.scope
             && !scenarios.iter().any(|s| &s.name == scope)
         {
             let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
             return refuse(
                 "thresholds",
-                format!("{e:?}: no scenario named {scope:?} (scenarios: {})", names.join(", ")),
+                format!("{e:?}: no scenario named {scope:?} (scenarios: {}; or baseline)", names.join(", ")),
             );
         }
         thresholds.push(t);
@@ -334,6 +346,14 @@ mod tests {
         assert!(e.message.contains("no scenario named \"kill\""), "{}", e.message);
         let abort = RunOptions { abort_on_fail: true, ..options(&[]) };
         assert_eq!(plan_chaos(&quiet, &abort, None).unwrap_err().key, "abort_on_fail");
+        // The baseline takes request statistics only.
+        let e = plan_chaos(&quiet, &options(&["baseline:recovery_time < 5s".to_string()]), None).unwrap_err();
+        assert!(e.message.contains("the baseline takes latency and request-rate statistics only"), "{}", e.message);
+        let ok = ["baseline:p95 < 1s".to_string()];
+        assert_eq!(plan_chaos(&quiet, &options(&ok), None).unwrap().thresholds[0].to_string(), "baseline:p95<1s");
+        let defaults = plan_chaos(&quiet, &options(&[]), None).unwrap();
+        let defaults: Vec<String> = defaults.thresholds.iter().map(|t| t.to_string()).collect();
+        assert_eq!(defaults, ["recovery_time<30s", "baseline:error_rate<1%"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::inject::{self, RedisPauser};
+use super::params::BASELINE;
 use super::report::{CHAOS_REPORT_FORMAT, ChaosParams, ChaosReport, PhaseSummary, ProberHealth, ScenarioReport};
 use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memory_bytes};
 use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
@@ -761,10 +762,6 @@ fn phase_summary(ctx: &Ctx, phase: usize, duration: Duration) -> PhaseSummary {
 /// it may pass at all (not detected, not recovered force a failure). Latency and error rates
 /// cover the fault window (`window`); counts and delivery cover fault and recovery windows.
 fn observe(t: &Threshold, s: &ScenarioReport, window: &OpAccum) -> (f64, u64, bool) {
-    let h = &window.latency;
-    let secs = |us: u64| us as f64 / 1e6;
-    let count = window.count();
-    let error_rate = if count == 0 { 0.0 } else { window.error_count() as f64 / count as f64 };
     let expected = s.window_sum(|p| p.notifications_expected);
     let delivery =
         if expected == 0 { 1.0 } else { s.window_sum(|p| p.notifications_received) as f64 / expected as f64 };
@@ -775,14 +772,31 @@ fn observe(t: &Threshold, s: &ScenarioReport, window: &OpAccum) -> (f64, u64, bo
         Stat::SessionsLost => (s.window_sum(|p| p.sessions_lost) as f64, 1, true),
         // Refused for chaos runs when parsed: no memory snapshots here.
         Stat::MemoryGrowth | Stat::MemorySlope => (0.0, 0, true),
-        Stat::ErrorRate => (error_rate, count, true),
-        Stat::SuccessRate => (1.0 - error_rate, count, true),
         Stat::Delivery => (delivery, expected, true),
-        Stat::Avg => (h.mean() / 1e6, count, true),
-        Stat::Min => (secs(h.min()), count, true),
-        Stat::Max => (secs(h.max()), count, true),
-        Stat::Percentile(p) => (secs(h.value_at_quantile(p / 100.0)), count, true),
+        _ => {
+            let (observed, samples) = observe_requests(t, window);
+            (observed, samples, true)
+        }
     }
+}
+
+/// A latency or request-rate statistic over the requests of one window, and their count.
+fn observe_requests(t: &Threshold, window: &OpAccum) -> (f64, u64) {
+    let h = &window.latency;
+    let secs = |us: u64| us as f64 / 1e6;
+    let count = window.count();
+    let error_rate = if count == 0 { 0.0 } else { window.error_count() as f64 / count as f64 };
+    let observed = match t.stat {
+        Stat::ErrorRate => error_rate,
+        Stat::SuccessRate => 1.0 - error_rate,
+        Stat::Avg => h.mean() / 1e6,
+        Stat::Min => secs(h.min()),
+        Stat::Max => secs(h.max()),
+        Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
+        // Not request statistics; refused for the baseline when parsed.
+        _ => 0.0,
+    };
+    (observed, count)
 }
 
 /// Run a chaos profile to its end (or cancellation) and build its report. `http` is used as is
@@ -996,6 +1010,14 @@ fn build_report(
     }
     let mut thresholds = Vec::new();
     for th in &ctx.run.thresholds {
+        if th.scope.as_deref() == Some(BASELINE) {
+            // The warm-up before any fault: the target must be healthy to begin with.
+            let window =
+                ctx.phases.first().map_or_else(|| RunStats::new(1).snapshot().total(), |p| p.stats.snapshot().total());
+            let (observed, samples) = observe_requests(th, &window);
+            thresholds.push(ThresholdResult::judge(th.to_string(), observed, samples, |v| th.holds(v)));
+            continue;
+        }
         for (s, w) in scenarios.iter().zip(&windows) {
             if th.scope.as_deref().is_some_and(|scope| scope != s.name) {
                 continue;
