@@ -132,25 +132,32 @@ async fn matrix(server: &PeerServer) {
     assert_eq!(r["summary"]["broken"], 0, "{name}: {r:#}");
     for c in cells {
         let (mode, version) = (c["response_mode"].as_str().unwrap(), c["protocol_version"].as_str().unwrap());
-        // The core features work in every SSE cell.
-        if mode == "sse" {
+        // The core features work in every cell that connects.
+        let connects = mode == "sse" || (peer, version) == (Peer::McpUse, "2026-07-28");
+        if connects {
             for f in ["connect", "tools", "resources", "prompts"] {
                 let k = c["checks"].as_array().unwrap().iter().find(|k| k["feature"] == f);
                 assert!(k.is_some_and(|k| k["result"] == "works"), "{name}: {f} in {c:#}");
             }
             assert!(c["server_requests"].as_array().unwrap().iter().all(|s| s["declared"] == true), "{name}: {c:#}");
         }
-        let expected = match (peer, mode, version) {
-            (_, "sse", _) => "works",
-            // mcp-use serves 2026-07-28 statelessly and answers JSON to a JSON-only client.
-            (Peer::McpUse, "json_only", "2026-07-28") => "works",
-            // Every other peer insists on an Accept of both JSON and SSE: an explicit 406.
-            (_, "json_only", _) => "degraded",
-            _ => unreachable!("{c}"),
+        let expected = match (peer, connects, c["capabilities"].as_str().unwrap()) {
+            // Every peer but mcp-use in 2026-07-28 (stateless, it answers JSON to a JSON-only
+            // client) insists on an Accept of both JSON and SSE: an explicit 406.
+            (_, false, _) => "degraded",
+            (_, true, "none") | (Peer::Everything, true, _) => "works",
+            // No trigger tool for roots, sampling or elicitation, and no such request: nothing
+            // shows the declared capability works.
+            (_, true, _) => "not_exercised",
         };
         assert_eq!(result(c), expected, "{name}: {c:#}");
         if result(c) == "degraded" {
             assert!(c["checks"][0]["detail"].as_str().unwrap().starts_with("HTTP 406"), "{name}: {c:#}");
+        }
+        if result(c) == "not_exercised" {
+            let k = c["checks"].as_array().unwrap().iter().filter(|k| k["result"] == "not_exercised");
+            assert!(k.clone().count() >= 1, "{name}: {c:#}");
+            assert!(k.into_iter().all(|k| k["detail"].as_str().unwrap().contains("no trigger tool listed")), "{c:#}");
         }
         // The everything server asks for what the profile declares; our peers' servers have no
         // trigger tools, so they never do.
