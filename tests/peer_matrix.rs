@@ -202,19 +202,17 @@ async fn longevity(server: &PeerServer) {
     assert_cell(peer, Column::Longevity, "pass");
 }
 
-/// `run chaos --scenario proxy-reset` (1 s fault, 3 s recovery): the resets land, the run
-/// recovers and passes `recovery_time < 30s`. No broadcasts (`--no-notify`): the peers' notifying
-/// tools answer on the caller's own stream, not to every session. Chaos has no `--fast-tool`, so
-/// the mix is the list calls (and the everything server's `echo`, the default fast tool).
+/// `run chaos --scenario proxy-reset` (1 s fault, 3 s recovery), the load mix of what the peer
+/// has: the resets land, the run recovers and passes `recovery_time < 30s`. No broadcasts
+/// (`--no-notify`): the peers' notifying tools answer on the caller's own stream, not to every
+/// session.
 async fn chaos(server: &PeerServer) {
     let peer = server.peer;
-    let mix = match peer {
-        Peer::Everything => "fast_tool=2,tools_list=1,resources_list=1,prompts_list=1",
-        _ => "tools_list=1,resources_list=1,prompts_list=1",
-    };
     let args = ["--allow-chaos", "--scenario", "proxy-reset", "--fault", "1s", "--recovery", "3s", "--warmup", "1s"];
     let mut args: Vec<String> = args.map(String::from).to_vec();
-    args.extend(["--clients", "2", "--rpm", "120", "--no-notify", "--sustain", "3", "--mix", mix].map(String::from));
+    args.extend(["--clients", "2", "--rpm", "120", "--no-notify", "--sustain", "3"].map(String::from));
+    args.extend(["--mix".into(), "fast_tool=2,tools_list=1,resource_read=1,prompt_get=1".into()]);
+    args.extend(workload_args(peer));
     let (code, r, out) = run(server, "chaos", &args, Duration::from_secs(60)).await;
     let name = peer.name();
     assert_eq!(code, Some(0), "{name}: {out}");
