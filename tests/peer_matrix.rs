@@ -286,14 +286,20 @@ timeout = "1s"
 /// `serve`: one daemon, two targets per peer (protocol `auto` and pinned `2025-11-25`), each
 /// probing the peer's notifying tool with its round trip. After 3 cycles each: probe_success 1,
 /// no failed cycle or step, every expected notification received, and `auto` negotiates
-/// 2026-07-28 where the peer speaks it (Python SDK 2.x, mcp-use), 2025-11-25 elsewhere.
+/// 2026-07-28 where the peer speaks it (Python SDK 2.x, mcp-use), 2025-11-25 elsewhere. The
+/// peers that speak only the 2025 revisions get a third target pinned to 2026-07-28: every cycle
+/// fails on a 400 to `server/discover` (labelled so, not `initialize`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_probes_every_peer_in_both_eras() {
     let servers = futures::future::join_all(Peer::ALL.map(start)).await;
     let mut config = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    let speaks_2026 = |p: Peer| matches!(p, Peer::PythonSdk2 | Peer::McpUse);
     for s in &servers {
         config.push_str(&serve_target(&format!("{}-auto", s.peer.name()), s.peer, &s.url, "auto"));
         config.push_str(&serve_target(&format!("{}-2025", s.peer.name()), s.peer, &s.url, "2025-11-25"));
+        if !speaks_2026(s.peer) {
+            config.push_str(&serve_target(&format!("{}-2026", s.peer.name()), s.peer, &s.url, "2026-07-28"));
+        }
     }
     let (daemon, _dir, base) = start_daemon("daemon-peer-matrix", &config, &[]).await;
     let targets: Vec<(Peer, String, &str)> = servers
@@ -302,9 +308,13 @@ async fn serve_probes_every_peer_in_both_eras() {
             [(s.peer, format!("{}-auto", s.peer.name()), "auto"), (s.peer, format!("{}-2025", s.peer.name()), "2025")]
         })
         .collect();
+    let refused: Vec<(Peer, String)> =
+        servers.iter().filter(|s| !speaks_2026(s.peer)).map(|s| (s.peer, format!("{}-2026", s.peer.name()))).collect();
     let cycles = |s: &Scrape, t: &str| s.value("mcp_canary_probes_total", &[("target", t)]);
-    let (s, ok) =
-        scrape_until(&base, Duration::from_secs(40), |s| targets.iter().all(|(_, t, _)| cycles(s, t) >= 3.0)).await;
+    let (s, ok) = scrape_until(&base, Duration::from_secs(40), |s| {
+        targets.iter().map(|(_, t, _)| t).chain(refused.iter().map(|(_, t)| t)).all(|t| cycles(s, t) >= 3.0)
+    })
+    .await;
     assert!(ok, "three cycles per target did not complete:\n{}\n{}", s.text, daemon.log_text());
 
     for (peer, t, era) in &targets {
@@ -323,13 +333,35 @@ async fn serve_probes_every_peer_in_both_eras() {
             .find(|x| x.value == 1.0)
             .unwrap_or_else(|| panic!("{t}: no server info\n{}", s.text));
         let negotiated = info.labels["mcp_protocol_version"].as_str();
-        let speaks_2026 = matches!(peer, Peer::PythonSdk2 | Peer::McpUse);
-        let want = if *era == "auto" && speaks_2026 { "2026-07-28" } else { "2025-11-25" };
+        let want = if *era == "auto" && speaks_2026(*peer) { "2026-07-28" } else { "2025-11-25" };
         assert_eq!(negotiated, want, "{t}: {:?}", info.labels);
-        match (*era, speaks_2026) {
-            ("auto", true) => assert_cell(*peer, Column::Serve2026, "pass"),
-            ("auto", false) => assert_cell(*peer, Column::Serve2026, "n/a: `auto` negotiates 2025-11-25"),
+        match *era {
+            "auto" if speaks_2026(*peer) => assert_cell(*peer, Column::Serve2026, "pass"),
+            "auto" => {}
             _ => assert_cell(*peer, Column::Serve2025, "pass"),
         }
+    }
+    for (peer, t) in &refused {
+        let t = t.as_str();
+        let why = || format!("{t}:\n{}\n{}", s.text, daemon.log_text());
+        assert_eq!(s.value("mcp_canary_probe_success", &[("target", t)]), 0.0, "{}", why());
+        let total = cycles(&s, t);
+        assert_eq!(s.value("mcp_canary_probes_total", &[("target", t), ("outcome", "failure")]), total, "{}", why());
+        let discover = [("target", t), ("mcp_method_name", "server/discover"), ("outcome", "failure")];
+        assert_eq!(
+            s.value(
+                "mcp_canary_operations_total",
+                &[discover[0], discover[1], discover[2], ("error_type", "http_4xx")]
+            ),
+            total,
+            "{}",
+            why()
+        );
+        assert!(
+            s.sum("mcp_canary_operations_total", &[("target", t), ("mcp_method_name", "initialize")]).is_none(),
+            "{}",
+            why()
+        );
+        assert_cell(*peer, Column::Serve2026, "refused: HTTP 400 to server/discover (2025 revisions only)");
     }
 }
