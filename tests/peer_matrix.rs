@@ -256,6 +256,11 @@ async fn everything_profiles() {
     profiles(Peer::Everything).await;
 }
 
+#[test]
+fn the_compatibility_doc_has_one_row_per_peer() {
+    common::compat::assert_rows(&Peer::ALL);
+}
+
 /// One `[[targets]]` table probing `url` with the peer's notifying tool as the probed tool and
 /// its notification round trip, every second.
 fn serve_target(name: &str, peer: Peer, url: &str, protocol: &str) -> String {

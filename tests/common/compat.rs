@@ -101,3 +101,18 @@ pub fn assert_cell(peer: Peer, column: Column, observed: &str) {
         row_cells[col]
     );
 }
+
+/// Assert that the doc's table has exactly one row per peer, in `peers` order, each naming its
+/// package, and no cell is empty.
+pub fn assert_rows(peers: &[Peer]) {
+    let text = std::fs::read_to_string(doc_path()).expect("read docs/compatibility.md");
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .filter_map(cells)
+        .filter(|c| c.first().is_some_and(|p| p != "peer" && !p.starts_with("---")))
+        .collect();
+    let names: Vec<(&str, &str)> = rows.iter().map(|c| (c[0].as_str(), c[1].as_str())).collect();
+    let want: Vec<(&str, &str)> = peers.iter().map(|p| (p.name(), p.package())).collect();
+    assert_eq!(names, want, "docs/compatibility.md: one row per peer of tests/common/peers.rs");
+    assert!(rows.iter().all(|c| c.iter().all(|x| !x.is_empty())), "docs/compatibility.md: an empty cell: {rows:?}");
+}
