@@ -290,7 +290,8 @@ timeout = "1s"
 
 /// `serve`: one daemon, two targets per peer (protocol `auto` and pinned `2025-11-25`), each
 /// probing the peer's notifying tool with its round trip. After 3 cycles each: probe_success 1,
-/// no failed cycle or step, every expected notification received, and `auto` negotiates
+/// no failed cycle or step, the script's tools, resources and prompts steps succeeded in every
+/// cycle, every expected notification received, and `auto` negotiates
 /// 2026-07-28 where the peer speaks it (Python SDK 2.x, mcp-use), 2025-11-25 elsewhere. The
 /// peers that speak only the 2025 revisions get a third target pinned to 2026-07-28: every cycle
 /// fails on a 400 to `server/discover` (labelled so, not `initialize`).
@@ -330,6 +331,13 @@ async fn serve_probes_every_peer_in_both_eras() {
         assert_eq!(s.value("mcp_canary_probes_total", &[("target", t), ("outcome", "failure")]), 0.0, "{}", why());
         let step_failures = s.value("mcp_canary_operations_total", &[("target", t), ("outcome", "failure")]);
         assert_eq!(step_failures, 0.0, "{}\n{}", why(), s.text);
+        for method in ["tools/list", "tools/call", "resources/list", "resources/read", "prompts/list", "prompts/get"] {
+            let ok = s.value(
+                "mcp_canary_operations_total",
+                &[("target", t), ("mcp_method_name", method), ("outcome", "success")],
+            );
+            assert!(ok >= 3.0, "{t}: {method} succeeded {ok} times\n{}", s.text);
+        }
         let expected = s.value("mcp_canary_notifications_expected_total", &[("target", t)]);
         let received = s.value("mcp_canary_notifications_received_total", &[("target", t)]);
         assert!(expected >= 3.0 && received == expected, "{t}: {received} of {expected} notifications\n{}", s.text);
