@@ -79,20 +79,21 @@ async fn run(server: &PeerServer, profile: &str, args: &[String], within: Durati
     (out.status.code(), r, text)
 }
 
-/// `run load`, 3 s, 2 sessions at 240 rpm, a mix of only what the peer has: passes with no
+/// `run load`, 3 s, 2 sessions at 600 rpm, a mix of only what the peer has: passes with no
 /// error, every operation of the mix issued, percentiles present.
 async fn load(server: &PeerServer) {
     let peer = server.peer;
+    // About 60 requests, each operation a quarter of them (the mix is drawn at random): each runs.
     let mut args: Vec<String> =
-        ["--clients", "2", "--duration", "3s", "--rpm", "240", "--progress", "10s"].map(String::from).to_vec();
-    args.extend(["--mix".into(), "fast_tool=3,tools_list=1,resource_read=1,prompt_get=1".into()]);
+        ["--clients", "2", "--duration", "3s", "--rpm", "600", "--progress", "10s"].map(String::from).to_vec();
+    args.extend(["--mix".into(), "fast_tool=1,tools_list=1,resource_read=1,prompt_get=1".into()]);
     args.extend(workload_args(peer));
     let (code, r, out) = run(server, "load", &args, Duration::from_secs(30)).await;
     let name = peer.name();
     assert_eq!(code, Some(0), "{name}: {out}");
     assert_eq!(r["verdict"], "pass", "{name}: {r:#}");
     assert_eq!((r["total"]["errors"].as_u64(), r["total"]["error_rate"].as_f64()), (Some(0), Some(0.0)), "{name}");
-    assert!(r["total"]["count"].as_u64().unwrap() >= 16, "{name}: {r:#}");
+    assert!(r["total"]["count"].as_u64().unwrap() >= 40, "{name}: {r:#}");
     assert!(r["total"]["latency"]["p95_ms"].as_f64().unwrap() > 0.0, "{name}: {r:#}");
     assert_eq!(r["connect"]["errors"], 0, "{name}: {r:#}");
     assert_eq!(r["thresholds"][0]["status"], "pass", "{name}: {r:#}");
