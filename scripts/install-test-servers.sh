@@ -48,3 +48,8 @@ if ! grep -qs "\"version\": \"$MCP_USE_VERSION\"" "$mu/node_modules/mcp-use/pack
   npm install --prefix "$mu" --no-audit --no-fund --loglevel=error "mcp-use@$MCP_USE_VERSION"
 fi
 echo "mcp-use: $mu/node_modules/mcp-use"
+
+# The official Rust SDK (rmcp, from crates.io): tests/peers/rmcp is a workspace member, built
+# into the test profile's directory beside the binary under test.
+cargo build --locked --quiet -p rmcp-peer
+echo "rmcp peer: target/debug/rmcp-peer"

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::{RawConfig, RawNotification, RawProbe, RawTarget, TargetConfig};
 use crate::mcp::ErrorType;
+use crate::mcp::protocol::INVALID_PARAMS;
 use crate::runner::{CanaryProbe, NotificationOutcome, Operation, ProbeOutcome, StepResult};
 
 /// Flags of `mcp-canary check`.
@@ -26,7 +27,8 @@ pub struct CheckArgs {
     /// Read a bearer token from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub bearer_token_env: Option<String>,
-    /// Tool to call, with --tool-args as a JSON object.
+    /// Tool to call, with --tool-args as a JSON object (default: the first listed tool annotated
+    /// readOnlyHint without required arguments; none: no call).
     #[arg(long)]
     pub tool: Option<String>,
     #[arg(long, value_name = "JSON")]
@@ -90,8 +92,11 @@ impl Verdict {
                 _ => Verdict::Healthy,
             };
         };
-        let StepResult::Failed { error_type, .. } = &failed.result else { return Verdict::Healthy };
+        let StepResult::Failed { error_type, rpc_code, .. } = &failed.result else { return Verdict::Healthy };
         match (error_type, failed.operation) {
+            // An unknown tool or bad arguments: the spec's -32602, where other servers answer an
+            // isError result; the same verdict whichever way the server says it.
+            (ErrorType::JsonrpcError, Operation::ToolsCall) if *rpc_code == Some(INVALID_PARAMS) => Verdict::ToolError,
             // A timeout after a successful connect is that step's timeout: the server answered.
             (ErrorType::Timeout, Operation::Connect) => Verdict::Unreachable,
             (ErrorType::Timeout, Operation::ToolsCall) => Verdict::ToolTimeout,

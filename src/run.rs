@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::load::MixEntry;
-use crate::profile::notify::{NotifyResults, NotifyRun};
+use crate::profile::notify::{NotifyResults, NotifyRun, TriggerScope};
 use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
 use crate::profile::per_session::MemoryResults;
 use crate::profile::replicas::ReplicaTagging;
@@ -77,8 +77,8 @@ pub struct CommonArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub linger: Duration,
     /// "auto", "2026-07-28", "2025-11-25", "2025-06-18" or "2025-03-26" (default: auto for
-    /// load, 2025-11-25 for notify, whose broadcasts travel on the session's GET stream, and for
-    /// longevity, whose churn ends sessions).
+    /// load and for notify with --trigger-scope session, 2025-11-25 for notify's broadcasts,
+    /// which travel on the session's GET stream, and for longevity, whose churn ends sessions).
     #[arg(long)]
     pub protocol: Option<String>,
     /// Per-request timeout.
@@ -195,8 +195,27 @@ pub(crate) fn run_options<'a>(
             max_rate,
             sessions_name: "--max-sessions",
             rate_name: "--max-rate",
+            descriptors: descriptor_limit(),
         },
     }
+}
+
+/// Files this process may open: the soft `RLIMIT_NOFILE` (raised to the hard limit at start, see
+/// [`raise_descriptor_limit`]); `u64::MAX` when it cannot be read.
+pub fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit (a run holds a connection per session; the
+/// usual soft default of 1,024 would cap it far below what the host allows). Returns the new
+/// soft limit.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit })?;
+    }
+    Ok(descriptor_limit())
 }
 
 /// Validate the flags into a run and a client config.
@@ -389,6 +408,18 @@ fn notify_table(r: &RunReport, n: &NotifyResults) -> String {
         ms(n.latency.p99_ms),
         ms(n.latency.max_ms)
     ));
+    if n.delivery_ratio < 1.0 {
+        // What came instead, so the trigger, its arguments or --method can be fixed.
+        let arrived = if n.arrived.is_empty() {
+            "nothing".to_string()
+        } else {
+            n.arrived.iter().map(|(m, c)| format!("{m} x{c}")).collect::<Vec<_>>().join(", ")
+        };
+        out.push_str(&format!(
+            "notifications arrived (expected {} carrying the nonce): {arrived}\n\n",
+            n.params.method
+        ));
+    }
     for (replica, d) in &n.replicas {
         out.push_str(&format!(
             "replica {replica}: {} streams, delivery {:.3}% ({} of {})\n",
@@ -611,7 +642,12 @@ pub struct NotifyArgs {
 
 /// Validate the flags of a notify run.
 pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(NotifyRun, ClientConfig), Refused> {
-    let (name, client) = client_config(&args.common, "2025-11-25")?;
+    // Broadcasts travel on the GET stream (2025 era); in session scope any revision will do.
+    let protocol = match args.spec.trigger_scope {
+        TriggerScope::Broadcast => "2025-11-25",
+        TriggerScope::Session => "auto",
+    };
+    let (name, client) = client_config(&args.common, protocol)?;
     // A notify run sends one trigger per broadcast: no request-rate cap applies.
     let mut run = params::plan_notify(&args.spec, &run_options(&args.common, "notify", &name, f64::INFINITY))
         .map_err(refused_flag)?;
@@ -628,11 +664,12 @@ async fn run_notify(args: NotifyArgs, shutdown: tokio_util::sync::CancellationTo
         }
     };
     let banner = format!(
-        "notify run: {} sessions, {} batches x {} broadcasts every {} against {} ({} deliveries expected)",
+        "notify run: {} sessions, {} batches x {} broadcasts every {} ({} scope) against {} ({} deliveries expected)",
         run.sessions,
         run.batches,
         run.broadcasts,
         humantime::format_duration(run.batch_interval),
+        run.trigger_scope.as_str(),
         run.target,
         u64::from(run.sessions) * run.total_broadcasts()
     );
@@ -688,5 +725,26 @@ mod tests {
         );
         assert!(run.engine.delete_sessions);
         assert!(!plan(&["--no-delete"]).unwrap().engine.delete_sessions);
+    }
+
+    #[derive(Parser)]
+    struct NotifyCli {
+        #[command(flatten)]
+        notify: NotifyArgs,
+    }
+
+    #[test]
+    fn notify_protocol_defaults_follow_the_trigger_scope() {
+        let protocol = |extra: &[&str]| {
+            let mut argv = vec!["run-notify", "--target", "http://127.0.0.1:1/mcp", "--sessions", "2"];
+            argv.extend_from_slice(extra);
+            let (run, client) = notify_plan_from_args(&NotifyCli::try_parse_from(argv).unwrap().notify).unwrap();
+            (run.trigger_scope, client.protocol)
+        };
+        let pinned = ProtocolPreference::Pinned("2025-11-25".into());
+        assert_eq!(protocol(&[]), (TriggerScope::Broadcast, pinned.clone()));
+        assert_eq!(protocol(&["--trigger-scope", "session"]), (TriggerScope::Session, ProtocolPreference::Auto));
+        assert_eq!(protocol(&["--trigger-scope", "session", "--protocol", "2025-11-25"]).1, pinned);
+        assert!(NotifyCli::try_parse_from(["x", "--target", "http://h/mcp", "--trigger-scope", "all"]).is_err());
     }
 }

@@ -57,6 +57,7 @@ pub fn plan_from_args(args: &ChaosArgs) -> Result<(ChaosRun, ClientConfig), Refu
             max_rate: args.max_rate,
             sessions_name: "--max-sessions",
             rate_name: "--max-rate",
+            descriptors: crate::run::descriptor_limit(),
         },
     };
     let redis = args.spec.redis.clone().map(|url| ChaosRedis { url, password: None });
@@ -152,7 +153,7 @@ pub async fn run(args: ChaosArgs, shutdown: tokio_util::sync::CancellationToken)
         names.join(", "),
         humantime::format_duration(Duration::from_secs(run.planned().as_secs()))
     );
-    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let http = crate::mcp::transport::http_client()?;
     let report = chaos::run_chaos(run, client, http, metrics, shutdown.clone()).await;
     surface.upkeep();
     let path =

@@ -134,7 +134,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     telemetry::matrix::started(&plan.target, matrix::PROFILE, started_at);
     println!("capability matrix: {} ({})", plan.target, plan.client.url);
-    let http = reqwest::Client::builder().user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION"))).build()?;
+    let http = crate::mcp::transport::http_client()?;
     let report = tokio::select! {
         r = matrix::run_matrix(&plan, http) => r,
         _ = shutdown.cancelled() => {

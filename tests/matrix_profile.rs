@@ -158,7 +158,9 @@ async fn rude_server(headers: HeaderMap, Json(msg): Json<Value>) -> Response {
             "capabilities": {"tools": {}},
             "serverInfo": {"name": "rude", "version": "1"},
         })),
-        Some("tools/list") => ok(json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]})),
+        Some("tools/list") => ok(json!({"tools": [
+            {"name": "echo", "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": true}}
+        ]})),
         Some("tools/call") if accept.contains("text/event-stream") => {
             let ask = json!({"jsonrpc": "2.0", "id": "srv-1", "method": "roots/list"});
             let done = json!({"jsonrpc": "2.0", "id": id, "result": {"content": []}});

@@ -48,7 +48,7 @@ async fn most_handshakes_at_once(connect_concurrency: u32) -> usize {
         abort_on_fail: false,
         timeout: Duration::from_secs(5),
         tick: Duration::from_millis(200),
-        caps: Caps { max_sessions: 100, max_rate: 100.0, sessions_name: "s", rate_name: "r" },
+        caps: Caps { max_sessions: 100, max_rate: 100.0, sessions_name: "s", rate_name: "r", descriptors: u64::MAX },
     };
     let mut run = plan_notify(&spec, &options).expect("valid notify parameters");
     run.settle = Duration::from_millis(100);

@@ -2,8 +2,9 @@
 //! servers from PyPI and npm. Per peer: a notification round trip is healthy (exit 0); a failing
 //! tool is `tool_error` (exit 6); a tools/call that outlives `--timeout` is `tool_timeout`
 //! (exit 6), not unreachable; a notification that never arrives is `notification_missed`
-//! (exit 7); a stopped peer is unreachable (exit 3, `connect`). The `check` column of
-//! docs/compatibility.md is compared with the result.
+//! (exit 7); a stopped peer is unreachable (exit 3, `connect`); without `--tool` only a tool the
+//! server marks read-only is called. The `check` column of docs/compatibility.md is compared with
+//! the result.
 
 mod common;
 
@@ -75,6 +76,23 @@ async fn check_peer(peer: Peer) {
     assert_eq!((r["status"].as_str(), r["healthy"].as_bool()), (Some("notification_missed"), Some(false)), "{name}");
     assert_eq!((r["exit_code"].as_i64(), &r["notification"]["delivered"]), (Some(7), &Value::Bool(false)), "{name}");
 
+    // No --tool: only a tool the server annotates readOnlyHint (and that needs no argument) is
+    // called. Everything marks get-env so (echo needs its message); ours carry no annotations.
+    let (r, code) = report(&server, &[&url]).await;
+    assert_eq!(code, Some(0), "{name}: {r:#}");
+    let calls = steps(&r, "tools/call", None);
+    assert_eq!(calls.len(), 1, "{name}: {r:#}");
+    match peer {
+        Peer::Everything => {
+            assert_eq!((&calls[0]["outcome"], &calls[0]["tool"]), (&"success".into(), &"get-env".into()), "{r:#}")
+        }
+        _ => assert_eq!(
+            (&calls[0]["outcome"], &calls[0]["skip_reason"]),
+            (&"skipped".into(), &"not_configured".into()),
+            "{name}: {r:#}"
+        ),
+    }
+
     // The failing tool: tool_error, exit 6.
     let fail = peer.fail();
     let fail_args = fail.args.to_string();
@@ -84,6 +102,15 @@ async fn check_peer(peer: Peer) {
     let call = steps(&r, "tools/call", Some(fail.name));
     assert_eq!(call.len(), 1, "{name}: {r:#}");
     assert_eq!((&call[0]["outcome"], &call[0]["error_type"]), (&"failure".into(), &"tool_error".into()), "{name}");
+
+    // An unknown tool: tool_error whichever way the server says it (mcp-use answers the spec's
+    // -32602, the others an isError result).
+    let (r, code) = report(&server, &["--tool", "no-such-tool", &url]).await;
+    assert_eq!((code, r["status"].as_str()), (Some(6), Some("tool_error")), "{name}: {r:#}");
+    let call = steps(&r, "tools/call", Some("no-such-tool"));
+    assert_eq!(call.len(), 1, "{name}: {r:#}");
+    let how = (call[0]["error_type"].as_str(), call[0]["rpc_code"].as_i64());
+    assert!(matches!(how, (Some("tool_error"), None) | (Some("jsonrpc_error"), Some(-32602))), "{name}: {r:#}");
 
     // Item 6: a tools/call slower than --timeout after a good connect: tool_timeout, exit 6.
     let slow = peer.slow(5000);
@@ -125,4 +152,9 @@ async fn mcp_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything() {
     check_peer(Peer::Everything).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp() {
+    check_peer(Peer::Rmcp).await;
 }

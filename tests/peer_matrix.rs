@@ -171,7 +171,7 @@ async fn matrix(server: &PeerServer) {
         }
     }
     let want: &[&str] = match peer {
-        Peer::PythonSdk2 | Peer::McpUse => &["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"],
+        Peer::PythonSdk2 | Peer::McpUse | Peer::Rmcp => &["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"],
         Peer::PythonSdk1 | Peer::Everything => &["2025-11-25", "2025-06-18", "2025-03-26"],
     };
     assert_eq!(supported, want, "{name}: {r:#}");
@@ -265,6 +265,11 @@ async fn everything_profiles() {
     profiles(Peer::Everything).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_profiles() {
+    profiles(Peer::Rmcp).await;
+}
+
 #[test]
 fn the_compatibility_doc_has_one_row_per_peer() {
     common::compat::assert_rows(&Peer::ALL);
@@ -301,14 +306,14 @@ timeout = "1s"
 /// probing the peer's notifying tool with its round trip. After 3 cycles each: probe_success 1,
 /// no failed cycle or step, the script's tools, resources and prompts steps succeeded in every
 /// cycle, every expected notification received, and `auto` negotiates
-/// 2026-07-28 where the peer speaks it (Python SDK 2.x, mcp-use), 2025-11-25 elsewhere. The
+/// 2026-07-28 where the peer speaks it (Python SDK 2.x, mcp-use, rmcp), 2025-11-25 elsewhere. The
 /// peers that speak only the 2025 revisions get a third target pinned to 2026-07-28: every cycle
 /// fails on a 400 to `server/discover` (labelled so, not `initialize`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_probes_every_peer_in_both_eras() {
     let servers = futures::future::join_all(Peer::ALL.map(start)).await;
     let mut config = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
-    let speaks_2026 = |p: Peer| matches!(p, Peer::PythonSdk2 | Peer::McpUse);
+    let speaks_2026 = |p: Peer| matches!(p, Peer::PythonSdk2 | Peer::McpUse | Peer::Rmcp);
     for s in &servers {
         config.push_str(&serve_target(&format!("{}-auto", s.peer.name()), s.peer, &s.url, "auto"));
         config.push_str(&serve_target(&format!("{}-2025", s.peer.name()), s.peer, &s.url, "2025-11-25"));

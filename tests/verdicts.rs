@@ -149,3 +149,60 @@ async fn a_notify_run_whose_trigger_never_notifies_has_no_data() {
     assert_eq!(r["verdict_reason"], "nothing succeeded", "{r:#}");
     assert!(!out.contains("over 0 samples"), "{out}");
 }
+
+/// A broadcast trigger that cannot connect stops the run at once with a clear reason, instead of
+/// failing every broadcast (each after a timeout) and passing nothing.
+#[tokio::test]
+async fn a_notify_run_whose_trigger_cannot_connect_stops_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/mcp", closed_addr());
+    let report = dir.path().join("dead-trigger.json");
+    let started = std::time::Instant::now();
+    let args = ["notify", "--target", &url, "--sessions", "2", "--batches", "20", "--batch-interval", "1s"];
+    let (code, out, r) = run(&args, &report).await;
+    assert_eq!(code, 99, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}: {out}", started.elapsed());
+    assert_eq!(r["aborted"], true, "{r:#}");
+    let reason = r["abort_reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("the trigger session could not connect (connect)"), "{r:#}");
+    assert!(out.contains("ABORTED: the trigger session could not connect"), "{out}");
+}
+
+/// `ulimit -Sn SOFT -Hn HARD; mcp-canary run notify --sessions N` against a closed port.
+async fn notify_under_limits(soft: u32, hard: u32, sessions: u32, report: &Path) -> (i32, String) {
+    let script = format!(
+        "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" run notify --target http://{}/mcp --sessions {sessions} \
+         --batches 1 --connect-timeout 5s --report {}",
+        closed_addr(),
+        report.display()
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("bash").arg("-c").arg(&script).arg(bin()).env("RUST_LOG", "warn").output(),
+    )
+    .await
+    .expect("the run ends")
+    .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A run raises its soft open-file limit to the hard one, and refuses (exit 2, naming the limit)
+/// a population that cannot fit in the hard one instead of failing sessions one by one.
+#[tokio::test]
+async fn a_run_that_cannot_fit_its_descriptors_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("refused.json");
+    let (code, out) = notify_under_limits(400, 600, 1000, &report).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--sessions: 1000 sessions need about 1256 file descriptors") && out.contains("600"), "{out}");
+    assert!(!report.exists(), "refused before anything ran");
+
+    // The same population fits once the hard limit allows it, though the soft one would not: the
+    // soft limit was raised (the run then fails on the closed port, past the refusal).
+    let report = dir.path().join("raised.json");
+    let (code, out) = notify_under_limits(400, 2000, 1000, &report).await;
+    assert_eq!(code, 99, "{out}");
+    assert!(!out.contains("file descriptors"), "{out}");
+    assert!(report.exists(), "{out}");
+}

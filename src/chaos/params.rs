@@ -315,7 +315,13 @@ mod tests {
             abort_on_fail: false,
             timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
-            caps: Caps { max_sessions: 20, max_rate: 10.0, sessions_name: "cap.s", rate_name: "cap.r" },
+            caps: Caps {
+                max_sessions: 20,
+                max_rate: 10.0,
+                sessions_name: "cap.s",
+                rate_name: "cap.r",
+                descriptors: u64::MAX,
+            },
         }
     }
 

@@ -15,7 +15,7 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::LoadRun;
 use crate::profile::longevity::LongevityRun;
 use crate::profile::matrix::{self, MatrixRun};
-use crate::profile::notify::NotifyRun;
+use crate::profile::notify::{NotifyRun, TriggerScope};
 use crate::profile::params::{self, Caps, ParamError, RunOptions, TargetMemory};
 use crate::profile::replicas::ReplicaTagging;
 
@@ -225,6 +225,8 @@ fn validate_profile(
         max_rate: limits.max_request_rate,
         sessions_name: "heavy_profiles.max_sessions",
         rate_name: "heavy_profiles.max_request_rate",
+        // Validation stays pure (check-config may run on another host).
+        descriptors: u64::MAX,
     };
     let key = |e: ParamError| {
         let field = match e.key {
@@ -273,12 +275,13 @@ fn validate_profile(
                 })
             }
             "notify" => {
-                // Broadcasts travel on the session's GET stream: pin the 2025 session era on auto.
-                if client.protocol == ProtocolPreference::Auto {
+                // Broadcasts travel on the session's GET stream: pin the 2025 session era on auto
+                // (in session scope each session's trigger answers on its own POST: any era).
+                let spec = p.notify.clone().unwrap_or_default();
+                if client.protocol == ProtocolPreference::Auto && spec.trigger_scope == TriggerScope::Broadcast {
                     client.protocol = ProtocolPreference::Pinned("2025-11-25".into());
                 }
-                params::plan_notify(&p.notify.clone().unwrap_or_default(), &options)
-                    .map(|run| ProfilePlan::Notify(NotifyRun { replicas, ..run }))
+                params::plan_notify(&spec, &options).map(|run| ProfilePlan::Notify(NotifyRun { replicas, ..run }))
             }
             "longevity" => {
                 // Churn ends sessions: pin the session era on auto, as `run longevity` does.
@@ -410,6 +413,18 @@ schedule = "0 * * * *"
         assert_eq!(fanout.runs[0].client.protocol, ProtocolPreference::Pinned("2025-11-25".into()));
         assert_eq!(fanout.runs[1].client.protocol, ProtocolPreference::Pinned("2025-06-18".into()));
         assert_eq!(fanout.runs[0].plan.sessions(), 1000);
+    }
+
+    #[test]
+    fn notify_in_session_scope_keeps_auto() {
+        let config = format!("{CONFIG}[profiles.notify]\ntrigger_scope = \"session\"\ntrigger_tool = \"notify\"\n");
+        let raw: RawConfig = toml::from_str(&config).unwrap();
+        let c = super::super::validate(&raw).unwrap();
+        let fanout = &c.profiles[1];
+        assert_eq!(fanout.runs[0].client.protocol, ProtocolPreference::Auto);
+        assert_eq!(fanout.runs[1].client.protocol, ProtocolPreference::Pinned("2025-06-18".into()));
+        let ProfilePlan::Notify(run) = &fanout.runs[0].plan else { panic!("a notify plan") };
+        assert_eq!((run.trigger_scope, run.trigger_tool.as_str()), (TriggerScope::Session, "notify"));
     }
 
     const CHAOS: &str = r#"

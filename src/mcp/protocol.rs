@@ -31,6 +31,9 @@ pub const LOG_MESSAGE: &str = "notifications/message";
 
 /// JSON-RPC "method not found".
 pub const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC "invalid params": among others an unknown tool or bad tool arguments (the spec's
+/// answer to a tools/call naming no tool the server has).
+pub const INVALID_PARAMS: i64 = -32602;
 /// Synthetic code (never sent by a server) for an `InputRequiredResult` the canary cannot satisfy:
 /// the client does not answer multi-round-trip input requests (sampling, elicitation, roots).
 pub const INPUT_REQUIRED_CODE: i64 = -32099;
@@ -341,6 +344,18 @@ pub fn id_matches(id: &Value, ours: i64) -> bool {
     id.as_i64() == Some(ours) || id.as_str().and_then(|s| s.parse::<i64>().ok()) == Some(ours)
 }
 
+/// The tool a probe may call when none is configured (the canary script, `check`, the capability
+/// matrix): the first listed tool annotated `readOnlyHint: true` whose input schema requires no
+/// argument, called with `{}`. Production safety first: a tool without that annotation may have
+/// side effects and is never picked; configure one to call it.
+pub fn read_only_tool(tools: &[Value]) -> Option<&str> {
+    tools.iter().find_map(|t| {
+        let read_only = t.pointer("/annotations/readOnlyHint").and_then(Value::as_bool) == Some(true);
+        let required = t.pointer("/inputSchema/required").and_then(Value::as_array).is_some_and(|r| !r.is_empty());
+        if read_only && !required { t.get("name").and_then(Value::as_str) } else { None }
+    })
+}
+
 /// Turn a response outcome into a result. An `InputRequiredResult` is a result here: the client
 /// answers it ([`input_required`], [`answer_input_requests`]) or turns it into an error
 /// ([`input_required_error`]).
@@ -608,5 +623,19 @@ mod tests {
         assert_eq!(answer("sampling/createMessage")["error"]["code"], -32601);
         assert_eq!(answer("roots/list")["result"]["roots"], json!([]));
         assert_eq!(snippet(&"x".repeat(500), 200).chars().count(), 201);
+    }
+
+    #[test]
+    fn only_read_only_tools_without_required_arguments_are_picked() {
+        let tools = vec![
+            json!({"name": "delete-all", "inputSchema": {"type": "object"}}),
+            json!({"name": "lookup", "annotations": {"readOnlyHint": true},
+                   "inputSchema": {"type": "object", "required": ["id"]}}),
+            json!({"name": "writer", "annotations": {"readOnlyHint": false}, "inputSchema": {"type": "object"}}),
+            json!({"name": "status", "annotations": {"readOnlyHint": true}, "inputSchema": {"type": "object"}}),
+        ];
+        assert_eq!(read_only_tool(&tools), Some("status"));
+        assert_eq!(read_only_tool(&tools[..3]), None, "no annotated tool without arguments: no call");
+        assert_eq!(read_only_tool(&[]), None);
     }
 }

@@ -215,8 +215,8 @@ pub struct MatrixRun {
     /// Base client settings (URL, headers, timeout, names); capabilities, accept mode, protocol
     /// and the server-request policy are set per cell.
     pub client: ClientConfig,
-    /// Tool to call in every cell, with its arguments; `None`: `echo` if listed, else the first
-    /// tool without required arguments.
+    /// Tool to call in every cell, with its arguments; `None`: the first listed tool annotated
+    /// `readOnlyHint: true` without required arguments (`mcp::protocol::read_only_tool`).
     pub tool: Option<(String, Value)>,
     pub triggers: Vec<TriggerTool>,
     /// Wait at the end of an SSE cell for requests the server sends on its own stream.
@@ -407,10 +407,6 @@ fn check(feature: &str, result: CellResult, detail: impl Into<String>) -> Check 
     Check { feature: feature.into(), result, detail: detail.into() }
 }
 
-fn required_args(tool: &Value) -> usize {
-    tool.pointer("/inputSchema/required").and_then(Value::as_array).map_or(0, Vec::len)
-}
-
 fn name_of(item: &Value) -> &str {
     item.get("name").and_then(Value::as_str).unwrap_or_default()
 }
@@ -515,14 +511,18 @@ async fn exercise_tools(run: &MatrixRun, client: &McpClient, offered: bool, chec
             return Vec::new();
         }
     };
+    // The same rule as the canary script: the configured tool, else one marked read-only.
     let pick = match &run.tool {
         Some((name, args)) => Some((name.clone(), args.clone())),
-        None if tools.iter().any(|t| name_of(t) == "echo") => Some(("echo".into(), json!({"message": "mcp-canary"}))),
-        None => tools.iter().find(|t| required_args(t) == 0).map(|t| (name_of(t).to_string(), json!({}))),
+        None => crate::mcp::protocol::read_only_tool(&tools).map(|name| (name.to_string(), json!({}))),
     };
     let Some((name, args)) = pick else {
         let result = if tools.is_empty() && !offered { CellResult::Degraded } else { CellResult::Works };
-        checks.push(check("tools", result, format!("{} tools listed; none safe to call", tools.len())));
+        checks.push(check(
+            "tools",
+            result,
+            format!("{} tools listed; none configured or marked read-only", tools.len()),
+        ));
         return tools;
     };
     checks.push(match client.call_tool(&name, args, None).await {

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod load;
 pub mod longevity;
 pub mod matrix;
+pub mod nonce;
 pub mod notify;
 pub mod params;
 pub mod per_session;

@@ -3,10 +3,17 @@
 //! each carrying a nonce; the target stamps the send time (wall clock, the only cross-process
 //! clock). Every session records which broadcasts it got and when: delivery ratio, send-to-receive
 //! latency (HdrHistogram), sessions that missed any, duplicates and out-of-order arrivals.
+//!
+//! In session scope every session calls the trigger tool itself, with its own nonce per round,
+//! and expects its own notification on whichever stream the server uses (the POST response's or
+//! its GET stream); latency runs from its trigger's send. A notification matches when its method
+//! is the run's and the nonce appears in any string of its params (`nonce.rs`); every method that
+//! arrived is tallied (bounded) so a run that matched nothing says what came instead.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -14,12 +21,36 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::nonce::{Arrived, Nonce, find_nonce, nonce};
 use super::replicas::{ReplicaDelivery, ReplicaTagging};
 use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
 use super::stats::{Latency, new_histogram};
 use super::threshold::{Stat, Threshold};
 use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, unix_now, verdict};
+use crate::mcp::client::ServerNotification;
 use crate::mcp::{ClientConfig, LogLevel, McpClient};
+
+/// Who calls the trigger tool.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerScope {
+    /// One trigger session calls it once per broadcast; every session expects the notification
+    /// on its server-to-client stream.
+    #[default]
+    Broadcast,
+    /// Every session calls it itself once per broadcast round and expects its own notification,
+    /// on the POST response's stream or on its own stream.
+    Session,
+}
+
+impl TriggerScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerScope::Broadcast => "broadcast",
+            TriggerScope::Session => "session",
+        }
+    }
+}
 
 /// A validated notification-stress run.
 #[derive(Debug, Clone)]
@@ -32,8 +63,10 @@ pub struct NotifyRun {
     pub broadcasts: u32,
     /// From the start of one batch to the start of the next.
     pub batch_interval: Duration,
-    /// Tool that broadcasts `{nonce}` to every session.
+    /// Tool that broadcasts `{nonce}` to every session (or, in session scope, notifies its caller).
     pub trigger_tool: String,
+    /// Who calls the trigger tool.
+    pub trigger_scope: TriggerScope,
     /// Its arguments; `{nonce}` in any string is replaced by the broadcast's nonce.
     pub trigger_arguments: Value,
     /// Notification method the broadcasts arrive as.
@@ -66,6 +99,9 @@ pub struct NotifyParams {
     pub broadcasts_per_batch: u32,
     pub batch_interval_s: f64,
     pub trigger_tool: String,
+    /// Absent in reports written before trigger scopes: broadcast.
+    #[serde(default)]
+    pub trigger_scope: TriggerScope,
     pub method: String,
 }
 
@@ -96,6 +132,10 @@ pub struct NotifyResults {
     /// Deliveries by the replica that held the session's stream (`--replicas`); absent otherwise.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub replicas: std::collections::BTreeMap<String, ReplicaDelivery>,
+    /// Notifications the sessions received, by method (matching or not): at most 16 names, each
+    /// cut to 64 characters with control characters as `?`, the rest counted as `other`.
+    #[serde(default)]
+    pub arrived: BTreeMap<String, u64>,
 }
 
 /// Receives delivery events as they happen (telemetry implements it).
@@ -129,6 +169,12 @@ struct Tracker {
     received: AtomicU64,
     duplicates: AtomicU64,
     out_of_order: AtomicU64,
+    /// When the trigger of each broadcast was sent (broadcast scope).
+    sent: Vec<OnceLock<Instant>>,
+    /// Session-scope trigger calls answered or failed, over all sessions.
+    calls_done: AtomicU64,
+    /// Methods that arrived, merged from every session as it ends.
+    arrived: Mutex<Arrived>,
 }
 
 /// Counts and percentiles at one instant.
@@ -157,11 +203,14 @@ impl Tracker {
             received: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
+            sent: (0..broadcasts).map(|_| OnceLock::new()).collect(),
+            calls_done: AtomicU64::new(0),
+            arrived: Mutex::new(Arrived::default()),
         }
     }
 
-    /// Record that `session` received broadcast `index`, sent at `sent_at_ms` (Unix ms).
-    fn receive(&self, session: usize, index: usize, sent_at_ms: Option<u64>, observer: &dyn NotifyObserver) {
+    /// Record that `session` received broadcast `index`, `latency` after it was sent.
+    fn receive(&self, session: usize, index: usize, latency: Option<Duration>, observer: &dyn NotifyObserver) {
         let Some(slot) = self.sessions.get(session) else { return };
         let Ok(mut log) = slot.lock() else { return };
         let Some(seen) = log.seen.get_mut(index) else { return };
@@ -178,11 +227,6 @@ impl Tracker {
         log.highest = log.highest.max(Some(index));
         drop(log);
         self.received.fetch_add(1, Ordering::Relaxed);
-        let latency = sent_at_ms.map(|sent| {
-            let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-            // Clocks of two processes: a receive "before" the send (same host, ms stamp) is 0.
-            Duration::from_micros(now_us.saturating_sub(sent.saturating_mul(1000)))
-        });
         if let Some(latency) = latency
             && let Ok(mut h) = self.latency.lock()
         {
@@ -224,13 +268,11 @@ impl Tracker {
     }
 }
 
-/// The nonce of broadcast `index` of run `run_id`, and back.
-fn nonce(run_id: &str, index: u64) -> String {
-    format!("{run_id}-{index}")
-}
-
-fn parse_nonce(run_id: &str, nonce: &str) -> Option<usize> {
-    nonce.strip_prefix(run_id)?.strip_prefix('-')?.parse().ok()
+/// From a send stamp of the target's wall clock (Unix ms) to now on this process's.
+fn wall_latency(sent_at_ms: u64) -> Duration {
+    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    // Clocks of two processes: a receive "before" the send (same host, ms stamp) is 0.
+    Duration::from_micros(now_us.saturating_sub(sent_at_ms.saturating_mul(1000)))
 }
 
 /// The observed value of a threshold over a tally.
@@ -309,14 +351,66 @@ struct Ctx {
     stop: CancellationToken,
     /// Permits to connect: `connect_concurrency` sessions ramp at once.
     ramp: tokio::sync::Semaphore,
+    /// Broadcast rounds released so far (session scope: each session triggers them itself).
+    rounds: tokio::sync::watch::Sender<u64>,
 }
 
-/// One session: connect, open the stream, record every broadcast until stopped.
+impl Ctx {
+    /// Count one notification `session` received and record it if it is one of its broadcasts.
+    /// `sent` holds the session's own trigger instants (session scope).
+    fn on_notification(&self, session: usize, n: &ServerNotification, sent: &[Option<Instant>], arrived: &mut Arrived) {
+        arrived.count(&n.method);
+        if n.method != self.run.method {
+            return;
+        }
+        let Some(Nonce { session: from, index }) = find_nonce(&n.params, &self.run_id) else { return };
+        let since = |at: Instant| n.received_at.saturating_duration_since(at);
+        let latency = match self.run.trigger_scope {
+            // Another session's nonce (a server that broadcasts what one session triggered).
+            TriggerScope::Session if from != Some(session) => return,
+            TriggerScope::Session => sent.get(index).copied().flatten().map(since),
+            TriggerScope::Broadcast if from.is_some() => return,
+            // The target's send stamp (the reference target's), else the trigger's send.
+            TriggerScope::Broadcast => match n.params.pointer("/data/sent_at_ms").and_then(Value::as_u64) {
+                Some(ms) => Some(wall_latency(ms)),
+                None => self.tracker.sent.get(index).and_then(OnceLock::get).copied().map(since),
+            },
+        };
+        self.tracker.receive(session, index, latency, self.observer.as_ref());
+    }
+
+    /// Count a trigger call's outcome.
+    fn triggered(&self, result: Result<crate::mcp::ToolResult, crate::mcp::McpError>) {
+        match result {
+            Ok(r) if !r.is_error => {}
+            Ok(r) => {
+                self.tracker.trigger_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(content = %r.content, "Notify trigger answered isError");
+            }
+            Err(e) => {
+                self.tracker.trigger_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "Notify trigger failed");
+            }
+        }
+    }
+}
+
+/// What a session holds once connected.
+enum Opened {
+    /// A server-to-client stream.
+    Stream,
+    /// No stream (the server offers none, or opening it failed): enough in session scope.
+    PostOnly,
+}
+
+/// One session: connect, open the stream, record every broadcast until stopped; in session scope
+/// also trigger each released round itself.
 async fn session(index: usize, ctx: Arc<Ctx>) {
     let client = McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone());
     if let Some(tagging) = &ctx.run.replicas {
         tagging.watch(&client);
     }
+    let scope = ctx.run.trigger_scope;
     // Subscribe before the stream opens so nothing it carries is missed. The ring holds a few
     // batches: this task takes each broadcast as it arrives, and every slot costs every session.
     let ring = (2 * ctx.run.broadcasts as usize).clamp(16, crate::mcp::session::NOTIFICATION_BUFFER);
@@ -328,64 +422,123 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
         r = Box::pin(async {
             let _permit = ctx.ramp.acquire().await;
             client.connect().await?;
-            client.open_stream().await
+            match (client.open_stream().await, scope) {
+                (Ok(true), _) => Ok(Some(Opened::Stream)),
+                (Ok(false), TriggerScope::Session) => Ok(Some(Opened::PostOnly)),
+                (Err(e), TriggerScope::Session) => {
+                    tracing::debug!(session = index, error = %e, "Notify session has no stream; POST streams only");
+                    Ok(Some(Opened::PostOnly))
+                }
+                (Ok(false), TriggerScope::Broadcast) => Ok(None),
+                (Err(e), TriggerScope::Broadcast) => Err(e),
+            }
         }) => Some(r),
     };
     ctx.tracker.settled.fetch_add(1, Ordering::Relaxed);
+    let mut triggers = false;
     match opened {
-        Some(Ok(true)) => {
+        Some(Ok(Some(opened))) => {
             ctx.tracker.ready.fetch_add(1, Ordering::Relaxed);
+            triggers = scope == TriggerScope::Session;
             // The latest response is the GET that opened the stream: its replica holds it.
-            if let Some(tagging) = &ctx.run.replicas
+            if let (Opened::Stream, Some(tagging)) = (opened, &ctx.run.replicas)
                 && let Some(Ok(mut log)) = ctx.tracker.sessions.get(index).map(|s| s.lock())
             {
                 log.replica = Some(tagging.served_by(&client));
             }
         }
-        Some(Ok(false)) => tracing::warn!(session = index, "Server offers no server-to-client stream"),
+        Some(Ok(None)) => tracing::warn!(session = index, "Server offers no server-to-client stream"),
         Some(Err(e)) => tracing::debug!(session = index, error = %e, "Notify session not ready"),
         None => return,
     }
-    loop {
+    let mut arrived = Arrived::default();
+    // Session scope: when this session sent the trigger of each round.
+    let mut sent: Vec<Option<Instant>> = if triggers { vec![None; ctx.tracker.sent.len()] } else { Vec::new() };
+    let mut rounds = ctx.rounds.subscribe();
+    let mut next_round = 0u64;
+    'hold: loop {
+        let released = *rounds.borrow_and_update();
+        if triggers && next_round < released {
+            let round = next_round;
+            next_round += 1;
+            let nonce = nonce(&ctx.run_id, Some(index), round);
+            let args = crate::runner::canary::substitute_nonce(&ctx.run.trigger_arguments, &nonce);
+            if let Some(slot) = sent.get_mut(round as usize) {
+                *slot = Some(Instant::now());
+            }
+            // The nonce doubles as the progress token: progress notifications carry it too.
+            let mut call = Box::pin(client.call_tool(&ctx.run.trigger_tool, args, Some(&nonce)));
+            // Receive while the call is in flight: the notification may come on its stream first.
+            let result = loop {
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => break 'hold,
+                    r = &mut call => break r,
+                    got = rx.recv() => match got {
+                        Ok(n) => ctx.on_notification(index, &n, &sent, &mut arrived),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(session = index, lost = n, "Notify session fell behind its notification channel");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break 'hold,
+                    },
+                }
+            };
+            drop(call);
+            ctx.triggered(result);
+            ctx.tracker.calls_done.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let got = tokio::select! {
             _ = ctx.stop.cancelled() => break,
+            changed = rounds.changed(), if triggers => {
+                if changed.is_err() {
+                    triggers = false;
+                }
+                continue;
+            }
             got = rx.recv() => got,
         };
         match got {
-            Ok(n) if n.method == ctx.run.method => {
-                let data = n.params.get("data").unwrap_or(&Value::Null);
-                let Some(i) = data.get("nonce").and_then(Value::as_str).and_then(|s| parse_nonce(&ctx.run_id, s))
-                else {
-                    continue;
-                };
-                let sent = data.get("sent_at_ms").and_then(Value::as_u64);
-                ctx.tracker.receive(index, i, sent, ctx.observer.as_ref());
-            }
-            Ok(_) => {}
+            Ok(n) => ctx.on_notification(index, &n, &sent, &mut arrived),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(session = index, lost = n, "Notify session fell behind its notification channel");
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
+    if let Ok(mut all) = ctx.tracker.arrived.lock() {
+        all.merge(&arrived);
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), Box::pin(client.close())).await;
 }
 
-/// Trigger every batch, then wait for stragglers; stops early when `cancel` fires.
-async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
+/// Trigger every batch, then wait for stragglers; stops early when `cancel` fires. Returns why
+/// the run cannot go on when the broadcast trigger session cannot connect (every broadcast would
+/// fail, each after a timeout).
+async fn trigger(ctx: &Ctx, cancel: &CancellationToken) -> Option<String> {
     let t = &ctx.tracker;
     let sessions = u64::from(ctx.run.sessions);
     let deadline = tokio::time::Instant::now() + ctx.run.connect_timeout;
     // Wait for the population: every session ready or given up.
     while t.settled.load(Ordering::Relaxed) < sessions && tokio::time::Instant::now() < deadline {
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return None,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
-    let trigger = McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone());
-    if let Err(e) = trigger.connect().await {
-        tracing::warn!(error = %e, "Trigger session not connected; every broadcast will fail");
+    let scope = ctx.run.trigger_scope;
+    // Broadcast scope: one trigger session of its own; in session scope the sessions trigger.
+    let trigger = (scope == TriggerScope::Broadcast)
+        .then(|| McpClient::with_own_connections(ctx.client.clone(), ctx.http.clone()));
+    if let Some(trigger) = &trigger
+        && let Err(e) = trigger.connect().await
+    {
+        tracing::error!(error = %e, "Trigger session not connected; stopping the run");
+        cancel.cancel();
+        return Some(format!(
+            "the trigger session could not connect ({}): {}",
+            e.error_type(),
+            super::nonce::printable(&e.to_string(), 300)
+        ));
     }
     let start = tokio::time::Instant::now();
     let mut index = 0u64;
@@ -401,18 +554,29 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
             }
             t.broadcasts.fetch_add(1, Ordering::Relaxed);
             ctx.observer.expected(sessions);
-            let args = crate::runner::canary::substitute_nonce(&ctx.run.trigger_arguments, &nonce(&ctx.run_id, index));
+            let round = index;
             index += 1;
-            match trigger.call_tool(&ctx.run.trigger_tool, args, None).await {
-                Ok(r) if !r.is_error => {}
-                Ok(r) => {
-                    t.trigger_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(content = %r.content, "Broadcast trigger answered isError");
-                }
-                Err(e) => {
-                    t.trigger_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "Broadcast trigger failed");
-                }
+            let Some(trigger) = &trigger else {
+                // Every ready session triggers this round itself.
+                ctx.rounds.send_replace(index);
+                continue;
+            };
+            let nonce = nonce(&ctx.run_id, None, round);
+            let args = crate::runner::canary::substitute_nonce(&ctx.run.trigger_arguments, &nonce);
+            if let Some(sent) = t.sent.get(round as usize) {
+                let _ = sent.set(Instant::now());
+            }
+            ctx.triggered(trigger.call_tool(&ctx.run.trigger_tool, args, Some(&nonce)).await);
+        }
+    }
+    if scope == TriggerScope::Session {
+        // Until every ready session's trigger calls are answered (bounded by the request timeout).
+        let calls = t.ready.load(Ordering::Relaxed) * index;
+        let until = tokio::time::Instant::now() + ctx.client.request_timeout;
+        while t.calls_done.load(Ordering::Relaxed) < calls && tokio::time::Instant::now() < until {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
         }
     }
@@ -428,7 +592,10 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), trigger.close()).await;
+    if let Some(trigger) = &trigger {
+        let _ = tokio::time::timeout(Duration::from_secs(2), trigger.close()).await;
+    }
+    None
 }
 
 /// Run a notification-stress profile and build its report.
@@ -456,6 +623,7 @@ pub async fn run_notify(
         run_id,
         stop: CancellationToken::new(),
         ramp,
+        rounds: tokio::sync::watch::Sender::new(0),
     });
     let tasks = TaskTracker::new();
     for i in 0..ctx.run.sessions as usize {
@@ -482,7 +650,7 @@ pub async fn run_notify(
         ended_at: unix_now(),
         elapsed_s: begin.elapsed().as_secs_f64(),
         aborted,
-        abort_reason: if aborted { driven.abort_reason } else { None },
+        abort_reason: if aborted { driven.out.or(driven.abort_reason) } else { None },
         load: None,
         longevity: None,
         notify: Some(NotifyResults {
@@ -492,6 +660,7 @@ pub async fn run_notify(
                 broadcasts_per_batch: run.broadcasts,
                 batch_interval_s: run.batch_interval.as_secs_f64(),
                 trigger_tool: run.trigger_tool.clone(),
+                trigger_scope: run.trigger_scope,
                 method: run.method.clone(),
             },
             sessions_ready: t.ready.load(Ordering::Relaxed),
@@ -505,6 +674,7 @@ pub async fn run_notify(
             out_of_order: t.out_of_order.load(Ordering::Relaxed),
             latency: Latency::of(&tally.latency),
             replicas: t.by_replica(broadcasts),
+            arrived: t.arrived.lock().map(|a| a.clone().into_map()).unwrap_or_default(),
         }),
         verdict,
         verdict_reason,
@@ -546,21 +716,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nonces_round_trip() {
-        assert_eq!(parse_nonce("ab12", &nonce("ab12", 7)), Some(7));
-        assert_eq!(parse_nonce("ab12", "cd34-7"), None);
-        assert_eq!(parse_nonce("ab12", "ab12-x"), None);
-    }
-
-    #[test]
     fn tracker_counts_duplicates_order_and_misses() {
         let t = Tracker::new(2, 3);
         t.broadcasts.store(3, Ordering::Relaxed);
         let o = NoNotifyObserver;
-        t.receive(0, 0, Some(1), &o);
-        t.receive(0, 2, Some(1), &o);
-        t.receive(0, 1, Some(1), &o); // after 2: out of order
-        t.receive(0, 1, Some(1), &o); // again: duplicate
+        let ms = Some(Duration::from_millis(1));
+        t.receive(0, 0, ms, &o);
+        t.receive(0, 2, ms, &o);
+        t.receive(0, 1, ms, &o); // after 2: out of order
+        t.receive(0, 1, ms, &o); // again: duplicate
         t.receive(1, 0, None, &o);
         t.receive(1, 9, None, &o); // unknown index: ignored
         let tally = t.tally(2);

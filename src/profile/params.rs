@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::engine::EngineConfig;
 use super::load::{self, OpKind};
 use super::longevity::LongevityRun;
-use super::notify::NotifyRun;
+use super::notify::{NotifyRun, TriggerScope};
 use super::per_session::{self, MemoryProbe, MemoryUrl};
 use super::report::ThresholdOrigin;
 use super::threshold::{Stat, Threshold};
@@ -39,7 +39,14 @@ pub struct Caps {
     pub max_rate: f64,
     pub sessions_name: &'static str,
     pub rate_name: &'static str,
+    /// Files this process may open (the soft `RLIMIT_NOFILE`); every session holds at least one
+    /// connection. `u64::MAX` where the limit is not checked.
+    pub descriptors: u64,
 }
+
+/// Descriptors a run keeps for itself beside one per session: listeners, the trigger session,
+/// kept connections, DNS, logs and reports.
+pub const RESERVED_DESCRIPTORS: u64 = 256;
 
 impl Caps {
     /// A population of `n` sessions (the parameter `key`): at least one, within the cap.
@@ -51,6 +58,17 @@ impl Caps {
             return refuse(
                 key,
                 format!("{n} sessions exceed the cap of {} ({})", self.max_sessions, self.sessions_name),
+            );
+        }
+        let needed = u64::from(n) + RESERVED_DESCRIPTORS;
+        if needed > self.descriptors {
+            return refuse(
+                key,
+                format!(
+                    "{n} sessions need about {needed} file descriptors, but this process may open {} (the soft \
+                     RLIMIT_NOFILE, already raised to the hard limit; raise it with ulimit -n or LimitNOFILE=)",
+                    self.descriptors
+                ),
             );
         }
         Ok(())
@@ -257,7 +275,15 @@ pub struct NotifySpec {
     /// which reaches every instance of a distributed target).
     #[arg(long, value_name = "JSON", default_value = r#"{"nonce":"{nonce}"}"#)]
     pub trigger_args: String,
-    /// Method the broadcasts arrive as; their params.data carries `nonce` and `sent_at_ms`.
+    /// Who calls the trigger tool: `broadcast`, one trigger session per broadcast, every session
+    /// expecting it on its server-to-client stream (GET stream: protocol 2025-11-25 by default);
+    /// `session`, every session calls it itself with its own nonce per round and expects its own
+    /// notification on the POST response's stream or its own stream (protocol auto by default).
+    #[arg(long, value_enum, default_value_t = TriggerScope::Broadcast)]
+    pub trigger_scope: TriggerScope,
+    /// Method the broadcasts arrive as; one matches when the nonce appears in any string of its
+    /// params (the nonce is also sent as the call's progress token). A `sent_at_ms` in
+    /// params.data (the reference target's) times broadcasts from the target's send.
     #[arg(long, default_value = "notifications/message")]
     pub method: String,
     /// How long sessions may take to connect and open their streams.
@@ -283,6 +309,7 @@ impl Default for NotifySpec {
             batch_interval: Duration::from_secs(1),
             trigger_tool: "broadcast".into(),
             trigger_args: r#"{"nonce":"{nonce}"}"#.into(),
+            trigger_scope: TriggerScope::Broadcast,
             method: "notifications/message".into(),
             connect_timeout: Duration::from_secs(30),
             connect_concurrency: 256,
@@ -600,6 +627,7 @@ pub fn plan_notify(spec: &NotifySpec, o: &RunOptions<'_>) -> Result<NotifyRun, P
         batch_interval: spec.batch_interval,
         trigger_tool: spec.trigger_tool.clone(),
         trigger_arguments: json_object("trigger_args", &spec.trigger_args)?,
+        trigger_scope: spec.trigger_scope,
         method: spec.method.clone(),
         thresholds,
         thresholds_origin,
@@ -878,7 +906,13 @@ mod tests {
             abort_on_fail: false,
             timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
-            caps: Caps { max_sessions: 100, max_rate: 10.0, sessions_name: "cap.s", rate_name: "cap.r" },
+            caps: Caps {
+                max_sessions: 100,
+                max_rate: 10.0,
+                sessions_name: "cap.s",
+                rate_name: "cap.r",
+                descriptors: u64::MAX,
+            },
         }
     }
 

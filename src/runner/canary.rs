@@ -269,13 +269,19 @@ impl CanaryProbe {
             cycle.skip(Operation::ToolsCall, SkipReason::NotOffered);
         } else {
             let tools = self.guarded(cycle, session, Operation::ToolsList, None, |c| Box::pin(c.list_tools())).await;
-            if let Some(tools) = tools {
+            if let Some(tools) = &tools {
                 inventory.tools = Some(tools.len());
-                let hash = tools_schema_hash(&tools);
+                let hash = tools_schema_hash(tools);
                 cycle.outcome.tools_schema_changed = self.last_tools_hash.is_some_and(|h| h != hash);
                 self.last_tools_hash = Some(hash);
             }
-            match &probe.tool {
+            // The configured tool, else one the server marks read-only (never one that may have
+            // side effects).
+            let picked = tools
+                .as_deref()
+                .and_then(crate::mcp::protocol::read_only_tool)
+                .map(|name| (name.to_string(), Value::Object(Default::default())));
+            match probe.tool.as_ref().or(picked.as_ref()) {
                 Some((name, args)) if !cycle.aborted => {
                     let r = self
                         .guarded(cycle, session, Operation::ToolsCall, Some(name), |c| {

@@ -18,7 +18,7 @@ use rmcp::{
         ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
         ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role,
         ServerCapabilities, ServerConfig, SetLevelRequestMethod, SetLevelRequestParams, SubscribeRequestParams, Tool,
-        UnsubscribeRequestParams,
+        ToolAnnotations, UnsubscribeRequestParams,
     },
     schemars::{self, JsonSchema},
     service::RequestContext,
@@ -64,7 +64,8 @@ const LOGGER: &str = "mcp-canary-target";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 struct EchoArgs {
-    /// Text returned verbatim.
+    /// Text returned verbatim (empty when left out).
+    #[serde(default)]
     message: String,
 }
 
@@ -121,7 +122,10 @@ impl CanaryServer {
 fn tools() -> Vec<Tool> {
     let empty = || Arc::new(JsonObject::new());
     vec![
-        Tool::new("echo", "Returns the message as text.", empty()).with_input_schema::<EchoArgs>(),
+        // Read-only and callable without arguments: what a probe with no configured tool may call.
+        Tool::new("echo", "Returns the message as text.", empty())
+            .with_input_schema::<EchoArgs>()
+            .annotate(ToolAnnotations::new().read_only(true)),
         Tool::new("slow", "Burns CPU for `ms` milliseconds on a blocking thread, then returns.", empty())
             .with_input_schema::<SlowArgs>(),
         Tool::new("fail", "Always returns an isError result.", empty()).with_input_schema::<FailArgs>(),
@@ -552,8 +556,13 @@ mod tests {
                 "trigger-elicitation-request"
             ]
         );
+        // echo is what a probe with no configured tool calls: read-only, no required argument.
         let echo = &tools[0];
-        assert_eq!(echo.input_schema.get("required"), Some(&serde_json::json!(["message"])));
+        assert_eq!(echo.input_schema.get("required"), None);
+        assert!(echo.input_schema.get("properties").and_then(|p| p.get("message")).is_some());
+        assert_eq!(echo.annotations.as_ref().and_then(|a| a.read_only_hint), Some(true));
+        let picked = serde_json::to_value(&tools).unwrap();
+        assert_eq!(crate::mcp::protocol::read_only_tool(picked.as_array().unwrap()), Some("echo"));
     }
 
     #[test]

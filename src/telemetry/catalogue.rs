@@ -485,14 +485,14 @@ metric!(
     "mcp_canary_run_threshold_passed",
     Gauge,
     ["target", "profile", "threshold"],
-    "1 while a threshold holds (during the run) and for the last run's verdict, else 0; threshold is the normalized expression."
+    "1 while a threshold holds (during the run) and for the last run's verdict, else 0 (a breach, or no data: zero samples never pass); threshold is the normalized expression."
 );
 metric!(
     RUN_PASSED,
     "mcp_canary_run_passed",
     Gauge,
     ["target", "profile"],
-    "1 when every threshold of the last run passed and it was not aborted, else 0."
+    "1 when every threshold of the last run passed, it was not aborted and something succeeded, else 0."
 );
 // Heavy profiles (longevity): memory snapshots and session churn.
 metric!(

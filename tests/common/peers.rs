@@ -28,6 +28,9 @@ pub enum Peer {
     /// The official TypeScript "everything" server, npm
     /// `@modelcontextprotocol/server-everything@2026.8.31`: 2025 sessions, its own tools.
     Everything,
+    /// The official Rust SDK, crates.io `rmcp` 3.11 (`tests/peers/rmcp`, a workspace member built
+    /// by `cargo build -p rmcp-peer`): the 2026-07-28 stateless revision and 2025 sessions.
+    Rmcp,
 }
 
 /// A tool call: name and arguments (`{nonce}` is replaced by `check` in notify arguments).
@@ -45,7 +48,7 @@ pub struct NotifyCall {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 4] = [Peer::PythonSdk2, Peer::PythonSdk1, Peer::McpUse, Peer::Everything];
+    pub const ALL: [Peer; 5] = [Peer::PythonSdk2, Peer::PythonSdk1, Peer::McpUse, Peer::Everything, Peer::Rmcp];
 
     /// Short name for logs and assertion messages.
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Peer {
             Peer::PythonSdk1 => "python-sdk-1",
             Peer::McpUse => "mcp-use",
             Peer::Everything => "everything",
+            Peer::Rmcp => "rmcp",
         }
     }
 
@@ -64,6 +68,7 @@ impl Peer {
             Peer::PythonSdk1 => "PyPI mcp 1.30.0",
             Peer::McpUse => "npm mcp-use 2.5.2",
             Peer::Everything => "npm @modelcontextprotocol/server-everything 2026.8.31",
+            Peer::Rmcp => "crates.io rmcp 3.11.0",
         }
     }
 
@@ -73,7 +78,7 @@ impl Peer {
         match self {
             Peer::PythonSdk2 => Some("2.3.0"),
             Peer::PythonSdk1 => Some("1.30.0"),
-            Peer::McpUse | Peer::Everything => None,
+            Peer::McpUse | Peer::Everything | Peer::Rmcp => None,
         }
     }
 
@@ -89,7 +94,7 @@ impl Peer {
                 method: "notifications/progress",
                 protocol: None,
             },
-            Peer::PythonSdk2 | Peer::PythonSdk1 | Peer::McpUse => NotifyCall {
+            Peer::PythonSdk2 | Peer::PythonSdk1 | Peer::McpUse | Peer::Rmcp => NotifyCall {
                 tool: ToolCall { name: "notify", args: json!({"nonce": "{nonce}"}) },
                 method: "notifications/message",
                 protocol: None,
@@ -132,6 +137,11 @@ impl Peer {
                 vec![root.join("tests/peers/mcp_use_server.mjs")],
                 root.join(".cache/npm/mcp-use/node_modules/mcp-use/package.json"),
             ),
+            Peer::Rmcp => {
+                // Beside the binary under test: the same profile directory of the same workspace.
+                let bin = PathBuf::from(env!("CARGO_BIN_EXE_mcp-canary")).with_file_name("rmcp-peer");
+                (bin.clone(), Vec::new(), bin)
+            }
             Peer::Everything => {
                 let entry = root
                     .join(".cache/npm/everything/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
