@@ -178,7 +178,7 @@ fn ms(d: Duration) -> f64 {
 
 /// The machine-readable report.
 pub fn json_report(url: &str, outcome: &ProbeOutcome) -> serde_json::Value {
-    let stateless = outcome.server.as_ref().is_some_and(|s| s.stateless);
+    let stateless = outcome.stateless();
     let steps: Vec<StepReport> = outcome
         .steps
         .iter()
@@ -242,7 +242,7 @@ pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
             let _ = writeln!(out, "server: not connected");
         }
     }
-    let stateless = outcome.server.as_ref().is_some_and(|s| s.stateless);
+    let stateless = outcome.stateless();
     for s in &outcome.steps {
         let name = match &s.tool {
             Some(t) => format!("{} {t}", s.operation.method_name(stateless)),

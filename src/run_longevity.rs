@@ -90,9 +90,10 @@ pub fn memory_lines(l: &longevity::LongevityResults) -> String {
         )
     };
     let mut out = format!(
-        "sessions ended: {} with DELETE, {} without; memory ({}):\n",
+        "sessions ended: {} with DELETE, {} without, {} the server kept none of; memory ({}):\n",
         l.sessions_ended_clean,
         l.sessions_ended_unclean,
+        l.sessions_ended_sessionless,
         l.params.memory_source.as_deref().unwrap_or("target not sampled")
     );
     if let Some(t) = &l.target_memory {

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::compat::{self, Column};
 use common::peers::Peer;
 use common::{start_everything, start_target};
 use serde_json::Value;
@@ -86,6 +87,7 @@ async fn everything_server_progress_carries_the_nonce() {
     // Latency runs from each trigger's send: at least the operation's 50 ms.
     assert!(n["latency"]["min_ms"].as_f64().unwrap() >= 40.0, "{n:#}");
     assert_eq!(r["verdict"], "pass");
+    compat::assert_cell(Peer::Everything, Column::Notify, "pass: session scope, progress notifications");
 }
 
 #[tokio::test]
@@ -148,6 +150,7 @@ async fn session_scope_on_peer(peer: Peer) {
         assert!(n["latency"]["p95_ms"].as_f64().unwrap() > 0.0, "{name}: {n:#}");
         assert_eq!(r["verdict"], "pass", "{name}: {r:#}");
     }
+    compat::assert_cell(peer, Column::Notify, "pass: session scope, at auto and 2025-11-25");
 }
 
 #[tokio::test]

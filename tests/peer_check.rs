@@ -3,12 +3,14 @@
 //! tool is `tool_error` (exit 6); a tools/call that outlives `--timeout` is `tool_timeout`
 //! (exit 6), not unreachable; a notification that never arrives is `notification_missed`
 //! (exit 7); a stopped peer is unreachable (exit 3, `connect`); without `--tool` only a tool the
-//! server marks read-only is called.
+//! server marks read-only is called. The `check` column of docs/compatibility.md is compared with
+//! the result.
 
 mod common;
 
 use std::process::Output;
 
+use common::compat::{Column, assert_cell};
 use common::peers::{Peer, PeerServer, start};
 use serde_json::Value;
 
@@ -129,6 +131,7 @@ async fn check_peer(peer: Peer) {
     let failed: Vec<&Value> = r["steps"].as_array().unwrap().iter().filter(|s| s["outcome"] == "failure").collect();
     assert_eq!(failed.len(), 1, "{name}: {r:#}");
     assert_eq!(failed[0]["error_type"], "connect", "{name}: {r:#}");
+    assert_cell(peer, Column::Check, "pass");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::runner::{ChaosRedis, KillHow};
 use super::{ChaosRun, KillSpec, NotifySpec, inject};
-use crate::profile::load;
-use crate::profile::params::{ParamError, RunOptions};
+use crate::profile::params::{MixSpec, ParamError, RunOptions, plan_mix};
 use crate::profile::threshold::{Stat, Threshold};
 
 /// Parameters of the chaos profile (`run chaos` flags, `[profiles.chaos]` keys).
@@ -38,9 +37,11 @@ pub struct ChaosSpec {
     /// Requests per minute per session.
     #[arg(long, default_value_t = 60.0)]
     pub rpm: f64,
-    /// Weights by operation of the load mix, e.g. "fast_tool=1,slow_tool=0".
-    #[arg(long)]
-    pub mix: Option<String>,
+    /// The load mix the population runs, with its tools, resource and prompt (`--mix`,
+    /// `--fast-tool`, `--resource`, ...; its keys sit beside the others in `[profiles.chaos]`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub workload: MixSpec,
     /// Kill the target: a command, split into argv and run without a shell.
     #[arg(long, value_name = "COMMAND")]
     pub kill_command: Option<String>,
@@ -101,7 +102,7 @@ impl Default for ChaosSpec {
             warmup: Duration::from_secs(3),
             clients: 10,
             rpm: 60.0,
-            mix: None,
+            workload: MixSpec::default(),
             kill_command: None,
             kill_pid: None,
             kill_pid_file: None,
@@ -197,10 +198,7 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
     if has("redis-pause") && redis.is_none() {
         return refuse("redis", "scenario redis-pause needs the target's Redis URL");
     }
-    let mut mix = load::default_mix();
-    if let Some(weights) = &spec.mix {
-        load::apply_weights(&mut mix, weights).map_err(|message| ParamError { key: "mix", message })?;
-    }
+    let mix = plan_mix(&spec.workload)?;
     let notify = if spec.no_notify {
         None
     } else {
@@ -291,6 +289,34 @@ mod tests {
     fn flag_defaults_equal_config_defaults() {
         let flags = Flags::try_parse_from(["x", "--scenario", "proxy-reset"]).unwrap().spec;
         assert_eq!(flags, ChaosSpec { scenarios: vec!["proxy-reset".into()], ..ChaosSpec::default() });
+    }
+
+    #[test]
+    fn the_mix_takes_the_load_workload_flags_and_keys() {
+        let args = [
+            "x",
+            "--scenario",
+            "proxy-reset",
+            "--clients",
+            "2",
+            "--mix",
+            "fast_tool=1,prompt_get=1",
+            "--fast-tool",
+            "slow",
+        ];
+        let flags =
+            Flags::try_parse_from(args.into_iter().chain(["--fast-tool-args", r#"{"ms":0}"#, "--prompt", "hi"]));
+        let run = plan_chaos(&flags.unwrap().spec, &options(&[]), None).unwrap();
+        let toml = "scenarios = [\"proxy-reset\"]\nclients = 2\nmix = \"fast_tool=1,prompt_get=1\"\nfast_tool = \"slow\"\n\
+                    fast_tool_args = '{\"ms\":0}'\nprompt = \"hi\"";
+        let keys = plan_chaos(&toml::from_str::<ChaosSpec>(toml).unwrap(), &options(&[]), None).unwrap();
+        for mix in [&run.mix, &keys.mix] {
+            let weighted: Vec<String> =
+                mix.iter().filter(|e| e.weight > 0).map(|e| format!("{}={:?}", e.name, e.kind)).collect();
+            assert_eq!(weighted.len(), 2, "{weighted:?}");
+            assert!(weighted[0].contains("slow") && weighted[0].contains("\"ms\": Number(0)"), "{weighted:?}");
+            assert!(weighted[1].starts_with("prompt_get=") && weighted[1].contains("\"hi\""), "{weighted:?}");
+        }
     }
 
     fn options(thresholds: &[String]) -> RunOptions<'_> {

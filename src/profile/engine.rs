@@ -35,8 +35,31 @@ pub trait RunObserver: Send + Sync {
     fn slot(&self, _kind: SlotEvent) {}
     /// A request served by `replica` (only when the run tags replicas).
     fn replica_request(&self, _replica: &str, _result: RequestResult) {}
-    /// A session ended by the churn: with a DELETE (`clean`) or just dropped.
-    fn session_ended(&self, _clean: bool) {}
+    /// A session ended by the churn.
+    fn session_ended(&self, _end: SessionEnd) {}
+}
+
+/// How the churn ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// With a DELETE.
+    Clean,
+    /// Dropped without a DELETE, as a crashed client would.
+    Unclean,
+    /// The server kept no session (stateless revision, or no `Mcp-Session-Id` issued): nothing
+    /// to DELETE or leave behind.
+    Sessionless,
+}
+
+impl SessionEnd {
+    /// The `end` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEnd::Clean => "clean",
+            SessionEnd::Unclean => "unclean",
+            SessionEnd::Sessionless => "sessionless",
+        }
+    }
 }
 
 /// Observer that ignores everything.
@@ -346,9 +369,23 @@ async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
 }
 
 /// End a churned session: DELETE it in the background (`clean`), or drop it as a crashed client
-/// would, leaving the server to expire it. Requests still in flight keep their own handle.
+/// would, leaving the server to expire it; a server that kept no session gets neither.
+/// Requests still in flight keep their own handle.
 fn end_session<W: Workload>(s: &Arc<Shared<W>>, requests: &TaskTracker, client: Arc<McpClient>, clean: bool) {
-    if clean {
+    let sessionless = client.server_info().is_some_and(|i| i.stateless || i.session_id.is_none());
+    let end = match (sessionless, clean) {
+        (true, _) => SessionEnd::Sessionless,
+        (false, true) => SessionEnd::Clean,
+        (false, false) => SessionEnd::Unclean,
+    };
+    s.observer.session_ended(end);
+    if sessionless {
+        s.stats.ended_sessionless.fetch_add(1, Ordering::Relaxed);
+        // Nothing to DELETE: closing only stops the client's own stream.
+        requests.spawn(async move {
+            let _ = client.close().await;
+        });
+    } else if clean {
         s.stats.ended_clean.fetch_add(1, Ordering::Relaxed);
         let timeout = s.client.request_timeout;
         requests.spawn(async move {
@@ -358,5 +395,4 @@ fn end_session<W: Workload>(s: &Arc<Shared<W>>, requests: &TaskTracker, client: 
         s.stats.ended_unclean.fetch_add(1, Ordering::Relaxed);
         drop(client);
     }
-    s.observer.session_ended(clean);
 }

@@ -123,6 +123,10 @@ pub struct LongevityResults {
     pub params: LongevityParams,
     pub sessions_ended_clean: u64,
     pub sessions_ended_unclean: u64,
+    /// Sessions ended where the server kept none (stateless, or no session id): neither a
+    /// DELETE nor a session left to expire.
+    #[serde(default)]
+    pub sessions_ended_sessionless: u64,
     pub target_memory: Option<MemorySummary>,
     pub daemon_memory: MemorySummary,
     /// Failed target samples by error class.
@@ -407,6 +411,7 @@ pub async fn run_longevity(
             },
             sessions_ended_clean: stats.ended_clean.load(Ordering::Relaxed),
             sessions_ended_unclean: stats.ended_unclean.load(Ordering::Relaxed),
+            sessions_ended_sessionless: stats.ended_sessionless.load(Ordering::Relaxed),
             target_memory: run.memory.as_ref().map(|_| MemorySummary::of(&state.target)),
             daemon_memory: MemorySummary::of(&state.daemon),
             sample_errors: state.errors,
@@ -435,6 +440,7 @@ mod tests {
             },
             sessions_ended_clean: 0,
             sessions_ended_unclean: 0,
+            sessions_ended_sessionless: 0,
             target_memory: Some(MemorySummary {
                 slope_bytes_per_hour: Some(slope),
                 growth_ratio: Some(growth),

@@ -4,8 +4,8 @@
 //! ones the server sends although the profile does not declare them. Capabilities are claims,
 //! not facts: what a server advertises and what it does are recorded separately.
 //!
-//! Cell results: `works`; `not_exercised` (a declared client capability whose trigger answered
-//! but whose request the server never sent); `degraded` (graceful: an explicit refusal such as 406 for JSON-only
+//! Cell results: `works`; `not_exercised` (a declared client capability whose trigger answered,
+//! or that no listed trigger tool provokes, and whose request the server never sent); `degraded` (graceful: an explicit refusal such as 406 for JSON-only
 //! Accept, a core feature not offered, a tool answering `isError`, a declared advanced feature
 //! that fails cleanly); `broken` (a core feature failing when offered, a transport or protocol
 //! error, a server request for a capability the client did not declare).
@@ -457,7 +457,7 @@ async fn run_cell(
     drop(client);
     let server_requests = seen.lock().map(|s| s.clone()).unwrap_or_default();
     judge_requests(caps, &server_requests, &mut checks);
-    judge_triggered(&triggered, &server_requests, &mut checks);
+    judge_unexercised(&triggered, &server_requests, &mut checks);
     let result = checks.iter().map(|c| c.result).max().unwrap_or(CellResult::Broken);
     CellReport {
         capabilities: caps,
@@ -572,16 +572,23 @@ async fn exercise_prompts(client: &McpClient, offered: bool, checks: &mut Vec<Ch
     });
 }
 
-/// A declared capability whose trigger answered: it works only if the server then sent its
-/// request (`judge_requests` records that), else it was not exercised.
-fn judge_triggered(triggered: &[&TriggerTool], seen: &[SeenRequest], checks: &mut Vec<Check>) {
-    for t in triggered {
-        let method = t.capability.request_method();
+/// A declared capability that has not shown it works yet: its trigger answered, or the server
+/// lists no trigger for it. It works only if the server sent its request anyway
+/// (`judge_requests` records that), else it was not exercised.
+struct Unexercised {
+    capability: ClientCapability,
+    /// Why the request was expected or could not be provoked, e.g. "get-roots-list answered".
+    reason: String,
+}
+
+fn judge_unexercised(pending: &[Unexercised], seen: &[SeenRequest], checks: &mut Vec<Check>) {
+    for p in pending {
+        let method = p.capability.request_method();
         if !seen.iter().any(|s| s.method == method) {
             checks.push(check(
-                t.capability.as_str(),
+                p.capability.as_str(),
                 CellResult::NotExercised,
-                format!("{} answered, but the server sent no {method}", t.tool),
+                format!("{}, but the server sent no {method}", p.reason),
             ));
         }
     }
@@ -589,18 +596,27 @@ fn judge_triggered(triggered: &[&TriggerTool], seen: &[SeenRequest], checks: &mu
 
 /// Call the listed trigger tools. A declared capability whose trigger fails cleanly is degraded;
 /// an undeclared one is called too, to see whether the server then sends the request anyway.
-/// Returns the declared capabilities' triggers that answered (judged once the cell's server
-/// requests are all in).
-async fn exercise_triggers<'r>(
-    run: &'r MatrixRun,
+/// Returns the declared capabilities whose trigger answered or that no listed trigger provokes
+/// (judged once the cell's server requests are all in).
+async fn exercise_triggers(
+    run: &MatrixRun,
     client: &McpClient,
     caps: CapabilityProfile,
     tools: &[Value],
     checks: &mut Vec<Check>,
-) -> Vec<&'r TriggerTool> {
+) -> Vec<Unexercised> {
+    let listed = |t: &TriggerTool| tools.iter().any(|x| name_of(x) == t.tool);
     let mut answered = Vec::new();
+    for capability in ClientCapability::ALL.into_iter().filter(|c| caps.declares(*c)) {
+        let mut triggers = run.triggers.iter().filter(|t| t.capability == capability).peekable();
+        if triggers.peek().is_some() && !triggers.any(listed) {
+            let names: Vec<&str> =
+                run.triggers.iter().filter(|t| t.capability == capability).map(|t| t.tool.as_str()).collect();
+            answered.push(Unexercised { capability, reason: format!("no trigger tool listed ({})", names.join(", ")) });
+        }
+    }
     for t in &run.triggers {
-        if !tools.iter().any(|x| name_of(x) == t.tool) {
+        if !listed(t) {
             continue;
         }
         let outcome = client.call_tool(&t.tool, t.arguments.clone(), None).await;
@@ -609,7 +625,7 @@ async fn exercise_triggers<'r>(
         }
         checks.push(match outcome {
             Ok(r) if !r.is_error => {
-                answered.push(t);
+                answered.push(Unexercised { capability: t.capability, reason: format!("{} answered", t.tool) });
                 continue;
             }
             Ok(_) => check(t.capability.as_str(), CellResult::Degraded, format!("{} answered isError", t.tool)),
@@ -660,15 +676,26 @@ mod tests {
 
     #[test]
     fn a_trigger_without_its_request_is_not_exercised() {
-        let triggers = default_triggers();
-        let answered: Vec<&TriggerTool> = triggers.iter().take(2).collect();
+        let pending = [
+            Unexercised { capability: ClientCapability::Roots, reason: "get-roots-list answered".into() },
+            Unexercised { capability: ClientCapability::Sampling, reason: "trigger-sampling-request answered".into() },
+            Unexercised {
+                capability: ClientCapability::Elicitation,
+                reason: "no trigger tool listed (trigger-elicitation-request)".into(),
+            },
+        ];
         let seen = vec![SeenRequest { method: "roots/list".into(), declared: true }];
         let mut checks = Vec::new();
         judge_requests(CapabilityProfile::All, &seen, &mut checks);
-        judge_triggered(&answered, &seen, &mut checks);
+        judge_unexercised(&pending, &seen, &mut checks);
         let results: Vec<(&str, CellResult)> = checks.iter().map(|c| (c.feature.as_str(), c.result)).collect();
-        assert_eq!(results, [("roots", CellResult::Works), ("sampling", CellResult::NotExercised)]);
-        assert!(checks[1].detail.contains("sent no sampling/createMessage"), "{}", checks[1].detail);
+        let not_exercised = CellResult::NotExercised;
+        assert_eq!(
+            results,
+            [("roots", CellResult::Works), ("sampling", not_exercised), ("elicitation", not_exercised)]
+        );
+        assert!(checks[1].detail.contains("answered, but the server sent no sampling/createMessage"), "{checks:?}");
+        assert!(checks[2].detail.contains("no trigger tool listed"), "{}", checks[2].detail);
         assert!(CellResult::Works < CellResult::NotExercised && CellResult::NotExercised < CellResult::Degraded);
     }
 

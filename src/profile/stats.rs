@@ -199,6 +199,8 @@ pub struct RunStats {
     pub ended_clean: AtomicU64,
     /// Sessions the churn dropped without a DELETE (a crashed client, a lost network).
     pub ended_unclean: AtomicU64,
+    /// Sessions the churn ended where the server kept none (stateless, no session id).
+    pub ended_sessionless: AtomicU64,
 }
 
 /// Slot accounting of a run.
@@ -230,6 +232,7 @@ impl RunStats {
             replicas: Default::default(),
             ended_clean: AtomicU64::new(0),
             ended_unclean: AtomicU64::new(0),
+            ended_sessionless: AtomicU64::new(0),
         }
     }
 

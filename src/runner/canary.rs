@@ -10,7 +10,10 @@ use serde_json::Value;
 use super::instances::InstanceChecks;
 use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
-use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError, ProtocolPreference, ServerInfo, StreamStats};
+use crate::mcp::{
+    ClientConfig, ErrorType, LATEST_PROTOCOL, LogLevel, McpClient, McpError, ProtocolPreference, ServerInfo,
+    StreamStats,
+};
 
 /// Client name sent in `clientInfo`.
 pub const CLIENT_NAME: &str = "mcp-canary";
@@ -148,6 +151,8 @@ impl CanaryProbe {
         let started = Instant::now();
         let mut cycle = Cycle::new(false, None);
         cycle.outcome.started_at = Some(SystemTime::now());
+        cycle.outcome.pinned_stateless =
+            matches!(&self.target.protocol, ProtocolPreference::Pinned(v) if v == LATEST_PROTOCOL);
         let (client, info, session_start) = match self.session.take() {
             Some(session) => session,
             None => match self.connect(&mut cycle).await {

@@ -124,6 +124,9 @@ pub struct ProbeOutcome {
     pub stream: StreamStats,
     /// Replica checks of a balanced target (affinity, cross-instance delivery).
     pub instances: Option<super::instances::InstancesOutcome>,
+    /// The target pins the stateless 2026-07-28 revision: a connect that failed before any
+    /// version was negotiated was a `server/discover`, not an `initialize`.
+    pub pinned_stateless: bool,
 }
 
 impl ProbeOutcome {
@@ -140,8 +143,28 @@ impl ProbeOutcome {
         self.steps.iter().find(|s| matches!(s.result, StepResult::Failed { .. }))
     }
 
+    /// The era that names the connect step: the negotiated one, else the pinned one.
+    pub fn stateless(&self) -> bool {
+        self.server.as_ref().map_or(self.pinned_stateless, |s| s.stateless)
+    }
+
     /// The negotiated protocol version, empty before a successful connect.
     pub fn protocol_version(&self) -> &str {
         self.server.as_ref().map(|s| s.protocol_version.as_str()).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_step_is_named_by_the_negotiated_era_else_the_pinned_one() {
+        let failed = |pinned_stateless| ProbeOutcome { pinned_stateless, ..Default::default() };
+        assert_eq!(Operation::Connect.method_name(failed(true).stateless()), "server/discover");
+        assert_eq!(Operation::Connect.method_name(failed(false).stateless()), "initialize");
+        let negotiated =
+            ProbeOutcome { server: Some(Default::default()), pinned_stateless: true, ..Default::default() };
+        assert_eq!(Operation::Connect.method_name(negotiated.stateless()), "initialize");
     }
 }

@@ -528,7 +528,7 @@ metric!(
     "mcp_canary_profile_sessions_ended_total",
     Counter,
     ["target", "profile", "end"],
-    "Sessions a churning profile ended: end is `clean` (DELETE sent) or `unclean` (dropped without DELETE, as a crashed client)."
+    "Sessions a churning profile ended: end is `clean` (DELETE sent), `unclean` (dropped without DELETE, as a crashed client) or `sessionless` (the server kept no session: stateless, or no session id)."
 );
 
 // Heavy profiles scheduled by the daemon (`[[profiles]]`).

@@ -26,7 +26,7 @@ pub fn rpc_code_label(code: i64) -> &'static str {
 /// Record everything one probe cycle observed for `target`.
 pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
     let t = target.to_string();
-    let stateless = outcome.server.as_ref().is_some_and(|s| s.stateless);
+    let stateless = outcome.stateless();
     let version = outcome.protocol_version().to_string();
     for step in &outcome.steps {
         let method = step.operation.method_name(stateless);

@@ -28,7 +28,7 @@ pub fn checks_registered(target: &str) {
 /// Record one probe cycle against a replica's own URL.
 pub fn replica_probe_completed(target: &str, replica: &str, outcome: &ProbeOutcome) {
     let (t, r) = (|| target.to_string(), || replica.to_string());
-    let stateless = outcome.server.as_ref().is_some_and(|s| s.stateless);
+    let stateless = outcome.stateless();
     for step in &outcome.steps {
         let method = step.operation.method_name(stateless);
         let (result, error_type) = match &step.result {

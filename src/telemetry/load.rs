@@ -7,7 +7,7 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use super::catalogue as m;
-use crate::profile::engine::{RunObserver, SlotEvent};
+use crate::profile::engine::{RunObserver, SessionEnd, SlotEvent};
 use crate::profile::notify::{NotifyObserver, NotifyResults};
 use crate::profile::per_session::MemoryResults;
 use crate::profile::report::{RunReport, ThresholdResult};
@@ -246,9 +246,9 @@ impl RunObserver for RunMetrics {
         self.slots[i].increment(1);
     }
 
-    fn session_ended(&self, clean: bool) {
+    fn session_ended(&self, end: SessionEnd) {
         counter!(m::PROFILE_SESSIONS_ENDED.name, "target" => self.target.clone(), "profile" => self.profile.clone(),
-            "end" => if clean { "clean" } else { "unclean" })
+            "end" => end.as_str())
         .increment(1);
     }
 }

@@ -25,7 +25,7 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome) {
     let (Some(tracer), Some(started)) = (TRACER.get(), outcome.started_at) else {
         return;
     };
-    let stateless = outcome.server.as_ref().is_some_and(|s| s.stateless);
+    let stateless = outcome.stateless();
     let version = outcome.protocol_version().to_string();
     let success = outcome.success();
     let mut root_attrs = vec![KeyValue::new("target", target.to_string())];

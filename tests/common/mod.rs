@@ -2,6 +2,7 @@
 //! bounded readiness waits, free loopback ports, and a Prometheus text scrape parser.
 #![allow(dead_code)]
 
+pub mod compat;
 pub mod faulty;
 pub mod peers;
 pub mod redis_server;
