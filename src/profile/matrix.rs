@@ -5,9 +5,9 @@
 //! not facts: what a server advertises and what it does are recorded separately.
 //!
 //! Cell results: `works`; `not_exercised` (a declared client capability whose trigger answered,
-//! or that no listed trigger tool provokes, and whose request the server never sent); `degraded` (graceful: an explicit refusal such as 406 for JSON-only
-//! Accept, a core feature not offered, a tool answering `isError`, a declared advanced feature
-//! that fails cleanly); `broken` (a core feature failing when offered, a transport or protocol
+//! or that no listed trigger tool provokes, and whose request the server never sent); `degraded`
+//! (graceful: an explicit refusal such as 406 for JSON-only Accept, a core feature not offered, a
+//! tool answering `isError`, a declared advanced feature that fails cleanly); `broken` (a core feature failing when offered, a transport or protocol
 //! error, a server request for a capability the client did not declare).
 
 use std::collections::BTreeMap;
@@ -606,13 +606,13 @@ async fn exercise_triggers(
     checks: &mut Vec<Check>,
 ) -> Vec<Unexercised> {
     let listed = |t: &TriggerTool| tools.iter().any(|x| name_of(x) == t.tool);
-    let mut answered = Vec::new();
+    let mut pending = Vec::new();
     for capability in ClientCapability::ALL.into_iter().filter(|c| caps.declares(*c)) {
         let mut triggers = run.triggers.iter().filter(|t| t.capability == capability).peekable();
         if triggers.peek().is_some() && !triggers.any(listed) {
             let names: Vec<&str> =
                 run.triggers.iter().filter(|t| t.capability == capability).map(|t| t.tool.as_str()).collect();
-            answered.push(Unexercised { capability, reason: format!("no trigger tool listed ({})", names.join(", ")) });
+            pending.push(Unexercised { capability, reason: format!("no trigger tool listed ({})", names.join(", ")) });
         }
     }
     for t in &run.triggers {
@@ -625,7 +625,7 @@ async fn exercise_triggers(
         }
         checks.push(match outcome {
             Ok(r) if !r.is_error => {
-                answered.push(Unexercised { capability: t.capability, reason: format!("{} answered", t.tool) });
+                pending.push(Unexercised { capability: t.capability, reason: format!("{} answered", t.tool) });
                 continue;
             }
             Ok(_) => check(t.capability.as_str(), CellResult::Degraded, format!("{} answered isError", t.tool)),
@@ -635,7 +635,7 @@ async fn exercise_triggers(
             Err(e) => check(t.capability.as_str(), CellResult::Degraded, format!("{}: {e}", t.tool)),
         });
     }
-    answered
+    pending
 }
 
 #[cfg(test)]
