@@ -124,11 +124,13 @@ async fn daemon_probes_the_reference_target_in_both_eras() {
     assert_eq!(ready.status(), 200);
 }
 
-/// `session = "persistent"` with `protocol = "auto"` against a server offering 2026-07-28 has no
-/// session to keep: the daemon says so once, naming the keys, and keeps probing.
+/// `session = "persistent"` with `protocol = "auto"` against a server offering 2026-07-28 (the
+/// reference target and the Python SDK 2.x) has no session to keep: the daemon says so once per
+/// target, naming the keys, and keeps probing.
 #[tokio::test]
 async fn persistent_session_on_a_stateless_server_is_reported_once() {
     let (_target, url) = start_target(&[]).await;
+    let python = common::peers::start(common::peers::Peer::PythonSdk2).await;
     let config = format!(
         r#"
 [server]
@@ -138,17 +140,45 @@ name = "warm-auto"
 url = "{url}"
 interval = "1s"
 session = "persistent"
-"#
+[[targets]]
+name = "warm-auto-python"
+url = "{python}"
+interval = "1s"
+session = "persistent"
+"#,
+        python = python.url
     );
     let (daemon, _dir, base) = start_daemon("daemon-sessionless", &config, &[]).await;
+    let targets = ["warm-auto", "warm-auto-python"];
     let (s, ok) = scrape_until(&base, Duration::from_secs(20), |s| {
-        s.value("mcp_canary_probes_total", &[("target", "warm-auto")]) >= 3.0
+        targets.iter().all(|t| s.value("mcp_canary_probes_total", &[("target", t)]) >= 3.0)
     })
     .await;
     assert!(ok, "cycles did not complete:\n{}\n{}", s.text, daemon.log_text());
-    assert_eq!(s.value("mcp_canary_probe_success", &[("target", "warm-auto")]), 1.0, "{}", daemon.log_text());
     let log = daemon.log_text();
-    let said: Vec<&str> = log.lines().filter(|l| l.contains("no session to keep")).collect();
-    assert_eq!(said.len(), 1, "{log}");
-    assert!(said[0].contains("protocol = \"auto\"") && said[0].contains("2025-11-25"), "{}", said[0]);
+    for t in targets {
+        assert_eq!(s.value("mcp_canary_probe_success", &[("target", t)]), 1.0, "{t}: {log}");
+        // The line ends with the target's name (`target_name=warm-auto`), once per target.
+        let said: Vec<String> = log
+            .lines()
+            .map(without_ansi)
+            .filter(|l| l.contains("no session to keep") && l.trim_end().ends_with(&format!("target_name={t}")))
+            .collect();
+        assert_eq!(said.len(), 1, "{t}: {log}");
+        assert!(said[0].contains("protocol = \"auto\"") && said[0].contains("2025-11-25"), "{}", said[0]);
+    }
+}
+
+/// A log line without its terminal colour sequences (`ESC [ ... m`).
+fn without_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
