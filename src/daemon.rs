@@ -112,28 +112,52 @@ pub async fn run(
     Ok(())
 }
 
-/// Cancel `token` on SIGINT or SIGTERM.
+/// Exit status of a process stopped at once by a second SIGINT or SIGTERM (128 + SIGINT).
+pub const EXIT_SECOND_SIGNAL: i32 = 130;
+
+/// Cancel `token` on SIGINT or SIGTERM (a graceful stop); a second one exits at once with
+/// [`EXIT_SECOND_SIGNAL`], whatever the stop is waiting for. SIGHUP is logged and ignored (no
+/// reload yet: it must not kill the daemon without its DELETEs and flush).
 pub fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "Cannot install SIGTERM handler");
-                    let _ = ctrl_c.await;
+            use tokio::signal::unix::{SignalKind, signal};
+            let (term, int, hup) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()));
+            let (mut term, mut int, mut hup) = match (term, int, hup) {
+                (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+                (t, i, h) => {
+                    let e = [t.err(), i.err(), h.err()].into_iter().flatten().next();
+                    tracing::error!(error = ?e, "Cannot install signal handlers; stopping on Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
                     token.cancel();
                     return;
                 }
             };
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+            let mut stops = 0;
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = hup.recv() => {
+                        tracing::warn!("SIGHUP ignored: the config is not reloaded yet; restart to change it");
+                        continue;
+                    }
+                }
+                stops += 1;
+                if stops > 1 {
+                    tracing::warn!("Second stop signal: exiting now");
+                    std::process::exit(EXIT_SECOND_SIGNAL);
+                }
+                tracing::info!("Stopping; a second SIGTERM or SIGINT exits at once");
+                token.cancel();
             }
         }
         #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        token.cancel();
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            token.cancel();
+        }
     });
 }

@@ -115,6 +115,13 @@ pub struct Replica {
 
 /// At most this many instances per target (each is a `replica` label value).
 pub const MAX_INSTANCES: usize = 16;
+/// Longest probe (and Redis inspection) interval: a day. Longer ones are typos, and durations
+/// near the clock's range overflow the scheduler's instants.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Longest wait for a notification of the round trip.
+pub const MAX_NOTIFICATION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest `server.shutdown_grace`: a stop must not hang a deployment for longer.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(600);
 /// A target's request timeout when `timeout` is not set and the interval is longer.
 pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `replica` label of a response from no configured instance (or without the header).
@@ -191,6 +198,15 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     if raw.targets.len() > MAX_TARGETS {
         errors.push(ConfigError::new("targets", format!("at most {MAX_TARGETS} targets")));
     }
+    if raw.targets.is_empty() {
+        errors.push(ConfigError::new("targets", "no target: add at least one [[targets]] table".into()));
+    }
+    if raw.server.shutdown_grace > MAX_SHUTDOWN_GRACE {
+        errors.push(ConfigError::new(
+            "server.shutdown_grace",
+            format!("must be at most {}", humantime::format_duration(MAX_SHUTDOWN_GRACE)),
+        ));
+    }
     let mut targets = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (i, t) in raw.targets.iter().enumerate() {
@@ -238,8 +254,8 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
             None
         }
     };
-    if t.interval < Duration::from_secs(1) {
-        err("interval", "must be at least 1s".into());
+    if t.interval < Duration::from_secs(1) || t.interval > MAX_INTERVAL {
+        err("interval", format!("must be between 1s and {}", humantime::format_duration(MAX_INTERVAL)));
     }
     if !(0.0..=1.0).contains(&t.jitter) || t.jitter.is_nan() {
         err("jitter", "must be a fraction of the interval between 0 and 1".into());
@@ -282,8 +298,11 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         if n.method.is_empty() {
             errors.push(ConfigError::new(format!("{path}.notification.method"), "must not be empty".into()));
         }
-        if n.timeout.is_zero() {
-            errors.push(ConfigError::new(format!("{path}.notification.timeout"), "must be greater than 0".into()));
+        if n.timeout.is_zero() || n.timeout > MAX_NOTIFICATION_TIMEOUT {
+            errors.push(ConfigError::new(
+                format!("{path}.notification.timeout"),
+                format!("must be greater than 0 and at most {}", humantime::format_duration(MAX_NOTIFICATION_TIMEOUT)),
+            ));
         }
     }
     let redis = redis_spec(path, t, errors);
@@ -418,8 +437,8 @@ fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Optio
     } else {
         None
     };
-    if t.redis_interval < Duration::from_secs(1) {
-        err("redis_interval", "must be at least 1s".into());
+    if t.redis_interval < Duration::from_secs(1) || t.redis_interval > MAX_INTERVAL {
+        err("redis_interval", format!("must be between 1s and {}", humantime::format_duration(MAX_INTERVAL)));
     }
     if t.redis_timeout.is_zero() {
         err("redis_timeout", "must be greater than 0".into());
@@ -487,27 +506,37 @@ fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Op
             "set only one of bearer_token, bearer_token_env, bearer_token_file".into(),
         ));
     }
-    let token = if let Some(token) = &t.bearer_token {
-        Some(token.clone())
+    let (token, source) = if let Some(token) = &t.bearer_token {
+        (Some(token.clone()), "bearer_token")
     } else if let Some(var) = &t.bearer_token_env {
-        std::env::var(var)
+        let token = std::env::var(var)
             .map_err(|_| {
                 errors.push(ConfigError::new(
                     format!("{path}.bearer_token_env"),
                     format!("environment variable {var} is not set"),
                 ))
             })
-            .ok()
+            .ok();
+        (token, "bearer_token_env")
     } else if let Some(file) = &t.bearer_token_file {
-        std::fs::read_to_string(file)
+        let token = std::fs::read_to_string(file)
             .map(|s| s.trim().to_string())
             .map_err(|e| {
                 errors.push(ConfigError::new(format!("{path}.bearer_token_file"), format!("cannot read {file}: {e}")))
             })
-            .ok()
+            .ok();
+        (token, "bearer_token_file")
     } else {
-        None
+        (None, "bearer_token")
     };
+    // An empty token would send `Authorization: Bearer ` with nothing after it.
+    let token = token.filter(|token| {
+        let empty = token.trim().is_empty();
+        if empty {
+            errors.push(ConfigError::new(format!("{path}.{source}"), "the token is empty".into()));
+        }
+        !empty
+    });
     if let Some(token) = token {
         insert(format!("{path}.bearer_token"), AUTHORIZATION.as_str(), &format!("Bearer {token}"), errors);
     }
