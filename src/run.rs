@@ -139,7 +139,8 @@ pub struct Refused(pub String);
 
 /// The client configuration and the `target` label from the shared flags.
 pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(String, ClientConfig), Refused> {
-    let url = url::Url::parse(&args.target).map_err(|e| Refused(format!("--target {:?}: {e}", args.target)))?;
+    let url = url::Url::parse(&args.target)
+        .map_err(|e| Refused(format!("--target {:?}: {e}", crate::config::redact_userinfo(&args.target))))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Refused(format!("--target must be http or https, got {}", url.scheme())));
     }

@@ -212,6 +212,8 @@ fn bad_fixtures_fail_naming_the_key() {
         let (code, stdout, stderr) = check_config(&path, &[]);
         assert_ne!(code, 0, "{} was accepted:\n{stdout}", path.display());
         assert!(stderr.contains(expected.trim()), "{}: expected {:?} in:\n{stderr}", path.display(), expected.trim());
+        // A fixture's secrets are named hunter2: no error path may print one.
+        assert!(!format!("{stdout}{stderr}").contains("hunter2"), "{}: a secret printed:\n{stderr}", path.display());
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} bad fixtures");

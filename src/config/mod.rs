@@ -111,6 +111,7 @@ fn figment_errors(err: figment::Error) -> ConfigErrors {
                     }
                 }
                 let key = key_path(&path);
+                let mut message = redact_error(&key, &message);
                 let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
                 if !source.is_empty() {
                     message.push_str(&format!(" (from {source})"));
@@ -138,6 +139,76 @@ fn key_path(path: &[String]) -> String {
 }
 
 const MASK: &str = "<redacted>";
+
+/// Words that mark a key (or a config line naming one) as holding a secret.
+const SECRET_WORDS: [&str; 7] = ["token", "password", "secret", "authorization", "key", "cookie", "headers"];
+
+fn names_a_secret(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| lower.contains(w)) || (lower.contains("://") && lower.contains('@'))
+}
+
+/// A parse error without the secrets it may quote: the TOML parser shows the offending source
+/// line (`4 | bearer_token = "hunter2`), and a type error quotes the value it found
+/// (``found `hunter2` ``). A quoted line naming a secret (or a URL with credentials) keeps its key
+/// only; a found value of a secret key is masked.
+fn redact_error(key: &str, message: &str) -> String {
+    let secret_key = names_a_secret(key);
+    message
+        .lines()
+        .map(|line| {
+            // Source lines look like `  4 | text`.
+            let quoted = line.split_once(" | ").filter(|(n, _)| {
+                let n = n.trim();
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
+            });
+            match quoted {
+                Some((n, text)) if names_a_secret(text) => match text.split_once('=') {
+                    Some((k, _)) => format!("{n} | {}= {MASK}", k),
+                    None => format!("{n} | {MASK}"),
+                },
+                _ if secret_key => mask_found_values(line),
+                _ => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// ``found `value` `` -> ``found `<redacted>` ``.
+fn mask_found_values(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("found `") {
+        let (head, tail) = rest.split_at(at + "found `".len());
+        out.push_str(head);
+        match tail.find('`') {
+            Some(end) => {
+                out.push_str(MASK);
+                rest = &tail[end..];
+            }
+            None => {
+                out.push_str(MASK);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text that may be a URL with credentials, fit for an error message: the user-info of
+/// `scheme://user:secret@host...` masked, even when the rest does not parse as a URL.
+pub fn redact_userinfo(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else { return text.to_string() };
+    let authority_start = scheme_end + 3;
+    let rest = &text[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}{MASK}{}", &text[..authority_start], &rest[at..]),
+        None => text.to_string(),
+    }
+}
 
 /// The effective config as TOML with every secret value replaced.
 pub fn render_masked(raw: &RawConfig) -> String {
@@ -225,6 +296,36 @@ mod tests {
         }
         assert!(text.contains("a=http://u:%3Credacted%3E@127.0.0.1:2/metrics"), "{text}");
         assert!(text.contains("http://user:%3Credacted%3E@127.0.0.1:1/mcp"), "{text}");
+    }
+
+    #[test]
+    fn parse_errors_quote_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            "[[targets]]\nname = \"x\"\nurl = \"http://127.0.0.1:1/mcp\"\nbearer_token = \"hunter2\n",
+            "[[targets]]\nname = \"x\"\nurl = \"http://127.0.0.1:1/mcp\"\nheaders = { X-Api-Key = \"hunter2 }\n",
+            "[[targets]]\nname = \"x\"\nurl = \"http://u:hunter2@127.0.0.1:1/mcp\n",
+            "[[targets]]\nname = \"x\"\nurl = \"http://127.0.0.1:1/mcp\"\nbearer_token = [\"hunter2\"]\n",
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("{i}.toml"));
+            std::fs::write(&path, text).unwrap();
+            let e = load_raw(Some(&path)).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "case {i}: {e}");
+            assert!(e.contains("config key"), "case {i}: {e}");
+        }
+        assert_eq!(redact_error("targets[0].name", "found `web`"), "found `web`", "not a secret");
+        assert_eq!(
+            mask_found_values("invalid type: found `5`, expected a string"),
+            "invalid type: found `<redacted>`, expected a string"
+        );
+    }
+
+    #[test]
+    fn user_info_is_masked_even_in_broken_urls() {
+        assert_eq!(redact_userinfo("http://user:pw@[::1:80/mcp"), "http://<redacted>@[::1:80/mcp");
+        assert_eq!(redact_userinfo("http://127.0.0.1/a@b"), "http://127.0.0.1/a@b");
+        assert_eq!(redact_userinfo("not a url"), "not a url");
     }
 
     #[test]
