@@ -52,7 +52,8 @@ fn redirect(status: StatusCode, location: &str) -> Response {
 
 /// The target: `/cross307` and `/cross302` redirect to the other origin; `/loop` to itself;
 /// `/hop/N` to `/hop/N-1`, and `/hop/0` to `/real` (N + 1 same-origin redirects); `/real`
-/// forwards to the reference target.
+/// forwards to the reference target; `/otlp/...` (an OTLP collector) redirects to the other
+/// origin.
 async fn redirector(other: String, upstream: String) -> (String, Seen) {
     let forwarded: Seen = Arc::default();
     let state = Redirector { other, upstream, forwarded: Arc::clone(&forwarded) };
@@ -69,6 +70,10 @@ async fn redirector(other: String, upstream: String) -> (String, Seen) {
                 let next = if n == 0 { "/real".to_string() } else { format!("/hop/{}", n - 1) };
                 redirect(StatusCode::TEMPORARY_REDIRECT, &next)
             }),
+        )
+        .route(
+            "/otlp/{*signal}",
+            any(|State(s): State<Redirector>| async move { redirect(StatusCode::TEMPORARY_REDIRECT, &s.other) }),
         )
         .route("/real", any(forward))
         .with_state(state);
@@ -180,6 +185,41 @@ async fn daemon_target_redirected_to_another_origin_fails_as_redirect() {
     let log = daemon.log_text();
     assert!(!log.contains("s3cret") && !log.contains("t0ken"), "a secret is logged:\n{log}");
     assert!(seen.lock().unwrap().is_empty(), "the other origin got requests: {:?}", seen.lock().unwrap());
+}
+
+/// The OTLP exporter's client carries the collector headers: a collector redirecting to another
+/// origin gets failed exports, and the other origin nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_collector_redirecting_to_another_origin_gets_no_headers() {
+    let (_target, upstream) = start_target(&[]).await;
+    let (other, seen) = other_origin().await;
+    let (base, _forwarded) = redirector(other, upstream).await;
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[otlp]
+enabled = true
+endpoint = "{base}/otlp"
+protocol = "http/protobuf"
+headers = {{ X-Collector-Token = "collector-s3cret" }}
+interval = "200ms"
+timeout = "500ms"
+[[targets]]
+name = "ref"
+url = "{base}/real"
+interval = "1s"
+timeout = "1s"
+"#
+    );
+    let (daemon, _dir, metrics) = start_daemon("otlp-redirect", &config, &[]).await;
+    let failed =
+        |s: &Scrape| s.value("mcp_canary_otlp_exports_total", &[("signal", "metrics"), ("outcome", "failure")]);
+    let (s, ok) = scrape_until(&metrics, Duration::from_secs(20), |s| failed(s) >= 2.0).await;
+    assert!(ok, "export failures not counted:\n{}\n{}", s.text, daemon.log_text());
+    assert_eq!(s.value("mcp_canary_otlp_exports_total", &[("signal", "metrics"), ("outcome", "success")]), 0.0);
+    assert!(!daemon.log_text().contains("collector-s3cret"), "secret logged");
+    assert!(seen.lock().unwrap().is_empty(), "the other origin got exports: {:?}", seen.lock().unwrap());
 }
 
 /// The lean transport (profile sessions on plain http) follows no redirect: any 3xx is
