@@ -104,6 +104,9 @@ impl Verdict {
             (ErrorType::Connect | ErrorType::Tls | ErrorType::Reset, _) => Verdict::Unreachable,
             (ErrorType::Auth, _) => Verdict::AuthRequired,
             (ErrorType::ToolError, _) => Verdict::ToolError,
+            // A redirect not followed (another origin, a loop, a long chain): the endpoint is
+            // not where it is configured, and following it could leak its credentials.
+            (ErrorType::Redirect, _) => Verdict::ProtocolError,
             _ => Verdict::ProtocolError,
         }
     }
@@ -356,5 +359,14 @@ mod tests {
         assert_eq!((connect, connect.exit_code()), (Verdict::Unreachable, 3));
         // A refused or reset connection stays unreachable wherever it happens.
         assert_eq!(of(vec![ok(), step(Operation::ToolsCall, failed(ErrorType::Reset))]), Verdict::Unreachable);
+    }
+
+    #[test]
+    fn a_redirect_not_followed_is_a_protocol_error() {
+        let redirected = Verdict::of(&ProbeOutcome {
+            steps: vec![step(Operation::Connect, failed(ErrorType::Redirect))],
+            ..Default::default()
+        });
+        assert_eq!((redirected, redirected.exit_code()), (Verdict::ProtocolError, 5));
     }
 }

@@ -942,6 +942,7 @@ async fn start_proxy(
         Some(url::Host::Domain(d)) => reqwest::Client::builder()
             .user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION")))
             .resolve(d, addr)
+            .redirect(crate::mcp::transport::redirect_policy())
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?,
         _ => {

@@ -18,6 +18,9 @@ pub enum ErrorType {
     Http4xx,
     /// HTTP 5xx.
     Http5xx,
+    /// A redirect that is not followed: to another origin, a loop, a chain over the limit, or
+    /// any 3xx on a path that never follows one.
+    Redirect,
     /// A Content-Type that is neither JSON nor SSE where a body was expected.
     ContentType,
     /// A body that is not valid JSON or not a JSON-RPC message.
@@ -38,7 +41,7 @@ pub enum ErrorType {
 
 impl ErrorType {
     /// Every variant, in label order; used to pre-register series and in docs.
-    pub const ALL: [ErrorType; 15] = [
+    pub const ALL: [ErrorType; 16] = [
         ErrorType::Connect,
         ErrorType::Timeout,
         ErrorType::Tls,
@@ -46,6 +49,7 @@ impl ErrorType {
         ErrorType::Auth,
         ErrorType::Http4xx,
         ErrorType::Http5xx,
+        ErrorType::Redirect,
         ErrorType::ContentType,
         ErrorType::InvalidJson,
         ErrorType::InvalidSse,
@@ -66,6 +70,7 @@ impl ErrorType {
             ErrorType::Auth => "auth",
             ErrorType::Http4xx => "http_4xx",
             ErrorType::Http5xx => "http_5xx",
+            ErrorType::Redirect => "redirect",
             ErrorType::ContentType => "content_type",
             ErrorType::InvalidJson => "invalid_json",
             ErrorType::InvalidSse => "invalid_sse",
@@ -98,6 +103,10 @@ pub enum McpError {
     Reset(String),
     #[error("HTTP {status}: {snippet}")]
     Http { status: u16, snippet: String },
+    /// A redirect not followed, with its status when known (the reason never holds a URL: it
+    /// may carry a token).
+    #[error("redirect not followed: {reason}")]
+    Redirect { status: Option<u16>, reason: String },
     #[error("unexpected content type {0:?}")]
     ContentType(String),
     #[error("invalid JSON: {0}")]
@@ -127,6 +136,7 @@ impl McpError {
             McpError::Http { status, .. } if *status == 401 || *status == 403 => ErrorType::Auth,
             McpError::Http { status, .. } if *status >= 500 => ErrorType::Http5xx,
             McpError::Http { .. } => ErrorType::Http4xx,
+            McpError::Redirect { .. } => ErrorType::Redirect,
             McpError::ContentType(_) => ErrorType::ContentType,
             McpError::InvalidJson(_) => ErrorType::InvalidJson,
             McpError::InvalidSse(_) => ErrorType::InvalidSse,
@@ -150,6 +160,7 @@ impl McpError {
     pub fn http_status(&self) -> Option<u16> {
         match self {
             McpError::Http { status, .. } | McpError::SessionExpired { status } => Some(*status),
+            McpError::Redirect { status, .. } => *status,
             _ => None,
         }
     }
@@ -176,5 +187,6 @@ mod tests {
         assert_eq!(e(403).error_type(), ErrorType::Auth);
         assert_eq!(e(429).error_type(), ErrorType::Http4xx);
         assert_eq!(e(502).error_type(), ErrorType::Http5xx);
+        assert_eq!(McpError::Redirect { status: Some(307), reason: String::new() }.error_type().as_str(), "redirect");
     }
 }

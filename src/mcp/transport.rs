@@ -26,13 +26,58 @@ pub const MAX_IDLE_CONNECTIONS: usize = 256;
 /// against the Python SDK failed as `reset`). reqwest's default keeps them 90 s.
 pub const IDLE_CONNECTION_REUSE: Duration = Duration::from_secs(4);
 
+/// Redirects one request follows at most, each to the request's own origin. MCP endpoints do
+/// not redirect in normal operation; a few hops allow a moved path (`/mcp` -> `/mcp/`).
+pub const MAX_REDIRECTS: usize = 3;
+
 /// The HTTP client the daemon, `check` and the one-shot runs share.
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
         .pool_idle_timeout(IDLE_CONNECTION_REUSE)
+        .redirect(redirect_policy())
         .build()
+}
+
+/// The redirect policy of every client that may carry configured headers, a bearer token or
+/// cookies: a redirect to another origin (scheme, host or port) is never followed, so none of
+/// them ever reaches it; a same-origin one is followed up to `MAX_REDIRECTS` times, without
+/// loops. A refused redirect fails the request (`reqwest::Error::is_redirect`, classified
+/// `redirect`).
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| match redirect_refusal(attempt.url(), attempt.previous()) {
+        Some(refusal) => attempt.error(refusal),
+        None => attempt.follow(),
+    })
+}
+
+/// Why a redirect is not followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectRefusal {
+    #[error("redirect to another origin")]
+    OtherOrigin,
+    #[error("redirect loop")]
+    Loop,
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooMany,
+}
+
+/// Whether a redirect to `next` is refused, `previous` being the URLs requested so far in its
+/// chain, the request's own first (no chain: refused, the origin is unknown).
+pub fn redirect_refusal(next: &url::Url, previous: &[url::Url]) -> Option<RedirectRefusal> {
+    let Some(first) = previous.first() else { return Some(RedirectRefusal::OtherOrigin) };
+    // `origin()` is scheme, host and port (the scheme's default when absent); never equal for
+    // schemes without one.
+    if next.origin() != first.origin() {
+        Some(RedirectRefusal::OtherOrigin)
+    } else if previous.contains(next) {
+        Some(RedirectRefusal::Loop)
+    } else if previous.len() > MAX_REDIRECTS {
+        Some(RedirectRefusal::TooMany)
+    } else {
+        None
+    }
 }
 
 /// Bytes of an error body kept for its snippet.
@@ -360,7 +405,12 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Classify an HTTP error status. 404, or 400 on a request that carried a session id, is an expired session.
+/// Any 3xx that reaches here was not followed (the lean transport follows none; the shared
+/// client returns one without a usable `Location`).
 pub fn classify_status(status: u16, body: &str, sent_session: bool) -> McpError {
+    if (300..400).contains(&status) {
+        return McpError::Redirect { status: Some(status), reason: format!("HTTP {status}") };
+    }
     if sent_session && (status == 404 || status == 400) {
         return McpError::SessionExpired { status };
     }
@@ -401,7 +451,12 @@ pub fn classify_reqwest(e: reqwest::Error, timeout: Duration) -> McpError {
     let text = chain.join(": ");
     let lower = text.to_ascii_lowercase();
     let short = snippet(&text, 200);
-    if e.is_timeout() {
+    if e.is_redirect() {
+        let refusal = std::iter::successors(Some(&e as &dyn std::error::Error), |s| s.source())
+            .find_map(|s| s.downcast_ref::<RedirectRefusal>());
+        let reason = refusal.map_or(short, RedirectRefusal::to_string);
+        McpError::Redirect { status: None, reason }
+    } else if e.is_timeout() {
         McpError::Timeout(timeout)
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         McpError::Tls(short)
@@ -433,6 +488,32 @@ mod tests {
         assert!(matches!(classify_status(400, "Bad Request", true), McpError::SessionExpired { status: 400 }));
         assert!(matches!(classify_status(400, "", false), McpError::Http { status: 400, .. }));
         assert!(matches!(classify_status(404, "", false), McpError::Http { status: 404, .. }));
+    }
+
+    #[test]
+    fn redirects_are_followed_only_within_the_origin_and_a_few_times() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let start = [u("http://127.0.0.1:8080/mcp")];
+        assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/real"), &start), None);
+        assert_eq!(redirect_refusal(&u("http://127.0.0.1/mcp"), &[u("http://127.0.0.1:80/old")]), None);
+        for other in ["http://127.0.0.1:8081/mcp", "https://127.0.0.1:8080/mcp", "http://localhost:8080/mcp"] {
+            assert_eq!(redirect_refusal(&u(other), &start), Some(RedirectRefusal::OtherOrigin), "{other}");
+        }
+        assert_eq!(redirect_refusal(&u("data:text/plain,x"), &start), Some(RedirectRefusal::OtherOrigin));
+        assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/mcp"), &start), Some(RedirectRefusal::Loop));
+        let chain: Vec<_> = (0..=MAX_REDIRECTS).map(|i| u(&format!("http://127.0.0.1:8080/{i}"))).collect();
+        assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/next"), &chain[..MAX_REDIRECTS]), None);
+        assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/next"), &chain), Some(RedirectRefusal::TooMany));
+        assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/mcp"), &[]), Some(RedirectRefusal::OtherOrigin));
+    }
+
+    #[test]
+    fn a_3xx_answer_is_a_redirect() {
+        for status in [301, 302, 303, 307, 308] {
+            let e = classify_status(status, "moved", true);
+            assert_eq!(e.error_type(), ErrorType::Redirect, "{status}");
+            assert_eq!(e.http_status(), Some(status));
+        }
     }
 
     #[test]

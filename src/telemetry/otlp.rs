@@ -148,7 +148,10 @@ fn http_client(config: &OtlpConfig) -> anyhow::Result<reqwest::blocking::Client>
     let timeout = config.timeout;
     let ca = config.ca_certificate.clone();
     let build = move || -> anyhow::Result<reqwest::blocking::Client> {
-        let mut builder = reqwest::blocking::Client::builder().timeout(timeout);
+        // It carries the configured headers (often a collector's API key): no redirect to
+        // another origin.
+        let mut builder =
+            reqwest::blocking::Client::builder().timeout(timeout).redirect(crate::mcp::transport::redirect_policy());
         if let Some(pem) = ca {
             for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
                 builder = builder.add_root_certificate(cert);
