@@ -1,5 +1,6 @@
 //! The global recorder: Prometheus (explicit buckets from the catalogue, process metrics on
-//! scrape) and, when configured, OTLP behind one fan-out, so every call site records once.
+//! scrape) and, when configured, OTLP behind one fan-out, so every call site records once. Info
+//! families bypass the Prometheus registry (see [`super::info`]) so they keep one series per target.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::layers::FanoutBuilder;
 
 use super::catalogue::{CATALOGUE, Kind};
+use super::info::{InfoRecorder, InfoStore};
 use super::otlp::Otlp;
 use crate::config::OtlpConfig;
 
@@ -15,6 +17,7 @@ use crate::config::OtlpConfig;
 #[derive(Clone)]
 pub struct Exporter {
     handle: PrometheusHandle,
+    info: Arc<InfoStore>,
     process: Arc<metrics_process::Collector>,
     otlp: Option<Arc<Otlp>>,
 }
@@ -28,6 +31,8 @@ impl Exporter {
         }
         let prometheus = builder.build_recorder();
         let handle = prometheus.handle();
+        let prometheus = InfoRecorder::new(prometheus);
+        let info = prometheus.store();
         let otlp = match otlp {
             Some(config) => {
                 let (otlp, bridge) = Otlp::build(config)?;
@@ -46,7 +51,7 @@ impl Exporter {
         super::describe_all();
         let process = metrics_process::Collector::default();
         process.describe();
-        Ok(Self { handle, process: Arc::new(process), otlp })
+        Ok(Self { handle, info, process: Arc::new(process), otlp })
     }
 
     /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
@@ -63,7 +68,9 @@ impl Exporter {
     /// Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         self.process.collect();
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&self.info.render());
+        text
     }
 
     /// Drain histogram buffers; run periodically so memory stays bounded between scrapes. With
