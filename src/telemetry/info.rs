@@ -3,7 +3,8 @@
 //! [`InfoRecorder`] wraps the Prometheus recorder and keeps the families listed in [`INFO`] out
 //! of its registry: each is held here, keyed by `(metric, target)`, and every `set` replaces the
 //! target's series (old label set gone from the next scrape). [`InfoStore::render`] appends them
-//! to the exposition.
+//! to the exposition; with OTLP on, the bridge exports them as observable gauges, so only the live
+//! series are sent there too.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,6 +36,11 @@ impl InfoStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(&'static str, String), Series>> {
         self.series.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Live series of `name`: labels and value.
+    pub fn series(&self, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+        self.lock().iter().filter(|((n, _), _)| *n == name).map(|(_, s)| s.clone()).collect()
     }
 
     /// Number of live series of `name` (for tests).
@@ -85,12 +91,9 @@ pub struct InfoRecorder<R> {
 }
 
 impl<R> InfoRecorder<R> {
-    pub fn new(inner: R) -> Self {
-        Self { inner, store: Arc::default() }
-    }
-
-    pub fn store(&self) -> Arc<InfoStore> {
-        Arc::clone(&self.store)
+    /// Wrap `inner`; the info families go to `store` (which OTLP observes, see `otel_bridge`).
+    pub fn new(inner: R, store: Arc<InfoStore>) -> Self {
+        Self { inner, store }
     }
 }
 
@@ -115,7 +118,9 @@ impl<R: Recorder> Recorder for InfoRecorder<R> {
     }
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         match info_family(key.name()) {
-            Some(name) => Gauge::from_arc(Arc::new(InfoGauge { name, key: key.clone(), store: self.store() })),
+            Some(name) => {
+                Gauge::from_arc(Arc::new(InfoGauge { name, key: key.clone(), store: Arc::clone(&self.store) }))
+            }
             None => self.inner.register_gauge(key, metadata),
         }
     }

@@ -31,20 +31,19 @@ impl Exporter {
         }
         let prometheus = builder.build_recorder();
         let handle = prometheus.handle();
-        let prometheus = InfoRecorder::new(prometheus);
-        let info = prometheus.store();
+        let info = Arc::new(InfoStore::default());
         let otlp = match otlp {
             Some(config) => {
-                let (otlp, bridge) = Otlp::build(config)?;
+                let (otlp, bridge) = Otlp::build(config, Arc::clone(&info))?;
                 let fanout = FanoutBuilder::default().add_recorder(prometheus).add_recorder(bridge).build();
-                metrics::set_global_recorder(fanout)
+                metrics::set_global_recorder(InfoRecorder::new(fanout, Arc::clone(&info)))
                     .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
                 super::spans::install(otlp.tracer_provider());
                 tracing::info!(metrics_endpoint = %config.metrics_endpoint, traces_endpoint = %config.traces_endpoint, protocol = ?config.protocol, "OTLP export on");
                 Some(Arc::new(otlp))
             }
             None => {
-                metrics::set_global_recorder(prometheus)?;
+                metrics::set_global_recorder(InfoRecorder::new(prometheus, Arc::clone(&info)))?;
                 None
             }
         };
