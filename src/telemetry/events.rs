@@ -249,3 +249,33 @@ pub fn redis_sampled(target: &str, obs: &RedisObservation, policy: &mut Option<&
         gauge!(m::REDIS_PATTERN_SUBSCRIBERS.name, "target" => t(), "pattern" => pattern).set(p.subscribers as f64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::runner::Operation;
+
+    fn call(tool: Option<&str>, tool_picked: bool) -> StepOutcome {
+        StepOutcome {
+            operation: Operation::ToolsCall,
+            tool: tool.map(str::to_string),
+            tool_picked,
+            result: StepResult::Success,
+            latency: Duration::ZERO,
+            started_at: SystemTime::now(),
+            session_id: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_picked_tool_is_one_label_value_a_configured_one_keeps_its_bounded_name() {
+        assert_eq!(tool_label(&call(Some("rot-1"), true)), AUTO_TOOL);
+        assert_eq!(tool_label(&call(Some("rot-2"), true)), AUTO_TOOL);
+        assert_eq!(tool_label(&call(Some("echo"), false)), "echo");
+        assert_eq!(tool_label(&call(Some(&"x\n".repeat(200)), false)).chars().count(), labels::MAX_LABEL_CHARS);
+        assert_eq!(tool_label(&call(None, false)), "");
+    }
+}
