@@ -8,6 +8,7 @@ use crate::config::{RawConfig, RawNotification, RawProbe, RawTarget, TargetConfi
 use crate::mcp::ErrorType;
 use crate::mcp::protocol::INVALID_PARAMS;
 use crate::runner::{CanaryProbe, NotificationOutcome, Operation, ProbeOutcome, StepResult};
+use crate::telemetry::labels::bounded;
 
 /// Flags of `mcp-canary check`.
 #[derive(clap::Args, Debug, Clone)]
@@ -165,7 +166,8 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
 #[derive(Serialize)]
 struct StepReport<'a> {
     method: &'a str,
-    tool: Option<&'a str>,
+    /// The real name, also of a tool picked from the server's list (bounded; JSON escapes it).
+    tool: Option<String>,
     outcome: &'a str,
     error_type: Option<&'a str>,
     rpc_code: Option<i64>,
@@ -195,7 +197,7 @@ pub fn json_report(url: &str, outcome: &ProbeOutcome) -> serde_json::Value {
             };
             StepReport {
                 method: s.operation.method_name(stateless),
-                tool: s.tool.as_deref(),
+                tool: s.tool.as_deref().map(bounded),
                 outcome,
                 error_type,
                 rpc_code,
@@ -238,8 +240,9 @@ pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
     match &outcome.server {
         Some(s) => {
             let era = if s.stateless { "stateless" } else { "session" };
-            let version = if s.version.is_empty() { "(no version)" } else { s.version.as_str() };
-            let _ = writeln!(out, "server: {} {version}, protocol {} ({era})", s.name, s.protocol_version);
+            let version = if s.version.is_empty() { "(no version)".to_string() } else { bounded(&s.version) };
+            let (name, protocol) = (bounded(&s.name), bounded(&s.protocol_version));
+            let _ = writeln!(out, "server: {name} {version}, protocol {protocol} ({era})");
         }
         None => {
             let _ = writeln!(out, "server: not connected");
@@ -248,7 +251,7 @@ pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
     let stateless = outcome.stateless();
     for s in &outcome.steps {
         let name = match &s.tool {
-            Some(t) => format!("{} {t}", s.operation.method_name(stateless)),
+            Some(t) => format!("{} {}", s.operation.method_name(stateless), bounded(t)),
             None => s.operation.method_name(stateless).to_string(),
         };
         let line = match &s.result {
@@ -316,6 +319,7 @@ mod tests {
         StepOutcome {
             operation,
             tool: None,
+            tool_picked: false,
             result,
             latency: Duration::ZERO,
             started_at: SystemTime::now(),

@@ -285,6 +285,17 @@ async fn grpc_receiver_gets_semconv_metrics_and_spans() {
     assert_eq!(h.aggregation_temporality, AggregationTemporality::Cumulative as i32);
     assert!(metrics.iter().any(|m| m.name == "mcp_canary_probes_total"), "counters too");
     assert!(metrics.iter().all(|m| m.name != "mcp_client_operation_duration_seconds"), "one name per metric");
+    // The info family (held outside the recorders, observed at export): one live point per target.
+    let ok = until(&received, Duration::from_secs(10), |r| {
+        gauge(&r.metrics(), "mcp_canary_server_info", "ref") == Some(1.0)
+    })
+    .await;
+    assert!(ok, "no server_info over OTLP: {:?}", names(&received.metrics()));
+    let metrics = received.metrics();
+    let info = metrics.iter().rev().find(|m| m.name == "mcp_canary_server_info").unwrap();
+    let Some(metric::Data::Gauge(g)) = &info.data else { panic!("server_info is not a gauge") };
+    assert_eq!(g.data_points.len(), 1, "{g:?}");
+    assert_eq!(attr(&g.data_points[0].attributes, "mcp.protocol.version"), Some("2025-11-25"));
 
     // Spans: a probe span with a child per operation, semconv attributes, the session id.
     let ok = until(&received, Duration::from_secs(15), |r| r.spans().iter().any(|s| s.name == "tools/call echo")).await;

@@ -42,11 +42,13 @@ struct Cycle {
     aborted: bool,
     /// The session steps currently run in (span attribute).
     session_id: Option<String>,
+    /// Set while the tools/call of a tool picked from the server's list (not configured) runs.
+    tool_picked: bool,
 }
 
 impl Cycle {
     fn new(stateless: bool, session_id: Option<String>) -> Self {
-        Cycle { outcome: ProbeOutcome::default(), stateless, aborted: false, session_id }
+        Cycle { outcome: ProbeOutcome::default(), stateless, aborted: false, session_id, tool_picked: false }
     }
 
     fn push(
@@ -60,7 +62,17 @@ impl Cycle {
     ) {
         let session_id = self.session_id.clone();
         let tool = tool.map(str::to_string);
-        self.outcome.steps.push(StepOutcome { operation, tool, result, latency, started_at, session_id, detail });
+        let tool_picked = tool.is_some() && self.tool_picked;
+        self.outcome.steps.push(StepOutcome {
+            operation,
+            tool,
+            tool_picked,
+            result,
+            latency,
+            started_at,
+            session_id,
+            detail,
+        });
     }
 
     fn skip(&mut self, operation: Operation, reason: SkipReason) {
@@ -283,11 +295,13 @@ impl CanaryProbe {
                 .map(|name| (name.to_string(), Value::Object(Default::default())));
             match probe.tool.as_ref().or(picked.as_ref()) {
                 Some((name, args)) if !cycle.aborted => {
+                    cycle.tool_picked = probe.tool.is_none();
                     let r = self
                         .guarded(cycle, session, Operation::ToolsCall, Some(name), |c| {
                             Box::pin(c.call_tool(name, args.clone(), None))
                         })
                         .await;
+                    cycle.tool_picked = false;
                     if let Some(r) = r.filter(|r| r.is_error) {
                         mark_tool_error(cycle, &r.content);
                     }

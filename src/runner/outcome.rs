@@ -76,8 +76,11 @@ impl StepResult {
 #[derive(Debug, Clone)]
 pub struct StepOutcome {
     pub operation: Operation,
-    /// Tool name for tools/call (from config, so bounded).
+    /// Tool name for tools/call: configured, or (with `tool_picked`) taken from the server's
+    /// list, so unbounded; telemetry bounds it before it becomes a label.
     pub tool: Option<String>,
+    /// The tool was picked from the server's list (no tool configured): its name is not a label.
+    pub tool_picked: bool,
     pub result: StepResult,
     pub latency: Duration,
     /// Wall-clock start, for spans built after the fact (latency stays monotonic).

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::inspect::Inspector;
-use crate::mcp::ServerInfo;
 use crate::runner::CanaryProbe;
 use crate::telemetry::{events, instances};
 
@@ -62,7 +61,6 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
     // Spread targets over the first part of the interval so they do not fire together.
     let first = Duration::from_secs_f64(rand::rng().random::<f64>() * jitter * interval.as_secs_f64());
     let mut next = Instant::now() + first;
-    let mut identity: Option<ServerInfo> = None;
     let mut first_done = false;
     loop {
         tokio::select! {
@@ -84,12 +82,6 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
             // A replica's probe has its own families; the target's series stay the balancer's.
             instances::replica_probe_completed(&name, r, &outcome);
         } else {
-            if let Some(server) = &outcome.server {
-                if let Some(old) = identity.as_ref().filter(|old| !same_identity(old, server)) {
-                    events::server_identity_replaced(&name, old);
-                }
-                identity = Some(server.clone());
-            }
             events::probe_completed(&name, &outcome);
         }
         if !first_done {
@@ -141,10 +133,6 @@ pub async fn run_inspector<I: Inspector>(
         next = started + jittered(interval, 0.1, rand::rng().random::<f64>());
     }
     tracing::debug!(target_name = %inspector.target(), "Inspector stopped");
-}
-
-fn same_identity(a: &ServerInfo, b: &ServerInfo) -> bool {
-    a.name == b.name && a.version == b.version && a.protocol_version == b.protocol_version
 }
 
 #[cfg(test)]

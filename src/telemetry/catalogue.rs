@@ -76,7 +76,7 @@ metric!(
     otel = "mcp.client.operation.duration",
     Histogram,
     ["target", "mcp_method_name", "gen_ai_tool_name", "error_type", "mcp_protocol_version"],
-    "Duration of MCP client operations (requests), failed ones included; error_type is empty on success.",
+    "Duration of MCP client operations (requests), failed ones included; error_type is empty on success; gen_ai_tool_name is the configured tool, (read-only) for a tool the probe picked from the server's list, empty for other methods.",
     LATENCY_BUCKETS
 );
 metric!(
@@ -188,7 +188,7 @@ metric!(
     "mcp_canary_server_info",
     Gauge,
     ["target", "server_name", "server_version", "mcp_protocol_version"],
-    "1 for the server identity and protocol version seen by the last successful connect."
+    "1 for the server identity and protocol version seen by the last successful connect; one series per target, replaced when the identity changes; server_name and server_version bounded (128 characters, control characters as ?), mcp_protocol_version a known revision or other."
 );
 metric!(
     SERVER_CAPABILITY,

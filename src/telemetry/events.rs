@@ -3,9 +3,10 @@
 use metrics::{counter, gauge, histogram};
 
 use super::catalogue as m;
+use super::labels::{self, AUTO_TOOL, bounded};
 use crate::inspect::redis::{RedisErrorClass, RedisObservation, policy_label};
 use crate::mcp::ServerInfo;
-use crate::runner::{NotificationOutcome, ProbeOutcome, StepResult};
+use crate::runner::{NotificationOutcome, ProbeOutcome, StepOutcome, StepResult};
 
 /// `rpc_response_status_code` label: well-known JSON-RPC and MCP codes, else `other` (bounded).
 pub fn rpc_code_label(code: i64) -> &'static str {
@@ -23,18 +24,28 @@ pub fn rpc_code_label(code: i64) -> &'static str {
     }
 }
 
+/// `gen_ai_tool_name` of a step: the configured tool's name (bounded), [`AUTO_TOOL`] for a tool
+/// picked from the server's list, empty for other methods.
+fn tool_label(step: &StepOutcome) -> String {
+    match &step.tool {
+        None => String::new(),
+        Some(_) if step.tool_picked => AUTO_TOOL.to_string(),
+        Some(name) => bounded(name),
+    }
+}
+
 /// Record everything one probe cycle observed for `target`.
 pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
     let t = target.to_string();
     let stateless = outcome.stateless();
-    let version = outcome.protocol_version().to_string();
+    let version = labels::protocol_version(outcome.protocol_version());
     for step in &outcome.steps {
         let method = step.operation.method_name(stateless);
-        let tool = step.tool.clone().unwrap_or_default();
+        let tool = tool_label(step);
         match &step.result {
             StepResult::Success => {
                 histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method,
-                    "gen_ai_tool_name" => tool, "error_type" => "", "mcp_protocol_version" => version.clone())
+                    "gen_ai_tool_name" => tool, "error_type" => "", "mcp_protocol_version" => version)
                 .record(step.latency.as_secs_f64());
                 counter!(m::OPERATIONS.name, "target" => t.clone(), "mcp_method_name" => method,
                     "outcome" => "success", "error_type" => "")
@@ -43,7 +54,7 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
             StepResult::Failed { error_type, rpc_code, .. } => {
                 histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method,
                     "gen_ai_tool_name" => tool, "error_type" => error_type.as_str(),
-                    "mcp_protocol_version" => version.clone())
+                    "mcp_protocol_version" => version)
                 .record(step.latency.as_secs_f64());
                 counter!(m::OPERATIONS.name, "target" => t.clone(), "mcp_method_name" => method,
                     "outcome" => "failure", "error_type" => error_type.as_str())
@@ -122,9 +133,12 @@ pub fn sessions_observed(t: &str, outcome: &ProbeOutcome) {
     counter!(m::STREAM_DUPLICATES.name, "target" => t.to_string()).increment(outcome.stream.duplicates_dropped);
 }
 
+/// The identity labels are bounded; the info family keeps one series per target (the last set,
+/// see [`super::info`]), so a changed identity replaces the old series.
 fn server_observed(t: &str, server: &ServerInfo) {
-    gauge!(m::SERVER_INFO.name, "target" => t.to_string(), "server_name" => server.name.clone(),
-        "server_version" => server.version.clone(), "mcp_protocol_version" => server.protocol_version.clone())
+    gauge!(m::SERVER_INFO.name, "target" => t.to_string(), "server_name" => bounded(&server.name),
+        "server_version" => bounded(&server.version),
+        "mcp_protocol_version" => labels::protocol_version(&server.protocol_version))
     .set(1.0);
     for (capability, offered) in [
         ("tools", server.offers_tools),
@@ -140,13 +154,6 @@ fn server_observed(t: &str, server: &ServerInfo) {
             0.0
         });
     }
-}
-
-/// A server identity that is no longer current drops to 0 so the info metric has one live series.
-pub fn server_identity_replaced(t: &str, old: &ServerInfo) {
-    gauge!(m::SERVER_INFO.name, "target" => t.to_string(), "server_name" => old.name.clone(),
-        "server_version" => old.version.clone(), "mcp_protocol_version" => old.protocol_version.clone())
-    .set(0.0);
 }
 
 /// A cycle took longer than its interval.
@@ -240,5 +247,35 @@ pub fn redis_sampled(target: &str, obs: &RedisObservation, policy: &mut Option<&
         });
         gauge!(m::REDIS_PATTERN_CHANNELS.name, "target" => t(), "pattern" => pattern.clone()).set(p.channels as f64);
         gauge!(m::REDIS_PATTERN_SUBSCRIBERS.name, "target" => t(), "pattern" => pattern).set(p.subscribers as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::runner::Operation;
+
+    fn call(tool: Option<&str>, tool_picked: bool) -> StepOutcome {
+        StepOutcome {
+            operation: Operation::ToolsCall,
+            tool: tool.map(str::to_string),
+            tool_picked,
+            result: StepResult::Success,
+            latency: Duration::ZERO,
+            started_at: SystemTime::now(),
+            session_id: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_picked_tool_is_one_label_value_a_configured_one_keeps_its_bounded_name() {
+        assert_eq!(tool_label(&call(Some("rot-1"), true)), AUTO_TOOL);
+        assert_eq!(tool_label(&call(Some("rot-2"), true)), AUTO_TOOL);
+        assert_eq!(tool_label(&call(Some("echo"), false)), "echo");
+        assert_eq!(tool_label(&call(Some(&"x\n".repeat(200)), false)).chars().count(), labels::MAX_LABEL_CHARS);
+        assert_eq!(tool_label(&call(None, false)), "");
     }
 }

@@ -4,7 +4,9 @@
 pub mod catalogue;
 pub mod chaos;
 pub mod events;
+pub mod info;
 pub mod instances;
+pub mod labels;
 pub mod load;
 pub mod longevity;
 pub mod matrix;

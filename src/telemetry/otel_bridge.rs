@@ -15,11 +15,14 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 
 use super::catalogue::{find, otel_attribute};
+use super::info::{INFO, InfoStore};
 
 /// The bridge recorder; one per meter provider.
 pub struct OtelRecorder {
     meter: Meter,
     state: Mutex<State>,
+    /// The info families, observed from the store at each export (only live series are sent).
+    _info: Vec<opentelemetry::metrics::ObservableGauge<f64>>,
 }
 
 #[derive(Default)]
@@ -33,8 +36,31 @@ struct State {
 }
 
 impl OtelRecorder {
-    pub fn new(meter: Meter) -> Self {
-        Self { meter, state: Mutex::new(State::default()) }
+    pub fn new(meter: Meter, store: Arc<InfoStore>) -> Self {
+        let info = INFO
+            .iter()
+            .map(|def| {
+                let (name, unit, help) = describe(def.name);
+                let store = Arc::clone(&store);
+                let family = def.name;
+                meter
+                    .f64_observable_gauge(name)
+                    .with_unit(unit)
+                    .with_description(help)
+                    .with_callback(move |observer| {
+                        for (labels, value) in store.series(family) {
+                            let attributes: Vec<KeyValue> = labels
+                                .into_iter()
+                                .filter(|(_, v)| !v.is_empty())
+                                .map(|(k, v)| KeyValue::new(otel_attribute(&k).to_string(), v))
+                                .collect();
+                            observer.observe(value, &attributes);
+                        }
+                    })
+                    .build()
+            })
+            .collect();
+        Self { meter, state: Mutex::new(State::default()), _info: info }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

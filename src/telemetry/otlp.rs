@@ -10,6 +10,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{Aggregation, Instrument, InstrumentKind, PeriodicReader, SdkMeterProvider, Stream};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -18,6 +19,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::SpanData;
 
 use super::catalogue::{CATALOGUE, Kind, OTLP_EXPORTS};
+use super::info::InfoStore;
 use super::otel_bridge::OtelRecorder;
 use crate::config::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality};
 
@@ -33,7 +35,7 @@ pub struct Otlp {
 impl Otlp {
     /// Build exporters and providers. Call inside the Tokio runtime (the gRPC channel lives there),
     /// off its worker threads (the HTTP client is blocking).
-    pub fn build(config: &OtlpConfig) -> anyhow::Result<(Self, OtelRecorder)> {
+    pub fn build(config: &OtlpConfig, info: Arc<InfoStore>) -> anyhow::Result<(Self, OtelRecorder)> {
         let resource = Resource::builder()
             .with_service_name("mcp-canary")
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
@@ -113,7 +115,7 @@ impl Otlp {
         let batch = BatchConfigBuilder::default().with_scheduled_delay(delay).build();
         let processor = BatchSpanProcessor::builder(span_exporter).with_batch_config(batch).build();
         let tracer = SdkTracerProvider::builder().with_resource(resource).with_span_processor(processor).build();
-        let recorder = OtelRecorder::new(meters.meter(SCOPE));
+        let recorder = OtelRecorder::new(meters.meter(SCOPE), info);
         Ok((Self { meters, tracer }, recorder))
     }
 

@@ -1,5 +1,6 @@
 //! The global recorder: Prometheus (explicit buckets from the catalogue, process metrics on
-//! scrape) and, when configured, OTLP behind one fan-out, so every call site records once.
+//! scrape) and, when configured, OTLP behind one fan-out, so every call site records once. Info
+//! families bypass the Prometheus registry (see [`super::info`]) so they keep one series per target.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::layers::FanoutBuilder;
 
 use super::catalogue::{CATALOGUE, Kind};
+use super::info::{InfoRecorder, InfoStore};
 use super::otlp::Otlp;
 use crate::config::OtlpConfig;
 
@@ -15,6 +17,7 @@ use crate::config::OtlpConfig;
 #[derive(Clone)]
 pub struct Exporter {
     handle: PrometheusHandle,
+    info: Arc<InfoStore>,
     process: Arc<metrics_process::Collector>,
     otlp: Option<Arc<Otlp>>,
 }
@@ -28,25 +31,26 @@ impl Exporter {
         }
         let prometheus = builder.build_recorder();
         let handle = prometheus.handle();
+        let info = Arc::new(InfoStore::default());
         let otlp = match otlp {
             Some(config) => {
-                let (otlp, bridge) = Otlp::build(config)?;
+                let (otlp, bridge) = Otlp::build(config, Arc::clone(&info))?;
                 let fanout = FanoutBuilder::default().add_recorder(prometheus).add_recorder(bridge).build();
-                metrics::set_global_recorder(fanout)
+                metrics::set_global_recorder(InfoRecorder::new(fanout, Arc::clone(&info)))
                     .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
                 super::spans::install(otlp.tracer_provider());
                 tracing::info!(metrics_endpoint = %config.metrics_endpoint, traces_endpoint = %config.traces_endpoint, protocol = ?config.protocol, "OTLP export on");
                 Some(Arc::new(otlp))
             }
             None => {
-                metrics::set_global_recorder(prometheus)?;
+                metrics::set_global_recorder(InfoRecorder::new(prometheus, Arc::clone(&info)))?;
                 None
             }
         };
         super::describe_all();
         let process = metrics_process::Collector::default();
         process.describe();
-        Ok(Self { handle, process: Arc::new(process), otlp })
+        Ok(Self { handle, info, process: Arc::new(process), otlp })
     }
 
     /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
@@ -63,7 +67,9 @@ impl Exporter {
     /// Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         self.process.collect();
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&self.info.render());
+        text
     }
 
     /// Drain histogram buffers; run periodically so memory stays bounded between scrapes. With

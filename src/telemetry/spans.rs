@@ -56,6 +56,7 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome) {
         let mut attrs = vec![KeyValue::new("mcp.method.name", method), KeyValue::new("target", target.to_string())];
         let name = match (&step.tool, step.operation) {
             (Some(tool), Operation::ToolsCall) => {
+                let tool = super::labels::bounded(tool);
                 attrs.push(KeyValue::new("gen_ai.tool.name", tool.clone()));
                 attrs.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
                 format!("{method} {tool}")
