@@ -465,12 +465,20 @@ pub fn answer_server_request(id: &Value, outcome: Result<Value, (i64, String)>) 
     }
 }
 
-/// At most `max` characters of `s`, for error messages.
+/// At most `max` characters of `s` and `…` when cut, for error messages (control characters as
+/// in [`printable`]).
 pub fn snippet(s: &str, max: usize) -> String {
-    let s = s.trim();
+    printable(s.trim(), max.saturating_add(1))
+}
+
+/// Text a server sent, fit for a terminal, a log or a label: at most `max` characters (the last
+/// one `…` when cut, on a character boundary), every control character (C0, DEL, C1: so also the
+/// ESC of an ANSI sequence) as `?`.
+pub fn printable(s: &str, max: usize) -> String {
+    let clean = |c: char| if c.is_control() { '?' } else { c };
     match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+        None => s.chars().map(clean).collect(),
+        Some(_) => s.chars().take(max.saturating_sub(1)).map(clean).chain(std::iter::once('…')).collect(),
     }
 }
 

@@ -100,11 +100,7 @@ pub fn clean_method(method: &str) -> String {
     printable(method, MAX_METHOD_CHARS)
 }
 
-/// Text a server sent, fit for a terminal and a report: at most `max_chars` characters, control
-/// characters (escape sequences among them) as `?`.
-pub fn printable(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).map(|c| if c.is_control() { '?' } else { c }).collect()
-}
+use crate::mcp::protocol::printable;
 
 /// Notifications that arrived, by method: at most [`MAX_METHODS`] names, the rest as [`OTHER`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -226,7 +222,7 @@ mod tests {
         assert_eq!(m.len(), MAX_METHODS + 1, "{m:?}");
         assert_eq!(m["notifications/progress"], 5);
         assert_eq!(m["bad?[31m"], 1);
-        assert_eq!(m[&"m".repeat(MAX_METHOD_CHARS)], 1);
+        assert_eq!(m[&format!("{}…", "m".repeat(MAX_METHOD_CHARS - 1))], 1, "cut, and marked as cut");
         assert_eq!(m[OTHER], 43 - MAX_METHODS as u64, "3 named and 40 numbered methods");
         assert!(m.keys().all(|k| k.chars().count() <= MAX_METHOD_CHARS));
     }

@@ -537,7 +537,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) -> Option<String> {
         return Some(format!(
             "the trigger session could not connect ({}): {}",
             e.error_type(),
-            super::nonce::printable(&e.to_string(), 300)
+            crate::mcp::protocol::printable(&e.to_string(), 300)
         ));
     }
     let start = tokio::time::Instant::now();

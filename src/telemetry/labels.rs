@@ -3,7 +3,7 @@
 //!
 //! - [`bounded`]: at most [`MAX_LABEL_CHARS`] characters (cut on a character boundary, the last
 //!   one replaced by `…` when cut), every control character (Unicode `Cc`: C0, DEL, C1, so also
-//!   the ESC of an ANSI sequence) replaced by [`REPLACEMENT`] `?`.
+//!   the ESC of an ANSI sequence) replaced by `?` (`mcp::protocol::printable`).
 //! - [`protocol_version`]: the negotiated revision mapped onto the versions this client speaks,
 //!   anything else `other`.
 //! - [`AUTO_TOOL`]: the `gen_ai_tool_name` of a tool the probe picked from the server's list
@@ -13,8 +13,6 @@ use crate::mcp::protocol::{LATEST_PROTOCOL, SESSION_PROTOCOLS};
 
 /// Longest label value taken from a server, in characters (MCP tool names are at most 128).
 pub const MAX_LABEL_CHARS: usize = 128;
-/// What a control character in a server-provided label value becomes.
-pub const REPLACEMENT: char = '?';
 /// The `gen_ai_tool_name` of a tools/call the probe picked itself (the first read-only tool
 /// listed). Parentheses are not allowed in MCP tool names, so it never collides with a real one.
 pub const AUTO_TOOL: &str = "(read-only)";
@@ -24,11 +22,7 @@ pub const OTHER_PROTOCOL: &str = "other";
 /// `s` as a bounded label value: control characters replaced, at most [`MAX_LABEL_CHARS`]
 /// characters.
 pub fn bounded(s: &str) -> String {
-    let clean = |c: char| if c.is_control() { REPLACEMENT } else { c };
-    match s.char_indices().nth(MAX_LABEL_CHARS) {
-        None => s.chars().map(clean).collect(),
-        Some(_) => s.chars().take(MAX_LABEL_CHARS - 1).map(clean).chain(std::iter::once('…')).collect(),
-    }
+    crate::mcp::protocol::printable(s, MAX_LABEL_CHARS)
 }
 
 /// The `mcp_protocol_version` label of a negotiated version: a known revision, empty when none
