@@ -66,11 +66,12 @@ async fn baseline_regression_is_detected() {
     let (code, out, _) = run_load(&url, &baseline, &["--duration", "2s", "--mix", mix]).await;
     assert_eq!(code, 0, "{out}");
 
-    // The same run again is within tolerance of itself ...
+    // The same run again is within tolerance of itself (a p99 of 100 requests on a shared 2-core
+    // machine moves by a few ms: seen 2.4 -> 6.5 ms) ...
     let again = dir.path().join("again.json");
     let b = baseline.to_str().unwrap();
     let (code, out, _) =
-        run_load(&url, &again, &["--duration", "2s", "--mix", mix, "--baseline", b, "--baseline-tolerance", "100"])
+        run_load(&url, &again, &["--duration", "2s", "--mix", mix, "--baseline", b, "--baseline-tolerance", "500"])
             .await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("baseline: no regression"), "{out}");
