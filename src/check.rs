@@ -257,7 +257,8 @@ pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
         let line = match &s.result {
             StepResult::Success => format!("  ok    {name:<28} {:>9.1} ms", s.latency.as_secs_f64() * 1e3),
             StepResult::Failed { error_type, .. } => {
-                format!("  FAIL  {name:<28} {:>9.1} ms  {error_type}: {}", s.latency.as_secs_f64() * 1e3, s.detail)
+                let detail = crate::mcp::protocol::printable(&s.detail, 300);
+                format!("  FAIL  {name:<28} {:>9.1} ms  {error_type}: {detail}", s.latency.as_secs_f64() * 1e3)
             }
             StepResult::Skipped(r) => format!("  skip  {name:<28} {:>12}  {}", "", r.as_str()),
         };

@@ -156,6 +156,7 @@ session = "persistent"
     .await;
     assert!(ok, "cycles did not complete:\n{}\n{}", s.text, daemon.log_text());
     let log = daemon.log_text();
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file (stderr is not a terminal): {log}");
     for t in targets {
         assert_eq!(s.value("mcp_canary_probe_success", &[("target", t)]), 1.0, "{t}: {log}");
         // The line ends with the target's name (`target_name=warm-auto`), once per target.
