@@ -174,7 +174,7 @@ impl PeerServer {
 }
 
 /// Start `peer` on a free loopback port and wait (at most 30 s) until it accepts connections.
-/// Panics, naming the install script, when the peer is not installed.
+/// Panics, naming the install script, when the peer is missing (never a silent pass).
 pub async fn start(peer: Peer) -> PeerServer {
     let (program, args, needed) = peer.command();
     assert!(
