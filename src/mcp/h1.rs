@@ -418,6 +418,9 @@ pub fn reset_io(during: &str, e: &std::io::Error) -> McpError {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use futures::StreamExt;

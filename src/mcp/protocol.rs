@@ -483,6 +483,9 @@ pub fn printable(s: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

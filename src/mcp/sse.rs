@@ -199,6 +199,9 @@ pub fn event_key(frame: &Frame) -> Option<String> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use futures::stream;
