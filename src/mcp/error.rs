@@ -37,11 +37,16 @@ pub enum ErrorType {
     SessionExpired,
     /// The operation was cancelled (shutdown or abandoned).
     Cancelled,
+    /// The server broke a rule of the MCP transport that no other class covers: an
+    /// `Mcp-Session-Id` that is not 1 to `MAX_SESSION_ID_BYTES` visible ASCII characters, or
+    /// more server-to-client requests during one request than `MAX_SERVER_REQUESTS_PER_REQUEST`
+    /// (or input requests in one `InputRequiredResult`).
+    Protocol,
 }
 
 impl ErrorType {
     /// Every variant, in label order; used to pre-register series and in docs.
-    pub const ALL: [ErrorType; 16] = [
+    pub const ALL: [ErrorType; 17] = [
         ErrorType::Connect,
         ErrorType::Timeout,
         ErrorType::Tls,
@@ -58,6 +63,7 @@ impl ErrorType {
         ErrorType::ToolError,
         ErrorType::SessionExpired,
         ErrorType::Cancelled,
+        ErrorType::Protocol,
     ];
 
     /// The label value.
@@ -79,6 +85,7 @@ impl ErrorType {
             ErrorType::ToolError => "tool_error",
             ErrorType::SessionExpired => "session_expired",
             ErrorType::Cancelled => "cancelled",
+            ErrorType::Protocol => "protocol",
         }
     }
 }
@@ -123,6 +130,10 @@ pub enum McpError {
     SessionExpired { status: u16 },
     #[error("cancelled")]
     Cancelled,
+    /// A transport rule broken (see [`ErrorType::Protocol`]); the reason holds no server text
+    /// beyond a bounded, printable snippet.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
 }
 
 impl McpError {
@@ -145,6 +156,7 @@ impl McpError {
             McpError::Tool(_) => ErrorType::ToolError,
             McpError::SessionExpired { .. } => ErrorType::SessionExpired,
             McpError::Cancelled => ErrorType::Cancelled,
+            McpError::Protocol(_) => ErrorType::Protocol,
         }
     }
 

@@ -367,6 +367,13 @@ pub fn into_result(outcome: Result<Value, (i64, String)>) -> Result<Value, McpEr
 /// client re-sends with the answers); a server still asking after these is an error.
 pub const MAX_INPUT_ROUNDS: usize = 4;
 
+/// Server-to-client requests (`ping`, `roots/list`, `sampling/createMessage`, ...) answered
+/// during one client request: on its POST's SSE stream (resumptions included), or in one
+/// `InputRequiredResult`. Each answer on a stream is a POST of its own, so without a bound a
+/// server could make every probe request send thousands. One more fails the request as
+/// `error_type="protocol"`: nothing more is answered and the stream is dropped.
+pub const MAX_SERVER_REQUESTS_PER_REQUEST: usize = 32;
+
 /// What an `InputRequiredResult` (2026-07-28) asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputRequired {
@@ -413,6 +420,12 @@ pub fn answer_input_requests(
 ) -> Result<Map<String, Value>, McpError> {
     if input.requests.is_empty() && input.request_state.is_none() {
         return Err(input_required_error("neither inputRequests nor requestState"));
+    }
+    if input.requests.len() > MAX_SERVER_REQUESTS_PER_REQUEST {
+        return Err(McpError::Protocol(format!(
+            "{} input requests in one result, over {MAX_SERVER_REQUESTS_PER_REQUEST}",
+            input.requests.len()
+        )));
     }
     let mut responses = Map::new();
     for (key, request) in &input.requests {
@@ -623,6 +636,27 @@ mod tests {
         assert!(e.to_string().contains("unsupported input request"), "{e}");
         let empty = input_required(&json!({"resultType": "input_required"})).unwrap();
         assert!(answer_input_requests(&empty, &both, answer).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_input_requests_is_a_protocol_error_and_none_is_answered() {
+        let many = |n: usize| {
+            let requests: Map<String, Value> =
+                (0..n).map(|i| (format!("r{i}"), json!({"method": "roots/list"}))).collect();
+            input_required(&json!({"resultType": "input_required", "inputRequests": requests})).unwrap()
+        };
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let answer = |_: &str, _: &Value| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(json!({"roots": []}))
+        };
+        let roots = json!({"roots": {}});
+        let cap = MAX_SERVER_REQUESTS_PER_REQUEST;
+        assert_eq!(answer_input_requests(&many(cap), &roots, answer).unwrap().len(), cap);
+        asked.store(0, std::sync::atomic::Ordering::Relaxed);
+        let e = answer_input_requests(&many(2_000), &roots, answer).unwrap_err();
+        assert_eq!(e.error_type(), crate::mcp::ErrorType::Protocol, "{e}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
     #[test]
