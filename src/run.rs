@@ -207,6 +207,12 @@ pub fn descriptor_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
+// A run's reserved descriptors cover its `/metrics` listener's connections.
+const _: () = assert!(
+    (crate::http::serve::MAX_CONNECTIONS as u64) < crate::profile::params::RESERVED_DESCRIPTORS / 2,
+    "the HTTP surface's connections must fit in the descriptors a run reserves"
+);
+
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit (a run holds a connection per session; the
 /// usual soft default of 1,024 would cap it far below what the host allows). Returns the new
 /// soft limit.

@@ -50,6 +50,11 @@ pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(4);
 /// much more before they are aborted.
 pub const PROBE_DRAIN_SLACK: Duration = Duration::from_secs(2);
 
+/// A connection's read buffer, and so the largest request head (hyper answers 431 beyond it):
+/// Prometheus sends a few hundred bytes; hyper's default (about 400 KiB) times
+/// [`MAX_CONNECTIONS`] would be 25 MiB of buffers a client could make the daemon hold.
+pub const MAX_BUF_SIZE: usize = 64 * 1024;
+
 const _: () = assert!(REQUEST_TIMEOUT.as_secs() > HEADER_READ_TIMEOUT.as_secs());
 const _: () = assert!(PROBE_DRAIN_SLACK.as_secs() + DRAIN_TIMEOUT.as_secs() <= SHUTDOWN_BOUND.as_secs());
 
@@ -196,7 +201,7 @@ impl Conn {
             })
         };
         let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_BUF_SIZE);
         let conn = builder.serve_connection(TokioIo::new(tcp), service);
         tokio::pin!(conn);
         let (mut draining, mut watching) = (false, true);
@@ -259,6 +264,22 @@ mod tests {
         assert!(flood[1].1.is_cancelled());
         assert!(!scraper_evict.is_cancelled(), "the scraper's kept connection stays");
         assert_eq!(registry.open.len(), 4);
+    }
+
+    /// A body much larger than the read buffer is served whole, and a stop with no client
+    /// returns at once.
+    #[tokio::test]
+    async fn serves_a_large_body_and_stops() {
+        let body = "x".repeat(4 << 20);
+        let app = Router::new().route("/big", axum::routing::get(move || std::future::ready(body.clone())));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app, stop.clone(), 4));
+        let got = reqwest::get(format!("http://{addr}/big")).await.unwrap().text().await.unwrap();
+        assert_eq!(got.len(), 4 << 20);
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(1), server).await.expect("stops at once").unwrap();
     }
 
     #[test]
