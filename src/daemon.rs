@@ -41,8 +41,8 @@ pub async fn run(
     let ready = Readiness::new(loops_total);
     let http_stop = CancellationToken::new();
     let app = crate::http::router(exporter.clone(), Arc::clone(&ready));
-    let max_connections = http::connection_cap(crate::run::descriptor_limit());
-    let server = tokio::spawn(http::serve(listener, app, http_stop.clone(), max_connections));
+    let limits = http::Limits::for_descriptors(crate::run::descriptor_limit());
+    let server = tokio::spawn(http::serve(listener, app, http_stop.clone(), limits));
     let upkeep = tokio::spawn({
         let exporter = exporter.clone();
         let stop = http_stop.clone();

@@ -584,8 +584,8 @@ impl RunSurface {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr()?;
             let app = crate::http::router(exporter.clone(), crate::schedule::Readiness::new(0));
-            let cap = crate::http::serve::connection_cap(descriptor_limit());
-            server = Some(tokio::spawn(crate::http::serve::serve(listener, app, stop.clone(), cap)));
+            let limits = crate::http::serve::Limits::for_descriptors(descriptor_limit());
+            server = Some(tokio::spawn(crate::http::serve::serve(listener, app, stop.clone(), limits)));
             println!("mcp-canary metrics listening on http://{local}");
         }
         let upkeep = {

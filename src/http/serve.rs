@@ -70,10 +70,31 @@ pub fn connection_cap(descriptor_limit: u64) -> usize {
     share.clamp(1, MAX_CONNECTIONS)
 }
 
-/// Serve `app` on `listener` until `stop` is cancelled, then drain within [`DRAIN_TIMEOUT`].
-/// At most `max_connections` connections are kept: one more displaces an existing one (see
+/// The bounds a [`serve`] holds its clients to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub drain_timeout: Duration,
+}
+
+impl Limits {
+    /// The documented constants, with the connection cap for this process's open-file limit.
+    pub fn for_descriptors(descriptor_limit: u64) -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            max_connections: connection_cap(descriptor_limit),
+            drain_timeout: DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Serve `app` on `listener` until `stop` is cancelled, then drain within `drain_timeout`. At
+/// most `max_connections` connections are kept: one more displaces an existing one (see
 /// [`Registry::victim`]).
-pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, max_connections: usize) {
+pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, limits: Limits) {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let mut connections = JoinSet::new();
     let mut last_error_log: Option<Instant> = None;
@@ -96,13 +117,14 @@ pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, 
             }
         };
         let _ = tcp.set_nodelay(true);
-        let (id, evicted) = lock(&registry).admit(peer, Instant::now(), max_connections);
+        let (id, evicted) = lock(&registry).admit(peer, Instant::now(), limits.max_connections);
         let conn = Conn { id, registry: Arc::clone(&registry), evicted };
-        connections.spawn(conn.serve(tcp, app.clone(), stop.clone()));
+        connections.spawn(conn.serve(tcp, app.clone(), stop.clone(), limits));
     }
     drop(listener);
     let open = connections.len();
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
+    let drained =
+        tokio::time::timeout(limits.drain_timeout, async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(
             open = connections.len(),
@@ -188,7 +210,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve(self, tcp: TcpStream, app: Router, stop: CancellationToken) {
+    async fn serve(self, tcp: TcpStream, app: Router, stop: CancellationToken, limits: Limits) {
         // The latest request's deadline, set by the service as each request begins.
         let (deadline_tx, mut deadline) = watch::channel(None::<Instant>);
         let service = {
@@ -196,12 +218,12 @@ impl Conn {
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let now = Instant::now();
                 lock(&registry).request_started(id, now);
-                deadline_tx.send_replace(Some(now + REQUEST_TIMEOUT));
+                deadline_tx.send_replace(Some(now + limits.request_timeout));
                 app.clone().oneshot(request)
             })
         };
         let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_BUF_SIZE);
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(MAX_BUF_SIZE);
         let conn = builder.serve_connection(TokioIo::new(tcp), service);
         tokio::pin!(conn);
         let (mut draining, mut watching) = (false, true);
@@ -220,7 +242,7 @@ impl Conn {
                 }
                 _ = self.evicted.cancelled() => break,
                 _ = tokio::time::sleep_until(until.unwrap_or_else(Instant::now)), if until.is_some() => {
-                    tracing::debug!(timeout = ?REQUEST_TIMEOUT, "HTTP request exceeded its time; closing the connection");
+                    tracing::debug!(timeout = ?limits.request_timeout, "HTTP request exceeded its time; closing the connection");
                     break;
                 }
                 changed = deadline.changed(), if watching => watching = changed.is_ok(),
@@ -275,9 +297,39 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, app, stop.clone(), 4));
+        let server = tokio::spawn(serve(listener, app, stop.clone(), Limits::for_descriptors(16)));
         let got = reqwest::get(format!("http://{addr}/big")).await.unwrap().text().await.unwrap();
         assert_eq!(got.len(), 4 << 20);
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(1), server).await.expect("stops at once").unwrap();
+    }
+
+    /// A client that asks for a big answer and does not read it loses its connection at the
+    /// request timeout: it finds part of the answer and then the end.
+    #[tokio::test]
+    async fn a_reader_that_does_not_read_is_cut_at_the_request_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const BIG: usize = 32 << 20;
+        let body = bytes::Bytes::from(vec![b'x'; BIG]);
+        let app = Router::new().route("/big", axum::routing::get(move || std::future::ready(body.clone())));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits { request_timeout: Duration::from_millis(500), ..Limits::for_descriptors(16) };
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app, stop.clone(), limits));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut got = 0;
+        let mut buf = vec![0u8; 1 << 16];
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(n @ 1..) = client.read(&mut buf).await {
+                got += n;
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the connection stayed open ({got} bytes read)");
+        assert!(got < BIG, "the whole answer arrived ({got} bytes): the connection was not cut");
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(1), server).await.expect("stops at once").unwrap();
     }
