@@ -104,8 +104,9 @@ pub async fn run(
     http_stop.cancel();
     let _ = upkeep.await;
     server.await?;
-    // Push the last cycles' metrics and spans before exiting.
-    exporter.shutdown(grace).await;
+    // Push the last cycles' metrics and spans before exiting, within a fixed bound of its own
+    // (not the grace: the SDK bounds its own flush today, but that is its choice, not ours).
+    exporter.shutdown(grace.min(http::OTLP_FLUSH_TIMEOUT)).await;
     tracing::info!("Daemon stopped");
     Ok(())
 }

@@ -617,7 +617,7 @@ impl RunSurface {
         }
         if let Some((exporter, upkeep)) = self.exported {
             let _ = upkeep.await;
-            exporter.shutdown(Duration::from_secs(5)).await;
+            exporter.shutdown(crate::http::serve::OTLP_FLUSH_TIMEOUT).await;
         }
     }
 }

@@ -43,9 +43,11 @@ pub const DESCRIPTOR_SHARE: u64 = 4;
 /// finish; whatever is still open then is closed.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// What a stop may add to `server.shutdown_grace` (the probes' drain slack plus
-/// [`DRAIN_TIMEOUT`]), whatever HTTP clients do; the final OTLP push, when OTLP is on, is
-/// bounded separately by `shutdown_grace`.
+/// [`DRAIN_TIMEOUT`]), whatever HTTP clients do; the final OTLP push, when OTLP is on, adds at
+/// most [`OTLP_FLUSH_TIMEOUT`].
 pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(4);
+/// The final OTLP push on stop: an unreachable or slow collector costs at most this long.
+pub const OTLP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Probe loops and profiles that have not finished `shutdown_grace` after a stop began get this
 /// much more before they are aborted.
 pub const PROBE_DRAIN_SLACK: Duration = Duration::from_secs(2);
