@@ -503,7 +503,7 @@ where
 
     let surface = RunSurface::start(common.metrics_listen).await?;
 
-    let metrics = start_metrics(unix_now_secs());
+    let metrics = start_metrics(crate::clock::unix_seconds());
     println!("{banner}");
     let tty = std::io::stdout().is_terminal();
     let (m1, m2) = (Arc::clone(&metrics), Arc::clone(&metrics));
@@ -690,10 +690,6 @@ async fn run_notify(args: NotifyArgs, shutdown: tokio_util::sync::CancellationTo
         profile::notify::run_notify(run, client, http, metrics, hooks, shutdown)
     })
     .await
-}
-
-fn unix_now_secs() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Layers, lowest first: a module may import its own layer's modules and lower ones.
 const LAYERS: &[&[&str]] = &[
-    &["mcp"],
+    &["clock", "mcp"],
     &["config"],
     &["inspect"],
     &["runner"],

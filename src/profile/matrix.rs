@@ -10,9 +10,10 @@
 //! tool answering `isError`, a declared advanced feature that fails cleanly); `broken` (a core feature failing when offered, a transport or protocol
 //! error, a server request for a capability the client did not declare).
 
+use crate::clock::unix_seconds;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -296,13 +297,9 @@ impl MatrixReport {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 /// Run the whole matrix: discover versions, then every cell (bounded concurrency).
 pub async fn run_matrix(run: &MatrixRun, http: reqwest::Client) -> MatrixReport {
-    let started_at = unix_now();
+    let started_at = unix_seconds();
     let mut versions = Vec::new();
     let (mut server_name, mut server_version) = (String::new(), String::new());
     for v in std::iter::once(LATEST_PROTOCOL).chain(SESSION_PROTOCOLS) {
@@ -356,7 +353,7 @@ pub async fn run_matrix(run: &MatrixRun, http: reqwest::Client) -> MatrixReport 
         profile: PROFILE.into(),
         target: run.target.clone(),
         started_at,
-        ended_at: unix_now(),
+        ended_at: unix_seconds(),
         server_name,
         server_version,
         versions,
