@@ -775,4 +775,38 @@ mod tests {
         assert_eq!(read_only_tool(&tools[..3]), None, "no annotated tool without arguments: no call");
         assert_eq!(read_only_tool(&[]), None);
     }
+
+    #[test]
+    fn dense_json_is_refused_before_it_is_parsed() {
+        // 4 MiB of zeros would be 2 million Values (over 64 MiB): refused by its estimate.
+        let dense = format!("[{}0]", "0,".repeat(2 * 1024 * 1024 - 1));
+        let e = parse_value(&dense).unwrap_err();
+        assert_eq!(e.error_type(), crate::mcp::ErrorType::BodyTooLarge);
+        assert!(e.to_string().contains("over the 8 MiB bound"), "{e}");
+        // As long a text of one string is cheap to parse: accepted.
+        let text = format!("\"{}\"", "x".repeat(4 * 1024 * 1024));
+        assert_eq!(parse_value(&text).unwrap().as_str().map(str::len), Some(4 * 1024 * 1024));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse_value(&deep).unwrap_err().error_type(), crate::mcp::ErrorType::InvalidJson);
+    }
+
+    #[test]
+    fn raw_messages_keep_the_result_as_text() {
+        let text = r#"{"jsonrpc":"2.0","id":3,"result":{"tools": [ ]},"extra":[1]}"#.to_string();
+        let RawIncoming::Response { id, outcome: Ok(result) } = parse_raw(text).unwrap() else { panic!() };
+        assert!(id_matches(&id, 3));
+        assert_eq!(result.get(), r#"{"tools": [ ]}"#);
+        assert_eq!(result.value().unwrap(), json!({"tools": []}));
+        let null = parse_raw(r#"{"id":"4","result":null}"#.into()).unwrap();
+        assert!(matches!(null, RawIncoming::Response { outcome: Ok(ref r), .. } if r.get() == "null"));
+        let err = parse_raw(r#"{"id":null,"error":{"code":-32000,"message":"no"}}"#.into()).unwrap();
+        assert!(matches!(err, RawIncoming::Response { outcome: Err((-32000, ref m)), .. } if m == "no"));
+        let q = parse_raw(r#"{"id":7,"method":"roots/list","params":{}}"#.into()).unwrap();
+        assert!(matches!(q, RawIncoming::Request { ref method, .. } if method == "roots/list"));
+        let n = parse_raw(r#"{"method":"notifications/x","id":null}"#.into()).unwrap();
+        assert!(matches!(n, RawIncoming::Notification { params: Value::Null, .. }));
+        for bad in ["[1]", "{\"id\":1}", "{\"id\":1,\"result\":", "\"x\""] {
+            assert_eq!(parse_raw(bad.into()).unwrap_err().error_type(), crate::mcp::ErrorType::InvalidJson, "{bad}");
+        }
+    }
 }
