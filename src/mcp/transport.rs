@@ -376,11 +376,13 @@ impl Transport {
 
     async fn read_capped(&self, mut resp: Resp, limit: usize) -> Result<Vec<u8>, McpError> {
         // Sized once from Content-Length (when within the cap) rather than doubled as it grows.
-        let hint = header_str(resp.headers(), reqwest::header::CONTENT_LENGTH.as_str())
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| *n <= limit)
-            .unwrap_or(0);
-        let mut buf = Vec::with_capacity(hint);
+        let length = header_str(resp.headers(), reqwest::header::CONTENT_LENGTH.as_str())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        // A body announced over the cap is refused unread.
+        if length.is_some_and(|n| n > limit) {
+            return Err(McpError::BodyTooLarge { limit });
+        }
+        let mut buf = Vec::with_capacity(length.unwrap_or(0));
         while let Some(chunk) = resp.chunk(self.timeout).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(McpError::BodyTooLarge { limit });
