@@ -39,7 +39,7 @@ impl ListKind {
         match self {
             Self::Tools => method::TOOLS_LIST,
             Self::Resources => method::RESOURCES_LIST,
-            Self::ResourceTemplates => "resources/templates/list",
+            Self::ResourceTemplates => method::RESOURCE_TEMPLATES_LIST,
             Self::Prompts => method::PROMPTS_LIST,
         }
     }

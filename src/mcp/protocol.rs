@@ -50,6 +50,7 @@ pub mod method {
     pub const TOOLS_CALL: &str = "tools/call";
     pub const RESOURCES_LIST: &str = "resources/list";
     pub const RESOURCES_READ: &str = "resources/read";
+    pub const RESOURCE_TEMPLATES_LIST: &str = "resources/templates/list";
     pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
     pub const PROMPTS_LIST: &str = "prompts/list";
     pub const PROMPTS_GET: &str = "prompts/get";
