@@ -157,7 +157,7 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
         headers: Default::default(),
         protocol,
         request_timeout: args.timeout,
-        max_response_bytes: 8 * 1024 * 1024,
+        max_response_bytes: crate::mcp::DEFAULT_MAX_RESPONSE_BYTES,
         client_name: crate::runner::canary::CLIENT_NAME.into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
         capabilities: serde_json::json!({}),

@@ -56,7 +56,7 @@ pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
         headers: Default::default(),
         protocol: ProtocolPreference::Auto,
         request_timeout: args.timeout,
-        max_response_bytes: 8 * 1024 * 1024,
+        max_response_bytes: crate::mcp::DEFAULT_MAX_RESPONSE_BYTES,
         client_name: crate::runner::canary::CLIENT_NAME.into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
         capabilities: serde_json::json!({}),

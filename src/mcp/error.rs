@@ -27,7 +27,8 @@ pub enum ErrorType {
     InvalidJson,
     /// An SSE stream that ended before the response or was malformed.
     InvalidSse,
-    /// A response body over the configured size cap.
+    /// A response body over the configured size cap, a listing over its byte budget
+    /// (`MAX_LISTING_BYTES`), or a response too dense to parse within `MAX_PARSED_BYTES`.
     BodyTooLarge,
     /// A JSON-RPC error response.
     JsonrpcError,
@@ -122,6 +123,10 @@ pub enum McpError {
     InvalidSse(String),
     #[error("response body over {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// A response or listing over another size bound: a listing over its byte budget, a
+    /// response whose parsed form would exceed the parse bound (classified `body_too_large`).
+    #[error("{0}")]
+    Oversized(String),
     #[error("JSON-RPC error {code}: {message}")]
     JsonRpc { code: i64, message: String },
     #[error("tool returned isError: {0}")]
@@ -151,7 +156,7 @@ impl McpError {
             McpError::ContentType(_) => ErrorType::ContentType,
             McpError::InvalidJson(_) => ErrorType::InvalidJson,
             McpError::InvalidSse(_) => ErrorType::InvalidSse,
-            McpError::BodyTooLarge { .. } => ErrorType::BodyTooLarge,
+            McpError::BodyTooLarge { .. } | McpError::Oversized(_) => ErrorType::BodyTooLarge,
             McpError::JsonRpc { .. } => ErrorType::JsonrpcError,
             McpError::Tool(_) => ErrorType::ToolError,
             McpError::SessionExpired { .. } => ErrorType::SessionExpired,

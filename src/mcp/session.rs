@@ -3,7 +3,7 @@
 
 use super::McpError;
 use super::client::{ClientConfig, ServerInfo, ServerNotification, StreamKind, StreamStats};
-use super::protocol::{self, Era, Incoming, MAX_SERVER_REQUESTS_PER_REQUEST, method};
+use super::protocol::{self, Era, MAX_SERVER_REQUESTS_PER_REQUEST, RawIncoming, RawResult, method};
 use super::sse::{EventStream, Frame, Seen, drain, event_key, next_frame, retry_delay};
 use super::transport::{Body, McpHeaders, Transport};
 use serde_json::Value;
@@ -61,7 +61,8 @@ pub struct Session {
 
 /// A response plus the session id header it came with.
 pub struct Answer {
-    pub result: Value,
+    /// The result as text: `value()` parses it (bounded), a list reads it page by page.
+    pub result: RawResult,
     pub session_id: Option<String>,
 }
 
@@ -168,12 +169,12 @@ impl Inner {
         let session_id = reply.session_id;
         let result = match reply.body {
             Body::Empty => Err(McpError::InvalidJson(format!("HTTP {} with no body for a request", reply.status))),
-            Body::Json(v) => match protocol::parse_message(v)? {
+            Body::Json(text) => match protocol::parse_raw(text)? {
                 // Error bodies come with id null, absent, or even a string like "server-error".
-                Incoming::Response { id: rid, outcome } if protocol::id_matches(&rid, id) || outcome.is_err() => {
-                    protocol::into_result(outcome)
+                RawIncoming::Response { id: rid, outcome } if protocol::id_matches(&rid, id) || outcome.is_err() => {
+                    outcome.map_err(|(code, message)| McpError::JsonRpc { code, message })
                 }
-                Incoming::Response { .. } => Err(McpError::InvalidJson("response id does not match".into())),
+                RawIncoming::Response { .. } => Err(McpError::InvalidJson("response id does not match".into())),
                 _ => Err(McpError::InvalidJson("expected a JSON-RPC response".into())),
             },
             Body::Sse(stream) => self.await_on_stream(ctx, id, stream).await,
@@ -193,7 +194,7 @@ impl Inner {
     }
 
     /// Read a POST's SSE stream until the response with `id`, resuming with GET + `Last-Event-ID`.
-    async fn await_on_stream(&self, ctx: &Ctx, id: i64, mut stream: EventStream) -> Result<Value, McpError> {
+    async fn await_on_stream(&self, ctx: &Ctx, id: i64, mut stream: EventStream) -> Result<RawResult, McpError> {
         let mut last_event_id: Option<String> = None;
         let mut retry = None;
         let mut attempts = 0;
@@ -246,7 +247,7 @@ impl Inner {
         awaiting: Option<i64>,
         via: StreamKind,
         budget: &mut Budget,
-    ) -> Option<Result<Value, McpError>> {
+    ) -> Option<Result<RawResult, McpError>> {
         let received_at = Instant::now();
         if let Some(key) = event_key(&frame)
             && frame.message.is_some()
@@ -254,28 +255,28 @@ impl Inner {
         {
             return None;
         }
-        let message = match protocol::parse_message(frame.message?) {
+        let message = match protocol::parse_raw(frame.message?) {
             Ok(m) => m,
             Err(e) => return awaiting.map(|_| Err(e)),
         };
         match message {
-            Incoming::Response { id, outcome } => {
+            RawIncoming::Response { id, outcome } => {
                 let ours =
                     awaiting.is_some_and(|ours| protocol::id_matches(&id, ours) || (id.is_null() && outcome.is_err()));
                 if ours {
-                    return Some(protocol::into_result(outcome));
+                    return Some(outcome.map_err(|(code, message)| McpError::JsonRpc { code, message }));
                 }
                 // A replayed old response, or one for another request.
                 self.stats.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Incoming::Notification { method, params } => {
+            RawIncoming::Notification { method, params } => {
                 if let Some(tx) = self.tx.get() {
                     let _ = tx.send(Arc::new(ServerNotification { method, params, received_at, via }));
                 }
                 None
             }
-            Incoming::Request { id, method, params } => {
+            RawIncoming::Request { id, method, params } => {
                 if !self.first_time(format!("r\u{1f}{id}")) {
                     return None;
                 }

@@ -120,7 +120,8 @@ pub struct Reply {
 pub enum Body {
     /// 202, 204, or an empty body.
     Empty,
-    Json(Value),
+    /// A JSON body, not yet parsed.
+    Json(String),
     Sse(EventStream),
 }
 
@@ -329,13 +330,16 @@ impl Transport {
         if !is_json {
             return Err(McpError::ContentType(snippet(&ct, 80)));
         }
-        let v = serde_json::from_slice(&bytes).map_err(|e| {
+        // Kept as text: the exchange reads the message's parts, bounded, and a list its pages
+        // item by item (`protocol::parse_raw`, `listing`).
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
             McpError::InvalidJson(format!(
-                "{e}: {}",
+                "invalid UTF-8: {}",
                 snippet(&String::from_utf8_lossy(&bytes[..bytes.len().min(400)]), 80)
             ))
         })?;
-        Ok(Reply { status, session_id, body: Body::Json(v) })
+        Ok(Reply { status, session_id, body: Body::Json(text) })
     }
 
     /// GET the server-to-client stream. `None` when the server offers none (405, 204, or no SSE).
@@ -376,7 +380,14 @@ impl Transport {
     }
 
     async fn read_capped(&self, mut resp: Resp, limit: usize) -> Result<Vec<u8>, McpError> {
-        let mut buf = Vec::new();
+        // Sized once from Content-Length (when within the cap) rather than doubled as it grows.
+        let length = header_str(resp.headers(), reqwest::header::CONTENT_LENGTH.as_str())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        // A body announced over the cap is refused unread.
+        if length.is_some_and(|n| n > limit) {
+            return Err(McpError::BodyTooLarge { limit });
+        }
+        let mut buf = Vec::with_capacity(length.unwrap_or(0));
         while let Some(chunk) = resp.chunk(self.timeout).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(McpError::BodyTooLarge { limit });
