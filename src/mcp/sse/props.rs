@@ -1,10 +1,12 @@
 //! Property tests (bounded fuzzing) of SSE decoding: events split anywhere decode to the same
 //! frames; any bytes decode without panic, into a bounded number of frames, and a body over the
-//! limit ends in an error. `PROPTEST_CASES` sets the case count.
+//! limit ends in an error. (Frames carry their message as text: JSON is decoded, and fuzzed, in
+//! `protocol/props.rs`.) `PROPTEST_CASES` sets the case count.
 
 use super::*;
 use futures::stream;
 use proptest::prelude::*;
+use serde_json::Value;
 
 fn decode(pieces: Vec<Vec<u8>>, limit: usize) -> Vec<Result<Frame, McpError>> {
     let s = stream::iter(pieces.into_iter().map(|p| Ok(Bytes::from(p)))).boxed();
@@ -79,7 +81,8 @@ proptest! {
         for (frame, event) in frames.iter().zip(&events) {
             let frame = frame.as_ref().expect("a valid event decodes");
             prop_assert_eq!(frame.id.as_ref(), event.id.as_ref());
-            prop_assert_eq!(frame.message.as_ref(), Some(&event.message));
+            let message: Option<Value> = frame.message.as_deref().map(|m| serde_json::from_str(m).unwrap());
+            prop_assert_eq!(message.as_ref(), Some(&event.message));
         }
     }
 
@@ -108,14 +111,5 @@ proptest! {
         } else {
             prop_assert!(frames.iter().all(Result::is_ok));
         }
-    }
-
-    #[test]
-    fn json_nested_past_any_reasonable_depth_is_invalid_not_a_crash(depth in prop_oneof![1usize..300, 300usize..200_000]) {
-        let data = format!("data: {}{}\n\n", "[".repeat(depth), "]".repeat(depth));
-        let frames = decode(vec![data.into_bytes()], 1 << 20);
-        prop_assert_eq!(frames.len(), 1);
-        // serde_json's recursion limit (128) turns deep nesting into an error, not a stack overflow.
-        prop_assert_eq!(frames[0].is_err(), depth > 127);
     }
 }
