@@ -351,7 +351,7 @@ pub const MAX_PARSED_BYTES: usize = 8 * 1024 * 1024;
 const PARSE_WITHOUT_ESTIMATE: usize = MAX_PARSED_BYTES / 32;
 
 fn invalid_json(e: serde_json::Error, text: &str) -> McpError {
-    McpError::InvalidJson(format!("{e}: {}", snippet(&text[..text.floor_char_boundary(400)], 80)))
+    McpError::InvalidJson(format!("{e}: {}", snippet(prefix(text, 400), 80)))
 }
 
 /// Parse JSON text into a `Value`, refusing text whose parsed form would exceed
@@ -606,6 +606,15 @@ pub fn answer_server_request(id: &Value, outcome: Result<Value, (i64, String)>) 
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
         Err((code, message)) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
     }
+}
+
+/// At most `max_bytes` of `s`, cut on a character boundary.
+pub fn prefix(s: &str, max_bytes: usize) -> &str {
+    let mut end = s.len().min(max_bytes);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// At most `max` characters of `s` and `…` when cut, for error messages (control characters as
