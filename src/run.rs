@@ -139,33 +139,27 @@ pub struct Refused(pub String);
 
 /// The client configuration and the `target` label from the shared flags.
 pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(String, ClientConfig), Refused> {
-    let url = url::Url::parse(&args.target)
-        .map_err(|e| Refused(format!("--target {:?}: {e}", crate::config::redact_userinfo(&args.target))))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Refused(format!("--target must be http or https, got {}", url.scheme())));
-    }
-    let name = args.name.clone().unwrap_or_else(|| match (url.host_str(), url.port_or_known_default()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        _ => "target".into(),
-    });
+    let (name, url) = target_flag(&args.target, args.name.as_deref())?;
     let protocol = match args.protocol.as_deref().unwrap_or(default_protocol) {
         "auto" => ProtocolPreference::Auto,
         v => ProtocolPreference::Pinned(v.to_string()),
     };
-    let client = ClientConfig {
-        url,
-        headers: Default::default(),
-        protocol,
-        request_timeout: args.timeout,
-        max_response_bytes: crate::mcp::DEFAULT_MAX_RESPONSE_BYTES,
-        client_name: crate::runner::canary::CLIENT_NAME.into(),
-        client_version: env!("CARGO_PKG_VERSION").into(),
-        capabilities: serde_json::json!({}),
-        accept: Default::default(),
-        server_requests: Default::default(),
-        log_level: None,
-    };
-    Ok((name, client))
+    Ok((name, ClientConfig { protocol, request_timeout: args.timeout, ..ClientConfig::new(url) }))
+}
+
+/// `--target` (an http or https URL; its user-info never echoed) and the `target` label:
+/// `--name`, else `host:port`.
+pub fn target_flag(target: &str, name: Option<&str>) -> Result<(String, url::Url), Refused> {
+    let url = url::Url::parse(target)
+        .map_err(|e| Refused(format!("--target {:?}: {e}", crate::config::redact_userinfo(target))))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Refused(format!("--target must be http or https, got {}", url.scheme())));
+    }
+    let name = name.map(str::to_string).unwrap_or_else(|| match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        _ => "target".into(),
+    });
+    Ok((name, url))
 }
 
 /// A parameter problem as the one-shot CLI reports it: named by its flag.
@@ -711,6 +705,17 @@ async fn run_notify(args: NotifyArgs, shutdown: tokio_util::sync::CancellationTo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_target_flag_never_echoes_its_password() {
+        for bad in ["http://user:hunter2@[::1", "ftp://user:hunter2@127.0.0.1/mcp"] {
+            let Refused(message) = target_flag(bad, None).unwrap_err();
+            assert!(message.starts_with("--target") && !message.contains("hunter2"), "{message}");
+        }
+        let (name, url) = target_flag("http://127.0.0.1:8080/mcp", None).unwrap();
+        assert_eq!((name.as_str(), url.path()), ("127.0.0.1:8080", "/mcp"));
+        assert_eq!(target_flag("http://127.0.0.1:8080/mcp", Some("edge")).unwrap().0, "edge");
+    }
     use clap::Parser;
 
     #[derive(Parser)]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::mcp::{ClientConfig, ProtocolPreference};
+use crate::mcp::ClientConfig;
 use crate::profile::matrix::{self, CellResult, MatrixReport, MatrixRun};
 use crate::profile::params::{MatrixSpec, plan_matrix_tool};
 use crate::run::{EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, write_report};
@@ -41,29 +41,10 @@ pub struct MatrixArgs {
 
 /// Validate the flags into a matrix run.
 pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
-    let url = url::Url::parse(&args.target).map_err(|e| Refused(format!("--target {:?}: {e}", args.target)))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Refused(format!("--target must be http or https, got {}", url.scheme())));
-    }
+    let (target, url) = crate::run::target_flag(&args.target, args.name.as_deref())?;
     let tool =
         plan_matrix_tool(&args.spec).map_err(|e| Refused(format!("--{}: {}", e.key.replace('_', "-"), e.message)))?;
-    let target = args.name.clone().unwrap_or_else(|| match (url.host_str(), url.port_or_known_default()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        _ => "target".into(),
-    });
-    let client = ClientConfig {
-        url,
-        headers: Default::default(),
-        protocol: ProtocolPreference::Auto,
-        request_timeout: args.timeout,
-        max_response_bytes: crate::mcp::DEFAULT_MAX_RESPONSE_BYTES,
-        client_name: crate::runner::canary::CLIENT_NAME.into(),
-        client_version: env!("CARGO_PKG_VERSION").into(),
-        capabilities: serde_json::json!({}),
-        accept: Default::default(),
-        server_requests: Default::default(),
-        log_level: None,
-    };
+    let client = ClientConfig { request_timeout: args.timeout, ..ClientConfig::new(url) };
     Ok(MatrixRun {
         target,
         client,

@@ -26,7 +26,6 @@ const LAYERS: &[&[&str]] = &[
 const KNOWN_VIOLATIONS: &[(&str, &str)] = &[
     ("config", "chaos"),
     ("config", "profile"),
-    ("config", "runner"),
     ("daemon", "run"),
     ("profile", "schedule"),
     ("run", "run_chaos"),

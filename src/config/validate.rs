@@ -67,17 +67,11 @@ impl TargetConfig {
     /// Client settings for this target's sessions.
     pub fn client_config(&self) -> crate::mcp::ClientConfig {
         crate::mcp::ClientConfig {
-            url: self.url.clone(),
             headers: self.headers.clone(),
             protocol: self.protocol.clone(),
             request_timeout: self.timeout,
             max_response_bytes: self.max_response_bytes,
-            client_name: crate::runner::canary::CLIENT_NAME.into(),
-            client_version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: serde_json::json!({}),
-            accept: Default::default(),
-            server_requests: Default::default(),
-            log_level: None,
+            ..crate::mcp::ClientConfig::new(self.url.clone())
         }
     }
 }

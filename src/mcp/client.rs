@@ -59,7 +59,33 @@ pub struct ClientConfig {
     pub log_level: Option<LogLevel>,
 }
 
+/// The name this client gives in `initialize` (`clientInfo.name`) and the stateless `_meta`.
+pub const CLIENT_NAME: &str = "mcp-canary";
+
+/// Bound on one whole exchange unless the caller sets another.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ClientConfig {
+    /// The one place a client configuration starts from: `url` with this client's name and
+    /// version, no headers, `auto` protocol, [`DEFAULT_REQUEST_TIMEOUT`],
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`], no capabilities, no log opt-in. Callers change what they
+    /// need with struct update syntax (`ClientConfig { protocol, ..ClientConfig::new(url) }`).
+    pub fn new(url: url::Url) -> Self {
+        Self {
+            url,
+            headers: Default::default(),
+            protocol: ProtocolPreference::Auto,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            client_name: CLIENT_NAME.into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: serde_json::json!({}),
+            accept: Default::default(),
+            server_requests: Default::default(),
+            log_level: None,
+        }
+    }
+
     /// The stateless revision's `_meta` fields of this client.
     pub fn meta_fields(&self) -> protocol::MetaFields<'_> {
         protocol::MetaFields {

@@ -15,7 +15,7 @@ use crate::mcp::{
 };
 
 /// Client name sent in `clientInfo`.
-pub const CLIENT_NAME: &str = "mcp-canary";
+pub use crate::mcp::CLIENT_NAME;
 
 /// Per-target probe state that outlives one cycle.
 pub struct CanaryProbe {
@@ -141,19 +141,10 @@ impl CanaryProbe {
 
     fn client_config(&self) -> ClientConfig {
         ClientConfig {
-            url: self.target.url.clone(),
-            headers: self.target.headers.clone(),
-            protocol: self.target.protocol.clone(),
-            request_timeout: self.target.timeout,
-            max_response_bytes: self.target.max_response_bytes,
-            client_name: CLIENT_NAME.into(),
-            client_version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: serde_json::json!({}),
-            accept: Default::default(),
-            server_requests: Default::default(),
             // The notification round trip waits for log messages: ask for them (2026-07-28 servers send
             // none otherwise).
             log_level: self.target.notification.as_ref().and_then(|n| LogLevel::to_receive(&n.method)),
+            ..self.target.client_config()
         }
     }
 

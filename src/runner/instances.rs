@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::canary::{CLIENT_NAME, substitute_nonce};
+use super::canary::substitute_nonce;
 use crate::config::{InstancesSpec, NotificationSpec, TargetConfig};
 use crate::mcp::{ClientConfig, LogLevel, McpClient, McpError, ProtocolPreference};
 
@@ -144,16 +144,9 @@ impl InstanceChecks {
         let client = McpClient::new(
             ClientConfig {
                 url: url.clone(),
-                headers: t.headers.clone(),
                 protocol: session_protocol(t),
-                request_timeout: t.timeout,
-                max_response_bytes: t.max_response_bytes,
-                client_name: CLIENT_NAME.into(),
-                client_version: env!("CARGO_PKG_VERSION").into(),
-                capabilities: serde_json::json!({}),
-                accept: Default::default(),
-                server_requests: Default::default(),
                 log_level: t.notification.as_ref().and_then(|n| LogLevel::to_receive(&n.method)),
+                ..t.client_config()
             },
             self.http.clone(),
         );
