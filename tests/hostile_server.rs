@@ -92,6 +92,8 @@ const CASES: &[(&str, Group, Expect, &str)] = &[
     ("deep_json", Group::Framing, Expect::Fail(&["invalid_json"]), ""),
     ("not_jsonrpc", Group::Framing, Expect::Fail(&["invalid_json"]), ""),
     ("huge_headers", Group::Framing, Expect::Fail(&["reset"]), ""),
+    ("slow_body", Group::Framing, Expect::Fail(&["timeout"]), ""),
+    ("sse_resume_loop", Group::Framing, Expect::Fail(&["invalid_sse"]), ""),
     ("body_100mb", Group::Memory, Expect::Fail(&["body_too_large"]), ""),
     ("sse_10mb_line", Group::Memory, Expect::Fail(&["body_too_large"]), ""),
     // Not decompressed (reqwest without gzip): not JSON. Decompressed, it must hit the cap.
@@ -102,6 +104,9 @@ const CASES: &[(&str, Group, Expect, &str)] = &[
     ("wrong_id", Group::Protocol, Expect::Fail(&["invalid_json"]), ""),
     ("foreign_id", Group::Protocol, Expect::Fail(&["invalid_json"]), ""),
     ("duplicate_id", Group::Protocol, Expect::Fail(&["invalid_sse"]), ""),
+    ("batch_response", Group::Protocol, Expect::Fail(&["invalid_json"]), ""),
+    ("result_not_object", Group::Protocol, Expect::Fail(&["invalid_json"]), ""),
+    ("list_not_object", Group::Protocol, Expect::Fail(&["invalid_json"]), ""),
     ("jsonrpc_error", Group::Protocol, Expect::Fail(&["jsonrpc_error"]), ""),
     ("notification_flood", Group::Protocol, Expect::Healthy, ""),
     ("server_request_flood", Group::Protocol, Expect::Fail(&["invalid_sse", "invalid_json"]), "cap: TBD by item 9"),
@@ -402,9 +407,21 @@ fn assert_group(group: Group, extra: Vec<String>) {
     assert!(problems.is_empty(), "{group:?} modes failing:\n  {}", problems.join("\n  "));
 }
 
+/// Resumptions (GET + `Last-Event-ID`) one POST stream may cause (`MAX_RESUME_ATTEMPTS`).
+const MAX_RESUME_ATTEMPTS: u64 = 3;
+
 #[test]
 fn framing_modes() {
-    assert_group(Group::Framing, Vec::new());
+    let run = run();
+    let mut extra = Vec::new();
+    let resume = &run.stats["sse_resume_loop"];
+    if resume.gets > MAX_RESUME_ATTEMPTS * resume.lists.max(1) {
+        extra.push(format!(
+            "sse_resume_loop: {} resumption GETs for {} tools/list requests (bound {MAX_RESUME_ATTEMPTS} each)",
+            resume.gets, resume.lists
+        ));
+    }
+    assert_group(Group::Framing, extra);
 }
 
 #[test]

@@ -56,6 +56,11 @@ pub const MODES: &[(&str, Stage)] = &[
     ("deep_json", Stage::Any),
     ("not_jsonrpc", Stage::Any),
     ("huge_headers", Stage::Any),
+    ("slow_body", Stage::Any),
+    ("batch_response", Stage::Any),
+    ("result_not_object", Stage::Any),
+    ("list_not_object", Stage::ToolsList),
+    ("sse_resume_loop", Stage::ToolsList),
     // Size.
     ("body_100mb", Stage::Any),
     ("sse_10mb_line", Stage::Any),
@@ -112,6 +117,8 @@ pub struct ModeStats {
     /// `tools/list` requests.
     pub lists: u64,
     pub initializes: u64,
+    /// GET requests (stream resumptions).
+    pub gets: u64,
 }
 
 /// One request the foreign origin received: its header fields.
@@ -345,6 +352,9 @@ async fn serve_one(mut conn: TcpStream, state: Arc<State>) {
         if req.is_response() {
             s.answers += 1;
         }
+        if req.method == "GET" {
+            s.gets += 1;
+        }
         match req.rpc_method() {
             Some("tools/list") => s.lists += 1,
             Some("initialize") => s.initializes += 1,
@@ -352,13 +362,15 @@ async fn serve_one(mut conn: TcpStream, state: Arc<State>) {
         }
     }
     let method = req.rpc_method().unwrap_or("").to_string();
-    let hostile = req.method == "POST"
-        && match stage {
-            Stage::Any => true,
-            Stage::Initialize => method == "initialize",
-            Stage::ToolsList => method == "tools/list",
-            Stage::Session => method != "initialize" && method != "server/discover",
-        };
+    // `sse_resume_loop` answers every resumption GET with another event id and no response.
+    let hostile = (req.method == "GET" && mode == "sse_resume_loop")
+        || req.method == "POST"
+            && match stage {
+                Stage::Any => true,
+                Stage::Initialize => method == "initialize",
+                Stage::ToolsList => method == "tools/list",
+                Stage::Session => method != "initialize" && method != "server/discover",
+            };
     if hostile {
         play(&mode, &req, &mut conn, &state).await;
     } else {
@@ -482,6 +494,34 @@ async fn play(mode: &str, req: &Req, conn: &mut TcpStream, state: &State) {
                     n -= k;
                 }
             }
+        }
+        "slow_body" => {
+            // A complete head, then the body one byte per 100 ms.
+            let body = result(&id, initialize_result("hostile", "1.0"));
+            let fields = [("Content-Type", "application/json".to_string()), ("Content-Length", body.len().to_string())];
+            if write_all(conn, &head("200 OK", &fields)).await.is_err() {
+                return;
+            }
+            for b in body {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if write_all(conn, &[b]).await.is_err() {
+                    return;
+                }
+            }
+        }
+        "batch_response" => {
+            let one: Value = serde_json::from_slice(&result(&id, json!({}))).unwrap();
+            send_json(conn, "200 OK", &[], &serde_json::to_vec(&json!([one])).unwrap()).await
+        }
+        "result_not_object" => send_json(conn, "200 OK", &[], &result(&id, json!("ok"))).await,
+        "list_not_object" => send_json(conn, "200 OK", &[], &result(&id, json!(42))).await,
+        "sse_resume_loop" => {
+            // An event id and a zero retry hint, then the end of the stream: the client may resume
+            // (GET + Last-Event-ID), and every resumption ends the same way.
+            let n = state.counter.fetch_add(1, Ordering::Relaxed);
+            let mut out = sse_head(&[]);
+            out.extend_from_slice(format!("id: ev-{n}\nretry: 0\ndata: \n\n").as_bytes());
+            let _ = write_all(conn, &out).await;
         }
         "not_jsonrpc" => send_json(conn, "200 OK", &[], br#"{"hello":"world","answer":42}"#).await,
         "huge_headers" => {
