@@ -601,4 +601,6 @@ fn the_gzip_bomb_is_real_gzip() {
     let isize = u32::from_le_bytes(bomb[bomb.len() - 4..].try_into().unwrap()) as usize;
     assert_eq!(isize, hostile::GZIP_ZEROS);
     assert!(bomb.len() * 100 < hostile::GZIP_ZEROS, "{} bytes", bomb.len());
+    // Left for inspection: `gzip -dc target/tmp/gzip_bomb.gz | wc -c` prints GZIP_ZEROS.
+    std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gzip_bomb.gz"), bomb).unwrap();
 }

@@ -16,9 +16,12 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The binary under test.
+/// The binary under test: the one cargo built with the tests, or `MCP_CANARY_TEST_BIN` (e.g. a
+/// release build, for the memory figures of docs/reliability.md).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mcp-canary"))
+    std::env::var_os("MCP_CANARY_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mcp-canary")))
 }
 
 /// `serve --config PATH` on a config it must refuse: asserts it exits non-zero (within 20 s)
