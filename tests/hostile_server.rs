@@ -5,8 +5,8 @@
 //! - per mode: the daemon is alive, the expected `error_type` is counted in
 //!   `mcp_canary_operations_total` and `mcp_canary_probe_success` is 0 (or, for the modes that
 //!   are valid MCP at a hostile size, `probe_success` 1), the target's series are bounded;
-//! - daemon-wide (`daemon_bounds`): peak RSS (VmHWM) under `RSS_BOUND`, no panic in the log,
-//!   every normal target healthy, SIGTERM completes within its bound;
+//! - daemon-wide (`daemon_bounds`): peak RSS (VmHWM) under `RSS_BOUND_KB`, no panic in the log,
+//!   every normal target healthy, `/metrics` answers, SIGTERM completes within its bound;
 //! - `redirect_modes`: no configured secret ever reached the foreign origin.
 //!
 //! The daemon runs once for the whole binary (a shared fixture); the figures it measured are
@@ -101,7 +101,7 @@ const CASES: &[(&str, Group, Expect, &str)] = &[
     // Not decompressed (reqwest without gzip): not JSON. Decompressed, it must hit the cap.
     ("gzip_bomb", Group::Memory, Expect::Fail(&["invalid_json", "body_too_large"]), ""),
     ("huge_error_body", Group::Memory, Expect::Fail(&["http_5xx"]), ""),
-    ("tools_50k", Group::Memory, Expect::Healthy, "RSS: item 1"),
+    ("tools_50k", Group::Memory, Expect::Healthy, "RSS: item 1; healthy while 6.5 MB fits its listing budget"),
     ("page_bomb", Group::Memory, Expect::Fail(&["body_too_large"]), "listing byte budget: TBD by item 1"),
     ("wrong_id", Group::Protocol, Expect::Fail(&["invalid_json"]), ""),
     ("foreign_id", Group::Protocol, Expect::Fail(&["invalid_json"]), ""),
