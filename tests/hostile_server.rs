@@ -5,7 +5,8 @@
 //! - per mode: the daemon is alive, the expected `error_type` is counted in
 //!   `mcp_canary_operations_total` and `mcp_canary_probe_success` is 0 (or, for the modes that
 //!   are valid MCP at a hostile size, `probe_success` 1), the target's series are bounded;
-//! - daemon-wide (`daemon_bounds`): peak RSS (VmHWM) under `RSS_BOUND_KB`, no panic in the log,
+//! - daemon-wide (`daemon_bounds`): peak RSS (VmHWM) under `RSS_BOUND_KB` (release build;
+//!   `DEBUG_RSS_BOUND_KB` for the debug daemon `cargo test` builds), no panic in the log,
 //!   every normal target healthy, `/metrics` answers, SIGTERM completes within its bound;
 //! - `redirect_modes`: no configured secret ever reached the foreign origin.
 //!
@@ -24,8 +25,20 @@ use std::time::{Duration, Instant};
 use common::{Scrape, scrape, start_daemon, start_target};
 use hostile::{Hostile, MODES, ModeStats};
 
-/// Peak RSS the daemon may reach with every hostile target plus 20 normal ones (issue 16).
+/// Peak RSS the daemon may reach with every hostile target plus 20 normal ones (issue 16): the
+/// release build's bound. Run it with `TEST_MCP_CANARY_BIN=target/release/mcp-canary`.
 const RSS_BOUND_KB: u64 = 64 * 1024;
+/// The same bound for the unoptimized daemon `cargo test` builds: it measured 1.3-1.8x the
+/// release build's peak in the same configurations (43 vs 24 MB with no big answer, 64-84 vs
+/// 50 MB with everything but the listing modes; docs/reliability.md).
+const DEBUG_RSS_BOUND_KB: u64 = 2 * RSS_BOUND_KB;
+
+/// The RSS bound for the daemon under test: debug unless `TEST_MCP_CANARY_BIN` (a release
+/// build) is given or the tests are built with `--release`.
+fn rss_bound_kb() -> u64 {
+    let debug_daemon = cfg!(debug_assertions) && std::env::var_os("TEST_MCP_CANARY_BIN").is_none();
+    if debug_daemon { DEBUG_RSS_BOUND_KB } else { RSS_BOUND_KB }
+}
 /// The watchdog kills the daemon above this, to protect a shared machine; a kill fails
 /// `daemon_bounds` with the figure.
 const RSS_KILL_KB: u64 = 2 * 1024 * 1024;
@@ -444,11 +457,13 @@ fn memory_modes() {
     // can cause it.
     let run = run();
     let mut extra = Vec::new();
-    if let Some(kb) = run.peak_rss_kb.filter(|kb| *kb > RSS_BOUND_KB) {
+    if let Some(kb) = run.peak_rss_kb.filter(|kb| *kb > rss_bound_kb()) {
         extra.push(format!(
-            "daemon peak RSS {kb} kB over {RSS_BOUND_KB} kB; the listing modes (item 1) ran tools_50k {} and page_bomb \
+            "daemon peak RSS {kb} kB over {} kB; the listing modes (item 1) ran tools_50k {} and page_bomb \
              {} tools/list requests; attribute with HOSTILE_SKIP (docs/reliability.md)",
-            run.stats["tools_50k"].lists, run.stats["page_bomb"].lists
+            rss_bound_kb(),
+            run.stats["tools_50k"].lists,
+            run.stats["page_bomb"].lists
         ));
     }
     assert_group(Group::Memory, extra);
@@ -516,12 +531,13 @@ fn daemon_bounds() {
     let max_series = series.iter().max_by_key(|(_, n)| *n).cloned().unwrap_or_default();
     let normal_series = series.iter().find(|(n, _)| n == "normal_00").map(|(_, n)| *n).unwrap_or(0);
     println!(
-        "hostile_server figures: ran {:.1} s; {} modes + {NORMAL_TARGETS} normal targets; peak RSS (VmHWM) {:?} kB; \
+        "hostile_server figures: ran {:.1} s; {} modes + {NORMAL_TARGETS} normal targets; peak RSS (VmHWM) {:?} kB (bound {} kB); \
          max sampled VmRSS {} kB; most series of one target {max_series:?}; a normal target {normal_series}; \
          /metrics {} lines; daemon CPU {:?} s; most descriptors {}; slowest scrape {:.3} s, {} failed; SIGTERM exit {:?} after {:.2} s",
         run.ran_for.as_secs_f64(),
         MODES.len(),
         run.peak_rss_kb,
+        rss_bound_kb(),
         run.max_sampled_kb,
         run.scrape.text.lines().count(),
         run.cpu_secs,
@@ -547,8 +563,8 @@ fn daemon_bounds() {
         problems.push(format!("daemon died or was killed (watchdog at {:?} kB)", run.killed_at_kb));
     }
     match run.peak_rss_kb {
-        Some(kb) if kb <= RSS_BOUND_KB => {}
-        other => problems.push(format!("peak RSS {other:?} kB over the bound {RSS_BOUND_KB} kB")),
+        Some(kb) if kb <= rss_bound_kb() => {}
+        other => problems.push(format!("peak RSS {other:?} kB over the bound {} kB", rss_bound_kb())),
     }
     if run.failed_scrapes > 0 {
         problems.push(format!(
