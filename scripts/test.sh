@@ -40,6 +40,8 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 log "Tests"
+# Property tests (bounded fuzzing, src/**/props.rs): this many cases each; scripts/fuzz.sh runs more.
+export PROPTEST_CASES="${PROPTEST_CASES:-512}"
 cargo test --all-targets --locked --no-fail-fast -- --test-threads "${TEST_THREADS:-2}"
 
 log "MCP client tests again over the lean transport profile sessions use (src/mcp/lean.rs)"

@@ -232,6 +232,28 @@ pub fn json_report(url: &str, outcome: &ProbeOutcome) -> serde_json::Value {
     })
 }
 
+/// `value` as pretty JSON with no terminal control character in it, the values kept exact.
+/// serde_json escapes C0 controls in strings (ESC, BEL, CR, NUL, ...) but writes DEL and the C1
+/// controls (U+0080 to U+009F; U+009B is a one-character CSI) as they are; those are escaped
+/// here as `\uXXXX`. Outside strings pretty JSON holds only ASCII punctuation, spaces and
+/// newlines, so every other control character found is inside a string.
+pub fn terminal_safe_json(value: &serde_json::Value) -> serde_json::Result<String> {
+    let raw = serde_json::to_string_pretty(value)?;
+    let unsafe_char = |c: char| c.is_control() && c != '\n';
+    if !raw.chars().any(unsafe_char) {
+        return Ok(raw);
+    }
+    let mut out = String::with_capacity(raw.len() + 16);
+    for c in raw.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// The human-readable report.
 pub fn text_report(url: &str, outcome: &ProbeOutcome) -> String {
     use std::fmt::Write;
@@ -302,7 +324,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let mut shown = url::Url::parse(&args.url)?;
     let _ = shown.set_password(None);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_report(shown.as_str(), &outcome))?);
+        println!("{}", terminal_safe_json(&json_report(shown.as_str(), &outcome))?);
     } else {
         print!("{}", text_report(shown.as_str(), &outcome));
     }
@@ -364,6 +386,18 @@ mod tests {
         assert_eq!((connect, connect.exit_code()), (Verdict::Unreachable, 3));
         // A refused or reset connection stays unreachable wherever it happens.
         assert_eq!(of(vec![ok(), step(Operation::ToolsCall, failed(ErrorType::Reset))]), Verdict::Unreachable);
+    }
+
+    #[test]
+    fn json_output_escapes_every_control_character_and_keeps_the_value() {
+        let hostile = "\u{1b}]0;pwned\u{7}\r\u{0}\u{7f}\u{9b}31m\u{85}\u{9f}é✓\"\\";
+        let value = serde_json::json!({"name": hostile, "nested": [{"k": hostile}]});
+        let text = terminal_safe_json(&value).unwrap();
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("\\u007f\\u009b31m\\u0085\\u009fé✓"), "{text}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), value);
+        let plain = serde_json::json!({"a": "b"});
+        assert_eq!(terminal_safe_json(&plain).unwrap(), serde_json::to_string_pretty(&plain).unwrap());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::serve as http;
 use crate::inspect::redis::RedisInspector;
 use crate::runner::CanaryProbe;
 use crate::schedule::{self, Readiness};
@@ -40,10 +41,8 @@ pub async fn run(
     let ready = Readiness::new(loops_total);
     let http_stop = CancellationToken::new();
     let app = crate::http::router(exporter.clone(), Arc::clone(&ready));
-    let server = tokio::spawn({
-        let stop = http_stop.clone();
-        async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
-    });
+    let limits = http::Limits::for_descriptors(crate::run::descriptor_limit());
+    let server = tokio::spawn(http::serve(listener, app, http_stop.clone(), limits));
     let upkeep = tokio::spawn({
         let exporter = exporter.clone();
         let stop = http_stop.clone();
@@ -83,31 +82,31 @@ pub async fn run(
 
     shutdown.cancelled().await;
     tracing::info!("Shutting down: finishing probes in flight and closing sessions");
-    let drained =
-        tokio::time::timeout(grace + Duration::from_secs(2), async { while loops.join_next().await.is_some() {} })
-            .await;
+    // One deadline for probe loops, profiles and inspectors (all cancelled together): the stop
+    // takes at most `shutdown_grace` + `http::SHUTDOWN_BOUND` whatever targets and HTTP clients do.
+    let deadline = tokio::time::Instant::now() + grace + http::PROBE_DRAIN_SLACK;
+    let drained = tokio::time::timeout_at(deadline, async { while loops.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("Some probe loops did not stop within the grace period");
         loops.abort_all();
     }
     // Profile runs were cancelled too; each waits for its own within the grace.
     if let Some(mut profiles) = profiles
-        && tokio::time::timeout(grace + Duration::from_secs(2), &mut profiles).await.is_err()
+        && tokio::time::timeout_at(deadline, &mut profiles).await.is_err()
     {
         profiles.abort();
     }
     // Inspectors abandon their sample in flight on cancel; this wait is only a backstop.
-    if tokio::time::timeout(Duration::from_secs(2), async { while inspectors.join_next().await.is_some() {} })
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout_at(deadline, async { while inspectors.join_next().await.is_some() {} }).await.is_err() {
         inspectors.abort_all();
     }
+    // Stops accepting, lets answers in flight finish within `http::DRAIN_TIMEOUT`, closes the rest.
     http_stop.cancel();
     let _ = upkeep.await;
-    server.await??;
-    // Push the last cycles' metrics and spans before exiting.
-    exporter.shutdown(grace).await;
+    server.await?;
+    // Push the last cycles' metrics and spans before exiting, within a fixed bound of its own
+    // (not the grace: the SDK bounds its own flush today, but that is its choice, not ours).
+    exporter.shutdown(grace.min(http::OTLP_FLUSH_TIMEOUT)).await;
     tracing::info!("Daemon stopped");
     Ok(())
 }

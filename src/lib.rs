@@ -4,6 +4,7 @@
 
 pub mod chaos;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;

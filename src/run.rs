@@ -157,7 +157,7 @@ pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(Strin
         headers: Default::default(),
         protocol,
         request_timeout: args.timeout,
-        max_response_bytes: 8 * 1024 * 1024,
+        max_response_bytes: crate::mcp::DEFAULT_MAX_RESPONSE_BYTES,
         client_name: crate::runner::canary::CLIENT_NAME.into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
         capabilities: serde_json::json!({}),
@@ -206,6 +206,12 @@ pub(crate) fn run_options<'a>(
 pub fn descriptor_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX)
 }
+
+// A run's reserved descriptors cover its `/metrics` listener's connections.
+const _: () = assert!(
+    (crate::http::serve::MAX_CONNECTIONS as u64) < crate::profile::params::RESERVED_DESCRIPTORS / 2,
+    "the HTTP surface's connections must fit in the descriptors a run reserves"
+);
 
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit (a run holds a connection per session; the
 /// usual soft default of 1,024 would cap it far below what the host allows). Returns the new
@@ -497,7 +503,7 @@ where
 
     let surface = RunSurface::start(common.metrics_listen).await?;
 
-    let metrics = start_metrics(unix_now_secs());
+    let metrics = start_metrics(crate::clock::unix_seconds());
     println!("{banner}");
     let tty = std::io::stdout().is_terminal();
     let (m1, m2) = (Arc::clone(&metrics), Arc::clone(&metrics));
@@ -559,6 +565,8 @@ pub(crate) struct RunSurface {
     /// The recorder and its upkeep task; `None` when nothing could read a metric.
     exported: Option<(telemetry::Exporter, tokio::task::JoinHandle<()>)>,
     stop: tokio_util::sync::CancellationToken,
+    /// `/metrics` on `--metrics-listen`; its stop drains within `http::serve::DRAIN_TIMEOUT`.
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunSurface {
@@ -566,19 +574,18 @@ impl RunSurface {
         let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
         let stop = tokio_util::sync::CancellationToken::new();
         if listen.is_none() && otlp.is_none() {
-            return Ok(Self { exported: None, stop });
+            return Ok(Self { exported: None, stop, server: None });
         }
         let exporter = telemetry::Exporter::install(otlp.as_ref())?;
+        let mut server = None;
         if let Some(addr) = listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr()?;
             let app = crate::http::router(exporter.clone(), crate::schedule::Readiness::new(0));
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-            });
+            let limits = crate::http::serve::Limits::for_descriptors(descriptor_limit());
+            server = Some(tokio::spawn(crate::http::serve::serve(listener, app, stop.clone(), limits)));
             println!("mcp-canary metrics listening on http://{local}");
         }
         let upkeep = {
@@ -591,7 +598,7 @@ impl RunSurface {
                 }
             })
         };
-        Ok(Self { exported: Some((exporter, upkeep)), stop })
+        Ok(Self { exported: Some((exporter, upkeep)), stop, server })
     }
 
     /// Fold buffered histogram samples into the series now (a run's last results, before a
@@ -605,9 +612,12 @@ impl RunSurface {
     /// Stop serving `/metrics` and flush OTLP.
     pub(crate) async fn finish(self) {
         self.stop.cancel();
+        if let Some(server) = self.server {
+            let _ = server.await;
+        }
         if let Some((exporter, upkeep)) = self.exported {
             let _ = upkeep.await;
-            exporter.shutdown(Duration::from_secs(5)).await;
+            exporter.shutdown(crate::http::serve::OTLP_FLUSH_TIMEOUT).await;
         }
     }
 }
@@ -680,10 +690,6 @@ async fn run_notify(args: NotifyArgs, shutdown: tokio_util::sync::CancellationTo
         profile::notify::run_notify(run, client, http, metrics, hooks, shutdown)
     })
     .await
-}
-
-fn unix_now_secs() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -140,8 +140,7 @@ pub async fn run(args: ChaosArgs, shutdown: tokio_util::sync::CancellationToken)
         }
     };
     let surface = RunSurface::start(args.common.metrics_listen).await?;
-    let started_at =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let started_at = crate::clock::unix_seconds();
     let names: Vec<String> = run.scenarios.iter().map(|s| s.name.clone()).collect();
     let metrics =
         telemetry::chaos::ChaosMetrics::start(&run.target, &run.profile, &run.operations(), &names, started_at);

@@ -56,7 +56,7 @@ pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
         headers: Default::default(),
         protocol: ProtocolPreference::Auto,
         request_timeout: args.timeout,
-        max_response_bytes: 8 * 1024 * 1024,
+        max_response_bytes: crate::mcp::DEFAULT_MAX_RESPONSE_BYTES,
         client_name: crate::runner::canary::CLIENT_NAME.into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
         capabilities: serde_json::json!({}),
@@ -130,8 +130,7 @@ pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken
         }
     };
     let surface = RunSurface::start(args.metrics_listen).await?;
-    let started_at =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let started_at = crate::clock::unix_seconds();
     telemetry::matrix::started(&plan.target, matrix::PROFILE, started_at);
     println!("capability matrix: {} ({})", plan.target, plan.client.url);
     let http = crate::mcp::transport::http_client()?;

@@ -109,7 +109,7 @@ fn example_values_are_parsed_as_written() {
     assert_eq!(t.jitter, 0.1);
     assert_eq!(t.protocol, "auto");
     assert_eq!(t.session, "fresh");
-    assert_eq!(t.max_response_bytes, 8_388_608);
+    assert_eq!(t.max_response_bytes, 4_194_304);
     assert_eq!(t.probe.tool.as_deref(), Some("echo"));
     assert_eq!(t.probe.resource.as_deref(), Some("canary://static/hello"));
     let n = t.notification.as_ref().unwrap();

@@ -1,6 +1,7 @@
 //! `docs/metrics.md` lists exactly the catalogue: names, kinds, labels and help, in order, for
 //! the daemon and for the reference target.
 
+use mcp_canary::mcp::ErrorType;
 use mcp_canary::telemetry::catalogue::{CATALOGUE, Kind, MetricDef, PROCESS_METRICS, TARGET_CATALOGUE};
 
 fn table(defs: &[MetricDef]) -> String {
@@ -45,4 +46,22 @@ fn docs_list_exactly_the_catalogue() {
             "docs/metrics.md section {name} is out of step with the catalogue; it should read:\n{expected}"
         );
     }
+}
+
+/// The `error_type` values the docs list are exactly the closed set, in order.
+#[test]
+fn docs_list_every_error_type() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/metrics.md exists");
+    let start = doc.find("- `error_type` is a closed set:").expect("the error_type paragraph");
+    let end = start + doc[start..].find("empty on success").expect("its end");
+    // Every backticked word of the paragraph that is a label value (skips header names and such).
+    let listed: Vec<&str> = doc[start..end]
+        .split('`')
+        .skip(3)
+        .step_by(2)
+        .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        .collect();
+    let expected: Vec<&str> = ErrorType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(listed, expected, "docs/metrics.md lists other error_type values than ErrorType::ALL");
 }

@@ -475,3 +475,37 @@ async fn tls_collector_with_an_untrusted_certificate_counts_failures() {
     assert!(received.metrics().is_empty(), "an untrusted certificate was accepted");
     assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_collector_holds_the_stop_at_most_the_fixed_flush_bound() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    // A collector that accepts connections and never answers: the final push waits on it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            if held.len() < 64 {
+                held.push(socket);
+            }
+        }
+    });
+    let otlp = format!(
+        "[otlp]\nenabled = true\nendpoint = \"http://{collector}\"\nprotocol = \"http/protobuf\"\ninterval = \"60s\"\ntimeout = \"120s\""
+    );
+    let config = config(&mcp_url, &otlp).replace("shutdown_grace = \"2s\"", "shutdown_grace = \"60s\"");
+    let (mut daemon, _dir, base) = start_daemon("otlp-stalled", &config, &[]).await;
+    let (scrape, ok) = common::scrape_until(&base, Duration::from_secs(15), |s| {
+        s.value("mcp_canary_probes_total", &[("target", "ref"), ("outcome", "success")]) >= 1.0
+    })
+    .await;
+    assert!(ok, "no probe succeeded:\n{}\n{}", scrape.text, daemon.log_text());
+    let started = std::time::Instant::now();
+    assert_eq!(daemon.terminate(Duration::from_secs(90)).await, Some(0));
+    // Probes drain at once; the flush may take OTLP_FLUSH_TIMEOUT (5 s), not the 60 s grace.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(11), "the stalled collector held the stop for {took:?}");
+    assert!(took >= Duration::from_secs(4), "the final push was not attempted ({took:?})");
+    let log = daemon.log_text();
+    assert!(log.contains("OTLP flush did not finish in time"), "{log}");
+}

@@ -3,6 +3,7 @@
 //! every few seconds, and the scenario driver opening and closing fault windows. Every operation
 //! is timed from its intended start and attributed to the phase it was meant to start in.
 
+use crate::clock::unix_seconds;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -808,7 +809,7 @@ pub async fn run_chaos(
     observer: Arc<dyn ChaosObserver>,
     cancel: CancellationToken,
 ) -> ChaosReport {
-    let started_at = unix_now();
+    let started_at = unix_seconds();
     let begin = Instant::now();
     let mut setup = SetupErrors::default();
     let admin_http = http.clone();
@@ -1043,7 +1044,7 @@ fn build_report(
         profile: ctx.run.profile.clone(),
         target: ctx.run.target.clone(),
         started_at,
-        ended_at: unix_now(),
+        ended_at: unix_seconds(),
         elapsed_s: begin.elapsed().as_secs_f64(),
         aborted,
         abort_reason: aborted.then(|| "cancelled".to_string()),
@@ -1072,10 +1073,6 @@ fn build_report(
 struct SetupErrors {
     proxy: Option<String>,
     redis: Option<String>,
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// (fault started, detection, recovery) of a detector.

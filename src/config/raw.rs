@@ -275,7 +275,7 @@ fn default_session() -> String {
     "fresh".into()
 }
 fn default_max_response_bytes() -> u64 {
-    8 * 1024 * 1024
+    crate::mcp::DEFAULT_MAX_RESPONSE_BYTES as u64
 }
 fn default_notification_timeout() -> Duration {
     Duration::from_secs(5)

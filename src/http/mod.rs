@@ -1,4 +1,7 @@
-//! The daemon's HTTP surface: `/metrics`, `/healthz`, `/readyz`.
+//! The daemon's HTTP surface: `/metrics`, `/healthz`, `/readyz`, served with client bounds
+//! (see [`serve`]).
+
+pub mod serve;
 
 use std::sync::Arc;
 

@@ -96,11 +96,16 @@ async fn sample_prometheus(
         if !resp.status().is_success() {
             return Err(MemoryError::Http(resp.status().as_u16()));
         }
-        let body = resp.bytes().await.map_err(|e| MemoryError::Connect(without_url(&e)))?;
-        if body.len() > MAX_EXPOSITION_BYTES {
-            return Err(MemoryError::Parse(format!("exposition over {MAX_EXPOSITION_BYTES} bytes")));
+        // Read in pieces and stop at the cap: a runaway endpoint is never held whole.
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| MemoryError::Connect(without_url(&e)))? {
+            if body.len() + chunk.len() > MAX_EXPOSITION_BYTES {
+                return Err(MemoryError::Parse(format!("exposition over {MAX_EXPOSITION_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
         }
-        String::from_utf8(body.to_vec()).map_err(|_| MemoryError::Parse("not UTF-8".into()))
+        String::from_utf8(body).map_err(|_| MemoryError::Parse("not UTF-8".into()))
     };
     let text = tokio::time::timeout(timeout, fetch).await.map_err(|_| MemoryError::Timeout(timeout))??;
     let value = exposition_value(&text, metric)?;
@@ -122,9 +127,10 @@ fn without_url(e: &reqwest::Error) -> String {
     msg
 }
 
-/// The value of `metric` in a Prometheus text exposition: the sum over its series when it has
-/// labels (one process usually exports one series; several mean several processes behind one
-/// endpoint, whose memory together is what can leak). Comments and other metrics are skipped.
+/// The value of `metric` in a Prometheus text exposition, the one way every memory reader takes
+/// it: the sum over its series when it has labels (one process usually exports one series;
+/// several mean several processes behind one endpoint, whose memory together is what can leak).
+/// Comments and other metrics are skipped.
 pub fn exposition_value(text: &str, metric: &str) -> Result<f64, MemoryError> {
     let mut found: Option<f64> = None;
     for line in text.lines() {
@@ -409,6 +415,15 @@ mod tests {
             .route("/negative", get(|| async { "process_resident_memory_bytes -5\n" }))
             .route("/other", get(|| async { "up 1\n" }))
             .route(
+                "/endless",
+                get(|| async {
+                    let filler = bytes::Bytes::from("filler_total 1\n".repeat(1024));
+                    axum::body::Body::from_stream(futures::stream::repeat_with(move || {
+                        Ok::<_, std::io::Error>(filler.clone())
+                    }))
+                }),
+            )
+            .route(
                 "/slow",
                 get(|| async {
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -433,6 +448,11 @@ mod tests {
         assert_eq!(read("/garbage").await.unwrap_err().error_type(), "invalid_response");
         assert_eq!(read("/negative").await.unwrap_err().error_type(), "invalid_response");
         assert_eq!(read("/other").await.unwrap_err().error_type(), "missing_metric");
+        // Cut at the cap, not read until the timeout (nor held whole).
+        assert_eq!(
+            read("/endless").await,
+            Err(MemoryError::Parse(format!("exposition over {MAX_EXPOSITION_BYTES} bytes")))
+        );
         assert_eq!(read("/slow").await.unwrap_err().error_type(), "timeout");
         server.abort();
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

@@ -2,6 +2,7 @@
 //! profile or metric calls it.
 
 use super::McpError;
+use super::listing::{Accumulator, ListKind, Listing, MAX_LISTING_BYTES};
 use super::protocol::{self, Era, method};
 use super::session::{Ctx, Inner, NOTIFICATION_BUFFER, Session, open_background};
 use serde_json::{Value, json};
@@ -13,6 +14,14 @@ pub use super::protocol::{LATEST_PROTOCOL, LogLevel, SESSION_PROTOCOLS};
 
 /// Bound on pages followed by a list operation.
 pub const MAX_PAGES: usize = 100;
+
+/// A listing's pages share one deadline of this many request timeouts (each page is also
+/// bounded by one): a server dripping 100 slow pages cannot hold a probe cycle for 100 timeouts.
+pub const LISTING_TIMEOUTS: u32 = 3;
+
+/// The default cap on one response body (`max_response_bytes`): 4 MiB. A body is held whole
+/// while it is read, so each target's request in flight may cost this much.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Which revision to speak.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,10 +265,11 @@ impl McpClient {
     async fn discover(&self) -> Result<Option<Session>, McpError> {
         let ctx = Ctx { era: Era::Stateless, version: Some(LATEST_PROTOCOL.into()), session_id: None };
         let answer = self.inner.exchange(&ctx, method::DISCOVER, &json!({})).await?;
-        if !protocol::discover_lists_latest(&answer.result) {
+        let result = answer.result.value()?;
+        if !protocol::discover_lists_latest(&result) {
             return Ok(None);
         }
-        let info = ServerInfo::from_result(&answer.result, LATEST_PROTOCOL, None, true);
+        let info = ServerInfo::from_result(&result, LATEST_PROTOCOL, None, true);
         Ok(Some(Session { ctx, info, cancel: self.inner.root.child_token() }))
     }
 
@@ -270,15 +280,16 @@ impl McpClient {
         let cfg = &self.inner.config;
         let params = protocol::initialize_params(offer, &cfg.capabilities, &cfg.client_name, &cfg.client_version);
         let answer = self.inner.exchange(&ctx, method::INITIALIZE, &params).await?;
+        let result = answer.result.value()?;
         // A result that is no InitializeResult (not an object, no version) is a malformed answer,
         // not a version the server chose.
-        let Some(answered) = answer.result.get("protocolVersion").and_then(Value::as_str) else {
+        let Some(answered) = result.get("protocolVersion").and_then(Value::as_str) else {
             return Err(McpError::InvalidJson("initialize result without a protocolVersion string".into()));
         };
         let version = protocol::accept_session_version(answered, pinned)?;
         let ctx = Ctx { era: Era::Session, version: Some(version.clone()), session_id: answer.session_id.clone() };
         self.inner.notify(&ctx, method::INITIALIZED, Value::Null).await?;
-        let info = ServerInfo::from_result(&answer.result, &version, answer.session_id, false);
+        let info = ServerInfo::from_result(&result, &version, answer.session_id, false);
         Ok(Session { ctx, info, cancel: self.inner.root.child_token() })
     }
 
@@ -309,7 +320,7 @@ impl McpClient {
     /// an error (`INPUT_REQUIRED_CODE`).
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, McpError> {
         let ctx = self.ctx().await?;
-        let mut result = self.inner.exchange(&ctx, method, &params).await?.result;
+        let mut result = self.inner.exchange(&ctx, method, &params).await?.result.value()?;
         let mut params = params;
         for _ in 0..protocol::MAX_INPUT_ROUNDS {
             let Some(input) = protocol::input_required(&result) else { return Ok(result) };
@@ -319,7 +330,7 @@ impl McpClient {
             })?;
             self.inner.count_input_answers(responses.len());
             params = protocol::with_input_responses(&params, responses, input.request_state);
-            result = self.inner.exchange(&ctx, method, &params).await?.result;
+            result = self.inner.exchange(&ctx, method, &params).await?.result.value()?;
         }
         match protocol::input_required(&result) {
             None => Ok(result),
@@ -339,42 +350,59 @@ impl McpClient {
         self.current_ctx().is_none_or(|c| c.era == Era::Session)
     }
 
-    pub async fn list_tools(&self) -> Result<Vec<Value>, McpError> {
-        self.list(method::TOOLS_LIST, "tools").await
+    /// `tools/list`, all pages (bounded: see `list`).
+    pub async fn list_tools(&self) -> Result<Listing, McpError> {
+        self.list(ListKind::Tools).await
     }
 
-    pub async fn list_resources(&self) -> Result<Vec<Value>, McpError> {
-        self.list(method::RESOURCES_LIST, "resources").await
+    pub async fn list_resources(&self) -> Result<Listing, McpError> {
+        self.list(ListKind::Resources).await
     }
 
-    pub async fn list_prompts(&self) -> Result<Vec<Value>, McpError> {
-        self.list(method::PROMPTS_LIST, "prompts").await
+    pub async fn list_resource_templates(&self) -> Result<Listing, McpError> {
+        self.list(ListKind::ResourceTemplates).await
     }
 
-    /// Follow `nextCursor` for at most `MAX_PAGES` pages.
-    async fn list(&self, method: &str, key: &str) -> Result<Vec<Value>, McpError> {
-        let mut items = Vec::new();
+    pub async fn list_prompts(&self) -> Result<Listing, McpError> {
+        self.list(ListKind::Prompts).await
+    }
+
+    /// Follow `nextCursor` for at most `MAX_PAGES` pages, each processed as it arrives: every
+    /// item counted and hashed, the first ones kept (`listing::MAX_KEPT_ITEMS`,
+    /// `listing::MAX_KEPT_BYTES`). Pages past `listing::MAX_LISTING_BYTES` (or one
+    /// `max_response_bytes`, when larger) fail the listing as `body_too_large`; a cursor still
+    /// offered after `MAX_PAGES` pages ends it, marked `truncated`. All pages together must
+    /// arrive within `LISTING_TIMEOUTS` request timeouts (`timeout`).
+    pub async fn list(&self, kind: ListKind) -> Result<Listing, McpError> {
+        let deadline = self.inner.config.request_timeout.saturating_mul(LISTING_TIMEOUTS);
+        tokio::time::timeout(deadline, self.list_pages(kind)).await.map_err(|_| McpError::Timeout(deadline))?
+    }
+
+    async fn list_pages(&self, kind: ListKind) -> Result<Listing, McpError> {
+        let budget = MAX_LISTING_BYTES.max(self.inner.config.max_response_bytes);
+        let mut acc = Accumulator::new(kind, budget);
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let params = match &cursor {
                 Some(c) => json!({"cursor": c}),
                 None => json!({}),
             };
-            let result = self.request(method, params).await?;
-            if !result.is_object() {
-                return Err(McpError::InvalidJson(format!("{method} result is not an object")));
+            let ctx = self.ctx().await?;
+            let answer = self.inner.exchange(&ctx, kind.method(), &params).await?;
+            let mut end = acc.page(answer.result.get())?;
+            drop(answer);
+            if end.input_required {
+                // Rare (2026-07-28): the page comes once `request` has answered the server's
+                // input requests.
+                let result = self.request(kind.method(), params).await?;
+                end = acc.page(&result.to_string())?;
             }
-            match result.get(key) {
-                Some(Value::Array(page)) => items.extend(page.iter().cloned()),
-                Some(_) => return Err(McpError::InvalidJson(format!("{method} result: {key} is not an array"))),
-                None => {}
-            }
-            match result.get("nextCursor").and_then(Value::as_str) {
-                Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => cursor = Some(next.to_string()),
-                _ => break,
+            match end.next_cursor {
+                Some(next) if !next.is_empty() && cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+                _ => return Ok(acc.finish(false)),
             }
         }
-        Ok(items)
+        Ok(acc.finish(true))
     }
 
     /// `tools/call`; an `isError: true` result is returned with `is_error` set.

@@ -27,7 +27,8 @@ pub enum ErrorType {
     InvalidJson,
     /// An SSE stream that ended before the response or was malformed.
     InvalidSse,
-    /// A response body over the configured size cap.
+    /// A response body over the configured size cap, a listing over its byte budget
+    /// (`MAX_LISTING_BYTES`), or a response too dense to parse within `MAX_PARSED_BYTES`.
     BodyTooLarge,
     /// A JSON-RPC error response.
     JsonrpcError,
@@ -37,11 +38,16 @@ pub enum ErrorType {
     SessionExpired,
     /// The operation was cancelled (shutdown or abandoned).
     Cancelled,
+    /// The server broke a rule of the MCP transport that no other class covers: an
+    /// `Mcp-Session-Id` that is not 1 to `MAX_SESSION_ID_BYTES` visible ASCII characters, or
+    /// more server-to-client requests during one request than `MAX_SERVER_REQUESTS_PER_REQUEST`
+    /// (or input requests in one `InputRequiredResult`).
+    Protocol,
 }
 
 impl ErrorType {
     /// Every variant, in label order; used to pre-register series and in docs.
-    pub const ALL: [ErrorType; 16] = [
+    pub const ALL: [ErrorType; 17] = [
         ErrorType::Connect,
         ErrorType::Timeout,
         ErrorType::Tls,
@@ -58,6 +64,7 @@ impl ErrorType {
         ErrorType::ToolError,
         ErrorType::SessionExpired,
         ErrorType::Cancelled,
+        ErrorType::Protocol,
     ];
 
     /// The label value.
@@ -79,6 +86,7 @@ impl ErrorType {
             ErrorType::ToolError => "tool_error",
             ErrorType::SessionExpired => "session_expired",
             ErrorType::Cancelled => "cancelled",
+            ErrorType::Protocol => "protocol",
         }
     }
 }
@@ -115,6 +123,10 @@ pub enum McpError {
     InvalidSse(String),
     #[error("response body over {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// A response or listing over another size bound: a listing over its byte budget, a
+    /// response whose parsed form would exceed the parse bound (classified `body_too_large`).
+    #[error("{0}")]
+    Oversized(String),
     #[error("JSON-RPC error {code}: {message}")]
     JsonRpc { code: i64, message: String },
     #[error("tool returned isError: {0}")]
@@ -123,6 +135,10 @@ pub enum McpError {
     SessionExpired { status: u16 },
     #[error("cancelled")]
     Cancelled,
+    /// A transport rule broken (see [`ErrorType::Protocol`]); the reason holds no server text
+    /// beyond a bounded, printable snippet.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
 }
 
 impl McpError {
@@ -140,11 +156,12 @@ impl McpError {
             McpError::ContentType(_) => ErrorType::ContentType,
             McpError::InvalidJson(_) => ErrorType::InvalidJson,
             McpError::InvalidSse(_) => ErrorType::InvalidSse,
-            McpError::BodyTooLarge { .. } => ErrorType::BodyTooLarge,
+            McpError::BodyTooLarge { .. } | McpError::Oversized(_) => ErrorType::BodyTooLarge,
             McpError::JsonRpc { .. } => ErrorType::JsonrpcError,
             McpError::Tool(_) => ErrorType::ToolError,
             McpError::SessionExpired { .. } => ErrorType::SessionExpired,
             McpError::Cancelled => ErrorType::Cancelled,
+            McpError::Protocol(_) => ErrorType::Protocol,
         }
     }
 

@@ -418,6 +418,9 @@ pub fn reset_io(during: &str, e: &std::io::Error) -> McpError {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use futures::StreamExt;
@@ -560,6 +563,23 @@ mod tests {
         let (_, parsed) = parse_head(head(MAX_HEADERS).as_bytes()).unwrap().expect("complete");
         assert_eq!(parsed.headers.len(), MAX_HEADERS);
         assert!(parse_head(head(MAX_HEADERS + 1).as_bytes()).is_err());
+    }
+
+    /// A field value with a control character (a session id carrying ESC, NUL, DEL, CR) is a
+    /// broken head, not a field silently left out (the session id would then vanish); obs-text
+    /// bytes are kept for the caller to judge (`transport::session_id_of`).
+    #[test]
+    fn control_characters_in_a_field_value_break_the_head() {
+        for bad in [&b"a\x1b[2Jb"[..], b"a\x00b", b"a\x7fb", b"a\rb", b"a\x07b"] {
+            let mut head = b"HTTP/1.1 200 OK\r\nmcp-session-id: ".to_vec();
+            head.extend_from_slice(bad);
+            head.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\n");
+            let parsed = parse_head(&head);
+            assert!(parsed.is_err(), "{bad:?}: {:?}", parsed.map(|h| h.map(|(_, h)| h.headers)));
+        }
+        let head = b"HTTP/1.1 200 OK\r\nmcp-session-id: caf\xc3\xa9\r\n\r\n";
+        let (_, parsed) = parse_head(head).unwrap().expect("complete");
+        assert_eq!(parsed.headers["mcp-session-id"].as_bytes(), b"caf\xc3\xa9");
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@ pub mod client;
 pub mod error;
 pub mod h1;
 pub mod lean;
+pub mod listing;
 pub mod protocol;
 pub mod session;
 pub mod sse;
@@ -11,3 +12,4 @@ pub mod transport;
 
 pub use client::*;
 pub use error::{ErrorType, McpError};
+pub use listing::{ListKind, Listing};

@@ -50,6 +50,7 @@ pub mod method {
     pub const TOOLS_CALL: &str = "tools/call";
     pub const RESOURCES_LIST: &str = "resources/list";
     pub const RESOURCES_READ: &str = "resources/read";
+    pub const RESOURCE_TEMPLATES_LIST: &str = "resources/templates/list";
     pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
     pub const PROMPTS_LIST: &str = "prompts/list";
     pub const PROMPTS_GET: &str = "prompts/get";
@@ -339,6 +340,135 @@ pub fn parse_message(v: Value) -> Result<Incoming, McpError> {
     }
 }
 
+/// Estimated parsed size (`listing::parsed_size`: the text plus `VALUE_NODE_BYTES` a JSON value)
+/// a message part may have to be read whole into a `serde_json::Value` (a call's, read's or
+/// get's result, an id, an error, a notification's params). A denser one fails as
+/// `body_too_large` (`McpError::Oversized`) however short its text: 4 MiB of `[0,0,...]` would
+/// take over 64 MiB. List pages are never read whole (`listing`).
+pub const MAX_PARSED_BYTES: usize = 8 * 1024 * 1024;
+/// Texts up to this length are parsed without estimating first: none can cost more than 32
+/// bytes a byte parsed, so they stay under `MAX_PARSED_BYTES`.
+const PARSE_WITHOUT_ESTIMATE: usize = MAX_PARSED_BYTES / 32;
+
+fn invalid_json(e: serde_json::Error, text: &str) -> McpError {
+    McpError::InvalidJson(format!("{e}: {}", snippet(&text[..text.len().min(400)], 80)))
+}
+
+/// Parse JSON text into a `Value`, refusing text whose parsed form would exceed
+/// `MAX_PARSED_BYTES`.
+pub fn parse_value(text: &str) -> Result<Value, McpError> {
+    if text.len() > PARSE_WITHOUT_ESTIMATE {
+        let size = super::listing::parsed_size(text).map_err(|e| invalid_json(e, text))?;
+        if size > MAX_PARSED_BYTES {
+            return Err(McpError::Oversized(format!(
+                "a JSON value of {} bytes would take about {} MiB parsed, over the {} MiB bound",
+                text.len(),
+                size >> 20,
+                MAX_PARSED_BYTES >> 20
+            )));
+        }
+    }
+    serde_json::from_str(text).map_err(|e| invalid_json(e, text))
+}
+
+/// A response's result, still as JSON text (a part of the message it came in, not a copy).
+#[derive(Clone, Debug)]
+pub struct RawResult {
+    text: String,
+    range: std::ops::Range<usize>,
+}
+
+impl RawResult {
+    /// The result's JSON text.
+    pub fn get(&self) -> &str {
+        &self.text[self.range.clone()]
+    }
+
+    /// The result parsed (`parse_value`: bounded).
+    pub fn value(&self) -> Result<Value, McpError> {
+        parse_value(self.get())
+    }
+}
+
+/// A message the server sent, its result (if a response) left as text.
+#[derive(Debug)]
+pub enum RawIncoming {
+    Response { id: Value, outcome: Result<RawResult, (i64, String)> },
+    Request { id: Value, method: String, params: Value },
+    Notification { method: String, params: Value },
+}
+
+/// The top-level members of a JSON-RPC message, as text.
+#[derive(Default)]
+struct Envelope<'a> {
+    id: Option<&'a serde_json::value::RawValue>,
+    method: Option<&'a serde_json::value::RawValue>,
+    params: Option<&'a serde_json::value::RawValue>,
+    result: Option<&'a serde_json::value::RawValue>,
+    error: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'de> serde::Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON-RPC object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+                let mut e = Envelope::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "id" => &mut e.id,
+                        "method" => &mut e.method,
+                        "params" => &mut e.params,
+                        "result" => &mut e.result,
+                        "error" => &mut e.error,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(e)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Classify a JSON-RPC message from its text (the whole body or SSE data, which it takes): as
+/// `parse_message`, but the result of a response stays text, and every other part is parsed
+/// bounded (`parse_value`).
+pub fn parse_raw(text: String) -> Result<RawIncoming, McpError> {
+    let e: Envelope = serde_json::from_str(&text).map_err(|e| invalid_json(e, &text))?;
+    let part = |raw: Option<&serde_json::value::RawValue>| raw.map_or(Ok(Value::Null), |r| parse_value(r.get()));
+    let method = e.method.and_then(|m| serde_json::from_str::<String>(m.get()).ok());
+    match (method, e.id) {
+        (Some(method), Some(id)) if id.get() != "null" => {
+            Ok(RawIncoming::Request { id: parse_value(id.get())?, method, params: part(e.params)? })
+        }
+        (Some(method), _) => Ok(RawIncoming::Notification { method, params: part(e.params)? }),
+        (None, id) => {
+            let id = part(id)?;
+            if let Some(result) = e.result {
+                let start = result.get().as_ptr() as usize - text.as_ptr() as usize;
+                let range = start..start + result.get().len();
+                Ok(RawIncoming::Response { id, outcome: Ok(RawResult { text, range }) })
+            } else if let Some(err) = e.error {
+                let err = parse_value(err.get())?;
+                let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+                let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+                Ok(RawIncoming::Response { id, outcome: Err((code, snippet(message, 200))) })
+            } else {
+                Err(McpError::InvalidJson("JSON-RPC message without method, result or error".into()))
+            }
+        }
+    }
+}
+
 /// Whether a response id is ours (servers may echo numbers as strings).
 pub fn id_matches(id: &Value, ours: i64) -> bool {
     id.as_i64() == Some(ours) || id.as_str().and_then(|s| s.parse::<i64>().ok()) == Some(ours)
@@ -366,6 +496,13 @@ pub fn into_result(outcome: Result<Value, (i64, String)>) -> Result<Value, McpEr
 /// Bound on the rounds of one request answering `InputRequiredResult`s (the server asks, the
 /// client re-sends with the answers); a server still asking after these is an error.
 pub const MAX_INPUT_ROUNDS: usize = 4;
+
+/// Server-to-client requests (`ping`, `roots/list`, `sampling/createMessage`, ...) answered
+/// during one client request: on its POST's SSE stream (resumptions included), or in one
+/// `InputRequiredResult`. Each answer on a stream is a POST of its own, so without a bound a
+/// server could make every probe request send thousands. One more fails the request as
+/// `error_type="protocol"`: nothing more is answered and the stream is dropped.
+pub const MAX_SERVER_REQUESTS_PER_REQUEST: usize = 32;
 
 /// What an `InputRequiredResult` (2026-07-28) asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -413,6 +550,12 @@ pub fn answer_input_requests(
 ) -> Result<Map<String, Value>, McpError> {
     if input.requests.is_empty() && input.request_state.is_none() {
         return Err(input_required_error("neither inputRequests nor requestState"));
+    }
+    if input.requests.len() > MAX_SERVER_REQUESTS_PER_REQUEST {
+        return Err(McpError::Protocol(format!(
+            "{} input requests in one result, over {MAX_SERVER_REQUESTS_PER_REQUEST}",
+            input.requests.len()
+        )));
     }
     let mut responses = Map::new();
     for (key, request) in &input.requests {
@@ -481,6 +624,9 @@ pub fn printable(s: &str, max: usize) -> String {
         Some(_) => s.chars().take(max.saturating_sub(1)).map(clean).chain(std::iter::once('…')).collect(),
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -623,6 +769,27 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_input_requests_is_a_protocol_error_and_none_is_answered() {
+        let many = |n: usize| {
+            let requests: Map<String, Value> =
+                (0..n).map(|i| (format!("r{i}"), json!({"method": "roots/list"}))).collect();
+            input_required(&json!({"resultType": "input_required", "inputRequests": requests})).unwrap()
+        };
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let answer = |_: &str, _: &Value| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(json!({"roots": []}))
+        };
+        let roots = json!({"roots": {}});
+        let cap = MAX_SERVER_REQUESTS_PER_REQUEST;
+        assert_eq!(answer_input_requests(&many(cap), &roots, answer).unwrap().len(), cap);
+        asked.store(0, std::sync::atomic::Ordering::Relaxed);
+        let e = answer_input_requests(&many(2_000), &roots, answer).unwrap_err();
+        assert_eq!(e.error_type(), crate::mcp::ErrorType::Protocol, "{e}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn names_and_answers() {
         assert_eq!(mcp_name("tools/call", &json!({"name": "echo"})).as_deref(), Some("echo"));
         assert_eq!(mcp_name("resources/read", &json!({"uri": "a://b"})).as_deref(), Some("a://b"));
@@ -645,5 +812,39 @@ mod tests {
         assert_eq!(read_only_tool(&tools), Some("status"));
         assert_eq!(read_only_tool(&tools[..3]), None, "no annotated tool without arguments: no call");
         assert_eq!(read_only_tool(&[]), None);
+    }
+
+    #[test]
+    fn dense_json_is_refused_before_it_is_parsed() {
+        // 4 MiB of zeros would be 2 million Values (over 64 MiB): refused by its estimate.
+        let dense = format!("[{}0]", "0,".repeat(2 * 1024 * 1024 - 1));
+        let e = parse_value(&dense).unwrap_err();
+        assert_eq!(e.error_type(), crate::mcp::ErrorType::BodyTooLarge);
+        assert!(e.to_string().contains("over the 8 MiB bound"), "{e}");
+        // As long a text of one string is cheap to parse: accepted.
+        let text = format!("\"{}\"", "x".repeat(4 * 1024 * 1024));
+        assert_eq!(parse_value(&text).unwrap().as_str().map(str::len), Some(4 * 1024 * 1024));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse_value(&deep).unwrap_err().error_type(), crate::mcp::ErrorType::InvalidJson);
+    }
+
+    #[test]
+    fn raw_messages_keep_the_result_as_text() {
+        let text = r#"{"jsonrpc":"2.0","id":3,"result":{"tools": [ ]},"extra":[1]}"#.to_string();
+        let RawIncoming::Response { id, outcome: Ok(result) } = parse_raw(text).unwrap() else { panic!() };
+        assert!(id_matches(&id, 3));
+        assert_eq!(result.get(), r#"{"tools": [ ]}"#);
+        assert_eq!(result.value().unwrap(), json!({"tools": []}));
+        let null = parse_raw(r#"{"id":"4","result":null}"#.into()).unwrap();
+        assert!(matches!(null, RawIncoming::Response { outcome: Ok(ref r), .. } if r.get() == "null"));
+        let err = parse_raw(r#"{"id":null,"error":{"code":-32000,"message":"no"}}"#.into()).unwrap();
+        assert!(matches!(err, RawIncoming::Response { outcome: Err((-32000, ref m)), .. } if m == "no"));
+        let q = parse_raw(r#"{"id":7,"method":"roots/list","params":{}}"#.into()).unwrap();
+        assert!(matches!(q, RawIncoming::Request { ref method, .. } if method == "roots/list"));
+        let n = parse_raw(r#"{"method":"notifications/x","id":null}"#.into()).unwrap();
+        assert!(matches!(n, RawIncoming::Notification { params: Value::Null, .. }));
+        for bad in ["[1]", "{\"id\":1}", "{\"id\":1,\"result\":", "\"x\""] {
+            assert_eq!(parse_raw(bad.into()).unwrap_err().error_type(), crate::mcp::ErrorType::InvalidJson, "{bad}");
+        }
     }
 }

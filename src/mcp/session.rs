@@ -3,7 +3,7 @@
 
 use super::McpError;
 use super::client::{ClientConfig, ServerInfo, ServerNotification, StreamKind, StreamStats};
-use super::protocol::{self, Era, Incoming, method};
+use super::protocol::{self, Era, MAX_SERVER_REQUESTS_PER_REQUEST, RawIncoming, RawResult, method};
 use super::sse::{EventStream, Frame, Seen, drain, event_key, next_frame, retry_delay};
 use super::transport::{Body, McpHeaders, Transport};
 use serde_json::Value;
@@ -19,6 +19,12 @@ pub const MAX_RESUME_ATTEMPTS: u32 = 3;
 pub const MAX_STREAM_RECONNECTS: u32 = 5;
 /// Remembered event keys and answered request ids.
 const SEEN_CAPACITY: usize = 4096;
+/// Server-to-client requests answered on a background stream (GET or `subscriptions/listen`) per
+/// `SERVER_REQUEST_WINDOW`; more in the same window are dropped unanswered (and logged once per
+/// window), so a flood there costs at most this many POSTs a minute.
+pub const MAX_SERVER_REQUESTS_PER_WINDOW: usize = MAX_SERVER_REQUESTS_PER_REQUEST;
+/// The window of `MAX_SERVER_REQUESTS_PER_WINDOW`.
+pub const SERVER_REQUEST_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 /// Notifications buffered per subscriber before a slow one lags. The ring is allocated up front
 /// for every client that subscribes, so it is kept small: at 1,024 slots of full copies it was
 /// about 100 KB per session, two thirds of the client's memory in a notify run.
@@ -55,7 +61,8 @@ pub struct Session {
 
 /// A response plus the session id header it came with.
 pub struct Answer {
-    pub result: Value,
+    /// The result as text: `value()` parses it (bounded), a list reads it page by page.
+    pub result: RawResult,
     pub session_id: Option<String>,
 }
 
@@ -162,12 +169,12 @@ impl Inner {
         let session_id = reply.session_id;
         let result = match reply.body {
             Body::Empty => Err(McpError::InvalidJson(format!("HTTP {} with no body for a request", reply.status))),
-            Body::Json(v) => match protocol::parse_message(v)? {
+            Body::Json(text) => match protocol::parse_raw(text)? {
                 // Error bodies come with id null, absent, or even a string like "server-error".
-                Incoming::Response { id: rid, outcome } if protocol::id_matches(&rid, id) || outcome.is_err() => {
-                    protocol::into_result(outcome)
+                RawIncoming::Response { id: rid, outcome } if protocol::id_matches(&rid, id) || outcome.is_err() => {
+                    outcome.map_err(|(code, message)| McpError::JsonRpc { code, message })
                 }
-                Incoming::Response { .. } => Err(McpError::InvalidJson("response id does not match".into())),
+                RawIncoming::Response { .. } => Err(McpError::InvalidJson("response id does not match".into())),
                 _ => Err(McpError::InvalidJson("expected a JSON-RPC response".into())),
             },
             Body::Sse(stream) => self.await_on_stream(ctx, id, stream).await,
@@ -187,10 +194,11 @@ impl Inner {
     }
 
     /// Read a POST's SSE stream until the response with `id`, resuming with GET + `Last-Event-ID`.
-    async fn await_on_stream(&self, ctx: &Ctx, id: i64, mut stream: EventStream) -> Result<Value, McpError> {
+    async fn await_on_stream(&self, ctx: &Ctx, id: i64, mut stream: EventStream) -> Result<RawResult, McpError> {
         let mut last_event_id: Option<String> = None;
         let mut retry = None;
         let mut attempts = 0;
+        let mut budget = Budget::per_request();
         loop {
             let ended_with = loop {
                 match next_frame(&mut stream).await {
@@ -199,8 +207,12 @@ impl Inner {
                     Some(Err(e)) => return Err(e),
                     Some(Ok(frame)) => {
                         note_frame(&frame, &mut last_event_id, &mut retry);
-                        if let Some(done) = self.handle_frame(ctx, frame, Some(id), StreamKind::PostResponse).await {
-                            drain(stream);
+                        let via = StreamKind::PostResponse;
+                        if let Some(done) = self.handle_frame(ctx, frame, Some(id), via, &mut budget).await {
+                            // A flood is not read further: dropping the stream closes it.
+                            if !matches!(done, Err(McpError::Protocol(_))) {
+                                drain(stream);
+                            }
                             return done;
                         }
                     }
@@ -234,7 +246,8 @@ impl Inner {
         frame: Frame,
         awaiting: Option<i64>,
         via: StreamKind,
-    ) -> Option<Result<Value, McpError>> {
+        budget: &mut Budget,
+    ) -> Option<Result<RawResult, McpError>> {
         let received_at = Instant::now();
         if let Some(key) = event_key(&frame)
             && frame.message.is_some()
@@ -242,32 +255,50 @@ impl Inner {
         {
             return None;
         }
-        let message = match protocol::parse_message(frame.message?) {
+        let message = match protocol::parse_raw(frame.message?) {
             Ok(m) => m,
             Err(e) => return awaiting.map(|_| Err(e)),
         };
         match message {
-            Incoming::Response { id, outcome } => {
+            RawIncoming::Response { id, outcome } => {
                 let ours =
                     awaiting.is_some_and(|ours| protocol::id_matches(&id, ours) || (id.is_null() && outcome.is_err()));
                 if ours {
-                    return Some(protocol::into_result(outcome));
+                    return Some(outcome.map_err(|(code, message)| McpError::JsonRpc { code, message }));
                 }
                 // A replayed old response, or one for another request.
                 self.stats.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Incoming::Notification { method, params } => {
+            RawIncoming::Notification { method, params } => {
                 if let Some(tx) = self.tx.get() {
                     let _ = tx.send(Arc::new(ServerNotification { method, params, received_at, via }));
                 }
                 None
             }
-            Incoming::Request { id, method, params } => {
-                if self.first_time(format!("r\u{1f}{id}")) {
-                    self.answer(ctx, &id, &method, &params).await;
+            RawIncoming::Request { id, method, params } => {
+                if !self.first_time(format!("r\u{1f}{id}")) {
+                    return None;
                 }
-                None
+                match budget.spend() {
+                    Spend::Answer => {
+                        self.answer(ctx, &id, &method, &params).await;
+                        None
+                    }
+                    Spend::Drop { first } => {
+                        if first {
+                            tracing::warn!(
+                                limit = MAX_SERVER_REQUESTS_PER_WINDOW,
+                                window_s = SERVER_REQUEST_WINDOW.as_secs(),
+                                "Server sends more requests on its stream than are answered; the rest of this window goes unanswered"
+                            );
+                        }
+                        None
+                    }
+                    Spend::Abort => Some(Err(McpError::Protocol(format!(
+                        "more than {MAX_SERVER_REQUESTS_PER_REQUEST} server-to-client requests during one request"
+                    )))),
+                }
             }
         }
     }
@@ -283,6 +314,51 @@ impl Inner {
             }
             Ok(Err(e)) => tracing::debug!(method, error = %e, "Answer to server request failed"),
             Err(_) => tracing::debug!(method, "Answer to server request timed out"),
+        }
+    }
+}
+
+/// How many server-to-client requests one stream may still have answered.
+struct Budget {
+    used: usize,
+    /// Start of the current window; `None` for a POST's stream (one budget for the request).
+    window: Option<Instant>,
+}
+
+/// What the budget says about one more server request.
+#[derive(Debug, PartialEq, Eq)]
+enum Spend {
+    Answer,
+    /// A background stream over its window's budget: not answered; `first` in this window.
+    Drop {
+        first: bool,
+    },
+    /// A request's stream over its budget: the request fails.
+    Abort,
+}
+
+impl Budget {
+    fn per_request() -> Self {
+        Self { used: 0, window: None }
+    }
+
+    fn per_window() -> Self {
+        Self { used: 0, window: Some(Instant::now()) }
+    }
+
+    fn spend(&mut self) -> Spend {
+        if let Some(start) = self.window
+            && start.elapsed() >= SERVER_REQUEST_WINDOW
+        {
+            self.window = Some(Instant::now());
+            self.used = 0;
+        }
+        self.used = self.used.saturating_add(1);
+        let cap = if self.window.is_some() { MAX_SERVER_REQUESTS_PER_WINDOW } else { MAX_SERVER_REQUESTS_PER_REQUEST };
+        match (self.used <= cap, self.window.is_some()) {
+            (true, _) => Spend::Answer,
+            (false, true) => Spend::Drop { first: self.used == cap + 1 },
+            (false, false) => Spend::Abort,
         }
     }
 }
@@ -308,6 +384,7 @@ pub async fn run_background(
     let mut stream = first;
     let mut last_event_id: Option<String> = None;
     let mut retry = None;
+    let mut budget = Budget::per_window();
     loop {
         loop {
             let next = tokio::select! {
@@ -320,7 +397,7 @@ pub async fn run_background(
                     // Boxed here and for the reconnect below: this task lives as long as the
                     // stream, and these rare paths (answering a server request, a new GET) would
                     // otherwise size every held stream's task.
-                    let _ = Box::pin(inner.handle_frame(&ctx, frame, None, via)).await;
+                    let _ = Box::pin(inner.handle_frame(&ctx, frame, None, via, &mut budget)).await;
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "Background stream failed");

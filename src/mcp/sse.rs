@@ -4,7 +4,6 @@ use super::McpError;
 use super::protocol::snippet;
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
-use serde_json::Value;
 use sse_stream::{Sse, SseByteStream};
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
@@ -85,8 +84,9 @@ pub struct Frame {
     /// Event id with any CR stripped.
     pub id: Option<String>,
     pub retry: Option<u64>,
-    /// The JSON-RPC message, or `None` for priming, empty, `{}` or non-message events.
-    pub message: Option<Value>,
+    /// The JSON-RPC message's text (valid JSON, not yet parsed: see `protocol::parse_raw`), or
+    /// `None` for priming, empty, `{}` or non-message events.
+    pub message: Option<String>,
     /// Hash of the raw data, to tell a replay from a reused id.
     pub data_hash: u64,
 }
@@ -99,12 +99,14 @@ pub fn frame_of(sse: Sse) -> Result<Frame, McpError> {
     let data = sse.data.unwrap_or_default();
     let trimmed = data.trim();
     let data_hash = hash(trimmed);
-    let message = if !is_message || trimmed.is_empty() || trimmed == "{}" {
+    let empty_object = || trimmed.bytes().filter(|b| !b.is_ascii_whitespace()).eq(*b"{}");
+    let message = if !is_message || trimmed.is_empty() || empty_object() {
         None
     } else {
-        let v: Value = serde_json::from_str(trimmed)
+        // Checked here (without building anything), parsed by the exchange.
+        serde_json::from_str::<serde::de::IgnoredAny>(trimmed)
             .map_err(|e| McpError::InvalidJson(format!("SSE data: {}: {}", e, snippet(trimmed, 80))))?;
-        if v.as_object().is_some_and(|o| o.is_empty()) { None } else { Some(v) }
+        Some(if trimmed.len() == data.len() { data } else { trimmed.to_string() })
     };
     Ok(Frame { id, retry: sse.retry, message, data_hash })
 }
@@ -199,9 +201,17 @@ pub fn event_key(frame: &Frame) -> Option<String> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use futures::stream;
+    use serde_json::Value;
+
+    fn msg(f: &Frame) -> Value {
+        serde_json::from_str(f.message.as_deref().unwrap()).unwrap()
+    }
 
     fn decode(chunks: Vec<&'static str>, limit: usize) -> Vec<Result<Frame, McpError>> {
         let s = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c.as_bytes())))).boxed();
@@ -226,7 +236,7 @@ mod tests {
         assert_eq!(frames[0].retry, Some(1500));
         assert_eq!(frames[0].message, None);
         assert_eq!(frames[1].id.as_deref(), Some("5"));
-        assert_eq!(frames[1].message.as_ref().unwrap()["id"], 1);
+        assert_eq!(msg(&frames[1])["id"], 1);
     }
 
     #[test]
@@ -234,7 +244,7 @@ mod tests {
         let frames = decode(vec!["data: {}\n\nda", "ta: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n", "\n"], 1 << 20);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].as_ref().unwrap().message, None);
-        assert_eq!(frames[1].as_ref().unwrap().message.as_ref().unwrap()["method"], "x");
+        assert_eq!(msg(frames[1].as_ref().unwrap())["method"], "x");
     }
 
     #[test]

@@ -80,6 +80,11 @@ pub fn redirect_refusal(next: &url::Url, previous: &[url::Url]) -> Option<Redire
     }
 }
 
+/// Longest `Mcp-Session-Id` accepted, in bytes. The specification allows visible ASCII only
+/// (0x21 to 0x7E) and sets no length; the ids servers issue (UUIDs, hex, JWTs) are far shorter.
+/// A longer one would be stored and sent back on every request of the session.
+pub const MAX_SESSION_ID_BYTES: usize = 1024;
+
 /// Bytes of an error body kept for its snippet.
 const ERROR_BODY_BYTES: usize = 4096;
 
@@ -115,7 +120,8 @@ pub struct Reply {
 pub enum Body {
     /// 202, 204, or an empty body.
     Empty,
-    Json(Value),
+    /// A JSON body, not yet parsed.
+    Json(String),
     Sse(EventStream),
 }
 
@@ -305,10 +311,10 @@ impl Transport {
             .map_err(|e| self.no_response(e))?;
         self.note(&resp);
         let status = resp.status().as_u16();
-        let session_id = header_str(resp.headers(), HEADER_SESSION_ID);
         if !resp.status().is_success() {
             return Err(self.status_error(resp, mcp.session_id.is_some()).await);
         }
+        let session_id = session_id_of(resp.headers())?;
         if status == 202 || status == 204 {
             return Ok(Reply { status, session_id, body: Body::Empty });
         }
@@ -324,13 +330,16 @@ impl Transport {
         if !is_json {
             return Err(McpError::ContentType(snippet(&ct, 80)));
         }
-        let v = serde_json::from_slice(&bytes).map_err(|e| {
+        // Kept as text: the exchange reads the message's parts, bounded, and a list its pages
+        // item by item (`protocol::parse_raw`, `listing`).
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
             McpError::InvalidJson(format!(
-                "{e}: {}",
+                "invalid UTF-8: {}",
                 snippet(&String::from_utf8_lossy(&bytes[..bytes.len().min(400)]), 80)
             ))
         })?;
-        Ok(Reply { status, session_id, body: Body::Json(v) })
+        Ok(Reply { status, session_id, body: Body::Json(text) })
     }
 
     /// GET the server-to-client stream. `None` when the server offers none (405, 204, or no SSE).
@@ -371,7 +380,14 @@ impl Transport {
     }
 
     async fn read_capped(&self, mut resp: Resp, limit: usize) -> Result<Vec<u8>, McpError> {
-        let mut buf = Vec::new();
+        // Sized once from Content-Length (when within the cap) rather than doubled as it grows.
+        let length = header_str(resp.headers(), reqwest::header::CONTENT_LENGTH.as_str())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        // A body announced over the cap is refused unread.
+        if length.is_some_and(|n| n > limit) {
+            return Err(McpError::BodyTooLarge { limit });
+        }
+        let mut buf = Vec::with_capacity(length.unwrap_or(0));
         while let Some(chunk) = resp.chunk(self.timeout).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(McpError::BodyTooLarge { limit });
@@ -402,6 +418,36 @@ impl Transport {
 
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The `Mcp-Session-Id` of a successful response: `None` when absent (or empty), a
+/// [`McpError::Protocol`] when it is not 1 to [`MAX_SESSION_ID_BYTES`] visible ASCII characters
+/// (0x21 to 0x7E, as the specification requires) or when the response carries two different ones.
+/// The error names the fault, never the id.
+pub fn session_id_of(h: &HeaderMap) -> Result<Option<String>, McpError> {
+    let mut values = h.get_all(HEADER_SESSION_ID).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.any(|v| v != first) {
+        return Err(McpError::Protocol("two different Mcp-Session-Id headers".into()));
+    }
+    let bytes = first.as_bytes();
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if bytes.len() > MAX_SESSION_ID_BYTES {
+        return Err(McpError::Protocol(format!(
+            "Mcp-Session-Id of {} bytes, over {MAX_SESSION_ID_BYTES}",
+            bytes.len()
+        )));
+    }
+    if let Some(at) = bytes.iter().position(|b| !(0x21..=0x7e).contains(b)) {
+        return Err(McpError::Protocol(format!(
+            "Mcp-Session-Id holds byte 0x{:02x} at {at}; only visible ASCII (0x21-0x7E) is allowed",
+            bytes[at]
+        )));
+    }
+    // Visible ASCII only, so this never fails.
+    Ok(first.to_str().ok().map(str::to_string))
 }
 
 /// Classify an HTTP error status. 404, or 400 on a request that carried a session id, is an expired session.
@@ -505,6 +551,33 @@ mod tests {
         assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/next"), &chain[..MAX_REDIRECTS]), None);
         assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/next"), &chain), Some(RedirectRefusal::TooMany));
         assert_eq!(redirect_refusal(&u("http://127.0.0.1:8080/mcp"), &[]), Some(RedirectRefusal::OtherOrigin));
+    }
+
+    #[test]
+    fn session_ids_are_visible_ascii_and_bounded() {
+        let of = |v: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(HEADER_SESSION_ID, HeaderValue::from_bytes(v).unwrap());
+            session_id_of(&h)
+        };
+        assert_eq!(session_id_of(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(of(b"").unwrap(), None);
+        assert_eq!(of(b"abc-123_~!").unwrap().as_deref(), Some("abc-123_~!"));
+        let longest = vec![b'x'; MAX_SESSION_ID_BYTES];
+        assert_eq!(of(&longest).unwrap().map(|s| s.len()), Some(MAX_SESSION_ID_BYTES));
+        for bad in [&b"caf\xc3\xa9"[..], b"a b", b"tab\there", &[b'x'; MAX_SESSION_ID_BYTES + 1]] {
+            let e = of(bad).unwrap_err();
+            assert_eq!(e.error_type(), ErrorType::Protocol, "{bad:?}");
+            assert!(e.to_string().len() < 120, "{e}");
+        }
+        let mut two = HeaderMap::new();
+        two.append(HEADER_SESSION_ID, HeaderValue::from_static("a"));
+        two.append(HEADER_SESSION_ID, HeaderValue::from_static("b"));
+        assert_eq!(session_id_of(&two).unwrap_err().error_type(), ErrorType::Protocol);
+        let mut same = HeaderMap::new();
+        same.append(HEADER_SESSION_ID, HeaderValue::from_static("a"));
+        same.append(HEADER_SESSION_ID, HeaderValue::from_static("a"));
+        assert_eq!(session_id_of(&same).unwrap().as_deref(), Some("a"));
     }
 
     #[test]

@@ -19,7 +19,8 @@ use super::load::{LoadWorkload, MixEntry};
 use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
 use super::stats::{Outcomes, RunStats};
 use super::threshold::{self, Stat, Threshold};
-use super::{Hooks, LiveRun, Population, drive, evaluate_live, process_cpu_seconds, unix_now, verdict};
+use super::{Hooks, LiveRun, Population, drive, evaluate_live, process_cpu_seconds, verdict};
+use crate::clock::unix_seconds;
 use crate::inspect::memory::{self, MemorySeries, MemorySource};
 use crate::mcp::ClientConfig;
 
@@ -295,7 +296,7 @@ impl Sampler<'_> {
                 state.daemon.push(elapsed, bytes);
             }
             MemorySnapshot {
-                timestamp: unix_now(),
+                timestamp: unix_seconds(),
                 elapsed_s: elapsed,
                 warmup,
                 target_bytes: target.and_then(Result::ok),
@@ -337,7 +338,7 @@ pub async fn run_longevity(
     hooks: Hooks,
     cancel: CancellationToken,
 ) -> RunReport {
-    let started_at = unix_now();
+    let started_at = unix_seconds();
     let stats = Arc::new(RunStats::new(run.mix.len()));
     let memory = Mutex::new(MemoryState {
         target: MemorySeries::new(run.slope_window),
@@ -391,7 +392,7 @@ pub async fn run_longevity(
         profile: run.profile.clone(),
         target: run.target.clone(),
         started_at,
-        ended_at: unix_now(),
+        ended_at: unix_seconds(),
         elapsed_s: end.elapsed.as_secs_f64(),
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },

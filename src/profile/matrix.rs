@@ -10,9 +10,10 @@
 //! tool answering `isError`, a declared advanced feature that fails cleanly); `broken` (a core feature failing when offered, a transport or protocol
 //! error, a server request for a capability the client did not declare).
 
+use crate::clock::unix_seconds;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -296,13 +297,9 @@ impl MatrixReport {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 /// Run the whole matrix: discover versions, then every cell (bounded concurrency).
 pub async fn run_matrix(run: &MatrixRun, http: reqwest::Client) -> MatrixReport {
-    let started_at = unix_now();
+    let started_at = unix_seconds();
     let mut versions = Vec::new();
     let (mut server_name, mut server_version) = (String::new(), String::new());
     for v in std::iter::once(LATEST_PROTOCOL).chain(SESSION_PROTOCOLS) {
@@ -356,7 +353,7 @@ pub async fn run_matrix(run: &MatrixRun, http: reqwest::Client) -> MatrixReport 
         profile: PROFILE.into(),
         target: run.target.clone(),
         started_at,
-        ended_at: unix_now(),
+        ended_at: unix_seconds(),
         server_name,
         server_version,
         versions,
@@ -514,7 +511,7 @@ async fn exercise_tools(run: &MatrixRun, client: &McpClient, offered: bool, chec
     // The same rule as the canary script: the configured tool, else one marked read-only.
     let pick = match &run.tool {
         Some((name, args)) => Some((name.clone(), args.clone())),
-        None => crate::mcp::protocol::read_only_tool(&tools).map(|name| (name.to_string(), json!({}))),
+        None => crate::mcp::protocol::read_only_tool(&tools.items).map(|name| (name.to_string(), json!({}))),
     };
     let Some((name, args)) = pick else {
         let result = if tools.is_empty() && !offered { CellResult::Degraded } else { CellResult::Works };
@@ -523,14 +520,14 @@ async fn exercise_tools(run: &MatrixRun, client: &McpClient, offered: bool, chec
             result,
             format!("{} tools listed; none configured or marked read-only", tools.len()),
         ));
-        return tools;
+        return tools.items;
     };
     checks.push(match client.call_tool(&name, args, None).await {
         Ok(r) if r.is_error => check("tools", CellResult::Degraded, format!("{name} answered isError")),
         Ok(_) => check("tools", CellResult::Works, format!("{} tools listed; {name} called", tools.len())),
         Err(e) => check("tools", CellResult::Broken, format!("{name}: {e}")),
     });
-    tools
+    tools.items
 }
 
 async fn exercise_resources(client: &McpClient, offered: bool, checks: &mut Vec<Check>) {
@@ -538,7 +535,7 @@ async fn exercise_resources(client: &McpClient, offered: bool, checks: &mut Vec<
         Ok(r) => r,
         Err(e) => return checks.push(list_failed("resources", offered, &e)),
     };
-    let Some(uri) = resources.iter().find_map(|r| r.get("uri").and_then(Value::as_str)) else {
+    let Some(uri) = resources.items.iter().find_map(|r| r.get("uri").and_then(Value::as_str)) else {
         let result = if offered { CellResult::Works } else { CellResult::Degraded };
         return checks.push(check("resources", result, "no resources listed"));
     };
@@ -558,7 +555,7 @@ async fn exercise_prompts(client: &McpClient, offered: bool, checks: &mut Vec<Ch
             .and_then(Value::as_array)
             .is_none_or(|a| !a.iter().any(|x| x.get("required").and_then(Value::as_bool) == Some(true)))
     };
-    let Some(name) = prompts.iter().find(no_required).map(name_of) else {
+    let Some(name) = prompts.items.iter().find(no_required).map(name_of) else {
         let result = if offered || !prompts.is_empty() { CellResult::Works } else { CellResult::Degraded };
         return checks.push(check(
             "prompts",

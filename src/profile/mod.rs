@@ -17,9 +17,10 @@ pub mod report;
 pub mod stats;
 pub mod threshold;
 
+use crate::clock::unix_seconds;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -135,10 +136,6 @@ fn evaluate_with(
             ThresholdResult::judge(t.to_string(), observed, acc.count() + shed, |v| t.holds(v))
         })
         .collect()
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// CPU seconds (user + system) this process has used, from /proc (Linux; 100 ticks/s).
@@ -346,7 +343,7 @@ pub async fn run_load(
     hooks: Hooks,
     cancel: CancellationToken,
 ) -> RunReport {
-    let started_at = unix_now();
+    let started_at = unix_seconds();
     let stats = Arc::new(RunStats::new(run.mix.len()));
     let workload = Arc::new(LoadWorkload::new(run.mix.clone()));
     let engine_cancel = cancel.child_token();
@@ -382,7 +379,7 @@ pub async fn run_load(
         profile: run.profile.clone(),
         target: run.target.clone(),
         started_at,
-        ended_at: unix_now(),
+        ended_at: unix_seconds(),
         elapsed_s: end.elapsed.as_secs_f64(),
         aborted,
         abort_reason: if aborted { driven.abort_reason } else { None },

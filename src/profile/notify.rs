@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,8 @@ use super::replicas::{ReplicaDelivery, ReplicaTagging};
 use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
 use super::stats::{Latency, new_histogram};
 use super::threshold::{Stat, Threshold};
-use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, unix_now, verdict};
+use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, verdict};
+use crate::clock::unix_seconds;
 use crate::mcp::client::ServerNotification;
 use crate::mcp::{ClientConfig, LogLevel, McpClient};
 
@@ -270,7 +271,7 @@ impl Tracker {
 
 /// From a send stamp of the target's wall clock (Unix ms) to now on this process's.
 fn wall_latency(sent_at_ms: u64) -> Duration {
-    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let now_us = crate::clock::unix_micros();
     // Clocks of two processes: a receive "before" the send (same host, ms stamp) is 0.
     Duration::from_micros(now_us.saturating_sub(sent_at_ms.saturating_mul(1000)))
 }
@@ -609,7 +610,7 @@ pub async fn run_notify(
 ) -> RunReport {
     // Broadcasts of log messages are opted into (2026-07-28 servers send none otherwise).
     client.log_level = client.log_level.or(LogLevel::to_receive(&run.method));
-    let started_at = unix_now();
+    let started_at = unix_seconds();
     let begin = tokio::time::Instant::now();
     let run_id = format!("{:08x}", rand::random::<u32>());
     let work_cancel = cancel.child_token();
@@ -647,7 +648,7 @@ pub async fn run_notify(
         profile: run.profile.clone(),
         target: run.target.clone(),
         started_at,
-        ended_at: unix_now(),
+        ended_at: unix_seconds(),
         elapsed_s: begin.elapsed().as_secs_f64(),
         aborted,
         abort_reason: if aborted { driven.out.or(driven.abort_reason) } else { None },

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisSpec;
 use crate::inspect::Inspector;
+use crate::inspect::memory::{self, MemorySource};
 use crate::inspect::redis::RedisInspector;
 
 /// Metric read from each target's `/metrics`.
@@ -57,16 +58,6 @@ pub fn per_1000_sessions(points: &[(f64, f64)]) -> Option<Fit> {
     let slope = sxy / sxx;
     let r_squared = if syy <= f64::EPSILON { 1.0 } else { (sxy * sxy) / (sxx * syy) };
     Some(Fit { per_1000_sessions: slope * 1000.0, r_squared })
-}
-
-/// The value of an unlabelled `name` sample in Prometheus text; `None` when absent.
-pub fn sample_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?;
-        // `name value [timestamp]`: reject longer names sharing the prefix and labelled series.
-        let value = rest.strip_prefix(' ')?.split_whitespace().next()?;
-        value.parse::<f64>().ok().filter(|v| v.is_finite())
-    })
 }
 
 /// One `--memory-url`: a target's `/metrics`, optionally named by its replica.
@@ -282,14 +273,12 @@ impl MemoryProbe {
     }
 }
 
-/// `process_resident_memory_bytes` from one `/metrics` endpoint, bounded by `timeout`.
+/// `process_resident_memory_bytes` from one `/metrics` endpoint, bounded by `timeout`: the
+/// longevity profile's reader ([`crate::inspect::memory::sample`]), so both profiles read the same
+/// figure for the same server (labelled series summed, the body size capped).
 pub async fn read_resident_memory(http: &reqwest::Client, url: &url::Url, timeout: Duration) -> Result<f64, String> {
-    let response = http.get(url.clone()).timeout(timeout).send().await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status().as_u16()));
-    }
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    sample_value(&text, RESIDENT_MEMORY_METRIC).ok_or_else(|| format!("no {RESIDENT_MEMORY_METRIC} sample"))
+    let source = MemorySource::Prometheus { url: url.clone(), metric: RESIDENT_MEMORY_METRIC.to_string() };
+    memory::sample(http, &source, timeout).await.map(|bytes| bytes as f64).map_err(|e| e.to_string())
 }
 
 /// Session ids a run opened (bounded: a run never holds more than its session cap).
@@ -345,14 +334,22 @@ mod tests {
         assert_eq!(per_1000_sessions(&[(5.0, 1.0), (5.0, 2.0), (5.0, 3.0)]), None);
     }
 
-    #[test]
-    fn reads_unlabelled_samples_only() {
-        let text = "# HELP process_resident_memory_bytes Resident memory.\n\
-            process_resident_memory_bytes_peak 9\nprocess_resident_memory_bytes{x=\"1\"} 7\n\
-            process_resident_memory_bytes 1.2e7\n";
-        assert_eq!(sample_value(text, RESIDENT_MEMORY_METRIC), Some(1.2e7));
-        assert_eq!(sample_value("other 1\n", RESIDENT_MEMORY_METRIC), None);
-        assert_eq!(sample_value("process_resident_memory_bytes NaN\n", RESIDENT_MEMORY_METRIC), None);
+    #[tokio::test]
+    async fn labelled_series_are_summed_as_the_longevity_profile_sums_them() {
+        use axum::{Router, routing::get};
+        let exposition = "# TYPE process_resident_memory_bytes gauge\n\
+            process_resident_memory_bytes_peak 9\n\
+            process_resident_memory_bytes{pid=\"1\"} 100\n\
+            process_resident_memory_bytes{pid=\"2\"} 50\n";
+        let app = Router::new().route("/metrics", get(move || async move { exposition }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}/metrics", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        assert_eq!(read_resident_memory(&http, &url, Duration::from_secs(2)).await, Ok(150.0));
+        let source = MemorySource::Prometheus { url: url.clone(), metric: RESIDENT_MEMORY_METRIC.into() };
+        assert_eq!(memory::sample(&http, &source, Duration::from_secs(2)).await, Ok(150));
+        server.abort();
     }
 
     #[test]

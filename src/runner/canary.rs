@@ -1,7 +1,6 @@
 //! The canary probe script: connect, list and call what the server offers, round-trip a
 //! notification, ping, close. One `CanaryProbe` per target keeps the warm session across cycles.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -282,16 +281,17 @@ impl CanaryProbe {
         } else {
             let tools = self.guarded(cycle, session, Operation::ToolsList, None, |c| Box::pin(c.list_tools())).await;
             if let Some(tools) = &tools {
-                inventory.tools = Some(tools.len());
-                let hash = tools_schema_hash(tools);
+                // The true count and hash, over every page; only the first items are kept.
+                inventory.tools = Some(tools.total);
+                let hash = tools.hash;
                 cycle.outcome.tools_schema_changed = self.last_tools_hash.is_some_and(|h| h != hash);
                 self.last_tools_hash = Some(hash);
             }
             // The configured tool, else one the server marks read-only (never one that may have
-            // side effects).
+            // side effects), among the kept items.
             let picked = tools
-                .as_deref()
-                .and_then(crate::mcp::protocol::read_only_tool)
+                .as_ref()
+                .and_then(|t| crate::mcp::protocol::read_only_tool(&t.items))
                 .map(|name| (name.to_string(), Value::Object(Default::default())));
             match probe.tool.as_ref().or(picked.as_ref()) {
                 Some((name, args)) if !cycle.aborted => {
@@ -319,11 +319,10 @@ impl CanaryProbe {
         } else {
             let listed =
                 self.guarded(cycle, session, Operation::ResourcesList, None, |c| Box::pin(c.list_resources())).await;
-            inventory.resources = listed.as_ref().map(Vec::len);
-            let uri = probe
-                .resource
-                .clone()
-                .or_else(|| listed?.iter().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string)));
+            inventory.resources = listed.as_ref().map(|l| l.total);
+            let uri = probe.resource.clone().or_else(|| {
+                listed?.items.iter().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string))
+            });
             match uri {
                 Some(uri) if !cycle.aborted => {
                     self.guarded(cycle, session, Operation::ResourcesRead, None, |c| Box::pin(c.read_resource(&uri)))
@@ -342,9 +341,9 @@ impl CanaryProbe {
         } else {
             let listed =
                 self.guarded(cycle, session, Operation::PromptsList, None, |c| Box::pin(c.list_prompts())).await;
-            inventory.prompts = listed.as_ref().map(Vec::len);
+            inventory.prompts = listed.as_ref().map(|l| l.total);
             let prompt = probe.prompt.clone().or_else(|| {
-                listed?.iter().find(|p| !has_required_arguments(p)).and_then(|p| {
+                listed?.items.iter().find(|p| !has_required_arguments(p)).and_then(|p| {
                     p.get("name").and_then(Value::as_str).map(|n| (n.to_string(), Value::Object(Default::default())))
                 })
             });
@@ -469,19 +468,11 @@ pub fn substitute_nonce(value: &Value, nonce: &str) -> Value {
     }
 }
 
-/// Order-independent hash of the tools' names and schemas; a change means drift.
+/// Order-independent hash of the tools' contracts (name, title, description, input and output
+/// schemas, annotations: `ListKind::contract`); a change means drift. The same hash a
+/// `tools/list` listing of these tools carries (`Listing::hash`).
 pub fn tools_schema_hash(tools: &[Value]) -> u64 {
-    let mut entries: Vec<String> = tools
-        .iter()
-        .map(|t| {
-            let field = |k: &str| t.get(k).map(Value::to_string).unwrap_or_default();
-            format!("{}\u{1f}{}\u{1f}{}", field("name"), field("inputSchema"), field("outputSchema"))
-        })
-        .collect();
-    entries.sort();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    entries.hash(&mut hasher);
-    hasher.finish()
+    crate::mcp::listing::hash_values(crate::mcp::ListKind::Tools, tools)
 }
 
 fn delta(now: &StreamStats, before: &StreamStats) -> StreamStats {
@@ -511,6 +502,16 @@ mod tests {
         let b2 = json!({"name": "b", "inputSchema": {"type": "object", "properties": {"x": {}}}});
         assert_eq!(tools_schema_hash(&[a.clone(), b.clone()]), tools_schema_hash(&[b, a.clone()]));
         assert_ne!(tools_schema_hash(std::slice::from_ref(&a)), tools_schema_hash(&[a, b2]));
+    }
+
+    #[test]
+    fn schema_hash_sees_a_description_change_alone() {
+        let a = json!({"name": "a", "description": "Reads the status", "inputSchema": {"type": "object"}});
+        let b = json!({"name": "b", "inputSchema": {"type": "object"}});
+        let mut a2 = a.clone();
+        a2["description"] = json!("Deletes everything");
+        assert_eq!(tools_schema_hash(&[a.clone(), b.clone()]), tools_schema_hash(&[b.clone(), a.clone()]));
+        assert_ne!(tools_schema_hash(&[a, b.clone()]), tools_schema_hash(&[a2, b]));
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! still going, the target held by another entry, or too little of the global caps left is
 //! skipped and counted, never queued. On shutdown runs are cancelled and wind down within the grace.
 
+use crate::clock::unix_seconds;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
@@ -160,16 +161,12 @@ async fn run_entry(p: ProfileConfig, shared: Arc<Shared>, shutdown: Cancellation
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 /// One run against one target: the same telemetry as the one-shot `run`, a JSON report in the
 /// results directory, and the scheduler's counters.
 async fn execute(profile: String, run: ScheduledRun, shared: Arc<Shared>, cancel: CancellationToken) {
     let target = run.target.clone();
     events::run_started(&target, &profile);
-    let started = unix_now();
+    let started = unix_seconds();
     let http = shared.http.clone();
     let hooks = |metrics: &Arc<RunMetrics>| {
         let (m1, m2) = (Arc::clone(metrics), Arc::clone(metrics));

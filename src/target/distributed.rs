@@ -198,10 +198,6 @@ impl SessionStore for RedisSessionStore {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl Shared {
     fn redis_active(&self) -> Option<&Arc<RedisLink>> {
         self.redis.as_ref().filter(|_| !self.knobs.get().local_only)
@@ -246,8 +242,11 @@ impl Shared {
     /// Trigger a `notifications/message` on `route`: published over Redis (returns true) or, without
     /// Redis, delivered to this instance's sessions (returns false).
     pub(crate) async fn fan_out(self: &Arc<Self>, route: Route, nonce: &str) -> Result<bool, DistError> {
-        let envelope =
-            Envelope::Notify { origin: self.instance.clone(), nonce: nonce.to_owned(), sent_at_ms: now_ms() };
+        let envelope = Envelope::Notify {
+            origin: self.instance.clone(),
+            nonce: nonce.to_owned(),
+            sent_at_ms: crate::clock::unix_millis(),
+        };
         match self.redis_active() {
             Some(link) => {
                 link.publish(&route.channel(), &envelope).await?;

@@ -6,7 +6,7 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use rmcp::{
@@ -201,10 +201,6 @@ fn severity(level: LoggingLevel) -> u8 {
     level as u8
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// Spin on the CPU for `ms` milliseconds.
 fn burn_cpu(ms: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_millis(ms);
@@ -274,7 +270,7 @@ impl CanaryServer {
         }
         let data = serde_json::json!({
             "nonce": nonce,
-            "sent_at_ms": now_ms(),
+            "sent_at_ms": crate::clock::unix_millis(),
             "instance": self.shared.instance,
         });
         let param = LoggingMessageNotificationParam::new(LoggingLevel::Info, data).with_logger(LOGGER);
@@ -289,7 +285,7 @@ impl CanaryServer {
         let BroadcastArgs { nonce } = parse("broadcast", arguments)?;
         let data = serde_json::json!({
             "nonce": nonce,
-            "sent_at_ms": now_ms(),
+            "sent_at_ms": crate::clock::unix_millis(),
             "instance": self.shared.instance,
         });
         let (sent, dropped, failed) = self.shared.broadcast(data).await;

@@ -202,14 +202,14 @@ metric!(
     "mcp_canary_server_items",
     Gauge,
     ["target", "kind"],
-    "Tools, resources and prompts the server lists."
+    "Tools, resources and prompts the server lists: the true count over every page read, although only the first 1,000 items are kept."
 );
 metric!(
     TOOLS_SCHEMA_CHANGES,
     "mcp_canary_tools_schema_changes_total",
     Counter,
     ["target"],
-    "Times the hash of the tools/list schemas changed (drift)."
+    "Times the hash of the tools' contracts changed between listings (drift): a tool added, removed or renamed, or its title, description, input or output schema or annotations changed."
 );
 // Balanced targets (`instances` in config): each replica probed directly, and the replica checks.
 metric!(

@@ -54,6 +54,7 @@ pub const MODES: &[(&str, Stage)] = &[
     ("html", Stage::Any),
     ("invalid_utf8", Stage::Any),
     ("deep_json", Stage::Any),
+    ("deep_json_sse", Stage::Any),
     ("not_jsonrpc", Stage::Any),
     ("huge_headers", Stage::Any),
     ("slow_body", Stage::Any),
@@ -68,6 +69,7 @@ pub const MODES: &[(&str, Stage)] = &[
     ("huge_error_body", Stage::Any),
     ("tools_50k", Stage::ToolsList),
     ("page_bomb", Stage::ToolsList),
+    ("pages_256k", Stage::ToolsList),
     // JSON-RPC.
     ("wrong_id", Stage::Any),
     ("foreign_id", Stage::Any),
@@ -99,9 +101,13 @@ pub const SSE_LINE: usize = 10 * 1024 * 1024;
 pub const GZIP_ZEROS: usize = 64 * 1024 * 1024;
 pub const DEEP_JSON: usize = 100_000;
 pub const MANY_TOOLS: usize = 50_000;
+/// `tools_50k` answers them in one page of about 6.5 MB: its target allows this much.
+pub const MANY_TOOLS_CAP: usize = 8 * 1024 * 1024;
 pub const PAGES: usize = 100;
-/// The page bomb's page size: just under this (its target's `max_response_bytes`).
+/// `pages_256k`: pages just under this (its target's `max_response_bytes`).
 pub const PAGE_BYTES: usize = 256 * 1024;
+/// `page_bomb`: pages just under this (the default `max_response_bytes`).
+pub const BIG_PAGE_BYTES: usize = mcp_canary::mcp::DEFAULT_MAX_RESPONSE_BYTES;
 pub const NOTIFICATIONS: usize = 10_000;
 pub const SERVER_REQUESTS: usize = 2_000;
 pub const HUGE_SESSION_ID: usize = 60_000;
@@ -523,6 +529,13 @@ async fn play(mode: &str, req: &Req, conn: &mut TcpStream, state: &State) {
             out.extend_from_slice(format!("id: ev-{n}\nretry: 0\ndata: \n\n").as_bytes());
             let _ = write_all(conn, &out).await;
         }
+        "deep_json_sse" => {
+            let mut out = sse_head(&[]);
+            out.extend_from_slice(b"event: message\ndata: ");
+            out.extend(std::iter::repeat_n(b'[', DEEP_JSON));
+            out.extend_from_slice(b"\n\n");
+            let _ = write_all(conn, &out).await;
+        }
         "not_jsonrpc" => send_json(conn, "200 OK", &[], br#"{"hello":"world","answer":42}"#).await,
         "huge_headers" => {
             let mut fields = vec![("Content-Type", "application/json".to_string())];
@@ -601,30 +614,8 @@ async fn play(mode: &str, req: &Req, conn: &mut TcpStream, state: &State) {
             out.extend_from_slice(close.as_bytes());
             let _ = write_all(conn, &out).await;
         }
-        "page_bomb" => {
-            // Pages `p0`..`p99`, each just under PAGE_BYTES of small tool objects, every one
-            // but the last pointing to the next.
-            let page =
-                req.body.pointer("/params/cursor").and_then(Value::as_str).and_then(|c| c.get(1..)?.parse().ok());
-            let page: usize = page.unwrap_or(0);
-            let next = if page + 1 < PAGES { format!(",\"nextCursor\":\"p{}\"", page + 1) } else { String::new() };
-            let mut body = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"tools\":[").into_bytes();
-            let tail = format!("]{next}}}}}");
-            let mut i = 0usize;
-            loop {
-                let t = format!(
-                    "{}{{\"name\":\"p{page}t{i}\",\"inputSchema\":{{\"type\":\"object\"}}}}",
-                    if i == 0 { "" } else { "," }
-                );
-                if body.len() + t.len() + tail.len() + 1024 > PAGE_BYTES {
-                    break;
-                }
-                body.extend_from_slice(t.as_bytes());
-                i += 1;
-            }
-            body.extend_from_slice(tail.as_bytes());
-            send_json(conn, "200 OK", &[], &body).await
-        }
+        "page_bomb" => page(conn, req, BIG_PAGE_BYTES).await,
+        "pages_256k" => page(conn, req, PAGE_BYTES).await,
         "wrong_id" => send_json(conn, "200 OK", &[], &result(&json!(987_654_321), json!({}))).await,
         "foreign_id" => send_json(conn, "200 OK", &[], &result(&json!({"not": "yours"}), json!({}))).await,
         "duplicate_id" => {
@@ -751,6 +742,38 @@ async fn play(mode: &str, req: &Req, conn: &mut TcpStream, state: &State) {
             let _ = tokio::time::timeout(secs(1), write_all(conn, &head("500 Internal Server Error", &[]))).await;
         }
     }
+}
+
+/// One page of a 100-page `tools/list` (`p0`..`p99`, each but the last pointing to the next),
+/// just under `page_bytes` of small fixed-size tool objects, streamed.
+async fn page(conn: &mut TcpStream, req: &Req, page_bytes: usize) {
+    let id = req.id();
+    let n: usize =
+        req.body.pointer("/params/cursor").and_then(Value::as_str).and_then(|c| c.get(1..)?.parse().ok()).unwrap_or(0);
+    let next = if n + 1 < PAGES { format!(",\"nextCursor\":\"p{}\"", n + 1) } else { String::new() };
+    let open = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"tools\":[");
+    let close = format!("]{next}}}}}");
+    let tool = |i: usize| format!("{{\"name\":\"p{n:03}t{i:07}\",\"inputSchema\":{{\"type\":\"object\"}}}}");
+    let each = tool(0).len() + 1;
+    let count = (page_bytes - open.len() - close.len() - 1024) / each;
+    let len = open.len() + count * each - 1 + close.len();
+    let fields = [("Content-Type", "application/json".to_string()), ("Content-Length", len.to_string())];
+    let mut out = head("200 OK", &fields);
+    out.extend_from_slice(open.as_bytes());
+    for i in 0..count {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(tool(i).as_bytes());
+        if out.len() > 60_000 {
+            if write_all(conn, &out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    }
+    out.extend_from_slice(close.as_bytes());
+    let _ = write_all(conn, &out).await;
 }
 
 /// A real gzip member inflating to `GZIP_ZEROS` zero bytes (423 KB, about 160:1), built once: fixed-Huffman

@@ -69,9 +69,13 @@ impl Proc {
     /// Start `mcp-canary ARGS...`, wait (bounded) for a stdout line containing `marker`, and
     /// return the rest of that line after the marker.
     pub async fn start(name: &str, args: &[&str], envs: &[(&str, &str)], marker: &str) -> Proc {
+        Self::start_via(name, Command::new(bin()), args, envs, marker).await
+    }
+
+    /// As [`Proc::start`], with `cmd` (the binary, or a wrapper that execs it) run with `args`.
+    pub async fn start_via(name: &str, mut cmd: Command, args: &[&str], envs: &[(&str, &str)], marker: &str) -> Proc {
         let log = log_dir().join(format!("{name}-{}.log", std::process::id()));
         let stderr = std::fs::File::create(&log).expect("create log file");
-        let mut cmd = Command::new(bin());
         cmd.args(args)
             .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
@@ -136,6 +140,20 @@ pub async fn start_daemon(name: &str, config: &str, envs: &[(&str, &str)]) -> (P
     std::fs::write(&path, config).expect("write config");
     let proc =
         Proc::start(name, &["serve", "--config", path.to_str().unwrap()], envs, "mcp-canary listening on ").await;
+    let url = proc.announced.clone();
+    (proc, dir, url)
+}
+
+/// [`start_daemon`] under an open-file limit of `nofile` (soft and hard, so the daemon cannot
+/// raise it): the shell's `ulimit -n`, then `exec` of the binary (same pid).
+pub async fn start_daemon_nofile(name: &str, config: &str, nofile: u64) -> (Proc, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("canary.toml");
+    std::fs::write(&path, config).expect("write config");
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\"")]).arg(bin());
+    let args = ["serve", "--config", path.to_str().unwrap()];
+    let proc = Proc::start_via(name, sh, &args, &[], "mcp-canary listening on ").await;
     let url = proc.announced.clone();
     (proc, dir, url)
 }
