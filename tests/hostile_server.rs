@@ -164,6 +164,8 @@ struct Run {
     /// VmRSS sampled every 200 ms: the highest sample, and when the watchdog killed the daemon.
     max_sampled_kb: u64,
     killed_at_kb: Option<u64>,
+    /// The highest RssAnon sampled (without the mapped code, which a debug build has much more of).
+    max_anon_kb: u64,
     /// Most open descriptors sampled.
     max_fds: usize,
     /// Whether the daemon was running when the run ended.
@@ -268,8 +270,9 @@ async fn run_all() -> Run {
     // The watchdog: samples VmRSS, kills the daemon above RSS_KILL_KB.
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let watchdog = tokio::spawn(async move {
-        let (mut max, mut killed, mut fds) = (0u64, None, 0usize);
+        let (mut max, mut killed, mut fds, mut anon) = (0u64, None, 0usize, 0u64);
         loop {
+            anon = anon.max(status_kb(pid, "RssAnon:").unwrap_or(0));
             if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
                 fds = fds.max(dir.count());
             }
@@ -288,7 +291,7 @@ async fn run_all() -> Run {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
-        (max, killed, fds)
+        (max, killed, fds, anon)
     });
 
     let names: Vec<String> =
@@ -321,7 +324,7 @@ async fn run_all() -> Run {
     let peak_rss_kb = status_kb(pid, "VmHWM:");
     let cpu_secs = cpu_secs(pid);
     let _ = stop_tx.send(());
-    let (max_sampled_kb, killed_at_kb, max_fds) = watchdog.await.unwrap_or((0, None, 0));
+    let (max_sampled_kb, killed_at_kb, max_fds, max_anon_kb) = watchdog.await.unwrap_or((0, None, 0, 0));
     let t = Instant::now();
     let exit = if alive { daemon.terminate(SHUTDOWN_GRACE + SHUTDOWN_SLACK).await } else { None };
     let exit_after = t.elapsed();
@@ -332,6 +335,7 @@ async fn run_all() -> Run {
         peak_rss_kb,
         max_sampled_kb,
         killed_at_kb,
+        max_anon_kb,
         max_fds,
         alive,
         foreign: hostile.foreign_requests(),
@@ -550,13 +554,14 @@ fn daemon_bounds() {
     let normal_series = series.iter().find(|(n, _)| n == "normal_00").map(|(_, n)| *n).unwrap_or(0);
     println!(
         "hostile_server figures: ran {:.1} s; {} modes + {NORMAL_TARGETS} normal targets; peak RSS (VmHWM) {:?} kB (bound {} kB); \
-         max sampled VmRSS {} kB; most series of one target {max_series:?}; a normal target {normal_series}; \
+         max sampled VmRSS {} kB, RssAnon {} kB; most series of one target {max_series:?}; a normal target {normal_series}; \
          /metrics {} lines; daemon CPU {:?} s; most descriptors {}; slowest scrape {:.3} s, {} failed; SIGTERM exit {:?} after {:.2} s",
         run.ran_for.as_secs_f64(),
         MODES.len(),
         run.peak_rss_kb,
         rss_bound_kb(),
         run.max_sampled_kb,
+        run.max_anon_kb,
         run.scrape.text.lines().count(),
         run.cpu_secs,
         run.max_fds,
