@@ -262,9 +262,7 @@ fn cycles(s: &Scrape, target: &str) -> f64 {
 async fn run_all() -> Run {
     let hostile = Hostile::start().await;
     let (_normal, normal_url) = start_target(&[]).await;
-    // Run as deploy/Dockerfile runs it: glibc gives big freed buffers back to the system.
-    let envs = [("MALLOC_MMAP_THRESHOLD_", "131072")];
-    let (mut daemon, _dir, base) = start_daemon("hostile-daemon", &config(&hostile, &normal_url), &envs).await;
+    let (mut daemon, _dir, base) = start_daemon("hostile-daemon", &config(&hostile, &normal_url), &[]).await;
     let pid = daemon.child.id().expect("daemon pid");
 
     // The watchdog: samples VmRSS, kills the daemon above RSS_KILL_KB.

@@ -351,7 +351,7 @@ pub const MAX_PARSED_BYTES: usize = 8 * 1024 * 1024;
 const PARSE_WITHOUT_ESTIMATE: usize = MAX_PARSED_BYTES / 32;
 
 fn invalid_json(e: serde_json::Error, text: &str) -> McpError {
-    McpError::InvalidJson(format!("{e}: {}", snippet(&text[..text.len().min(400)], 80)))
+    McpError::InvalidJson(format!("{e}: {}", snippet(prefix(text, 400), 80)))
 }
 
 /// Parse JSON text into a `Value`, refusing text whose parsed form would exceed
@@ -608,6 +608,15 @@ pub fn answer_server_request(id: &Value, outcome: Result<Value, (i64, String)>) 
     }
 }
 
+/// At most `max_bytes` of `s`, cut on a character boundary.
+pub fn prefix(s: &str, max_bytes: usize) -> &str {
+    let mut end = s.len().min(max_bytes);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// At most `max` characters of `s` and `…` when cut, for error messages (control characters as
 /// in [`printable`]).
 pub fn snippet(s: &str, max: usize) -> String {
@@ -631,6 +640,13 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_json_is_quoted_up_to_a_character_boundary() {
+        // Found by fuzzing (props.rs): a 4-byte character across byte 400 of a bad message.
+        let text = format!("[{}\u{af715}", "x".repeat(397));
+        assert!(matches!(parse_raw(text), Err(McpError::InvalidJson(_))));
+    }
 
     #[test]
     fn eras() {

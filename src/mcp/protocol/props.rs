@@ -68,6 +68,36 @@ proptest! {
     }
 
     #[test]
+    fn any_text_decodes_as_a_raw_message_or_an_error(text in prop_oneof![any::<String>(), json().prop_map(|v| v.to_string())]) {
+        if let Ok(RawIncoming::Response { outcome: Ok(result), .. }) = parse_raw(text) {
+            let _ = result.value();
+        }
+    }
+
+    #[test]
+    fn json_nested_past_any_reasonable_depth_is_invalid_not_a_crash(
+        depth in prop_oneof![1usize..300, 300usize..200_000],
+        member in prop_oneof![Just("result"), Just("params")],
+    ) {
+        let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let text = match member {
+            "params" => format!(r#"{{"jsonrpc":"2.0","id":1,"method":"roots/list","params":{nested}}}"#),
+            other => format!(r#"{{"jsonrpc":"2.0","id":1,"{other}":{nested}}}"#),
+        };
+        // serde_json's recursion limit (128) turns deep nesting
+        // into an error wherever it is parsed, never a stack overflow.
+        let failed = match parse_raw(text) {
+            Err(_) => true,
+            Ok(RawIncoming::Response { outcome: Ok(result), .. }) => result.value().is_err(),
+            Ok(_) => false,
+        };
+        // Around the limit itself the envelope's level may or may not count: no claim there.
+        if depth <= 100 || depth >= 200 {
+            prop_assert_eq!(failed, depth >= 200, "depth {} in {}", depth, member);
+        }
+    }
+
+    #[test]
     fn printable_text_cannot_act_on_a_terminal(s in any::<String>(), max in 0usize..64) {
         let out = printable(&s, max);
         prop_assert!(!out.chars().any(acts_on_terminal), "{:?}", out);

@@ -1,6 +1,7 @@
 //! Property tests (bounded fuzzing) of SSE decoding: events split anywhere decode to the same
 //! frames; any bytes decode without panic, into a bounded number of frames, and a body over the
-//! limit ends in an error. `PROPTEST_CASES` sets the case count.
+//! limit ends in an error. (Frames carry their message as text: JSON is decoded, and fuzzed, in
+//! `protocol/props.rs`.) `PROPTEST_CASES` sets the case count.
 
 use super::*;
 use futures::stream;
@@ -80,8 +81,7 @@ proptest! {
         for (frame, event) in frames.iter().zip(&events) {
             let frame = frame.as_ref().expect("a valid event decodes");
             prop_assert_eq!(frame.id.as_ref(), event.id.as_ref());
-            // The frame keeps the message as its JSON text.
-            let message = frame.message.as_deref().map(|m| serde_json::from_str::<Value>(m).expect("JSON text"));
+            let message: Option<Value> = frame.message.as_deref().map(|m| serde_json::from_str(m).unwrap());
             prop_assert_eq!(message.as_ref(), Some(&event.message));
         }
     }
@@ -111,15 +111,5 @@ proptest! {
         } else {
             prop_assert!(frames.iter().all(Result::is_ok));
         }
-    }
-
-    #[test]
-    fn json_nested_past_any_reasonable_depth_is_invalid_not_a_crash(depth in prop_oneof![1usize..300, 300usize..200_000]) {
-        let data = format!("data: {}{}\n\n", "[".repeat(depth), "]".repeat(depth));
-        let frames = decode(vec![data.into_bytes()], 1 << 20);
-        // One frame, no stack overflow: the frame only checks the data is JSON (without building
-        // it, iteratively); the exchange's parse refuses deep nesting (serde_json's recursion
-        // limit, 128), see the hostile server's deep_json modes.
-        prop_assert_eq!(frames.len(), 1);
     }
 }
