@@ -307,7 +307,11 @@ impl McpClient {
         let params = protocol::initialize_params(offer, &cfg.capabilities, &cfg.client_name, &cfg.client_version);
         let answer = self.inner.exchange(&ctx, method::INITIALIZE, &params).await?;
         let result = answer.result.value()?;
-        let answered = result.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
+        // A result that is no InitializeResult (not an object, no version) is a malformed answer,
+        // not a version the server chose.
+        let Some(answered) = result.get("protocolVersion").and_then(Value::as_str) else {
+            return Err(McpError::InvalidJson("initialize result without a protocolVersion string".into()));
+        };
         let version = protocol::accept_session_version(answered, pinned)?;
         let ctx = Ctx { era: Era::Session, version: Some(version.clone()), session_id: answer.session_id.clone() };
         self.inner.notify(&ctx, method::INITIALIZED, Value::Null).await?;

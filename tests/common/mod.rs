@@ -16,9 +16,13 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The binary under test.
+/// The binary under test: the one cargo built with the tests, or `TEST_MCP_CANARY_BIN` (e.g. a
+/// release build, for the memory figures of docs/reliability.md; not `MCP_CANARY_...`, a prefix
+/// the daemon reads as config).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mcp-canary"))
+    std::env::var_os("TEST_MCP_CANARY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mcp-canary")))
 }
 
 /// `serve --config PATH` on a config it must refuse: asserts it exits non-zero (within 20 s)
