@@ -41,7 +41,7 @@ pub async fn run(
     let ready = Readiness::new(loops_total);
     let http_stop = CancellationToken::new();
     let app = crate::http::router(exporter.clone(), Arc::clone(&ready));
-    let limits = http::Limits::for_descriptors(crate::run::descriptor_limit());
+    let limits = http::Limits::for_descriptors(crate::process::descriptor_limit());
     let server = tokio::spawn(http::serve(listener, app, http_stop.clone(), limits));
     let upkeep = tokio::spawn({
         let exporter = exporter.clone();

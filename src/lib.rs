@@ -11,6 +11,7 @@ pub mod demo;
 pub mod http;
 pub mod inspect;
 pub mod mcp;
+pub mod process;
 pub mod profile;
 pub mod run;
 pub mod run_chaos;

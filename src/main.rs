@@ -60,9 +60,9 @@ fn init_logging(json: bool) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
-    mcp_canary::run::return_freed_bodies_to_the_system();
+    mcp_canary::process::return_freed_bodies_to_the_system();
     // Every session holds a connection: allow what the host allows, not the soft default.
-    if let Err(e) = mcp_canary::run::raise_descriptor_limit() {
+    if let Err(e) = mcp_canary::process::raise_descriptor_limit() {
         tracing::warn!(error = %e, "Cannot raise the open-file limit to its hard limit");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

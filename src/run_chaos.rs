@@ -57,7 +57,7 @@ pub fn plan_from_args(args: &ChaosArgs) -> Result<(ChaosRun, ClientConfig), Refu
             max_rate: args.max_rate,
             sessions_name: "--max-sessions",
             rate_name: "--max-rate",
-            descriptors: crate::run::descriptor_limit(),
+            descriptors: crate::process::descriptor_limit(),
         },
     };
     let redis = args.spec.redis.clone().map(|url| ChaosRedis { url, password: None });

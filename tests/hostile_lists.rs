@@ -12,7 +12,7 @@
 //!
 //! The daemon stays alive, classifies each, and its peak RSS (VmHWM) stays under
 //! `RSS_BOUND_MB`, run as shipped (the daemon sets glibc's mmap threshold itself:
-//! `run::return_freed_bodies_to_the_system`). Before the bounded listing (and with the former
+//! `process::return_freed_bodies_to_the_system`). Before the bounded listing (and with the former
 //! 8 MiB cap) the same run peaked at 1,618 MB. The peak of anonymous memory (RssAnon, sampled)
 //! is printed too: the debug binary under test maps about 33 MB of code that a release build
 //! does not.

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::replicas::ReplicaTagging;
 use super::stats::{RequestResult, RunStats};
 use crate::mcp::{ClientConfig, McpClient};
-use crate::schedule::arrival::ArrivalPlan;
+use crate::profile::arrival::ArrivalPlan;
 
 /// What each slot does. A profile is a workload plus a plan.
 pub trait Workload: Send + Sync + 'static {

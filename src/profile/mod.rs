@@ -4,6 +4,7 @@
 //! JSON run report. `drive` is the one run driver every profile goes through; `notify.rs` is the
 //! notification-stress profile (sessions holding streams, broadcasts triggered in batches).
 
+pub mod arrival;
 pub mod engine;
 pub mod load;
 pub mod longevity;

@@ -16,7 +16,7 @@ use super::report::ThresholdOrigin;
 use super::threshold::{Stat, Threshold};
 use super::{LoadRun, scope_indices};
 use crate::inspect::memory::MemorySource;
-use crate::schedule::arrival::ArrivalPlan;
+use crate::profile::arrival::ArrivalPlan;
 
 /// A parameter problem: `key` is the flag (`--key`) or TOML key (`profiles[i].load.key`) it is
 /// about; `thresholds` and `abort_on_fail` sit beside the profile's table in the config.

@@ -2,7 +2,6 @@
 //! one cycle in flight, overruns counted, and a graceful stop. `arrival` holds the open-model
 //! arrival maths of heavy profiles.
 
-pub mod arrival;
 pub mod profiles;
 
 use std::sync::Arc;
