@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use super::{CommonArgs, EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, client_config, write_report};
 use crate::chaos::{self, ChaosRedis, ChaosReport, ChaosRun, ChaosSpec};
 use crate::mcp::ClientConfig;
 use crate::profile::params::{self, Caps, ParamError, RunOptions};
 use crate::profile::threshold::format_seconds;
-use crate::run::{CommonArgs, EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, client_config, write_report};
 use crate::telemetry;
 
 /// Flags of `mcp-canary run chaos`.
@@ -118,7 +118,7 @@ pub fn chaos_table(r: &ChaosReport) -> String {
         }
     }
     out.push_str("(p50/p95 of the fault window; the other columns cover fault and recovery windows)\n\n");
-    out.push_str(&crate::run::verdict_lines(&r.thresholds, r.thresholds_origin, r.verdict_reason.as_deref()));
+    out.push_str(&super::verdict_lines(&r.thresholds, r.thresholds_origin, r.verdict_reason.as_deref()));
     let mb = |b: Option<u64>| b.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_else(|| "-".into());
     out.push_str(&format!(
         "prober: rss after warm-up {} peak {} end {}; stuck tasks {}\n",

@@ -2,6 +2,10 @@
 //! at the end, the JSON report, a baseline comparison, metrics on `--metrics-listen`, and an
 //! exit status: 0 pass, 99 threshold breach (as k6), 98 baseline regression, 2 refused.
 
+pub mod chaos_cli;
+pub mod longevity_cli;
+pub mod matrix_cli;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,12 +38,12 @@ pub enum RunProfile {
     /// Notification stress: N sessions hold streams; B batches of K broadcasts; delivery measured.
     Notify(Box<NotifyArgs>),
     /// Capability matrix: capability profiles x response modes x protocol versions; exit 99 when a cell is broken.
-    Matrix(Box<crate::run_matrix::MatrixArgs>),
+    Matrix(Box<matrix_cli::MatrixArgs>),
     /// Chaos: faults one at a time (proxy latency/resets/blackhole/bandwidth, kill, Redis pause)
     /// against a steady population; detect and recovery times. Refused without --allow-chaos.
-    Chaos(Box<crate::run_chaos::ChaosArgs>),
+    Chaos(Box<chaos_cli::ChaosArgs>),
     /// Longevity (soak): a churning steady population while target and daemon memory are snapshotted.
-    Longevity(Box<crate::run_longevity::LongevityArgs>),
+    Longevity(Box<longevity_cli::LongevityArgs>),
 }
 
 /// Flags every profile shares: the target, thresholds, outputs and caps (the run driver's).
@@ -319,7 +323,7 @@ pub fn summary_table(r: &RunReport) -> String {
         out.push_str(&format!("replica {replica}: {} requests, {} failed\n", c.requests, c.failures));
     }
     if let Some(l) = &r.longevity {
-        out.push_str(&crate::run_longevity::memory_lines(l));
+        out.push_str(&longevity_cli::memory_lines(l));
     }
     if let Some(m) = &load.memory {
         out.push_str(&memory_lines(m));
@@ -421,9 +425,9 @@ pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationTo
     match profile {
         RunProfile::Load(args) => run_load(*args, shutdown).await,
         RunProfile::Notify(args) => run_notify(*args, shutdown).await,
-        RunProfile::Matrix(args) => crate::run_matrix::run(*args, shutdown).await,
-        RunProfile::Chaos(args) => crate::run_chaos::run(*args, shutdown).await,
-        RunProfile::Longevity(args) => crate::run_longevity::run(*args, shutdown).await,
+        RunProfile::Matrix(args) => matrix_cli::run(*args, shutdown).await,
+        RunProfile::Chaos(args) => chaos_cli::run(*args, shutdown).await,
+        RunProfile::Longevity(args) => longevity_cli::run(*args, shutdown).await,
     }
 }
 

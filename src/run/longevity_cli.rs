@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use super::{CommonArgs, EXIT_REFUSED, Refused, client_config, drive_cli, refused_flag, run_options};
 use crate::inspect::memory::MemorySource;
 use crate::mcp::ClientConfig;
 use crate::profile::longevity::{self, LongevityRun};
 use crate::profile::params::{self, LongevitySpec};
-use crate::run::{CommonArgs, EXIT_REFUSED, Refused, client_config, drive_cli, refused_flag, run_options};
 use crate::telemetry;
 
 /// Flags of `mcp-canary run longevity`.

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::{EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, write_report};
 use crate::mcp::ClientConfig;
 use crate::profile::matrix::{self, CellResult, MatrixReport, MatrixRun};
 use crate::profile::params::{MatrixSpec, plan_matrix_tool};
-use crate::run::{EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, write_report};
 use crate::telemetry;
 
 /// Flags of `mcp-canary run matrix`.
@@ -41,7 +41,7 @@ pub struct MatrixArgs {
 
 /// Validate the flags into a matrix run.
 pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
-    let (target, url) = crate::run::target_flag(&args.target, args.name.as_deref())?;
+    let (target, url) = super::target_flag(&args.target, args.name.as_deref())?;
     let tool =
         plan_matrix_tool(&args.spec).map_err(|e| Refused(format!("--{}: {}", e.key.replace('_', "-"), e.message)))?;
     let client = ClientConfig { request_timeout: args.timeout, ..ClientConfig::new(url) };
