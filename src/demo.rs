@@ -58,7 +58,7 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
 /// Run the demo until `shutdown`.
 pub async fn run(args: DemoArgs, exporter: Exporter, shutdown: CancellationToken) -> anyhow::Result<()> {
     let target_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let target = crate::target::spawn(target_listener, Default::default(), shutdown.child_token()).await?;
+    let target = crate::reference::spawn(target_listener, Default::default(), shutdown.child_token()).await?;
     let raw = demo_config(args.listen, &target.mcp_url(), args.interval);
     let config = crate::config::validate(&raw).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)

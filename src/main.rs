@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use mcp_canary::{check, config, daemon, demo, run as profile_run, target, telemetry};
+use mcp_canary::{check, config, daemon, demo, reference, run as profile_run, telemetry};
 
 /// Canary prober, load runner and telemetry exporter for MCP servers.
 #[derive(Parser, Debug)]
@@ -25,7 +25,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the reference MCP server.
-    Target(target::TargetArgs),
+    Target(reference::TargetArgs),
     /// Reference server and daemon in one process, no config needed.
     Demo(demo::DemoArgs),
     /// Validate a config file and print the effective config, secrets masked.
@@ -97,7 +97,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
             daemon::cancel_on_signals(shutdown.clone());
-            let handle = target::spawn(listener, args.options(), shutdown.clone()).await?;
+            let handle = reference::spawn(listener, args.options(), shutdown.clone()).await?;
             println!("mcp-canary target listening on {}", handle.mcp_url());
             shutdown.cancelled().await;
             Ok(0)

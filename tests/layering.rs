@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["telemetry"],
     &["schedule"],
     &["http"],
-    &["daemon", "target"],
+    &["daemon", "reference"],
     &["check", "demo", "run"],
 ];
 

@@ -53,7 +53,7 @@ fn requests(c: &mcp_canary::profile::matrix::CellReport) -> Vec<&str> {
 async fn reference_and_everything_matrices_differ_where_the_servers_do() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stop = CancellationToken::new();
-    let target = mcp_canary::target::spawn(listener, Default::default(), stop.clone()).await.unwrap();
+    let target = mcp_canary::reference::spawn(listener, Default::default(), stop.clone()).await.unwrap();
     let everything = start_everything().await;
     let http = reqwest::Client::new();
     let (ref_plan, ev_plan) = (plan(&target.mcp_url()), plan(&everything.url));
@@ -226,7 +226,7 @@ async fn undeclared_server_request_breaks_the_cell_and_fails_the_run() {
 async fn cli_exports_the_matrix_as_metrics_and_report() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stop = CancellationToken::new();
-    let target = mcp_canary::target::spawn(listener, Default::default(), stop.clone()).await.unwrap();
+    let target = mcp_canary::reference::spawn(listener, Default::default(), stop.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("matrix.json");
     let url = target.mcp_url();

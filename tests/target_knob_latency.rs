@@ -4,7 +4,7 @@ mod target_util;
 
 use std::time::{Duration, Instant};
 
-use mcp_canary::target::KnobsPatch;
+use mcp_canary::reference::KnobsPatch;
 use serde_json::json;
 use target_util::start;
 

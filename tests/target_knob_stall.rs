@@ -4,7 +4,7 @@ mod target_util;
 
 use std::time::Duration;
 
-use mcp_canary::target::KnobsPatch;
+use mcp_canary::reference::KnobsPatch;
 use serde_json::json;
 use target_util::{meta_2026, start};
 

@@ -4,7 +4,7 @@ mod target_util;
 
 use std::time::Duration;
 
-use mcp_canary::target::TargetOptions;
+use mcp_canary::reference::TargetOptions;
 use serde_json::json;
 use target_util::start_with;
 

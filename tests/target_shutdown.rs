@@ -1,7 +1,7 @@
 //! Cancelling the shutdown token stops the target promptly, even with an open GET stream.
 use std::time::Duration;
 
-use mcp_canary::target::{self, TargetOptions};
+use mcp_canary::reference::{self, TargetOptions};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -9,7 +9,7 @@ async fn stops_on_cancel_with_open_stream() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
-    let handle = target::spawn(listener, TargetOptions::default(), shutdown.clone()).await.expect("spawn");
+    let handle = reference::spawn(listener, TargetOptions::default(), shutdown.clone()).await.expect("spawn");
 
     // Raw requests: the helper's `Target` owns its own token, this test needs to hold it.
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");

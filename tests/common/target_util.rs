@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcp_canary::target::{self, TargetHandle, TargetOptions};
+use mcp_canary::reference::{self, TargetHandle, TargetOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -77,7 +77,7 @@ pub async fn start() -> Target {
 pub async fn start_with(options: TargetOptions) -> Target {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let shutdown = CancellationToken::new();
-    let handle = target::spawn(listener, options, shutdown.clone()).await.expect("spawn target");
+    let handle = reference::spawn(listener, options, shutdown.clone()).await.expect("spawn target");
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("reqwest client");
     Target { handle, client, shutdown }
 }
