@@ -1,7 +1,6 @@
 //! `serve`: load config, start the HTTP surface and a probe loop per target, stop gracefully.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,9 +11,6 @@ use crate::inspect::redis::RedisInspector;
 use crate::runner::CanaryProbe;
 use crate::schedule::{self, Readiness};
 use crate::telemetry::{Exporter, events};
-
-/// How often histogram buffers are drained when nobody scrapes.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Run the daemon until `shutdown` is cancelled. `listener` overrides `server.listen` (demo, tests).
 pub async fn run(
@@ -39,20 +35,7 @@ pub async fn run(
     let loops_total: usize =
         config.targets.iter().map(|t| 1 + t.instances.as_ref().map_or(0, |i| i.replicas.len())).sum();
     let ready = Readiness::new(loops_total);
-    let http_stop = CancellationToken::new();
-    let app = crate::http::router(exporter.clone(), Arc::clone(&ready));
-    let limits = http::Limits::for_descriptors(crate::process::descriptor_limit());
-    let server = tokio::spawn(http::serve(listener, app, http_stop.clone(), limits));
-    let upkeep = tokio::spawn({
-        let exporter = exporter.clone();
-        let stop = http_stop.clone();
-        async move {
-            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
-            while stop.run_until_cancelled(tick.tick()).await.is_some() {
-                exporter.run_upkeep();
-            }
-        }
-    });
+    let surface = crate::http::Surface::start(exporter.clone(), Some(listener), Arc::clone(&ready));
 
     let http = crate::mcp::transport::http_client()?;
     let grace = config.server.shutdown_grace;
@@ -101,9 +84,7 @@ pub async fn run(
         inspectors.abort_all();
     }
     // Stops accepting, lets answers in flight finish within `http::DRAIN_TIMEOUT`, closes the rest.
-    http_stop.cancel();
-    let _ = upkeep.await;
-    server.await?;
+    surface.stop().await;
     // Push the last cycles' metrics and spans before exiting, within a fixed bound of its own
     // (not the grace: the SDK bounds its own flush today, but that is its choice, not ours).
     exporter.shutdown(grace.min(http::OTLP_FLUSH_TIMEOUT)).await;

@@ -1,9 +1,14 @@
-//! The daemon's HTTP surface: `/metrics`, `/healthz`, `/readyz`, served with client bounds
-//! (see [`serve`]).
+//! The HTTP surface of the daemon and of one-shot runs: `/metrics`, `/healthz`, `/readyz`,
+//! served with client bounds (see [`serve`]), and the exporter's upkeep beside them.
 
 pub mod serve;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use axum::Router;
 use axum::extract::State;
@@ -47,5 +52,49 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first probe cycle of every target\n")
+    }
+}
+
+/// How often histogram buffers are drained when nobody scrapes (memory stays bounded between
+/// scrapes; with OTLP on, process metrics are refreshed too).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The exporter's upkeep task and, given a listener, `/metrics` served under the bounds of
+/// [`serve::Limits`]: the one surface of `serve` and `run`.
+pub struct Surface {
+    stop: CancellationToken,
+    upkeep: JoinHandle<()>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Surface {
+    /// Start the upkeep, and serving on `listener` when there is one; `ready` answers `/readyz`.
+    pub fn start(exporter: Exporter, listener: Option<TcpListener>, ready: Arc<Readiness>) -> Self {
+        let stop = CancellationToken::new();
+        let server = listener.map(|listener| {
+            let app = router(exporter.clone(), ready);
+            let limits = serve::Limits::for_descriptors(crate::process::descriptor_limit());
+            tokio::spawn(serve::serve(listener, app, stop.clone(), limits))
+        });
+        let upkeep = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+                while stop.run_until_cancelled(tick.tick()).await.is_some() {
+                    exporter.run_upkeep();
+                }
+            }
+        });
+        Self { stop, upkeep, server }
+    }
+
+    /// Stop accepting, let answers in flight finish within [`serve::DRAIN_TIMEOUT`], close the
+    /// rest, and stop the upkeep.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.upkeep.await;
+        if let Some(server) = self.server {
+            let _ = server.await;
+        }
     }
 }

@@ -542,43 +542,28 @@ where
 /// `metrics` calls are no-ops, and the process skips the recorder's start-up (a clock
 /// calibration) and the per-request recording.
 pub(crate) struct RunSurface {
-    /// The recorder and its upkeep task; `None` when nothing could read a metric.
-    exported: Option<(telemetry::Exporter, tokio::task::JoinHandle<()>)>,
-    stop: tokio_util::sync::CancellationToken,
-    /// `/metrics` on `--metrics-listen`; its stop drains within `http::serve::DRAIN_TIMEOUT`.
-    server: Option<tokio::task::JoinHandle<()>>,
+    /// The recorder and its surface (upkeep, and `/metrics` on `--metrics-listen`); `None` when
+    /// nothing could read a metric.
+    exported: Option<(telemetry::Exporter, crate::http::Surface)>,
 }
 
 impl RunSurface {
     pub(crate) async fn start(listen: Option<SocketAddr>) -> anyhow::Result<Self> {
         let otlp = crate::config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
-        let stop = tokio_util::sync::CancellationToken::new();
         if listen.is_none() && otlp.is_none() {
-            return Ok(Self { exported: None, stop, server: None });
+            return Ok(Self { exported: None });
         }
         let exporter = telemetry::Exporter::install(otlp.as_ref())?;
-        let mut server = None;
+        let mut listener = None;
         if let Some(addr) = listen {
-            let listener = tokio::net::TcpListener::bind(addr)
+            let bound = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-            let local = listener.local_addr()?;
-            let app = crate::http::router(exporter.clone(), crate::schedule::Readiness::new(0));
-            let limits = crate::http::serve::Limits::for_descriptors(crate::process::descriptor_limit());
-            server = Some(tokio::spawn(crate::http::serve::serve(listener, app, stop.clone(), limits)));
-            println!("mcp-canary metrics listening on http://{local}");
+            println!("mcp-canary metrics listening on http://{}", bound.local_addr()?);
+            listener = Some(bound);
         }
-        let upkeep = {
-            let exporter = exporter.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(5));
-                loop {
-                    tokio::select! { _ = stop.cancelled() => break, _ = tick.tick() => exporter.run_upkeep() }
-                }
-            })
-        };
-        Ok(Self { exported: Some((exporter, upkeep)), stop, server })
+        let surface = crate::http::Surface::start(exporter.clone(), listener, crate::schedule::Readiness::new(0));
+        Ok(Self { exported: Some((exporter, surface)) })
     }
 
     /// Fold buffered histogram samples into the series now (a run's last results, before a
@@ -591,12 +576,8 @@ impl RunSurface {
 
     /// Stop serving `/metrics` and flush OTLP.
     pub(crate) async fn finish(self) {
-        self.stop.cancel();
-        if let Some(server) = self.server {
-            let _ = server.await;
-        }
-        if let Some((exporter, upkeep)) = self.exported {
-            let _ = upkeep.await;
+        if let Some((exporter, surface)) = self.exported {
+            surface.stop().await;
             exporter.shutdown(crate::http::serve::OTLP_FLUSH_TIMEOUT).await;
         }
     }
