@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use params::{ChaosSpec, plan_chaos};
 pub use proxy::{FaultProxy, NetFault};
 pub use report::{ChaosReport, PhaseSummary, ScenarioReport};
-pub use runner::{ChaosObserver, ChaosRedis, ChaosRun, KillSpec, NoChaosObserver, NotifySpec, run_chaos};
+pub use runner::{BroadcastTrigger, ChaosObserver, ChaosRedis, ChaosRun, KillSpec, NoChaosObserver, run_chaos};
 
 /// The profile name (the `profile` label and the report's).
 pub const PROFILE: &str = "chaos";

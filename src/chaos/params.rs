@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::runner::{ChaosRedis, KillHow};
-use super::{ChaosRun, KillSpec, NotifySpec, inject};
+use super::{BroadcastTrigger, ChaosRun, KillSpec, inject};
 use crate::profile::params::{MixSpec, ParamError, RunOptions, plan_mix};
 use crate::profile::threshold::{Stat, Threshold};
 
@@ -210,7 +210,7 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
         if spec.notify_every < Duration::from_millis(50) {
             return refuse("notify_every", "must be at least 50ms");
         }
-        Some(NotifySpec {
+        Some(BroadcastTrigger {
             tool: spec.notify_tool.clone(),
             arguments,
             method: spec.notify_method.clone(),

@@ -28,7 +28,7 @@ use crate::profile::threshold::{Stat, Threshold};
 
 /// How broadcasts are triggered and recognised.
 #[derive(Debug, Clone)]
-pub struct NotifySpec {
+pub struct BroadcastTrigger {
     /// Tool called with `arguments` plus `nonce` (the reference target's `notify` with
     /// `route: broadcast` goes through Redis in distributed mode).
     pub tool: String,
@@ -77,7 +77,7 @@ pub struct ChaosRun {
     pub warmup: Duration,
     pub scenarios: Vec<Scenario>,
     pub mix: Vec<MixEntry>,
-    pub notify: Option<NotifySpec>,
+    pub notify: Option<BroadcastTrigger>,
     /// An operation slower than this counts as degraded (detects latency faults; breaks a
     /// recovery streak).
     pub slow_after: Duration,
@@ -108,7 +108,7 @@ impl ChaosRun {
             warmup: Duration::from_secs(3),
             scenarios,
             mix: crate::profile::load::default_mix(),
-            notify: Some(NotifySpec {
+            notify: Some(BroadcastTrigger {
                 tool: "notify".into(),
                 arguments: serde_json::json!({"route": "broadcast"}),
                 method: "notifications/message".into(),
@@ -503,7 +503,7 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
 }
 
 /// Trigger a numbered broadcast every `every` until stopped.
-async fn broadcaster(ctx: Arc<Ctx>, spec: NotifySpec) {
+async fn broadcaster(ctx: Arc<Ctx>, spec: BroadcastTrigger) {
     // Wait (bounded) for the population so early broadcasts have someone to reach.
     let deadline = Instant::now() + ctx.client.request_timeout;
     while ctx.settled.load(Ordering::Relaxed) < u64::from(ctx.run.sessions) && Instant::now() < deadline {

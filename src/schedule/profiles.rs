@@ -20,7 +20,7 @@ use crate::profile::{self, Hooks, Population, longevity, matrix};
 use crate::telemetry::chaos::ChaosMetrics;
 use crate::telemetry::load::RunMetrics;
 use crate::telemetry::longevity::LongevityMetrics;
-use crate::telemetry::scheduled::{self as events, SkipReason, Verdict};
+use crate::telemetry::scheduled::{self as events, RunSkipReason, Verdict};
 
 /// Longest single sleep before the wall clock is read again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -130,15 +130,15 @@ async fn run_entry(p: ProfileConfig, shared: Arc<Shared>, shutdown: Cancellation
         last = Some(next);
         for run in &p.runs {
             if running.get(&run.target).is_some_and(|h| !h.is_finished()) {
-                events::run_skipped(&run.target, &p.name, SkipReason::Overlap);
+                events::run_skipped(&run.target, &p.name, RunSkipReason::Overlap);
                 continue;
             }
             let Ok(guard) = Arc::clone(&shared.locks[&run.target]).try_lock_owned() else {
-                events::run_skipped(&run.target, &p.name, SkipReason::TargetBusy);
+                events::run_skipped(&run.target, &p.name, RunSkipReason::TargetBusy);
                 continue;
             };
             let Some(reservation) = shared.budget.reserve(run.plan.sessions(), run.plan.peak_rate()) else {
-                events::run_skipped(&run.target, &p.name, SkipReason::OverCaps);
+                events::run_skipped(&run.target, &p.name, RunSkipReason::OverCaps);
                 continue;
             };
             let task = execute(p.name.clone(), run.clone(), Arc::clone(&shared), shutdown.child_token());

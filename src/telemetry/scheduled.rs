@@ -7,7 +7,7 @@ use super::catalogue as m;
 
 /// Why a scheduled run did not start (the closed `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
+pub enum RunSkipReason {
     /// The profile's previous run against the target is still going at the fire time.
     Overlap,
     /// Another profile's run holds the target (at most one heavy run per target).
@@ -16,14 +16,14 @@ pub enum SkipReason {
     OverCaps,
 }
 
-impl SkipReason {
-    pub const ALL: [SkipReason; 3] = [SkipReason::Overlap, SkipReason::TargetBusy, SkipReason::OverCaps];
+impl RunSkipReason {
+    pub const ALL: [RunSkipReason; 3] = [RunSkipReason::Overlap, RunSkipReason::TargetBusy, RunSkipReason::OverCaps];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            SkipReason::Overlap => "overlap",
-            SkipReason::TargetBusy => "target_busy",
-            SkipReason::OverCaps => "over_caps",
+            RunSkipReason::Overlap => "overlap",
+            RunSkipReason::TargetBusy => "target_busy",
+            RunSkipReason::OverCaps => "over_caps",
         }
     }
 }
@@ -57,7 +57,7 @@ pub fn registered(target: &str, profile: &str) {
         counter!(m::PROFILE_RUNS_COMPLETED.name, "target" => t.clone(), "profile" => p.clone(), "verdict" => v.as_str())
             .increment(0);
     }
-    for r in SkipReason::ALL {
+    for r in RunSkipReason::ALL {
         counter!(m::PROFILE_RUNS_SKIPPED.name, "target" => t.clone(), "profile" => p.clone(), "reason" => r.as_str())
             .increment(0);
     }
@@ -74,7 +74,7 @@ pub fn run_started(target: &str, profile: &str) {
         .increment(1);
 }
 
-pub fn run_skipped(target: &str, profile: &str, reason: SkipReason) {
+pub fn run_skipped(target: &str, profile: &str, reason: RunSkipReason) {
     counter!(m::PROFILE_RUNS_SKIPPED.name, "target" => target.to_string(), "profile" => profile.to_string(),
         "reason" => reason.as_str())
     .increment(1);
