@@ -23,8 +23,11 @@ pub const MAX_IDLE_CONNECTIONS: usize = 256;
 /// How long an idle connection may be reused. uvicorn (the Python SDK) and Node's HTTP server
 /// close idle keep-alive connections after 5 s; a request sent on one at that instant races the
 /// close and dies with a reset (seen after check's 5 s notification wait: about one ping in seven
-/// against the Python SDK failed as `reset`). reqwest's default keeps them 90 s.
-pub const IDLE_CONNECTION_REUSE: Duration = Duration::from_secs(4);
+/// against the Python SDK failed as `reset`). reqwest's default keeps them 90 s. 2 s, not just
+/// under 5: the pool decides when a request is prepared, and on a loaded machine the request
+/// can reach the socket a second later (a chaos run's warm-up against mcp-use on a busy CI
+/// machine lost one request in seven to a reset with 4 s).
+pub const IDLE_CONNECTION_REUSE: Duration = Duration::from_secs(2);
 
 /// Redirects one request follows at most, each to the request's own origin. MCP endpoints do
 /// not redirect in normal operation; a few hops allow a moved path (`/mcp` -> `/mcp/`).
