@@ -44,11 +44,9 @@ log "Tests"
 export PROPTEST_CASES="${PROPTEST_CASES:-512}"
 cargo test --all-targets --locked --no-fail-fast -- --test-threads "${TEST_THREADS:-2}"
 
-log "MCP client tests again over the lean transport profile sessions use (src/mcp/lean.rs)"
-client_tests=$(for f in tests/mcp_client_*.rs; do f=${f#tests/}; printf -- '--test %s ' "${f%.rs}"; done)
-# shellcheck disable=SC2086
-MCP_CANARY_TEST_OWN_CONNECTIONS=1 cargo test --locked $client_tests -- --test-threads "${TEST_THREADS:-2}"
+log "MCP client tests (tests/client/) again over the lean transport profile sessions use (src/mcp/lean.rs)"
+MCP_CANARY_TEST_OWN_CONNECTIONS=1 cargo test --locked --test client -- --test-threads "${TEST_THREADS:-2}"
 
 log "Hostile suite against the release build: the daemon as shipped stays under 64 MB (docs/reliability.md)"
 cargo build --release --locked --bin mcp-canary
-TEST_MCP_CANARY_BIN="$PWD/target/release/mcp-canary" cargo test --locked --test hostile_server --test hostile_lists -- --test-threads 1
+TEST_MCP_CANARY_BIN="$PWD/target/release/mcp-canary" cargo test --locked --test hostile -- hostile_server:: hostile_lists:: --test-threads 1

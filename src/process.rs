@@ -11,7 +11,7 @@ pub fn descriptor_limit() -> u64 {
 /// from the heap next time instead of unmapping it once its adaptive mmap threshold has grown
 /// past that size, so a few hostile targets would keep their largest bodies mapped for good. A
 /// fixed threshold of 128 KiB (its default before adapting) gives big buffers back when freed
-/// (measured in tests/hostile_lists.rs and docs/reliability.md). `MALLOC_MMAP_THRESHOLD_` in the
+/// (measured in tests/hostile/hostile_lists.rs and docs/reliability.md). `MALLOC_MMAP_THRESHOLD_` in the
 /// environment still wins; other C libraries are left alone.
 pub fn return_freed_bodies_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

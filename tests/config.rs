@@ -1,5 +1,9 @@
 //! Config: the example documents every key and validates; bad files fail naming the key;
 //! `check-config` masks secrets; the environment overrides the file.
+//!
+//! Its own test crate, not one of the area crates (tests/<area>/main.rs): one test sets
+//! environment variables (`std::env::set_var`), which is only sound while no other thread of the
+//! process reads the environment, and the tests of an area crate share one process.
 
 mod common;
 
@@ -121,7 +125,8 @@ fn example_values_are_parsed_as_written() {
     assert_eq!(raw.targets[2].timeout, None);
 
     for (k, v) in EXAMPLE_ENV {
-        // SAFETY: no other thread of this test binary reads these variables.
+        // SAFETY: no other thread of this test binary reads these variables (why this file is a
+        // crate of its own).
         unsafe { std::env::set_var(k, v) };
     }
     let config = mcp_canary::config::validate(&raw).expect("example validates");

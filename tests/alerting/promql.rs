@@ -27,22 +27,22 @@ pub fn rule_files() -> Vec<PathBuf> {
     v
 }
 
-/// Rule files whose metrics the daemon of tests/alerting_end_to_end.rs never exports (it has no
+/// Rule files whose metrics the daemon of tests/alerting/alerting_end_to_end.rs never exports (it has no
 /// `redis` target and runs no profile): (file, the test that checks them on a live scrape instead
 /// by calling `rule_file_metric_names` with that file).
 pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
-    ("alerts/inspectors.yml", "tests/redis_inspector.rs"),
-    ("alerts/profiles.yml", "tests/load_profile.rs"),
-    ("alerts/scheduled.yml", "tests/daemon_profiles.rs"),
-    ("alerts/instances.yml", "tests/daemon_instances.rs"),
-    ("alerts/longevity.yml", "tests/longevity_profile.rs"),
+    ("alerts/inspectors.yml", "tests/alerting/redis_inspector.rs"),
+    ("alerts/profiles.yml", "tests/profiles/load_profile.rs"),
+    ("alerts/scheduled.yml", "tests/daemon/daemon_profiles.rs"),
+    ("alerts/instances.yml", "tests/daemon/daemon_instances.rs"),
+    ("alerts/longevity.yml", "tests/profiles/longevity_profile.rs"),
 ];
 
 /// Dashboards whose metrics only a profile run exports, queried by the end-to-end test against
 /// the run it starts: (file, the test that checks their metric names on a live scrape by calling
 /// `dashboard_metric_names` with that file).
 pub const DASHBOARD_NAMES_CHECKED_ELSEWHERE: &[(&str, &str)] =
-    &[("grafana/dashboards/longevity.json", "tests/longevity_profile.rs")];
+    &[("grafana/dashboards/longevity.json", "tests/profiles/longevity_profile.rs")];
 
 /// The exported metric names the expressions of one rule file (relative to the repository)
 /// select: recording rules and `up` left out.
@@ -144,13 +144,13 @@ pub fn dashboard_queries() -> Vec<(String, String, String)> {
     out
 }
 
-/// Dashboards the daemon of tests/alerting_end_to_end.rs cannot feed (profile runs, balanced
+/// Dashboards the daemon of tests/alerting/alerting_end_to_end.rs cannot feed (profile runs, balanced
 /// targets, chaos): (dashboard, the test that runs every panel query of it against a real
 /// Prometheus, by calling `dashboards_checked_by(file!())`).
 pub const DASHBOARDS_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
-    ("profiles.json", "tests/dashboards_profiles.rs"),
-    ("chaos.json", "tests/dashboards_profiles.rs"),
-    ("replicas.json", "tests/dashboards_replicas.rs"),
+    ("profiles.json", "tests/alerting/dashboards_profiles.rs"),
+    ("chaos.json", "tests/alerting/dashboards_profiles.rs"),
+    ("replicas.json", "tests/alerting/dashboards_replicas.rs"),
 ];
 
 /// The dashboards `test` (its `file!()`) is listed for in `DASHBOARDS_CHECKED_ELSEWHERE`.

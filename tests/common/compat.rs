@@ -3,7 +3,8 @@
 //! observed; a cell that disagrees fails the test, naming the cell and the observed text.
 //!
 //! Regenerate the cells from a run instead of failing:
-//! `MCP_CANARY_WRITE_COMPAT=1 cargo test --test peer_matrix --test peer_check --test notify_any_server`.
+//! `MCP_CANARY_WRITE_COMPAT=1 cargo test --test compat` (tests/compat/: peer_check, peer_matrix,
+//! notify_any_server).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -39,8 +40,8 @@ impl Column {
     }
 }
 
-/// Serialises the read-modify-write of the doc under `MCP_CANARY_WRITE_COMPAT` (tests of one
-/// binary share the process; cargo runs test binaries one after the other).
+/// Serialises the read-modify-write of the doc under `MCP_CANARY_WRITE_COMPAT` (the tests of
+/// the `compat` crate share the process; cargo runs test binaries one after the other).
 static DOC: Mutex<()> = Mutex::new(());
 
 fn doc_path() -> PathBuf {

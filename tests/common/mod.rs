@@ -74,7 +74,10 @@ impl Proc {
 
     /// As [`Proc::start`], with `cmd` (the binary, or a wrapper that execs it) run with `args`.
     pub async fn start_via(name: &str, mut cmd: Command, args: &[&str], envs: &[(&str, &str)], marker: &str) -> Proc {
-        let log = log_dir().join(format!("{name}-{}.log", std::process::id()));
+        // Tests of one crate share the process: a sequence number keeps their logs apart.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = log_dir().join(format!("{name}-{}-{seq}.log", std::process::id()));
         let stderr = std::fs::File::create(&log).expect("create log file");
         cmd.args(args)
             .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))

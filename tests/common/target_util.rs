@@ -1,6 +1,6 @@
 //! Helpers for the `target_*` tests: run the reference target in-process on 127.0.0.1:0 and
-//! speak raw JSON-RPC to it over reqwest. Include with
-//! `#[path = "common/target_util.rs"] mod target_util;`.
+//! speak raw JSON-RPC to it over reqwest. Included by the
+//! `reference` crate (tests/reference/main.rs).
 #![allow(dead_code)]
 
 use std::time::Duration;

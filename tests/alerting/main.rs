@@ -1,0 +1,17 @@
+//! Prometheus rules, Alertmanager routes and Grafana dashboards against the real promtool,
+//! Prometheus and Alertmanager, and the Redis inspector whose metrics they use.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod promql;
+mod stack;
+#[path = "../common/topology.rs"]
+mod topology;
+
+mod alert_rules;
+mod alerting_end_to_end;
+mod dashboards_layout;
+mod dashboards_profiles;
+mod dashboards_replicas;
+mod prometheus_config;
+mod redis_inspector;

@@ -1,0 +1,187 @@
+//! The daemon's own HTTP port against hostile clients: a half-sent request, a reader that never
+//! reads and idle connections cannot delay SIGTERM past `shutdown_grace` plus the fixed bound;
+//! hundreds of idle connections under a small open-file limit do not make `/metrics`
+//! unreachable; a request head sent slowly, and an idle keep-alive connection, are closed after
+//! the header-read timeout. All traffic stays on 127.0.0.1.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::{scrape_until, start_daemon, start_daemon_nofile, start_target};
+use mcp_canary::http::serve::{HEADER_READ_TIMEOUT, SHUTDOWN_BOUND};
+
+fn config(mcp_url: &str, grace: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "{grace}"
+[[targets]]
+name = "plain"
+url = "{mcp_url}"
+interval = "30s"
+timeout = "5s"
+"#
+    )
+}
+
+fn addr(base: &str) -> String {
+    base.trim_start_matches("http://").trim_end_matches('/').to_string()
+}
+
+async fn connect(addr: &str) -> TcpStream {
+    tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .expect("connect within 5 s")
+        .expect("connect")
+}
+
+/// Read (and discard) until the server closes the connection or `within` passes; the time it
+/// took, or `None` when the connection was still open.
+async fn closed_within(stream: &mut (impl AsyncReadExt + Unpin), within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// SIGTERM while a probe is stalled by its target and clients hold a half-sent request, a
+/// pipeline of `/metrics` requests whose answers they never read, and idle connections: exit 0
+/// within `shutdown_grace` plus [`SHUTDOWN_BOUND`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_completes_whatever_clients_hold() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let grace = Duration::from_secs(2);
+    // The first cycle hangs on the target for 30 s: the stop waits `shutdown_grace` for it.
+    common::admin(&mcp_url, "/admin/knobs", serde_json::json!({"stall": true})).await;
+    let config = config(&mcp_url, "2s").replace("timeout = \"5s\"", "timeout = \"30s\"\njitter = 0.0");
+    let (mut daemon, _dir, base) = start_daemon("http-hostile-shutdown", &config, &[]).await;
+    let (_, ok) = scrape_until(&base, Duration::from_secs(20), |s| s.text.contains("mcp_canary_")).await;
+    assert!(ok, "no scrape:\n{}", daemon.log_text());
+    let addr = addr(&base);
+
+    let mut half = connect(&addr).await;
+    half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    // 2,000 pipelined scrapes (tens of MB of answers) and not a byte read: the daemon's writes
+    // block on a full socket.
+    let mut reader = connect(&addr).await;
+    let pipeline = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader.write_all(&pipeline)).await;
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(connect(&addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    // Generous for a loaded machine; the assertion below holds the documented bound.
+    let code = daemon.terminate(grace + SHUTDOWN_BOUND + Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM (shutdown_grace {grace:?})");
+    assert_eq!(code, Some(0), "no clean exit within {:?}; log:\n{}", took, daemon.log_text());
+    assert!(
+        took <= grace + SHUTDOWN_BOUND + Duration::from_secs(1),
+        "stopped in {took:?}, beyond shutdown_grace {grace:?} + {SHUTDOWN_BOUND:?}:\n{}",
+        daemon.log_text()
+    );
+    drop((half, reader, idle));
+}
+
+/// 400 idle connections to a daemon limited to 256 open files: `/metrics` still answers at once
+/// (the connection cap keeps descriptors, and a new connection displaces an idle one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_starve_metrics() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let (mut daemon, _dir, base) = start_daemon_nofile("http-hostile-idle", &config(&mcp_url, "2s"), 256).await;
+    let (_, ok) = scrape_until(&base, Duration::from_secs(20), |s| {
+        s.value("mcp_canary_probes_total", &[("target", "plain")]) >= 1.0
+    })
+    .await;
+    assert!(ok, "no first cycle:\n{}", daemon.log_text());
+    let addr = addr(&base);
+
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        idle.push(connect(&addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    // A scraper keeps its connection: three scrapes on it, more idle connections in between.
+    for round in 0..3 {
+        let started = Instant::now();
+        let resp = client.get(format!("{base}/metrics")).send().await;
+        let body = match resp {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!("scrape {round} after {} idle connections failed: {e}\n{}", idle.len(), daemon.log_text()),
+        };
+        assert!(body.contains("mcp_canary_probes_total"), "scrape {round}: {body}");
+        eprintln!("scrape {round} after {} idle connections: {:?}", idle.len(), started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(3), "scrape {round} took {:?}", started.elapsed());
+        for _ in 0..100 {
+            idle.push(connect(&addr).await);
+        }
+    }
+    drop(idle);
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
+}
+
+/// A request head trickled a header a second, and an idle keep-alive connection after a
+/// complete request, are both closed after [`HEADER_READ_TIMEOUT`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_idle_keep_alive_are_disconnected() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let (mut daemon, _dir, base) = start_daemon("http-hostile-slow", &config(&mcp_url, "2s"), &[]).await;
+    let addr = addr(&base);
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(5);
+
+    let slow = connect(&addr).await;
+    let (mut slow_read, mut slow_write) = slow.into_split();
+    slow_write.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for i in 0..60 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if slow_write.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut keep_alive = connect(&addr).await;
+    keep_alive.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !answer.ends_with(b"ok\n") {
+            let n = keep_alive.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before answering: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("answered within 5 s");
+
+    let (slow_closed, idle_closed) =
+        tokio::join!(closed_within(&mut slow_read, limit), closed_within(&mut keep_alive, limit));
+    trickle.abort();
+    let slow_closed = slow_closed.unwrap_or_else(|| panic!("slow request head still open after {limit:?}"));
+    let idle_closed = idle_closed.unwrap_or_else(|| panic!("idle keep-alive connection still open after {limit:?}"));
+    eprintln!("slow request head closed after {slow_closed:?}, idle keep-alive after {idle_closed:?}");
+    assert!(slow_closed + Duration::from_secs(1) >= HEADER_READ_TIMEOUT, "closed too early: {slow_closed:?}");
+    assert!(idle_closed + Duration::from_secs(1) >= HEADER_READ_TIMEOUT, "closed too early: {idle_closed:?}");
+    // The daemon still serves.
+    let (_, ok) = scrape_until(&base, Duration::from_secs(5), |s| !s.samples.is_empty()).await;
+    assert!(ok, "{}", daemon.log_text());
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
+}
