@@ -48,12 +48,15 @@ pub enum MemoryError {
     Parse(String),
     #[error("process not readable: {0}")]
     Proc(String),
+    /// A redirect not followed (to another origin, a loop, too many hops): the endpoint moved.
+    #[error("redirect not followed: {0}")]
+    Redirect(String),
 }
 
 impl MemoryError {
     /// Every `error_type` value, to pre-register series.
-    pub const CLASSES: [&'static str; 7] =
-        ["connect", "timeout", "http_4xx", "http_5xx", "missing_metric", "invalid_response", "proc"];
+    pub const CLASSES: [&'static str; 8] =
+        ["connect", "timeout", "http_4xx", "http_5xx", "missing_metric", "invalid_response", "proc", "redirect"];
 
     /// The `error_type` label value.
     pub fn error_type(&self) -> &'static str {
@@ -65,6 +68,7 @@ impl MemoryError {
             MemoryError::MissingMetric(_) => "missing_metric",
             MemoryError::Parse(_) => "invalid_response",
             MemoryError::Proc(_) => "proc",
+            MemoryError::Redirect(_) => "redirect",
         }
     }
 }
@@ -87,12 +91,16 @@ async fn sample_prometheus(
     timeout: Duration,
 ) -> Result<u64, MemoryError> {
     let fetch = async {
-        let resp = http
-            .get(url.clone())
-            .header(reqwest::header::ACCEPT, "text/plain;version=0.0.4")
-            .send()
-            .await
-            .map_err(|e| MemoryError::Connect(without_url(&e)))?;
+        let resp =
+            http.get(url.clone()).header(reqwest::header::ACCEPT, "text/plain;version=0.0.4").send().await.map_err(
+                |e| {
+                    if e.is_redirect() {
+                        MemoryError::Redirect(without_url(&e))
+                    } else {
+                        MemoryError::Connect(without_url(&e))
+                    }
+                },
+            )?;
         if !resp.status().is_success() {
             return Err(MemoryError::Http(resp.status().as_u16()));
         }
@@ -397,6 +405,7 @@ mod tests {
             MemoryError::MissingMetric(String::new()),
             MemoryError::Parse(String::new()),
             MemoryError::Proc(String::new()),
+            MemoryError::Redirect(String::new()),
         ];
         let got: Vec<&str> = all.iter().map(MemoryError::error_type).collect();
         assert_eq!(got, MemoryError::CLASSES);
@@ -414,6 +423,10 @@ mod tests {
             .route("/garbage", get(|| async { vec![0xffu8, 0xfe, 0x00, 0x7b] }))
             .route("/negative", get(|| async { "process_resident_memory_bytes -5\n" }))
             .route("/other", get(|| async { "up 1\n" }))
+            .route(
+                "/moved",
+                get(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "http://127.0.0.1:1/metrics")]) }),
+            )
             .route(
                 "/endless",
                 get(|| async {
@@ -433,7 +446,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
-        let http = reqwest::Client::new();
+        // The daemon's client: its redirect policy is part of what is tested.
+        let http = crate::mcp::transport::http_client().unwrap();
         let read = |path: &str| {
             let source = MemorySource::Prometheus {
                 url: url::Url::parse(&format!("http://{addr}{path}")).unwrap(),
@@ -448,6 +462,7 @@ mod tests {
         assert_eq!(read("/garbage").await.unwrap_err().error_type(), "invalid_response");
         assert_eq!(read("/negative").await.unwrap_err().error_type(), "invalid_response");
         assert_eq!(read("/other").await.unwrap_err().error_type(), "missing_metric");
+        assert_eq!(read("/moved").await.unwrap_err().error_type(), "redirect");
         // Cut at the cap, not read until the timeout (nor held whole).
         assert_eq!(
             read("/endless").await,

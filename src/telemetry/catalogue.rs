@@ -521,7 +521,7 @@ metric!(
     "mcp_canary_profile_memory_sample_errors_total",
     Counter,
     ["target", "profile", "process", "error_type"],
-    "Memory snapshots that could not be taken, by class (connect, timeout, http_4xx, http_5xx, missing_metric, invalid_response, proc)."
+    "Memory snapshots that could not be taken, by class (connect, timeout, http_4xx, http_5xx, missing_metric, invalid_response, proc, redirect)."
 );
 metric!(
     PROFILE_SESSIONS_ENDED,
