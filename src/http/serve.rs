@@ -7,6 +7,7 @@
 //! [`HEADER_READ_TIMEOUT`], a per-connection watchdog for [`REQUEST_TIMEOUT`], a registry that
 //! displaces a connection when a new one would exceed the cap, and a [`DRAIN_TIMEOUT`] on stop.
 
+use crate::telemetry::events::{self, HttpClose};
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -235,6 +236,9 @@ impl Conn {
                 served = conn.as_mut() => {
                     if let Err(e) = served {
                         tracing::debug!(error = %e, "HTTP connection ended with an error");
+                        if e.is_timeout() {
+                            events::http_connection_closed(HttpClose::HeaderTimeout);
+                        }
                     }
                     break;
                 }
@@ -242,9 +246,13 @@ impl Conn {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = self.evicted.cancelled() => break,
+                _ = self.evicted.cancelled() => {
+                    events::http_connection_closed(HttpClose::Displaced);
+                    break;
+                }
                 _ = tokio::time::sleep_until(until.unwrap_or_else(Instant::now)), if until.is_some() => {
                     tracing::debug!(timeout = ?limits.request_timeout, "HTTP request exceeded its time; closing the connection");
+                    events::http_connection_closed(HttpClose::RequestTimeout);
                     break;
                 }
                 changed = deadline.changed(), if watching => watching = changed.is_ok(),

@@ -300,6 +300,13 @@ metric!(
     ["signal", "outcome"],
     "OTLP export attempts by signal (metrics, traces) and outcome (success, failure)."
 );
+metric!(
+    HTTP_CONNECTIONS_CLOSED,
+    "mcp_canary_http_connections_closed_total",
+    Counter,
+    ["reason"],
+    "Connections to the daemon's own HTTP port it closed on a client: displaced (over the connection cap), header_timeout (no complete request head in time, idle keep-alive included), request_timeout (a request over its time)."
+);
 
 // Heavy profiles (load): live series during a run, and the last run's results.
 metric!(
@@ -868,6 +875,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     TARGETS,
     BUILD_INFO,
     OTLP_EXPORTS,
+    HTTP_CONNECTIONS_CLOSED,
     LOAD_REQUEST_DURATION,
     LOAD_REQUESTS,
     LOAD_SLOTS,
@@ -981,7 +989,8 @@ mod tests {
                 Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
             }
             assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
-            let daemon_wide = [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name].contains(&m.name);
+            let daemon_wide =
+                [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name, HTTP_CONNECTIONS_CLOSED.name].contains(&m.name);
             if !daemon_wide && !m.name.starts_with("mcp_canary_target_") {
                 assert_eq!(m.labels.first(), Some(&"target"), "{} must carry target", m.name);
             }

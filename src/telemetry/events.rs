@@ -178,6 +178,36 @@ pub fn target_registered(target: &str) {
 pub fn daemon_started(targets: usize) {
     gauge!(m::BUILD_INFO.name, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(m::TARGETS.name).set(targets as f64);
+    for reason in HttpClose::ALL {
+        counter!(m::HTTP_CONNECTIONS_CLOSED.name, "reason" => reason.label()).increment(0);
+    }
+}
+
+/// Why the daemon's HTTP surface closed a client's connection (the closed `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpClose {
+    /// A newer connection needed its place under the connection cap.
+    Displaced,
+    /// No complete request head in time (an idle keep-alive connection included).
+    HeaderTimeout,
+    /// A request, to the last byte of its answer, took longer than allowed.
+    RequestTimeout,
+}
+
+impl HttpClose {
+    pub const ALL: [HttpClose; 3] = [HttpClose::Displaced, HttpClose::HeaderTimeout, HttpClose::RequestTimeout];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpClose::Displaced => "displaced",
+            HttpClose::HeaderTimeout => "header_timeout",
+            HttpClose::RequestTimeout => "request_timeout",
+        }
+    }
+}
+
+pub fn http_connection_closed(reason: HttpClose) {
+    counter!(m::HTTP_CONNECTIONS_CLOSED.name, "reason" => reason.label()).increment(1);
 }
 
 /// Series of a target's Redis inspector that exist from the start (zeros, not gaps).

@@ -134,6 +134,12 @@ async fn idle_connections_do_not_starve_metrics() {
         }
     }
     drop(idle);
+    // Hundreds over the cap were displaced, and counted.
+    let (scrape, ok) = scrape_until(&base, Duration::from_secs(5), |s| {
+        s.value("mcp_canary_http_connections_closed_total", &[("reason", "displaced")]) >= 100.0
+    })
+    .await;
+    assert!(ok, "displaced connections not counted:\n{}", scrape.text);
     assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
 }
 
@@ -180,8 +186,12 @@ async fn slow_headers_and_idle_keep_alive_are_disconnected() {
     eprintln!("slow request head closed after {slow_closed:?}, idle keep-alive after {idle_closed:?}");
     assert!(slow_closed + Duration::from_secs(1) >= HEADER_READ_TIMEOUT, "closed too early: {slow_closed:?}");
     assert!(idle_closed + Duration::from_secs(1) >= HEADER_READ_TIMEOUT, "closed too early: {idle_closed:?}");
-    // The daemon still serves.
-    let (_, ok) = scrape_until(&base, Duration::from_secs(5), |s| !s.samples.is_empty()).await;
-    assert!(ok, "{}", daemon.log_text());
+    // The daemon still serves, and counted both closes.
+    let (scrape, ok) = scrape_until(&base, Duration::from_secs(5), |s| {
+        s.value("mcp_canary_http_connections_closed_total", &[("reason", "header_timeout")]) >= 2.0
+    })
+    .await;
+    assert!(ok, "header timeouts not counted:\n{}\n{}", scrape.text, daemon.log_text());
+    assert_eq!(scrape.value("mcp_canary_http_connections_closed_total", &[("reason", "request_timeout")]), 0.0);
     assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
 }
