@@ -17,4 +17,5 @@ pub mod reference;
 pub mod run;
 pub mod runner;
 pub mod schedule;
+pub mod spec;
 pub mod telemetry;

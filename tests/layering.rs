@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// Layers, lowest first: a module may import its own layer's modules and lower ones.
 const LAYERS: &[&[&str]] = &[
     &["clock", "process", "mcp"],
+    &["spec"],
     &["config"],
     &["inspect"],
     &["runner"],

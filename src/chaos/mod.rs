@@ -16,7 +16,7 @@ pub mod runner;
 
 use std::time::Duration;
 
-pub use params::{ChaosSpec, plan_chaos};
+pub use params::plan_chaos;
 pub use proxy::{FaultProxy, NetFault};
 pub use report::{ChaosReport, PhaseSummary, ScenarioReport};
 pub use runner::{BroadcastTrigger, ChaosObserver, ChaosRedis, ChaosRun, KillSpec, NoChaosObserver, run_chaos};

@@ -104,7 +104,7 @@ fn figment_errors(err: figment::Error) -> ConfigErrors {
                         path.push(field.to_string());
                         message = format!("unknown field: found `{field}`");
                     } else if let Some((field, rest)) =
-                        m.strip_prefix(crate::profile::params::keyed::PREFIX).and_then(|r| r.split_once("`: "))
+                        m.strip_prefix(crate::spec::load::keyed::PREFIX).and_then(|r| r.split_once("`: "))
                     {
                         path.push(field.to_string());
                         message = rest.to_string();

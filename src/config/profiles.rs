@@ -15,9 +15,11 @@ use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::LoadRun;
 use crate::profile::longevity::LongevityRun;
 use crate::profile::matrix::{self, MatrixRun};
-use crate::profile::notify::{NotifyRun, TriggerScope};
-use crate::profile::params::{self, Caps, ParamError, RunOptions, TargetMemory};
+use crate::profile::notify::NotifyRun;
+use crate::profile::params::{self, TargetMemory};
 use crate::profile::replicas::ReplicaTagging;
+use crate::spec::TriggerScope;
+use crate::spec::{Caps, ParamError, RunOptions};
 
 /// Global caps of heavy profiles.
 #[derive(Debug, Clone)]

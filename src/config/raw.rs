@@ -34,8 +34,8 @@ pub struct RawHeavyProfiles {
 impl Default for RawHeavyProfiles {
     fn default() -> Self {
         Self {
-            max_sessions: crate::profile::params::DEFAULT_MAX_SESSIONS,
-            max_request_rate: crate::profile::params::DEFAULT_MAX_RATE,
+            max_sessions: crate::spec::DEFAULT_MAX_SESSIONS,
+            max_request_rate: crate::spec::DEFAULT_MAX_RATE,
             results_dir: "results".into(),
         }
     }
@@ -55,15 +55,15 @@ pub struct RawProfile {
     #[serde(default)]
     pub abort_on_fail: bool,
     #[serde(default)]
-    pub load: Option<crate::profile::params::LoadSpec>,
+    pub load: Option<crate::spec::LoadSpec>,
     #[serde(default)]
-    pub notify: Option<crate::profile::params::NotifySpec>,
+    pub notify: Option<crate::spec::NotifySpec>,
     #[serde(default)]
-    pub matrix: Option<crate::profile::params::MatrixSpec>,
+    pub matrix: Option<crate::spec::MatrixSpec>,
     #[serde(default)]
-    pub chaos: Option<crate::chaos::ChaosSpec>,
+    pub chaos: Option<crate::spec::ChaosSpec>,
     #[serde(default)]
-    pub longevity: Option<crate::profile::params::LongevitySpec>,
+    pub longevity: Option<crate::spec::LongevitySpec>,
 }
 
 /// `[server]`: the daemon's own HTTP surface and lifecycle.

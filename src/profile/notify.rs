@@ -30,28 +30,7 @@ use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, verdict};
 use crate::clock::unix_seconds;
 use crate::mcp::client::ServerNotification;
 use crate::mcp::{ClientConfig, LogLevel, McpClient};
-
-/// Who calls the trigger tool.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TriggerScope {
-    /// One trigger session calls it once per broadcast; every session expects the notification
-    /// on its server-to-client stream.
-    #[default]
-    Broadcast,
-    /// Every session calls it itself once per broadcast round and expects its own notification,
-    /// on the POST response's stream or on its own stream.
-    Session,
-}
-
-impl TriggerScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerScope::Broadcast => "broadcast",
-            TriggerScope::Session => "session",
-        }
-    }
-}
+use crate::spec::TriggerScope;
 
 /// A validated notification-stress run.
 #[derive(Debug, Clone)]

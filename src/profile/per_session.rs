@@ -23,7 +23,7 @@ use crate::inspect::redis::RedisInspector;
 /// Metric read from each target's `/metrics`.
 pub const RESIDENT_MEMORY_METRIC: &str = "process_resident_memory_bytes";
 /// Key prefix of session metadata in Redis (the reference target's and the guide's layout).
-pub const DEFAULT_SESSION_KEY_PREFIX: &str = "mcp:session:";
+pub use crate::spec::load::DEFAULT_SESSION_KEY_PREFIX;
 /// `replica` value of the sum over every memory URL.
 pub const ALL_REPLICAS: &str = "all";
 /// Fewest samples a slope is computed from.

@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use super::{CommonArgs, EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, client_config, write_report};
-use crate::chaos::{self, ChaosRedis, ChaosReport, ChaosRun, ChaosSpec};
+use crate::chaos::{self, ChaosRedis, ChaosReport, ChaosRun};
 use crate::mcp::ClientConfig;
-use crate::profile::params::{self, Caps, ParamError, RunOptions};
 use crate::profile::threshold::format_seconds;
+use crate::spec::ChaosSpec;
+use crate::spec::{Caps, ParamError, RunOptions};
 use crate::telemetry;
 
 /// Flags of `mcp-canary run chaos`.
@@ -23,7 +24,7 @@ pub struct ChaosArgs {
     #[command(flatten)]
     pub spec: ChaosSpec,
     /// Global cap on the aggregate request rate (per second, broadcast triggers included).
-    #[arg(long, default_value_t = params::DEFAULT_MAX_RATE)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_MAX_RATE)]
     pub max_rate: f64,
 }
 

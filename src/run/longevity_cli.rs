@@ -8,7 +8,8 @@ use super::{CommonArgs, EXIT_REFUSED, Refused, client_config, drive_cli, refused
 use crate::inspect::memory::MemorySource;
 use crate::mcp::ClientConfig;
 use crate::profile::longevity::{self, LongevityRun};
-use crate::profile::params::{self, LongevitySpec};
+use crate::profile::params;
+use crate::spec::LongevitySpec;
 use crate::telemetry;
 
 /// Flags of `mcp-canary run longevity`.
@@ -19,7 +20,7 @@ pub struct LongevityArgs {
     #[command(flatten)]
     pub spec: LongevitySpec,
     /// Global cap on the aggregate request rate (per second); larger runs are refused.
-    #[arg(long, default_value_t = params::DEFAULT_MAX_RATE)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_MAX_RATE)]
     pub max_rate: f64,
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::{EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, write_report};
 use crate::mcp::ClientConfig;
 use crate::profile::matrix::{self, CellResult, MatrixReport, MatrixRun};
-use crate::profile::params::{MatrixSpec, plan_matrix_tool};
+use crate::profile::params::plan_matrix_tool;
+use crate::spec::MatrixSpec;
 use crate::telemetry;
 
 /// Flags of `mcp-canary run matrix`.

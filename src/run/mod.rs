@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use crate::mcp::{ClientConfig, ProtocolPreference};
 use crate::profile::load::MixEntry;
-use crate::profile::notify::{NotifyResults, NotifyRun, TriggerScope};
-use crate::profile::params::{self, Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
+use crate::profile::notify::{NotifyResults, NotifyRun};
+use crate::profile::params;
 use crate::profile::per_session::MemoryResults;
 use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, ThresholdOrigin, ThresholdResult, ThresholdStatus, Tolerance};
 use crate::profile::threshold::{Threshold, format_seconds};
 use crate::profile::{self, Hooks, LoadRun, Population, Progress, ProgressLines};
+use crate::spec::TriggerScope;
+use crate::spec::{Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
 use crate::telemetry;
 
 /// Exit status of a run whose thresholds failed (k6 uses 99 too).
@@ -92,7 +94,7 @@ pub struct CommonArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub progress: Duration,
     /// Global cap on sessions; larger runs are refused.
-    #[arg(long, default_value_t = params::DEFAULT_MAX_SESSIONS)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_MAX_SESSIONS)]
     pub max_sessions: u32,
     /// Replicas behind a balancing --target, by the names their --replica-header carries
     /// (comma-separated, at most 16): requests (load) and deliveries (notify) are also counted by
@@ -132,7 +134,7 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub spec: LoadSpec,
     /// Global cap on the aggregate request rate (per second); larger runs are refused.
-    #[arg(long, default_value_t = params::DEFAULT_MAX_RATE)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_MAX_RATE)]
     pub max_rate: f64,
 }
 
@@ -201,7 +203,7 @@ pub(crate) fn run_options<'a>(
 
 // A run's reserved descriptors cover its `/metrics` listener's connections.
 const _: () = assert!(
-    (crate::http::serve::MAX_CONNECTIONS as u64) < crate::profile::params::RESERVED_DESCRIPTORS / 2,
+    (crate::http::serve::MAX_CONNECTIONS as u64) < crate::spec::RESERVED_DESCRIPTORS / 2,
     "the HTTP surface's connections must fit in the descriptors a run reserves"
 );
 
