@@ -39,9 +39,10 @@ pub async fn run(
 
     let http = crate::mcp::transport::http_client()?;
     let grace = config.server.shutdown_grace;
-    let profiles = (!config.profiles.is_empty()).then(|| {
-        tracing::info!(profiles = config.profiles.len(), "Scheduling heavy profiles");
-        tokio::spawn(schedule::profiles::run(config.profiles, config.heavy, http.clone(), shutdown.clone(), grace))
+    let planned = crate::driver::plan_scheduled(&config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let profiles = (!planned.is_empty()).then(|| {
+        tracing::info!(profiles = planned.len(), "Scheduling heavy profiles");
+        tokio::spawn(schedule::profiles::run(planned, config.heavy, http.clone(), shutdown.clone(), grace))
     });
     let mut loops = tokio::task::JoinSet::new();
     let mut inspectors = tokio::task::JoinSet::new();

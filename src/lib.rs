@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod driver;
 pub mod http;
 pub mod inspect;
 pub mod mcp;

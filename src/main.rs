@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use mcp_canary::{check, config, daemon, demo, reference, run as profile_run, telemetry};
+use mcp_canary::{check, config, daemon, demo, driver, reference, run as profile_run, telemetry};
 
 /// Canary prober, load runner and telemetry exporter for MCP servers.
 #[derive(Parser, Debug)]
@@ -85,8 +85,10 @@ async fn run(command: Command) -> anyhow::Result<u8> {
     let shutdown = CancellationToken::new();
     match command {
         Command::Serve { config } => {
-            let config =
-                config::load(&config).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", config.display()))?;
+            let invalid = |e: config::ConfigErrors| anyhow::anyhow!("invalid config {}:\n{e}", config.display());
+            let config = config::load(&config).map_err(invalid)?;
+            // Heavy profiles are planned against their targets before anything starts.
+            driver::plan_scheduled(&config).map_err(invalid)?;
             let exporter = telemetry::Exporter::install(config.otlp.as_ref())?;
             daemon::cancel_on_signals(shutdown.clone());
             daemon::run(config, exporter, None, shutdown).await?;
@@ -112,7 +114,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::CheckConfig { file } => {
             let raw = config::load_raw(Some(&file))
                 .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", file.display()))?;
-            config::validate(&raw).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", file.display()))?;
+            let invalid = |e: config::ConfigErrors| anyhow::anyhow!("invalid config {}:\n{e}", file.display());
+            driver::plan_scheduled(&config::validate(&raw).map_err(invalid)?).map_err(invalid)?;
             print!("{}", config::render_masked(&raw));
             eprintln!("config {} is valid", file.display());
             Ok(0)

@@ -11,7 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
-pub use profiles::{HeavyLimits, PROFILE_KINDS, ProfileConfig, ProfilePlan, ScheduledRun, parse_schedule};
+pub use profiles::{HeavyLimits, ProfileConfig, parse_schedule};
 pub use raw::{
     RawConfig, RawHeavyProfiles, RawInstance, RawNotification, RawOtlp, RawProbe, RawProfile, RawServer, RawTarget,
 };

@@ -20,7 +20,7 @@ pub struct Config {
     pub otlp: Option<super::OtlpConfig>,
     /// Global caps of heavy profiles and their results directory.
     pub heavy: super::HeavyLimits,
-    /// Scheduled heavy profiles, each planned against each of its targets.
+    /// Scheduled heavy profiles (planned against their targets by `driver::plan_scheduled`).
     pub profiles: Vec<super::ProfileConfig>,
 }
 
@@ -214,10 +214,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     }
     let otlp = super::otlp::validate_otlp(&raw.otlp, &mut errors);
     let heavy = super::profiles::validate_limits(&raw.heavy_profiles, &mut errors);
-    let profiles = match &heavy {
-        Some(limits) => super::profiles::validate_profiles(raw, &targets, limits, &mut errors),
-        None => Vec::new(),
-    };
+    let profiles = super::profiles::validate_profiles(raw, &mut errors);
     match (listen, heavy, errors.is_empty()) {
         (Some(listen), Some(heavy), true) => Ok(Config {
             server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },

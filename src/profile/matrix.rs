@@ -26,8 +26,6 @@ use crate::mcp::{
 
 /// Version of the matrix report layout.
 pub const MATRIX_REPORT_FORMAT: u32 = 1;
-/// The `profile` label and report name of this profile.
-pub const PROFILE: &str = "capability_matrix";
 
 /// A client capability a server may ask the client to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +209,8 @@ pub fn default_triggers() -> Vec<TriggerTool> {
 /// A validated matrix run.
 #[derive(Clone, Debug)]
 pub struct MatrixRun {
+    /// `profile` label: `matrix` one-shot, the entry's name in the daemon.
+    pub profile: String,
     /// `target` label.
     pub target: String,
     /// Base client settings (URL, headers, timeout, names); capabilities, accept mode, protocol
@@ -350,7 +350,7 @@ pub async fn run_matrix(run: &MatrixRun, http: reqwest::Client) -> MatrixReport 
     let broken = cells.iter().any(|c| c.result == CellResult::Broken) || cells.is_empty();
     MatrixReport {
         format: MATRIX_REPORT_FORMAT,
-        profile: PROFILE.into(),
+        profile: run.profile.clone(),
         target: run.target.clone(),
         started_at,
         ended_at: unix_seconds(),

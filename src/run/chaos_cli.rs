@@ -3,15 +3,12 @@
 //! `--metrics-listen`, and an exit status: 0 pass, 99 a threshold failed or a fault was not
 //! injected, 2 refused.
 
-use std::time::Duration;
-
-use super::{CommonArgs, EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, client_config, write_report};
-use crate::chaos::{self, ChaosRedis, ChaosReport, ChaosRun};
+use super::{CommonArgs, Refused, plan_flags};
+use crate::chaos::{self, ChaosRedis, ChaosReport};
+use crate::driver::{PlanTarget, PlannedRun};
 use crate::mcp::ClientConfig;
 use crate::profile::threshold::format_seconds;
-use crate::spec::ChaosSpec;
-use crate::spec::{Caps, ParamError, RunOptions};
-use crate::telemetry;
+use crate::spec::{ChaosSpec, ProfileSpec};
 
 /// Flags of `mcp-canary run chaos`.
 #[derive(clap::Args, Debug, Clone)]
@@ -28,42 +25,18 @@ pub struct ChaosArgs {
     pub max_rate: f64,
 }
 
-/// A chaos parameter problem named by its flag.
-fn refused_flag(e: ParamError) -> Refused {
-    let flag = match e.key {
-        "scenarios" => "scenario".to_string(),
-        "thresholds" => "threshold".to_string(),
-        key => key.replace('_', "-"),
-    };
-    Refused(format!("--{flag}: {}", e.message))
-}
-
 /// Validate the flags of a chaos run (the `--allow-chaos` refusal comes first).
-pub fn plan_from_args(args: &ChaosArgs) -> Result<(ChaosRun, ClientConfig), Refused> {
+pub fn plan_from_args(args: &ChaosArgs) -> Result<(PlannedRun, ClientConfig), Refused> {
     let c = &args.common;
     chaos::check_allowed(&c.target, args.allow_chaos).map_err(Refused)?;
     if c.baseline.is_some() {
         return Err(Refused("--baseline does not apply to a chaos run".into()));
     }
-    let (name, client) = client_config(c, "2025-11-25")?;
-    let options = RunOptions {
-        profile: chaos::PROFILE,
-        target: &name,
-        thresholds: &c.thresholds,
-        abort_on_fail: c.abort_on_fail,
-        timeout: c.timeout,
-        tick: Duration::from_millis(500),
-        caps: Caps {
-            max_sessions: c.max_sessions,
-            max_rate: args.max_rate,
-            sessions_name: "--max-sessions",
-            rate_name: "--max-rate",
-            descriptors: crate::process::descriptor_limit(),
-        },
+    let target = PlanTarget {
+        chaos_redis: args.spec.redis.clone().map(|url| ChaosRedis { url, password: None }),
+        ..PlanTarget::default()
     };
-    let redis = args.spec.redis.clone().map(|url| ChaosRedis { url, password: None });
-    let run = chaos::plan_chaos(&args.spec, &options, redis).map_err(refused_flag)?;
-    Ok((run, client))
+    plan_flags(c, ProfileSpec::Chaos(Box::new(args.spec.clone())), args.max_rate, target)
 }
 
 /// The end-of-run table: one row per scenario, then thresholds and the prober's health.
@@ -131,42 +104,6 @@ pub fn chaos_table(r: &ChaosReport) -> String {
     out
 }
 
-/// Run the chaos profile once; returns the exit status.
-pub async fn run(args: ChaosArgs, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
-    let (run, client) = match plan_from_args(&args) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_REFUSED);
-        }
-    };
-    let surface = RunSurface::start(args.common.metrics_listen).await?;
-    let started_at = crate::clock::unix_seconds();
-    let names: Vec<String> = run.scenarios.iter().map(|s| s.name.clone()).collect();
-    let metrics =
-        telemetry::chaos::ChaosMetrics::start(&run.target, &run.profile, &run.operations(), &names, started_at);
-    println!(
-        "chaos run: {} sessions x {} rpm against {}; scenarios {} ({} planned)",
-        run.sessions,
-        run.rpm,
-        run.target,
-        names.join(", "),
-        humantime::format_duration(Duration::from_secs(run.planned().as_secs()))
-    );
-    let http = crate::mcp::transport::http_client()?;
-    let report = chaos::run_chaos(run, client, http, metrics, shutdown.clone()).await;
-    surface.upkeep();
-    let path =
-        write_report(args.common.report.as_deref(), &args.common.results_dir, "chaos", report.started_at, &report)?;
-    print!("{}", chaos_table(&report));
-    println!("report: {}", path.display());
-    if args.common.metrics_listen.is_some() && !args.common.linger.is_zero() {
-        tokio::select! { _ = tokio::time::sleep(args.common.linger) => {}, _ = shutdown.cancelled() => {} }
-    }
-    surface.finish().await;
-    Ok(if report.passed() { 0 } else { EXIT_THRESHOLD })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,10 +116,13 @@ mod tests {
         args: ChaosArgs,
     }
 
-    fn plan(extra: &[&str]) -> Result<(ChaosRun, ClientConfig), Refused> {
+    fn plan(extra: &[&str]) -> Result<(crate::chaos::ChaosRun, ClientConfig), Refused> {
         let mut argv = vec!["chaos", "--target", "http://127.0.0.1:9/mcp"];
         argv.extend_from_slice(extra);
-        plan_from_args(&Cli::try_parse_from(argv).expect("flags parse").args)
+        match plan_from_args(&Cli::try_parse_from(argv).expect("flags parse").args)? {
+            (PlannedRun::Chaos(run), client) => Ok((*run, client)),
+            (other, _) => panic!("a chaos plan, got {:?}", other.kind()),
+        }
     }
 
     fn refused(extra: &[&str]) -> String {

@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{EXIT_REFUSED, EXIT_THRESHOLD, Refused, RunSurface, write_report};
+use super::{Outputs, Refused};
+use crate::driver::{self, PlanTarget, PlannedRun};
 use crate::mcp::ClientConfig;
-use crate::profile::matrix::{self, CellResult, MatrixReport, MatrixRun};
-use crate::profile::params::plan_matrix_tool;
-use crate::spec::MatrixSpec;
-use crate::telemetry;
+use crate::profile::matrix::{CellResult, MatrixReport};
+use crate::spec::{Caps, MatrixSpec, ProfileKind, ProfileSpec, RunOptions};
 
 /// Flags of `mcp-canary run matrix`.
 #[derive(clap::Args, Debug, Clone)]
@@ -40,20 +39,40 @@ pub struct MatrixArgs {
     pub linger: Duration,
 }
 
-/// Validate the flags into a matrix run.
-pub fn plan_from_args(args: &MatrixArgs) -> Result<MatrixRun, Refused> {
+/// Validate the flags into a matrix run (no thresholds: a broken cell fails it).
+pub fn plan_from_args(args: &MatrixArgs) -> Result<(PlannedRun, ClientConfig), Refused> {
     let (target, url) = super::target_flag(&args.target, args.name.as_deref())?;
-    let tool =
-        plan_matrix_tool(&args.spec).map_err(|e| Refused(format!("--{}: {}", e.key.replace('_', "-"), e.message)))?;
     let client = ClientConfig { request_timeout: args.timeout, ..ClientConfig::new(url) };
-    Ok(MatrixRun {
-        target,
-        client,
-        tool,
-        triggers: matrix::default_triggers(),
-        settle: args.spec.settle,
-        concurrency: args.spec.concurrency,
-    })
+    let options = RunOptions {
+        profile: ProfileKind::Matrix.as_str(),
+        target: &target,
+        thresholds: &[],
+        abort_on_fail: false,
+        timeout: args.timeout,
+        tick: Duration::from_millis(500),
+        caps: Caps {
+            max_sessions: crate::spec::DEFAULT_MAX_SESSIONS,
+            max_rate: crate::spec::DEFAULT_MAX_RATE,
+            sessions_name: "--max-sessions",
+            rate_name: "--max-rate",
+            descriptors: crate::process::descriptor_limit(),
+        },
+    };
+    driver::plan_run(&ProfileSpec::Matrix(args.spec.clone()), &options, client, PlanTarget::default())
+        .map_err(super::refused_flag)
+}
+
+/// Where the matrix's results go.
+pub(crate) fn outputs(args: &MatrixArgs) -> Outputs<'_> {
+    Outputs {
+        report: args.report.as_deref(),
+        results_dir: &args.results_dir,
+        baseline: None,
+        baseline_tolerance: 0.0,
+        metrics_listen: args.metrics_listen,
+        linger: args.linger,
+        progress: Duration::from_secs(5),
+    }
 }
 
 /// The readable table: one row per cell, then versions and the summary.
@@ -100,38 +119,4 @@ pub fn matrix_table(r: &MatrixReport) -> String {
         count("broken")
     ));
     out
-}
-
-/// Run the matrix once; returns the exit status.
-pub async fn run(args: MatrixArgs, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
-    let plan = match plan_from_args(&args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_REFUSED);
-        }
-    };
-    let surface = RunSurface::start(args.metrics_listen).await?;
-    let started_at = crate::clock::unix_seconds();
-    telemetry::matrix::started(&plan.target, matrix::PROFILE, started_at);
-    println!("capability matrix: {} ({})", plan.target, plan.client.url);
-    let http = crate::mcp::transport::http_client()?;
-    let report = tokio::select! {
-        r = matrix::run_matrix(&plan, http) => r,
-        _ = shutdown.cancelled() => {
-            surface.finish().await;
-            anyhow::bail!("interrupted");
-        }
-    };
-    telemetry::matrix::finished(&report, matrix::PROFILE);
-    surface.upkeep();
-
-    let path = write_report(args.report.as_deref(), &args.results_dir, "matrix", report.started_at, &report)?;
-    print!("{}", matrix_table(&report));
-    println!("report: {}", path.display());
-    if args.metrics_listen.is_some() && !args.linger.is_zero() {
-        tokio::select! { _ = tokio::time::sleep(args.linger) => {}, _ = shutdown.cancelled() => {} }
-    }
-    surface.finish().await;
-    Ok(if report.passed() { 0 } else { EXIT_THRESHOLD })
 }

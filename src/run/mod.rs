@@ -12,17 +12,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::driver::{self, Execution, PlanTarget, PlannedRun, Report};
 use crate::mcp::{ClientConfig, ProtocolPreference};
-use crate::profile::load::MixEntry;
-use crate::profile::notify::{NotifyResults, NotifyRun};
-use crate::profile::params;
+use crate::profile::notify::NotifyResults;
 use crate::profile::per_session::MemoryResults;
 use crate::profile::replicas::ReplicaTagging;
 use crate::profile::report::{self, RunReport, ThresholdOrigin, ThresholdResult, ThresholdStatus, Tolerance};
 use crate::profile::threshold::{Threshold, format_seconds};
-use crate::profile::{self, Hooks, LoadRun, Population, Progress, ProgressLines};
-use crate::spec::TriggerScope;
-use crate::spec::{Caps, LoadSpec, NotifySpec, ParamError, RunOptions};
+use crate::profile::{self, Progress, ProgressLines};
+use crate::spec::{Caps, LoadSpec, NotifySpec, ParamError, ProfileSpec, RunOptions};
 use crate::telemetry;
 
 /// Exit status of a run whose thresholds failed (k6 uses 99 too).
@@ -82,9 +80,9 @@ pub struct CommonArgs {
     /// Keep serving /metrics this long after the run (for a last scrape).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub linger: Duration,
-    /// "auto", "2026-07-28", "2025-11-25", "2025-06-18" or "2025-03-26" (default: auto for
-    /// load and for notify with --trigger-scope session, 2025-11-25 for notify's broadcasts,
-    /// which travel on the session's GET stream, and for longevity, whose churn ends sessions).
+    /// "auto" (the default), "2026-07-28", "2025-11-25", "2025-06-18" or "2025-03-26". On auto,
+    /// runs whose sessions hold a GET stream or are ended (notify's broadcasts, chaos, longevity's
+    /// churn) use 2025-11-25, the newest revision with sessions.
     #[arg(long)]
     pub protocol: Option<String>,
     /// Per-request timeout.
@@ -144,9 +142,9 @@ pub struct LoadArgs {
 pub struct Refused(pub String);
 
 /// The client configuration and the `target` label from the shared flags.
-pub fn client_config(args: &CommonArgs, default_protocol: &str) -> Result<(String, ClientConfig), Refused> {
+pub fn client_config(args: &CommonArgs) -> Result<(String, ClientConfig), Refused> {
     let (name, url) = target_flag(&args.target, args.name.as_deref())?;
-    let protocol = match args.protocol.as_deref().unwrap_or(default_protocol) {
+    let protocol = match args.protocol.as_deref().unwrap_or("auto") {
         "auto" => ProtocolPreference::Auto,
         v => ProtocolPreference::Pinned(v.to_string()),
     };
@@ -172,6 +170,7 @@ pub fn target_flag(target: &str, name: Option<&str>) -> Result<(String, url::Url
 pub(crate) fn refused_flag(e: ParamError) -> Refused {
     let flag = match e.key {
         "thresholds" => "threshold".to_string(),
+        "scenarios" => "scenario".to_string(),
         "memory_urls" => "memory-url".to_string(),
         key => key.replace('_', "-"),
     };
@@ -207,15 +206,23 @@ const _: () = assert!(
     "the HTTP surface's connections must fit in the descriptors a run reserves"
 );
 
-/// Validate the flags into a run and a client config.
-pub fn plan_from_args(args: &LoadArgs) -> Result<(LoadRun, ClientConfig), Refused> {
-    let (name, client) = client_config(&args.common, "auto")?;
-    let mut run = params::plan_load(&args.spec, &run_options(&args.common, "load", &name, args.max_rate))
-        .map_err(refused_flag)?;
-    run.engine.replicas = replica_tagging(&args.common)?;
-    run.memory = params::plan_memory(&args.spec, run.engine.plan.ramp_up, &params::TargetMemory::default())
-        .map_err(refused_flag)?;
-    Ok((run, client))
+/// Plan a one-shot run of `spec` from the shared flags: the same planning as the daemon's
+/// `[[profiles]]`, with the caps of `--max-sessions` and `max_rate`, problems named by flag.
+pub(crate) fn plan_flags(
+    common: &CommonArgs,
+    spec: ProfileSpec,
+    max_rate: f64,
+    target: PlanTarget,
+) -> Result<(PlannedRun, ClientConfig), Refused> {
+    let (name, client) = client_config(common)?;
+    let options = run_options(common, spec.kind().as_str(), &name, max_rate);
+    driver::plan_run(&spec, &options, client, target).map_err(refused_flag)
+}
+
+/// Validate the flags of a load run.
+pub fn plan_from_args(args: &LoadArgs) -> Result<(PlannedRun, ClientConfig), Refused> {
+    let target = PlanTarget { replicas: replica_tagging(&args.common)?, ..PlanTarget::default() };
+    plan_flags(&args.common, ProfileSpec::Load(Box::new(args.spec.clone())), args.max_rate, target)
 }
 
 fn progress_line(p: &Progress) -> String {
@@ -424,55 +431,57 @@ fn notify_table(r: &RunReport, n: &NotifyResults) -> String {
 
 /// Run the profile; returns the exit status.
 pub async fn run(profile: RunProfile, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
-    match profile {
-        RunProfile::Load(args) => run_load(*args, shutdown).await,
-        RunProfile::Notify(args) => run_notify(*args, shutdown).await,
-        RunProfile::Matrix(args) => matrix_cli::run(*args, shutdown).await,
-        RunProfile::Chaos(args) => chaos_cli::run(*args, shutdown).await,
-        RunProfile::Longevity(args) => longevity_cli::run(*args, shutdown).await,
-    }
-}
-
-async fn run_load(args: LoadArgs, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
-    let (run, client) = match plan_from_args(&args) {
+    let (planned, outputs) = match &profile {
+        RunProfile::Load(args) => (plan_from_args(args), Outputs::of(&args.common)),
+        RunProfile::Notify(args) => (notify_plan_from_args(args), Outputs::of(&args.common)),
+        RunProfile::Matrix(args) => (matrix_cli::plan_from_args(args), matrix_cli::outputs(args)),
+        RunProfile::Chaos(args) => (chaos_cli::plan_from_args(args), Outputs::of(&args.common)),
+        RunProfile::Longevity(args) => (longevity_cli::plan_from_args(args), Outputs::of(&args.common)),
+    };
+    let (plan, client) = match planned {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(EXIT_REFUSED);
         }
     };
-    let operations: Vec<String> = run.mix.iter().map(|e: &MixEntry| e.name.clone()).collect();
-    let banner = format!(
-        "load run: {} sessions x {} rpm for {} against {} ({} requests planned)",
-        run.engine.plan.sessions,
-        run.engine.plan.rpm,
-        humantime::format_duration(run.engine.plan.duration),
-        run.target,
-        run.engine.plan.expected_slots()
-    );
-    let (target, profile) = (run.target.clone(), run.profile.clone());
-    let metrics = |started| telemetry::load::RunMetrics::start(&target, &profile, &operations, started);
-    drive_cli(&args.common, &banner, &profile, &target, metrics, |metrics, hooks, http| {
-        profile::run_load(run, client, http, metrics, hooks, shutdown)
-    })
-    .await
+    drive(&outputs, plan, client, shutdown).await
 }
 
-/// The one-shot driver every profile shares: baseline, metrics listener and OTLP, progress
-/// lines, the JSON report, the summary table and the exit status.
-pub(crate) async fn drive_cli<F, Fut>(
-    common: &CommonArgs,
-    banner: &str,
-    profile_name: &str,
-    target: &str,
-    start_metrics: impl FnOnce(f64) -> Arc<telemetry::load::RunMetrics>,
-    work: F,
-) -> anyhow::Result<u8>
-where
-    F: FnOnce(Arc<telemetry::load::RunMetrics>, Hooks, reqwest::Client) -> Fut,
-    Fut: std::future::Future<Output = RunReport>,
-{
-    let baseline = match &common.baseline {
+/// Where a one-shot run's results go (the flags every profile shares).
+pub(crate) struct Outputs<'a> {
+    pub report: Option<&'a std::path::Path>,
+    pub results_dir: &'a std::path::Path,
+    pub baseline: Option<&'a std::path::Path>,
+    pub baseline_tolerance: f64,
+    pub metrics_listen: Option<SocketAddr>,
+    pub linger: Duration,
+    pub progress: Duration,
+}
+
+impl<'a> Outputs<'a> {
+    fn of(c: &'a CommonArgs) -> Self {
+        Self {
+            report: c.report.as_deref(),
+            results_dir: &c.results_dir,
+            baseline: c.baseline.as_deref(),
+            baseline_tolerance: c.baseline_tolerance,
+            metrics_listen: c.metrics_listen,
+            linger: c.linger,
+            progress: c.progress,
+        }
+    }
+}
+
+/// The one-shot side of the driver every profile shares: baseline, metrics listener and OTLP,
+/// progress lines, the JSON report, the summary table and the exit status.
+async fn drive(
+    out: &Outputs<'_>,
+    plan: PlannedRun,
+    client: ClientConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<u8> {
+    let baseline = match out.baseline {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("cannot read baseline {}: {e}", path.display()))?;
@@ -482,13 +491,23 @@ where
         }
         None => None,
     };
+    let snapshots = match &plan {
+        PlannedRun::Longevity(run) => match &run.snapshots {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| anyhow::anyhow!("cannot open snapshots file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        },
+        _ => None,
+    };
 
-    let surface = RunSurface::start(common.metrics_listen).await?;
-
-    let metrics = start_metrics(crate::clock::unix_seconds());
-    println!("{banner}");
+    let surface = RunSurface::start(out.metrics_listen).await?;
+    println!("{}", driver::banner(&plan));
     let tty = std::io::stdout().is_terminal();
-    let (m1, m2) = (Arc::clone(&metrics), Arc::clone(&metrics));
     let print = move |p: &Progress| {
         let line = progress_line(p);
         if tty {
@@ -499,29 +518,37 @@ where
             println!("{line}");
         }
     };
-    let hooks = Hooks {
-        population: Box::new(move |p: Population| m1.population(p.sessions, p.in_flight)),
-        progress: Some(ProgressLines { every: common.progress, print: Box::new(print) }),
-        thresholds: Box::new(move |r| m2.thresholds(r)),
+    let shows_progress = matches!(plan, PlannedRun::Load(_) | PlannedRun::Notify(_) | PlannedRun::Longevity(_));
+    let (target, profile_name) = (plan.target().to_string(), plan.profile().to_string());
+    let execution = Execution {
+        client,
+        http: crate::mcp::transport::http_client()?,
+        cancel: shutdown.clone(),
+        started: crate::clock::unix_seconds(),
+        progress: Some(ProgressLines { every: out.progress, print: Box::new(print) }),
+        snapshots,
     };
-    let http = crate::mcp::transport::http_client()?;
-    let report = work(Arc::clone(&metrics), hooks, http).await;
-    if tty {
+    let report = driver::execute(plan, execution).await;
+    if tty && shows_progress {
         println!();
     }
-    metrics.finished(&report);
+    let Some(report) = report else {
+        surface.finish().await;
+        anyhow::bail!("interrupted");
+    };
+    surface.upkeep();
 
-    let path = write_report(common.report.as_deref(), &common.results_dir, profile_name, report.started_at, &report)?;
-    print!("{}", summary_table(&report));
+    let path = write_report(out.report, out.results_dir, &profile_name, report.started_at(), &report)?;
+    print!("{}", summary(&report));
     println!("report: {}", path.display());
     tracing::debug!(target_name = %target, profile = %profile_name, "Report written");
 
     let mut code = if report.passed() { 0 } else { EXIT_THRESHOLD };
-    if let Some(b) = baseline {
-        let tol = Tolerance { latency_ratio: common.baseline_tolerance / 100.0, ..Tolerance::default() };
-        let regressions = report::compare(&b, &report, tol);
+    if let (Some(b), Report::Run(report)) = (baseline, &report) {
+        let tol = Tolerance { latency_ratio: out.baseline_tolerance / 100.0, ..Tolerance::default() };
+        let regressions = report::compare(&b, report, tol);
         if regressions.is_empty() {
-            println!("baseline: no regression beyond {}%", common.baseline_tolerance);
+            println!("baseline: no regression beyond {}%", out.baseline_tolerance);
         } else {
             for r in &regressions {
                 println!("baseline regression: {r}");
@@ -531,11 +558,20 @@ where
             }
         }
     }
-    if common.metrics_listen.is_some() && !common.linger.is_zero() {
-        tokio::time::sleep(common.linger).await;
+    if out.metrics_listen.is_some() && !out.linger.is_zero() {
+        tokio::select! { _ = tokio::time::sleep(out.linger) => {}, _ = shutdown.cancelled() => {} }
     }
     surface.finish().await;
     Ok(code)
+}
+
+/// The end-of-run table of any profile's report.
+pub fn summary(report: &Report) -> String {
+    match report {
+        Report::Run(r) => summary_table(r),
+        Report::Matrix(r) => matrix_cli::matrix_table(r),
+        Report::Chaos(r) => chaos_cli::chaos_table(r),
+    }
 }
 
 /// The telemetry of a one-shot run: the recorder, `/metrics` on `--metrics-listen`, OTLP push
@@ -615,44 +651,10 @@ pub struct NotifyArgs {
 }
 
 /// Validate the flags of a notify run.
-pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(NotifyRun, ClientConfig), Refused> {
-    // Broadcasts travel on the GET stream (2025 era); in session scope any revision will do.
-    let protocol = match args.spec.trigger_scope {
-        TriggerScope::Broadcast => "2025-11-25",
-        TriggerScope::Session => "auto",
-    };
-    let (name, client) = client_config(&args.common, protocol)?;
+pub fn notify_plan_from_args(args: &NotifyArgs) -> Result<(PlannedRun, ClientConfig), Refused> {
+    let target = PlanTarget { replicas: replica_tagging(&args.common)?, ..PlanTarget::default() };
     // A notify run sends one trigger per broadcast: no request-rate cap applies.
-    let mut run = params::plan_notify(&args.spec, &run_options(&args.common, "notify", &name, f64::INFINITY))
-        .map_err(refused_flag)?;
-    run.replicas = replica_tagging(&args.common)?;
-    Ok((run, client))
-}
-
-async fn run_notify(args: NotifyArgs, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
-    let (run, client) = match notify_plan_from_args(&args) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_REFUSED);
-        }
-    };
-    let banner = format!(
-        "notify run: {} sessions, {} batches x {} broadcasts every {} ({} scope) against {} ({} deliveries expected)",
-        run.sessions,
-        run.batches,
-        run.broadcasts,
-        humantime::format_duration(run.batch_interval),
-        run.trigger_scope.as_str(),
-        run.target,
-        u64::from(run.sessions) * run.total_broadcasts()
-    );
-    let (target, profile) = (run.target.clone(), run.profile.clone());
-    let metrics = |started| telemetry::load::RunMetrics::start_notify(&target, &profile, started);
-    drive_cli(&args.common, &banner, &profile, &target, metrics, |metrics, hooks, http| {
-        profile::notify::run_notify(run, client, http, metrics, hooks, shutdown)
-    })
-    .await
+    plan_flags(&args.common, ProfileSpec::Notify(args.spec.clone()), f64::INFINITY, target)
 }
 
 #[cfg(test)]
@@ -677,10 +679,13 @@ mod tests {
         load: LoadArgs,
     }
 
-    fn plan(extra: &[&str]) -> Result<LoadRun, Refused> {
+    fn plan(extra: &[&str]) -> Result<crate::profile::LoadRun, Refused> {
         let mut argv = vec!["run-load", "--target", "http://127.0.0.1:1/mcp"];
         argv.extend_from_slice(extra);
-        plan_from_args(&Cli::try_parse_from(argv).unwrap().load).map(|(run, _)| run)
+        match plan_from_args(&Cli::try_parse_from(argv).unwrap().load)? {
+            (PlannedRun::Load(run), _) => Ok(run),
+            (other, _) => panic!("a load plan, got {:?}", other.kind()),
+        }
     }
 
     #[test]
@@ -716,10 +721,15 @@ mod tests {
 
     #[test]
     fn notify_protocol_defaults_follow_the_trigger_scope() {
+        use crate::spec::TriggerScope;
         let protocol = |extra: &[&str]| {
             let mut argv = vec!["run-notify", "--target", "http://127.0.0.1:1/mcp", "--sessions", "2"];
             argv.extend_from_slice(extra);
-            let (run, client) = notify_plan_from_args(&NotifyCli::try_parse_from(argv).unwrap().notify).unwrap();
+            let (PlannedRun::Notify(run), client) =
+                notify_plan_from_args(&NotifyCli::try_parse_from(argv).unwrap().notify).unwrap()
+            else {
+                panic!("a notify plan")
+            };
             (run.trigger_scope, client.protocol)
         };
         let pinned = ProtocolPreference::Pinned("2025-11-25".into());

@@ -14,12 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::chaos;
-use crate::config::{HeavyLimits, ProfileConfig, ProfilePlan, ScheduledRun};
-use crate::profile::{self, Hooks, Population, longevity, matrix};
-use crate::telemetry::chaos::ChaosMetrics;
-use crate::telemetry::load::RunMetrics;
-use crate::telemetry::longevity::LongevityMetrics;
+use crate::config::HeavyLimits;
+use crate::driver::{self, Execution, PlannedRun, ScheduledProfile, ScheduledRun};
 use crate::telemetry::scheduled::{self as events, RunSkipReason, Verdict};
 
 /// Longest single sleep before the wall clock is read again.
@@ -78,7 +74,7 @@ pub fn next_fire(schedule: &croner::Cron, now: DateTime<Utc>, last: Option<DateT
 /// Run every profile on its schedule until `shutdown`; then cancel the runs in progress and wait
 /// up to `grace` for them to write their reports.
 pub async fn run(
-    profiles: Vec<ProfileConfig>,
+    profiles: Vec<ScheduledProfile>,
     limits: HeavyLimits,
     http: reqwest::Client,
     shutdown: CancellationToken,
@@ -99,14 +95,14 @@ pub async fn run(
     });
     let mut entries = tokio::task::JoinSet::new();
     for p in profiles {
-        tracing::info!(profile = %p.name, kind = p.kind, schedule = p.schedule.as_str(), runs = p.runs.len(),
+        tracing::info!(profile = %p.name, kind = p.kind.as_str(), schedule = p.schedule.as_str(), runs = p.runs.len(),
             "Profile scheduled");
         entries.spawn(run_entry(p, Arc::clone(&shared), shutdown.clone(), grace));
     }
     while entries.join_next().await.is_some() {}
 }
 
-async fn run_entry(p: ProfileConfig, shared: Arc<Shared>, shutdown: CancellationToken, grace: Duration) {
+async fn run_entry(p: ScheduledProfile, shared: Arc<Shared>, shutdown: CancellationToken, grace: Duration) {
     let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut last = None;
     loop {
@@ -161,90 +157,44 @@ async fn run_entry(p: ProfileConfig, shared: Arc<Shared>, shutdown: Cancellation
     }
 }
 
-/// One run against one target: the same telemetry as the one-shot `run`, a JSON report in the
-/// results directory, and the scheduler's counters.
+/// One run against one target: the same driver and telemetry as the one-shot `run`, a JSON
+/// report in the results directory, and the scheduler's counters.
 async fn execute(profile: String, run: ScheduledRun, shared: Arc<Shared>, cancel: CancellationToken) {
     let target = run.target.clone();
     events::run_started(&target, &profile);
     let started = unix_seconds();
-    let http = shared.http.clone();
-    let hooks = |metrics: &Arc<RunMetrics>| {
-        let (m1, m2) = (Arc::clone(metrics), Arc::clone(metrics));
-        Hooks {
-            population: Box::new(move |p: Population| m1.population(p.sessions, p.in_flight)),
-            progress: None,
-            thresholds: Box::new(move |r| m2.thresholds(r)),
-        }
-    };
-    let (report, verdict) = match run.plan {
-        ProfilePlan::Load(load) => {
-            let operations: Vec<String> = load.mix.iter().map(|e| e.name.clone()).collect();
-            let metrics = RunMetrics::start(&target, &profile, &operations, started);
-            let report =
-                profile::run_load(load, run.client, http, metrics.clone(), hooks(&metrics), cancel.clone()).await;
-            metrics.finished(&report);
-            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
-        }
-        ProfilePlan::Notify(notify) => {
-            let metrics = RunMetrics::start_notify(&target, &profile, started);
-            let report =
-                profile::notify::run_notify(notify, run.client, http, metrics.clone(), hooks(&metrics), cancel.clone())
-                    .await;
-            metrics.finished(&report);
-            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
-        }
-        ProfilePlan::Matrix(plan) => {
-            crate::telemetry::matrix::started(&target, &profile, started);
-            let report = tokio::select! {
-                r = matrix::run_matrix(&plan, http) => r,
-                // A matrix holds nothing that needs closing: abandon it.
-                _ = cancel.cancelled() => {
-                    events::run_completed(&target, &profile, Verdict::Cancelled);
-                    return;
-                }
-            };
-            crate::telemetry::matrix::finished(&report, &profile);
-            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
-        }
-        ProfilePlan::Longevity(plan) => {
-            let operations: Vec<String> = plan.mix.iter().map(|e| e.name.clone()).collect();
-            let metrics = RunMetrics::start(&target, &profile, &operations, started);
-            let memory = Arc::new(LongevityMetrics::start(&target, &profile, plan.memory.is_some()));
+    let snapshots = match &run.plan {
+        PlannedRun::Longevity(plan) => {
             // Without a file of its own, a run writes its snapshots beside its report.
             let path = plan
                 .snapshots
                 .clone()
                 .unwrap_or_else(|| run_file(&shared.results_dir, &profile, &target, started, "snapshots.jsonl"));
-            let snapshots = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
                 .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&path))
                 .map_err(|error| {
                     tracing::warn!(target_name = %target, profile, path = %path.display(), error = %error,
                         "Snapshots file not opened; the run goes on without it");
                 })
-                .ok();
-            let report = longevity::run_longevity(
-                *plan,
-                run.client,
-                http,
-                metrics.clone(),
-                memory,
-                snapshots,
-                hooks(&metrics),
-                cancel.clone(),
-            )
-            .await;
-            metrics.finished(&report);
-            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
+                .ok()
         }
-        ProfilePlan::Chaos(plan) => {
-            let names: Vec<String> = plan.scenarios.iter().map(|s| s.name.clone()).collect();
-            let metrics = ChaosMetrics::start(&target, &profile, &plan.operations(), &names, started);
-            let report = chaos::run_chaos(*plan, run.client, http, metrics, cancel.clone()).await;
-            (serde_json::to_value(&report), verdict_of(report.passed(), &cancel))
-        }
+        _ => None,
     };
+    let execution = Execution {
+        client: run.client,
+        http: shared.http.clone(),
+        cancel: cancel.clone(),
+        started,
+        progress: None,
+        snapshots,
+    };
+    let Some(report) = driver::execute(run.plan, execution).await else {
+        events::run_completed(&target, &profile, Verdict::Cancelled);
+        return;
+    };
+    let verdict = verdict_of(report.passed(), &cancel);
     events::run_completed(&target, &profile, verdict);
-    let written = report
+    let written = serde_json::to_value(&report)
         .map_err(|e| e.to_string())
         .and_then(|r| write_report(&shared.results_dir, &profile, &target, started, &r).map_err(|e| e.to_string()));
     match written {

@@ -148,7 +148,7 @@ impl std::fmt::Display for ProfileKind {
 /// The parameters of one profile run, of its kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProfileSpec {
-    Load(LoadSpec),
+    Load(Box<LoadSpec>),
     Notify(NotifySpec),
     Matrix(MatrixSpec),
     Chaos(Box<ChaosSpec>),
@@ -169,7 +169,7 @@ impl ProfileSpec {
     /// The defaults of a kind (a `[[profiles]]` entry without its table).
     pub fn default_of(kind: ProfileKind) -> Self {
         match kind {
-            ProfileKind::Load => ProfileSpec::Load(LoadSpec::default()),
+            ProfileKind::Load => ProfileSpec::Load(Box::default()),
             ProfileKind::Notify => ProfileSpec::Notify(NotifySpec::default()),
             ProfileKind::Matrix => ProfileSpec::Matrix(MatrixSpec::default()),
             ProfileKind::Chaos => ProfileSpec::Chaos(Box::default()),

@@ -84,7 +84,7 @@ async fn every_profile_panel_returns_data_after_real_runs() {
     // The variables find the runs.
     assert_eq!(query(&prom, "count(count by (profile) (mcp_canary_run_start_timestamp_seconds))").await, Ok(1));
     let profiles = query(&prom, "count by (profile) (mcp_canary_run_start_timestamp_seconds)").await.unwrap();
-    assert_eq!(profiles, 4, "one series per profile: load, notify, capability_matrix, chaos");
+    assert_eq!(profiles, 4, "one series per profile: load, notify, matrix, chaos");
     let scenarios = query(&prom, "count by (scenario) (mcp_canary_chaos_fault_active)").await.unwrap();
     assert_eq!(scenarios, 2, "one scenario variable value per scenario: proxy-latency, proxy-reset");
     // The chaos panels show what the run saw: resets failed requests and were detected, both

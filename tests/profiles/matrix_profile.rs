@@ -20,6 +20,7 @@ use common::{Proc, scrape_until, start_everything};
 
 fn plan(url: &str) -> MatrixRun {
     MatrixRun {
+        profile: "matrix".into(),
         target: "t".into(),
         client: ClientConfig {
             url: url.parse().unwrap(),
@@ -253,7 +254,7 @@ async fn cli_exports_the_matrix_as_metrics_and_report() {
     )
     .await;
     let base = run.announced.clone();
-    let labels = [("target", "ref"), ("profile", "capability_matrix")];
+    let labels = [("target", "ref"), ("profile", "matrix")];
     let (s, ok) = scrape_until(&base, Duration::from_secs(30), |s| {
         s.sum("mcp_canary_run_end_timestamp_seconds", &labels).is_some()
             && s.value("mcp_canary_run_running", &labels) == 0.0
