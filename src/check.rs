@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{RawConfig, RawNotification, RawProbe, RawTarget, TargetConfig};
+use crate::config::{RawConfig, RawNotification, RawOAuth, RawProbe, RawTarget, TargetConfig};
 use crate::mcp::ErrorType;
 use crate::mcp::protocol::INVALID_PARAMS;
 use crate::runner::{CanaryProbe, NotificationOutcome, Operation, ProbeOutcome, StepResult};
@@ -28,6 +28,23 @@ pub struct CheckArgs {
     /// Read a bearer token from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub bearer_token_env: Option<String>,
+    /// OAuth client of a protected server (client credentials): its client id. The
+    /// authorization server is discovered from the server's protected resource metadata.
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+    /// Read the OAuth client secret from this environment variable.
+    #[arg(long, value_name = "VAR", requires = "oauth_client_id")]
+    pub oauth_client_secret_env: Option<String>,
+    /// Read the OAuth client secret from this file.
+    #[arg(long, value_name = "FILE", requires = "oauth_client_id")]
+    pub oauth_client_secret_file: Option<String>,
+    /// OAuth scope to ask for (repeatable; default: the server's challenge, else its
+    /// `scopes_supported`).
+    #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "oauth_client_id")]
+    pub oauth_scopes: Vec<String>,
+    /// The authorization server's issuer URL, instead of discovering it.
+    #[arg(long, value_name = "URL", requires = "oauth_client_id")]
+    pub oauth_authorization_server: Option<String>,
     /// Tool to call, with --tool-args as a JSON object (default: the first listed tool annotated
     /// readOnlyHint without required arguments; none: no call).
     #[arg(long)]
@@ -140,6 +157,13 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
         session: "fresh".into(),
         headers,
         bearer_token_env: args.bearer_token_env.clone(),
+        oauth: args.oauth_client_id.as_ref().map(|client_id| RawOAuth {
+            client_id: client_id.clone(),
+            client_secret_env: args.oauth_client_secret_env.clone(),
+            client_secret_file: args.oauth_client_secret_file.clone(),
+            scopes: args.oauth_scopes.clone(),
+            authorization_server: args.oauth_authorization_server.clone(),
+        }),
         probe: RawProbe {
             tool: args.tool.clone(),
             tool_arguments: json_table("tool-args", &args.tool_args)?,

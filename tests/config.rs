@@ -78,6 +78,7 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("EXAMPLE_MCP_API_KEY", "env-api-key-value"),
     ("EXAMPLE_MCP_TOKEN", "env-token-value"),
     ("EXAMPLE_REDIS_PASSWORD", "env-redis-password-value"),
+    ("EXAMPLE_OAUTH_CLIENT_SECRET", "env-oauth-client-secret-value"),
 ];
 
 #[test]
@@ -130,7 +131,10 @@ fn example_values_are_parsed_as_written() {
         unsafe { std::env::set_var(k, v) };
     }
     let config = mcp_canary::config::validate(&raw).expect("example validates");
-    assert_eq!(config.targets.len(), 3);
+    assert_eq!(config.targets.len(), 4);
+    let oauth = config.targets[3].auth.as_ref().expect("target 3 gets OAuth tokens");
+    assert!(!format!("{oauth:?}").contains("env-oauth-client-secret-value"), "Debug shows the client secret");
+    assert!(config.targets[3].headers.get("authorization").is_none(), "no static Authorization beside OAuth");
     assert_eq!(config.targets[2].timeout, std::time::Duration::from_secs(10), "default timeout");
     let auth = |i: usize| config.targets[i].headers.get("authorization").unwrap().to_str().unwrap().to_string();
     assert_eq!(auth(0), "Bearer env-token-value");
@@ -174,6 +178,7 @@ fn check_config_accepts_the_example_and_masks_secrets() {
         "file-token-value",
         "env-redis-password-value",
         "file-redis-password-value",
+        "env-oauth-client-secret-value",
         "\"sre\"",
     ] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked:\n{stdout}\n{stderr}");

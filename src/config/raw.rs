@@ -154,6 +154,9 @@ pub struct RawTarget {
     pub bearer_token_env: Option<String>,
     #[serde(default)]
     pub bearer_token_file: Option<String>,
+    /// OAuth client of a protected server (instead of a static bearer token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<RawOAuth>,
     #[serde(default)]
     pub probe: RawProbe,
     #[serde(default)]
@@ -193,6 +196,24 @@ pub struct RawTarget {
     pub delivery_broadcasts: u32,
 }
 
+/// `[targets.oauth]`: how the canary gets access tokens for a protected server (client
+/// credentials; the secret from the environment or a file only).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<String>,
+    /// Scopes to ask for; empty: the server's challenge, else its `scopes_supported`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The authorization server's issuer URL, instead of discovering it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_server: Option<String>,
+}
+
 /// `instances = [{ name = "a", url = "..." }]`: one replica of a balanced target.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -218,6 +239,7 @@ impl RawTarget {
             bearer_token: None,
             bearer_token_env: None,
             bearer_token_file: None,
+            oauth: None,
             probe: Default::default(),
             notification: None,
             redis: None,

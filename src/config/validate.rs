@@ -61,6 +61,9 @@ pub struct TargetConfig {
     pub allow_chaos: bool,
     /// The replicas behind `url`; `None`: a single server.
     pub instances: Option<InstancesSpec>,
+    /// OAuth access tokens for a protected server, shared by every client of this target (the
+    /// canary, its replicas' probes, heavy profiles).
+    pub auth: Option<std::sync::Arc<crate::mcp::auth::TokenSource>>,
 }
 
 impl TargetConfig {
@@ -71,6 +74,7 @@ impl TargetConfig {
             protocol: self.protocol.clone(),
             request_timeout: self.timeout,
             max_response_bytes: self.max_response_bytes,
+            auth: self.auth.clone(),
             ..crate::mcp::ClientConfig::new(self.url.clone())
         }
     }
@@ -121,26 +125,7 @@ pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `replica` label of a response from no configured instance (or without the header).
 pub const UNKNOWN_REPLICA: &str = "unknown";
 
-/// A secret string: `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself, for the one place that hands it to a client library.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::mcp::Secret;
 
 /// Redis inspection of one target.
 #[derive(Debug, Clone)]
@@ -298,12 +283,24 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
     }
     let redis = redis_spec(path, t, errors);
     let instances = instances_spec(path, t, errors);
+    let oauth = t.oauth.as_ref().and_then(|o| oauth_settings(path, t, o, errors));
     if errors.len() != before {
         return None;
     }
+    let url: Url = url?;
+    let auth = match oauth {
+        Some(settings) => match crate::mcp::transport::http_client() {
+            Ok(http) => Some(std::sync::Arc::new(crate::mcp::auth::TokenSource::new(url.clone(), settings, http))),
+            Err(e) => {
+                errors.push(ConfigError::new(format!("{path}.oauth"), format!("cannot build an HTTP client: {e}")));
+                return None;
+            }
+        },
+        None => None,
+    };
     Some(TargetConfig {
         name: t.name.clone(),
-        url: url?,
+        url,
         interval: t.interval,
         jitter: t.jitter,
         timeout,
@@ -317,6 +314,84 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         allow_heavy: t.allow_heavy,
         allow_chaos: t.allow_chaos,
         instances,
+        auth,
+    })
+}
+
+/// `[targets.oauth]`: the client id, its secret (environment or file only), scopes and an
+/// optional authorization server.
+fn oauth_settings(
+    path: &str,
+    t: &RawTarget,
+    o: &super::raw::RawOAuth,
+    errors: &mut Vec<ConfigError>,
+) -> Option<crate::mcp::auth::OAuthSettings> {
+    let before = errors.len();
+    let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.oauth.{field}"), msg));
+    if o.client_id.trim().is_empty() {
+        err("client_id", "must not be empty".into());
+    }
+    if t.bearer_token.is_some() || t.bearer_token_env.is_some() || t.bearer_token_file.is_some() {
+        err("client_id", "a target takes either a bearer token or [targets.oauth], not both".into());
+    }
+    if t.headers.keys().chain(t.headers_from_env.keys()).any(|k| k.eq_ignore_ascii_case("authorization")) {
+        err("client_id", "an Authorization header and [targets.oauth] would both set Authorization".into());
+    }
+    let secret = match (&o.client_secret_env, &o.client_secret_file) {
+        (Some(_), Some(_)) => {
+            err("client_secret_env", "set only one of client_secret_env, client_secret_file".into());
+            None
+        }
+        (None, None) => {
+            err(
+                "client_secret_env",
+                "set client_secret_env or client_secret_file (a secret never sits in the file)".into(),
+            );
+            None
+        }
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+            Ok(_) => {
+                err("client_secret_env", format!("environment variable {var} is empty"));
+                None
+            }
+            Err(_) => {
+                err("client_secret_env", format!("environment variable {var} is not set"));
+                None
+            }
+        },
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+            Ok(_) => {
+                err("client_secret_file", format!("{file} is empty"));
+                None
+            }
+            Err(e) => {
+                err("client_secret_file", format!("cannot read {file}: {e}"));
+                None
+            }
+        },
+    };
+    for scope in &o.scopes {
+        if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\') {
+            err("scopes", format!("{scope:?} is not a scope token (no spaces, quotes or backslashes)"));
+        }
+    }
+    let authorization_server = match &o.authorization_server {
+        Some(s) => match Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                err("authorization_server", "must be an http or https URL (the issuer)".into());
+                None
+            }
+        },
+        None => None,
+    };
+    (errors.len() == before).then(|| crate::mcp::auth::OAuthSettings {
+        client_id: o.client_id.clone(),
+        client_secret: Secret::new(secret.unwrap_or_default()),
+        scopes: o.scopes.clone(),
+        authorization_server,
     })
 }
 

@@ -57,6 +57,10 @@ pub struct ClientConfig {
     /// for a request without it. On the 2025 revisions nothing is sent (servers log without being
     /// asked there; `logging/setLevel` is left to the caller, through `request`). `None`: no opt-in.
     pub log_level: Option<LogLevel>,
+    /// OAuth access tokens for a protected server, sent as `Authorization: Bearer` and renewed
+    /// on expiry or a 401/403 challenge (shared by the clients of a target); `None`: only the
+    /// configured headers.
+    pub auth: Option<Arc<super::auth::TokenSource>>,
 }
 
 /// The name this client gives in `initialize` (`clientInfo.name`) and the stateless `_meta`.
@@ -83,6 +87,7 @@ impl ClientConfig {
             accept: Default::default(),
             server_requests: Default::default(),
             log_level: None,
+            auth: None,
         }
     }
 

@@ -135,6 +135,10 @@ pub enum McpError {
     SessionExpired { status: u16 },
     #[error("cancelled")]
     Cancelled,
+    /// No access token could be had (discovery, token endpoint, a token for another server);
+    /// the reason is bounded and printable and never holds a secret.
+    #[error("authorization failed: {0}")]
+    Auth(String),
     /// A transport rule broken (see [`ErrorType::Protocol`]); the reason holds no server text
     /// beyond a bounded, printable snippet.
     #[error("protocol violation: {0}")]
@@ -150,6 +154,7 @@ impl McpError {
             McpError::Tls(_) => ErrorType::Tls,
             McpError::Reset(_) => ErrorType::Reset,
             McpError::Http { status, .. } if *status == 401 || *status == 403 => ErrorType::Auth,
+            McpError::Auth(_) => ErrorType::Auth,
             McpError::Http { status, .. } if *status >= 500 => ErrorType::Http5xx,
             McpError::Http { .. } => ErrorType::Http4xx,
             McpError::Redirect { .. } => ErrorType::Redirect,

@@ -102,7 +102,8 @@ impl Inner {
             config.max_response_bytes,
             config.request_timeout,
         )
-        .with_accept(config.accept.header());
+        .with_accept(config.accept.header())
+        .with_auth(config.auth.clone());
         let transport = if own_connections { transport.with_own_connections() } else { transport };
         Self {
             config,

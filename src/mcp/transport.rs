@@ -1,15 +1,17 @@
 //! HTTP POST / GET / DELETE against the MCP endpoint, and classification of what comes back.
 
 use super::McpError;
+use super::auth::TokenSource;
 use super::lean::Lean;
 use super::protocol::{
     ACCEPT_BOTH, HEADER_LAST_EVENT_ID, HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, snippet,
 };
+use super::secret::Secret;
 use super::sse::{EventStream, event_stream};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -142,6 +144,8 @@ pub struct Transport {
     capture: Arc<Mutex<Capture>>,
     /// This client's own plain-http connections, instead of `http` (see `lean`).
     lean: Option<Arc<Lean>>,
+    /// OAuth access tokens, sent on every request (see `auth`).
+    auth: Option<Arc<TokenSource>>,
 }
 
 /// A response from either path.
@@ -190,7 +194,23 @@ struct Capture {
 
 impl Transport {
     pub fn new(http: reqwest::Client, url: url::Url, headers: HeaderMap, max_bytes: usize, timeout: Duration) -> Self {
-        Self { http, url, headers, max_bytes, timeout, accept: ACCEPT_BOTH, capture: Default::default(), lean: None }
+        Self {
+            http,
+            url,
+            headers,
+            max_bytes,
+            timeout,
+            accept: ACCEPT_BOTH,
+            capture: Default::default(),
+            lean: None,
+            auth: None,
+        }
+    }
+
+    /// Send an OAuth access token from `auth` on every request.
+    pub fn with_auth(mut self, auth: Option<Arc<TokenSource>>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Send plain-http requests over this transport's own connections (`lean`) when the
@@ -269,6 +289,8 @@ impl Transport {
     }
 
     /// One request over whichever path this transport uses; `held` marks a long-lived stream.
+    /// With OAuth, a 401 or 403 challenge drops the token it refused and the request is sent
+    /// once more when a new token may do (expired, revoked, or a scope step-up).
     async fn send(
         &self,
         method: reqwest::Method,
@@ -278,6 +300,46 @@ impl Transport {
         body: Option<Vec<u8>>,
         held: bool,
     ) -> Result<Resp, McpError> {
+        let Some(auth) = &self.auth else {
+            return self.send_once(method, mcp, accept, extra, body, held, None).await;
+        };
+        let token = auth.bearer().await?;
+        let resp =
+            self.send_once(method.clone(), mcp, accept, extra.clone(), body.clone(), held, token.as_ref()).await?;
+        let status = resp.status().as_u16();
+        if !matches!(status, 401 | 403) {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::auth::parse_challenge)
+            .unwrap_or_default();
+        if !auth.challenged(token.as_ref(), status, challenge).await {
+            return Ok(resp);
+        }
+        match auth.bearer().await? {
+            Some(token) => self.send_once(method, mcp, accept, extra, body, held, Some(&token)).await,
+            None => Err(McpError::Auth("the server's challenge leads to no authorization server".into())),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_once(
+        &self,
+        method: reqwest::Method,
+        mcp: &McpHeaders,
+        accept: &'static str,
+        extra: Option<(HeaderName, HeaderValue)>,
+        body: Option<Vec<u8>>,
+        held: bool,
+        token: Option<&Secret>,
+    ) -> Result<Resp, McpError> {
+        let bearer = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()).map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
         if let Some(lean) = &self.lean {
             let body = body.unwrap_or_default();
             let mut request = lean.request(&method, body.len());
@@ -290,13 +352,19 @@ impl Transport {
             if let Some((name, value)) = &extra {
                 request.field(name.as_str(), value.as_bytes());
             }
+            if let Some(bearer) = &bearer {
+                request.field(AUTHORIZATION.as_str(), bearer.as_bytes());
+            }
             return if held {
                 lean.hold(&method, request, &body).await.map(Resp::Lean)
             } else {
                 lean.send(&method, request, &body).await.map(Resp::Lean)
             };
         }
-        let headers = self.headers(self.headers.clone(), mcp, accept, extra);
+        let mut headers = self.headers(self.headers.clone(), mcp, accept, extra);
+        if let Some(bearer) = bearer {
+            headers.insert(AUTHORIZATION, bearer);
+        }
         let mut req = self.http.request(method, self.url.clone()).headers(headers);
         if let Some(body) = body {
             req = req.body(body);

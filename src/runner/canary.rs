@@ -162,6 +162,7 @@ impl CanaryProbe {
                 None => {
                     cycle.outcome.duration = started.elapsed();
                     self.run_checks(&mut cycle.outcome).await;
+                    cycle.outcome.auth = self.auth_status();
                     return cycle.outcome;
                 }
             },
@@ -185,7 +186,13 @@ impl CanaryProbe {
         }
         cycle.outcome.duration = started.elapsed();
         self.run_checks(&mut cycle.outcome).await;
+        cycle.outcome.auth = self.auth_status();
         cycle.outcome
+    }
+
+    /// The target's token health, reported by its own probe (replica probes share its source).
+    fn auth_status(&self) -> Option<crate::mcp::auth::TokenStatus> {
+        self.replica.is_none().then(|| self.target.auth.as_ref().map(|a| a.status())).flatten()
     }
 
     /// Replica checks run after the script, whatever its result; they are not part of the

@@ -130,6 +130,8 @@ pub struct ProbeOutcome {
     /// The target pins the stateless 2026-07-28 revision: a connect that failed before any
     /// version was negotiated was a `server/discover`, not an `initialize`.
     pub pinned_stateless: bool,
+    /// The target's OAuth token source after this cycle (target's own probe only).
+    pub auth: Option<crate::mcp::auth::TokenStatus>,
 }
 
 impl ProbeOutcome {

@@ -89,6 +89,22 @@ metric!(
     SESSION_BUCKETS
 );
 
+// OAuth token health of protected targets.
+metric!(
+    AUTH_TOKEN_EXPIRY,
+    "mcp_canary_auth_token_expiry_timestamp_seconds",
+    Gauge,
+    ["target"],
+    "Unix time the canary's current OAuth access token for the target expires at (absent before the first token, or when the token endpoint gives no expires_in)."
+);
+metric!(
+    AUTH_TOKEN_REQUESTS,
+    "mcp_canary_auth_token_requests_total",
+    Counter,
+    ["target", "outcome"],
+    "OAuth access tokens the canary asked for, by outcome (success, failure: discovery, token endpoint refusal, a token for another server)."
+);
+
 // The prober's own metrics.
 metric!(
     PROBE_SUCCESS,
@@ -844,6 +860,8 @@ pub const TARGET_CATALOGUE: &[MetricDef] = &[
 pub const CATALOGUE: &[MetricDef] = &[
     OPERATION_DURATION,
     SESSION_DURATION,
+    AUTH_TOKEN_EXPIRY,
+    AUTH_TOKEN_REQUESTS,
     PROBE_SUCCESS,
     PROBE_DURATION,
     PROBES,

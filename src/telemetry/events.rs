@@ -75,6 +75,9 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
         }
     }
 
+    if let Some(auth) = &outcome.auth {
+        auth_status(&t, auth);
+    }
     let success = outcome.success();
     gauge!(m::PROBE_SUCCESS.name, "target" => t.clone()).set(if success { 1.0 } else { 0.0 });
     histogram!(m::PROBE_DURATION.name, "target" => t.clone()).record(outcome.duration.as_secs_f64());
@@ -278,6 +281,18 @@ pub fn redis_sampled(target: &str, obs: &RedisObservation, policy: &mut Option<&
         gauge!(m::REDIS_PATTERN_CHANNELS.name, "target" => t(), "pattern" => pattern.clone()).set(p.channels as f64);
         gauge!(m::REDIS_PATTERN_SUBSCRIBERS.name, "target" => t(), "pattern" => pattern).set(p.subscribers as f64);
     }
+}
+
+/// A target's OAuth token health: the expiry of its current token, and its token requests by
+/// outcome (the source's running totals).
+fn auth_status(target: &str, status: &crate::mcp::auth::TokenStatus) {
+    if let Some(at) = status.expires_at {
+        gauge!(m::AUTH_TOKEN_EXPIRY.name, "target" => target.to_string()).set(at);
+    }
+    counter!(m::AUTH_TOKEN_REQUESTS.name, "target" => target.to_string(), "outcome" => "success")
+        .absolute(status.acquired);
+    counter!(m::AUTH_TOKEN_REQUESTS.name, "target" => target.to_string(), "outcome" => "failure")
+        .absolute(status.failed);
 }
 
 #[cfg(test)]

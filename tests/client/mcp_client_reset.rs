@@ -31,6 +31,7 @@ async fn closed_mid_body_is_reset() {
         accept: Default::default(),
         server_requests: Default::default(),
         log_level: None,
+        auth: None,
     };
     // The shared reqwest path and the lean one profile sessions use classify it alike.
     let shared = McpClient::new(cfg.clone(), reqwest::Client::new());

@@ -97,6 +97,7 @@ pub fn config(url: &url::Url) -> ClientConfig {
         accept: Default::default(),
         server_requests: Default::default(),
         log_level: None,
+        auth: None,
     }
 }
 

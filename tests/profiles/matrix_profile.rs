@@ -34,6 +34,7 @@ fn plan(url: &str) -> MatrixRun {
             accept: Default::default(),
             server_requests: Default::default(),
             log_level: None,
+            auth: None,
         },
         tool: None,
         triggers: default_triggers(),

@@ -1,0 +1,598 @@
+//! OAuth 2.1 for protected MCP servers, as the MCP authorization specification orders it:
+//! the server's Protected Resource Metadata (RFC 9728; from the `resource_metadata` of a 401
+//! challenge, else the well-known URLs), its authorization server's metadata (RFC 8414 or
+//! OpenID discovery, with the 2025-03-26 fallbacks), then an access token for the resource
+//! (RFC 8707 `resource` parameter) by client credentials, cached and renewed before it expires.
+//! A token whose issuer or audience names another server is refused, and nothing here sends a
+//! secret anywhere but the discovered token endpoint.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::McpError;
+use super::protocol::printable;
+use super::secret::Secret;
+
+/// Bound on a metadata document or token response.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// Bound on one discovery fetch or token request.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on a `WWW-Authenticate` header worth parsing.
+const MAX_CHALLENGE_BYTES: usize = 8 * 1024;
+/// Renew a token this long (or a tenth of its lifetime, if less) before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(60);
+/// A token refused with 401 younger than this is not replaced at once (see `challenged`).
+const MIN_TOKEN_AGE: Duration = Duration::from_secs(10);
+/// Scope step-ups (403 `insufficient_scope`) one token source makes before it stops asking.
+const MAX_STEP_UPS: u32 = 3;
+
+/// The parameters of a Bearer challenge (`WWW-Authenticate: Bearer k="v", ...`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Challenge {
+    pub resource_metadata: Option<String>,
+    pub scope: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Parse a Bearer challenge; `None` when the header holds none (or is over its bound).
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    if header.len() > MAX_CHALLENGE_BYTES {
+        return None;
+    }
+    let start = header.find(|c: char| !c.is_whitespace())?;
+    let rest = &header[start..];
+    let (scheme, mut params) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut challenge = Challenge::default();
+    loop {
+        params = params.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        let Some((key, after)) = params.split_once('=') else { break };
+        let key = key.trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            // A quoted-string: backslash escapes one character.
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end.min(quoted.len())..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_string(), &after[end..])
+        };
+        match key.as_str() {
+            "resource_metadata" => challenge.resource_metadata = Some(value),
+            "scope" => challenge.scope = Some(value),
+            "error" => challenge.error = Some(value),
+            _ => {}
+        }
+        params = next;
+    }
+    Some(challenge)
+}
+
+/// How this client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the client id and secret (`client_secret_basic`).
+    SecretBasic,
+    /// The client id and secret in the form body (`client_secret_post`).
+    SecretPost,
+}
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::SecretBasic => "client_secret_basic",
+            ClientAuthMethod::SecretPost => "client_secret_post",
+        }
+    }
+}
+
+/// What a protected target's client is configured with.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Scopes to ask for; empty: the challenge's, else the server's `scopes_supported`.
+    pub scopes: Vec<String>,
+    /// The authorization server's issuer, overriding discovery.
+    pub authorization_server: Option<url::Url>,
+}
+
+/// Protected Resource Metadata (RFC 9728), the fields used.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResourceMetadata {
+    pub resource: String,
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+}
+
+/// Authorization server metadata (RFC 8414 / OpenID discovery), the fields used.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub registration_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+}
+
+/// The state of a token source, for metrics and `check`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenStatus {
+    /// Unix time the current token expires at (`None`: no token, or no `expires_in`).
+    pub expires_at: Option<f64>,
+    /// Tokens obtained and token requests that failed, since the start.
+    pub acquired: u64,
+    pub failed: u64,
+    /// The last failure's reason (bounded, printable, never a secret).
+    pub last_error: Option<String>,
+}
+
+struct Token {
+    access: Secret,
+    acquired: Instant,
+    /// When to get a new one.
+    renew_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    server: Option<Discovered>,
+    token: Option<Token>,
+    /// Scopes added by `insufficient_scope` challenges.
+    stepped_up: Vec<String>,
+    step_ups: u32,
+    /// The last challenge seen, for the discovery it may point to.
+    challenge: Option<Challenge>,
+    /// The server has refused a request without a token: its challenge (or its lack of one) is
+    /// known, so discovery may fall back to the 2025-03-26 defaults.
+    challenge_seen: bool,
+}
+
+#[derive(Clone)]
+struct Discovered {
+    metadata: ServerMetadata,
+    resource_scopes: Vec<String>,
+}
+
+/// Access tokens for one MCP resource, obtained by client credentials and renewed before they
+/// expire. Shared by every client of a target (`ClientConfig::auth`).
+pub struct TokenSource {
+    resource: url::Url,
+    settings: OAuthSettings,
+    http: reqwest::Client,
+    state: tokio::sync::Mutex<State>,
+    status: Mutex<TokenStatus>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("resource", &self.resource.as_str())
+            .field("client_id", &self.settings.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn auth_error(reason: impl AsRef<str>) -> McpError {
+    McpError::Auth(printable(reason.as_ref(), 300))
+}
+
+impl TokenSource {
+    /// `resource`: the MCP endpoint (the `resource` every token is asked for). `http` must not
+    /// follow redirects to another origin (`transport::http_client`).
+    pub fn new(resource: url::Url, settings: OAuthSettings, http: reqwest::Client) -> Self {
+        Self { resource, settings, http, state: Default::default(), status: Default::default() }
+    }
+
+    pub fn status(&self) -> TokenStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The access token to send: the cached one while it is fresh, else a new one. `None`:
+    /// no metadata at the well-known URLs, so the request goes without a token first and its
+    /// 401 challenge (`challenged`) says where the metadata is.
+    pub async fn bearer(&self) -> Result<Option<Secret>, McpError> {
+        let mut state = self.state.lock().await;
+        if let Some(token) = &state.token
+            && token.renew_at.is_none_or(|at| Instant::now() < at)
+        {
+            return Ok(Some(token.access.clone()));
+        }
+        if state.server.is_none() {
+            match self.discover(state.challenge.as_ref(), state.challenge_seen).await {
+                Ok(Some(server)) => state.server = Some(server),
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    self.failed(&e);
+                    return Err(e);
+                }
+            }
+        }
+        let result = self.acquire(&mut state).await;
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok((_, expires_at)) => {
+                status.acquired += 1;
+                status.expires_at = *expires_at;
+                status.last_error = None;
+            }
+            Err(e) => {
+                status.failed += 1;
+                status.last_error = Some(e.to_string());
+            }
+        }
+        result.map(|(token, _)| Some(token))
+    }
+
+    fn failed(&self, e: &McpError) {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.failed += 1;
+        status.last_error = Some(e.to_string());
+    }
+
+    /// A request sent with `sent` was refused (`status` 401 or 403) with `challenge`. Returns
+    /// whether a new token is worth one retry: after `insufficient_scope`, with the challenge's
+    /// scopes added (at most [`MAX_STEP_UPS`] times); after a 401, when the refused token is at
+    /// least [`MIN_TOKEN_AGE`] old (expired or revoked; a fresh token refused at once would be
+    /// refused again, and asking for one per request would hammer the token endpoint). Any other
+    /// 403 is the server's answer.
+    /// A request sent without a token (`sent` is `None`) learns the challenge: worth a retry
+    /// once a token can be had.
+    pub async fn challenged(&self, sent: Option<&Secret>, status: u16, challenge: Challenge) -> bool {
+        let mut state = self.state.lock().await;
+        let Some(sent) = sent else {
+            let first = !state.challenge_seen;
+            state.challenge_seen = true;
+            if challenge.resource_metadata.is_some() || challenge.scope.is_some() {
+                state.challenge = Some(challenge);
+            }
+            return first && status == 401;
+        };
+        let current = state.token.as_ref().filter(|t| &t.access == sent).map(|t| t.acquired.elapsed());
+        let worth = if challenge.error.as_deref() == Some("insufficient_scope") {
+            let mut added = false;
+            if state.step_ups < MAX_STEP_UPS {
+                state.step_ups += 1;
+                for scope in challenge.scope.iter().flat_map(|s| s.split_whitespace()) {
+                    if !state.stepped_up.iter().any(|s| s == scope) {
+                        state.stepped_up.push(scope.to_string());
+                        added = true;
+                    }
+                }
+            }
+            added
+        } else {
+            status == 401 && current.is_some_and(|age| age >= MIN_TOKEN_AGE)
+        };
+        if worth && current.is_some() {
+            state.token = None;
+        }
+        if challenge.resource_metadata.is_some() || challenge.scope.is_some() {
+            state.challenge = Some(challenge);
+        }
+        worth
+    }
+
+    async fn acquire(&self, state: &mut State) -> Result<(Secret, Option<f64>), McpError> {
+        let Some(server) = state.server.clone() else { return Err(auth_error("not discovered")) };
+        let mut scopes = if !self.settings.scopes.is_empty() {
+            self.settings.scopes.clone()
+        } else if let Some(scope) = state.challenge.as_ref().and_then(|c| c.scope.clone()) {
+            scope.split_whitespace().map(str::to_string).collect()
+        } else {
+            server.resource_scopes.clone()
+        };
+        for s in &state.stepped_up {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        let methods = &server.metadata.token_endpoint_auth_methods_supported;
+        // RFC 8414: an absent list means client_secret_basic.
+        let method = if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
+            ClientAuthMethod::SecretBasic
+        } else if methods.iter().any(|m| m == "client_secret_post") {
+            ClientAuthMethod::SecretPost
+        } else {
+            return Err(auth_error(format!(
+                "the authorization server takes none of client_secret_basic, client_secret_post (it lists {})",
+                methods.join(", ")
+            )));
+        };
+        let token_url = TokenUrl::new(server.metadata.token_endpoint.clone())
+            .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
+        let client = oauth2::basic::BasicClient::new(ClientId::new(self.settings.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.settings.client_secret.expose().to_string()))
+            .set_token_uri(token_url)
+            .set_auth_type(match method {
+                ClientAuthMethod::SecretBasic => AuthType::BasicAuth,
+                ClientAuthMethod::SecretPost => AuthType::RequestBody,
+            });
+        let mut request = client.exchange_client_credentials().add_extra_param("resource", self.resource.as_str());
+        for s in &scopes {
+            request = request.add_scope(Scope::new(s.clone()));
+        }
+        let http = self.http.clone();
+        let send = move |req: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move { send_bounded(&http, req).await }
+        };
+        let response = request.request_async(&send).await.map_err(|e| match e {
+            oauth2::RequestTokenError::ServerResponse(r) => auth_error(format!(
+                "the token endpoint refused the client credentials: {}{}",
+                r.error(),
+                r.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
+            )),
+            oauth2::RequestTokenError::Request(e) => auth_error(format!("token request failed: {e}")),
+            oauth2::RequestTokenError::Parse(e, _) => auth_error(format!("token response unreadable: {e}")),
+            oauth2::RequestTokenError::Other(e) => auth_error(format!("token request failed: {e}")),
+        })?;
+        let access = Secret::new(response.access_token().secret().clone());
+        check_token_claims(&access, &server.metadata.issuer, &self.resource)?;
+        let now = Instant::now();
+        let lifetime = response.expires_in();
+        let renew_at = lifetime.map(|l| now + l.saturating_sub(RENEW_BEFORE.min(l / 10)));
+        let expires_at = lifetime.map(|l| crate::clock::unix_seconds() + l.as_secs_f64());
+        state.token = Some(Token { access: access.clone(), acquired: now, renew_at });
+        Ok((access, expires_at))
+    }
+
+    /// Protected resource metadata, then the authorization server's metadata. `None`: none
+    /// found before the server's challenge is known.
+    async fn discover(
+        &self,
+        challenge: Option<&Challenge>,
+        challenge_seen: bool,
+    ) -> Result<Option<Discovered>, McpError> {
+        let (issuer, resource_scopes) = match &self.settings.authorization_server {
+            Some(issuer) => (issuer.to_string(), Vec::new()),
+            None => match self.resource_metadata(challenge).await? {
+                Some(prm) => {
+                    let issuer =
+                        prm.authorization_servers.first().cloned().ok_or_else(|| {
+                            auth_error("the protected resource metadata names no authorization server")
+                        })?;
+                    (issuer, prm.scopes_supported)
+                }
+                None if !challenge_seen => return Ok(None),
+                // 2025-03-26: the MCP server's origin is its own authorization server.
+                None => (origin(&self.resource), Vec::new()),
+            },
+        };
+        let metadata = self.server_metadata(&issuer).await?;
+        Ok(Some(Discovered { metadata, resource_scopes }))
+    }
+
+    async fn resource_metadata(&self, challenge: Option<&Challenge>) -> Result<Option<ResourceMetadata>, McpError> {
+        let mut candidates = Vec::new();
+        if let Some(url) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
+            candidates.push(url.to_string());
+        }
+        let path = self.resource.path().trim_end_matches('/');
+        let base = origin(&self.resource);
+        if !path.is_empty() {
+            candidates.push(format!("{base}/.well-known/oauth-protected-resource{path}"));
+        }
+        candidates.push(format!("{base}/.well-known/oauth-protected-resource"));
+        for url in candidates {
+            let Some(prm) = fetch_json::<ResourceMetadata>(&self.http, &url).await? else { continue };
+            if !same_resource(&prm.resource, &self.resource) {
+                return Err(auth_error(format!(
+                    "the protected resource metadata is for another resource ({})",
+                    printable(&prm.resource, 120)
+                )));
+            }
+            return Ok(Some(prm));
+        }
+        Ok(None)
+    }
+
+    async fn server_metadata(&self, issuer: &str) -> Result<ServerMetadata, McpError> {
+        let url = url::Url::parse(issuer).map_err(|_| auth_error("the authorization server is not a URL"))?;
+        let base = origin(&url);
+        let path = url.path().trim_end_matches('/');
+        let mut candidates = vec![
+            format!("{base}/.well-known/oauth-authorization-server{path}"),
+            format!("{base}/.well-known/openid-configuration{path}"),
+        ];
+        if !path.is_empty() {
+            candidates.push(format!("{base}{path}/.well-known/openid-configuration"));
+        }
+        for candidate in candidates {
+            let Some(metadata) = fetch_json::<ServerMetadata>(&self.http, &candidate).await? else { continue };
+            if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                return Err(auth_error(format!(
+                    "the authorization server metadata names another issuer ({})",
+                    printable(&metadata.issuer, 120)
+                )));
+            }
+            return Ok(metadata);
+        }
+        // 2025-03-26 servers without metadata: the default endpoints on the issuer's origin.
+        Ok(ServerMetadata {
+            issuer: issuer.to_string(),
+            token_endpoint: format!("{base}/token"),
+            authorization_endpoint: Some(format!("{base}/authorize")),
+            registration_endpoint: Some(format!("{base}/register")),
+            token_endpoint_auth_methods_supported: Vec::new(),
+            scopes_supported: Vec::new(),
+        })
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// Whether a metadata `resource` names this MCP endpoint (RFC 9728 section 3.3; a trailing
+/// slash apart).
+fn same_resource(declared: &str, resource: &url::Url) -> bool {
+    let Ok(declared) = url::Url::parse(declared) else { return false };
+    origin(&declared) == origin(resource)
+        && declared.path().trim_end_matches('/') == resource.path().trim_end_matches('/')
+}
+
+/// GET a JSON document within the bounds; `None` when it is not there (404, 405, or not JSON
+/// of that shape).
+async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<Option<T>, McpError> {
+    let request = http.get(url).header(reqwest::header::ACCEPT, "application/json").timeout(AUTH_TIMEOUT);
+    let resp = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return Err(super::transport::classify_reqwest(e, AUTH_TIMEOUT)),
+    };
+    if !resp.status().is_success() {
+        return Ok(None);
+    }
+    let body = read_capped(resp).await?;
+    Ok(serde_json::from_slice(&body).ok())
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, McpError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| super::transport::classify_reqwest(e, AUTH_TIMEOUT))? {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(McpError::BodyTooLarge { limit: MAX_DOCUMENT_BYTES });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The oauth2 crate's HTTP client: our reqwest client (no cross-origin redirect), bounded.
+async fn send_bounded(
+    http: &reqwest::Client,
+    req: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let resp = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .timeout(AUTH_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| std::io::Error::other(e.without_url().to_string()))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = read_capped(resp).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut out = http::Response::builder().status(status);
+    if let Some(h) = out.headers_mut() {
+        *h = headers;
+    }
+    out.body(body).map_err(std::io::Error::other)
+}
+
+/// A JWT access token names its issuer and audience: refuse one minted for another server. An
+/// opaque token carries neither and is taken as it is.
+fn check_token_claims(token: &Secret, issuer: &str, resource: &url::Url) -> Result<(), McpError> {
+    let mut parts = token.expose().split('.');
+    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Ok(());
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
+        return Ok(());
+    };
+    let Ok(claims) = serde_json::from_slice::<Value>(&bytes) else { return Ok(()) };
+    if let Some(iss) = claims.get("iss").and_then(Value::as_str)
+        && iss.trim_end_matches('/') != issuer.trim_end_matches('/')
+    {
+        return Err(auth_error(format!("the access token was issued by another issuer ({})", printable(iss, 120))));
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => return Ok(()),
+    };
+    if !audiences.iter().any(|a| same_resource(a, resource)) {
+        return Err(auth_error("the access token is for another resource (its aud does not name this server)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_are_parsed_with_quotes_and_escapes() {
+        let c = parse_challenge(
+            r#"Bearer resource_metadata="http://127.0.0.1:9/.well-known/oauth-protected-resource/mcp", scope="mcp:tools mcp:read""#,
+        )
+        .unwrap();
+        assert_eq!(c.resource_metadata.as_deref(), Some("http://127.0.0.1:9/.well-known/oauth-protected-resource/mcp"));
+        assert_eq!(c.scope.as_deref(), Some("mcp:tools mcp:read"));
+        let c = parse_challenge(r#"bearer error="insufficient_scope", scope="a\"b", error_description=x"#).unwrap();
+        assert_eq!((c.error.as_deref(), c.scope.as_deref()), (Some("insufficient_scope"), Some("a\"b")));
+        assert_eq!(parse_challenge("Bearer").unwrap(), Challenge::default());
+        assert!(parse_challenge(r#"Basic realm="x""#).is_none());
+        assert!(parse_challenge(&format!("Bearer scope=\"{}\"", "a".repeat(MAX_CHALLENGE_BYTES))).is_none());
+        // Unterminated quotes and stray commas never panic.
+        assert!(parse_challenge(r#"Bearer scope="abc"#).is_some());
+        assert!(parse_challenge("Bearer ,,,=,=\"").is_some());
+    }
+
+    #[test]
+    fn resources_match_by_origin_and_path() {
+        let mcp: url::Url = "http://127.0.0.1:8080/mcp".parse().unwrap();
+        assert!(same_resource("http://127.0.0.1:8080/mcp", &mcp));
+        assert!(same_resource("http://127.0.0.1:8080/mcp/", &mcp));
+        assert!(!same_resource("http://127.0.0.1:8081/mcp", &mcp));
+        assert!(!same_resource("http://127.0.0.1:8080/other", &mcp));
+        assert!(!same_resource("not a url", &mcp));
+    }
+
+    fn jwt(claims: Value) -> Secret {
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        Secret::new(format!("{}.{}.sig", b64(br#"{"alg":"RS256"}"#), b64(claims.to_string().as_bytes())))
+    }
+
+    #[test]
+    fn tokens_for_another_issuer_or_resource_are_refused() {
+        let mcp: url::Url = "http://127.0.0.1:8080/mcp".parse().unwrap();
+        let iss = "http://127.0.0.1:9000";
+        let ok = jwt(serde_json::json!({"iss": iss, "aud": "http://127.0.0.1:8080/mcp"}));
+        assert!(check_token_claims(&ok, iss, &mcp).is_ok());
+        let list = jwt(serde_json::json!({"iss": iss, "aud": ["x", "http://127.0.0.1:8080/mcp"]}));
+        assert!(check_token_claims(&list, iss, &mcp).is_ok());
+        let other_iss = jwt(serde_json::json!({"iss": "http://evil", "aud": "http://127.0.0.1:8080/mcp"}));
+        assert!(
+            matches!(check_token_claims(&other_iss, iss, &mcp), Err(McpError::Auth(m)) if m.contains("another issuer"))
+        );
+        let other_aud = jwt(serde_json::json!({"iss": iss, "aud": "http://127.0.0.1:8081/mcp"}));
+        assert!(
+            matches!(check_token_claims(&other_aud, iss, &mcp), Err(McpError::Auth(m)) if m.contains("another resource"))
+        );
+        assert!(check_token_claims(&Secret::new("opaque-token".into()), iss, &mcp).is_ok());
+    }
+}
