@@ -21,6 +21,15 @@ if ! grep -qs "\"version\": \"$SDK_VERSION\"" "$sdk/node_modules/@modelcontextpr
 fi
 echo "TypeScript SDK: $sdk/node_modules/@modelcontextprotocol/sdk"
 
+# The test authorization server (tests/auth/provider.mjs, tests/common/oidc.rs): npm oidc-provider.
+OIDC_PROVIDER_VERSION=9.13.3
+op=.cache/npm/oidc-provider
+if ! grep -qs "\"version\": \"$OIDC_PROVIDER_VERSION\"" "$op/node_modules/oidc-provider/package.json"; then
+  mkdir -p "$op"
+  npm install --prefix "$op" --no-audit --no-fund --loglevel=error "oidc-provider@$OIDC_PROVIDER_VERSION"
+fi
+echo "oidc-provider: $op/node_modules/oidc-provider"
+
 # The peer matrix (tests/common/peers.rs): the Python MCP SDK 2.x and 1.x from PyPI, each in its
 # own virtualenv, and the mcp-use framework from npm. Their servers are in tests/peers/.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

@@ -25,7 +25,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the reference MCP server.
-    Target(reference::TargetArgs),
+    Target(Box<reference::TargetArgs>),
     /// Reference server and daemon in one process, no config needed.
     Demo(demo::DemoArgs),
     /// Validate a config file and print the effective config, secrets masked.

@@ -3,6 +3,7 @@
 //! with fault knobs (`/admin/knobs`) and its own `/metrics`.
 
 mod asks;
+mod auth;
 mod distributed;
 mod knobs;
 mod metrics;
@@ -29,6 +30,7 @@ use rmcp::{
 };
 use tokio_util::sync::CancellationToken;
 
+pub use auth::{OAuthOptions, OAuthSetupError};
 pub use distributed::{BROADCAST_CHANNEL, CONTROL_CHANNEL, Route, SESSION_KEY_PREFIX, STREAM_CHANNEL_PREFIX};
 pub use knobs::{ERROR_HTML, INSTANCE_HEADER, Knobs, KnobsError, KnobsHandle, KnobsPatch};
 pub use metrics::{FAULTS_INJECTED_TOTAL, Fault, LIVE_SESSIONS, REQUESTS_TOTAL, RESIDENT_MEMORY, RequestMethod};
@@ -85,6 +87,26 @@ pub struct TargetArgs {
     /// Bytes leaked per session that ends without DELETE (knob `leak_per_unclean_session_bytes`).
     #[arg(long, default_value_t = 0)]
     pub leak_per_unclean_session_bytes: u64,
+    /// Protect `/mcp` with OAuth: accept only JWT access tokens from this authorization server
+    /// (issuer identifier; its RFC 8414 or OpenID metadata and JWKS are read at start), serve
+    /// protected resource metadata (RFC 9728) and answer 401/403 with a Bearer challenge.
+    #[arg(long, value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+    /// A scope every MCP request's token must carry (repeatable).
+    #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "oauth_issuer")]
+    pub oauth_scopes: Vec<String>,
+    /// A scope a `tools/call` of TOOL must also carry (repeatable): step-up authorization.
+    #[arg(
+        long = "oauth-tool-scope",
+        value_name = "TOOL=SCOPE",
+        requires = "oauth_issuer",
+        value_parser = auth::parse_tool_scope
+    )]
+    pub oauth_tool_scopes: Vec<(String, String)>,
+    /// The resource identifier tokens must be issued for (their `aud`); default the target's
+    /// own MCP URL, `http://LISTEN/mcp` (set it behind a proxy).
+    #[arg(long, value_name = "URL", requires = "oauth_issuer")]
+    pub oauth_resource: Option<String>,
 }
 
 impl TargetArgs {
@@ -106,6 +128,12 @@ impl TargetArgs {
             allowed_hosts: self.allowed_hosts.clone(),
             redis_url: self.redis.clone(),
             instance: self.instance.clone(),
+            oauth: self.oauth_issuer.as_ref().map(|issuer| OAuthOptions {
+                issuer: issuer.clone(),
+                scopes: self.oauth_scopes.clone(),
+                tool_scopes: self.oauth_tool_scopes.clone(),
+                resource: self.oauth_resource.clone(),
+            }),
         }
     }
 }
@@ -127,6 +155,8 @@ pub struct TargetOptions {
     pub redis_url: Option<String>,
     /// Instance name; a random UUID when `None`.
     pub instance: Option<String>,
+    /// OAuth protection of `/mcp`; `None` leaves it open.
+    pub oauth: Option<OAuthOptions>,
 }
 
 impl Default for TargetOptions {
@@ -139,6 +169,7 @@ impl Default for TargetOptions {
             allowed_hosts: Vec::new(),
             redis_url: None,
             instance: None,
+            oauth: None,
         }
     }
 }
@@ -324,6 +355,10 @@ pub async fn spawn(
 ) -> anyhow::Result<TargetHandle> {
     options.knobs.validate()?;
     let addr = listener.local_addr()?;
+    let guard = match &options.oauth {
+        Some(oauth) => Some(Arc::new(auth::Guard::discover(oauth, &format!("http://{addr}/mcp")).await?)),
+        None => None,
+    };
 
     let mut session_manager = LocalSessionManager::default();
     session_manager.session_config.keep_alive = Some(options.session_idle_timeout);
@@ -367,8 +402,11 @@ pub async fn spawn(
     let mcp = StreamableHttpService::new(move || Ok(CanaryServer::new(factory_shared.clone())), sessions, config);
 
     let metrics_shared = shared.clone();
-    let app = Router::new()
-        .nest_service("/mcp", mcp)
+    let mut app = Router::new().nest_service("/mcp", mcp);
+    if let Some(guard) = &guard {
+        app = app.layer(axum::middleware::from_fn_with_state(guard.clone(), auth::require_token));
+    }
+    let mut app = app
         .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::track_sessions))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::fault_middleware))
         .merge(knobs::admin_router(shared.clone()))
@@ -389,8 +427,11 @@ pub async fn spawn(
                     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
                 }
             }),
-        )
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::instance_header));
+        );
+    if let Some(guard) = &guard {
+        app = app.merge(auth::metadata_router(guard.clone()));
+    }
+    let app = app.layer(axum::middleware::from_fn_with_state(shared.clone(), knobs::instance_header));
 
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -404,6 +445,12 @@ pub async fn spawn(
             tracing::error!(error = %error, "Reference target stopped with an error");
         }
     });
-    tracing::info!(addr = %addr, instance = %shared.instance, redis = redis.is_some(), "Reference target listening");
+    tracing::info!(
+        addr = %addr,
+        instance = %shared.instance,
+        redis = redis.is_some(),
+        oauth = guard.is_some(),
+        "Reference target listening"
+    );
     Ok(TargetHandle { addr, shared, task })
 }

@@ -1,12 +1,16 @@
 //! The reference MCP server (`src/reference/`, `mcp-canary target`): its knobs, sessions,
-//! notifications, metrics and shutdown, and its distributed form behind nginx with Redis.
+//! notifications, metrics and shutdown, its distributed form behind nginx with Redis, and its
+//! OAuth protection against a real authorization server.
 
+#[path = "../common/oidc.rs"]
+mod oidc;
 #[path = "../common/target_util.rs"]
 mod target_util;
 #[path = "../common/topology.rs"]
 mod topology;
 
 mod distributed_target;
+mod oauth_target;
 mod target_expire_sessions;
 mod target_knob_error_rate;
 mod target_knob_latency;
