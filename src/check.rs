@@ -45,6 +45,10 @@ pub struct CheckArgs {
     /// The authorization server's issuer URL, instead of discovering it.
     #[arg(long, value_name = "URL", requires = "oauth_client_id")]
     pub oauth_authorization_server: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`, as the client was registered (default:
+    /// basic when the authorization server lists it, else post).
+    #[arg(long, value_name = "METHOD", requires = "oauth_client_id")]
+    pub oauth_auth_method: Option<String>,
     /// Tool to call, with --tool-args as a JSON object (default: the first listed tool annotated
     /// readOnlyHint without required arguments; none: no call).
     #[arg(long)]
@@ -163,6 +167,7 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
             client_secret_file: args.oauth_client_secret_file.clone(),
             scopes: args.oauth_scopes.clone(),
             authorization_server: args.oauth_authorization_server.clone(),
+            token_endpoint_auth_method: args.oauth_auth_method.clone(),
         }),
         probe: RawProbe {
             tool: args.tool.clone(),

@@ -212,6 +212,9 @@ pub struct RawOAuth {
     /// The authorization server's issuer URL, instead of discovering it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_server: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`, as the client was registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 /// `instances = [{ name = "a", url = "..." }]`: one replica of a balanced target.

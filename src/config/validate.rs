@@ -387,7 +387,21 @@ fn oauth_settings(
         },
         None => None,
     };
+    let auth_method = match o.token_endpoint_auth_method.as_deref() {
+        None => None,
+        Some(name) => match crate::mcp::auth::ClientAuthMethod::parse(name) {
+            Some(m) => Some(m),
+            None => {
+                err(
+                    "token_endpoint_auth_method",
+                    format!("unknown method {name:?}; expected \"client_secret_basic\" or \"client_secret_post\""),
+                );
+                None
+            }
+        },
+    };
     (errors.len() == before).then(|| crate::mcp::auth::OAuthSettings {
+        auth_method,
         client_id: o.client_id.clone(),
         client_secret: Secret::new(secret.unwrap_or_default()),
         scopes: o.scopes.clone(),

@@ -107,6 +107,10 @@ impl ClientAuthMethod {
             ClientAuthMethod::SecretPost => "client_secret_post",
         }
     }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [ClientAuthMethod::SecretBasic, ClientAuthMethod::SecretPost].into_iter().find(|m| m.as_str() == name)
+    }
 }
 
 /// What a protected target's client is configured with.
@@ -118,6 +122,10 @@ pub struct OAuthSettings {
     pub scopes: Vec<String>,
     /// The authorization server's issuer, overriding discovery.
     pub authorization_server: Option<url::Url>,
+    /// How the client authenticates at the token endpoint, as it was registered; `None`:
+    /// `client_secret_basic` when the server lists it (or lists nothing), else
+    /// `client_secret_post`.
+    pub auth_method: Option<ClientAuthMethod>,
 }
 
 /// Protected Resource Metadata (RFC 9728), the fields used.
@@ -319,7 +327,9 @@ impl TokenSource {
         }
         let methods = &server.metadata.token_endpoint_auth_methods_supported;
         // RFC 8414: an absent list means client_secret_basic.
-        let method = if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
+        let method = if let Some(method) = self.settings.auth_method {
+            method
+        } else if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
             ClientAuthMethod::SecretBasic
         } else if methods.iter().any(|m| m == "client_secret_post") {
             ClientAuthMethod::SecretPost

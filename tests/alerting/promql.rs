@@ -36,6 +36,7 @@ pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
     ("alerts/scheduled.yml", "tests/daemon/daemon_profiles.rs"),
     ("alerts/instances.yml", "tests/daemon/daemon_instances.rs"),
     ("alerts/longevity.yml", "tests/profiles/longevity_profile.rs"),
+    ("alerts/auth.yml", "tests/daemon/daemon_oauth.rs"),
 ];
 
 /// Dashboards whose metrics only a profile run exports, queried by the end-to-end test against

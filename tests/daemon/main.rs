@@ -3,6 +3,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/oidc.rs"]
+mod oidc;
 #[path = "../alerting/promql.rs"]
 mod promql;
 #[path = "../common/topology.rs"]
@@ -14,6 +16,7 @@ mod daemon_everything;
 mod daemon_instances;
 mod daemon_longevity;
 mod daemon_notification_missed;
+mod daemon_oauth;
 mod daemon_profiles;
 mod daemon_reference;
 mod demo;

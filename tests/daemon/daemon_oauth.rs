@@ -1,0 +1,173 @@
+//! A protected MCP server end to end: the reference target behind a real authorization server
+//! (npm oidc-provider, tests/auth/provider.mjs), probed by `check` and by the daemon with OAuth
+//! client credentials: discovery from the target's metadata, both client authentication
+//! methods, scope step-up, short-lived tokens renewed by a long-running daemon, a refused
+//! credential classified as `auth` without its secret anywhere, and the token health metrics the
+//! auth alerts read.
+
+use std::process::Output;
+use std::time::Duration;
+
+use mcp_canary::reference::{OAuthOptions, TargetOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{self, scrape_until, start_daemon};
+use crate::oidc::{BASIC_CLIENT, OidcProvider, POST_CLIENT};
+use crate::promql;
+
+/// The reference target protected by `provider`: every request needs `mcp:read`, a call of
+/// `echo` needs `mcp:tools` too (step-up).
+async fn protected_target(provider: &OidcProvider) -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = CancellationToken::new();
+    let oauth = OAuthOptions {
+        issuer: provider.issuer.clone(),
+        scopes: vec!["mcp:read".into()],
+        tool_scopes: vec![("echo".into(), "mcp:tools".into())],
+        resource: None,
+    };
+    let options = TargetOptions { oauth: Some(oauth), ..Default::default() };
+    let handle = mcp_canary::reference::spawn(listener, options, stop.clone()).await.expect("protected target");
+    (handle.mcp_url(), stop)
+}
+
+async fn check(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(common::bin());
+    cmd.arg("check").args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().await.expect("run check")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_a_protected_server_with_client_credentials() {
+    let provider = OidcProvider::start().await;
+    let (url, _stop) = protected_target(&provider).await;
+    let echo = ["--tool", "echo", "--tool-args", r#"{"message":"hi"}"#];
+
+    // Without credentials: the server's 401 is `auth` (exit 4).
+    let bare = check(&[&echo[..], &["--json", &url]].concat(), &[]).await;
+    assert_eq!(bare.status.code(), Some(4), "{}", text(&bare));
+
+    // client_secret_basic, scopes from the server's metadata (mcp:read and mcp:tools).
+    let secret = [("CANARY_OAUTH_SECRET", BASIC_CLIENT.secret)];
+    let basic = ["--oauth-client-id", BASIC_CLIENT.id, "--oauth-client-secret-env", "CANARY_OAUTH_SECRET"];
+    let out = check(&[&echo[..], &basic[..], &["--json", &url]].concat(), &secret).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), provider.log_text());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let steps = report["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["method"] == "tools/call" && s["outcome"] == "success"), "{report:#}");
+
+    // client_secret_post from a file, asking only for mcp:read: the call of echo is refused with
+    // 403 insufficient_scope, the canary asks again with mcp:tools added, and the call passes.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{}\n", POST_CLIENT.secret)).unwrap();
+    let post = [
+        "--oauth-client-id",
+        POST_CLIENT.id,
+        "--oauth-client-secret-file",
+        file.to_str().unwrap(),
+        "--oauth-auth-method",
+        "client_secret_post",
+        "--oauth-scope",
+        "mcp:read",
+    ];
+    let out = check(&[&echo[..], &post[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), provider.log_text());
+    assert!(text(&out).contains("tools/call echo"), "{}", text(&out));
+
+    // A wrong secret: the token endpoint refuses it; `auth` (exit 4), the reason named, the
+    // secret nowhere in the output.
+    let wrong = [("CANARY_OAUTH_SECRET", "hunter2-wrong-secret")];
+    let out = check(&[&echo[..], &basic[..], &[url.as_str()]].concat(), &wrong).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("invalid_client"), "{}", text(&out));
+    assert!(!text(&out).contains("hunter2"), "the secret was printed: {}", text(&out));
+
+    // Metadata that names another issuer (the provider is `127.0.0.1`, asked for as
+    // `localhost`) is refused before any secret is sent.
+    let localhost = provider.issuer.replace("127.0.0.1", "localhost");
+    let other = [&echo[..], &basic[..], &["--oauth-authorization-server", &localhost, url.as_str()]].concat();
+    let out = check(&other, &secret).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("names another issuer"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_renews_short_lived_tokens_and_reports_their_health() {
+    // Tokens live 3 s: a daemon probing every 2 s must renew them again and again.
+    let provider = OidcProvider::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "3")]).await;
+    let (url, _stop) = protected_target(&provider).await;
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[targets]]
+name = "protected"
+url = "{url}"
+interval = "2s"
+timeout = "2s"
+[targets.probe]
+tool = "echo"
+tool_arguments = {{ message = "canary" }}
+[targets.oauth]
+client_id = "{id}"
+client_secret_env = "CANARY_OAUTH_SECRET"
+
+[[targets]]
+name = "locked-out"
+url = "{url}"
+interval = "2s"
+timeout = "2s"
+[targets.oauth]
+client_id = "{id}"
+client_secret_env = "CANARY_WRONG_SECRET"
+"#,
+        id = BASIC_CLIENT.id
+    );
+    let envs = [("CANARY_OAUTH_SECRET", BASIC_CLIENT.secret), ("CANARY_WRONG_SECRET", "hunter2-wrong-secret")];
+    let (mut daemon, _dir, base) = start_daemon("oauth", &config, &envs).await;
+    let ok = [("target", "protected"), ("outcome", "success")];
+    let (s, held) = scrape_until(&base, Duration::from_secs(40), |s| {
+        s.value("mcp_canary_auth_token_requests_total", &ok) >= 3.0
+            && s.value("mcp_canary_probes_total", &ok) >= 8.0
+            && s.value("mcp_canary_auth_token_requests_total", &[("target", "locked-out"), ("outcome", "failure")])
+                >= 2.0
+    })
+    .await;
+    assert!(held, "tokens were not renewed: {}\n{}", s.text, provider.log_text());
+    // Every probe of the renewing target passed: no request went out with an expired token.
+    let failed = [("target", "protected"), ("outcome", "failure")];
+    assert_eq!(s.value("mcp_canary_probes_total", &failed), 0.0, "{}", s.text);
+    assert_eq!(s.value("mcp_canary_auth_token_requests_total", &failed), 0.0, "{}", s.text);
+    let expiry = s.value("mcp_canary_auth_token_expiry_timestamp_seconds", &[("target", "protected")]);
+    let now = mcp_canary::clock::unix_seconds();
+    assert!(expiry > now - 1.0 && expiry < now + 10.0, "expiry {expiry} vs now {now}");
+    // The refused credential: every probe fails as `auth`, and no token was ever had.
+    let locked = [("target", "locked-out"), ("error_type", "auth")];
+    assert!(s.value("mcp_canary_operations_total", &locked) >= 2.0, "{}", s.text);
+    assert_eq!(s.value("mcp_canary_probe_success", &[("target", "locked-out")]), 0.0);
+    assert_eq!(
+        s.value("mcp_canary_auth_token_requests_total", &[("target", "locked-out"), ("outcome", "success")]),
+        0.0
+    );
+    assert!(!s.text.contains("hunter2") && !s.text.contains(BASIC_CLIENT.secret), "a secret in the metrics");
+
+    // Every metric alerts/auth.yml uses is on this live scrape (tests/alerting/alerting_end_to_end.rs
+    // leaves that file to this test: its daemon has no protected target).
+    let names = s.names();
+    let missing: Vec<_> =
+        promql::rule_file_metric_names("alerts/auth.yml").into_iter().filter(|n| !names.contains(n.as_str())).collect();
+    assert!(missing.is_empty(), "alerts/auth.yml uses metrics the daemon does not export: {missing:?}");
+
+    assert_eq!(daemon.terminate(Duration::from_secs(20)).await, Some(0), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(!log.contains("hunter2") && !log.contains(BASIC_CLIENT.secret), "a secret in the log:\n{log}");
+}
