@@ -266,7 +266,7 @@ async fn token_for_another_resource_or_issuer_is_refused() {
 
 #[tokio::test]
 async fn expired_token_is_refused() {
-    let provider = OidcProvider::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "2")]).await;
+    let provider = OidcProvider::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "3")]).await;
     let target = protected_target(&provider, &[], &[]).await;
     let (status, body) = token_request(
         &provider,
@@ -275,11 +275,12 @@ async fn expired_token_is_refused() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["expires_in"], 2, "{body}");
+    assert_eq!(body["expires_in"], 3, "{body}");
     let token = body["access_token"].as_str().expect("access_token").to_string();
     assert_eq!(challenge(&target, Some(&format!("Bearer {token}")), &initialize()).await.0, 200);
 
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    // `exp` is whole seconds and checked without leeway: expired within TTL + 1 s of issue.
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
     let (status, header) = challenge(&target, Some(&format!("Bearer {token}")), &initialize()).await;
     assert_eq!(status, 401);
     assert!(header.starts_with("Bearer error=\"invalid_token\""), "{header}");
