@@ -248,7 +248,11 @@ impl Guard {
             tool_scopes,
             jwks_uri,
             http,
-            keys: tokio::sync::Mutex::new(KeyCache { keys, fetched: Instant::now() }),
+            // The first unknown `kid` may refetch at once (a rotation since start).
+            keys: tokio::sync::Mutex::new(KeyCache {
+                keys,
+                fetched: Instant::now().checked_sub(JWKS_REFETCH_INTERVAL).unwrap_or_else(Instant::now),
+            }),
         })
     }
 

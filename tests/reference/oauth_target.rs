@@ -266,7 +266,7 @@ async fn token_for_another_resource_or_issuer_is_refused() {
 
 #[tokio::test]
 async fn expired_token_is_refused() {
-    let provider = OidcProvider::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "2")]).await;
+    let provider = OidcProvider::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "3")]).await;
     let target = protected_target(&provider, &[], &[]).await;
     let (status, body) = token_request(
         &provider,
@@ -275,11 +275,12 @@ async fn expired_token_is_refused() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["expires_in"], 2, "{body}");
+    assert_eq!(body["expires_in"], 3, "{body}");
     let token = body["access_token"].as_str().expect("access_token").to_string();
     assert_eq!(challenge(&target, Some(&format!("Bearer {token}")), &initialize()).await.0, 200);
 
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    // `exp` is whole seconds and checked without leeway: expired within TTL + 1 s of issue.
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
     let (status, header) = challenge(&target, Some(&format!("Bearer {token}")), &initialize()).await;
     assert_eq!(status, 401);
     assert!(header.starts_with("Bearer error=\"invalid_token\""), "{header}");
@@ -462,4 +463,152 @@ async fn private_key_jwt_assertions_get_tokens() {
     )
     .await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+}
+
+/// An issuer of our own: OpenID discovery only (RFC 8414's path is 404), a JWKS the test swaps,
+/// and a count of JWKS fetches.
+struct FakeIssuer {
+    issuer: String,
+    jwks: std::sync::Arc<std::sync::Mutex<Value>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// A fresh P-256 key as (signing key, public JWK with `kid`).
+fn es256_key(kid: &str) -> (jsonwebtoken::EncodingKey, Value) {
+    let pem = rcgen::KeyPair::generate().expect("P-256 key").serialize_pem();
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC PEM");
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256).expect("JWK");
+    jwk.common.key_id = Some(kid.to_string());
+    (key, serde_json::to_value(jwk).expect("JWK JSON"))
+}
+
+async fn fake_issuer(keys: Vec<Value>) -> FakeIssuer {
+    use axum::{Json, Router, routing::get};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let jwks = std::sync::Arc::new(std::sync::Mutex::new(json!({ "keys": keys })));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let metadata =
+        json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"), "token_endpoint": format!("{issuer}/token")});
+    let (served, counted) = (jwks.clone(), fetches.clone());
+    let app =
+        Router::new().route("/.well-known/openid-configuration", get(move || async move { Json(metadata) })).route(
+            "/jwks",
+            get(move || async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Json(served.lock().unwrap().clone())
+            }),
+        );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cancelled = stop.clone().cancelled_owned();
+    tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(cancelled).await });
+    FakeIssuer { issuer, jwks, fetches, _stop: stop.drop_guard() }
+}
+
+/// An access token of `issuer` for `resource`, signed with `key` under `kid`.
+fn signed_token(issuer: &str, resource: &str, kid: &str, key: &jsonwebtoken::EncodingKey) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"iss": issuer, "aud": resource, "sub": "s", "iat": now, "exp": now + 60, "scope": "mcp:read"});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, &claims, key).expect("sign")
+}
+
+#[tokio::test]
+async fn openid_discovery_fallback_and_bounded_jwks_refetch() {
+    let (first, first_jwk) = es256_key("first");
+    let issuer = fake_issuer(vec![first_jwk.clone()]).await;
+    let options = OAuthOptions { issuer: issuer.issuer.clone(), ..Default::default() };
+    let target = target_util::start_with(TargetOptions { oauth: Some(options), ..Default::default() }).await;
+    let fetches = || issuer.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fetches(), 1, "one JWKS fetch at start");
+    let bearer = |token: String| format!("Bearer {token}");
+
+    let token = signed_token(&issuer.issuer, &target.mcp_url(), "first", &first);
+    assert_eq!(challenge(&target, Some(&bearer(token)), &initialize()).await.0, 200);
+    assert_eq!(fetches(), 1, "a known kid fetches nothing");
+
+    // The issuer rotates to a second key: the first token with its kid refetches the JWKS.
+    let (second, second_jwk) = es256_key("second");
+    *issuer.jwks.lock().unwrap() = json!({"keys": [first_jwk, second_jwk]});
+    let token = signed_token(&issuer.issuer, &target.mcp_url(), "second", &second);
+    assert_eq!(challenge(&target, Some(&bearer(token)), &initialize()).await.0, 200);
+    assert_eq!(fetches(), 2);
+
+    // Unknown kids within the next 10 s are refused without another fetch.
+    let (third, _) = es256_key("third");
+    for _ in 0..5 {
+        let token = signed_token(&issuer.issuer, &target.mcp_url(), "third", &third);
+        assert_eq!(challenge(&target, Some(&bearer(token)), &initialize()).await.0, 401);
+    }
+    assert_eq!(fetches(), 2, "refetches are bounded");
+
+    // A token signed with a key of another kid's name is refused (signature).
+    let token = signed_token(&issuer.issuer, &target.mcp_url(), "first", &third);
+    assert_eq!(challenge(&target, Some(&bearer(token)), &initialize()).await.0, 401);
+}
+
+#[tokio::test]
+async fn target_command_takes_the_oauth_flags() {
+    use tokio::io::AsyncBufReadExt;
+    let provider = OidcProvider::start().await;
+    let resource = "http://127.0.0.1:1/mcp";
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-canary"))
+        .args(["target", "--listen", "127.0.0.1:0", "--oauth-issuer", &provider.issuer])
+        .args(["--oauth-scope", "mcp:read", "--oauth-tool-scope", "echo=mcp:tools", "--oauth-resource", resource])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mcp-canary target");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("mcp-canary target listening on ") {
+                return url.to_string();
+            }
+        }
+        panic!("the target exited before listening");
+    })
+    .await
+    .expect("target listening within 30 s");
+    let base = url.trim_end_matches("/mcp");
+    let document: Value = http()
+        .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .expect("PRM")
+        .json()
+        .await
+        .expect("PRM JSON");
+    assert_eq!(document["resource"], resource, "{document}");
+    assert_eq!(document["authorization_servers"], json!([provider.issuer]), "{document}");
+    assert_eq!(document["scopes_supported"], json!(["mcp:read", "mcp:tools"]), "{document}");
+    // Tokens are for the resource named by the flag, not the listening address.
+    let token = client_token(&provider, ClientAuth::Basic(oidc::BASIC_CLIENT), resource, "mcp:read").await;
+    let response = http()
+        .post(&url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Authorization", format!("Bearer {token}"))
+        .json(&initialize())
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(response.status(), 200);
+
+    // An issuer that does not answer stops the target at start, naming the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-canary"))
+            .args(["target", "--listen", "127.0.0.1:0", "--oauth-issuer", &format!("http://{closed}")])
+            .output(),
+    )
+    .await
+    .expect("target exits")
+    .expect("run target");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("http://{closed}/.well-known/oauth-authorization-server")), "{stderr}");
 }
