@@ -38,6 +38,15 @@ pub struct CheckArgs {
     /// Read the OAuth client secret from this file.
     #[arg(long, value_name = "FILE", requires = "oauth_client_id")]
     pub oauth_client_secret_file: Option<String>,
+    /// Sign client assertions with this PEM private key (`private_key_jwt`) instead of a secret.
+    #[arg(long, value_name = "FILE", requires = "oauth_client_id")]
+    pub oauth_private_key_file: Option<String>,
+    /// `RS256` (default) or `ES256`: the algorithm of --oauth-private-key-file.
+    #[arg(long, value_name = "ALG", requires = "oauth_private_key_file")]
+    pub oauth_signing_alg: Option<String>,
+    /// The `kid` of the client assertions, as the client's registered JWKS names the key.
+    #[arg(long, value_name = "KID", requires = "oauth_private_key_file")]
+    pub oauth_key_id: Option<String>,
     /// OAuth scope to ask for (repeatable; default: the server's challenge, else its
     /// `scopes_supported`).
     #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "oauth_client_id")]
@@ -168,6 +177,9 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
             scopes: args.oauth_scopes.clone(),
             authorization_server: args.oauth_authorization_server.clone(),
             token_endpoint_auth_method: args.oauth_auth_method.clone(),
+            private_key_file: args.oauth_private_key_file.clone(),
+            signing_alg: args.oauth_signing_alg.clone(),
+            key_id: args.oauth_key_id.clone(),
         }),
         probe: RawProbe {
             tool: args.tool.clone(),

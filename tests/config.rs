@@ -65,10 +65,14 @@ fn runnable_example(dir: &Path) -> PathBuf {
     std::fs::write(&token_file, "file-token-value\n").unwrap();
     let redis_file = dir.join("redis-password");
     std::fs::write(&redis_file, "file-redis-password-value\n").unwrap();
+    let key_file = dir.join("oauth-key.pem");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
     let text = std::fs::read_to_string(example())
         .unwrap()
         .replace("/run/secrets/mcp-token", token_file.to_str().unwrap())
-        .replace("/run/secrets/redis-password", redis_file.to_str().unwrap());
+        .replace("/run/secrets/redis-password", redis_file.to_str().unwrap())
+        .replace("/run/secrets/mcp-canary-oauth-key.pem", key_file.to_str().unwrap());
     let path = dir.join("example.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -131,7 +135,9 @@ fn example_values_are_parsed_as_written() {
         unsafe { std::env::set_var(k, v) };
     }
     let config = mcp_canary::config::validate(&raw).expect("example validates");
-    assert_eq!(config.targets.len(), 4);
+    assert_eq!(config.targets.len(), 5);
+    let by_key = config.targets[4].auth.as_ref().expect("target 4 signs client assertions");
+    assert!(!format!("{by_key:?}").contains("PRIVATE KEY"), "Debug shows the key");
     let oauth = config.targets[3].auth.as_ref().expect("target 3 gets OAuth tokens");
     assert!(!format!("{oauth:?}").contains("env-oauth-client-secret-value"), "Debug shows the client secret");
     assert!(config.targets[3].headers.get("authorization").is_none(), "no static Authorization beside OAuth");

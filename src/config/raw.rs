@@ -212,6 +212,15 @@ pub struct RawOAuth {
     /// The authorization server's issuer URL, instead of discovering it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_server: Option<String>,
+    /// A PEM private key that signs client assertions (`private_key_jwt`) instead of a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+    /// `RS256` or `ES256`: the algorithm of `private_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_alg: Option<String>,
+    /// The `kid` of the client assertions' header, as the client's JWKS names the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// `client_secret_basic` or `client_secret_post`, as the client was registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,

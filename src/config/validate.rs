@@ -318,8 +318,63 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
     })
 }
 
-/// `[targets.oauth]`: the client id, its secret (environment or file only), scopes and an
-/// optional authorization server.
+/// The client's credential: a secret from the environment or a file, or a private key file.
+fn oauth_credential(
+    o: &super::raw::RawOAuth,
+    err: &mut impl FnMut(&str, String),
+) -> Option<crate::mcp::auth::ClientCredential> {
+    use crate::mcp::auth::{ClientCredential, SigningKey};
+    let nonempty = |field: &str, what: String, value: String, err: &mut dyn FnMut(&str, String)| {
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            err(field, format!("{what} is empty"));
+            None
+        } else {
+            Some(ClientCredential::Secret(Secret::new(value)))
+        }
+    };
+    if let Some(var) = &o.client_secret_env {
+        return match std::env::var(var) {
+            Ok(v) => nonempty("client_secret_env", format!("environment variable {var}"), v, err),
+            Err(_) => {
+                err("client_secret_env", format!("environment variable {var} is not set"));
+                None
+            }
+        };
+    }
+    if let Some(file) = &o.client_secret_file {
+        return match std::fs::read_to_string(file) {
+            Ok(v) => nonempty("client_secret_file", file.clone(), v, err),
+            Err(e) => {
+                err("client_secret_file", format!("cannot read {file}: {e}"));
+                None
+            }
+        };
+    }
+    let file = o.private_key_file.as_ref()?;
+    let pem = match std::fs::read(file) {
+        Ok(pem) => pem,
+        Err(e) => {
+            err("private_key_file", format!("cannot read {file}: {e}"));
+            return None;
+        }
+    };
+    let alg = o.signing_alg.as_deref().unwrap_or("RS256");
+    match SigningKey::from_pem(&pem, alg, o.key_id.clone()) {
+        Ok(key) => Some(ClientCredential::PrivateKey(std::sync::Arc::new(key))),
+        Err(e) if e.starts_with("unsupported") => {
+            err("signing_alg", e);
+            None
+        }
+        Err(e) => {
+            err("private_key_file", format!("{file}: {e}"));
+            None
+        }
+    }
+}
+
+/// `[targets.oauth]`: the client id, its credential (a secret from the environment or a file, or
+/// a private key file), scopes and an optional authorization server.
 fn oauth_settings(
     path: &str,
     t: &RawTarget,
@@ -337,41 +392,25 @@ fn oauth_settings(
     if t.headers.keys().chain(t.headers_from_env.keys()).any(|k| k.eq_ignore_ascii_case("authorization")) {
         err("client_id", "an Authorization header and [targets.oauth] would both set Authorization".into());
     }
-    let secret = match (&o.client_secret_env, &o.client_secret_file) {
-        (Some(_), Some(_)) => {
-            err("client_secret_env", "set only one of client_secret_env, client_secret_file".into());
-            None
-        }
-        (None, None) => {
+    let sources = [o.client_secret_env.is_some(), o.client_secret_file.is_some(), o.private_key_file.is_some()];
+    let credential = match sources.iter().filter(|s| **s).count() {
+        0 => {
             err(
                 "client_secret_env",
-                "set client_secret_env or client_secret_file (a secret never sits in the file)".into(),
+                "set client_secret_env, client_secret_file or private_key_file (a secret never sits in the file)"
+                    .into(),
             );
             None
         }
-        (Some(var), None) => match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-            Ok(_) => {
-                err("client_secret_env", format!("environment variable {var} is empty"));
-                None
-            }
-            Err(_) => {
-                err("client_secret_env", format!("environment variable {var} is not set"));
-                None
-            }
-        },
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-            Ok(_) => {
-                err("client_secret_file", format!("{file} is empty"));
-                None
-            }
-            Err(e) => {
-                err("client_secret_file", format!("cannot read {file}: {e}"));
-                None
-            }
-        },
+        1 => oauth_credential(o, &mut err),
+        _ => {
+            err("client_secret_env", "set only one of client_secret_env, client_secret_file, private_key_file".into());
+            None
+        }
     };
+    if o.private_key_file.is_none() && (o.signing_alg.is_some() || o.key_id.is_some()) {
+        err("signing_alg", "signing_alg and key_id go with private_key_file".into());
+    }
     for scope in &o.scopes {
         if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\') {
             err("scopes", format!("{scope:?} is not a scope token (no spaces, quotes or backslashes)"));
@@ -403,7 +442,7 @@ fn oauth_settings(
     (errors.len() == before).then(|| crate::mcp::auth::OAuthSettings {
         auth_method,
         client_id: o.client_id.clone(),
-        client_secret: Secret::new(secret.unwrap_or_default()),
+        credential: credential.expect("no error: a credential"),
         scopes: o.scopes.clone(),
         authorization_server,
     })

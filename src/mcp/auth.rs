@@ -6,7 +6,7 @@
 //! A token whose issuer or audience names another server is refused, and nothing here sends a
 //! secret anywhere but the discovered token endpoint.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -98,6 +98,8 @@ pub enum ClientAuthMethod {
     SecretBasic,
     /// The client id and secret in the form body (`client_secret_post`).
     SecretPost,
+    /// A JWT signed with the client's private key (`private_key_jwt`, RFC 7523).
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -105,11 +107,69 @@ impl ClientAuthMethod {
         match self {
             ClientAuthMethod::SecretBasic => "client_secret_basic",
             ClientAuthMethod::SecretPost => "client_secret_post",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
+    /// A shared-secret method by name (`private_key_jwt` follows from a private key).
     pub fn parse(name: &str) -> Option<Self> {
         [ClientAuthMethod::SecretBasic, ClientAuthMethod::SecretPost].into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+/// What proves the client's identity at the token endpoint.
+#[derive(Clone)]
+pub enum ClientCredential {
+    /// A shared secret (`client_secret_basic` or `client_secret_post`).
+    Secret(Secret),
+    /// A private key that signs a fresh client assertion per token request (`private_key_jwt`).
+    PrivateKey(Arc<SigningKey>),
+}
+
+impl std::fmt::Debug for ClientCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientCredential::Secret(_) => f.write_str("Secret(<redacted>)"),
+            ClientCredential::PrivateKey(k) => write!(f, "PrivateKey({:?}, <redacted>)", k.alg),
+        }
+    }
+}
+
+/// A private key for client assertions, with its algorithm and key id.
+pub struct SigningKey {
+    key: jsonwebtoken::EncodingKey,
+    pub alg: jsonwebtoken::Algorithm,
+    pub key_id: Option<String>,
+}
+
+impl SigningKey {
+    /// A PEM private key (PKCS#8, or PKCS#1 for RSA; SEC1 for EC) for `alg`: `RS256` or `ES256`.
+    pub fn from_pem(pem: &[u8], alg: &str, key_id: Option<String>) -> Result<Self, String> {
+        let (key, alg) = match alg {
+            "RS256" => (jsonwebtoken::EncodingKey::from_rsa_pem(pem), jsonwebtoken::Algorithm::RS256),
+            "ES256" => (jsonwebtoken::EncodingKey::from_ec_pem(pem), jsonwebtoken::Algorithm::ES256),
+            other => return Err(format!("unsupported signing algorithm {other:?}; expected \"RS256\" or \"ES256\"")),
+        };
+        // The key's own error text never holds key material; keep it short anyway.
+        let key = key.map_err(|e| format!("not a PEM private key for {alg:?}: {}", printable(&e.to_string(), 120)))?;
+        Ok(Self { key, alg, key_id })
+    }
+
+    /// A client assertion for one token request (RFC 7523 section 3): issued by and about the
+    /// client, for the token endpoint, valid for a minute, never reused.
+    fn assertion(&self, client_id: &str, audience: &str) -> Result<String, McpError> {
+        let now = crate::clock::unix_seconds() as u64;
+        let claims = serde_json::json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "iat": now,
+            "exp": now + 60,
+        });
+        let header = jsonwebtoken::Header { kid: self.key_id.clone(), ..jsonwebtoken::Header::new(self.alg) };
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| auth_error(format!("cannot sign the client assertion: {e}")))
     }
 }
 
@@ -117,7 +177,7 @@ impl ClientAuthMethod {
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {
     pub client_id: String,
-    pub client_secret: Secret,
+    pub credential: ClientCredential,
     /// Scopes to ask for; empty: the challenge's, else the server's `scopes_supported`.
     pub scopes: Vec<String>,
     /// The authorization server's issuer, overriding discovery.
@@ -327,7 +387,15 @@ impl TokenSource {
         }
         let methods = &server.metadata.token_endpoint_auth_methods_supported;
         // RFC 8414: an absent list means client_secret_basic.
-        let method = if let Some(method) = self.settings.auth_method {
+        let method = if let ClientCredential::PrivateKey(_) = &self.settings.credential {
+            if !methods.is_empty() && !methods.iter().any(|m| m == "private_key_jwt") {
+                return Err(auth_error(format!(
+                    "the authorization server does not take private_key_jwt (it lists {})",
+                    methods.join(", ")
+                )));
+            }
+            ClientAuthMethod::PrivateKeyJwt
+        } else if let Some(method) = self.settings.auth_method {
             method
         } else if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
             ClientAuthMethod::SecretBasic
@@ -342,13 +410,25 @@ impl TokenSource {
         let token_url = TokenUrl::new(server.metadata.token_endpoint.clone())
             .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
         let client = oauth2::basic::BasicClient::new(ClientId::new(self.settings.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.settings.client_secret.expose().to_string()))
             .set_token_uri(token_url)
             .set_auth_type(match method {
                 ClientAuthMethod::SecretBasic => AuthType::BasicAuth,
-                ClientAuthMethod::SecretPost => AuthType::RequestBody,
+                ClientAuthMethod::SecretPost | ClientAuthMethod::PrivateKeyJwt => AuthType::RequestBody,
             });
+        let (client, assertion) = match &self.settings.credential {
+            ClientCredential::Secret(secret) => {
+                (client.set_client_secret(ClientSecret::new(secret.expose().to_string())), None)
+            }
+            ClientCredential::PrivateKey(key) => {
+                (client, Some(key.assertion(&self.settings.client_id, &server.metadata.token_endpoint)?))
+            }
+        };
         let mut request = client.exchange_client_credentials().add_extra_param("resource", self.resource.as_str());
+        if let Some(assertion) = assertion {
+            request = request
+                .add_extra_param("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                .add_extra_param("client_assertion", assertion);
+        }
         for s in &scopes {
             request = request.add_scope(Scope::new(s.clone()));
         }

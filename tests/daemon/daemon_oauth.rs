@@ -1,7 +1,7 @@
 //! A protected MCP server end to end: the reference target behind a real authorization server
 //! (npm oidc-provider, tests/auth/provider.mjs), probed by `check` and by the daemon with OAuth
-//! client credentials: discovery from the target's metadata, both client authentication
-//! methods, scope step-up, short-lived tokens renewed by a long-running daemon, a refused
+//! client credentials: discovery from the target's metadata, the three client authentication
+//! methods (secret basic, secret post, private_key_jwt with RS256 and ES256 keys), scope step-up, short-lived tokens renewed by a long-running daemon, a refused
 //! credential classified as `auth` without its secret anywhere, and the token health metrics the
 //! auth alerts read.
 
@@ -12,7 +12,7 @@ use mcp_canary::reference::{OAuthOptions, TargetOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{self, scrape_until, start_daemon};
-use crate::oidc::{BASIC_CLIENT, OidcProvider, POST_CLIENT};
+use crate::oidc::{BASIC_CLIENT, JWT_CLIENT_ES256_KID, JWT_CLIENT_ID, JWT_CLIENT_RS256_KID, OidcProvider, POST_CLIENT};
 use crate::promql;
 
 /// The reference target protected by `provider`: every request needs `mcp:read`, a call of
@@ -81,6 +81,40 @@ async fn check_probes_a_protected_server_with_client_credentials() {
     let out = check(&[&echo[..], &post[..], &[url.as_str()]].concat(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), provider.log_text());
     assert!(text(&out).contains("tools/call echo"), "{}", text(&out));
+
+    // private_key_jwt: a client assertion signed with the client's RS256 key, then its ES256 key.
+    for (key, alg, kid) in
+        [(provider.rs256_key(), "RS256", JWT_CLIENT_RS256_KID), (provider.es256_key(), "ES256", JWT_CLIENT_ES256_KID)]
+    {
+        let jwt = [
+            "--oauth-client-id",
+            JWT_CLIENT_ID,
+            "--oauth-private-key-file",
+            key.to_str().unwrap(),
+            "--oauth-signing-alg",
+            alg,
+            "--oauth-key-id",
+            kid,
+        ];
+        let out = check(&[&echo[..], &jwt[..], &[url.as_str()]].concat(), &[]).await;
+        assert_eq!(out.status.code(), Some(0), "{alg}: {}\n{}", text(&out), provider.log_text());
+        let key_text = std::fs::read_to_string(&key).unwrap();
+        let body = key_text.lines().nth(1).unwrap();
+        assert!(!text(&out).contains(body), "{alg}: the key was printed");
+    }
+    // The RS256 key under the ES256 key's id: the assertion's signature does not verify.
+    let rs256 = provider.rs256_key();
+    let swapped = [
+        "--oauth-client-id",
+        JWT_CLIENT_ID,
+        "--oauth-private-key-file",
+        rs256.to_str().unwrap(),
+        "--oauth-key-id",
+        JWT_CLIENT_ES256_KID,
+    ];
+    let out = check(&[&echo[..], &swapped[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("invalid_client"), "{}", text(&out));
 
     // A wrong secret: the token endpoint refuses it; `auth` (exit 4), the reason named, the
     // secret nowhere in the output.
