@@ -47,6 +47,10 @@ pub struct CheckArgs {
     /// The `kid` of the client assertions, as the client's registered JWKS names the key.
     #[arg(long, value_name = "KID", requires = "oauth_private_key_file")]
     pub oauth_key_id: Option<String>,
+    /// Use the refresh token stored in this file (written by `mcp-canary auth login`; rotated
+    /// in place) instead of client credentials.
+    #[arg(long, value_name = "FILE", requires = "oauth_client_id")]
+    pub oauth_token_file: Option<String>,
     /// OAuth scope to ask for (repeatable; default: the server's challenge, else its
     /// `scopes_supported`).
     #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "oauth_client_id")]
@@ -178,6 +182,8 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
             authorization_server: args.oauth_authorization_server.clone(),
             token_endpoint_auth_method: args.oauth_auth_method.clone(),
             private_key_file: args.oauth_private_key_file.clone(),
+            grant: args.oauth_token_file.as_ref().map(|_| "refresh_token".to_string()),
+            token_file: args.oauth_token_file.clone(),
             signing_alg: args.oauth_signing_alg.clone(),
             key_id: args.oauth_key_id.clone(),
         }),

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod driver;
 pub mod http;
 pub mod inspect;
+pub mod login;
 pub mod mcp;
 pub mod process;
 pub mod profile;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use mcp_canary::{check, config, daemon, demo, driver, reference, run as profile_run, telemetry};
+use mcp_canary::{check, config, daemon, demo, driver, login, reference, run as profile_run, telemetry};
 
 /// Canary prober, load runner and telemetry exporter for MCP servers.
 #[derive(Parser, Debug)]
@@ -34,6 +34,12 @@ enum Command {
     /// 4 auth required, 5 protocol error or a step timeout, 6 tool error or tool timeout,
     /// 7 notification missed (1 bad flags or internal error, 2 usage error).
     Check(Box<check::CheckArgs>),
+    /// OAuth for targets that need a person's authorization once: `auth login --config FILE
+    /// --target NAME` stores the refresh token the daemon then uses.
+    Auth {
+        #[command(subcommand)]
+        command: login::AuthCommand,
+    },
     /// Run one heavy profile once (for CI): exit 0 on pass, 99 on a threshold breach,
     /// 98 on a baseline regression, 2 when refused.
     Run {
@@ -124,6 +130,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             daemon::cancel_on_signals(shutdown.clone());
             profile_run::run(profile, shutdown).await
         }
+        Command::Auth { command } => login::run(command).await,
         Command::Check(args) => {
             let code = check::run(*args).await?;
             Ok(code as u8)

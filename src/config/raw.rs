@@ -221,6 +221,13 @@ pub struct RawOAuth {
     /// The `kid` of the client assertions' header, as the client's JWKS names the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// `client_credentials` (default) or `refresh_token` (a token stored by `auth login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    /// Where the refresh token lives (the `refresh_token` grant): written by `auth login`,
+    /// rotated by the daemon, mode 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
     /// `client_secret_basic` or `client_secret_post`, as the client was registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,

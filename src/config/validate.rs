@@ -392,8 +392,28 @@ fn oauth_settings(
     if t.headers.keys().chain(t.headers_from_env.keys()).any(|k| k.eq_ignore_ascii_case("authorization")) {
         err("client_id", "an Authorization header and [targets.oauth] would both set Authorization".into());
     }
+    let grant = match (o.grant.as_deref().unwrap_or("client_credentials"), &o.token_file) {
+        ("client_credentials", None) => Some(crate::mcp::auth::Grant::ClientCredentials),
+        ("client_credentials", Some(_)) => {
+            err("token_file", "goes with grant = \"refresh_token\"".into());
+            None
+        }
+        ("refresh_token", Some(file)) if !file.trim().is_empty() => {
+            Some(crate::mcp::auth::Grant::RefreshToken { token_file: file.into() })
+        }
+        ("refresh_token", _) => {
+            err("token_file", "grant = \"refresh_token\" needs the file `mcp-canary auth login` writes".into());
+            None
+        }
+        (other, _) => {
+            err("grant", format!("unknown grant {other:?}; expected \"client_credentials\" or \"refresh_token\""));
+            None
+        }
+    };
+    let public_allowed = matches!(grant, Some(crate::mcp::auth::Grant::RefreshToken { .. }));
     let sources = [o.client_secret_env.is_some(), o.client_secret_file.is_some(), o.private_key_file.is_some()];
     let credential = match sources.iter().filter(|s| **s).count() {
+        0 if public_allowed => Some(crate::mcp::auth::ClientCredential::Public),
         0 => {
             err(
                 "client_secret_env",
@@ -440,6 +460,7 @@ fn oauth_settings(
         },
     };
     (errors.len() == before).then(|| crate::mcp::auth::OAuthSettings {
+        grant: grant.expect("no error: a grant"),
         auth_method,
         client_id: o.client_id.clone(),
         credential: credential.expect("no error: a credential"),

@@ -124,6 +124,8 @@ pub enum ClientCredential {
     Secret(Secret),
     /// A private key that signs a fresh client assertion per token request (`private_key_jwt`).
     PrivateKey(Arc<SigningKey>),
+    /// None: a public client (the refresh-token grant of a client registered without a secret).
+    Public,
 }
 
 impl std::fmt::Debug for ClientCredential {
@@ -131,6 +133,7 @@ impl std::fmt::Debug for ClientCredential {
         match self {
             ClientCredential::Secret(_) => f.write_str("Secret(<redacted>)"),
             ClientCredential::PrivateKey(k) => write!(f, "PrivateKey({:?}, <redacted>)", k.alg),
+            ClientCredential::Public => f.write_str("Public"),
         }
     }
 }
@@ -173,11 +176,22 @@ impl SigningKey {
     }
 }
 
+/// How access tokens are obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Client credentials (machine to machine).
+    ClientCredentials,
+    /// A refresh token kept in `token_file` (written by `mcp-canary auth login`, rotated in
+    /// place when the server issues a new one).
+    RefreshToken { token_file: std::path::PathBuf },
+}
+
 /// What a protected target's client is configured with.
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {
     pub client_id: String,
     pub credential: ClientCredential,
+    pub grant: Grant,
     /// Scopes to ask for; empty: the challenge's, else the server's `scopes_supported`.
     pub scopes: Vec<String>,
     /// The authorization server's issuer, overriding discovery.
@@ -211,6 +225,16 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     #[serde(default)]
     pub scopes_supported: Vec<String>,
+}
+
+/// An authorization-code request in progress: the URL to open and what finishing it needs.
+pub struct Authorization {
+    /// Where the person (or the headless walk) goes.
+    pub url: url::Url,
+    pub redirect_uri: url::Url,
+    state: oauth2::CsrfToken,
+    verifier: oauth2::PkceCodeVerifier,
+    server: Discovered,
 }
 
 /// The state of a token source, for metrics and `check`.
@@ -280,6 +304,11 @@ impl TokenSource {
     /// follow redirects to another origin (`transport::http_client`).
     pub fn new(resource: url::Url, settings: OAuthSettings, http: reqwest::Client) -> Self {
         Self { resource, settings, http, state: Default::default(), status: Default::default() }
+    }
+
+    /// How this source obtains tokens.
+    pub fn grant(&self) -> &Grant {
+        &self.settings.grant
     }
 
     pub fn status(&self) -> TokenStatus {
@@ -422,31 +451,52 @@ impl TokenSource {
             ClientCredential::PrivateKey(key) => {
                 (client, Some(key.assertion(&self.settings.client_id, &server.metadata.token_endpoint)?))
             }
+            ClientCredential::Public => (client, None),
         };
-        let mut request = client.exchange_client_credentials().add_extra_param("resource", self.resource.as_str());
-        if let Some(assertion) = assertion {
-            request = request
-                .add_extra_param("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-                .add_extra_param("client_assertion", assertion);
-        }
-        for s in &scopes {
-            request = request.add_scope(Scope::new(s.clone()));
-        }
+        let assertion_params = assertion.map(|a| {
+            [
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()),
+                ("client_assertion", a),
+            ]
+        });
         let http = self.http.clone();
         let send = move |req: oauth2::HttpRequest| {
             let http = http.clone();
             async move { send_bounded(&http, req).await }
         };
-        let response = request.request_async(&send).await.map_err(|e| match e {
-            oauth2::RequestTokenError::ServerResponse(r) => auth_error(format!(
-                "the token endpoint refused the client credentials: {}{}",
-                r.error(),
-                r.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
-            )),
-            oauth2::RequestTokenError::Request(e) => auth_error(format!("token request failed: {e}")),
-            oauth2::RequestTokenError::Parse(e, _) => auth_error(format!("token response unreadable: {e}")),
-            oauth2::RequestTokenError::Other(e) => auth_error(format!("token request failed: {e}")),
-        })?;
+        let scopes: Vec<Scope> = scopes.into_iter().map(Scope::new).collect();
+        let response = match &self.settings.grant {
+            Grant::ClientCredentials => {
+                let mut request = client
+                    .exchange_client_credentials()
+                    .add_extra_param("resource", self.resource.as_str())
+                    .add_scopes(scopes);
+                for (k, v) in assertion_params.iter().flatten() {
+                    request = request.add_extra_param(*k, v.clone());
+                }
+                request.request_async(&send).await.map_err(|e| token_error("client credentials", e))?
+            }
+            Grant::RefreshToken { token_file } => {
+                let stored = read_refresh_token(token_file)?;
+                let refresh = oauth2::RefreshToken::new(stored.expose().to_string());
+                let mut request = client
+                    .exchange_refresh_token(&refresh)
+                    .add_extra_param("resource", self.resource.as_str())
+                    .add_scopes(scopes);
+                for (k, v) in assertion_params.iter().flatten() {
+                    request = request.add_extra_param(*k, v.clone());
+                }
+                let response = request.request_async(&send).await.map_err(|e| token_error("refresh token", e))?;
+                // A rotated refresh token replaces the stored one at once: the old one is spent.
+                if let Some(next) = response.refresh_token()
+                    && next.secret() != stored.expose()
+                {
+                    write_secret_file(token_file, next.secret())
+                        .map_err(|e| auth_error(format!("cannot store the rotated refresh token: {e}")))?;
+                }
+                response
+            }
+        };
         let access = Secret::new(response.access_token().secret().clone());
         check_token_claims(&access, &server.metadata.issuer, &self.resource)?;
         let now = Instant::now();
@@ -455,6 +505,136 @@ impl TokenSource {
         let expires_at = lifetime.map(|l| crate::clock::unix_seconds() + l.as_secs_f64());
         state.token = Some(Token { access: access.clone(), acquired: now, renew_at });
         Ok((access, expires_at))
+    }
+
+    /// Start the authorization-code flow with PKCE (`mcp-canary auth login`): discovery, then
+    /// the URL a person (or `--oauth-headless`) opens. Scopes: the configured ones, else the
+    /// challenge's, else the resource's; `offline_access` is added when the server offers it,
+    /// so that it issues a refresh token.
+    pub async fn authorization(&self, redirect_uri: url::Url) -> Result<Authorization, McpError> {
+        let server = match self.discover(None, false).await? {
+            Some(server) => server,
+            None => {
+                // No metadata at the well-known URLs: the server's 401 challenge says where.
+                let resp = self
+                    .http
+                    .post(self.resource.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(reqwest::header::ACCEPT, "application/json, text/event-stream")
+                    .body("{}")
+                    .timeout(AUTH_TIMEOUT)
+                    .send()
+                    .await
+                    .map_err(|e| super::transport::classify_reqwest(e, AUTH_TIMEOUT))?;
+                let challenge = resp
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_challenge);
+                self.discover(challenge.as_ref(), true)
+                    .await?
+                    .ok_or_else(|| auth_error("no authorization server found"))?
+            }
+        };
+        let authorize = server
+            .metadata
+            .authorization_endpoint
+            .clone()
+            .ok_or_else(|| auth_error("the authorization server metadata has no authorization_endpoint"))?;
+        let mut scopes =
+            if self.settings.scopes.is_empty() { server.resource_scopes.clone() } else { self.settings.scopes.clone() };
+        if server.metadata.scopes_supported.iter().any(|s| s == "offline_access")
+            && !scopes.iter().any(|s| s == "offline_access")
+        {
+            scopes.push("offline_access".into());
+        }
+        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+        let state = oauth2::CsrfToken::new_random();
+        let mut url = url::Url::parse(&authorize).map_err(|_| auth_error("the authorization_endpoint is not a URL"))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("redirect_uri", redirect_uri.as_str())
+            .append_pair("state", state.secret())
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", challenge.method().as_str())
+            .append_pair("resource", self.resource.as_str());
+        if !scopes.is_empty() {
+            url.query_pairs_mut().append_pair("scope", &scopes.join(" "));
+        }
+        Ok(Authorization { url, redirect_uri, state, verifier, server })
+    }
+
+    /// Finish the flow from the redirect the browser (or the headless walk) ended at: check
+    /// `state` and `iss`, exchange the code with the PKCE verifier, and store the refresh token
+    /// in the target's `token_file`. Returns the access token's lifetime, if given.
+    pub async fn complete(&self, auth: Authorization, landed: &url::Url) -> Result<Option<Duration>, McpError> {
+        let Grant::RefreshToken { token_file } = &self.settings.grant else {
+            return Err(auth_error("auth login needs grant = \"refresh_token\" and a token_file"));
+        };
+        let param = |name: &str| landed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        if let Some(error) = param("error") {
+            return Err(auth_error(format!(
+                "the authorization server refused: {error}{}",
+                param("error_description").map(|d| format!(" ({d})")).unwrap_or_default()
+            )));
+        }
+        if param("state").as_deref() != Some(auth.state.secret().as_str()) {
+            return Err(auth_error("the redirect's state does not match this login (a forged or stale redirect)"));
+        }
+        // RFC 9207: a server that names itself must name the issuer it was discovered as.
+        if let Some(iss) = param("iss")
+            && iss.trim_end_matches('/') != auth.server.metadata.issuer.trim_end_matches('/')
+        {
+            return Err(auth_error("the redirect comes from another issuer"));
+        }
+        let code = param("code").ok_or_else(|| auth_error("the redirect carries no code"))?;
+        let token_url = TokenUrl::new(auth.server.metadata.token_endpoint.clone())
+            .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
+        let redirect = oauth2::RedirectUrl::new(auth.redirect_uri.to_string())
+            .map_err(|_| auth_error("the redirect URI is not a URL"))?;
+        let client = oauth2::basic::BasicClient::new(ClientId::new(self.settings.client_id.clone()))
+            .set_token_uri(token_url)
+            .set_redirect_uri(redirect)
+            .set_auth_type(match self.settings.auth_method {
+                Some(ClientAuthMethod::SecretBasic) | None => AuthType::BasicAuth,
+                _ => AuthType::RequestBody,
+            });
+        let (client, assertion) = match &self.settings.credential {
+            ClientCredential::Secret(secret) => {
+                (client.set_client_secret(ClientSecret::new(secret.expose().to_string())), None)
+            }
+            ClientCredential::PrivateKey(key) => {
+                (client, Some(key.assertion(&self.settings.client_id, &auth.server.metadata.token_endpoint)?))
+            }
+            ClientCredential::Public => (client.set_auth_type(AuthType::RequestBody), None),
+        };
+        let mut request = client
+            .exchange_code(oauth2::AuthorizationCode::new(code))
+            .set_pkce_verifier(auth.verifier)
+            .add_extra_param("resource", self.resource.as_str());
+        if let Some(assertion) = assertion {
+            request = request
+                .add_extra_param("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                .add_extra_param("client_assertion", assertion);
+        }
+        let http = self.http.clone();
+        let send = move |req: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move { send_bounded(&http, req).await }
+        };
+        let response = request.request_async(&send).await.map_err(|e| token_error("authorization code", e))?;
+        check_token_claims(
+            &Secret::new(response.access_token().secret().clone()),
+            &auth.server.metadata.issuer,
+            &self.resource,
+        )?;
+        let refresh = response.refresh_token().ok_or_else(|| {
+            auth_error("the authorization server issued no refresh token (does the client have the refresh_token grant, and offline_access?)")
+        })?;
+        write_secret_file(token_file, refresh.secret())
+            .map_err(|e| auth_error(format!("cannot write the token file {}: {e}", token_file.display())))?;
+        Ok(response.expires_in())
     }
 
     /// Protected resource metadata, then the authorization server's metadata. `None`: none
@@ -538,6 +718,111 @@ impl TokenSource {
             scopes_supported: Vec::new(),
         })
     }
+}
+
+type TokenError = oauth2::RequestTokenError<std::io::Error, oauth2::basic::BasicErrorResponse>;
+
+/// A refused or failed token request, as an `auth` error naming the grant (never a secret).
+fn token_error(grant: &str, e: TokenError) -> McpError {
+    match e {
+        oauth2::RequestTokenError::ServerResponse(r) => auth_error(format!(
+            "the token endpoint refused the {grant}: {}{}",
+            r.error(),
+            r.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
+        )),
+        oauth2::RequestTokenError::Request(e) => auth_error(format!("token request failed: {e}")),
+        oauth2::RequestTokenError::Parse(e, _) => auth_error(format!("token response unreadable: {e}")),
+        oauth2::RequestTokenError::Other(e) => auth_error(format!("token request failed: {e}")),
+    }
+}
+
+/// The refresh token stored in `path` (bounded, trimmed).
+fn read_refresh_token(path: &std::path::Path) -> Result<Secret, McpError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| auth_error(format!("cannot read the refresh token file {}: {e}", path.display())))?;
+    let token = text.trim();
+    if token.is_empty() || token.len() > 16 * 1024 {
+        return Err(auth_error(format!(
+            "the refresh token file {} holds no token: run mcp-canary auth login",
+            path.display()
+        )));
+    }
+    Ok(Secret::new(token.to_string()))
+}
+
+/// Write a secret to `path` atomically (a temporary file beside it, mode 0600, renamed over it),
+/// so a crash never leaves half a token and no other user ever reads it.
+pub fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file path"))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        file.write_all(secret.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Hops a headless authorization walk follows before it gives up.
+const MAX_HEADLESS_HOPS: usize = 12;
+
+/// Walk an authorization request without a person (`auth login --oauth-headless`, for test
+/// authorization servers that approve on their own): GET `url` and each redirect, carrying the
+/// server's cookies, until a redirect leads to `redirect_uri`; returns that URL. Only the
+/// authorization server's origin is visited; bounded in hops and time.
+pub async fn walk_headless(url: &url::Url, redirect_uri: &url::Url) -> Result<url::Url, McpError> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(AUTH_TIMEOUT)
+        .user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| auth_error(format!("cannot build an HTTP client: {e}")))?;
+    let server = origin(url);
+    let mut cookies: Vec<(String, String)> = Vec::new();
+    let mut next = url.clone();
+    for _ in 0..MAX_HEADLESS_HOPS {
+        if origin(&next) == origin(redirect_uri) && next.path() == redirect_uri.path() {
+            return Ok(next);
+        }
+        if origin(&next) != server {
+            return Err(auth_error("the authorization walk left the authorization server for another origin"));
+        }
+        let mut request = http.get(next.clone());
+        if !cookies.is_empty() {
+            let header = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            request = request.header(reqwest::header::COOKIE, header);
+        }
+        let resp = request.send().await.map_err(|e| super::transport::classify_reqwest(e, AUTH_TIMEOUT))?;
+        for set in resp.headers().get_all(reqwest::header::SET_COOKIE).iter().take(32) {
+            let Some((name, rest)) = set.to_str().unwrap_or_default().split_once('=') else { continue };
+            let value = rest.split(';').next().unwrap_or_default().trim().to_string();
+            cookies.retain(|(k, _)| k != name.trim());
+            if !value.is_empty() && cookies.len() < 32 {
+                cookies.push((name.trim().to_string(), value));
+            }
+        }
+        if !resp.status().is_redirection() {
+            return Err(auth_error(format!(
+                "the authorization server answered {} without a redirect: it needs a person (run without --oauth-headless)",
+                resp.status().as_u16()
+            )));
+        }
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| auth_error("a redirect without Location"))?;
+        next = next.join(location).map_err(|_| auth_error("a redirect to an unparsable Location"))?;
+    }
+    Err(auth_error(format!("no redirect back within {MAX_HEADLESS_HOPS} hops")))
 }
 
 /// `scheme://host[:port]` of a URL.
