@@ -22,9 +22,9 @@ use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memo
 use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
 use crate::profile::engine::Workload;
 use crate::profile::load::{LoadWorkload, MixEntry};
-use crate::profile::report::{ThresholdOrigin, ThresholdResult};
+use crate::profile::report::ThresholdOrigin;
 use crate::profile::stats::{OpAccum, RequestResult, RunStats};
-use crate::profile::threshold::{Stat, Threshold};
+use crate::profile::threshold::{Deliveries, Measured, Measurements, Requests, Stat, Threshold};
 
 /// How broadcasts are triggered and recognised.
 #[derive(Debug, Clone)]
@@ -759,45 +759,39 @@ fn phase_summary(ctx: &Ctx, phase: usize, duration: Duration) -> PhaseSummary {
     }
 }
 
-/// The observed value of a chaos threshold over one scenario, the samples behind it, and whether
-/// it may pass at all (not detected, not recovered force a failure). Latency and error rates
-/// cover the fault window (`window`); counts and delivery cover fault and recovery windows.
-fn observe(t: &Threshold, s: &ScenarioReport, window: &OpAccum) -> (f64, u64, bool) {
-    let expected = s.window_sum(|p| p.notifications_expected);
-    let delivery =
-        if expected == 0 { 1.0 } else { s.window_sum(|p| p.notifications_received) as f64 / expected as f64 };
-    match t.stat {
-        Stat::RecoveryTime => (s.recover_s.unwrap_or(s.recovery_window_s), 1, s.recovered),
-        Stat::DetectTime => (s.detect_s.unwrap_or(s.fault_window_s), 1, s.detect_s.is_some()),
-        Stat::NotificationsLost => (s.window_sum(|p| p.notifications_lost) as f64, expected, true),
-        Stat::SessionsLost => (s.window_sum(|p| p.sessions_lost) as f64, 1, true),
-        // Refused for chaos runs when parsed: no memory snapshots here.
-        Stat::MemoryGrowth | Stat::MemorySlope => (0.0, 0, true),
-        Stat::Delivery => (delivery, expected, true),
-        _ => {
-            let (observed, samples) = observe_requests(t, window);
-            (observed, samples, true)
-        }
-    }
+/// What a threshold reads of a window's requests.
+fn requests(window: &OpAccum) -> Requests<'_> {
+    Requests { latency: &window.latency, requests: window.count(), failed: window.error_count() }
 }
 
-/// A latency or request-rate statistic over the requests of one window, and their count.
-fn observe_requests(t: &Threshold, window: &OpAccum) -> (f64, u64) {
-    let h = &window.latency;
-    let secs = |us: u64| us as f64 / 1e6;
-    let count = window.count();
-    let error_rate = if count == 0 { 0.0 } else { window.error_count() as f64 / count as f64 };
-    let observed = match t.stat {
-        Stat::ErrorRate => error_rate,
-        Stat::SuccessRate => 1.0 - error_rate,
-        Stat::Avg => h.mean() / 1e6,
-        Stat::Min => secs(h.min()),
-        Stat::Max => secs(h.max()),
-        Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
-        // Not request statistics; refused for the baseline when parsed.
-        _ => 0.0,
-    };
-    (observed, count)
+/// A chaos threshold's numbers over one scenario. Latency and error rates cover the fault window
+/// (`window`); counts and delivery cover fault and recovery windows; not detected or not
+/// recovered may never pass.
+struct ScenarioMeasurements<'a> {
+    report: &'a ScenarioReport,
+    window: &'a OpAccum,
+}
+
+impl Measurements for ScenarioMeasurements<'_> {
+    fn measure(&self, stat: Stat) -> Option<Measured> {
+        let s = self.report;
+        let expected = s.window_sum(|p| p.notifications_expected);
+        Some(match stat {
+            Stat::RecoveryTime => {
+                Measured { value: s.recover_s.unwrap_or(s.recovery_window_s), samples: 1, may_pass: s.recovered }
+            }
+            Stat::DetectTime => {
+                Measured { value: s.detect_s.unwrap_or(s.fault_window_s), samples: 1, may_pass: s.detect_s.is_some() }
+            }
+            Stat::NotificationsLost => Measured::of(s.window_sum(|p| p.notifications_lost) as f64, expected),
+            Stat::SessionsLost => Measured::of(s.window_sum(|p| p.sessions_lost) as f64, 1),
+            Stat::Delivery => {
+                let received = s.window_sum(|p| p.notifications_received);
+                return Deliveries { expected, received, latency: None }.measure(stat);
+            }
+            _ => return requests(self.window).measure(stat),
+        })
+    }
 }
 
 /// Run a chaos profile to its end (or cancellation) and build its report. `http` is used as is
@@ -1016,19 +1010,16 @@ fn build_report(
             // The warm-up before any fault: the target must be healthy to begin with.
             let window =
                 ctx.phases.first().map_or_else(|| RunStats::new(1).snapshot().total(), |p| p.stats.snapshot().total());
-            let (observed, samples) = observe_requests(th, &window);
-            thresholds.push(ThresholdResult::judge(th.to_string(), observed, samples, |v| th.holds(v)));
+            thresholds.push(th.evaluate(&requests(&window)));
             continue;
         }
         for (s, w) in scenarios.iter().zip(&windows) {
             if th.scope.as_deref().is_some_and(|scope| scope != s.name) {
                 continue;
             }
-            let (observed, samples, valid) = observe(th, s, w);
             let unscoped = Threshold { scope: None, ..th.clone() };
-            thresholds.push(ThresholdResult::judge(format!("{}:{unscoped}", s.name), observed, samples, |v| {
-                valid && th.holds(v)
-            }));
+            let source = ScenarioMeasurements { report: s, window: w };
+            thresholds.push(th.evaluate_as(format!("{}:{unscoped}", s.name), &source));
         }
     }
     let baseline = phase_summary(ctx, 0, span(0));
@@ -1110,5 +1101,70 @@ mod tests {
         let before = d.detect;
         d.observe(at(2800), Some("error"), 3);
         assert_eq!(d.detect, before);
+    }
+
+    /// A scenario's thresholds: times (that may not pass when nothing was detected or
+    /// recovered), counts and delivery over both windows, request statistics over the fault's.
+    #[test]
+    fn scenario_measurements() {
+        use crate::profile::report::ThresholdStatus::{Fail, NoData, Pass};
+        let phase = |expected, received, lost| PhaseSummary {
+            notifications_expected: expected,
+            notifications_received: received,
+            notifications_lost: expected - received,
+            sessions_lost: lost,
+            ..PhaseSummary::default()
+        };
+        let mut report = ScenarioReport {
+            name: "kill".into(),
+            kind: "kill".into(),
+            spec: "kill:5s".into(),
+            fault_window_s: 5.0,
+            recovery_window_s: 20.0,
+            injected: true,
+            injection_errors: Vec::new(),
+            detect_s: Some(0.5),
+            detected_by: Some("error".into()),
+            recover_s: Some(3.0),
+            recovered: true,
+            fault: phase(10, 6, 2),
+            recovery: phase(10, 10, 1),
+        };
+        let stats = RunStats::new(1);
+        for ms in [10, 20, 2000] {
+            stats.record(0, Duration::from_millis(ms), Duration::from_millis(ms), None, RequestResult::Success);
+        }
+        stats.record(
+            0,
+            Duration::from_millis(5),
+            Duration::from_millis(5),
+            None,
+            RequestResult::Failed(ErrorType::Timeout),
+        );
+        let window = stats.snapshot().total();
+        let judge = |expr: &str, report: &ScenarioReport| {
+            let r = Threshold::parse(expr).unwrap().evaluate(&ScenarioMeasurements { report, window: &window });
+            (r.status, r.observed, r.samples)
+        };
+        assert_eq!(judge("recovery_time < 5s", &report), (Pass, 3.0, 1));
+        assert_eq!(judge("detect_time < 1s", &report), (Pass, 0.5, 1));
+        assert_eq!(judge("notifications_lost <= 4", &report), (Pass, 4.0, 20));
+        assert_eq!(judge("notifications_lost == 0", &report), (Fail, 4.0, 20));
+        assert_eq!(judge("sessions_lost <= 3", &report), (Pass, 3.0, 1));
+        assert_eq!(judge("delivery >= 80%", &report), (Pass, 0.8, 20));
+        assert_eq!(judge("error_rate < 30%", &report), (Pass, 0.25, 4));
+        assert_eq!(judge("error_rate < 25%", &report).0, Fail);
+        assert_eq!(judge("max < 1s", &report).0, Fail);
+        assert_eq!(judge("memory_growth < 50%", &report).0, NoData);
+        // Not recovered: the whole recovery window, and a failure whatever the limit.
+        report.recovered = false;
+        report.recover_s = None;
+        assert_eq!(judge("recovery_time < 30s", &report), (Fail, 20.0, 1));
+        report.detect_s = None;
+        assert_eq!(judge("detect_time < 30s", &report), (Fail, 5.0, 1));
+        // No notifications expected: delivery has no data.
+        report.fault = phase(0, 0, 0);
+        report.recovery = phase(0, 0, 0);
+        assert_eq!(judge("delivery >= 80%", &report).0, NoData);
     }
 }

@@ -25,7 +25,7 @@ use super::nonce::{Arrived, Nonce, find_nonce, nonce};
 use super::replicas::{ReplicaDelivery, ReplicaTagging};
 use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
 use super::stats::{Latency, new_histogram};
-use super::threshold::{Stat, Threshold};
+use super::threshold::{Deliveries, Threshold};
 use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, verdict};
 use crate::clock::unix_seconds;
 use crate::mcp::client::ServerNotification;
@@ -186,8 +186,13 @@ struct Tally {
 }
 
 impl Tally {
+    /// What thresholds read: delivery and send-to-receive latency.
+    fn deliveries(&self) -> Deliveries<'_> {
+        Deliveries { expected: self.expected, received: self.received, latency: Some(&self.latency) }
+    }
+
     fn delivery(&self) -> f64 {
-        if self.expected == 0 { 1.0 } else { self.received as f64 / self.expected as f64 }
+        self.deliveries().ratio()
     }
 }
 
@@ -276,22 +281,6 @@ fn wall_latency(sent_at_ms: u64) -> Duration {
     Duration::from_micros(now_us.saturating_sub(sent_at_ms.saturating_mul(1000)))
 }
 
-/// The observed value of a threshold over a tally.
-pub fn observe(t: &Threshold, delivery: f64, latency: &Histogram<u64>) -> f64 {
-    let secs = |us: u64| us as f64 / 1e6;
-    match t.stat {
-        Stat::Avg => latency.mean() / 1e6,
-        Stat::Min => secs(latency.min()),
-        Stat::Max => secs(latency.max()),
-        Stat::Percentile(p) => secs(latency.value_at_quantile(p / 100.0)),
-        Stat::Delivery | Stat::SuccessRate => delivery,
-        Stat::ErrorRate => 1.0 - delivery,
-        // Refused for notify runs when parsed.
-        Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost => 0.0,
-        Stat::MemoryGrowth | Stat::MemorySlope => 0.0,
-    }
-}
-
 struct NotifyLive<'a> {
     run: &'a NotifyRun,
     tracker: &'a Tracker,
@@ -303,16 +292,8 @@ impl LiveRun for NotifyLive<'_> {
             return Vec::new();
         }
         let tally = self.tracker.tally(self.run.sessions);
-        self.run
-            .thresholds
-            .iter()
-            .map(|t| {
-                let latency_stat = !t.is_rate();
-                let samples = if latency_stat { tally.latency.len() } else { tally.expected };
-                let observed = observe(t, tally.delivery(), &tally.latency);
-                ThresholdResult::judge(t.to_string(), observed, samples, |v| t.holds(v))
-            })
-            .collect()
+        let source = tally.deliveries();
+        self.run.thresholds.iter().map(|t| t.evaluate(&source)).collect()
     }
 
     fn population(&self) -> Population {
@@ -739,14 +720,24 @@ mod tests {
 
     #[test]
     fn thresholds_observe_delivery_and_latency() {
-        let mut h = new_histogram();
-        for ms in 1..=100u64 {
-            h.record(ms * 1000).unwrap();
+        let t = Tracker::new(5, 2);
+        t.broadcasts.store(2, Ordering::Relaxed);
+        let o = NoNotifyObserver;
+        for s in 0..4 {
+            for b in 0..2 {
+                t.receive(s, b, Some(Duration::from_millis(10 * (s as u64 + 1))), &o);
+            }
         }
-        let d = Threshold::parse("delivery >= 99%").unwrap();
-        assert_eq!(observe(&d, 0.8, &h), 0.8);
-        assert!(!d.holds(0.8));
-        let p = Threshold::parse("p95 < 500ms").unwrap();
-        assert!((observe(&p, 1.0, &h) - 0.095).abs() < 0.001);
+        let tally = t.tally(5);
+        let source = tally.deliveries();
+        let d = Threshold::parse("delivery >= 99%").unwrap().evaluate(&source);
+        assert_eq!((d.observed, d.samples, d.passed), (0.8, 10, false));
+        let p = Threshold::parse("p95 < 500ms").unwrap().evaluate(&source);
+        assert!((p.observed - 0.04).abs() < 0.001, "{p:?}");
+        assert_eq!((p.samples, p.passed), (8, true));
+        // Nothing timed yet: latency has no data, whatever the deliveries.
+        let empty = Tracker::new(1, 1).tally(1);
+        let r = Threshold::parse("p95 < 500ms").unwrap().evaluate(&empty.deliveries());
+        assert_eq!(r.status, report::ThresholdStatus::NoData);
     }
 }
