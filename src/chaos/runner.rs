@@ -23,8 +23,13 @@ use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
 use crate::profile::engine::Workload;
 use crate::profile::load::{LoadWorkload, MixEntry};
 use crate::profile::report::ThresholdOrigin;
+use crate::profile::report::ThresholdResult;
 use crate::profile::stats::{OpAccum, RequestResult, RunStats};
-use crate::profile::threshold::{Deliveries, Measured, Measurements, Requests, Stat, Threshold};
+use crate::profile::threshold::{Cmp, Deliveries, Measured, Measurements, Requests, Stat, Threshold};
+use crate::profile::{Hooks, LiveRun, Population, drive};
+
+/// How often the run driver looks at the thresholds (abort_on_fail).
+const TICK: Duration = Duration::from_millis(250);
 
 /// How broadcasts are triggered and recognised.
 #[derive(Debug, Clone)]
@@ -93,6 +98,9 @@ pub struct ChaosRun {
     pub settle: Duration,
     /// Requests in flight per session; slots beyond are shed (counted as `cancelled`).
     pub max_in_flight_per_session: usize,
+    /// Stop the run as soon as a threshold is breached beyond doubt (a detect or recovery time
+    /// already past its limit, or a scenario over without detection or recovery).
+    pub abort_on_fail: bool,
 }
 
 impl ChaosRun {
@@ -123,6 +131,7 @@ impl ChaosRun {
             command_timeout: Duration::from_secs(10),
             settle: Duration::from_secs(2),
             max_in_flight_per_session: 16,
+            abort_on_fail: false,
         }
     }
 
@@ -242,6 +251,32 @@ impl Detector {
     }
 }
 
+impl Detector {
+    /// A detect or recovery time as far as known at `now`: the final value (`may_pass` false
+    /// when the detector closed without it), or `None` while it may still pass. A time still
+    /// running is breached beyond doubt once its lower bound breaks a `<` or `<=` limit:
+    /// operations end at `now` or later, and a recovery streak under way starts no earlier.
+    fn live(&self, t: &Threshold, window: Duration, now: Instant) -> Option<Measured> {
+        let (known, from, bound) = match t.stat {
+            Stat::DetectTime => (self.detect.map(|(d, _)| d), self.fault_start?, now),
+            Stat::RecoveryTime => (self.recovered, self.fault_end?, self.streak_start.unwrap_or(now)),
+            _ => return None,
+        };
+        if let Some(d) = known {
+            return Some(Measured::of(d.as_secs_f64(), 1));
+        }
+        if self.closed {
+            return Some(Measured { value: window.as_secs_f64(), samples: 1, may_pass: false });
+        }
+        let lower = bound.saturating_duration_since(from).as_secs_f64();
+        (matches!(t.cmp, Cmp::Lt | Cmp::Le) && !t.holds(lower)).then_some(Measured {
+            value: lower,
+            samples: 1,
+            may_pass: false,
+        })
+    }
+}
+
 struct Ctx {
     run: ChaosRun,
     client: ClientConfig,
@@ -345,6 +380,51 @@ impl Ctx {
 
     fn parse_nonce(&self, nonce: &str) -> Option<usize> {
         nonce.strip_prefix(&self.run_id)?.strip_prefix('-')?.parse().ok()
+    }
+}
+
+/// What the run driver sees of a chaos run: the detect and recovery thresholds as far as they
+/// are settled (only with `abort_on_fail`; the report judges every threshold at the end).
+struct ChaosLive<'a> {
+    ctx: &'a Ctx,
+}
+
+impl LiveRun for ChaosLive<'_> {
+    fn evaluate(&self) -> Vec<ThresholdResult> {
+        let run = &self.ctx.run;
+        if !run.abort_on_fail {
+            return Vec::new();
+        }
+        let Ok(detectors) = self.ctx.detectors.lock() else { return Vec::new() };
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for t in run.thresholds.iter().filter(|t| matches!(t.stat, Stat::DetectTime | Stat::RecoveryTime)) {
+            for (s, d) in run.scenarios.iter().zip(detectors.iter()) {
+                if t.scope.as_deref().is_some_and(|scope| scope != s.name) {
+                    continue;
+                }
+                let window = if t.stat == Stat::DetectTime { s.fault } else { s.recovery };
+                let unscoped = Threshold { scope: None, ..t.clone() };
+                out.push(t.judge_as(format!("{}:{unscoped}", s.name), d.live(t, window, now)));
+            }
+        }
+        out
+    }
+
+    fn population(&self) -> Population {
+        Population {
+            sessions: self.ctx.live.load(Ordering::Relaxed),
+            in_flight: self.ctx.in_flight.load(Ordering::Relaxed),
+        }
+    }
+
+    fn detail(&self) -> String {
+        format!("phase={}", self.ctx.phase())
+    }
+
+    fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {
+        // A detect or recovery time is one sample, settled when it is judged at all.
+        1
     }
 }
 
@@ -886,9 +966,17 @@ pub async fn run_chaos(
         })
     };
     let injectors = Injectors { proxy, redis, admin_http, admin_url, restore_error_rate: Mutex::new(None) };
-    let timeline = drive_scenarios(&ctx, &injectors, &cancel).await;
-    // Late notifications of the last window, then the population ends.
-    let _ = wait_until(Instant::now() + ctx.run.settle, &cancel).await;
+    // Cancelled by the caller, or by the driver on a breach (abort_on_fail).
+    let work_cancel = cancel.child_token();
+    let work = async {
+        let timeline = drive_scenarios(&ctx, &injectors, &work_cancel).await;
+        // Late notifications of the last window, then the population ends.
+        let _ = wait_until(Instant::now() + ctx.run.settle, &work_cancel).await;
+        timeline
+    };
+    let live = ChaosLive { ctx: &ctx };
+    let driven = drive(work, &live, &Hooks::none(), TICK, ctx.run.abort_on_fail, &work_cancel).await;
+    let timeline = driven.out;
     ctx.stop.cancel();
     let drain = ctx.client.request_timeout + Duration::from_secs(5);
     let stuck = if tokio::time::timeout(drain, tasks.wait()).await.is_err() { 1 } else { 0 };
@@ -903,7 +991,8 @@ pub async fn run_chaos(
     if let Ok(mut c) = ctx.clients.lock() {
         c.clear();
     }
-    let report = build_report(&ctx, &timeline, &setup, started_at, begin, cancel.is_cancelled());
+    let abort_reason = work_cancel.is_cancelled().then(|| driven.abort_reason.unwrap_or_else(|| "cancelled".into()));
+    let report = build_report(&ctx, &timeline, &setup, started_at, begin, abort_reason);
     let mut report = report;
     report.prober = ProberHealth {
         rss_after_warmup_bytes: timeline.rss_after_warmup,
@@ -958,8 +1047,9 @@ fn build_report(
     setup: &SetupErrors,
     started_at: f64,
     begin: Instant,
-    aborted: bool,
+    abort_reason: Option<String>,
 ) -> ChaosReport {
+    let aborted = abort_reason.is_some();
     let span = |i: usize| match (t.bounds.get(i), t.bounds.get(i + 1)) {
         (Some(a), Some(b)) => b.saturating_duration_since(*a),
         _ => Duration::ZERO,
@@ -1038,7 +1128,7 @@ fn build_report(
         ended_at: unix_seconds(),
         elapsed_s: begin.elapsed().as_secs_f64(),
         aborted,
-        abort_reason: aborted.then(|| "cancelled".to_string()),
+        abort_reason,
         params: ChaosParams {
             sessions: ctx.run.sessions,
             rpm: ctx.run.rpm,
@@ -1166,5 +1256,39 @@ mod tests {
         report.fault = phase(0, 0, 0);
         report.recovery = phase(0, 0, 0);
         assert_eq!(judge("delivery >= 80%", &report).0, NoData);
+    }
+
+    /// Live judgement for abort_on_fail: nothing until a time is settled or its lower bound
+    /// already breaks the limit; a streak under way bounds a recovery from below, not `now`.
+    #[test]
+    fn detector_settles_times_only_beyond_doubt() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let th = |e: &str| Threshold::parse(e).unwrap();
+        let (recovery, detect) = (th("recovery_time < 1s"), th("detect_time <= 500ms"));
+        let window = Duration::from_secs(10);
+        let mut d = Detector { fault_start: Some(at(0)), ..Detector::default() };
+        assert_eq!(d.live(&recovery, window, at(5000)), None, "the fault has not ended");
+        assert_eq!(d.live(&detect, window, at(400)), None, "may still be detected in time");
+        let late = d.live(&detect, window, at(600)).unwrap();
+        assert_eq!((late.value, late.samples, late.may_pass), (0.6, 1, false));
+        assert_eq!(d.live(&th("detect_time > 500ms"), window, at(600)), None, "a lower bound settles < and <= only");
+        d.observe(at(700), Some("error"), 2);
+        assert_eq!(d.live(&detect, window, at(900)), Some(Measured::of(0.7, 1)));
+        d.fault_end = Some(at(1000));
+        assert_eq!(d.live(&recovery, window, at(1900)), None);
+        d.observe(at(1800), None, 2); // a streak starts 0.8 s after the end
+        assert_eq!(d.live(&recovery, window, at(2500)), None, "the streak may still complete in time");
+        d.observe(at(2100), Some("error"), 2); // and breaks
+        let breached = d.live(&recovery, window, at(2100)).unwrap();
+        assert!(!breached.may_pass && (breached.value - 1.1).abs() < 1e-9, "{breached:?}");
+        d.observe(at(2200), None, 2);
+        d.observe(at(2300), None, 2);
+        assert_eq!(d.live(&recovery, window, at(2400)), Some(Measured::of(1.2, 1)), "settled: recovered late");
+        let closed =
+            Detector { fault_start: Some(at(0)), fault_end: Some(at(1000)), closed: true, ..Detector::default() };
+        let never = closed.live(&th("recovery_time < 30s"), window, at(1001)).unwrap();
+        assert_eq!((never.value, never.may_pass), (10.0, false), "closed unrecovered: the whole window, failed");
+        assert_eq!(closed.live(&th("sessions_lost == 0"), window, at(1001)), None);
     }
 }

@@ -226,7 +226,12 @@ impl Threshold {
 
     /// Judge this threshold over `source` under another name (chaos: `scenario:stat<limit`).
     pub fn evaluate_as(&self, name: String, source: &(impl Measurements + ?Sized)) -> ThresholdResult {
-        let m = source.measure(self.stat).unwrap_or(Measured::NONE);
+        self.judge_as(name, source.measure(self.stat))
+    }
+
+    /// Judge this threshold over a value measured elsewhere; `None` is `no_data`.
+    pub fn judge_as(&self, name: String, measured: Option<Measured>) -> ThresholdResult {
+        let m = measured.unwrap_or(Measured::NONE);
         ThresholdResult::judge(name, m.value, m.samples, |v| m.may_pass && self.holds(v))
     }
 }
