@@ -4,7 +4,6 @@
 //! is timed from its intended start and attributed to the phase it was meant to start in.
 
 use crate::clock::unix_seconds;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +19,11 @@ use super::params::BASELINE;
 use super::report::{CHAOS_REPORT_FORMAT, ChaosParams, ChaosReport, PhaseSummary, ProberHealth, ScenarioReport};
 use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memory_bytes};
 use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
+use crate::profile::delivery::DeliveryTracker;
 use crate::profile::engine::Workload;
 use crate::profile::load::{LoadWorkload, MixEntry};
+use crate::profile::nonce::{Nonce, find_nonce, nonce};
+use crate::profile::notify::NoNotifyObserver;
 use crate::profile::report::ThresholdOrigin;
 use crate::profile::report::ThresholdResult;
 use crate::profile::stats::{OpAccum, RequestResult, RunStats};
@@ -200,12 +202,12 @@ impl PhaseAcc {
     }
 }
 
-/// One broadcast: the phase it was sent in, whether the trigger worked, how many sessions got it.
+/// One broadcast: the phase it was sent in and whether the trigger worked (who got it is the
+/// delivery tracker's).
 struct Broadcast {
     phase: AtomicUsize,
     /// 0 not sent, 1 sent, 2 trigger failed.
     state: AtomicU8,
-    received: AtomicU64,
 }
 
 /// Detect and recovery tracking of one scenario.
@@ -290,6 +292,8 @@ struct Ctx {
     scenario: AtomicUsize,
     detectors: Mutex<Vec<Detector>>,
     broadcasts: Vec<Broadcast>,
+    /// Which session got which broadcast (shared with the notify profile).
+    delivery: DeliveryTracker,
     run_id: String,
     clients: Mutex<Vec<Arc<McpClient>>>,
     /// Streams this runner reopened (after re-establishing a session, or found silent).
@@ -372,14 +376,6 @@ impl Ctx {
             resumed += s.resumed;
         }
         (reconnects, resumed)
-    }
-
-    fn nonce(&self, i: usize) -> String {
-        format!("{}-{i}", self.run_id)
-    }
-
-    fn parse_nonce(&self, nonce: &str) -> Option<usize> {
-        nonce.strip_prefix(&self.run_id)?.strip_prefix('-')?.parse().ok()
     }
 }
 
@@ -478,7 +474,6 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let requests = TaskTracker::new();
     let hard_stop = CancellationToken::new();
-    let mut seen: HashSet<usize> = HashSet::new();
     // One past the newest broadcast this session heard of (or gave up on when reconnecting).
     let mut heard = ctx.latest_ok.load(Ordering::Relaxed);
     let mut last_reopen = Instant::now();
@@ -492,12 +487,9 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
                 let notify = ctx.run.notify.as_ref();
                 match got {
                     Ok(n) if notify.is_some_and(|s| s.method == n.method) => {
-                        let data = n.params.get("data").unwrap_or(&Value::Null);
-                        if let Some(i) = data.get("nonce").and_then(Value::as_str).and_then(|s| ctx.parse_nonce(s))
-                            && seen.insert(i)
-                            && let Some(b) = ctx.broadcasts.get(i)
+                        if let Some(Nonce { session: None, index: i }) = find_nonce(&n.params, &ctx.run_id)
+                            && ctx.delivery.receive(index as usize, i, None, &NoNotifyObserver)
                         {
-                            b.received.fetch_add(1, Ordering::Relaxed);
                             heard = heard.max(i + 1);
                         }
                     }
@@ -618,7 +610,7 @@ async fn broadcaster(ctx: Arc<Ctx>, spec: BroadcastTrigger) {
         }
         let mut args = spec.arguments.clone();
         if let Some(obj) = args.as_object_mut() {
-            obj.insert("nonce".into(), Value::String(ctx.nonce(i)));
+            obj.insert("nonce".into(), Value::String(nonce(&ctx.run_id, None, i as u64)));
         }
         let (c, cl, lo, inf, tool) =
             (Arc::clone(&ctx), Arc::clone(&client), Arc::clone(&lost), Arc::clone(&in_flight), spec.tool.clone());
@@ -813,11 +805,11 @@ fn phase_summary(ctx: &Ctx, phase: usize, duration: Duration) -> PhaseSummary {
     let Some(p) = ctx.phases.get(phase) else { return PhaseSummary::default() };
     let sessions = u64::from(ctx.run.sessions);
     let (mut sent, mut failed, mut received) = (0, 0, 0);
-    for b in ctx.broadcasts.iter().filter(|b| b.phase.load(Ordering::Relaxed) == phase) {
+    for (i, b) in ctx.broadcasts.iter().enumerate().filter(|(_, b)| b.phase.load(Ordering::Relaxed) == phase) {
         match b.state.load(Ordering::Relaxed) {
             1 => {
                 sent += 1;
-                received += b.received.load(Ordering::Relaxed).min(sessions);
+                received += ctx.delivery.received_by(i).min(sessions);
             }
             2 => failed += 1,
             _ => {}
@@ -929,9 +921,8 @@ pub async fn run_chaos(
         phase: AtomicUsize::new(0),
         scenario: AtomicUsize::new(usize::MAX),
         detectors: Mutex::new(run.scenarios.iter().map(|_| Detector::default()).collect()),
-        broadcasts: (0..slots)
-            .map(|_| Broadcast { phase: AtomicUsize::new(0), state: AtomicU8::new(0), received: AtomicU64::new(0) })
-            .collect(),
+        broadcasts: (0..slots).map(|_| Broadcast { phase: AtomicUsize::new(0), state: AtomicU8::new(0) }).collect(),
+        delivery: DeliveryTracker::new(run.sessions, slots as u64),
         run_id: format!("{:08x}", rand::random::<u32>()),
         clients: Mutex::new(Vec::new()),
         reopened: AtomicU64::new(0),

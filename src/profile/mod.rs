@@ -5,6 +5,7 @@
 //! notification-stress profile (sessions holding streams, broadcasts triggered in batches).
 
 pub mod arrival;
+pub mod delivery;
 pub mod engine;
 pub mod load;
 pub mod longevity;
