@@ -19,8 +19,9 @@ use super::params::BASELINE;
 use super::report::{CHAOS_REPORT_FORMAT, ChaosParams, ChaosReport, PhaseSummary, ProberHealth, ScenarioReport};
 use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memory_bytes};
 use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
+use crate::profile::arrival::ArrivalPlan;
 use crate::profile::delivery::DeliveryTracker;
-use crate::profile::engine::Workload;
+use crate::profile::engine::{Slot, SlotClock, Workload};
 use crate::profile::load::{LoadWorkload, MixEntry};
 use crate::profile::nonce::{Nonce, find_nonce, nonce};
 use crate::profile::notify::NoNotifyObserver;
@@ -460,9 +461,6 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
     }
     // Subscribed before the stream opens, and across reconnects (the channel is the client's).
     let mut rx = client.notifications();
-    let period = Duration::from_secs_f64(60.0 / ctx.run.rpm);
-    // Spread the population over one period.
-    let offset = period.mul_f64(f64::from(index) / f64::from(ctx.run.sessions.max(1)));
     let with_stream = ctx.run.notify.is_some();
     let mut connected = establish(&ctx, &client, Instant::now(), with_stream).await;
     ctx.settled.fetch_add(1, Ordering::Relaxed);
@@ -479,8 +477,17 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
     let mut last_reopen = Instant::now();
     let reopen_after = ctx.run.notify.as_ref().map(|n| n.every * 3);
     let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut next = Instant::now() + offset;
+    // The population's slots, spread over one period from when this session is ready.
+    let plan = ArrivalPlan {
+        sessions: ctx.run.sessions,
+        rpm: ctx.run.rpm,
+        duration: Duration::MAX,
+        ramp_up: Duration::ZERO,
+        ramp_down: Duration::ZERO,
+    };
+    let mut clock = SlotClock::new(Instant::now(), plan.session(index));
     loop {
+        let due = clock.due();
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
             got = rx.recv() => {
@@ -497,14 +504,14 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
             }
-            _ = tokio::time::sleep_until(next) => {
-                let intended = next;
-                next += period;
-                let now = Instant::now();
-                if now.saturating_duration_since(intended) >= period {
-                    // Fell a whole period behind (a blocking reconnect): resume on schedule.
-                    next = now + period;
-                }
+            _ = sleep_until(due) => {
+                let intended = match clock.take(Instant::now()) {
+                    Some(Slot::Fire { intended, .. }) => intended,
+                    // Fell a whole period behind (a blocking reconnect): the first slot missed
+                    // fires, late, and the population resumes on schedule.
+                    Some(Slot::Skipped { first, .. }) => first,
+                    None => break,
+                };
                 let was_lost = lost.swap(false, Ordering::Relaxed);
                 if !connected || was_lost {
                     connected = establish(&ctx, &client, intended, with_stream).await;
@@ -572,6 +579,14 @@ async fn session(index: u32, ctx: Arc<Ctx>) {
     }
     ctx.live.fetch_sub(1, Ordering::Relaxed);
     let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
+}
+
+/// Sleep until `at`; never without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Trigger a numbered broadcast every `every` until stopped.

@@ -18,7 +18,55 @@ use tokio_util::task::TaskTracker;
 use super::replicas::ReplicaTagging;
 use super::stats::{RequestResult, RunStats};
 use crate::mcp::{ClientConfig, McpClient};
-use crate::profile::arrival::ArrivalPlan;
+use crate::profile::arrival::{ArrivalPlan, SessionSchedule};
+
+/// One session's slots in time (the open model's producer): each slot is due at its intended
+/// instant; a session that fell a whole period behind resumes at the next future slot, the
+/// slots in between skipped, never fired in a burst. Shared by the engine's sessions and the
+/// chaos population.
+#[derive(Debug, Clone)]
+pub struct SlotClock {
+    start: Instant,
+    sched: SessionSchedule,
+    k: u64,
+}
+
+/// What a due slot turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Fire it: intended at `intended` (`offset` from the run start), now `lateness` past it.
+    Fire { intended: Instant, offset: Duration, lateness: Duration },
+    /// `missed` slots, the first intended at `first`, were missed and are skipped.
+    Skipped { missed: u64, first: Instant },
+}
+
+impl SlotClock {
+    /// Slots of `sched`, its offsets counted from `start`.
+    pub fn new(start: Instant, sched: SessionSchedule) -> Self {
+        Self { start, sched, k: 0 }
+    }
+
+    /// When the next slot is due; `None` past the schedule's end.
+    pub fn due(&self) -> Option<Instant> {
+        self.sched.slot(self.k).map(|offset| self.start + offset)
+    }
+
+    /// Take the due slot at `now` (after sleeping until `due`): fire it, or skip the slots
+    /// missed when it is a whole period or more late.
+    pub fn take(&mut self, now: Instant) -> Option<Slot> {
+        let offset = self.sched.slot(self.k)?;
+        let intended = self.start + offset;
+        let lateness = now.saturating_duration_since(intended);
+        if lateness >= self.sched.period {
+            let next = self.sched.next_slot_at_or_after(now - self.start).max(self.k + 1);
+            let missed = next - self.k;
+            self.k = next;
+            return Some(Slot::Skipped { missed, first: intended });
+        }
+        self.k += 1;
+        Some(Slot::Fire { intended, offset, lateness })
+    }
+}
 
 /// What each slot does. A profile is a workload plus a plan.
 pub trait Workload: Send + Sync + 'static {
@@ -232,6 +280,7 @@ fn spawn_lane<W: Workload>(
 
 async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     let sched = s.cfg.plan.session(index);
+    let mut clock = SlotClock::new(s.start, sched);
     tokio::select! {
         _ = s.cancel.cancelled() => return,
         _ = tokio::time::sleep_until(s.start + sched.start) => {}
@@ -246,27 +295,23 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     // Closed-loop shadow: nanoseconds since the run start until which a closed-loop client of
     // this session would still be waiting (u64::MAX while its counted request is in flight).
     let busy_until = Arc::new(AtomicU64::new(0));
-    let mut k = 0u64;
-    while let Some(offset) = sched.slot(k) {
-        let intended = s.start + offset;
+    while let Some(due) = clock.due() {
         tokio::select! {
             _ = s.cancel.cancelled() => break,
-            _ = tokio::time::sleep_until(intended) => {}
+            _ = tokio::time::sleep_until(due) => {}
         }
-        let now = Instant::now();
-        let lateness = now.saturating_duration_since(intended);
-        if lateness >= sched.period {
-            // The generator itself fell a whole period behind: resume at the next future slot.
-            let next = sched.next_slot_at_or_after(now - s.start).max(k + 1);
-            let skipped = next - k;
-            s.stats.skipped.fetch_add(skipped, Ordering::Relaxed);
-            for _ in 0..skipped {
-                s.observer.slot(SlotEvent::Skipped);
+        let (intended, offset, lateness) = match clock.take(Instant::now()) {
+            Some(Slot::Fire { intended, offset, lateness }) => (intended, offset, lateness),
+            Some(Slot::Skipped { missed: skipped, .. }) => {
+                // The generator itself fell a whole period behind.
+                s.stats.skipped.fetch_add(skipped, Ordering::Relaxed);
+                for _ in 0..skipped {
+                    s.observer.slot(SlotEvent::Skipped);
+                }
+                continue;
             }
-            k = next;
-            continue;
-        }
-        k += 1;
+            None => break,
+        };
         if let Some(lifetime) = s.cfg.session_lifetime
             && born.elapsed() >= lifetime
         {
@@ -394,5 +439,43 @@ fn end_session<W: Workload>(s: &Arc<Shared<W>>, requests: &TaskTracker, client: 
     } else {
         s.stats.ended_unclean.fetch_add(1, Ordering::Relaxed);
         drop(client);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Slots fire at their instants; one a whole period late skips to the next future slot.
+    #[test]
+    fn slot_clock_fires_on_schedule_and_skips_what_it_missed() {
+        let plan = ArrivalPlan {
+            sessions: 4,
+            rpm: 60.0,
+            duration: Duration::from_secs(10),
+            ramp_up: Duration::ZERO,
+            ramp_down: Duration::ZERO,
+        };
+        let t0 = Instant::now();
+        let mut clock = SlotClock::new(t0, plan.session(1));
+        let first = t0 + Duration::from_millis(250);
+        assert_eq!(clock.due(), Some(first), "phase-spread by a quarter period");
+        let late = Duration::from_millis(100);
+        assert_eq!(
+            clock.take(first + late),
+            Some(Slot::Fire { intended: first, offset: Duration::from_millis(250), lateness: late })
+        );
+        assert_eq!(clock.due(), Some(first + Duration::from_secs(1)));
+        // Due at 1.25 s, taken at 3.5 s: the slots at 1.25, 2.25 and 3.25 s are missed.
+        let missed = Some(Slot::Skipped { missed: 3, first: t0 + Duration::from_millis(1250) });
+        assert_eq!(clock.take(t0 + Duration::from_millis(3500)), missed);
+        assert_eq!(clock.due(), Some(t0 + Duration::from_millis(4250)));
+        let mut fired = 1;
+        while let Some(due) = clock.due() {
+            assert!(matches!(clock.take(due), Some(Slot::Fire { .. })));
+            fired += 1;
+        }
+        assert_eq!(fired, 7, "0.25 s and 4.25 s to 9.25 s");
+        assert_eq!(clock.take(t0 + Duration::from_secs(20)), None);
     }
 }
