@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,10 +18,11 @@ use super::inject::{self, RedisPauser};
 use super::params::BASELINE;
 use super::report::{CHAOS_REPORT_FORMAT, ChaosParams, ChaosReport, PhaseSummary, ProberHealth, ScenarioReport};
 use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memory_bytes};
+use crate::mcp::client::ServerNotification;
 use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
 use crate::profile::arrival::ArrivalPlan;
 use crate::profile::delivery::DeliveryTracker;
-use crate::profile::engine::{Slot, SlotClock, Workload};
+use crate::profile::engine::{self, EngineConfig, NoObserver, SessionHooks, Workload};
 use crate::profile::load::{LoadWorkload, MixEntry};
 use crate::profile::nonce::{Nonce, find_nonce, nonce};
 use crate::profile::notify::NoNotifyObserver;
@@ -284,7 +285,7 @@ struct Ctx {
     run: ChaosRun,
     client: ClientConfig,
     http: reqwest::Client,
-    workload: LoadWorkload,
+    workload: Arc<LoadWorkload>,
     observer: Arc<dyn ChaosObserver>,
     start: Instant,
     phases: Vec<PhaseAcc>,
@@ -303,8 +304,8 @@ struct Ctx {
     latest_ok: AtomicUsize,
     ready: AtomicU64,
     settled: AtomicU64,
-    live: AtomicU64,
-    in_flight: AtomicU64,
+    /// The engine's counters: sessions live and requests in flight.
+    population: Arc<RunStats>,
     /// Ends the population and the broadcaster.
     stop: CancellationToken,
 }
@@ -409,10 +410,7 @@ impl LiveRun for ChaosLive<'_> {
     }
 
     fn population(&self) -> Population {
-        Population {
-            sessions: self.ctx.live.load(Ordering::Relaxed),
-            in_flight: self.ctx.in_flight.load(Ordering::Relaxed),
-        }
+        self.ctx.population.population()
     }
 
     fn detail(&self) -> String {
@@ -444,148 +442,198 @@ async fn establish(ctx: &Ctx, client: &McpClient, intended: Instant, stream: boo
     let ok = r.is_ok();
     ctx.record(ctx.run.mix.len(), phase, intended, sent, classify(r));
     if ok && stream {
-        match tokio::time::timeout(ctx.client.request_timeout, client.open_stream()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::debug!(error = %e, "Chaos session stream not opened"),
-            Err(_) => tracing::debug!("Chaos session stream open timed out"),
-        }
+        open_stream(ctx, client).await;
     }
     ok
 }
 
-/// One session of the steady population.
-async fn session(index: u32, ctx: Arc<Ctx>) {
-    let client = Arc::new(McpClient::new(ctx.client.clone(), ctx.http.clone()));
-    if let Ok(mut c) = ctx.clients.lock() {
-        c.push(Arc::clone(&client));
-    }
-    // Subscribed before the stream opens, and across reconnects (the channel is the client's).
-    let mut rx = client.notifications();
-    let with_stream = ctx.run.notify.is_some();
-    let mut connected = establish(&ctx, &client, Instant::now(), with_stream).await;
-    ctx.settled.fetch_add(1, Ordering::Relaxed);
-    if connected {
-        ctx.ready.fetch_add(1, Ordering::Relaxed);
-    }
-    ctx.live.fetch_add(1, Ordering::Relaxed);
-    let lost = Arc::new(AtomicBool::new(false));
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let requests = TaskTracker::new();
-    let hard_stop = CancellationToken::new();
-    // One past the newest broadcast this session heard of (or gave up on when reconnecting).
-    let mut heard = ctx.latest_ok.load(Ordering::Relaxed);
-    let mut last_reopen = Instant::now();
-    let reopen_after = ctx.run.notify.as_ref().map(|n| n.every * 3);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    // The population's slots, spread over one period from when this session is ready.
-    let plan = ArrivalPlan {
-        sessions: ctx.run.sessions,
-        rpm: ctx.run.rpm,
-        duration: Duration::MAX,
-        ramp_up: Duration::ZERO,
-        ramp_down: Duration::ZERO,
-    };
-    let mut clock = SlotClock::new(Instant::now(), plan.session(index));
-    loop {
-        let due = clock.due();
-        tokio::select! {
-            _ = ctx.stop.cancelled() => break,
-            got = rx.recv() => {
-                let notify = ctx.run.notify.as_ref();
-                match got {
-                    Ok(n) if notify.is_some_and(|s| s.method == n.method) => {
-                        if let Some(Nonce { session: None, index: i }) = find_nonce(&n.params, &ctx.run_id)
-                            && ctx.delivery.receive(index as usize, i, None, &NoNotifyObserver)
-                        {
-                            heard = heard.max(i + 1);
-                        }
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-            _ = sleep_until(due) => {
-                let intended = match clock.take(Instant::now()) {
-                    Some(Slot::Fire { intended, .. }) => intended,
-                    // Fell a whole period behind (a blocking reconnect): the first slot missed
-                    // fires, late, and the population resumes on schedule.
-                    Some(Slot::Skipped { first, .. }) => first,
-                    None => break,
-                };
-                let was_lost = lost.swap(false, Ordering::Relaxed);
-                if !connected || was_lost {
-                    connected = establish(&ctx, &client, intended, with_stream).await;
-                    if connected {
-                        heard = heard.max(ctx.latest_ok.load(Ordering::Relaxed));
-                        last_reopen = Instant::now();
-                        if was_lost {
-                            ctx.reestablish_session();
-                            if ctx.run.notify.is_some() {
-                                ctx.reopened.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    } else if was_lost {
-                        lost.store(true, Ordering::Relaxed);
-                    }
-                    continue;
-                }
-                // A stream the client gave up on (its reconnects bounded) goes silent while
-                // broadcasts keep succeeding: open it again.
-                let latest = ctx.latest_ok.load(Ordering::Relaxed);
-                if let Some(after) = reopen_after
-                    && latest >= heard + 3
-                    && last_reopen.elapsed() >= after
-                {
-                    heard = latest;
-                    last_reopen = Instant::now();
-                    let (c, cl) = (Arc::clone(&ctx), Arc::clone(&client));
-                    requests.spawn(async move {
-                        if let Ok(Ok(true)) = tokio::time::timeout(c.client.request_timeout, cl.open_stream()).await {
-                            c.reopened.fetch_add(1, Ordering::Relaxed);
-                        }
-                    });
-                }
-                let phase = ctx.phase();
-                let op = ctx.workload.pick(rng.random::<f64>());
-                if in_flight.load(Ordering::Relaxed) >= ctx.run.max_in_flight_per_session {
-                    // Shed, not dropped: a stalled target shows as `cancelled` failures.
-                    ctx.record(op, phase, intended, intended, RequestResult::Failed(ErrorType::Cancelled));
-                    continue;
-                }
-                let (c, cl, lo, inf, stop) =
-                    (Arc::clone(&ctx), Arc::clone(&client), Arc::clone(&lost), Arc::clone(&in_flight), hard_stop.clone());
-                inf.fetch_add(1, Ordering::Relaxed);
-                c.in_flight.fetch_add(1, Ordering::Relaxed);
-                requests.spawn(async move {
-                    let sent = Instant::now();
-                    let result = tokio::select! {
-                        r = c.workload.execute(&cl, op) => r,
-                        _ = stop.cancelled() => RequestResult::Failed(ErrorType::Cancelled),
-                    };
-                    if result == RequestResult::Failed(ErrorType::SessionExpired) && !lo.swap(true, Ordering::Relaxed) {
-                        c.lose_session();
-                    }
-                    c.record(op, phase, intended, sent, result);
-                    inf.fetch_sub(1, Ordering::Relaxed);
-                    c.in_flight.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
-        }
-    }
-    requests.close();
-    if tokio::time::timeout(ctx.client.request_timeout, requests.wait()).await.is_err() {
-        hard_stop.cancel();
-        requests.wait().await;
-    }
-    ctx.live.fetch_sub(1, Ordering::Relaxed);
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
+/// One session of the steady population, as the chaos run keeps it.
+struct SessionState {
+    connected: AtomicBool,
+    /// The server lost the session (`session_expired`) since its last slot.
+    lost: AtomicBool,
+    /// One past the newest broadcast this session heard of (or gave up on when reconnecting).
+    heard: AtomicUsize,
+    last_reopen: Mutex<Instant>,
 }
 
-/// Sleep until `at`; never without one.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// The steady population on the profile engine (constant rate per session, the load mix, no
+/// churn); chaos adds the server-to-client streams, re-establishes lost sessions, reads the
+/// broadcasts, and attributes every operation to the phase it was meant to start in.
+struct ChaosSessions {
+    ctx: Arc<Ctx>,
+    sessions: Vec<SessionState>,
+    /// Streams reopened in the background.
+    reopens: TaskTracker,
+}
+
+impl ChaosSessions {
+    fn new(ctx: Arc<Ctx>) -> Self {
+        let now = Instant::now();
+        let sessions = (0..ctx.run.sessions)
+            .map(|_| SessionState {
+                connected: AtomicBool::new(false),
+                lost: AtomicBool::new(false),
+                heard: AtomicUsize::new(0),
+                last_reopen: Mutex::new(now),
+            })
+            .collect();
+        Self { ctx, sessions, reopens: TaskTracker::new() }
+    }
+
+    /// The engine's configuration of the population: it runs until the run stops it.
+    fn engine(run: &ChaosRun, drain: Duration) -> EngineConfig {
+        EngineConfig {
+            plan: ArrivalPlan {
+                sessions: run.sessions,
+                rpm: run.rpm,
+                duration: Duration::MAX,
+                ramp_up: Duration::ZERO,
+                ramp_down: Duration::ZERO,
+            },
+            max_requests: None,
+            // Slots beyond are shed (recorded as `cancelled` failures).
+            max_in_flight: run.max_in_flight_per_session.saturating_mul(run.sessions as usize).max(1),
+            late_after: run.slow_after,
+            open_stream: false,
+            drain,
+            seed: 0,
+            replicas: None,
+            session_lifetime: None,
+            unclean_share: 0.0,
+            delete_sessions: true,
+            opened: None,
+        }
+    }
+
+    fn state(&self, index: u32) -> Option<&SessionState> {
+        self.sessions.get(index as usize)
+    }
+
+    /// Remember that the session is now connected and caught up with the broadcasts.
+    fn caught_up(&self, st: &SessionState) {
+        st.heard.fetch_max(self.ctx.latest_ok.load(Ordering::Relaxed), Ordering::Relaxed);
+        if let Ok(mut at) = st.last_reopen.lock() {
+            *at = Instant::now();
+        }
+    }
+}
+
+impl SessionHooks for ChaosSessions {
+    fn own_connections(&self) -> bool {
+        // Sessions stay on the run's HTTP client: it resolves the target to the fault proxy.
+        false
+    }
+
+    fn listens(&self) -> bool {
+        self.ctx.run.notify.is_some()
+    }
+
+    fn connected<'a>(
+        &'a self,
+        index: u32,
+        client: &'a Arc<McpClient>,
+        began: Instant,
+        result: RequestResult,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let ctx = &self.ctx;
+            if let Ok(mut c) = ctx.clients.lock() {
+                c.push(Arc::clone(client));
+            }
+            ctx.record(ctx.run.mix.len(), ctx.phase(), began, began, result);
+            let ok = result == RequestResult::Success;
+            if ok && ctx.run.notify.is_some() {
+                open_stream(ctx, client).await;
+            }
+            ctx.settled.fetch_add(1, Ordering::Relaxed);
+            if let Some(st) = self.state(index)
+                && ok
+            {
+                ctx.ready.fetch_add(1, Ordering::Relaxed);
+                st.connected.store(true, Ordering::Relaxed);
+                self.caught_up(st);
+            }
+        })
+    }
+
+    fn slot<'a>(&'a self, index: u32, client: &'a Arc<McpClient>, intended: Instant) -> BoxFuture<'a, Option<usize>> {
+        Box::pin(async move {
+            let ctx = &self.ctx;
+            let st = self.state(index)?;
+            let was_lost = st.lost.swap(false, Ordering::Relaxed);
+            if !st.connected.load(Ordering::Relaxed) || was_lost {
+                // This slot goes to connecting again (recorded as a `connect` operation).
+                let connected = establish(ctx, client, intended, ctx.run.notify.is_some()).await;
+                st.connected.store(connected, Ordering::Relaxed);
+                if connected {
+                    self.caught_up(st);
+                    if was_lost {
+                        ctx.reestablish_session();
+                        if ctx.run.notify.is_some() {
+                            ctx.reopened.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                } else if was_lost {
+                    st.lost.store(true, Ordering::Relaxed);
+                }
+                return None;
+            }
+            // A stream the client gave up on (its reconnects bounded) goes silent while
+            // broadcasts keep succeeding: open it again.
+            let latest = ctx.latest_ok.load(Ordering::Relaxed);
+            if let Some(after) = ctx.run.notify.as_ref().map(|n| n.every * 3)
+                && latest >= st.heard.load(Ordering::Relaxed) + 3
+                && let Ok(mut last) = st.last_reopen.lock()
+                && last.elapsed() >= after
+            {
+                st.heard.store(latest, Ordering::Relaxed);
+                *last = Instant::now();
+                let (c, cl) = (Arc::clone(ctx), Arc::clone(client));
+                self.reopens.spawn(async move {
+                    if let Ok(Ok(true)) = tokio::time::timeout(c.client.request_timeout, cl.open_stream()).await {
+                        c.reopened.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            Some(ctx.phase())
+        })
+    }
+
+    fn notification(&self, index: u32, n: &ServerNotification) {
+        let ctx = &self.ctx;
+        if ctx.run.notify.as_ref().is_some_and(|s| s.method == n.method)
+            && let Some(Nonce { session: None, index: i }) = find_nonce(&n.params, &ctx.run_id)
+            && ctx.delivery.receive(index as usize, i, None, &NoNotifyObserver)
+            && let Some(st) = self.state(index)
+        {
+            st.heard.fetch_max(i + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn request(&self, index: u32, phase: usize, op: usize, intended: Instant, sent: Instant, result: RequestResult) {
+        if result == RequestResult::Failed(ErrorType::SessionExpired)
+            && let Some(st) = self.state(index)
+            && !st.lost.swap(true, Ordering::Relaxed)
+        {
+            self.ctx.lose_session();
+        }
+        self.ctx.record(op, phase, intended, sent, result);
+    }
+
+    fn shed(&self, _index: u32, phase: usize, intended: Instant) {
+        // Shed, not dropped: a stalled target shows as `cancelled` failures.
+        let op = self.ctx.workload.pick(rand::random::<f64>());
+        self.ctx.record(op, phase, intended, intended, RequestResult::Failed(ErrorType::Cancelled));
+    }
+}
+
+/// Open a session's server-to-client stream, bounded by the request timeout.
+async fn open_stream(ctx: &Ctx, client: &McpClient) {
+    match tokio::time::timeout(ctx.client.request_timeout, client.open_stream()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "Chaos session stream not opened"),
+        Err(_) => tracing::debug!("Chaos session stream open timed out"),
     }
 }
 
@@ -928,8 +976,9 @@ pub async fn run_chaos(
         .as_ref()
         .map(|n| (run.planned().as_secs_f64() / n.every.as_secs_f64().max(0.01)).ceil() as usize + 1)
         .unwrap_or(0);
+    let population = Arc::new(RunStats::new(run.mix.len()));
     let ctx = Arc::new(Ctx {
-        workload: LoadWorkload::new(run.mix.clone()),
+        workload: Arc::new(LoadWorkload::new(run.mix.clone())),
         observer,
         start: Instant::now(),
         phases: (0..=2 * run.scenarios.len()).map(|_| PhaseAcc::new()).collect(),
@@ -944,33 +993,29 @@ pub async fn run_chaos(
         latest_ok: AtomicUsize::new(0),
         ready: AtomicU64::new(0),
         settled: AtomicU64::new(0),
-        live: AtomicU64::new(0),
-        in_flight: AtomicU64::new(0),
+        population: Arc::clone(&population),
         stop: cancel.child_token(),
         client,
         http,
         run,
     });
     let tasks = TaskTracker::new();
-    for i in 0..ctx.run.sessions {
-        tasks.spawn(session(i, Arc::clone(&ctx)));
-    }
+    let sessions = Arc::new(ChaosSessions::new(Arc::clone(&ctx)));
+    let drain = ctx.client.request_timeout;
+    tasks.spawn(engine::run_with(
+        ChaosSessions::engine(&ctx.run, drain),
+        ctx.client.clone(),
+        ctx.http.clone(),
+        Arc::clone(&ctx.workload),
+        Arc::new(NoObserver),
+        Arc::clone(&sessions) as Arc<dyn SessionHooks>,
+        population,
+        ctx.stop.clone(),
+    ));
     if let Some(spec) = ctx.run.notify.clone() {
         tasks.spawn(broadcaster(Arc::clone(&ctx), spec));
     }
     tasks.close();
-    let population = {
-        let ctx = Arc::clone(&ctx);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            while !ctx.stop.is_cancelled() {
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => break,
-                    _ = tick.tick() => ctx.observer.population(ctx.live.load(Ordering::Relaxed), ctx.in_flight.load(Ordering::Relaxed)),
-                }
-            }
-        })
-    };
     let injectors = Injectors { proxy, redis, admin_http, admin_url, restore_error_rate: Mutex::new(None) };
     // Cancelled by the caller, or by the driver on a breach (abort_on_fail).
     let work_cancel = cancel.child_token();
@@ -981,12 +1026,19 @@ pub async fn run_chaos(
         timeline
     };
     let live = ChaosLive { ctx: &ctx };
-    let driven = drive(work, &live, &Hooks::none(), TICK, ctx.run.abort_on_fail, &work_cancel).await;
+    let observer = Arc::clone(&ctx.observer);
+    let hooks = Hooks { population: Box::new(move |p| observer.population(p.sessions, p.in_flight)), ..Hooks::none() };
+    let driven = drive(work, &live, &hooks, TICK, ctx.run.abort_on_fail, &work_cancel).await;
     let timeline = driven.out;
     ctx.stop.cancel();
-    let drain = ctx.client.request_timeout + Duration::from_secs(5);
-    let stuck = if tokio::time::timeout(drain, tasks.wait()).await.is_err() { 1 } else { 0 };
-    let _ = population.await;
+    // Sessions drain their requests, then close (each bounded by the request timeout).
+    let bound = 2 * drain + Duration::from_secs(5);
+    let ended = tokio::time::timeout(bound, async {
+        tasks.wait().await;
+        sessions.reopens.close();
+        sessions.reopens.wait().await;
+    });
+    let stuck = if ended.await.is_err() { 1 } else { 0 };
     let (proxy_connections, proxy_resets) = match &injectors.proxy {
         Some(p) => (p.counters().connections.load(Ordering::Relaxed), p.counters().resets.load(Ordering::Relaxed)),
         None => (0, 0),

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::replicas::ReplicaTagging;
 use super::stats::{RequestResult, RunStats};
+use crate::mcp::client::ServerNotification;
 use crate::mcp::{ClientConfig, McpClient};
 use crate::profile::arrival::{ArrivalPlan, SessionSchedule};
 
@@ -75,6 +76,61 @@ pub trait Workload: Send + Sync + 'static {
     /// Perform operation `op` on a session.
     fn execute<'a>(&'a self, client: &'a McpClient, op: usize) -> BoxFuture<'a, RequestResult>;
 }
+
+/// What a profile adds to each session of the engine; every method defaults to nothing, which is
+/// the load profile's session. Chaos keeps its sessions and their streams alive through faults:
+/// it opens the stream, re-establishes lost sessions, reads the broadcasts and attributes every
+/// operation to the phase it was meant to start in.
+pub trait SessionHooks: Send + Sync + 'static {
+    /// Whether sessions own their connections where they can (`McpClient::with_own_connections`,
+    /// on lanes of their own); false keeps every client on the run's `reqwest::Client`.
+    fn own_connections(&self) -> bool {
+        true
+    }
+    /// Whether sessions read their clients' notifications (`notification`).
+    fn listens(&self) -> bool {
+        false
+    }
+    /// Session `index`'s connect attempt that began at `began` ended with `result`.
+    fn connected<'a>(
+        &'a self,
+        _index: u32,
+        _client: &'a Arc<McpClient>,
+        _began: Instant,
+        _result: RequestResult,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+    /// A slot intended at `intended` is due: a tag handed back with its end (`request`,
+    /// `shed`), or `None` when the hook spent the slot otherwise (re-establishing a session).
+    fn slot<'a>(
+        &'a self,
+        _index: u32,
+        _client: &'a Arc<McpClient>,
+        _intended: Instant,
+    ) -> BoxFuture<'a, Option<usize>> {
+        Box::pin(std::future::ready(Some(0)))
+    }
+    /// A notification arrived on session `index`'s client.
+    fn notification(&self, _index: u32, _n: &ServerNotification) {}
+    /// The request of a slot ended (`done` is now).
+    fn request(
+        &self,
+        _index: u32,
+        _tag: usize,
+        _op: usize,
+        _intended: Instant,
+        _sent: Instant,
+        _result: RequestResult,
+    ) {
+    }
+    /// A slot was shed (over the bound on requests in flight).
+    fn shed(&self, _index: u32, _tag: usize, _intended: Instant) {}
+}
+
+/// The load profile's sessions: nothing added.
+pub struct NoHooks;
+impl SessionHooks for NoHooks {}
 
 /// Receives events as they happen (telemetry implements it; the engine never names a metric).
 pub trait RunObserver: Send + Sync {
@@ -178,6 +234,7 @@ struct Shared<W> {
     http: reqwest::Client,
     workload: Arc<W>,
     observer: Arc<dyn RunObserver>,
+    hooks: Arc<dyn SessionHooks>,
     stats: Arc<RunStats>,
     start: Instant,
     claimed: AtomicU64,
@@ -195,6 +252,21 @@ pub async fn run<W: Workload>(
     stats: Arc<RunStats>,
     cancel: CancellationToken,
 ) -> EngineEnd {
+    run_with(cfg, client, http, workload, observer, Arc::new(NoHooks), stats, cancel).await
+}
+
+/// [`run`] with what a profile adds to each session.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with<W: Workload>(
+    cfg: EngineConfig,
+    client: ClientConfig,
+    http: reqwest::Client,
+    workload: Arc<W>,
+    observer: Arc<dyn RunObserver>,
+    hooks: Arc<dyn SessionHooks>,
+    stats: Arc<RunStats>,
+    cancel: CancellationToken,
+) -> EngineEnd {
     let sessions = cfg.plan.sessions;
     let shared = Arc::new(Shared {
         in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
@@ -203,13 +275,15 @@ pub async fn run<W: Workload>(
         http,
         workload,
         observer,
+        hooks,
         stats,
         start: Instant::now(),
         claimed: AtomicU64::new(0),
         cancel,
     });
     let tasks = TaskTracker::new();
-    let lanes = if crate::mcp::lean::applies(&shared.client.url) { lanes() } else { 0 };
+    let own = shared.hooks.own_connections() && crate::mcp::lean::applies(&shared.client.url);
+    let lanes = if own { lanes() } else { 0 };
     let mut done = Vec::new();
     for lane in 0..lanes {
         let mine: Vec<u32> = (lane..sessions).step_by(lanes as usize).collect();
@@ -285,7 +359,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         _ = s.cancel.cancelled() => return,
         _ = tokio::time::sleep_until(s.start + sched.start) => {}
     }
-    let Some(mut client) = open_session(&s).await else { return };
+    let Some((mut client, mut rx)) = open_session(index, &s).await else { return };
     let mut born = Instant::now();
     s.stats.sessions.fetch_add(1, Ordering::Relaxed);
 
@@ -299,6 +373,10 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         tokio::select! {
             _ = s.cancel.cancelled() => break,
             _ = tokio::time::sleep_until(due) => {}
+            n = next_notification(&mut rx) => {
+                s.hooks.notification(index, &n);
+                continue;
+            }
         }
         let (intended, offset, lateness) = match clock.take(Instant::now()) {
             Some(Slot::Fire { intended, offset, lateness }) => (intended, offset, lateness),
@@ -312,12 +390,14 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             }
             None => break,
         };
+        let Some(tag) = s.hooks.slot(index, &client, intended).await else { continue };
         if let Some(lifetime) = s.cfg.session_lifetime
             && born.elapsed() >= lifetime
         {
             let clean = rng.random::<f64>() >= s.cfg.unclean_share;
-            let Some(next) = open_session(&s).await else { break };
+            let Some((next, next_rx)) = open_session(index, &s).await else { break };
             end_session(&s, &requests, std::mem::replace(&mut client, next), clean);
+            rx = next_rx;
             born = Instant::now();
         }
         if let Some(max) = s.cfg.max_requests
@@ -328,6 +408,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         let Ok(permit) = Arc::clone(&s.in_flight).try_acquire_owned() else {
             s.stats.shed.fetch_add(1, Ordering::Relaxed);
             s.observer.slot(SlotEvent::Shed);
+            s.hooks.shed(index, tag, intended);
             continue;
         };
         s.stats.issued.fetch_add(1, Ordering::Relaxed);
@@ -360,6 +441,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             });
             task_s.stats.record(op, latency, service, closed_loop, result);
             task_s.observer.request(op, latency, result);
+            task_s.hooks.request(index, tag, op, intended, sent, result);
             if let Some(tagging) = &task_s.cfg.replicas {
                 let replica = tagging.answered_by(&task_client, result);
                 task_s.stats.replicas.record(&replica, result);
@@ -379,19 +461,40 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     }
 }
 
-/// Connect a new session of the population; `None` when the run was cancelled meanwhile.
-/// A failed connect is recorded and the session still joins: each slot's request reconnects.
-async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
-    let client = Arc::new(McpClient::with_own_connections(s.client.clone(), s.http.clone()));
+/// The next notification on `rx` (lagging ones skipped); never once the channel is closed.
+async fn next_notification(rx: &mut Option<Notifications>) -> Arc<ServerNotification> {
+    loop {
+        let Some(r) = rx.as_mut() else { return std::future::pending().await };
+        match r.recv().await {
+            Ok(n) => return n,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => *rx = None,
+        }
+    }
+}
+
+type Notifications = tokio::sync::broadcast::Receiver<Arc<ServerNotification>>;
+
+/// Connect a new session of the population, with its notifications when the hooks listen;
+/// `None` when the run was cancelled meanwhile. A failed connect is recorded and the session
+/// still joins: each slot's request reconnects.
+async fn open_session<W: Workload>(index: u32, s: &Shared<W>) -> Option<(Arc<McpClient>, Option<Notifications>)> {
+    let client = Arc::new(if s.hooks.own_connections() {
+        McpClient::with_own_connections(s.client.clone(), s.http.clone())
+    } else {
+        McpClient::new(s.client.clone(), s.http.clone())
+    });
     if let Some(tagging) = &s.cfg.replicas {
         tagging.watch(&client);
     }
+    // Subscribed before the stream opens so nothing it carries is missed.
+    let rx = s.hooks.listens().then(|| client.notifications());
     let began = Instant::now();
     let connected = tokio::select! {
         r = client.connect() => r,
         _ = s.cancel.cancelled() => return None,
     };
-    match connected {
+    let result = match connected {
         Ok(info) => {
             if let (Some(opened), Some(id)) = (&s.cfg.opened, &info.session_id) {
                 opened.record(id);
@@ -403,14 +506,17 @@ async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
             {
                 tracing::debug!(error = %e, "Load session stream not opened");
             }
+            RequestResult::Success
         }
         Err(e) => {
             let r = RequestResult::Failed(e.error_type());
             s.stats.record_connect(began.elapsed(), r);
             s.observer.connect(began.elapsed(), r);
+            r
         }
-    }
-    Some(client)
+    };
+    s.hooks.connected(index, &client, began, result).await;
+    Some((client, rx))
 }
 
 /// End a churned session: DELETE it in the background (`clean`), or drop it as a crashed client
