@@ -23,8 +23,7 @@ use crate::profile::arrival::{ArrivalPlan, SessionSchedule};
 
 /// One session's slots in time (the open model's producer): each slot is due at its intended
 /// instant; a session that fell a whole period behind resumes at the next future slot, the
-/// slots in between skipped, never fired in a burst. Shared by the engine's sessions and the
-/// chaos population.
+/// slots in between skipped, never fired in a burst.
 #[derive(Debug, Clone)]
 pub struct SlotClock {
     start: Instant,
@@ -37,8 +36,8 @@ pub struct SlotClock {
 pub enum Slot {
     /// Fire it: intended at `intended` (`offset` from the run start), now `lateness` past it.
     Fire { intended: Instant, offset: Duration, lateness: Duration },
-    /// `missed` slots, the first intended at `first`, were missed and are skipped.
-    Skipped { missed: u64, first: Instant },
+    /// This many slots were missed and are skipped.
+    Skipped(u64),
 }
 
 impl SlotClock {
@@ -62,7 +61,7 @@ impl SlotClock {
             let next = self.sched.next_slot_at_or_after(now - self.start).max(self.k + 1);
             let missed = next - self.k;
             self.k = next;
-            return Some(Slot::Skipped { missed, first: intended });
+            return Some(Slot::Skipped(missed));
         }
         self.k += 1;
         Some(Slot::Fire { intended, offset, lateness })
@@ -380,7 +379,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         }
         let (intended, offset, lateness) = match clock.take(Instant::now()) {
             Some(Slot::Fire { intended, offset, lateness }) => (intended, offset, lateness),
-            Some(Slot::Skipped { missed: skipped, .. }) => {
+            Some(Slot::Skipped(skipped)) => {
                 // The generator itself fell a whole period behind.
                 s.stats.skipped.fetch_add(skipped, Ordering::Relaxed);
                 for _ in 0..skipped {
@@ -573,8 +572,7 @@ mod tests {
         );
         assert_eq!(clock.due(), Some(first + Duration::from_secs(1)));
         // Due at 1.25 s, taken at 3.5 s: the slots at 1.25, 2.25 and 3.25 s are missed.
-        let missed = Some(Slot::Skipped { missed: 3, first: t0 + Duration::from_millis(1250) });
-        assert_eq!(clock.take(t0 + Duration::from_millis(3500)), missed);
+        assert_eq!(clock.take(t0 + Duration::from_millis(3500)), Some(Slot::Skipped(3)));
         assert_eq!(clock.due(), Some(t0 + Duration::from_millis(4250)));
         let mut fired = 1;
         while let Some(due) = clock.due() {
