@@ -111,7 +111,8 @@ pub struct ChaosRun {
     /// Requests in flight per session; slots beyond are shed (counted as `cancelled`).
     pub max_in_flight_per_session: usize,
     /// Stop the run as soon as a threshold is breached beyond doubt (a detect or recovery time
-    /// already past its limit, or a scenario over without detection or recovery).
+    /// already past its limit, a scenario over without detection or recovery, more sessions
+    /// lost than allowed).
     pub abort_on_fail: bool,
 }
 

@@ -465,3 +465,55 @@ async fn abort_on_fail_stops_at_an_unreachable_recovery() {
     assert_prober_healthy(&r);
     assert!(out.contains("ABORTED"), "{out}");
 }
+
+/// `--abort-on-fail` with `sessions_lost == 0`: the first session the expiry costs settles the
+/// breach (lost sessions only grow), so the run stops within its first fault window, before the
+/// 30 s recovery window and the restart scenario after it.
+#[tokio::test]
+async fn abort_on_fail_stops_at_the_first_lost_session() {
+    let (_target, url) = common::start_target(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chaos.json");
+    let (code, out) = run_cli(
+        &[
+            "run",
+            "chaos",
+            "--target",
+            &url,
+            "--allow-chaos",
+            "--scenario",
+            "expire-sessions",
+            "--scenario",
+            "restart",
+            "--fault",
+            "2s",
+            "--recovery",
+            "30s",
+            "--warmup",
+            "1s",
+            "--clients",
+            "3",
+            "--rpm",
+            "240",
+            "--threshold",
+            "sessions_lost == 0",
+            "--abort-on-fail",
+            "--report",
+            path.to_str().unwrap(),
+        ],
+        Duration::from_secs(100),
+    )
+    .await;
+    assert_eq!(code, 99, "{out}");
+    let r = report(&path);
+    assert_eq!(r["aborted"], true, "{r}");
+    assert_eq!(r["abort_reason"], "threshold expire-sessions:sessions_lost==0 breached", "{r}");
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed < 12.0, "aborted in the first scenario's windows: {elapsed} s");
+    let expire = scenario(&r, "expire-sessions");
+    let lost =
+        expire["fault"]["sessions_lost"].as_u64().unwrap() + expire["recovery"]["sessions_lost"].as_u64().unwrap();
+    assert!(lost >= 1, "{expire}");
+    assert_eq!(scenario(&r, "restart")["injected"], false, "never reached: {r}");
+    assert_prober_healthy(&r);
+}

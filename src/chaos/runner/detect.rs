@@ -79,8 +79,20 @@ pub(super) fn snapshot(d: &Detector) -> (bool, Option<(Duration, &'static str)>,
     (d.fault_start.is_some(), d.detect, d.recovered)
 }
 
-/// What the run driver sees of a chaos run: the detect and recovery thresholds as far as they
-/// are settled (only with `abort_on_fail`; the report judges every threshold at the end).
+/// A count that only grows (sessions lost in a scenario's windows) as far as it settles a
+/// threshold: once it breaks a `<`, `<=` or `==` limit it stays broken; otherwise `None`.
+fn settled_count(t: &Threshold, count: u64) -> Option<Measured> {
+    let value = count as f64;
+    (matches!(t.cmp, Cmp::Lt | Cmp::Le | Cmp::Eq) && !t.holds(value)).then_some(Measured {
+        value,
+        samples: 1,
+        may_pass: false,
+    })
+}
+
+/// What the run driver sees of a chaos run: the detect and recovery times and the sessions lost
+/// as far as they settle a threshold (only with `abort_on_fail`; the report judges every
+/// threshold at the end).
 pub(super) struct ChaosLive<'a> {
     pub(super) ctx: &'a Ctx,
 }
@@ -94,14 +106,22 @@ impl LiveRun for ChaosLive<'_> {
         let Ok(detectors) = self.ctx.detectors.lock() else { return Vec::new() };
         let now = Instant::now();
         let mut out = Vec::new();
-        for t in run.thresholds.iter().filter(|t| matches!(t.stat, Stat::DetectTime | Stat::RecoveryTime)) {
-            for (s, d) in run.scenarios.iter().zip(detectors.iter()) {
+        let settles = |t: &&Threshold| matches!(t.stat, Stat::DetectTime | Stat::RecoveryTime | Stat::SessionsLost);
+        for t in run.thresholds.iter().filter(settles) {
+            for (i, (s, d)) in run.scenarios.iter().zip(detectors.iter()).enumerate() {
                 if t.scope.as_deref().is_some_and(|scope| scope != s.name) {
                     continue;
                 }
-                let window = if t.stat == Stat::DetectTime { s.fault } else { s.recovery };
+                let measured = match t.stat {
+                    Stat::SessionsLost => {
+                        let lost = |p: usize| self.ctx.phases.get(p).map_or(0, |p| p.lost.load(Ordering::Relaxed));
+                        settled_count(t, lost(2 * i + 1) + lost(2 * i + 2))
+                    }
+                    Stat::DetectTime => d.live(t, s.fault, now),
+                    _ => d.live(t, s.recovery, now),
+                };
                 let unscoped = Threshold { scope: None, ..t.clone() };
-                out.push(t.judge_as(format!("{}:{unscoped}", s.name), d.live(t, window, now)));
+                out.push(t.judge_as(format!("{}:{unscoped}", s.name), measured));
             }
         }
         out
@@ -116,7 +136,7 @@ impl LiveRun for ChaosLive<'_> {
     }
 
     fn min_abort_samples(&self, _result: &ThresholdResult) -> u64 {
-        // A detect or recovery time is one sample, settled when it is judged at all.
+        // A time or a count is one sample, settled when it is judged at all.
         1
     }
 }
@@ -185,5 +205,25 @@ mod tests {
         let never = closed.live(&th("recovery_time < 30s"), window, at(1001)).unwrap();
         assert_eq!((never.value, never.may_pass), (10.0, false), "closed unrecovered: the whole window, failed");
         assert_eq!(closed.live(&th("sessions_lost == 0"), window, at(1001)), None);
+    }
+
+    /// Sessions lost only grow: a count past a `<`, `<=` or `==` limit is settled, one within
+    /// it, or any count against `>`/`>=`, is not (yet).
+    #[test]
+    fn lost_sessions_settle_upper_limits_only() {
+        let th = |e: &str| Threshold::parse(e).unwrap();
+        assert_eq!(settled_count(&th("sessions_lost == 0"), 0), None);
+        assert_eq!(
+            settled_count(&th("sessions_lost == 0"), 1),
+            Some(Measured { value: 1.0, samples: 1, may_pass: false })
+        );
+        assert_eq!(settled_count(&th("sessions_lost <= 3"), 3), None);
+        assert!(settled_count(&th("sessions_lost <= 3"), 4).is_some());
+        assert!(settled_count(&th("sessions_lost < 3"), 3).is_some());
+        assert_eq!(settled_count(&th("sessions_lost >= 3"), 0), None);
+        assert_eq!(settled_count(&th("sessions_lost > 0"), 0), None);
+        let r = th("sessions_lost == 0")
+            .judge_as("kill:sessions_lost==0".into(), settled_count(&th("sessions_lost == 0"), 2));
+        assert_eq!((r.status.as_str(), r.observed), ("fail", 2.0));
     }
 }
