@@ -24,9 +24,6 @@ const MAX_RPM: f64 = 6000.0;
 /// flag, or the daemon target's `redis`); a scenario without what it needs is refused naming
 /// the key (`kill_command`, `redis`).
 pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis>) -> Result<ChaosRun, ParamError> {
-    if o.abort_on_fail {
-        return refuse("abort_on_fail", "does not apply to the chaos profile (its thresholds are judged per scenario)");
-    }
     o.caps.check_sessions("clients", spec.clients)?;
     if !(spec.rpm.is_finite() && spec.rpm > 0.0 && spec.rpm <= MAX_RPM) {
         return refuse("rpm", format!("must be within (0, {MAX_RPM}], got {}", spec.rpm));
@@ -135,6 +132,7 @@ pub fn plan_chaos(spec: &ChaosSpec, o: &RunOptions<'_>, redis: Option<ChaosRedis
         command_timeout: spec.command_timeout,
         settle: spec.settle,
         max_in_flight_per_session: 16,
+        abort_on_fail: o.abort_on_fail,
     };
     let rate = run.peak_rate();
     if rate > o.caps.max_rate * (1.0 + 1e-9) {
@@ -248,7 +246,7 @@ mod tests {
         assert_eq!(e.key, "thresholds");
         assert!(e.message.contains("no scenario named \"kill\""), "{}", e.message);
         let abort = RunOptions { abort_on_fail: true, ..options(&[]) };
-        assert_eq!(plan_chaos(&quiet, &abort, None).unwrap_err().key, "abort_on_fail");
+        assert!(plan_chaos(&quiet, &abort, None).unwrap().abort_on_fail);
         // The baseline takes request statistics only.
         let e = plan_chaos(&quiet, &options(&["baseline:recovery_time < 5s".to_string()]), None).unwrap_err();
         assert!(e.message.contains("the baseline takes latency and request-rate statistics only"), "{}", e.message);

@@ -4,12 +4,11 @@
 //! is timed from its intended start and attributed to the phase it was meant to start in.
 
 use crate::clock::unix_seconds;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,12 +18,30 @@ use super::inject::{self, RedisPauser};
 use super::params::BASELINE;
 use super::report::{CHAOS_REPORT_FORMAT, ChaosParams, ChaosReport, PhaseSummary, ProberHealth, ScenarioReport};
 use super::{FaultProxy, NetFault, PROFILE, Scenario, ScenarioKind, resident_memory_bytes};
+use crate::mcp::client::ServerNotification;
 use crate::mcp::{ClientConfig, ErrorType, LogLevel, McpClient, McpError};
-use crate::profile::engine::Workload;
+use crate::profile::arrival::ArrivalPlan;
+use crate::profile::delivery::DeliveryTracker;
+use crate::profile::engine::{self, EngineConfig, NoObserver, SessionHooks, Workload};
 use crate::profile::load::{LoadWorkload, MixEntry};
-use crate::profile::report::{ThresholdOrigin, ThresholdResult};
+use crate::profile::nonce::{Nonce, find_nonce, nonce};
+use crate::profile::notify::NoNotifyObserver;
+use crate::profile::report::ThresholdOrigin;
+use crate::profile::report::ThresholdResult;
 use crate::profile::stats::{OpAccum, RequestResult, RunStats};
-use crate::profile::threshold::{Stat, Threshold};
+use crate::profile::threshold::{Cmp, Deliveries, Measured, Measurements, Requests, Stat, Threshold};
+use crate::profile::{Hooks, LiveRun, Population, drive};
+
+mod detect;
+mod faults;
+mod population;
+
+use detect::{ChaosLive, Detector, snapshot};
+use faults::{Injectors, Timeline, drive_scenarios, start_proxy, wait_until};
+use population::{ChaosSessions, broadcaster};
+
+/// How often the run driver looks at the thresholds (abort_on_fail).
+const TICK: Duration = Duration::from_millis(250);
 
 /// How broadcasts are triggered and recognised.
 #[derive(Debug, Clone)]
@@ -93,6 +110,10 @@ pub struct ChaosRun {
     pub settle: Duration,
     /// Requests in flight per session; slots beyond are shed (counted as `cancelled`).
     pub max_in_flight_per_session: usize,
+    /// Stop the run as soon as a threshold is breached beyond doubt (a detect or recovery time
+    /// already past its limit, a scenario over without detection or recovery, more sessions
+    /// lost than allowed).
+    pub abort_on_fail: bool,
 }
 
 impl ChaosRun {
@@ -123,6 +144,7 @@ impl ChaosRun {
             command_timeout: Duration::from_secs(10),
             settle: Duration::from_secs(2),
             max_in_flight_per_session: 16,
+            abort_on_fail: false,
         }
     }
 
@@ -191,62 +213,19 @@ impl PhaseAcc {
     }
 }
 
-/// One broadcast: the phase it was sent in, whether the trigger worked, how many sessions got it.
+/// One broadcast: the phase it was sent in and whether the trigger worked (who got it is the
+/// delivery tracker's).
 struct Broadcast {
     phase: AtomicUsize,
     /// 0 not sent, 1 sent, 2 trigger failed.
     state: AtomicU8,
-    received: AtomicU64,
-}
-
-/// Detect and recovery tracking of one scenario.
-#[derive(Default)]
-struct Detector {
-    fault_start: Option<Instant>,
-    fault_end: Option<Instant>,
-    detect: Option<(Duration, &'static str)>,
-    streak_start: Option<Instant>,
-    streak: u32,
-    recovered: Option<Duration>,
-    closed: bool,
-}
-
-impl Detector {
-    /// One operation ended at `at`; `bad` says why it was not good (`error`, `latency`). The
-    /// first bad one after the fault's start is the detection; after the fault's end, the first
-    /// of `sustain` good ones in a row is the recovery.
-    fn observe(&mut self, at: Instant, bad: Option<&'static str>, sustain: u32) {
-        if self.closed {
-            return;
-        }
-        if let (Some(start), Some(how)) = (self.fault_start, bad)
-            && self.detect.is_none()
-            && at >= start
-        {
-            self.detect = Some((at - start, how));
-        }
-        let Some(end) = self.fault_end else { return };
-        if at < end || self.recovered.is_some() {
-            return;
-        }
-        if bad.is_some() {
-            self.streak_start = None;
-            self.streak = 0;
-            return;
-        }
-        let first = *self.streak_start.get_or_insert(at);
-        self.streak += 1;
-        if self.streak >= sustain.max(1) {
-            self.recovered = Some(first.saturating_duration_since(end));
-        }
-    }
 }
 
 struct Ctx {
     run: ChaosRun,
     client: ClientConfig,
     http: reqwest::Client,
-    workload: LoadWorkload,
+    workload: Arc<LoadWorkload>,
     observer: Arc<dyn ChaosObserver>,
     start: Instant,
     phases: Vec<PhaseAcc>,
@@ -255,6 +234,8 @@ struct Ctx {
     scenario: AtomicUsize,
     detectors: Mutex<Vec<Detector>>,
     broadcasts: Vec<Broadcast>,
+    /// Which session got which broadcast (shared with the notify profile).
+    delivery: DeliveryTracker,
     run_id: String,
     clients: Mutex<Vec<Arc<McpClient>>>,
     /// Streams this runner reopened (after re-establishing a session, or found silent).
@@ -263,8 +244,8 @@ struct Ctx {
     latest_ok: AtomicUsize,
     ready: AtomicU64,
     settled: AtomicU64,
-    live: AtomicU64,
-    in_flight: AtomicU64,
+    /// The engine's counters: sessions live and requests in flight.
+    population: Arc<RunStats>,
     /// Ends the population and the broadcaster.
     stop: CancellationToken,
 }
@@ -338,406 +319,17 @@ impl Ctx {
         }
         (reconnects, resumed)
     }
-
-    fn nonce(&self, i: usize) -> String {
-        format!("{}-{i}", self.run_id)
-    }
-
-    fn parse_nonce(&self, nonce: &str) -> Option<usize> {
-        nonce.strip_prefix(&self.run_id)?.strip_prefix('-')?.parse().ok()
-    }
-}
-
-fn classify(r: Result<(), McpError>) -> RequestResult {
-    match r {
-        Ok(()) => RequestResult::Success,
-        Err(e) => RequestResult::Failed(e.error_type()),
-    }
-}
-
-/// Connect (a new session) and, with `stream`, open its server-to-client stream; records the
-/// attempt as a `connect` operation.
-async fn establish(ctx: &Ctx, client: &McpClient, intended: Instant, stream: bool) -> bool {
-    let phase = ctx.phase();
-    let sent = Instant::now();
-    let r = tokio::select! {
-        r = client.connect() => r.map(|_| ()),
-        _ = ctx.stop.cancelled() => return false,
-    };
-    let ok = r.is_ok();
-    ctx.record(ctx.run.mix.len(), phase, intended, sent, classify(r));
-    if ok && stream {
-        match tokio::time::timeout(ctx.client.request_timeout, client.open_stream()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::debug!(error = %e, "Chaos session stream not opened"),
-            Err(_) => tracing::debug!("Chaos session stream open timed out"),
-        }
-    }
-    ok
-}
-
-/// One session of the steady population.
-async fn session(index: u32, ctx: Arc<Ctx>) {
-    let client = Arc::new(McpClient::new(ctx.client.clone(), ctx.http.clone()));
-    if let Ok(mut c) = ctx.clients.lock() {
-        c.push(Arc::clone(&client));
-    }
-    // Subscribed before the stream opens, and across reconnects (the channel is the client's).
-    let mut rx = client.notifications();
-    let period = Duration::from_secs_f64(60.0 / ctx.run.rpm);
-    // Spread the population over one period.
-    let offset = period.mul_f64(f64::from(index) / f64::from(ctx.run.sessions.max(1)));
-    let with_stream = ctx.run.notify.is_some();
-    let mut connected = establish(&ctx, &client, Instant::now(), with_stream).await;
-    ctx.settled.fetch_add(1, Ordering::Relaxed);
-    if connected {
-        ctx.ready.fetch_add(1, Ordering::Relaxed);
-    }
-    ctx.live.fetch_add(1, Ordering::Relaxed);
-    let lost = Arc::new(AtomicBool::new(false));
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let requests = TaskTracker::new();
-    let hard_stop = CancellationToken::new();
-    let mut seen: HashSet<usize> = HashSet::new();
-    // One past the newest broadcast this session heard of (or gave up on when reconnecting).
-    let mut heard = ctx.latest_ok.load(Ordering::Relaxed);
-    let mut last_reopen = Instant::now();
-    let reopen_after = ctx.run.notify.as_ref().map(|n| n.every * 3);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut next = Instant::now() + offset;
-    loop {
-        tokio::select! {
-            _ = ctx.stop.cancelled() => break,
-            got = rx.recv() => {
-                let notify = ctx.run.notify.as_ref();
-                match got {
-                    Ok(n) if notify.is_some_and(|s| s.method == n.method) => {
-                        let data = n.params.get("data").unwrap_or(&Value::Null);
-                        if let Some(i) = data.get("nonce").and_then(Value::as_str).and_then(|s| ctx.parse_nonce(s))
-                            && seen.insert(i)
-                            && let Some(b) = ctx.broadcasts.get(i)
-                        {
-                            b.received.fetch_add(1, Ordering::Relaxed);
-                            heard = heard.max(i + 1);
-                        }
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-            _ = tokio::time::sleep_until(next) => {
-                let intended = next;
-                next += period;
-                let now = Instant::now();
-                if now.saturating_duration_since(intended) >= period {
-                    // Fell a whole period behind (a blocking reconnect): resume on schedule.
-                    next = now + period;
-                }
-                let was_lost = lost.swap(false, Ordering::Relaxed);
-                if !connected || was_lost {
-                    connected = establish(&ctx, &client, intended, with_stream).await;
-                    if connected {
-                        heard = heard.max(ctx.latest_ok.load(Ordering::Relaxed));
-                        last_reopen = Instant::now();
-                        if was_lost {
-                            ctx.reestablish_session();
-                            if ctx.run.notify.is_some() {
-                                ctx.reopened.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    } else if was_lost {
-                        lost.store(true, Ordering::Relaxed);
-                    }
-                    continue;
-                }
-                // A stream the client gave up on (its reconnects bounded) goes silent while
-                // broadcasts keep succeeding: open it again.
-                let latest = ctx.latest_ok.load(Ordering::Relaxed);
-                if let Some(after) = reopen_after
-                    && latest >= heard + 3
-                    && last_reopen.elapsed() >= after
-                {
-                    heard = latest;
-                    last_reopen = Instant::now();
-                    let (c, cl) = (Arc::clone(&ctx), Arc::clone(&client));
-                    requests.spawn(async move {
-                        if let Ok(Ok(true)) = tokio::time::timeout(c.client.request_timeout, cl.open_stream()).await {
-                            c.reopened.fetch_add(1, Ordering::Relaxed);
-                        }
-                    });
-                }
-                let phase = ctx.phase();
-                let op = ctx.workload.pick(rng.random::<f64>());
-                if in_flight.load(Ordering::Relaxed) >= ctx.run.max_in_flight_per_session {
-                    // Shed, not dropped: a stalled target shows as `cancelled` failures.
-                    ctx.record(op, phase, intended, intended, RequestResult::Failed(ErrorType::Cancelled));
-                    continue;
-                }
-                let (c, cl, lo, inf, stop) =
-                    (Arc::clone(&ctx), Arc::clone(&client), Arc::clone(&lost), Arc::clone(&in_flight), hard_stop.clone());
-                inf.fetch_add(1, Ordering::Relaxed);
-                c.in_flight.fetch_add(1, Ordering::Relaxed);
-                requests.spawn(async move {
-                    let sent = Instant::now();
-                    let result = tokio::select! {
-                        r = c.workload.execute(&cl, op) => r,
-                        _ = stop.cancelled() => RequestResult::Failed(ErrorType::Cancelled),
-                    };
-                    if result == RequestResult::Failed(ErrorType::SessionExpired) && !lo.swap(true, Ordering::Relaxed) {
-                        c.lose_session();
-                    }
-                    c.record(op, phase, intended, sent, result);
-                    inf.fetch_sub(1, Ordering::Relaxed);
-                    c.in_flight.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
-        }
-    }
-    requests.close();
-    if tokio::time::timeout(ctx.client.request_timeout, requests.wait()).await.is_err() {
-        hard_stop.cancel();
-        requests.wait().await;
-    }
-    ctx.live.fetch_sub(1, Ordering::Relaxed);
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
-}
-
-/// Trigger a numbered broadcast every `every` until stopped.
-async fn broadcaster(ctx: Arc<Ctx>, spec: BroadcastTrigger) {
-    // Wait (bounded) for the population so early broadcasts have someone to reach.
-    let deadline = Instant::now() + ctx.client.request_timeout;
-    while ctx.settled.load(Ordering::Relaxed) < u64::from(ctx.run.sessions) && Instant::now() < deadline {
-        tokio::select! {
-            _ = ctx.stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-    }
-    let client = Arc::new(McpClient::new(ctx.client.clone(), ctx.http.clone()));
-    let lost = Arc::new(AtomicBool::new(true));
-    let triggers = TaskTracker::new();
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let begin = Instant::now();
-    for (i, slot) in ctx.broadcasts.iter().enumerate() {
-        let intended = begin + spec.every * i as u32;
-        tokio::select! {
-            _ = ctx.stop.cancelled() => break,
-            _ = tokio::time::sleep_until(intended) => {}
-        }
-        let phase = ctx.phase();
-        slot.phase.store(phase, Ordering::Relaxed);
-        let op = ctx.run.mix.len() + 1;
-        if lost.swap(false, Ordering::Relaxed) && !establish(&ctx, &client, intended, false).await {
-            lost.store(true, Ordering::Relaxed);
-            slot.state.store(2, Ordering::Relaxed);
-            continue;
-        }
-        if in_flight.load(Ordering::Relaxed) >= 8 {
-            slot.state.store(2, Ordering::Relaxed);
-            ctx.record(op, phase, intended, intended, RequestResult::Failed(ErrorType::Cancelled));
-            continue;
-        }
-        let mut args = spec.arguments.clone();
-        if let Some(obj) = args.as_object_mut() {
-            obj.insert("nonce".into(), Value::String(ctx.nonce(i)));
-        }
-        let (c, cl, lo, inf, tool) =
-            (Arc::clone(&ctx), Arc::clone(&client), Arc::clone(&lost), Arc::clone(&in_flight), spec.tool.clone());
-        inf.fetch_add(1, Ordering::Relaxed);
-        triggers.spawn(async move {
-            let sent = Instant::now();
-            let result = match cl.call_tool(&tool, args, None).await {
-                Ok(r) if r.is_error => RequestResult::Failed(ErrorType::ToolError),
-                Ok(_) => RequestResult::Success,
-                Err(e) => RequestResult::Failed(e.error_type()),
-            };
-            if matches!(result, RequestResult::Failed(ErrorType::SessionExpired)) {
-                lo.store(true, Ordering::Relaxed);
-            }
-            if let Some(slot) = c.broadcasts.get(i) {
-                slot.state.store(if result == RequestResult::Success { 1 } else { 2 }, Ordering::Relaxed);
-            }
-            if result == RequestResult::Success {
-                c.latest_ok.fetch_max(i + 1, Ordering::Relaxed);
-            }
-            c.record(op, phase, intended, sent, result);
-            inf.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-    triggers.close();
-    let _ = tokio::time::timeout(ctx.client.request_timeout + Duration::from_secs(1), triggers.wait()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
-}
-
-/// Everything the scenario driver needs to inject faults.
-struct Injectors {
-    proxy: Option<FaultProxy>,
-    redis: Option<RedisPauser>,
-    admin_http: reqwest::Client,
-    /// The target's MCP URL (admin endpoints live next to it, never behind the proxy).
-    admin_url: url::Url,
-    /// The `error_rate` knob to restore after a restart.
-    restore_error_rate: Mutex<Option<f64>>,
-}
-
-/// Open a scenario's fault; errors are reported, never fatal to the run.
-async fn begin_fault(ctx: &Ctx, inj: &Injectors, s: &Scenario) -> Result<(), String> {
-    let t = ctx.run.command_timeout;
-    if let Some(f) = s.kind.net_fault() {
-        let proxy = inj.proxy.as_ref().ok_or("no fault proxy on the path")?;
-        proxy.set(f);
-        return Ok(());
-    }
-    match &s.kind {
-        ScenarioKind::Kill => match ctx.run.kill.as_ref().map(|k| &k.kill) {
-            Some(KillHow::Command(argv)) => inject::run_command(argv, t).await,
-            Some(KillHow::Pid(pid)) => inject::kill_pid(*pid),
-            Some(KillHow::PidFile(path)) => inject::read_pid_file(path).and_then(inject::kill_pid),
-            None => Err("kill needs --kill-command, --kill-pid or --kill-pid-file".into()),
-        },
-        ScenarioKind::RedisPause { duration } => match &inj.redis {
-            Some(r) => r.pause(*duration, t).await,
-            None => Err("redis-pause needs the target's Redis".into()),
-        },
-        ScenarioKind::ExpireSessions => inject::expire_sessions(&inj.admin_http, &inj.admin_url, t).await,
-        ScenarioKind::Restart => {
-            let previous = inject::begin_restart(&inj.admin_http, &inj.admin_url, t).await?;
-            if let Ok(mut r) = inj.restore_error_rate.lock() {
-                *r = Some(previous);
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Close a scenario's fault.
-async fn end_fault(ctx: &Ctx, inj: &Injectors, s: &Scenario) -> Result<(), String> {
-    if s.kind.net_fault().is_some() {
-        if let Some(p) = &inj.proxy {
-            p.set(NetFault::None);
-        }
-        return Ok(());
-    }
-    match (&s.kind, ctx.run.kill.as_ref().and_then(|k| k.start.as_ref())) {
-        (ScenarioKind::Kill, Some(argv)) => inject::run_command(argv, ctx.run.command_timeout).await,
-        (ScenarioKind::Restart, _) => {
-            let previous = inj.restore_error_rate.lock().ok().and_then(|mut r| r.take());
-            match previous {
-                Some(p) => inject::end_restart(&inj.admin_http, &inj.admin_url, p, ctx.run.command_timeout).await,
-                None => Ok(()),
-            }
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Attribute stream counters since the last sample to `phase`.
-fn sample_streams(ctx: &Ctx, phase: usize, last: &mut (u64, u64)) {
-    let now = ctx.stream_totals();
-    let (dr, dres) = (now.0.saturating_sub(last.0), now.1.saturating_sub(last.1));
-    *last = now;
-    if let Some(p) = ctx.phases.get(phase) {
-        p.reconnected.fetch_add(dr, Ordering::Relaxed);
-        p.resumed.fetch_add(dres, Ordering::Relaxed);
-    }
-    if let Some(s) = ctx.scenario_of(phase) {
-        ctx.observer.streams(&s.name, dr, dres);
-    }
-}
-
-/// Sleep until `at` or cancellation; false when cancelled.
-async fn wait_until(at: Instant, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = cancel.cancelled() => false,
-        _ = tokio::time::sleep_until(at) => true,
-    }
-}
-
-/// Phase boundaries and the results of the injections.
-struct Timeline {
-    bounds: Vec<Instant>,
-    injection_errors: Vec<Vec<String>>,
-    rss_after_warmup: Option<u64>,
-    rss_peak: Option<u64>,
-}
-
-async fn drive_scenarios(ctx: &Ctx, inj: &Injectors, cancel: &CancellationToken) -> Timeline {
-    let mut t = Timeline {
-        bounds: vec![ctx.start],
-        injection_errors: vec![Vec::new(); ctx.run.scenarios.len()],
-        rss_after_warmup: None,
-        rss_peak: resident_memory_bytes(),
-    };
-    let mut streams = ctx.stream_totals();
-    let peak = |t: &mut Timeline| {
-        let now = resident_memory_bytes();
-        t.rss_peak = t.rss_peak.max(now);
-        now
-    };
-    if !wait_until(ctx.start + ctx.run.warmup, cancel).await {
-        return t;
-    }
-    t.rss_after_warmup = peak(&mut t);
-    for (i, s) in ctx.run.scenarios.iter().enumerate() {
-        let fault_phase = 2 * i + 1;
-        sample_streams(ctx, fault_phase - 1, &mut streams);
-        let start = Instant::now();
-        t.bounds.push(start);
-        if let Ok(mut d) = ctx.detectors.lock() {
-            if let Some(prev) = i.checked_sub(1).and_then(|p| d.get_mut(p)) {
-                prev.closed = true;
-            }
-            if let Some(cur) = d.get_mut(i) {
-                cur.fault_start = Some(start);
-            }
-        }
-        ctx.phase.store(fault_phase, Ordering::Relaxed);
-        ctx.scenario.store(i, Ordering::Relaxed);
-        ctx.observer.fault(&s.name, true);
-        tracing::info!(scenario = %s.name, window = ?s.fault, "Chaos fault window opened");
-        if let Err(e) = begin_fault(ctx, inj, s).await {
-            tracing::warn!(scenario = %s.name, error = %e, "Fault not injected");
-            t.injection_errors[i].push(e);
-        }
-        let ok = wait_until(start + s.fault, cancel).await;
-        sample_streams(ctx, fault_phase, &mut streams);
-        let end = Instant::now();
-        t.bounds.push(end);
-        if let Ok(mut d) = ctx.detectors.lock()
-            && let Some(cur) = d.get_mut(i)
-        {
-            cur.fault_end = Some(end);
-        }
-        ctx.phase.store(fault_phase + 1, Ordering::Relaxed);
-        ctx.observer.fault(&s.name, false);
-        if let Err(e) = end_fault(ctx, inj, s).await {
-            tracing::warn!(scenario = %s.name, error = %e, "Fault not reverted");
-            t.injection_errors[i].push(e);
-        }
-        peak(&mut t);
-        tracing::info!(scenario = %s.name, window = ?s.recovery, "Chaos recovery window opened");
-        if !ok || !wait_until(end + s.recovery, cancel).await {
-            break;
-        }
-    }
-    sample_streams(ctx, ctx.phase(), &mut streams);
-    t.bounds.push(Instant::now());
-    if let Ok(mut d) = ctx.detectors.lock() {
-        d.iter_mut().for_each(|d| d.closed = true);
-    }
-    peak(&mut t);
-    t
 }
 
 fn phase_summary(ctx: &Ctx, phase: usize, duration: Duration) -> PhaseSummary {
     let Some(p) = ctx.phases.get(phase) else { return PhaseSummary::default() };
     let sessions = u64::from(ctx.run.sessions);
     let (mut sent, mut failed, mut received) = (0, 0, 0);
-    for b in ctx.broadcasts.iter().filter(|b| b.phase.load(Ordering::Relaxed) == phase) {
+    for (i, b) in ctx.broadcasts.iter().enumerate().filter(|(_, b)| b.phase.load(Ordering::Relaxed) == phase) {
         match b.state.load(Ordering::Relaxed) {
             1 => {
                 sent += 1;
-                received += b.received.load(Ordering::Relaxed).min(sessions);
+                received += ctx.delivery.received_by(i).min(sessions);
             }
             2 => failed += 1,
             _ => {}
@@ -759,45 +351,39 @@ fn phase_summary(ctx: &Ctx, phase: usize, duration: Duration) -> PhaseSummary {
     }
 }
 
-/// The observed value of a chaos threshold over one scenario, the samples behind it, and whether
-/// it may pass at all (not detected, not recovered force a failure). Latency and error rates
-/// cover the fault window (`window`); counts and delivery cover fault and recovery windows.
-fn observe(t: &Threshold, s: &ScenarioReport, window: &OpAccum) -> (f64, u64, bool) {
-    let expected = s.window_sum(|p| p.notifications_expected);
-    let delivery =
-        if expected == 0 { 1.0 } else { s.window_sum(|p| p.notifications_received) as f64 / expected as f64 };
-    match t.stat {
-        Stat::RecoveryTime => (s.recover_s.unwrap_or(s.recovery_window_s), 1, s.recovered),
-        Stat::DetectTime => (s.detect_s.unwrap_or(s.fault_window_s), 1, s.detect_s.is_some()),
-        Stat::NotificationsLost => (s.window_sum(|p| p.notifications_lost) as f64, expected, true),
-        Stat::SessionsLost => (s.window_sum(|p| p.sessions_lost) as f64, 1, true),
-        // Refused for chaos runs when parsed: no memory snapshots here.
-        Stat::MemoryGrowth | Stat::MemorySlope => (0.0, 0, true),
-        Stat::Delivery => (delivery, expected, true),
-        _ => {
-            let (observed, samples) = observe_requests(t, window);
-            (observed, samples, true)
-        }
-    }
+/// What a threshold reads of a window's requests.
+fn requests(window: &OpAccum) -> Requests<'_> {
+    Requests { latency: &window.latency, requests: window.count(), failed: window.error_count() }
 }
 
-/// A latency or request-rate statistic over the requests of one window, and their count.
-fn observe_requests(t: &Threshold, window: &OpAccum) -> (f64, u64) {
-    let h = &window.latency;
-    let secs = |us: u64| us as f64 / 1e6;
-    let count = window.count();
-    let error_rate = if count == 0 { 0.0 } else { window.error_count() as f64 / count as f64 };
-    let observed = match t.stat {
-        Stat::ErrorRate => error_rate,
-        Stat::SuccessRate => 1.0 - error_rate,
-        Stat::Avg => h.mean() / 1e6,
-        Stat::Min => secs(h.min()),
-        Stat::Max => secs(h.max()),
-        Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
-        // Not request statistics; refused for the baseline when parsed.
-        _ => 0.0,
-    };
-    (observed, count)
+/// A chaos threshold's numbers over one scenario. Latency and error rates cover the fault window
+/// (`window`); counts and delivery cover fault and recovery windows; not detected or not
+/// recovered may never pass.
+struct ScenarioMeasurements<'a> {
+    report: &'a ScenarioReport,
+    window: &'a OpAccum,
+}
+
+impl Measurements for ScenarioMeasurements<'_> {
+    fn measure(&self, stat: Stat) -> Option<Measured> {
+        let s = self.report;
+        let expected = s.window_sum(|p| p.notifications_expected);
+        Some(match stat {
+            Stat::RecoveryTime => {
+                Measured { value: s.recover_s.unwrap_or(s.recovery_window_s), samples: 1, may_pass: s.recovered }
+            }
+            Stat::DetectTime => {
+                Measured { value: s.detect_s.unwrap_or(s.fault_window_s), samples: 1, may_pass: s.detect_s.is_some() }
+            }
+            Stat::NotificationsLost => Measured::of(s.window_sum(|p| p.notifications_lost) as f64, expected),
+            Stat::SessionsLost => Measured::of(s.window_sum(|p| p.sessions_lost) as f64, 1),
+            Stat::Delivery => {
+                let received = s.window_sum(|p| p.notifications_received);
+                return Deliveries { expected, received, latency: None }.measure(stat);
+            }
+            _ => return requests(self.window).measure(stat),
+        })
+    }
 }
 
 /// Run a chaos profile to its end (or cancellation) and build its report. `http` is used as is
@@ -847,58 +433,69 @@ pub async fn run_chaos(
         .as_ref()
         .map(|n| (run.planned().as_secs_f64() / n.every.as_secs_f64().max(0.01)).ceil() as usize + 1)
         .unwrap_or(0);
+    let population = Arc::new(RunStats::new(run.mix.len()));
     let ctx = Arc::new(Ctx {
-        workload: LoadWorkload::new(run.mix.clone()),
+        workload: Arc::new(LoadWorkload::new(run.mix.clone())),
         observer,
         start: Instant::now(),
         phases: (0..=2 * run.scenarios.len()).map(|_| PhaseAcc::new()).collect(),
         phase: AtomicUsize::new(0),
         scenario: AtomicUsize::new(usize::MAX),
         detectors: Mutex::new(run.scenarios.iter().map(|_| Detector::default()).collect()),
-        broadcasts: (0..slots)
-            .map(|_| Broadcast { phase: AtomicUsize::new(0), state: AtomicU8::new(0), received: AtomicU64::new(0) })
-            .collect(),
+        broadcasts: (0..slots).map(|_| Broadcast { phase: AtomicUsize::new(0), state: AtomicU8::new(0) }).collect(),
+        delivery: DeliveryTracker::new(run.sessions, slots as u64),
         run_id: format!("{:08x}", rand::random::<u32>()),
         clients: Mutex::new(Vec::new()),
         reopened: AtomicU64::new(0),
         latest_ok: AtomicUsize::new(0),
         ready: AtomicU64::new(0),
         settled: AtomicU64::new(0),
-        live: AtomicU64::new(0),
-        in_flight: AtomicU64::new(0),
+        population: Arc::clone(&population),
         stop: cancel.child_token(),
         client,
         http,
         run,
     });
     let tasks = TaskTracker::new();
-    for i in 0..ctx.run.sessions {
-        tasks.spawn(session(i, Arc::clone(&ctx)));
-    }
+    let sessions = Arc::new(ChaosSessions::new(Arc::clone(&ctx)));
+    let drain = ctx.client.request_timeout;
+    tasks.spawn(engine::run_with(
+        ChaosSessions::engine(&ctx.run, drain),
+        ctx.client.clone(),
+        ctx.http.clone(),
+        Arc::clone(&ctx.workload),
+        Arc::new(NoObserver),
+        Arc::clone(&sessions) as Arc<dyn SessionHooks>,
+        population,
+        ctx.stop.clone(),
+    ));
     if let Some(spec) = ctx.run.notify.clone() {
         tasks.spawn(broadcaster(Arc::clone(&ctx), spec));
     }
     tasks.close();
-    let population = {
-        let ctx = Arc::clone(&ctx);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            while !ctx.stop.is_cancelled() {
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => break,
-                    _ = tick.tick() => ctx.observer.population(ctx.live.load(Ordering::Relaxed), ctx.in_flight.load(Ordering::Relaxed)),
-                }
-            }
-        })
-    };
     let injectors = Injectors { proxy, redis, admin_http, admin_url, restore_error_rate: Mutex::new(None) };
-    let timeline = drive_scenarios(&ctx, &injectors, &cancel).await;
-    // Late notifications of the last window, then the population ends.
-    let _ = wait_until(Instant::now() + ctx.run.settle, &cancel).await;
+    // Cancelled by the caller, or by the driver on a breach (abort_on_fail).
+    let work_cancel = cancel.child_token();
+    let work = async {
+        let timeline = drive_scenarios(&ctx, &injectors, &work_cancel).await;
+        // Late notifications of the last window, then the population ends.
+        let _ = wait_until(Instant::now() + ctx.run.settle, &work_cancel).await;
+        timeline
+    };
+    let live = ChaosLive { ctx: &ctx };
+    let observer = Arc::clone(&ctx.observer);
+    let hooks = Hooks { population: Box::new(move |p| observer.population(p.sessions, p.in_flight)), ..Hooks::none() };
+    let driven = drive(work, &live, &hooks, TICK, ctx.run.abort_on_fail, &work_cancel).await;
+    let timeline = driven.out;
     ctx.stop.cancel();
-    let drain = ctx.client.request_timeout + Duration::from_secs(5);
-    let stuck = if tokio::time::timeout(drain, tasks.wait()).await.is_err() { 1 } else { 0 };
-    let _ = population.await;
+    // Sessions drain their requests, then close (each bounded by the request timeout).
+    let bound = 2 * drain + Duration::from_secs(5);
+    let ended = tokio::time::timeout(bound, async {
+        tasks.wait().await;
+        sessions.reopens.close();
+        sessions.reopens.wait().await;
+    });
+    let stuck = if ended.await.is_err() { 1 } else { 0 };
     let (proxy_connections, proxy_resets) = match &injectors.proxy {
         Some(p) => (p.counters().connections.load(Ordering::Relaxed), p.counters().resets.load(Ordering::Relaxed)),
         None => (0, 0),
@@ -909,7 +506,8 @@ pub async fn run_chaos(
     if let Ok(mut c) = ctx.clients.lock() {
         c.clear();
     }
-    let report = build_report(&ctx, &timeline, &setup, started_at, begin, cancel.is_cancelled());
+    let abort_reason = work_cancel.is_cancelled().then(|| driven.abort_reason.unwrap_or_else(|| "cancelled".into()));
+    let report = build_report(&ctx, &timeline, &setup, started_at, begin, abort_reason);
     let mut report = report;
     report.prober = ProberHealth {
         rss_after_warmup_bytes: timeline.rss_after_warmup,
@@ -923,49 +521,15 @@ pub async fn run_chaos(
     report
 }
 
-/// Start the fault proxy in front of the target and point the client at it: an IP host is
-/// rewritten to the proxy; a DNS name keeps its URL (Host, TLS name) and resolves to the proxy.
-async fn start_proxy(
-    client: &mut ClientConfig,
-    http: &reqwest::Client,
-) -> Result<(FaultProxy, reqwest::Client), String> {
-    let url = client.url.clone();
-    let host = url.host_str().ok_or("target URL has no host")?.to_string();
-    let port = url.port_or_known_default().ok_or("target URL has no port")?;
-    let upstream = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))?;
-    let proxy = FaultProxy::start(upstream).await.map_err(|e| format!("fault proxy: {e}"))?;
-    let addr = proxy.local_addr();
-    let http = match url.host() {
-        Some(url::Host::Domain(d)) => reqwest::Client::builder()
-            .user_agent(concat!("mcp-canary/", env!("CARGO_PKG_VERSION")))
-            .resolve(d, addr)
-            .redirect(crate::mcp::transport::redirect_policy())
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?,
-        _ => {
-            let mut u = url.clone();
-            let _ = u.set_ip_host(addr.ip());
-            let _ = u.set_port(Some(addr.port()));
-            client.url = u;
-            http.clone()
-        }
-    };
-    tracing::info!(proxy = %addr, upstream = %upstream, "Chaos fault proxy on the path");
-    Ok((proxy, http))
-}
-
 fn build_report(
     ctx: &Ctx,
     t: &Timeline,
     setup: &SetupErrors,
     started_at: f64,
     begin: Instant,
-    aborted: bool,
+    abort_reason: Option<String>,
 ) -> ChaosReport {
+    let aborted = abort_reason.is_some();
     let span = |i: usize| match (t.bounds.get(i), t.bounds.get(i + 1)) {
         (Some(a), Some(b)) => b.saturating_duration_since(*a),
         _ => Duration::ZERO,
@@ -1016,19 +580,16 @@ fn build_report(
             // The warm-up before any fault: the target must be healthy to begin with.
             let window =
                 ctx.phases.first().map_or_else(|| RunStats::new(1).snapshot().total(), |p| p.stats.snapshot().total());
-            let (observed, samples) = observe_requests(th, &window);
-            thresholds.push(ThresholdResult::judge(th.to_string(), observed, samples, |v| th.holds(v)));
+            thresholds.push(th.evaluate(&requests(&window)));
             continue;
         }
         for (s, w) in scenarios.iter().zip(&windows) {
             if th.scope.as_deref().is_some_and(|scope| scope != s.name) {
                 continue;
             }
-            let (observed, samples, valid) = observe(th, s, w);
             let unscoped = Threshold { scope: None, ..th.clone() };
-            thresholds.push(ThresholdResult::judge(format!("{}:{unscoped}", s.name), observed, samples, |v| {
-                valid && th.holds(v)
-            }));
+            let source = ScenarioMeasurements { report: s, window: w };
+            thresholds.push(th.evaluate_as(format!("{}:{unscoped}", s.name), &source));
         }
     }
     let baseline = phase_summary(ctx, 0, span(0));
@@ -1047,7 +608,7 @@ fn build_report(
         ended_at: unix_seconds(),
         elapsed_s: begin.elapsed().as_secs_f64(),
         aborted,
-        abort_reason: aborted.then(|| "cancelled".to_string()),
+        abort_reason,
         params: ChaosParams {
             sessions: ctx.run.sessions,
             rpm: ctx.run.rpm,
@@ -1075,40 +636,72 @@ struct SetupErrors {
     redis: Option<String>,
 }
 
-/// (fault started, detection, recovery) of a detector.
-fn snapshot(d: &Detector) -> (bool, Option<(Duration, &'static str)>, Option<Duration>) {
-    (d.fault_start.is_some(), d.detect, d.recovered)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A scenario's thresholds: times (that may not pass when nothing was detected or
+    /// recovered), counts and delivery over both windows, request statistics over the fault's.
     #[test]
-    fn detector_times_detection_and_sustained_recovery() {
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut d = Detector { fault_start: Some(at(1000)), ..Detector::default() };
-        d.observe(at(500), Some("error"), 3); // before the fault: not a detection
-        d.observe(at(1100), None, 3);
-        d.observe(at(1250), Some("latency"), 3);
-        d.observe(at(1300), Some("error"), 3);
-        assert_eq!(d.detect, Some((Duration::from_millis(250), "latency")));
-        d.fault_end = Some(at(2000));
-        d.observe(at(2100), None, 3);
-        d.observe(at(2200), None, 3);
-        d.observe(at(2300), Some("error"), 3); // the streak breaks
-        for ms in [2400, 2500] {
-            d.observe(at(ms), None, 3);
+    fn scenario_measurements() {
+        use crate::profile::report::ThresholdStatus::{Fail, NoData, Pass};
+        let phase = |expected, received, lost| PhaseSummary {
+            notifications_expected: expected,
+            notifications_received: received,
+            notifications_lost: expected - received,
+            sessions_lost: lost,
+            ..PhaseSummary::default()
+        };
+        let mut report = ScenarioReport {
+            name: "kill".into(),
+            kind: "kill".into(),
+            spec: "kill:5s".into(),
+            fault_window_s: 5.0,
+            recovery_window_s: 20.0,
+            injected: true,
+            injection_errors: Vec::new(),
+            detect_s: Some(0.5),
+            detected_by: Some("error".into()),
+            recover_s: Some(3.0),
+            recovered: true,
+            fault: phase(10, 6, 2),
+            recovery: phase(10, 10, 1),
+        };
+        let stats = RunStats::new(1);
+        for ms in [10, 20, 2000] {
+            stats.record(0, Duration::from_millis(ms), Duration::from_millis(ms), None, RequestResult::Success);
         }
-        assert_eq!(d.recovered, None);
-        d.observe(at(2600), None, 3);
-        assert_eq!(d.recovered, Some(Duration::from_millis(400)));
-        d.observe(at(2700), Some("error"), 3); // recovered stays recovered
-        assert_eq!(d.recovered, Some(Duration::from_millis(400)));
-        d.closed = true;
-        let before = d.detect;
-        d.observe(at(2800), Some("error"), 3);
-        assert_eq!(d.detect, before);
+        stats.record(
+            0,
+            Duration::from_millis(5),
+            Duration::from_millis(5),
+            None,
+            RequestResult::Failed(ErrorType::Timeout),
+        );
+        let window = stats.snapshot().total();
+        let judge = |expr: &str, report: &ScenarioReport| {
+            let r = Threshold::parse(expr).unwrap().evaluate(&ScenarioMeasurements { report, window: &window });
+            (r.status, r.observed, r.samples)
+        };
+        assert_eq!(judge("recovery_time < 5s", &report), (Pass, 3.0, 1));
+        assert_eq!(judge("detect_time < 1s", &report), (Pass, 0.5, 1));
+        assert_eq!(judge("notifications_lost <= 4", &report), (Pass, 4.0, 20));
+        assert_eq!(judge("notifications_lost == 0", &report), (Fail, 4.0, 20));
+        assert_eq!(judge("sessions_lost <= 3", &report), (Pass, 3.0, 1));
+        assert_eq!(judge("delivery >= 80%", &report), (Pass, 0.8, 20));
+        assert_eq!(judge("error_rate < 30%", &report), (Pass, 0.25, 4));
+        assert_eq!(judge("error_rate < 25%", &report).0, Fail);
+        assert_eq!(judge("max < 1s", &report).0, Fail);
+        assert_eq!(judge("memory_growth < 50%", &report).0, NoData);
+        // Not recovered: the whole recovery window, and a failure whatever the limit.
+        report.recovered = false;
+        report.recover_s = None;
+        assert_eq!(judge("recovery_time < 30s", &report), (Fail, 20.0, 1));
+        report.detect_s = None;
+        assert_eq!(judge("detect_time < 30s", &report), (Fail, 5.0, 1));
+        // No notifications expected: delivery has no data.
+        report.fault = phase(0, 0, 0);
+        report.recovery = phase(0, 0, 0);
+        assert_eq!(judge("delivery >= 80%", &report).0, NoData);
     }
 }

@@ -426,7 +426,9 @@ clients = 3
         let no_kill = CHAOS.replace("kill_command = ", "start_command = ");
         assert!(errors(&no_kill)[0].starts_with("profiles[0].chaos.kill_command: scenario kill needs"));
         let abort = CHAOS.replace("[profiles.chaos]", "abort_on_fail = true\n[profiles.chaos]");
-        assert!(errors(&abort)[0].starts_with("profiles[0].abort_on_fail: does not apply"), "{:?}", errors(&abort));
+        let c = validate(&toml::from_str::<RawConfig>(&abort).unwrap()).expect("abort_on_fail applies");
+        let PlannedRun::Chaos(run) = &c.profiles[0].runs[0].plan else { panic!("a chaos plan") };
+        assert!(run.abort_on_fail);
         let redis_key = CHAOS.replace("clients = 3", "redis = \"redis://x\"");
         assert!(toml::from_str::<RawConfig>(&redis_key).unwrap_err().to_string().contains("unknown field `redis`"));
     }

@@ -17,8 +17,56 @@ use tokio_util::task::TaskTracker;
 
 use super::replicas::ReplicaTagging;
 use super::stats::{RequestResult, RunStats};
+use crate::mcp::client::ServerNotification;
 use crate::mcp::{ClientConfig, McpClient};
-use crate::profile::arrival::ArrivalPlan;
+use crate::profile::arrival::{ArrivalPlan, SessionSchedule};
+
+/// One session's slots in time (the open model's producer): each slot is due at its intended
+/// instant; a session that fell a whole period behind resumes at the next future slot, the
+/// slots in between skipped, never fired in a burst.
+#[derive(Debug, Clone)]
+pub struct SlotClock {
+    start: Instant,
+    sched: SessionSchedule,
+    k: u64,
+}
+
+/// What a due slot turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Fire it: intended at `intended` (`offset` from the run start), now `lateness` past it.
+    Fire { intended: Instant, offset: Duration, lateness: Duration },
+    /// This many slots were missed and are skipped.
+    Skipped(u64),
+}
+
+impl SlotClock {
+    /// Slots of `sched`, its offsets counted from `start`.
+    pub fn new(start: Instant, sched: SessionSchedule) -> Self {
+        Self { start, sched, k: 0 }
+    }
+
+    /// When the next slot is due; `None` past the schedule's end.
+    pub fn due(&self) -> Option<Instant> {
+        self.sched.slot(self.k).map(|offset| self.start + offset)
+    }
+
+    /// Take the due slot at `now` (after sleeping until `due`): fire it, or skip the slots
+    /// missed when it is a whole period or more late.
+    pub fn take(&mut self, now: Instant) -> Option<Slot> {
+        let offset = self.sched.slot(self.k)?;
+        let intended = self.start + offset;
+        let lateness = now.saturating_duration_since(intended);
+        if lateness >= self.sched.period {
+            let next = self.sched.next_slot_at_or_after(now - self.start).max(self.k + 1);
+            let missed = next - self.k;
+            self.k = next;
+            return Some(Slot::Skipped(missed));
+        }
+        self.k += 1;
+        Some(Slot::Fire { intended, offset, lateness })
+    }
+}
 
 /// What each slot does. A profile is a workload plus a plan.
 pub trait Workload: Send + Sync + 'static {
@@ -27,6 +75,61 @@ pub trait Workload: Send + Sync + 'static {
     /// Perform operation `op` on a session.
     fn execute<'a>(&'a self, client: &'a McpClient, op: usize) -> BoxFuture<'a, RequestResult>;
 }
+
+/// What a profile adds to each session of the engine; every method defaults to nothing, which is
+/// the load profile's session. Chaos keeps its sessions and their streams alive through faults:
+/// it opens the stream, re-establishes lost sessions, reads the broadcasts and attributes every
+/// operation to the phase it was meant to start in.
+pub trait SessionHooks: Send + Sync + 'static {
+    /// Whether sessions own their connections where they can (`McpClient::with_own_connections`,
+    /// on lanes of their own); false keeps every client on the run's `reqwest::Client`.
+    fn own_connections(&self) -> bool {
+        true
+    }
+    /// Whether sessions read their clients' notifications (`notification`).
+    fn listens(&self) -> bool {
+        false
+    }
+    /// Session `index`'s connect attempt that began at `began` ended with `result`.
+    fn connected<'a>(
+        &'a self,
+        _index: u32,
+        _client: &'a Arc<McpClient>,
+        _began: Instant,
+        _result: RequestResult,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+    /// A slot intended at `intended` is due: a tag handed back with its end (`request`,
+    /// `shed`), or `None` when the hook spent the slot otherwise (re-establishing a session).
+    fn slot<'a>(
+        &'a self,
+        _index: u32,
+        _client: &'a Arc<McpClient>,
+        _intended: Instant,
+    ) -> BoxFuture<'a, Option<usize>> {
+        Box::pin(std::future::ready(Some(0)))
+    }
+    /// A notification arrived on session `index`'s client.
+    fn notification(&self, _index: u32, _n: &ServerNotification) {}
+    /// The request of a slot ended (`done` is now).
+    fn request(
+        &self,
+        _index: u32,
+        _tag: usize,
+        _op: usize,
+        _intended: Instant,
+        _sent: Instant,
+        _result: RequestResult,
+    ) {
+    }
+    /// A slot was shed (over the bound on requests in flight).
+    fn shed(&self, _index: u32, _tag: usize, _intended: Instant) {}
+}
+
+/// The load profile's sessions: nothing added.
+pub struct NoHooks;
+impl SessionHooks for NoHooks {}
 
 /// Receives events as they happen (telemetry implements it; the engine never names a metric).
 pub trait RunObserver: Send + Sync {
@@ -130,6 +233,7 @@ struct Shared<W> {
     http: reqwest::Client,
     workload: Arc<W>,
     observer: Arc<dyn RunObserver>,
+    hooks: Arc<dyn SessionHooks>,
     stats: Arc<RunStats>,
     start: Instant,
     claimed: AtomicU64,
@@ -147,6 +251,21 @@ pub async fn run<W: Workload>(
     stats: Arc<RunStats>,
     cancel: CancellationToken,
 ) -> EngineEnd {
+    run_with(cfg, client, http, workload, observer, Arc::new(NoHooks), stats, cancel).await
+}
+
+/// [`run`] with what a profile adds to each session.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with<W: Workload>(
+    cfg: EngineConfig,
+    client: ClientConfig,
+    http: reqwest::Client,
+    workload: Arc<W>,
+    observer: Arc<dyn RunObserver>,
+    hooks: Arc<dyn SessionHooks>,
+    stats: Arc<RunStats>,
+    cancel: CancellationToken,
+) -> EngineEnd {
     let sessions = cfg.plan.sessions;
     let shared = Arc::new(Shared {
         in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
@@ -155,13 +274,15 @@ pub async fn run<W: Workload>(
         http,
         workload,
         observer,
+        hooks,
         stats,
         start: Instant::now(),
         claimed: AtomicU64::new(0),
         cancel,
     });
     let tasks = TaskTracker::new();
-    let lanes = if crate::mcp::lean::applies(&shared.client.url) { lanes() } else { 0 };
+    let own = shared.hooks.own_connections() && crate::mcp::lean::applies(&shared.client.url);
+    let lanes = if own { lanes() } else { 0 };
     let mut done = Vec::new();
     for lane in 0..lanes {
         let mine: Vec<u32> = (lane..sessions).step_by(lanes as usize).collect();
@@ -232,11 +353,12 @@ fn spawn_lane<W: Workload>(
 
 async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     let sched = s.cfg.plan.session(index);
+    let mut clock = SlotClock::new(s.start, sched);
     tokio::select! {
         _ = s.cancel.cancelled() => return,
         _ = tokio::time::sleep_until(s.start + sched.start) => {}
     }
-    let Some(mut client) = open_session(&s).await else { return };
+    let Some((mut client, mut rx)) = open_session(index, &s).await else { return };
     let mut born = Instant::now();
     s.stats.sessions.fetch_add(1, Ordering::Relaxed);
 
@@ -246,33 +368,35 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     // Closed-loop shadow: nanoseconds since the run start until which a closed-loop client of
     // this session would still be waiting (u64::MAX while its counted request is in flight).
     let busy_until = Arc::new(AtomicU64::new(0));
-    let mut k = 0u64;
-    while let Some(offset) = sched.slot(k) {
-        let intended = s.start + offset;
+    while let Some(due) = clock.due() {
         tokio::select! {
             _ = s.cancel.cancelled() => break,
-            _ = tokio::time::sleep_until(intended) => {}
-        }
-        let now = Instant::now();
-        let lateness = now.saturating_duration_since(intended);
-        if lateness >= sched.period {
-            // The generator itself fell a whole period behind: resume at the next future slot.
-            let next = sched.next_slot_at_or_after(now - s.start).max(k + 1);
-            let skipped = next - k;
-            s.stats.skipped.fetch_add(skipped, Ordering::Relaxed);
-            for _ in 0..skipped {
-                s.observer.slot(SlotEvent::Skipped);
+            _ = tokio::time::sleep_until(due) => {}
+            n = next_notification(&mut rx) => {
+                s.hooks.notification(index, &n);
+                continue;
             }
-            k = next;
-            continue;
         }
-        k += 1;
+        let (intended, offset, lateness) = match clock.take(Instant::now()) {
+            Some(Slot::Fire { intended, offset, lateness }) => (intended, offset, lateness),
+            Some(Slot::Skipped(skipped)) => {
+                // The generator itself fell a whole period behind.
+                s.stats.skipped.fetch_add(skipped, Ordering::Relaxed);
+                for _ in 0..skipped {
+                    s.observer.slot(SlotEvent::Skipped);
+                }
+                continue;
+            }
+            None => break,
+        };
+        let Some(tag) = s.hooks.slot(index, &client, intended).await else { continue };
         if let Some(lifetime) = s.cfg.session_lifetime
             && born.elapsed() >= lifetime
         {
             let clean = rng.random::<f64>() >= s.cfg.unclean_share;
-            let Some(next) = open_session(&s).await else { break };
+            let Some((next, next_rx)) = open_session(index, &s).await else { break };
             end_session(&s, &requests, std::mem::replace(&mut client, next), clean);
+            rx = next_rx;
             born = Instant::now();
         }
         if let Some(max) = s.cfg.max_requests
@@ -283,6 +407,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
         let Ok(permit) = Arc::clone(&s.in_flight).try_acquire_owned() else {
             s.stats.shed.fetch_add(1, Ordering::Relaxed);
             s.observer.slot(SlotEvent::Shed);
+            s.hooks.shed(index, tag, intended);
             continue;
         };
         s.stats.issued.fetch_add(1, Ordering::Relaxed);
@@ -315,6 +440,7 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
             });
             task_s.stats.record(op, latency, service, closed_loop, result);
             task_s.observer.request(op, latency, result);
+            task_s.hooks.request(index, tag, op, intended, sent, result);
             if let Some(tagging) = &task_s.cfg.replicas {
                 let replica = tagging.answered_by(&task_client, result);
                 task_s.stats.replicas.record(&replica, result);
@@ -334,19 +460,40 @@ async fn session<W: Workload>(index: u32, s: Arc<Shared<W>>) {
     }
 }
 
-/// Connect a new session of the population; `None` when the run was cancelled meanwhile.
-/// A failed connect is recorded and the session still joins: each slot's request reconnects.
-async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
-    let client = Arc::new(McpClient::with_own_connections(s.client.clone(), s.http.clone()));
+/// The next notification on `rx` (lagging ones skipped); never once the channel is closed.
+async fn next_notification(rx: &mut Option<Notifications>) -> Arc<ServerNotification> {
+    loop {
+        let Some(r) = rx.as_mut() else { return std::future::pending().await };
+        match r.recv().await {
+            Ok(n) => return n,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => *rx = None,
+        }
+    }
+}
+
+type Notifications = tokio::sync::broadcast::Receiver<Arc<ServerNotification>>;
+
+/// Connect a new session of the population, with its notifications when the hooks listen;
+/// `None` when the run was cancelled meanwhile. A failed connect is recorded and the session
+/// still joins: each slot's request reconnects.
+async fn open_session<W: Workload>(index: u32, s: &Shared<W>) -> Option<(Arc<McpClient>, Option<Notifications>)> {
+    let client = Arc::new(if s.hooks.own_connections() {
+        McpClient::with_own_connections(s.client.clone(), s.http.clone())
+    } else {
+        McpClient::new(s.client.clone(), s.http.clone())
+    });
     if let Some(tagging) = &s.cfg.replicas {
         tagging.watch(&client);
     }
+    // Subscribed before the stream opens so nothing it carries is missed.
+    let rx = s.hooks.listens().then(|| client.notifications());
     let began = Instant::now();
     let connected = tokio::select! {
         r = client.connect() => r,
         _ = s.cancel.cancelled() => return None,
     };
-    match connected {
+    let result = match connected {
         Ok(info) => {
             if let (Some(opened), Some(id)) = (&s.cfg.opened, &info.session_id) {
                 opened.record(id);
@@ -358,14 +505,17 @@ async fn open_session<W: Workload>(s: &Shared<W>) -> Option<Arc<McpClient>> {
             {
                 tracing::debug!(error = %e, "Load session stream not opened");
             }
+            RequestResult::Success
         }
         Err(e) => {
             let r = RequestResult::Failed(e.error_type());
             s.stats.record_connect(began.elapsed(), r);
             s.observer.connect(began.elapsed(), r);
+            r
         }
-    }
-    Some(client)
+    };
+    s.hooks.connected(index, &client, began, result).await;
+    Some((client, rx))
 }
 
 /// End a churned session: DELETE it in the background (`clean`), or drop it as a crashed client
@@ -394,5 +544,42 @@ fn end_session<W: Workload>(s: &Arc<Shared<W>>, requests: &TaskTracker, client: 
     } else {
         s.stats.ended_unclean.fetch_add(1, Ordering::Relaxed);
         drop(client);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Slots fire at their instants; one a whole period late skips to the next future slot.
+    #[test]
+    fn slot_clock_fires_on_schedule_and_skips_what_it_missed() {
+        let plan = ArrivalPlan {
+            sessions: 4,
+            rpm: 60.0,
+            duration: Duration::from_secs(10),
+            ramp_up: Duration::ZERO,
+            ramp_down: Duration::ZERO,
+        };
+        let t0 = Instant::now();
+        let mut clock = SlotClock::new(t0, plan.session(1));
+        let first = t0 + Duration::from_millis(250);
+        assert_eq!(clock.due(), Some(first), "phase-spread by a quarter period");
+        let late = Duration::from_millis(100);
+        assert_eq!(
+            clock.take(first + late),
+            Some(Slot::Fire { intended: first, offset: Duration::from_millis(250), lateness: late })
+        );
+        assert_eq!(clock.due(), Some(first + Duration::from_secs(1)));
+        // Due at 1.25 s, taken at 3.5 s: the slots at 1.25, 2.25 and 3.25 s are missed.
+        assert_eq!(clock.take(t0 + Duration::from_millis(3500)), Some(Slot::Skipped(3)));
+        assert_eq!(clock.due(), Some(t0 + Duration::from_millis(4250)));
+        let mut fired = 1;
+        while let Some(due) = clock.due() {
+            assert!(matches!(clock.take(due), Some(Slot::Fire { .. })));
+            fired += 1;
+        }
+        assert_eq!(fired, 7, "0.25 s and 4.25 s to 9.25 s");
+        assert_eq!(clock.take(t0 + Duration::from_secs(20)), None);
     }
 }

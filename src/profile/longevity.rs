@@ -18,7 +18,7 @@ use super::engine::{self, EngineConfig, RunObserver};
 use super::load::{LoadWorkload, MixEntry};
 use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
 use super::stats::{Outcomes, RunStats};
-use super::threshold::{self, Stat, Threshold};
+use super::threshold::{self, Measured, Measurements, Stat, Threshold};
 use super::{Hooks, LiveRun, Population, drive, evaluate_live, process_cpu_seconds, verdict};
 use crate::clock::unix_seconds;
 use crate::inspect::memory::{self, MemorySeries, MemorySource};
@@ -171,12 +171,16 @@ struct MemoryState {
     last: (Option<u64>, Option<u64>),
 }
 
-/// The observed value of a memory threshold and the samples behind it.
-fn observe_memory(t: &Threshold, series: &MemorySeries) -> (Option<f64>, u64) {
-    match t.stat {
-        Stat::MemoryGrowth => (series.growth_ratio(), series.count),
-        Stat::MemorySlope => (series.slope_bytes_per_hour(), series.window_len() as u64),
-        _ => (None, 0),
+/// The memory thresholds' numbers: growth over the snapshots taken, slope over the sliding
+/// window (a slope needs two snapshots; until then there is no data).
+impl Measurements for MemorySeries {
+    fn measure(&self, stat: Stat) -> Option<Measured> {
+        let (value, samples) = match stat {
+            Stat::MemoryGrowth => (self.growth_ratio()?, self.count),
+            Stat::MemorySlope => (self.slope_bytes_per_hour()?, self.window_len() as u64),
+            _ => return None,
+        };
+        Some(Measured::of(value, samples.max(1)))
     }
 }
 
@@ -201,13 +205,7 @@ impl LiveRun for LongevityLive<'_> {
                 .collect();
         let state = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         for t in &memory {
-            let (observed, samples) = observe_memory(t, &state.target);
-            // A slope needs two snapshots; until then there is no data.
-            let samples = if observed.is_some() { samples.max(1) } else { 0 };
-            by_expr.insert(
-                t.to_string(),
-                ThresholdResult::judge(t.to_string(), observed.unwrap_or(0.0), samples, |v| t.holds(v)),
-            );
+            by_expr.insert(t.to_string(), t.evaluate(&state.target));
         }
         // Keep the order the thresholds were given in.
         self.run.thresholds.iter().filter_map(|t| by_expr.remove(&t.to_string())).collect()
@@ -468,5 +466,27 @@ mod tests {
         out.clear();
         compare(&results(64e6, 0.3), &results(70e6, 0.33), tol, &mut out);
         assert!(out.is_empty(), "{out:?}");
+    }
+
+    /// Growth from the first snapshot, slope over the window; no data until there is one.
+    #[test]
+    fn memory_series_measures_growth_and_slope() {
+        let growth = Threshold::parse("memory_growth < 50%").unwrap();
+        let slope = Threshold::parse("memory_slope < 10MB/h").unwrap();
+        let mut series = MemorySeries::new(Duration::from_secs(3600));
+        for t in [&growth, &slope] {
+            assert_eq!(t.evaluate(&series).status, report::ThresholdStatus::NoData, "{t}");
+        }
+        series.push(0.0, 100_000_000);
+        series.push(1800.0, 110_000_000);
+        series.push(3600.0, 160_000_000);
+        let g = growth.evaluate(&series);
+        assert!((g.observed - 0.6).abs() < 1e-9, "{g:?}");
+        assert_eq!((g.samples, g.status), (3, report::ThresholdStatus::Fail));
+        let s = slope.evaluate(&series);
+        assert!((s.observed - 60e6).abs() < 1.0, "{s:?}");
+        assert_eq!((s.samples, s.status), (3, report::ThresholdStatus::Fail));
+        assert!(Threshold::parse("memory_slope < 70MB/h").unwrap().evaluate(&series).passed);
+        assert_eq!(series.measure(Stat::Avg), None);
     }
 }

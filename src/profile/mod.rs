@@ -5,6 +5,7 @@
 //! notification-stress profile (sessions holding streams, broadcasts triggered in batches).
 
 pub mod arrival;
+pub mod delivery;
 pub mod engine;
 pub mod load;
 pub mod longevity;
@@ -30,7 +31,7 @@ use engine::{EngineConfig, RunObserver};
 use load::{LoadWorkload, MixEntry};
 use report::{LoadResults, RunParams, RunReport, ThresholdOrigin, ThresholdResult};
 use stats::{Outcomes, RunStats, Snapshot};
-use threshold::{Stat, Threshold};
+use threshold::Threshold;
 
 /// Do not abort on a breach computed over fewer requests than this (noise at the start).
 pub const MIN_ABORT_SAMPLES: u64 = 20;
@@ -76,24 +77,9 @@ pub fn scope_indices(mix: &[MixEntry], scope: Option<&str>) -> Result<Vec<usize>
     Ok(hits)
 }
 
-/// The observed value of a threshold's statistic over `acc` (shed slots count as failures).
-pub fn observe(t: &Threshold, acc: &Outcomes, shed: u64) -> f64 {
-    let h = &acc.latency;
-    let secs = |us: u64| us as f64 / 1e6;
-    let all = acc.count() + shed;
-    let error_rate = if all == 0 { 0.0 } else { (acc.errors + shed) as f64 / all as f64 };
-    match t.stat {
-        Stat::Avg => h.mean() / 1e6,
-        Stat::Min => secs(h.min()),
-        Stat::Max => secs(h.max()),
-        Stat::Percentile(p) => secs(h.value_at_quantile(p / 100.0)),
-        Stat::ErrorRate => error_rate,
-        Stat::SuccessRate => 1.0 - error_rate,
-        // Refused for load runs when parsed; a load run has no notifications, faults or memory
-        // snapshots (longevity evaluates those itself).
-        Stat::Delivery | Stat::MemoryGrowth | Stat::MemorySlope => 1.0,
-        Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost => 0.0,
-    }
+/// What a threshold reads of `acc`: its requests, with `shed` slots counted as failed requests.
+pub fn requests(acc: &Outcomes, shed: u64) -> threshold::Requests<'_> {
+    threshold::Requests { latency: &acc.latency, requests: acc.count() + shed, failed: acc.errors + shed }
 }
 
 /// Evaluate every threshold against a snapshot.
@@ -133,8 +119,7 @@ fn evaluate_with(
             merge(&|i| idx.contains(&i), acc);
             // Shed slots have no operation; they weigh on whole-run rates only.
             let shed = if t.scope.is_none() { shed } else { 0 };
-            let observed = observe(t, acc, shed);
-            ThresholdResult::judge(t.to_string(), observed, acc.count() + shed, |v| t.holds(v))
+            t.evaluate(&requests(acc, shed))
         })
         .collect()
 }

@@ -15,17 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::delivery::{DeliveryTracker, Tally};
 use super::nonce::{Arrived, Nonce, find_nonce, nonce};
 use super::replicas::{ReplicaDelivery, ReplicaTagging};
 use super::report::{self, Regression, RunReport, ThresholdOrigin, ThresholdResult, Tolerance};
-use super::stats::{Latency, new_histogram};
-use super::threshold::{Stat, Threshold};
+use super::stats::Latency;
+use super::threshold::Threshold;
 use super::{Hooks, LiveRun, Population, drive, process_cpu_seconds, verdict};
 use crate::clock::unix_seconds;
 use crate::mcp::client::ServerNotification;
@@ -130,121 +130,32 @@ pub trait NotifyObserver: Send + Sync {
 pub struct NoNotifyObserver;
 impl NotifyObserver for NoNotifyObserver {}
 
-/// What one session got.
-struct SessionLog {
-    seen: Vec<bool>,
-    highest: Option<usize>,
-    /// The replica that answered the stream's GET, when the run tags replicas.
-    replica: Option<String>,
-}
-
-/// Live accumulators of a run.
+/// Live accumulators of a run: deliveries, and the run's own counters.
 struct Tracker {
-    sessions: Vec<Mutex<SessionLog>>,
-    latency: Mutex<Histogram<u64>>,
+    delivery: DeliveryTracker,
     ready: AtomicU64,
     settled: AtomicU64,
-    broadcasts: AtomicU64,
     trigger_errors: AtomicU64,
-    received: AtomicU64,
-    duplicates: AtomicU64,
-    out_of_order: AtomicU64,
-    /// When the trigger of each broadcast was sent (broadcast scope).
-    sent: Vec<OnceLock<Instant>>,
     /// Session-scope trigger calls answered or failed, over all sessions.
     calls_done: AtomicU64,
     /// Methods that arrived, merged from every session as it ends.
     arrived: Mutex<Arrived>,
 }
 
-/// Counts and percentiles at one instant.
-struct Tally {
-    expected: u64,
-    received: u64,
-    latency: Histogram<u64>,
-}
-
-impl Tally {
-    fn delivery(&self) -> f64 {
-        if self.expected == 0 { 1.0 } else { self.received as f64 / self.expected as f64 }
-    }
-}
-
 impl Tracker {
     fn new(sessions: u32, broadcasts: u64) -> Self {
-        let log = || Mutex::new(SessionLog { seen: vec![false; broadcasts as usize], highest: None, replica: None });
         Self {
-            sessions: (0..sessions).map(|_| log()).collect(),
-            latency: Mutex::new(new_histogram()),
+            delivery: DeliveryTracker::new(sessions, broadcasts),
             ready: AtomicU64::new(0),
             settled: AtomicU64::new(0),
-            broadcasts: AtomicU64::new(0),
             trigger_errors: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            out_of_order: AtomicU64::new(0),
-            sent: (0..broadcasts).map(|_| OnceLock::new()).collect(),
             calls_done: AtomicU64::new(0),
             arrived: Mutex::new(Arrived::default()),
         }
     }
 
-    /// Record that `session` received broadcast `index`, `latency` after it was sent.
-    fn receive(&self, session: usize, index: usize, latency: Option<Duration>, observer: &dyn NotifyObserver) {
-        let Some(slot) = self.sessions.get(session) else { return };
-        let Ok(mut log) = slot.lock() else { return };
-        let Some(seen) = log.seen.get_mut(index) else { return };
-        if *seen {
-            self.duplicates.fetch_add(1, Ordering::Relaxed);
-            observer.duplicate();
-            return;
-        }
-        *seen = true;
-        if log.highest.is_some_and(|h| h > index) {
-            self.out_of_order.fetch_add(1, Ordering::Relaxed);
-            observer.out_of_order();
-        }
-        log.highest = log.highest.max(Some(index));
-        drop(log);
-        self.received.fetch_add(1, Ordering::Relaxed);
-        if let Some(latency) = latency
-            && let Ok(mut h) = self.latency.lock()
-        {
-            h.saturating_record((latency.as_micros() as u64).max(1));
-        }
-        observer.delivered(latency);
-    }
-
     fn tally(&self, sessions: u32) -> Tally {
-        Tally {
-            expected: u64::from(sessions) * self.broadcasts.load(Ordering::Relaxed),
-            received: self.received.load(Ordering::Relaxed),
-            latency: self.latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_histogram()),
-        }
-    }
-
-    /// Deliveries of the first `broadcasts` broadcasts by the replica holding each tagged stream.
-    fn by_replica(&self, broadcasts: u64) -> std::collections::BTreeMap<String, ReplicaDelivery> {
-        let mut out = std::collections::BTreeMap::<String, ReplicaDelivery>::new();
-        for slot in &self.sessions {
-            let Ok(log) = slot.lock() else { continue };
-            let Some(replica) = &log.replica else { continue };
-            let d = out.entry(replica.clone()).or_default();
-            d.sessions += 1;
-            d.expected += broadcasts;
-            d.received += log.seen.iter().take(broadcasts as usize).filter(|got| **got).count() as u64;
-        }
-        for d in out.values_mut() {
-            d.delivery_ratio = if d.expected == 0 { 1.0 } else { d.received as f64 / d.expected as f64 };
-        }
-        out
-    }
-
-    /// Sessions that missed any of the first `broadcasts` broadcasts.
-    fn sessions_missing_any(&self, broadcasts: u64) -> u64 {
-        let n = broadcasts as usize;
-        self.sessions.iter().filter(|s| s.lock().map(|l| l.seen.iter().take(n).any(|got| !got)).unwrap_or(true)).count()
-            as u64
+        self.delivery.tally(sessions)
     }
 }
 
@@ -253,22 +164,6 @@ fn wall_latency(sent_at_ms: u64) -> Duration {
     let now_us = crate::clock::unix_micros();
     // Clocks of two processes: a receive "before" the send (same host, ms stamp) is 0.
     Duration::from_micros(now_us.saturating_sub(sent_at_ms.saturating_mul(1000)))
-}
-
-/// The observed value of a threshold over a tally.
-pub fn observe(t: &Threshold, delivery: f64, latency: &Histogram<u64>) -> f64 {
-    let secs = |us: u64| us as f64 / 1e6;
-    match t.stat {
-        Stat::Avg => latency.mean() / 1e6,
-        Stat::Min => secs(latency.min()),
-        Stat::Max => secs(latency.max()),
-        Stat::Percentile(p) => secs(latency.value_at_quantile(p / 100.0)),
-        Stat::Delivery | Stat::SuccessRate => delivery,
-        Stat::ErrorRate => 1.0 - delivery,
-        // Refused for notify runs when parsed.
-        Stat::RecoveryTime | Stat::DetectTime | Stat::NotificationsLost | Stat::SessionsLost => 0.0,
-        Stat::MemoryGrowth | Stat::MemorySlope => 0.0,
-    }
 }
 
 struct NotifyLive<'a> {
@@ -282,16 +177,8 @@ impl LiveRun for NotifyLive<'_> {
             return Vec::new();
         }
         let tally = self.tracker.tally(self.run.sessions);
-        self.run
-            .thresholds
-            .iter()
-            .map(|t| {
-                let latency_stat = !t.is_rate();
-                let samples = if latency_stat { tally.latency.len() } else { tally.expected };
-                let observed = observe(t, tally.delivery(), &tally.latency);
-                ThresholdResult::judge(t.to_string(), observed, samples, |v| t.holds(v))
-            })
-            .collect()
+        let source = tally.deliveries();
+        self.run.thresholds.iter().map(|t| t.evaluate(&source)).collect()
     }
 
     fn population(&self) -> Population {
@@ -300,7 +187,7 @@ impl LiveRun for NotifyLive<'_> {
 
     fn detail(&self) -> String {
         let tally = self.tracker.tally(self.run.sessions);
-        let t = &self.tracker;
+        let t = &self.tracker.delivery;
         format!(
             "broadcasts={}/{} received={}/{} delivery={:.2}% duplicates={} out_of_order={} p95={}",
             t.broadcasts.load(Ordering::Relaxed),
@@ -353,10 +240,10 @@ impl Ctx {
             // The target's send stamp (the reference target's), else the trigger's send.
             TriggerScope::Broadcast => match n.params.pointer("/data/sent_at_ms").and_then(Value::as_u64) {
                 Some(ms) => Some(wall_latency(ms)),
-                None => self.tracker.sent.get(index).and_then(OnceLock::get).copied().map(since),
+                None => self.tracker.delivery.sent.get(index).and_then(OnceLock::get).copied().map(since),
             },
         };
-        self.tracker.receive(session, index, latency, self.observer.as_ref());
+        self.tracker.delivery.receive(session, index, latency, self.observer.as_ref());
     }
 
     /// Count a trigger call's outcome.
@@ -421,10 +308,8 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
             ctx.tracker.ready.fetch_add(1, Ordering::Relaxed);
             triggers = scope == TriggerScope::Session;
             // The latest response is the GET that opened the stream: its replica holds it.
-            if let (Opened::Stream, Some(tagging)) = (opened, &ctx.run.replicas)
-                && let Some(Ok(mut log)) = ctx.tracker.sessions.get(index).map(|s| s.lock())
-            {
-                log.replica = Some(tagging.served_by(&client));
+            if let (Opened::Stream, Some(tagging)) = (opened, &ctx.run.replicas) {
+                ctx.tracker.delivery.tag_replica(index, tagging.served_by(&client));
             }
         }
         Some(Ok(None)) => tracing::warn!(session = index, "Server offers no server-to-client stream"),
@@ -433,7 +318,8 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
     }
     let mut arrived = Arrived::default();
     // Session scope: when this session sent the trigger of each round.
-    let mut sent: Vec<Option<Instant>> = if triggers { vec![None; ctx.tracker.sent.len()] } else { Vec::new() };
+    let mut sent: Vec<Option<Instant>> =
+        if triggers { vec![None; ctx.tracker.delivery.sent.len()] } else { Vec::new() };
     let mut rounds = ctx.rounds.subscribe();
     let mut next_round = 0u64;
     'hold: loop {
@@ -532,7 +418,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) -> Option<String> {
             if cancel.is_cancelled() {
                 break 'batches;
             }
-            t.broadcasts.fetch_add(1, Ordering::Relaxed);
+            t.delivery.broadcasts.fetch_add(1, Ordering::Relaxed);
             ctx.observer.expected(sessions);
             let round = index;
             index += 1;
@@ -543,7 +429,7 @@ async fn trigger(ctx: &Ctx, cancel: &CancellationToken) -> Option<String> {
             };
             let nonce = nonce(&ctx.run_id, None, round);
             let args = crate::runner::canary::substitute_nonce(&ctx.run.trigger_arguments, &nonce);
-            if let Some(sent) = t.sent.get(round as usize) {
+            if let Some(sent) = t.delivery.sent.get(round as usize) {
                 let _ = sent.set(Instant::now());
             }
             ctx.triggered(trigger.call_tool(&ctx.run.trigger_tool, args, Some(&nonce)).await);
@@ -618,7 +504,7 @@ pub async fn run_notify(
 
     let t = &ctx.tracker;
     let tally = t.tally(ctx.run.sessions);
-    let broadcasts = t.broadcasts.load(Ordering::Relaxed);
+    let broadcasts = t.delivery.broadcasts.load(Ordering::Relaxed);
     let aborted = work_cancel.is_cancelled();
     let run = &ctx.run;
     let (verdict, verdict_reason) = verdict(&driven.thresholds, aborted, tally.received);
@@ -649,11 +535,11 @@ pub async fn run_notify(
             expected: tally.expected,
             received: tally.received,
             delivery_ratio: tally.delivery(),
-            sessions_missing_any: t.sessions_missing_any(broadcasts),
-            duplicates: t.duplicates.load(Ordering::Relaxed),
-            out_of_order: t.out_of_order.load(Ordering::Relaxed),
+            sessions_missing_any: t.delivery.sessions_missing_any(broadcasts),
+            duplicates: t.delivery.duplicates.load(Ordering::Relaxed),
+            out_of_order: t.delivery.out_of_order.load(Ordering::Relaxed),
             latency: Latency::of(&tally.latency),
-            replicas: t.by_replica(broadcasts),
+            replicas: t.delivery.by_replica(broadcasts),
             arrived: t.arrived.lock().map(|a| a.clone().into_map()).unwrap_or_default(),
         }),
         verdict,
@@ -696,36 +582,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tracker_counts_duplicates_order_and_misses() {
-        let t = Tracker::new(2, 3);
-        t.broadcasts.store(3, Ordering::Relaxed);
-        let o = NoNotifyObserver;
-        let ms = Some(Duration::from_millis(1));
-        t.receive(0, 0, ms, &o);
-        t.receive(0, 2, ms, &o);
-        t.receive(0, 1, ms, &o); // after 2: out of order
-        t.receive(0, 1, ms, &o); // again: duplicate
-        t.receive(1, 0, None, &o);
-        t.receive(1, 9, None, &o); // unknown index: ignored
-        let tally = t.tally(2);
-        assert_eq!((tally.expected, tally.received), (6, 4));
-        assert!((tally.delivery() - 4.0 / 6.0).abs() < 1e-12);
-        assert_eq!(t.duplicates.load(Ordering::Relaxed), 1);
-        assert_eq!(t.out_of_order.load(Ordering::Relaxed), 1);
-        assert_eq!(t.sessions_missing_any(3), 1);
-        assert_eq!(tally.latency.len(), 3, "deliveries with a send stamp");
-    }
-
-    #[test]
     fn thresholds_observe_delivery_and_latency() {
-        let mut h = new_histogram();
-        for ms in 1..=100u64 {
-            h.record(ms * 1000).unwrap();
+        let t = DeliveryTracker::new(5, 2);
+        t.broadcasts.store(2, Ordering::Relaxed);
+        let o = NoNotifyObserver;
+        for s in 0..4 {
+            for b in 0..2 {
+                t.receive(s, b, Some(Duration::from_millis(10 * (s as u64 + 1))), &o);
+            }
         }
-        let d = Threshold::parse("delivery >= 99%").unwrap();
-        assert_eq!(observe(&d, 0.8, &h), 0.8);
-        assert!(!d.holds(0.8));
-        let p = Threshold::parse("p95 < 500ms").unwrap();
-        assert!((observe(&p, 1.0, &h) - 0.095).abs() < 0.001);
+        let tally = t.tally(5);
+        let source = tally.deliveries();
+        let d = Threshold::parse("delivery >= 99%").unwrap().evaluate(&source);
+        assert_eq!((d.observed, d.samples, d.passed), (0.8, 10, false));
+        let p = Threshold::parse("p95 < 500ms").unwrap().evaluate(&source);
+        assert!((p.observed - 0.04).abs() < 0.001, "{p:?}");
+        assert_eq!((p.samples, p.passed), (8, true));
+        // Nothing timed yet: latency has no data, whatever the deliveries.
+        let empty = DeliveryTracker::new(1, 1).tally(1);
+        let r = Threshold::parse("p95 < 500ms").unwrap().evaluate(&empty.deliveries());
+        assert_eq!(r.status, report::ThresholdStatus::NoData);
     }
 }

@@ -7,6 +7,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
+use super::report::ThresholdResult;
+
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stat {
@@ -184,6 +188,119 @@ impl fmt::Display for Threshold {
             write!(f, "{scope}:")?;
         }
         write!(f, "{}{}{}", self.stat_name(), self.cmp.as_str(), self.format_value(self.limit))
+    }
+}
+
+/// A threshold's statistic as one source measured it: the value, the samples behind it, and
+/// whether it may pass at all (a chaos scenario that never recovered fails whatever its value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    pub value: f64,
+    pub samples: u64,
+    pub may_pass: bool,
+}
+
+impl Measured {
+    /// A value over `samples` samples that passes if it holds.
+    pub fn of(value: f64, samples: u64) -> Self {
+        Self { value, samples, may_pass: true }
+    }
+
+    /// Nothing measured: judged `no_data`.
+    pub const NONE: Measured = Measured { value: 0.0, samples: 0, may_pass: true };
+}
+
+/// Where a profile's numbers come from: each profile supplies the numbers, `Threshold::evaluate`
+/// does the comparing, and zero samples are `no_data`, never a pass.
+pub trait Measurements {
+    /// The value of `stat` and its samples; `None` when this source does not measure `stat`
+    /// (judged `no_data`; planning refuses such thresholds before a run).
+    fn measure(&self, stat: Stat) -> Option<Measured>;
+}
+
+impl Threshold {
+    /// Judge this threshold over `source`, named by its normalized expression.
+    pub fn evaluate(&self, source: &(impl Measurements + ?Sized)) -> ThresholdResult {
+        self.evaluate_as(self.to_string(), source)
+    }
+
+    /// Judge this threshold over `source` under another name (chaos: `scenario:stat<limit`).
+    pub fn evaluate_as(&self, name: String, source: &(impl Measurements + ?Sized)) -> ThresholdResult {
+        self.judge_as(name, source.measure(self.stat))
+    }
+
+    /// Judge this threshold over a value measured elsewhere; `None` is `no_data`.
+    pub fn judge_as(&self, name: String, measured: Option<Measured>) -> ThresholdResult {
+        let m = measured.unwrap_or(Measured::NONE);
+        ThresholdResult::judge(name, m.value, m.samples, |v| m.may_pass && self.holds(v))
+    }
+}
+
+/// A latency statistic of a histogram of microseconds, in seconds; `None` for other statistics.
+pub fn latency_stat(stat: Stat, h: &Histogram<u64>) -> Option<f64> {
+    let secs = |us: u64| us as f64 / 1e6;
+    match stat {
+        Stat::Avg => Some(h.mean() / 1e6),
+        Stat::Min => Some(secs(h.min())),
+        Stat::Max => Some(secs(h.max())),
+        Stat::Percentile(p) => Some(secs(h.value_at_quantile(p / 100.0))),
+        _ => None,
+    }
+}
+
+/// `part / whole`, or `if_empty` when `whole` is 0.
+pub fn ratio(part: u64, whole: u64, if_empty: f64) -> f64 {
+    if whole == 0 { if_empty } else { part as f64 / whole as f64 }
+}
+
+/// Requests: latency statistics from their histogram, error and success rates from the counts;
+/// every statistic covers `requests` samples (which may include shed slots the histogram lacks).
+#[derive(Clone, Copy)]
+pub struct Requests<'a> {
+    pub latency: &'a Histogram<u64>,
+    pub requests: u64,
+    pub failed: u64,
+}
+
+impl Measurements for Requests<'_> {
+    fn measure(&self, stat: Stat) -> Option<Measured> {
+        let error_rate = ratio(self.failed, self.requests, 0.0);
+        let value = match stat {
+            Stat::ErrorRate => error_rate,
+            Stat::SuccessRate => 1.0 - error_rate,
+            _ => latency_stat(stat, self.latency)?,
+        };
+        Some(Measured::of(value, self.requests))
+    }
+}
+
+/// Notifications: delivery (received / expected; success rate alike, error rate its complement)
+/// over `expected` samples, and, when measured, send-to-receive latency over the deliveries
+/// timed.
+#[derive(Clone, Copy)]
+pub struct Deliveries<'a> {
+    pub expected: u64,
+    pub received: u64,
+    pub latency: Option<&'a Histogram<u64>>,
+}
+
+impl Deliveries<'_> {
+    /// received / expected; 1 when nothing was expected.
+    pub fn ratio(&self) -> f64 {
+        ratio(self.received, self.expected, 1.0)
+    }
+}
+
+impl Measurements for Deliveries<'_> {
+    fn measure(&self, stat: Stat) -> Option<Measured> {
+        match stat {
+            Stat::Delivery | Stat::SuccessRate => Some(Measured::of(self.ratio(), self.expected)),
+            Stat::ErrorRate => Some(Measured::of(1.0 - self.ratio(), self.expected)),
+            _ => {
+                let h = self.latency?;
+                Some(Measured::of(latency_stat(stat, h)?, h.len()))
+            }
+        }
     }
 }
 
@@ -454,5 +571,112 @@ mod tests {
         assert!(!p("p95<50ms").holds(0.05));
         assert!(p("p95<=50ms").holds(0.05));
         assert!(p("success_rate>=99%").holds(0.99));
+    }
+    fn hist(ms: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+        let mut h = crate::profile::stats::new_histogram();
+        for v in ms {
+            h.record(v * 1000).unwrap();
+        }
+        h
+    }
+
+    /// A source with one number for every statistic, to test the judging alone.
+    struct Fixed(Option<Measured>);
+    impl Measurements for Fixed {
+        fn measure(&self, _stat: Stat) -> Option<Measured> {
+            self.0
+        }
+    }
+
+    fn status(expr: &str, source: &impl Measurements) -> ThresholdStatus {
+        p(expr).evaluate(source).status
+    }
+
+    use super::super::report::ThresholdStatus;
+
+    #[test]
+    fn evaluator_judges_each_comparison() {
+        let at = |v: f64| Fixed(Some(Measured::of(v, 10)));
+        for (expr, v, want) in [
+            ("p95 < 50ms", 0.049, ThresholdStatus::Pass),
+            ("p95 < 50ms", 0.05, ThresholdStatus::Fail),
+            ("p95 <= 50ms", 0.05, ThresholdStatus::Pass),
+            ("p95 <= 50ms", 0.051, ThresholdStatus::Fail),
+            ("success_rate > 99%", 0.995, ThresholdStatus::Pass),
+            ("success_rate > 99%", 0.99, ThresholdStatus::Fail),
+            ("delivery >= 99%", 0.99, ThresholdStatus::Pass),
+            ("delivery >= 99%", 0.98, ThresholdStatus::Fail),
+            ("sessions_lost == 0", 0.0, ThresholdStatus::Pass),
+            ("sessions_lost == 0", 1.0, ThresholdStatus::Fail),
+        ] {
+            let r = p(expr).evaluate(&at(v));
+            assert_eq!((r.status, r.observed, r.samples), (want, v, 10), "{expr} at {v}");
+            assert_eq!(r.passed, want == ThresholdStatus::Pass, "{expr} at {v}");
+            assert_eq!(r.threshold, p(expr).to_string());
+        }
+        let r = p("recovery_time < 30s").evaluate_as("kill:recovery_time<30s".into(), &at(1.0));
+        assert_eq!((r.threshold.as_str(), r.status), ("kill:recovery_time<30s", ThresholdStatus::Pass));
+        // A value that holds but may not pass (a scenario that never recovered) fails.
+        let never = Fixed(Some(Measured { value: 1.0, samples: 1, may_pass: false }));
+        assert_eq!(status("recovery_time < 30s", &never), ThresholdStatus::Fail);
+    }
+
+    /// Zero samples are no_data, never a pass, even when the value would hold; so is a statistic
+    /// the source does not measure.
+    #[test]
+    fn evaluator_without_samples_is_no_data() {
+        for expr in ["p95 < 50ms", "error_rate < 1%", "memory_slope < 10MB/h", "sessions_lost == 0"] {
+            let r = p(expr).evaluate(&Fixed(Some(Measured::of(0.0, 0))));
+            assert_eq!((r.status, r.passed, r.samples), (ThresholdStatus::NoData, false, 0), "{expr}");
+            assert_eq!(status(expr, &Fixed(None)), ThresholdStatus::NoData, "{expr}");
+        }
+        let empty = hist([]);
+        let none = Requests { latency: &empty, requests: 0, failed: 0 };
+        for expr in ["p95 < 50ms", "avg < 1s", "error_rate < 1%", "success_rate > 0%"] {
+            assert_eq!(status(expr, &none), ThresholdStatus::NoData, "{expr}");
+        }
+        let nothing_expected = Deliveries { expected: 0, received: 0, latency: Some(&empty) };
+        assert_eq!(status("delivery >= 0%", &nothing_expected), ThresholdStatus::NoData);
+        assert_eq!(status("p50 < 1s", &nothing_expected), ThresholdStatus::NoData);
+    }
+
+    #[test]
+    fn requests_measure_latency_and_rates() {
+        let h = hist(1..=100);
+        let r = Requests { latency: &h, requests: 104, failed: 6 };
+        let m = |stat| r.measure(stat).unwrap();
+        assert!((m(Stat::Percentile(95.0)).value - 0.095).abs() < 1e-4);
+        assert!((m(Stat::Percentile(50.0)).value - 0.050).abs() < 1e-4);
+        assert!((m(Stat::Avg).value - 0.0505).abs() < 1e-4);
+        assert!((m(Stat::Min).value - 0.001).abs() < 1e-6);
+        assert!((m(Stat::Max).value - 0.1).abs() < 1e-4);
+        assert!((m(Stat::ErrorRate).value - 6.0 / 104.0).abs() < 1e-12);
+        assert!((m(Stat::SuccessRate).value - 98.0 / 104.0).abs() < 1e-12);
+        // Every statistic covers the requests counted, shed slots included.
+        assert!([Stat::Avg, Stat::Percentile(99.0), Stat::ErrorRate].iter().all(|s| m(*s).samples == 104));
+        for stat in [Stat::Delivery, Stat::RecoveryTime, Stat::MemoryGrowth, Stat::SessionsLost] {
+            assert_eq!(r.measure(stat), None, "{stat:?}");
+        }
+        assert_eq!(status("error_rate < 5%", &r), ThresholdStatus::Fail);
+        assert_eq!(status("error_rate < 6%", &r), ThresholdStatus::Pass);
+        assert_eq!(status("p99 <= 100ms", &r), ThresholdStatus::Pass);
+    }
+
+    #[test]
+    fn deliveries_measure_ratio_and_latency() {
+        let h = hist([10, 20, 30, 40]);
+        let d = Deliveries { expected: 10, received: 8, latency: Some(&h) };
+        assert_eq!(d.measure(Stat::Delivery), Some(Measured::of(0.8, 10)));
+        assert_eq!(d.measure(Stat::SuccessRate), Some(Measured::of(0.8, 10)));
+        let e = d.measure(Stat::ErrorRate).unwrap();
+        assert!((e.value - 0.2).abs() < 1e-12 && e.samples == 10);
+        let p = d.measure(Stat::Percentile(50.0)).unwrap();
+        assert!((p.value - 0.02).abs() < 1e-4 && p.samples == 4, "latency over the deliveries timed: {p:?}");
+        let untimed = Deliveries { latency: None, ..d };
+        assert_eq!(untimed.measure(Stat::Max), None);
+        assert_eq!(d.measure(Stat::NotificationsLost), None);
+        assert_eq!(Deliveries { expected: 0, received: 0, latency: None }.ratio(), 1.0);
+        assert_eq!(ratio(1, 4, 9.0), 0.25);
+        assert_eq!(ratio(1, 0, 9.0), 9.0);
     }
 }

@@ -403,3 +403,117 @@ async fn a_target_failing_before_the_first_fault_fails_the_baseline_default() {
     assert!(baseline["samples"].as_u64().unwrap() >= 5 && baseline["observed"].as_f64().unwrap() > 0.2, "{r:#}");
     assert!(out.contains("thresholds: the default ones") && out.contains("baseline:error_rate<1%"), "{out}");
 }
+
+/// `--abort-on-fail`: a target killed and never started again cannot meet `recovery_time < 2s`;
+/// the run stops about 2 s after the fault window closes instead of sitting out its 60 s
+/// recovery window and the scenario after it, and the report says why.
+#[tokio::test]
+async fn abort_on_fail_stops_at_an_unreachable_recovery() {
+    let (target, url) = common::start_target(&[]).await;
+    let pid = target.child.id().expect("target pid").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chaos.json");
+    let began = std::time::Instant::now();
+    let (code, out) = run_cli(
+        &[
+            "run",
+            "chaos",
+            "--target",
+            &url,
+            "--allow-chaos",
+            "--scenario",
+            "kill",
+            "--scenario",
+            "expire-sessions",
+            "--kill-pid",
+            &pid,
+            "--fault",
+            "1s",
+            "--recovery",
+            "60s",
+            "--warmup",
+            "1s",
+            "--clients",
+            "3",
+            "--rpm",
+            "240",
+            "--threshold",
+            "recovery_time < 2s",
+            "--abort-on-fail",
+            "--report",
+            path.to_str().unwrap(),
+        ],
+        Duration::from_secs(100),
+    )
+    .await;
+    let took = began.elapsed();
+    assert_eq!(code, 99, "{out}");
+    let r = report(&path);
+    assert_eq!((&r["verdict"], &r["aborted"]), (&Value::from("fail"), &Value::from(true)), "{r}");
+    assert_eq!(r["abort_reason"], "threshold kill:recovery_time<2s breached", "{r}");
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    // Warm-up 1 s, fault 1 s, then 2 s unrecovered; a run sitting out its windows takes 120 s.
+    assert!((4.0..20.0).contains(&elapsed), "aborted early: {elapsed} s");
+    assert!(took < Duration::from_secs(40), "the process ended early too: {took:?}");
+    let kill = scenario(&r, "kill");
+    assert_eq!((&kill["injected"], &kill["recovered"]), (&Value::from(true), &Value::from(false)), "{kill}");
+    let t = r["thresholds"].as_array().unwrap().iter().find(|t| t["threshold"] == "kill:recovery_time<2s").unwrap();
+    assert_eq!(t["status"], "fail", "{t}");
+    // The scenario after the breach was never reached.
+    let expire = scenario(&r, "expire-sessions");
+    assert_eq!(expire["injected"], false, "{expire}");
+    assert_prober_healthy(&r);
+    assert!(out.contains("ABORTED"), "{out}");
+}
+
+/// `--abort-on-fail` with `sessions_lost == 0`: the first session the expiry costs settles the
+/// breach (lost sessions only grow), so the run stops within its first fault window, before the
+/// 30 s recovery window and the restart scenario after it.
+#[tokio::test]
+async fn abort_on_fail_stops_at_the_first_lost_session() {
+    let (_target, url) = common::start_target(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chaos.json");
+    let (code, out) = run_cli(
+        &[
+            "run",
+            "chaos",
+            "--target",
+            &url,
+            "--allow-chaos",
+            "--scenario",
+            "expire-sessions",
+            "--scenario",
+            "restart",
+            "--fault",
+            "2s",
+            "--recovery",
+            "30s",
+            "--warmup",
+            "1s",
+            "--clients",
+            "3",
+            "--rpm",
+            "240",
+            "--threshold",
+            "sessions_lost == 0",
+            "--abort-on-fail",
+            "--report",
+            path.to_str().unwrap(),
+        ],
+        Duration::from_secs(100),
+    )
+    .await;
+    assert_eq!(code, 99, "{out}");
+    let r = report(&path);
+    assert_eq!(r["aborted"], true, "{r}");
+    assert_eq!(r["abort_reason"], "threshold expire-sessions:sessions_lost==0 breached", "{r}");
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed < 12.0, "aborted in the first scenario's windows: {elapsed} s");
+    let expire = scenario(&r, "expire-sessions");
+    let lost =
+        expire["fault"]["sessions_lost"].as_u64().unwrap() + expire["recovery"]["sessions_lost"].as_u64().unwrap();
+    assert!(lost >= 1, "{expire}");
+    assert_eq!(scenario(&r, "restart")["injected"], false, "never reached: {r}");
+    assert_prober_healthy(&r);
+}
