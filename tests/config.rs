@@ -135,7 +135,7 @@ fn example_values_are_parsed_as_written() {
         unsafe { std::env::set_var(k, v) };
     }
     let config = mcp_canary::config::validate(&raw).expect("example validates");
-    assert_eq!(config.targets.len(), 5);
+    assert_eq!(config.targets.len(), 6);
     let by_key = config.targets[4].auth.as_ref().expect("target 4 signs client assertions");
     assert!(!format!("{by_key:?}").contains("PRIVATE KEY"), "Debug shows the key");
     let oauth = config.targets[3].auth.as_ref().expect("target 3 gets OAuth tokens");

@@ -416,7 +416,10 @@ impl TokenSource {
         }
         let methods = &server.metadata.token_endpoint_auth_methods_supported;
         // RFC 8414: an absent list means client_secret_basic.
-        let method = if let ClientCredential::PrivateKey(_) = &self.settings.credential {
+        let method = if let ClientCredential::Public = &self.settings.credential {
+            // A public client (`none`) sends its client_id in the form body.
+            ClientAuthMethod::SecretPost
+        } else if let ClientCredential::PrivateKey(_) = &self.settings.credential {
             if !methods.is_empty() && !methods.iter().any(|m| m == "private_key_jwt") {
                 return Err(auth_error(format!(
                     "the authorization server does not take private_key_jwt (it lists {})",
@@ -738,8 +741,12 @@ fn token_error(grant: &str, e: TokenError) -> McpError {
 
 /// The refresh token stored in `path` (bounded, trimmed).
 fn read_refresh_token(path: &std::path::Path) -> Result<Secret, McpError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| auth_error(format!("cannot read the refresh token file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        auth_error(format!(
+            "cannot read the refresh token file {}: {e} (mcp-canary auth login writes it)",
+            path.display()
+        ))
+    })?;
     let token = text.trim();
     if token.is_empty() || token.len() > 16 * 1024 {
         return Err(auth_error(format!(

@@ -12,7 +12,10 @@ use mcp_canary::reference::{OAuthOptions, TargetOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{self, scrape_until, start_daemon};
-use crate::oidc::{BASIC_CLIENT, JWT_CLIENT_ES256_KID, JWT_CLIENT_ID, JWT_CLIENT_RS256_KID, OidcProvider, POST_CLIENT};
+use crate::oidc::{
+    BASIC_CLIENT, JWT_CLIENT_ES256_KID, JWT_CLIENT_ID, JWT_CLIENT_RS256_KID, OidcProvider, POST_CLIENT,
+    PUBLIC_CLIENT_ID,
+};
 use crate::promql;
 
 /// The reference target protected by `provider`: every request needs `mcp:read`, a call of
@@ -204,4 +207,94 @@ client_secret_env = "CANARY_WRONG_SECRET"
     assert_eq!(daemon.terminate(Duration::from_secs(20)).await, Some(0), "{}", daemon.log_text());
     let log = daemon.log_text();
     assert!(!log.contains("hunter2") && !log.contains(BASIC_CLIENT.secret), "a secret in the log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_login_stores_a_refresh_token_that_check_and_the_daemon_use_and_rotate() {
+    use std::os::unix::fs::PermissionsExt;
+    let provider = OidcProvider::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "3")]).await;
+    let (url, _stop) = protected_target(&provider).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("refresh-token");
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[targets]]
+name = "delegated"
+url = "{url}"
+interval = "2s"
+timeout = "2s"
+[targets.probe]
+tool = "echo"
+tool_arguments = {{ message = "canary" }}
+[targets.oauth]
+client_id = "{PUBLIC_CLIENT_ID}"
+grant = "refresh_token"
+token_file = "{}"
+"#,
+        token_file.display()
+    );
+    let config_path = dir.path().join("canary.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let login = |extra: &'static [&'static str]| {
+        let config_path = config_path.clone();
+        async move {
+            tokio::process::Command::new(common::bin())
+                .args(["auth", "login", "--config", config_path.to_str().unwrap(), "--target", "delegated"])
+                .args(extra)
+                .output()
+                .await
+                .expect("run auth login")
+        }
+    };
+
+    // Before the login there is no token: check fails as `auth`, naming the login.
+    let check_args = ["--oauth-client-id", PUBLIC_CLIENT_ID, "--oauth-token-file", token_file.to_str().unwrap()];
+    let echo = ["--tool", "echo", "--tool-args", r#"{"message":"hi"}"#];
+    let out = check(&[&echo[..], &check_args[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("auth login"), "{}", text(&out));
+
+    // The headless login: authorization code + PKCE through the provider's own approval.
+    let out = login(&["--oauth-headless"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), provider.log_text());
+    let first = std::fs::read_to_string(&token_file).expect("token file written");
+    assert!(first.trim().len() > 10, "{first:?}");
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!text(&out).contains(first.trim()), "the refresh token was printed: {}", text(&out));
+
+    // check uses it, and the provider rotates it on every refresh: the file follows.
+    let out = check(&[&echo[..], &check_args[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), provider.log_text());
+    let second = std::fs::read_to_string(&token_file).unwrap();
+    assert_ne!(first, second, "the rotated refresh token was not stored");
+
+    // The daemon renews 3 s access tokens with it again and again, storing each rotation.
+    let (mut daemon, _dir, base) = start_daemon("oauth-login", &config, &[]).await;
+    let ok = [("target", "delegated"), ("outcome", "success")];
+    let (s, held) = scrape_until(&base, Duration::from_secs(40), |s| {
+        s.value("mcp_canary_auth_token_requests_total", &ok) >= 3.0 && s.value("mcp_canary_probes_total", &ok) >= 5.0
+    })
+    .await;
+    assert!(held, "the daemon did not renew with the refresh token: {}\n{}", s.text, daemon.log_text());
+    assert_eq!(s.value("mcp_canary_probes_total", &[("target", "delegated"), ("outcome", "failure")]), 0.0);
+    let third = std::fs::read_to_string(&token_file).unwrap();
+    assert_ne!(second, third, "the daemon did not store the rotated refresh token");
+    assert_eq!(daemon.terminate(Duration::from_secs(20)).await, Some(0));
+    assert!(!daemon.log_text().contains(third.trim()), "a refresh token in the log");
+
+    // A revoked refresh token: the next renewal is refused (`invalid_grant`), classified `auth`.
+    let revoked = reqwest::Client::new()
+        .post(provider.endpoint("token/revocation"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(crate::oidc::form(&[("token", third.trim()), ("client_id", PUBLIC_CLIENT_ID)]))
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success(), "revocation: {}", revoked.status());
+    let out = check(&[&echo[..], &check_args[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("invalid_grant"), "{}", text(&out));
 }
