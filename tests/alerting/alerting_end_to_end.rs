@@ -21,7 +21,9 @@ use common::{Proc, admin, free_port, scrape_until, start_daemon, start_target};
 use mcp_canary::telemetry::catalogue::{CATALOGUE, PROCESS_METRICS};
 use stack::{query, spawn, start_prometheus_jobs, wait_ready};
 
-fn daemon_config(mcp_url: &str) -> String {
+/// The daemon's config: two targets on the reference target, and one on the reference target
+/// protected by a real authorization server (`protected`, the OAuth token panels and alerts).
+fn daemon_config(mcp_url: &str, protected_url: &str) -> String {
     let target = |name: &str, session: &str| {
         format!(
             r#"
@@ -46,7 +48,44 @@ timeout = "900ms"
 "#
         )
     };
-    format!("[server]\nlisten = \"127.0.0.1:0\"\n{}{}", target("ref", "fresh"), target("warm", "persistent"))
+    let protected = format!(
+        r#"
+[[targets]]
+name = "protected"
+url = "{protected_url}"
+interval = "1s"
+timeout = "1s"
+[targets.oauth]
+client_id = "{}"
+client_secret_env = "ALERTING_OAUTH_SECRET"
+"#,
+        crate::oidc::BASIC_CLIENT.id
+    );
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}{}{protected}",
+        target("ref", "fresh"),
+        target("warm", "persistent")
+    )
+}
+
+/// The environment `daemon_config` names.
+const DAEMON_ENV: &[(&str, &str)] = &[("ALERTING_OAUTH_SECRET", crate::oidc::BASIC_CLIENT.secret)];
+
+/// The reference target behind a real authorization server (the provider stops when dropped,
+/// the target with `stop` or the test's runtime).
+async fn protected_target() -> (crate::oidc::OidcProvider, tokio_util::sync::CancellationToken, String) {
+    let provider = crate::oidc::OidcProvider::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let oauth = mcp_canary::reference::OAuthOptions {
+        issuer: provider.issuer.clone(),
+        scopes: vec!["mcp:read".into()],
+        tool_scopes: Vec::new(),
+        resource: None,
+    };
+    let options = mcp_canary::reference::TargetOptions { oauth: Some(oauth), ..Default::default() };
+    let handle = mcp_canary::reference::spawn(listener, options, stop.clone()).await.expect("protected target");
+    (provider, stop, handle.mcp_url())
 }
 
 /// Every metric name in a rule or dashboard expression: a catalogue metric (histograms with their
@@ -87,7 +126,9 @@ async fn every_metric_used_by_rules_and_dashboards_is_catalogued_and_exported() 
         );
     }
     let (_target, mcp_url) = start_target(&[]).await;
-    let (daemon, _dir, base) = start_daemon("alerting-names", &daemon_config(&mcp_url), &[]).await;
+    let (_provider, _stop, protected_url) = protected_target().await;
+    let (daemon, _dir, base) =
+        start_daemon("alerting-names", &daemon_config(&mcp_url, &protected_url), DAEMON_ENV).await;
     // Rule files whose metrics this daemon cannot export are checked live by another test.
     let elsewhere: BTreeSet<String> = promql::LIVE_CHECKED_ELSEWHERE
         .iter()
@@ -192,7 +233,8 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
     let (webhook, got) = start_webhook().await;
     let (mut target, mcp_url) = start_target(&[]).await;
     let target_addr = mcp_url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
-    let (daemon, _dir, base) = start_daemon("alerting-e2e", &daemon_config(&mcp_url), &[]).await;
+    let (_provider, _stop, protected_url) = protected_target().await;
+    let (daemon, _dir, base) = start_daemon("alerting-e2e", &daemon_config(&mcp_url, &protected_url), DAEMON_ENV).await;
     let work = tempfile::tempdir().unwrap();
     let w = |p: &str| work.path().join(p).to_string_lossy().to_string();
 

@@ -3,6 +3,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/oidc.rs"]
+mod oidc;
 mod promql;
 mod stack;
 #[path = "../common/topology.rs"]
