@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{RawConfig, RawNotification, RawOAuth, RawProbe, RawTarget, TargetConfig};
+use crate::config::{RawConfig, RawNotification, RawProbe, RawTarget, TargetConfig};
 use crate::mcp::ErrorType;
 use crate::mcp::protocol::INVALID_PARAMS;
 use crate::runner::{CanaryProbe, NotificationOutcome, Operation, ProbeOutcome, StepResult};
@@ -28,40 +28,8 @@ pub struct CheckArgs {
     /// Read a bearer token from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub bearer_token_env: Option<String>,
-    /// OAuth client of a protected server (client credentials): its client id. The
-    /// authorization server is discovered from the server's protected resource metadata.
-    #[arg(long, value_name = "ID")]
-    pub oauth_client_id: Option<String>,
-    /// Read the OAuth client secret from this environment variable.
-    #[arg(long, value_name = "VAR", requires = "oauth_client_id")]
-    pub oauth_client_secret_env: Option<String>,
-    /// Read the OAuth client secret from this file.
-    #[arg(long, value_name = "FILE", requires = "oauth_client_id")]
-    pub oauth_client_secret_file: Option<String>,
-    /// Sign client assertions with this PEM private key (`private_key_jwt`) instead of a secret.
-    #[arg(long, value_name = "FILE", requires = "oauth_client_id")]
-    pub oauth_private_key_file: Option<String>,
-    /// `RS256` (default) or `ES256`: the algorithm of --oauth-private-key-file.
-    #[arg(long, value_name = "ALG", requires = "oauth_private_key_file")]
-    pub oauth_signing_alg: Option<String>,
-    /// The `kid` of the client assertions, as the client's registered JWKS names the key.
-    #[arg(long, value_name = "KID", requires = "oauth_private_key_file")]
-    pub oauth_key_id: Option<String>,
-    /// Use the refresh token stored in this file (written by `mcp-canary auth login`; rotated
-    /// in place) instead of client credentials.
-    #[arg(long, value_name = "FILE", requires = "oauth_client_id")]
-    pub oauth_token_file: Option<String>,
-    /// OAuth scope to ask for (repeatable; default: the server's challenge, else its
-    /// `scopes_supported`).
-    #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "oauth_client_id")]
-    pub oauth_scopes: Vec<String>,
-    /// The authorization server's issuer URL, instead of discovering it.
-    #[arg(long, value_name = "URL", requires = "oauth_client_id")]
-    pub oauth_authorization_server: Option<String>,
-    /// `client_secret_basic` or `client_secret_post`, as the client was registered (default:
-    /// basic when the authorization server lists it, else post).
-    #[arg(long, value_name = "METHOD", requires = "oauth_client_id")]
-    pub oauth_auth_method: Option<String>,
+    #[command(flatten)]
+    pub oauth: crate::config::OAuthFlags,
     /// Tool to call, with --tool-args as a JSON object (default: the first listed tool annotated
     /// readOnlyHint without required arguments; none: no call).
     #[arg(long)]
@@ -174,19 +142,7 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
         session: "fresh".into(),
         headers,
         bearer_token_env: args.bearer_token_env.clone(),
-        oauth: args.oauth_client_id.as_ref().map(|client_id| RawOAuth {
-            client_id: client_id.clone(),
-            client_secret_env: args.oauth_client_secret_env.clone(),
-            client_secret_file: args.oauth_client_secret_file.clone(),
-            scopes: args.oauth_scopes.clone(),
-            authorization_server: args.oauth_authorization_server.clone(),
-            token_endpoint_auth_method: args.oauth_auth_method.clone(),
-            private_key_file: args.oauth_private_key_file.clone(),
-            grant: args.oauth_token_file.as_ref().map(|_| "refresh_token".to_string()),
-            token_file: args.oauth_token_file.clone(),
-            signing_alg: args.oauth_signing_alg.clone(),
-            key_id: args.oauth_key_id.clone(),
-        }),
+        oauth: args.oauth.raw(),
         probe: RawProbe {
             tool: args.tool.clone(),
             tool_arguments: json_table("tool-args", &args.tool_args)?,

@@ -13,8 +13,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
 pub use profiles::{HeavyLimits, ProfileConfig, parse_schedule};
 pub use raw::{
-    RawConfig, RawHeavyProfiles, RawInstance, RawNotification, RawOAuth, RawOtlp, RawProbe, RawProfile, RawServer,
-    RawTarget,
+    OAuthFlags, RawConfig, RawHeavyProfiles, RawInstance, RawNotification, RawOAuth, RawOtlp, RawProbe, RawProfile,
+    RawServer, RawTarget,
 };
 pub use validate::{
     Config, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Replica, Secret,

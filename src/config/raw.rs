@@ -233,6 +233,64 @@ pub struct RawOAuth {
     pub token_endpoint_auth_method: Option<String>,
 }
 
+/// The OAuth flags `check` and `run` share: the `[targets.oauth]` keys of a one-off target.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OAuthFlags {
+    /// OAuth client of a protected server (client credentials): its client id. The
+    /// authorization server is discovered from the server's protected resource metadata.
+    #[arg(long = "oauth-client-id", value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Read the OAuth client secret from this environment variable.
+    #[arg(long = "oauth-client-secret-env", value_name = "VAR", requires = "client_id")]
+    pub client_secret_env: Option<String>,
+    /// Read the OAuth client secret from this file.
+    #[arg(long = "oauth-client-secret-file", value_name = "FILE", requires = "client_id")]
+    pub client_secret_file: Option<String>,
+    /// Sign client assertions with this PEM private key (`private_key_jwt`) instead of a secret.
+    #[arg(long = "oauth-private-key-file", value_name = "FILE", requires = "client_id")]
+    pub private_key_file: Option<String>,
+    /// `RS256` (default) or `ES256`: the algorithm of --oauth-private-key-file.
+    #[arg(long = "oauth-signing-alg", value_name = "ALG", requires = "private_key_file")]
+    pub signing_alg: Option<String>,
+    /// The `kid` of the client assertions, as the client's registered JWKS names the key.
+    #[arg(long = "oauth-key-id", value_name = "KID", requires = "private_key_file")]
+    pub key_id: Option<String>,
+    /// Use the refresh token stored in this file (written by `mcp-canary auth login`; rotated
+    /// in place) instead of client credentials.
+    #[arg(long = "oauth-token-file", value_name = "FILE", requires = "client_id")]
+    pub token_file: Option<String>,
+    /// OAuth scope to ask for (repeatable; default: the server's challenge, else its
+    /// `scopes_supported`).
+    #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "client_id")]
+    pub scopes: Vec<String>,
+    /// The authorization server's issuer URL, instead of discovering it.
+    #[arg(long = "oauth-authorization-server", value_name = "URL", requires = "client_id")]
+    pub authorization_server: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`, as the client was registered (default:
+    /// basic when the authorization server lists it, else post).
+    #[arg(long = "oauth-auth-method", value_name = "METHOD", requires = "client_id")]
+    pub auth_method: Option<String>,
+}
+
+impl OAuthFlags {
+    /// The `[targets.oauth]` table these flags make; `None` without `--oauth-client-id`.
+    pub fn raw(&self) -> Option<RawOAuth> {
+        self.client_id.as_ref().map(|client_id| RawOAuth {
+            client_id: client_id.clone(),
+            client_secret_env: self.client_secret_env.clone(),
+            client_secret_file: self.client_secret_file.clone(),
+            scopes: self.scopes.clone(),
+            authorization_server: self.authorization_server.clone(),
+            token_endpoint_auth_method: self.auth_method.clone(),
+            private_key_file: self.private_key_file.clone(),
+            grant: self.token_file.as_ref().map(|_| "refresh_token".to_string()),
+            token_file: self.token_file.clone(),
+            signing_alg: self.signing_alg.clone(),
+            key_id: self.key_id.clone(),
+        })
+    }
+}
+
 /// `instances = [{ name = "a", url = "..." }]`: one replica of a balanced target.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

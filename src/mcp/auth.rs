@@ -439,6 +439,7 @@ impl TokenSource {
                 methods.join(", ")
             )));
         };
+        check_secure(&server.metadata.token_endpoint, "token_endpoint")?;
         let token_url = TokenUrl::new(server.metadata.token_endpoint.clone())
             .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
         let client = oauth2::basic::BasicClient::new(ClientId::new(self.settings.client_id.clone()))
@@ -592,6 +593,7 @@ impl TokenSource {
             return Err(auth_error("the redirect comes from another issuer"));
         }
         let code = param("code").ok_or_else(|| auth_error("the redirect carries no code"))?;
+        check_secure(&auth.server.metadata.token_endpoint, "token_endpoint")?;
         let token_url = TokenUrl::new(auth.server.metadata.token_endpoint.clone())
             .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
         let redirect = oauth2::RedirectUrl::new(auth.redirect_uri.to_string())
@@ -720,6 +722,23 @@ impl TokenSource {
             token_endpoint_auth_methods_supported: Vec::new(),
             scopes_supported: Vec::new(),
         })
+    }
+}
+
+/// Credentials go only to an `https` endpoint, or to `http` on this host (loopback: test and
+/// sidecar authorization servers), as the MCP authorization specification requires.
+fn check_secure(endpoint: &str, what: &str) -> Result<(), McpError> {
+    let url = url::Url::parse(endpoint).map_err(|_| auth_error(format!("the {what} is not a URL")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(auth_error(format!("the {what} is not https: no credential is sent over it"))),
     }
 }
 
@@ -942,6 +961,17 @@ mod tests {
         // Unterminated quotes and stray commas never panic.
         assert!(parse_challenge(r#"Bearer scope="abc"#).is_some());
         assert!(parse_challenge("Bearer ,,,=,=\"").is_some());
+    }
+
+    #[test]
+    fn credentials_go_only_over_https_or_loopback() {
+        assert!(check_secure("https://auth.example.com/token", "token_endpoint").is_ok());
+        assert!(check_secure("http://127.0.0.1:9000/token", "token_endpoint").is_ok());
+        assert!(check_secure("http://[::1]:9000/token", "token_endpoint").is_ok());
+        assert!(check_secure("http://localhost/token", "token_endpoint").is_ok());
+        assert!(check_secure("http://auth.example.com/token", "token_endpoint").is_err());
+        assert!(check_secure("http://10.0.0.1/token", "token_endpoint").is_err());
+        assert!(check_secure("ftp://127.0.0.1/token", "token_endpoint").is_err());
     }
 
     #[test]

@@ -37,12 +37,19 @@ pub struct MatrixArgs {
     /// Keep serving /metrics this long after the run (for a last scrape).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub linger: Duration,
+    /// OAuth for a protected target: the flags of `check` (`--oauth-client-id`, ...).
+    #[command(flatten)]
+    pub oauth: crate::config::OAuthFlags,
 }
 
 /// Validate the flags into a matrix run (no thresholds: a broken cell fails it).
 pub fn plan_from_args(args: &MatrixArgs) -> Result<(PlannedRun, ClientConfig), Refused> {
     let (target, url) = super::target_flag(&args.target, args.name.as_deref())?;
-    let client = ClientConfig { request_timeout: args.timeout, ..ClientConfig::new(url) };
+    let auth = match args.oauth.raw() {
+        Some(oauth) => Some(super::oauth_source(&url, oauth)?),
+        None => None,
+    };
+    let client = ClientConfig { request_timeout: args.timeout, auth, ..ClientConfig::new(url) };
     let options = RunOptions {
         profile: ProfileKind::Matrix.as_str(),
         target: &target,

@@ -102,6 +102,9 @@ pub struct CommonArgs {
     /// Response header naming the replica that served a request.
     #[arg(long, default_value = "Mcp-Canary-Instance")]
     pub replica_header: String,
+    /// OAuth for a protected target: the flags of `check` (`--oauth-client-id`, ...).
+    #[command(flatten)]
+    pub oauth: crate::config::OAuthFlags,
 }
 
 /// Replica tagging from `--replicas` / `--replica-header`; `None` without `--replicas`.
@@ -148,7 +151,39 @@ pub fn client_config(args: &CommonArgs) -> Result<(String, ClientConfig), Refuse
         "auto" => ProtocolPreference::Auto,
         v => ProtocolPreference::Pinned(v.to_string()),
     };
-    Ok((name, ClientConfig { protocol, request_timeout: args.timeout, ..ClientConfig::new(url) }))
+    let auth = match args.oauth.raw() {
+        Some(oauth) => Some(oauth_source(&url, oauth)?),
+        None => None,
+    };
+    Ok((name, ClientConfig { protocol, request_timeout: args.timeout, auth, ..ClientConfig::new(url) }))
+}
+
+/// The token source of `--oauth-*`, validated as a `[targets.oauth]` table is (the same
+/// checks, named by flag).
+pub(crate) fn oauth_source(
+    url: &url::Url,
+    oauth: crate::config::RawOAuth,
+) -> Result<Arc<crate::mcp::auth::TokenSource>, Refused> {
+    let raw_target =
+        crate::config::RawTarget { oauth: Some(oauth), ..crate::config::RawTarget::new("run", url.as_str()) };
+    let raw = crate::config::RawConfig { targets: vec![raw_target], ..Default::default() };
+    let flag = |key: &str| {
+        let field = key.rsplit('.').next().unwrap_or(key);
+        match field {
+            "scopes" => "--oauth-scope".to_string(),
+            "token_endpoint_auth_method" => "--oauth-auth-method".to_string(),
+            "grant" | "token_file" => "--oauth-token-file".to_string(),
+            f => format!("--oauth-{}", f.replace('_', "-")),
+        }
+    };
+    match crate::config::validate(&raw) {
+        Ok(mut config) => {
+            config.targets.remove(0).auth.ok_or_else(|| Refused("--oauth-client-id: no token source".into()))
+        }
+        Err(errors) => Err(Refused(
+            errors.0.iter().map(|e| format!("{}: {}", flag(&e.key), e.message)).collect::<Vec<_>>().join("; "),
+        )),
+    }
 }
 
 /// `--target` (an http or https URL; its user-info never echoed) and the `target` label:

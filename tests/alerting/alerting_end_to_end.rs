@@ -61,11 +61,7 @@ client_secret_env = "ALERTING_OAUTH_SECRET"
 "#,
         crate::oidc::BASIC_CLIENT.id
     );
-    format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n{}{}{protected}",
-        target("ref", "fresh"),
-        target("warm", "persistent")
-    )
+    format!("[server]\nlisten = \"127.0.0.1:0\"\n{}{}{protected}", target("ref", "fresh"), target("warm", "persistent"))
 }
 
 /// The environment `daemon_config` names.

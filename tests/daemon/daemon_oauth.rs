@@ -66,9 +66,37 @@ async fn check_probes_a_protected_server_with_client_credentials() {
     let steps = report["steps"].as_array().unwrap();
     assert!(steps.iter().any(|s| s["method"] == "tools/call" && s["outcome"] == "success"), "{report:#}");
 
+    // `run load` takes the same flags: every request of a short run carries a token.
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("load.json");
+    let load = [
+        "run",
+        "load",
+        "--target",
+        &url,
+        "--clients",
+        "2",
+        "--rpm",
+        "120",
+        "--duration",
+        "2s",
+        "--mix",
+        "fast_tool=1",
+        "--fast-tool-args",
+        r#"{"message":"load"}"#,
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let mut cmd = tokio::process::Command::new(common::bin());
+    cmd.args(load).args(basic).env("CANARY_OAUTH_SECRET", BASIC_CLIENT.secret);
+    let out = cmd.output().await.expect("run load");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let fast = &r["operations"]["fast_tool"];
+    assert!(fast["count"].as_u64().unwrap_or(0) >= 4 && fast["errors"] == 0, "{r:#}");
+
     // client_secret_post from a file, asking only for mcp:read: the call of echo is refused with
     // 403 insufficient_scope, the canary asks again with mcp:tools added, and the call passes.
-    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secret");
     std::fs::write(&file, format!("{}\n", POST_CLIENT.secret)).unwrap();
     let post = [
