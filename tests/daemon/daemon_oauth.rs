@@ -326,3 +326,74 @@ token_file = "{}"
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("invalid_grant"), "{}", text(&out));
 }
+
+/// The Python SDK 1.x as a protected resource server (tests/peers/python_sdk_protected_server.py)
+/// in front of `provider`; killed when dropped.
+async fn python_protected_peer(provider: &OidcProvider) -> (tokio::process::Child, String, std::path::PathBuf) {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".cache/py/mcp1/bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/install-test-servers.sh", python.display());
+    let port = common::free_port();
+    let log = std::env::temp_dir().join(format!("peer-python-protected-{}-{port}.log", std::process::id()));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = tokio::process::Command::new(python)
+        .arg(root.join("tests/peers/python_sdk_protected_server.py"))
+        .env("PORT", port.to_string())
+        .env("ISSUER", &provider.issuer)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(out.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(out))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the protected python peer");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the protected python peer exited ({status}):\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the protected python peer did not listen within 30s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (child, format!("http://{addr}/mcp"), log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_protected_server_the_python_sdk() {
+    let provider = OidcProvider::start().await;
+    let (_peer, url, log) = python_protected_peer(&provider).await;
+    let peer_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let echo = ["--tool", "echo", "--tool-args", r#"{"message":"hi"}"#];
+
+    // Its own challenge without a token: `auth` (exit 4).
+    let bare = check(&[&echo[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(bare.status.code(), Some(4), "{}", text(&bare));
+
+    // Discovery from the SDK's protected resource metadata, client credentials, the whole probe.
+    let secret = [("CANARY_OAUTH_SECRET", BASIC_CLIENT.secret)];
+    let basic = ["--oauth-client-id", BASIC_CLIENT.id, "--oauth-client-secret-env", "CANARY_OAUTH_SECRET"];
+    let out = check(&[&echo[..], &basic[..], &["--json", &url]].concat(), &secret).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}\n{}", text(&out), peer_log(), provider.log_text());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["server"]["name"], "peer-python-sdk-protected", "{report:#}");
+    let steps = report["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["method"] == "tools/call" && s["outcome"] == "success"), "{report:#}");
+
+    // private_key_jwt against the same server.
+    let key = provider.es256_key();
+    let jwt = [
+        "--oauth-client-id",
+        JWT_CLIENT_ID,
+        "--oauth-private-key-file",
+        key.to_str().unwrap(),
+        "--oauth-signing-alg",
+        "ES256",
+        "--oauth-key-id",
+        JWT_CLIENT_ES256_KID,
+    ];
+    let out = check(&[&echo[..], &jwt[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), peer_log());
+}
