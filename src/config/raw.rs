@@ -201,6 +201,10 @@ pub struct RawTarget {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOAuth {
+    /// The client's id (a pre-registered one, or the URL of its client ID metadata document when
+    /// the server supports them); empty with `grant = "refresh_token"`: `auth login` registers a
+    /// client dynamically.
+    #[serde(default)]
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_env: Option<String>,

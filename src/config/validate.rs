@@ -383,8 +383,13 @@ fn oauth_settings(
 ) -> Option<crate::mcp::auth::OAuthSettings> {
     let before = errors.len();
     let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.oauth.{field}"), msg));
-    if o.client_id.trim().is_empty() {
-        err("client_id", "must not be empty".into());
+    let dynamic = o.client_id.is_empty() && o.grant.as_deref() == Some("refresh_token");
+    if o.client_id.trim().is_empty() && !dynamic {
+        err(
+            "client_id",
+            "must not be empty (only grant = \"refresh_token\" may leave it out: auth login then registers a client)"
+                .into(),
+        );
     }
     if t.bearer_token.is_some() || t.bearer_token_env.is_some() || t.bearer_token_file.is_some() {
         err("client_id", "a target takes either a bearer token or [targets.oauth], not both".into());

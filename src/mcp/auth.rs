@@ -235,6 +235,10 @@ pub struct Authorization {
     state: oauth2::CsrfToken,
     verifier: oauth2::PkceCodeVerifier,
     server: Discovered,
+    /// The client this login runs as (the configured one, or one registered just now).
+    pub client_id: String,
+    /// Registered by this login (dynamic client registration): stored beside the token.
+    pub registered: bool,
 }
 
 /// The state of a token source, for metrics and `check`.
@@ -442,7 +446,13 @@ impl TokenSource {
         check_secure(&server.metadata.token_endpoint, "token_endpoint")?;
         let token_url = TokenUrl::new(server.metadata.token_endpoint.clone())
             .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
-        let client = oauth2::basic::BasicClient::new(ClientId::new(self.settings.client_id.clone()))
+        let stored = match &self.settings.grant {
+            Grant::RefreshToken { token_file } => Some(Stored::read(token_file)?),
+            Grant::ClientCredentials => None,
+        };
+        let client_id =
+            stored.as_ref().and_then(|s| s.client_id.clone()).unwrap_or_else(|| self.settings.client_id.clone());
+        let client = oauth2::basic::BasicClient::new(ClientId::new(client_id.clone()))
             .set_token_uri(token_url)
             .set_auth_type(match method {
                 ClientAuthMethod::SecretBasic => AuthType::BasicAuth,
@@ -453,7 +463,7 @@ impl TokenSource {
                 (client.set_client_secret(ClientSecret::new(secret.expose().to_string())), None)
             }
             ClientCredential::PrivateKey(key) => {
-                (client, Some(key.assertion(&self.settings.client_id, &server.metadata.token_endpoint)?))
+                (client, Some(key.assertion(&client_id, &server.metadata.token_endpoint)?))
             }
             ClientCredential::Public => (client, None),
         };
@@ -481,8 +491,8 @@ impl TokenSource {
                 request.request_async(&send).await.map_err(|e| token_error("client credentials", e))?
             }
             Grant::RefreshToken { token_file } => {
-                let stored = read_refresh_token(token_file)?;
-                let refresh = oauth2::RefreshToken::new(stored.expose().to_string());
+                let stored = stored.expect("read above for this grant");
+                let refresh = oauth2::RefreshToken::new(stored.refresh_token.expose().to_string());
                 let mut request = client
                     .exchange_refresh_token(&refresh)
                     .add_extra_param("resource", self.resource.as_str())
@@ -493,9 +503,12 @@ impl TokenSource {
                 let response = request.request_async(&send).await.map_err(|e| token_error("refresh token", e))?;
                 // A rotated refresh token replaces the stored one at once: the old one is spent.
                 if let Some(next) = response.refresh_token()
-                    && next.secret() != stored.expose()
+                    && next.secret() != stored.refresh_token.expose()
                 {
-                    write_secret_file(token_file, next.secret())
+                    let rotated =
+                        Stored { client_id: stored.client_id, refresh_token: Secret::new(next.secret().clone()) };
+                    rotated
+                        .write(token_file)
                         .map_err(|e| auth_error(format!("cannot store the rotated refresh token: {e}")))?;
                 }
                 response
@@ -552,12 +565,17 @@ impl TokenSource {
         {
             scopes.push("offline_access".into());
         }
+        let client_id = if self.settings.client_id.is_empty() {
+            self.register(&server.metadata, &redirect_uri).await?
+        } else {
+            self.settings.client_id.clone()
+        };
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         let state = oauth2::CsrfToken::new_random();
         let mut url = url::Url::parse(&authorize).map_err(|_| auth_error("the authorization_endpoint is not a URL"))?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
-            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("client_id", &client_id)
             .append_pair("redirect_uri", redirect_uri.as_str())
             .append_pair("state", state.secret())
             .append_pair("code_challenge", challenge.as_str())
@@ -566,7 +584,43 @@ impl TokenSource {
         if !scopes.is_empty() {
             url.query_pairs_mut().append_pair("scope", &scopes.join(" "));
         }
-        Ok(Authorization { url, redirect_uri, state, verifier, server })
+        let registered = self.settings.client_id.is_empty();
+        Ok(Authorization { url, redirect_uri, state, verifier, server, client_id, registered })
+    }
+
+    /// Dynamic client registration (RFC 7591) of a public native client for this login's
+    /// loopback redirect, for a target configured without a `client_id`.
+    async fn register(&self, metadata: &ServerMetadata, redirect_uri: &url::Url) -> Result<String, McpError> {
+        let endpoint = metadata.registration_endpoint.as_deref().ok_or_else(|| {
+            auth_error("no client_id is configured and the authorization server offers no registration_endpoint")
+        })?;
+        check_secure(endpoint, "registration_endpoint")?;
+        let body = serde_json::json!({
+            "client_name": "mcp-canary",
+            "application_type": "native",
+            "redirect_uris": [redirect_uri.as_str()],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        let resp = self
+            .http
+            .post(endpoint)
+            .json(&body)
+            .timeout(AUTH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| super::transport::classify_reqwest(e, AUTH_TIMEOUT))?;
+        let status = resp.status();
+        let answer: Value = serde_json::from_slice(&read_capped(resp).await?).unwrap_or(Value::Null);
+        match answer.get("client_id").and_then(Value::as_str) {
+            Some(id) if status.is_success() && !id.is_empty() => Ok(id.to_string()),
+            _ => Err(auth_error(format!(
+                "client registration refused ({}): {}",
+                status.as_u16(),
+                answer.get("error").and_then(Value::as_str).unwrap_or("no client_id")
+            ))),
+        }
     }
 
     /// Finish the flow from the redirect the browser (or the headless walk) ended at: check
@@ -598,7 +652,7 @@ impl TokenSource {
             .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
         let redirect = oauth2::RedirectUrl::new(auth.redirect_uri.to_string())
             .map_err(|_| auth_error("the redirect URI is not a URL"))?;
-        let client = oauth2::basic::BasicClient::new(ClientId::new(self.settings.client_id.clone()))
+        let client = oauth2::basic::BasicClient::new(ClientId::new(auth.client_id.clone()))
             .set_token_uri(token_url)
             .set_redirect_uri(redirect)
             .set_auth_type(match self.settings.auth_method {
@@ -610,7 +664,7 @@ impl TokenSource {
                 (client.set_client_secret(ClientSecret::new(secret.expose().to_string())), None)
             }
             ClientCredential::PrivateKey(key) => {
-                (client, Some(key.assertion(&self.settings.client_id, &auth.server.metadata.token_endpoint)?))
+                (client, Some(key.assertion(&auth.client_id, &auth.server.metadata.token_endpoint)?))
             }
             ClientCredential::Public => (client.set_auth_type(AuthType::RequestBody), None),
         };
@@ -637,7 +691,12 @@ impl TokenSource {
         let refresh = response.refresh_token().ok_or_else(|| {
             auth_error("the authorization server issued no refresh token (does the client have the refresh_token grant, and offline_access?)")
         })?;
-        write_secret_file(token_file, refresh.secret())
+        let stored = Stored {
+            client_id: auth.registered.then(|| auth.client_id.clone()),
+            refresh_token: Secret::new(refresh.secret().clone()),
+        };
+        stored
+            .write(token_file)
             .map_err(|e| auth_error(format!("cannot write the token file {}: {e}", token_file.display())))?;
         Ok(response.expires_in())
     }
@@ -755,6 +814,40 @@ fn token_error(grant: &str, e: TokenError) -> McpError {
         oauth2::RequestTokenError::Request(e) => auth_error(format!("token request failed: {e}")),
         oauth2::RequestTokenError::Parse(e, _) => auth_error(format!("token response unreadable: {e}")),
         oauth2::RequestTokenError::Other(e) => auth_error(format!("token request failed: {e}")),
+    }
+}
+
+/// What `auth login` stores: the refresh token, and the client id when the client was
+/// registered dynamically (then the file is JSON; a plain file holds the token alone).
+pub struct Stored {
+    pub client_id: Option<String>,
+    pub refresh_token: Secret,
+}
+
+impl Stored {
+    fn read(path: &std::path::Path) -> Result<Self, McpError> {
+        let token = read_refresh_token(path)?;
+        if !token.expose().starts_with('{') {
+            return Ok(Stored { client_id: None, refresh_token: token });
+        }
+        #[derive(Deserialize)]
+        struct File {
+            client_id: String,
+            refresh_token: String,
+        }
+        let file: File = serde_json::from_str(token.expose())
+            .map_err(|_| auth_error(format!("the token file {} is not what auth login writes", path.display())))?;
+        Ok(Stored { client_id: Some(file.client_id), refresh_token: Secret::new(file.refresh_token) })
+    }
+
+    fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        match &self.client_id {
+            None => write_secret_file(path, self.refresh_token.expose()),
+            Some(id) => write_secret_file(
+                path,
+                &serde_json::json!({"client_id": id, "refresh_token": self.refresh_token.expose()}).to_string(),
+            ),
+        }
     }
 }
 

@@ -313,6 +313,25 @@ token_file = "{}"
     assert_eq!(daemon.terminate(Duration::from_secs(20)).await, Some(0));
     assert!(!daemon.log_text().contains(third.trim()), "a refresh token in the log");
 
+    // Without a client_id the login registers a client dynamically (RFC 7591) and stores its id
+    // beside the token; renewals use that id (the flag's `unregistered` is never sent).
+    let dynamic_file = dir.path().join("dynamic-token");
+    let dynamic_config = config
+        .replace(&format!("client_id = \"{PUBLIC_CLIENT_ID}\"\n"), "")
+        .replace(token_file.to_str().unwrap(), dynamic_file.to_str().unwrap());
+    std::fs::write(&config_path, &dynamic_config).unwrap();
+    let out = login(&["--oauth-headless"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), provider.log_text());
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dynamic_file).unwrap()).unwrap();
+    let registered = stored["client_id"].as_str().expect("a registered client id");
+    assert_ne!(registered, PUBLIC_CLIENT_ID);
+    let dynamic_args = ["--oauth-client-id", "unregistered", "--oauth-token-file", dynamic_file.to_str().unwrap()];
+    let out = check(&[&echo[..], &dynamic_args[..], &[url.as_str()]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), provider.log_text());
+    let rotated: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dynamic_file).unwrap()).unwrap();
+    assert_eq!(rotated["client_id"], registered);
+    assert_ne!(rotated["refresh_token"], stored["refresh_token"]);
+
     // A revoked refresh token: the next renewal is refused (`invalid_grant`), classified `auth`.
     let revoked = reqwest::Client::new()
         .post(provider.endpoint("token/revocation"))
