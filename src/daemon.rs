@@ -47,6 +47,9 @@ pub async fn run(
     let mut loops = tokio::task::JoinSet::new();
     let mut inspectors = tokio::task::JoinSet::new();
     for target in config.targets {
+        if let Some(at) = target.credential_expiry {
+            events::credential_expiry(&target.name, "bearer_token", at);
+        }
         if let Some(spec) = target.redis.clone() {
             events::redis_inspector_registered(&target.name);
             tracing::info!(target_name = %target.name, redis = %spec.url, "Inspecting Redis");

@@ -61,6 +61,8 @@ pub struct TargetConfig {
     pub allow_chaos: bool,
     /// The replicas behind `url`; `None`: a single server.
     pub instances: Option<InstancesSpec>,
+    /// When the static bearer token expires, if it is a JWT with `exp` (Unix seconds).
+    pub credential_expiry: Option<f64>,
     /// OAuth access tokens for a protected server, shared by every client of this target (the
     /// canary, its replicas' probes, heavy profiles).
     pub auth: Option<std::sync::Arc<crate::mcp::auth::TokenSource>>,
@@ -314,8 +316,22 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         allow_heavy: t.allow_heavy,
         allow_chaos: t.allow_chaos,
         instances,
+        credential_expiry: static_token_expiry(t),
         auth,
     })
+}
+
+/// The `exp` of the target's static bearer token when it is a JWT (read again from its source:
+/// validation has checked that source already).
+fn static_token_expiry(t: &RawTarget) -> Option<f64> {
+    let token = if let Some(token) = &t.bearer_token {
+        token.clone()
+    } else if let Some(var) = &t.bearer_token_env {
+        std::env::var(var).ok()?
+    } else {
+        std::fs::read_to_string(t.bearer_token_file.as_ref()?).ok()?.trim().to_string()
+    };
+    crate::mcp::auth::jwt_expiry(&Secret::new(token))
 }
 
 /// The client's credential: a secret from the environment or a file, or a private key file.

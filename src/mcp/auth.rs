@@ -1007,17 +1007,30 @@ async fn send_bounded(
     out.body(body).map_err(std::io::Error::other)
 }
 
+/// The claims of a token that is a JWT (read, not verified: the canary only looks at what a
+/// token says about itself); `None` for an opaque token.
+fn jwt_claims(token: &Secret) -> Option<Value> {
+    let mut parts = token.expose().split('.');
+    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    if payload.len() > 64 * 1024 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
+}
+
+/// When a token that is a JWT expires (its `exp`, Unix seconds); `None` for an opaque token or
+/// one without `exp`. For static bearer tokens: the credential expiry the alerts warn about.
+pub fn jwt_expiry(token: &Secret) -> Option<f64> {
+    jwt_claims(token)?.get("exp")?.as_f64().filter(|e| e.is_finite() && *e > 0.0)
+}
+
 /// A JWT access token names its issuer and audience: refuse one minted for another server. An
 /// opaque token carries neither and is taken as it is.
 fn check_token_claims(token: &Secret, issuer: &str, resource: &url::Url) -> Result<(), McpError> {
-    let mut parts = token.expose().split('.');
-    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Ok(());
-    };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
-        return Ok(());
-    };
-    let Ok(claims) = serde_json::from_slice::<Value>(&bytes) else { return Ok(()) };
+    let Some(claims) = jwt_claims(token) else { return Ok(()) };
     if let Some(iss) = claims.get("iss").and_then(Value::as_str)
         && iss.trim_end_matches('/') != issuer.trim_end_matches('/')
     {
@@ -1054,6 +1067,15 @@ mod tests {
         // Unterminated quotes and stray commas never panic.
         assert!(parse_challenge(r#"Bearer scope="abc"#).is_some());
         assert!(parse_challenge("Bearer ,,,=,=\"").is_some());
+    }
+
+    #[test]
+    fn a_static_jwt_tells_its_expiry_an_opaque_token_none() {
+        assert_eq!(jwt_expiry(&jwt(serde_json::json!({"exp": 1_800_000_000}))), Some(1.8e9));
+        assert_eq!(jwt_expiry(&jwt(serde_json::json!({"iss": "x"}))), None);
+        assert_eq!(jwt_expiry(&jwt(serde_json::json!({"exp": "soon"}))), None);
+        assert_eq!(jwt_expiry(&Secret::new("opaque".into())), None);
+        assert_eq!(jwt_expiry(&Secret::new("a.b.c".into())), None);
     }
 
     #[test]

@@ -98,6 +98,13 @@ metric!(
     "Unix time the canary's current OAuth access token for the target expires at (absent before the first token, or when the token endpoint gives no expires_in)."
 );
 metric!(
+    AUTH_CREDENTIAL_EXPIRY,
+    "mcp_canary_auth_credential_expiry_timestamp_seconds",
+    Gauge,
+    ["target", "credential"],
+    "Unix time a long-lived credential of the target expires at (credential=bearer_token: the exp of a static bearer token that is a JWT); absent when the credential does not say."
+);
+metric!(
     AUTH_TOKEN_REQUESTS,
     "mcp_canary_auth_token_requests_total",
     Counter,
@@ -861,6 +868,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     OPERATION_DURATION,
     SESSION_DURATION,
     AUTH_TOKEN_EXPIRY,
+    AUTH_CREDENTIAL_EXPIRY,
     AUTH_TOKEN_REQUESTS,
     PROBE_SUCCESS,
     PROBE_DURATION,

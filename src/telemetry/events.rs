@@ -283,6 +283,12 @@ pub fn redis_sampled(target: &str, obs: &RedisObservation, policy: &mut Option<&
     }
 }
 
+/// When a long-lived credential of `target` expires (`credential`: `bearer_token`), for the
+/// credential-expiry alert.
+pub fn credential_expiry(target: &str, credential: &'static str, at: f64) {
+    gauge!(m::AUTH_CREDENTIAL_EXPIRY.name, "target" => target.to_string(), "credential" => credential).set(at);
+}
+
 /// A target's OAuth token health: the expiry of its current token, and its token requests by
 /// outcome (the source's running totals).
 fn auth_status(target: &str, status: &crate::mcp::auth::TokenStatus) {

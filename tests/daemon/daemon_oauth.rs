@@ -187,6 +187,13 @@ client_id = "{id}"
 client_secret_env = "CANARY_OAUTH_SECRET"
 
 [[targets]]
+name = "static-jwt"
+url = "{url}"
+interval = "2s"
+timeout = "2s"
+bearer_token = "{static_jwt}"
+
+[[targets]]
 name = "locked-out"
 url = "{url}"
 interval = "2s"
@@ -195,7 +202,8 @@ timeout = "2s"
 client_id = "{id}"
 client_secret_env = "CANARY_WRONG_SECRET"
 "#,
-        id = BASIC_CLIENT.id
+        id = BASIC_CLIENT.id,
+        static_jwt = unsigned_jwt(1_800_000_000)
     );
     let envs = [("CANARY_OAUTH_SECRET", BASIC_CLIENT.secret), ("CANARY_WRONG_SECRET", "hunter2-wrong-secret")];
     let (mut daemon, _dir, base) = start_daemon("oauth", &config, &envs).await;
@@ -224,6 +232,10 @@ client_secret_env = "CANARY_WRONG_SECRET"
         0.0
     );
     assert!(!s.text.contains("hunter2") && !s.text.contains(BASIC_CLIENT.secret), "a secret in the metrics");
+
+    // A static bearer token that is a JWT: its expiry is exported for the 72 h ticket.
+    let credential = [("target", "static-jwt"), ("credential", "bearer_token")];
+    assert_eq!(s.value("mcp_canary_auth_credential_expiry_timestamp_seconds", &credential), 1.8e9, "{}", s.text);
 
     // Every metric alerts/auth.yml uses is on this live scrape (tests/alerting/alerting_end_to_end.rs
     // leaves that file to this test: its daemon has no protected target).
@@ -415,4 +427,12 @@ async fn an_independent_protected_server_the_python_sdk() {
     ];
     let out = check(&[&echo[..], &jwt[..], &[url.as_str()]].concat(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), peer_log());
+}
+
+/// A JWT with only an `exp` claim and no valid signature: what a static bearer token tells about
+/// its own expiry (the canary reads it, never verifies it).
+fn unsigned_jwt(exp: u64) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!("{}.{}.sig", b64(br#"{"alg":"none"}"#), b64(format!("{{\"exp\":{exp}}}").as_bytes()))
 }
