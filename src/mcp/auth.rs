@@ -350,6 +350,8 @@ impl TokenSource {
             Err(e) => {
                 status.failed += 1;
                 status.last_error = Some(e.to_string());
+                // The next attempt discovers again: the server's metadata may have moved.
+                state.server = None;
             }
         }
         result.map(|(token, _)| Some(token))
@@ -366,9 +368,8 @@ impl TokenSource {
     /// scopes added (at most [`MAX_STEP_UPS`] times); after a 401, when the refused token is at
     /// least [`MIN_TOKEN_AGE`] old (expired or revoked; a fresh token refused at once would be
     /// refused again, and asking for one per request would hammer the token endpoint). Any other
-    /// 403 is the server's answer.
-    /// A request sent without a token (`sent` is `None`) learns the challenge: worth a retry
-    /// once a token can be had.
+    /// 403 is the server's answer. A request sent without a token (`sent` is `None`) learns the
+    /// challenge: worth a retry once a token can be had.
     pub async fn challenged(&self, sent: Option<&Secret>, status: u16, challenge: Challenge) -> bool {
         let mut state = self.state.lock().await;
         let Some(sent) = sent else {

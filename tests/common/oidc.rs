@@ -61,7 +61,7 @@ impl OidcProvider {
 
     /// Start with extra environment, e.g. `("OIDC_ACCESS_TOKEN_TTL", "2")` or
     /// `("OIDC_ACCESS_TOKEN_ALG", "ES256")`. Panics, naming the install script, when
-    /// oidc-provider is not installed; waits at most 30 s for the ready line.
+    /// oidc-provider is not installed; waits at most 90 s for the ready line.
     pub async fn start_with(envs: &[(&str, &str)]) -> OidcProvider {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let package = root.join(".cache/npm/oidc-provider/node_modules/oidc-provider/package.json");
@@ -90,7 +90,8 @@ impl OidcProvider {
         }
         let mut child = cmd.spawn().expect("spawn node tests/auth/provider.mjs");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
-        let issuer = tokio::time::timeout(Duration::from_secs(30), async {
+        // Generous: a cold first import on a loaded machine was seen to take 30 s.
+        let issuer = tokio::time::timeout(Duration::from_secs(90), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(rest) = line.strip_prefix(READY) {
                     return Some(rest.trim().to_string());
@@ -103,7 +104,7 @@ impl OidcProvider {
         .flatten()
         .unwrap_or_else(|| {
             panic!(
-                "oidc-provider did not print {READY:?} within 30s; log: {}",
+                "oidc-provider did not print {READY:?} within 90s; log: {}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             )
         });
