@@ -372,22 +372,25 @@ impl TokenSource {
     /// challenge: worth a retry once a token can be had.
     pub async fn challenged(&self, sent: Option<&Secret>, status: u16, challenge: Challenge) -> bool {
         let mut state = self.state.lock().await;
+        let insufficient_scope = challenge.error.as_deref() == Some("insufficient_scope");
+        let scopes: Vec<String> =
+            challenge.scope.iter().flat_map(|s| s.split_whitespace()).map(str::to_string).collect();
+        if challenge.resource_metadata.is_some() || challenge.scope.is_some() {
+            state.challenge = Some(challenge);
+        }
         let Some(sent) = sent else {
             let first = !state.challenge_seen;
             state.challenge_seen = true;
-            if challenge.resource_metadata.is_some() || challenge.scope.is_some() {
-                state.challenge = Some(challenge);
-            }
             return first && status == 401;
         };
         let current = state.token.as_ref().filter(|t| &t.access == sent).map(|t| t.acquired.elapsed());
-        let worth = if challenge.error.as_deref() == Some("insufficient_scope") {
+        let worth = if insufficient_scope {
             let mut added = false;
             if state.step_ups < MAX_STEP_UPS {
                 state.step_ups += 1;
-                for scope in challenge.scope.iter().flat_map(|s| s.split_whitespace()) {
-                    if !state.stepped_up.iter().any(|s| s == scope) {
-                        state.stepped_up.push(scope.to_string());
+                for scope in scopes {
+                    if !state.stepped_up.contains(&scope) {
+                        state.stepped_up.push(scope);
                         added = true;
                     }
                 }
@@ -398,9 +401,6 @@ impl TokenSource {
         };
         if worth && current.is_some() {
             state.token = None;
-        }
-        if challenge.resource_metadata.is_some() || challenge.scope.is_some() {
-            state.challenge = Some(challenge);
         }
         worth
     }
@@ -419,66 +419,14 @@ impl TokenSource {
                 scopes.push(s.clone());
             }
         }
-        let methods = &server.metadata.token_endpoint_auth_methods_supported;
-        // RFC 8414: an absent list means client_secret_basic.
-        let method = if let ClientCredential::Public = &self.settings.credential {
-            // A public client (`none`) sends its client_id in the form body.
-            ClientAuthMethod::SecretPost
-        } else if let ClientCredential::PrivateKey(_) = &self.settings.credential {
-            if !methods.is_empty() && !methods.iter().any(|m| m == "private_key_jwt") {
-                return Err(auth_error(format!(
-                    "the authorization server does not take private_key_jwt (it lists {})",
-                    methods.join(", ")
-                )));
-            }
-            ClientAuthMethod::PrivateKeyJwt
-        } else if let Some(method) = self.settings.auth_method {
-            method
-        } else if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
-            ClientAuthMethod::SecretBasic
-        } else if methods.iter().any(|m| m == "client_secret_post") {
-            ClientAuthMethod::SecretPost
-        } else {
-            return Err(auth_error(format!(
-                "the authorization server takes none of client_secret_basic, client_secret_post (it lists {})",
-                methods.join(", ")
-            )));
-        };
-        check_secure(&server.metadata.token_endpoint, "token_endpoint")?;
-        let token_url = TokenUrl::new(server.metadata.token_endpoint.clone())
-            .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
         let stored = match &self.settings.grant {
             Grant::RefreshToken { token_file } => Some(Stored::read(token_file)?),
             Grant::ClientCredentials => None,
         };
         let client_id =
             stored.as_ref().and_then(|s| s.client_id.clone()).unwrap_or_else(|| self.settings.client_id.clone());
-        let client = oauth2::basic::BasicClient::new(ClientId::new(client_id.clone()))
-            .set_token_uri(token_url)
-            .set_auth_type(match method {
-                ClientAuthMethod::SecretBasic => AuthType::BasicAuth,
-                ClientAuthMethod::SecretPost | ClientAuthMethod::PrivateKeyJwt => AuthType::RequestBody,
-            });
-        let (client, assertion) = match &self.settings.credential {
-            ClientCredential::Secret(secret) => {
-                (client.set_client_secret(ClientSecret::new(secret.expose().to_string())), None)
-            }
-            ClientCredential::PrivateKey(key) => {
-                (client, Some(key.assertion(&client_id, &server.metadata.token_endpoint)?))
-            }
-            ClientCredential::Public => (client, None),
-        };
-        let assertion_params = assertion.map(|a| {
-            [
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()),
-                ("client_assertion", a),
-            ]
-        });
-        let http = self.http.clone();
-        let send = move |req: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move { send_bounded(&http, req).await }
-        };
+        let (client, client_params) = self.token_client(&client_id, &server.metadata)?;
+        let send = self.sender();
         let scopes: Vec<Scope> = scopes.into_iter().map(Scope::new).collect();
         let response = match &self.settings.grant {
             Grant::ClientCredentials => {
@@ -486,7 +434,7 @@ impl TokenSource {
                     .exchange_client_credentials()
                     .add_extra_param("resource", self.resource.as_str())
                     .add_scopes(scopes);
-                for (k, v) in assertion_params.iter().flatten() {
+                for (k, v) in &client_params {
                     request = request.add_extra_param(*k, v.clone());
                 }
                 request.request_async(&send).await.map_err(|e| token_error("client credentials", e))?
@@ -498,7 +446,7 @@ impl TokenSource {
                     .exchange_refresh_token(&refresh)
                     .add_extra_param("resource", self.resource.as_str())
                     .add_scopes(scopes);
-                for (k, v) in assertion_params.iter().flatten() {
+                for (k, v) in &client_params {
                     request = request.add_extra_param(*k, v.clone());
                 }
                 let response = request.request_async(&send).await.map_err(|e| token_error("refresh token", e))?;
@@ -648,41 +596,18 @@ impl TokenSource {
             return Err(auth_error("the redirect comes from another issuer"));
         }
         let code = param("code").ok_or_else(|| auth_error("the redirect carries no code"))?;
-        check_secure(&auth.server.metadata.token_endpoint, "token_endpoint")?;
-        let token_url = TokenUrl::new(auth.server.metadata.token_endpoint.clone())
-            .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
         let redirect = oauth2::RedirectUrl::new(auth.redirect_uri.to_string())
             .map_err(|_| auth_error("the redirect URI is not a URL"))?;
-        let client = oauth2::basic::BasicClient::new(ClientId::new(auth.client_id.clone()))
-            .set_token_uri(token_url)
-            .set_redirect_uri(redirect)
-            .set_auth_type(match self.settings.auth_method {
-                Some(ClientAuthMethod::SecretBasic) | None => AuthType::BasicAuth,
-                _ => AuthType::RequestBody,
-            });
-        let (client, assertion) = match &self.settings.credential {
-            ClientCredential::Secret(secret) => {
-                (client.set_client_secret(ClientSecret::new(secret.expose().to_string())), None)
-            }
-            ClientCredential::PrivateKey(key) => {
-                (client, Some(key.assertion(&auth.client_id, &auth.server.metadata.token_endpoint)?))
-            }
-            ClientCredential::Public => (client.set_auth_type(AuthType::RequestBody), None),
-        };
+        let (client, client_params) = self.token_client(&auth.client_id, &auth.server.metadata)?;
+        let client = client.set_redirect_uri(redirect);
         let mut request = client
             .exchange_code(oauth2::AuthorizationCode::new(code))
             .set_pkce_verifier(auth.verifier)
             .add_extra_param("resource", self.resource.as_str());
-        if let Some(assertion) = assertion {
-            request = request
-                .add_extra_param("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-                .add_extra_param("client_assertion", assertion);
+        for (k, v) in client_params {
+            request = request.add_extra_param(k, v);
         }
-        let http = self.http.clone();
-        let send = move |req: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move { send_bounded(&http, req).await }
-        };
+        let send = self.sender();
         let response = request.request_async(&send).await.map_err(|e| token_error("authorization code", e))?;
         check_token_claims(
             &Secret::new(response.access_token().secret().clone()),
@@ -700,6 +625,82 @@ impl TokenSource {
             .write(token_file)
             .map_err(|e| auth_error(format!("cannot write the token file {}: {e}", token_file.display())))?;
         Ok(response.expires_in())
+    }
+
+    /// How this client authenticates at the token endpoint: a public client sends its id in the
+    /// body (`none`), a private key signs an assertion (`private_key_jwt`), a secret goes as
+    /// configured, else `client_secret_basic` when the server lists it (RFC 8414: an absent list
+    /// means basic), else `client_secret_post`.
+    fn auth_method(&self, metadata: &ServerMetadata) -> Result<ClientAuthMethod, McpError> {
+        let methods = &metadata.token_endpoint_auth_methods_supported;
+        match &self.settings.credential {
+            ClientCredential::Public => Ok(ClientAuthMethod::SecretPost),
+            ClientCredential::PrivateKey(_)
+                if !methods.is_empty() && !methods.iter().any(|m| m == "private_key_jwt") =>
+            {
+                Err(auth_error(format!(
+                    "the authorization server does not take private_key_jwt (it lists {})",
+                    methods.join(", ")
+                )))
+            }
+            ClientCredential::PrivateKey(_) => Ok(ClientAuthMethod::PrivateKeyJwt),
+            ClientCredential::Secret(_) => match self.settings.auth_method {
+                Some(method) => Ok(method),
+                None if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") => {
+                    Ok(ClientAuthMethod::SecretBasic)
+                }
+                None if methods.iter().any(|m| m == "client_secret_post") => Ok(ClientAuthMethod::SecretPost),
+                None => Err(auth_error(format!(
+                    "the authorization server takes none of client_secret_basic, client_secret_post (it lists {})",
+                    methods.join(", ")
+                ))),
+            },
+        }
+    }
+
+    /// The oauth2 crate's HTTP client for token requests: this source's client, bounded.
+    fn sender(
+        &self,
+    ) -> impl Fn(oauth2::HttpRequest) -> futures::future::BoxFuture<'static, Result<oauth2::HttpResponse, std::io::Error>>
+    {
+        let http = self.http.clone();
+        move |req| {
+            let http = http.clone();
+            Box::pin(async move { send_bounded(&http, req).await })
+        }
+    }
+
+    /// The token endpoint's client, authenticated as `client_id`, with the form parameters its
+    /// authentication adds (a fresh client assertion for `private_key_jwt`). Every grant and the
+    /// code exchange go through it, so a credential only ever goes to a secure token endpoint.
+    fn token_client(
+        &self,
+        client_id: &str,
+        metadata: &ServerMetadata,
+    ) -> Result<(TokenClient, ClientParams), McpError> {
+        let method = self.auth_method(metadata)?;
+        check_secure(&metadata.token_endpoint, "token_endpoint")?;
+        let token_url = TokenUrl::new(metadata.token_endpoint.clone())
+            .map_err(|_| auth_error("the token_endpoint is not a URL"))?;
+        let client = oauth2::basic::BasicClient::new(ClientId::new(client_id.to_string()))
+            .set_token_uri(token_url)
+            .set_auth_type(match method {
+                ClientAuthMethod::SecretBasic => AuthType::BasicAuth,
+                ClientAuthMethod::SecretPost | ClientAuthMethod::PrivateKeyJwt => AuthType::RequestBody,
+            });
+        Ok(match &self.settings.credential {
+            ClientCredential::Secret(secret) => {
+                (client.set_client_secret(ClientSecret::new(secret.expose().to_string())), Vec::new())
+            }
+            ClientCredential::PrivateKey(key) => (
+                client,
+                vec![
+                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()),
+                    ("client_assertion", key.assertion(client_id, &metadata.token_endpoint)?),
+                ],
+            ),
+            ClientCredential::Public => (client, Vec::new()),
+        })
     }
 
     /// Protected resource metadata, then the authorization server's metadata. `None`: none
@@ -801,6 +802,18 @@ fn check_secure(endpoint: &str, what: &str) -> Result<(), McpError> {
         _ => Err(auth_error(format!("the {what} is not https: no credential is sent over it"))),
     }
 }
+
+/// An oauth2 client with its token endpoint set.
+type TokenClient = oauth2::basic::BasicClient<
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+/// Form parameters a client's authentication adds to a token request.
+type ClientParams = Vec<(&'static str, String)>;
 
 type TokenError = oauth2::RequestTokenError<std::io::Error, oauth2::basic::BasicErrorResponse>;
 
