@@ -270,6 +270,9 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         err("max_response_bytes", "must be between 1024 and 1073741824".into());
     }
     let headers = build_headers(path, t, errors);
+    // A static bearer token that is a JWT tells when it expires (the 72 h credential alert).
+    let credential_expiry =
+        headers.as_ref().and_then(|(_, token)| token.as_ref()).and_then(crate::mcp::auth::jwt_expiry);
     let probe = probe_spec(&t.probe);
     let notification = t.notification.as_ref().map(notification_spec);
     if let Some(n) = &t.notification {
@@ -309,29 +312,34 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         protocol: protocol?,
         session: session?,
         max_response_bytes: t.max_response_bytes as usize,
-        headers: headers?,
+        headers: headers?.0,
         probe,
         notification,
         redis,
         allow_heavy: t.allow_heavy,
         allow_chaos: t.allow_chaos,
         instances,
-        credential_expiry: static_token_expiry(t),
+        credential_expiry,
         auth,
     })
 }
 
-/// The `exp` of the target's static bearer token when it is a JWT (read again from its source:
-/// validation has checked that source already).
-fn static_token_expiry(t: &RawTarget) -> Option<f64> {
-    let token = if let Some(token) = &t.bearer_token {
-        token.clone()
-    } else if let Some(var) = &t.bearer_token_env {
-        std::env::var(var).ok()?
-    } else {
-        std::fs::read_to_string(t.bearer_token_file.as_ref()?).ok()?.trim().to_string()
-    };
-    crate::mcp::auth::jwt_expiry(&Secret::new(token))
+/// A secret from the first source given: `env` (the key and the variable: its value as set) or
+/// `file` (the key and the path: its contents, trimmed). A source that cannot be read is reported
+/// at its key; `None` then, or when neither is given.
+fn secret_source(
+    env: Option<(&str, &str)>,
+    file: Option<(&str, &str)>,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<String> {
+    if let Some((key, var)) = env {
+        return std::env::var(var).map_err(|_| err(key, format!("environment variable {var} is not set"))).ok();
+    }
+    let (key, path) = file?;
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| err(key, format!("cannot read {path}: {e}")))
+        .ok()
 }
 
 /// The client's credential: a secret from the environment or a file, or a private key file.
@@ -340,32 +348,19 @@ fn oauth_credential(
     err: &mut impl FnMut(&str, String),
 ) -> Option<crate::mcp::auth::ClientCredential> {
     use crate::mcp::auth::{ClientCredential, SigningKey};
-    let nonempty = |field: &str, what: String, value: String, err: &mut dyn FnMut(&str, String)| {
-        let value = value.trim().to_string();
-        if value.is_empty() {
-            err(field, format!("{what} is empty"));
-            None
-        } else {
-            Some(ClientCredential::Secret(Secret::new(value)))
+    if o.client_secret_env.is_some() || o.client_secret_file.is_some() {
+        let env = o.client_secret_env.as_deref().map(|var| ("client_secret_env", var));
+        let file = o.client_secret_file.as_deref().map(|path| ("client_secret_file", path));
+        let secret = secret_source(env, file, err)?.trim().to_string();
+        if secret.is_empty() {
+            match (env, file) {
+                (Some((key, var)), _) => err(key, format!("environment variable {var} is empty")),
+                (None, Some((key, path))) => err(key, format!("{path} is empty")),
+                (None, None) => {}
+            }
+            return None;
         }
-    };
-    if let Some(var) = &o.client_secret_env {
-        return match std::env::var(var) {
-            Ok(v) => nonempty("client_secret_env", format!("environment variable {var}"), v, err),
-            Err(_) => {
-                err("client_secret_env", format!("environment variable {var} is not set"));
-                None
-            }
-        };
-    }
-    if let Some(file) = &o.client_secret_file {
-        return match std::fs::read_to_string(file) {
-            Ok(v) => nonempty("client_secret_file", file.clone(), v, err),
-            Err(e) => {
-                err("client_secret_file", format!("cannot read {file}: {e}"));
-                None
-            }
-        };
+        return Some(ClientCredential::Secret(Secret::new(secret)));
     }
     let file = o.private_key_file.as_ref()?;
     let pem = match std::fs::read(file) {
@@ -588,15 +583,12 @@ fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Optio
     }
     let password = if let Some(p) = url_password {
         Some(p)
-    } else if let Some(var) = &t.redis_password_env {
-        std::env::var(var).map_err(|_| err("redis_password_env", format!("environment variable {var} is not set"))).ok()
-    } else if let Some(file) = &t.redis_password_file {
-        std::fs::read_to_string(file)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| err("redis_password_file", format!("cannot read {file}: {e}")))
-            .ok()
     } else {
-        None
+        secret_source(
+            t.redis_password_env.as_deref().map(|var| ("redis_password_env", var)),
+            t.redis_password_file.as_deref().map(|path| ("redis_password_file", path)),
+            &mut err,
+        )
     };
     if t.redis_interval < Duration::from_secs(1) || t.redis_interval > MAX_INTERVAL {
         err("redis_interval", format!("must be between 1s and {}", humantime::format_duration(MAX_INTERVAL)));
@@ -633,7 +625,8 @@ fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Optio
     })
 }
 
-fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<HeaderMap> {
+/// The target's request headers, and its static bearer token (which they carry) when it has one.
+fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<(HeaderMap, Option<Secret>)> {
     let before = errors.len();
     let mut map = HeaderMap::new();
     let mut insert = |field: String, name: &str, value: &str, errors: &mut Vec<ConfigError>| {
@@ -669,26 +662,14 @@ fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Op
     }
     let (token, source) = if let Some(token) = &t.bearer_token {
         (Some(token.clone()), "bearer_token")
-    } else if let Some(var) = &t.bearer_token_env {
-        let token = std::env::var(var)
-            .map_err(|_| {
-                errors.push(ConfigError::new(
-                    format!("{path}.bearer_token_env"),
-                    format!("environment variable {var} is not set"),
-                ))
-            })
-            .ok();
-        (token, "bearer_token_env")
-    } else if let Some(file) = &t.bearer_token_file {
-        let token = std::fs::read_to_string(file)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| {
-                errors.push(ConfigError::new(format!("{path}.bearer_token_file"), format!("cannot read {file}: {e}")))
-            })
-            .ok();
-        (token, "bearer_token_file")
     } else {
-        (None, "bearer_token")
+        let env = t.bearer_token_env.as_deref().map(|var| ("bearer_token_env", var));
+        let file = t.bearer_token_file.as_deref().map(|f| ("bearer_token_file", f));
+        let source = env.or(file).map_or("bearer_token", |(key, _)| key);
+        let token = secret_source(env, file, &mut |key, message| {
+            errors.push(ConfigError::new(format!("{path}.{key}"), message))
+        });
+        (token, source)
     };
     // An empty token would send `Authorization: Bearer ` with nothing after it.
     let token = token.filter(|token| {
@@ -698,10 +679,10 @@ fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Op
         }
         !empty
     });
-    if let Some(token) = token {
+    if let Some(token) = &token {
         insert(format!("{path}.bearer_token"), AUTHORIZATION.as_str(), &format!("Bearer {token}"), errors);
     }
-    (errors.len() == before).then_some(map)
+    (errors.len() == before).then_some((map, token.map(Secret::new)))
 }
 
 fn table_to_json(table: &Option<toml::Table>) -> Value {
