@@ -184,34 +184,47 @@ pub async fn start(peer: Peer) -> PeerServer {
         peer.package(),
         needed.display()
     );
+    // mcp-use reports usage to its vendor unless this is "false".
+    let (child, url, log) =
+        spawn_listening(peer.name(), &program, &args, &[("MCP_USE_ANONYMIZED_TELEMETRY", "false")]).await;
+    PeerServer { peer, url, log, child }
+}
+
+/// Run `program ARGS` with `PORT` set to a free loopback port (and `envs`), output to a log,
+/// killed when dropped; wait (at most 30 s) until it accepts connections. Returns the child,
+/// its MCP endpoint `http://127.0.0.1:PORT/mcp` and its log.
+pub async fn spawn_listening(
+    name: &str,
+    program: &std::path::Path,
+    args: &[PathBuf],
+    envs: &[(&str, &str)],
+) -> (Child, String, PathBuf) {
     let port = free_port();
-    let log = log_dir().join(format!("peer-{}-{}-{port}.log", peer.name(), std::process::id()));
+    let log = log_dir().join(format!("peer-{name}-{}-{port}.log", std::process::id()));
     let out = std::fs::File::create(&log).expect("create peer log");
-    let mut child = Command::new(&program)
-        .args(&args)
+    let mut child = Command::new(program)
+        .args(args)
         .env("PORT", port.to_string())
-        // mcp-use reports usage to its vendor unless this is "false".
-        .env("MCP_USE_ANONYMIZED_TELEMETRY", "false")
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone().expect("clone log handle")))
         .stderr(Stdio::from(out))
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn {} for peer {}: {e}", program.display(), peer.name()));
+        .unwrap_or_else(|e| panic!("spawn {} for peer {name}: {e}", program.display()));
     let addr = format!("127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(&addr).await.is_err() {
         let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("peer {} exited ({status}) before listening on {addr}:\n{}", peer.name(), log_text());
+            panic!("peer {name} exited ({status}) before listening on {addr}:\n{}", log_text());
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "peer {} did not listen on {addr} within 30s:\n{}",
-            peer.name(),
+            "peer {name} did not listen on {addr} within 30s:\n{}",
             log_text()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    PeerServer { peer, url: format!("http://{addr}/mcp"), log, child }
+    (child, format!("http://{addr}/mcp"), log)
 }

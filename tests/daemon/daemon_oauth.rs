@@ -364,32 +364,8 @@ async fn python_protected_peer(provider: &OidcProvider) -> (tokio::process::Chil
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".cache/py/mcp1/bin/python");
     assert!(python.is_file(), "{} is missing: run scripts/install-test-servers.sh", python.display());
-    let port = common::free_port();
-    let log = std::env::temp_dir().join(format!("peer-python-protected-{}-{port}.log", std::process::id()));
-    let out = std::fs::File::create(&log).unwrap();
-    let mut child = tokio::process::Command::new(python)
-        .arg(root.join("tests/peers/python_sdk_protected_server.py"))
-        .env("PORT", port.to_string())
-        .env("ISSUER", &provider.issuer)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::from(out.try_clone().unwrap()))
-        .stderr(std::process::Stdio::from(out))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the protected python peer");
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "the protected python peer exited ({status}):\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the protected python peer did not listen within 30s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (child, format!("http://{addr}/mcp"), log)
+    let script = root.join("tests/peers/python_sdk_protected_server.py");
+    common::peers::spawn_listening("python-sdk-protected", &python, &[script], &[("ISSUER", &provider.issuer)]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
