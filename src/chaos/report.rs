@@ -13,7 +13,8 @@ pub const CHAOS_REPORT_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseSummary {
     pub duration_s: f64,
-    /// Every operation whose intended start fell in the phase (workload, connects, broadcast
+    /// Every operation whose intended start fell in the phase, or that was in flight when this
+    /// fault window opened (workload, connects, broadcast
     /// triggers), failures by `error_type`, latency from the intended start.
     pub requests: OpSummary,
     /// Sessions the server no longer knew (`session_expired`).

@@ -1,7 +1,9 @@
 //! The chaos run: a steady population of sessions (each at a constant request rate from the load
 //! mix, holding its server-to-client stream), a broadcaster triggering a numbered notification
 //! every few seconds, and the scenario driver opening and closing fault windows. Every operation
-//! is timed from its intended start and attributed to the phase it was meant to start in.
+//! is timed from its intended start and attributed to the phase it was meant to start in, unless
+//! a fault window opened while it was in flight: then it belongs to that window (its outcome may be
+//! the fault's doing, and the baseline and recovery windows must measure the server alone).
 
 use crate::clock::unix_seconds;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -263,6 +265,7 @@ impl Ctx {
     /// Record one finished operation intended at `intended` in `phase`.
     fn record(&self, op: usize, phase: usize, intended: Instant, sent: Instant, result: RequestResult) {
         let done = Instant::now();
+        let phase = attributed_phase(phase, self.phase());
         let latency = done.saturating_duration_since(intended);
         if let Some(p) = self.phases.get(phase) {
             p.stats.record(0, latency, done.saturating_duration_since(sent), None, result);
@@ -319,6 +322,14 @@ impl Ctx {
         }
         (reconnects, resumed)
     }
+}
+
+/// The phase an operation meant to start in `intended` and finished in `current` counts in: the
+/// last fault window it overlapped, if one opened after it was meant to start (phases are the
+/// baseline, 0, then each scenario's fault, odd, and recovery, even).
+fn attributed_phase(intended: usize, current: usize) -> usize {
+    let last_fault = if current % 2 == 1 { current } else { current.saturating_sub(1) };
+    if last_fault > intended { last_fault } else { intended }
 }
 
 fn phase_summary(ctx: &Ctx, phase: usize, duration: Duration) -> PhaseSummary {
@@ -639,6 +650,21 @@ struct SetupErrors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request in flight when a fault window opens is the fault's, never the baseline's or a
+    /// recovery window's; one that started in a fault window stays there.
+    #[test]
+    fn requests_overlapping_a_fault_window_count_in_it() {
+        assert_eq!(attributed_phase(0, 0), 0);
+        assert_eq!(attributed_phase(0, 1), 1);
+        assert_eq!(attributed_phase(0, 2), 1, "spanned the whole first fault window");
+        assert_eq!(attributed_phase(1, 1), 1);
+        assert_eq!(attributed_phase(1, 2), 1, "began in the fault, ended in recovery");
+        assert_eq!(attributed_phase(2, 2), 2);
+        assert_eq!(attributed_phase(2, 3), 3);
+        assert_eq!(attributed_phase(2, 4), 3);
+        assert_eq!(attributed_phase(3, 4), 3);
+    }
 
     /// A scenario's thresholds: times (that may not pass when nothing was detected or
     /// recovered), counts and delivery over both windows, request statistics over the fault's.

@@ -41,7 +41,7 @@ struct SessionState {
 
 /// The steady population on the profile engine (constant rate per session, the load mix, no
 /// churn); chaos adds the server-to-client streams, re-establishes lost sessions, reads the
-/// broadcasts, and attributes every operation to the phase it was meant to start in.
+/// broadcasts, and attributes every operation to its phase (`attributed_phase`).
 pub(super) struct ChaosSessions {
     ctx: Arc<Ctx>,
     sessions: Vec<SessionState>,
