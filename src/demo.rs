@@ -71,5 +71,5 @@ pub async fn run(args: DemoArgs, exporter: Exporter, shutdown: CancellationToken
     println!("  mcp_client_operation_duration_seconds_bucket{{...,mcp_method_name=\"tools/call\",...}}");
     println!("  mcp_canary_notifications_received_total{{target=\"reference-warm\"}}");
     println!("first results within {} ; Ctrl-C stops", humantime::format_duration(args.interval));
-    crate::daemon::run(config, exporter, Some(listener), shutdown).await
+    crate::daemon::run(config, exporter, Some(listener), None, shutdown).await
 }

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -19,10 +20,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the daemon: probe every configured target, serve /metrics.
+    /// Run the daemon: probe every configured target, serve /metrics. SIGHUP or
+    /// `POST /-/reload` reloads the config (a refused one leaves the running one in place).
     Serve {
         #[arg(long, short)]
         config: PathBuf,
+        /// Also reload when the config file's contents change (checked every 5 s; a
+        /// Kubernetes ConfigMap update shows up within its kubelet sync period).
+        #[arg(long)]
+        watch_config: bool,
+        /// How often `--watch-config` reads the file.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, requires = "watch_config")]
+        watch_interval: std::time::Duration,
     },
     /// Run the reference MCP server.
     Target(Box<reference::TargetArgs>),
@@ -90,21 +99,29 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<u8> {
     let shutdown = CancellationToken::new();
     match command {
-        Command::Serve { config } => {
-            let invalid = |e: config::ConfigErrors| anyhow::anyhow!("invalid config {}:\n{e}", config.display());
-            let config = config::load(&config).map_err(invalid)?;
-            // Heavy profiles are planned against their targets before anything starts.
-            driver::plan_scheduled(&config).map_err(invalid)?;
+        Command::Serve { config: path, watch_config, watch_interval } => {
+            // Heavy profiles are planned against their targets before anything starts, and
+            // before a reload is accepted.
+            let load: daemon::ConfigLoader = Arc::new({
+                let path = path.clone();
+                move || {
+                    let config = config::load(&path)?;
+                    driver::plan_scheduled(&config)?;
+                    Ok(config)
+                }
+            });
+            let config = load().map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
             let exporter = telemetry::Exporter::install(config.otlp.as_ref())?;
-            daemon::cancel_on_signals(shutdown.clone());
-            daemon::run(config, exporter, None, shutdown).await?;
+            let reloads = daemon::Reloads::new(load, watch_config.then(|| (path.clone(), watch_interval)));
+            daemon::cancel_on_signals(shutdown.clone(), Some(reloads.sender()));
+            daemon::run(config, exporter, None, Some(reloads), shutdown).await?;
             Ok(0)
         }
         Command::Target(args) => {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-            daemon::cancel_on_signals(shutdown.clone());
+            daemon::cancel_on_signals(shutdown.clone(), None);
             let handle = reference::spawn(listener, args.options(), shutdown.clone()).await?;
             println!("mcp-canary target listening on {}", handle.mcp_url());
             shutdown.cancelled().await;
@@ -113,7 +130,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Demo(args) => {
             let otlp = config::otlp_from_env().map_err(|e| anyhow::anyhow!("invalid OTLP environment:\n{e}"))?;
             let exporter = telemetry::Exporter::install(otlp.as_ref())?;
-            daemon::cancel_on_signals(shutdown.clone());
+            daemon::cancel_on_signals(shutdown.clone(), None);
             demo::run(args, exporter, shutdown).await?;
             Ok(0)
         }
@@ -127,7 +144,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Run { profile } => {
-            daemon::cancel_on_signals(shutdown.clone());
+            daemon::cancel_on_signals(shutdown.clone(), None);
             profile_run::run(profile, shutdown).await
         }
         Command::Auth { command } => login::run(command).await,

@@ -22,6 +22,8 @@ pub struct Config {
     pub heavy: super::HeavyLimits,
     /// Scheduled heavy profiles (planned against their targets by `driver::plan_scheduled`).
     pub profiles: Vec<super::ProfileConfig>,
+    /// Changes whenever `[[profiles]]` or `[heavy_profiles]` change (see [`TargetConfig::revision`]).
+    pub profiles_revision: u64,
 }
 
 /// The daemon's own HTTP surface.
@@ -66,6 +68,9 @@ pub struct TargetConfig {
     /// OAuth access tokens for a protected server, shared by every client of this target (the
     /// canary, its replicas' probes, heavy profiles).
     pub auth: Option<std::sync::Arc<crate::mcp::auth::TokenSource>>,
+    /// Changes whenever the target's table or a secret it reads changes: a reload keeps a target
+    /// whose revision is the same (its sessions, schedule and tokens) and restarts the others.
+    pub revision: u64,
 }
 
 impl TargetConfig {
@@ -209,6 +214,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             otlp,
             heavy,
             profiles,
+            profiles_revision: revision_of(&(&raw.profiles, &raw.heavy_profiles), &[]),
         }),
         _ => Err(ConfigErrors(errors)),
     }
@@ -321,7 +327,39 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         instances,
         credential_expiry,
         auth,
+        revision: revision_of(t, &secrets_read(t)),
     })
+}
+
+/// A hash of a config table (as serialized) and the secrets it names, stable within a process.
+fn revision_of(table: &impl serde::Serialize, secrets: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(table).unwrap_or_default().hash(&mut hasher);
+    secrets.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The values of every secret a target reads from the environment or a file (read again: a
+/// rotated secret file must restart the target on reload even when its table is unchanged). The
+/// refresh token file is left out: the daemon itself rewrites it on rotation.
+fn secrets_read(t: &RawTarget) -> Vec<String> {
+    let env = |var: &Option<String>| var.as_ref().map(|v| std::env::var(v).unwrap_or_default());
+    let file = |path: &Option<String>| path.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default());
+    let oauth = t.oauth.as_ref();
+    [
+        env(&t.bearer_token_env),
+        file(&t.bearer_token_file),
+        env(&t.redis_password_env),
+        file(&t.redis_password_file),
+        oauth.and_then(|o| env(&o.client_secret_env)),
+        oauth.and_then(|o| file(&o.client_secret_file)),
+        oauth.and_then(|o| file(&o.private_key_file)),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(t.headers_from_env.values().map(|v| std::env::var(v).unwrap_or_default()))
+    .collect()
 }
 
 /// A secret from the first source given: `env` (the key and the variable: its value as set) or

@@ -1,5 +1,5 @@
 //! The HTTP surface of the daemon and of one-shot runs: `/metrics`, `/healthz`, `/readyz`,
-//! served with client bounds (see [`serve`]), and the exporter's upkeep beside them.
+//! `/-/reload`, served with client bounds (see [`serve`]), and the exporter's upkeep beside them.
 
 pub mod serve;
 
@@ -14,32 +14,64 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{get, post};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::schedule::Readiness;
 use crate::telemetry::Exporter;
+
+/// A request to reload the config. The daemon answers on `reply`, when there is one, with a
+/// summary of what changed or with why the new config was refused (the old one keeps running).
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// What asked: `signal`, `http` or `watch` (for the log).
+    pub cause: &'static str,
+    pub reply: Option<oneshot::Sender<Result<String, String>>>,
+}
+
+/// Where reload requests go (the daemon's config supervisor).
+pub type ReloadSender = mpsc::Sender<ReloadRequest>;
 
 #[derive(Clone)]
 struct AppState {
     exporter: Exporter,
     ready: Arc<Readiness>,
+    reload: Option<ReloadSender>,
 }
 
-/// Routes of the daemon.
-pub fn router(exporter: Exporter, ready: Arc<Readiness>) -> Router {
+/// Routes of the daemon; `/-/reload` answers 404 without `reload` (one-shot runs).
+pub fn router(exporter: Exporter, ready: Arc<Readiness>, reload: Option<ReloadSender>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(AppState { exporter, ready })
+        .route("/-/reload", post(reload_config).put(reload_config))
+        .with_state(AppState { exporter, ready, reload })
+}
+
+/// `POST /-/reload` (or PUT, as Prometheus takes it): 200 with what changed, 400 with every
+/// problem of a refused config, 503 when the daemon is stopping.
+async fn reload_config(State(state): State<AppState>) -> (StatusCode, String) {
+    let Some(reload) = state.reload else {
+        return (StatusCode::NOT_FOUND, "no config to reload here\n".into());
+    };
+    let (reply, answer) = oneshot::channel();
+    if reload.send(ReloadRequest { cause: "http", reply: Some(reply) }).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n".into());
+    }
+    match answer.await {
+        Ok(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")),
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("config not reloaded, the previous one keeps running:\n{e}\n")),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n".into()),
+    }
 }
 
 async fn index() -> Html<&'static str> {
     Html(
         "<html><head><title>mcp-canary</title></head><body><h1>mcp-canary</h1><ul>\
          <li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/healthz\">/healthz</a></li>\
-         <li><a href=\"/readyz\">/readyz</a></li></ul></body></html>",
+         <li><a href=\"/readyz\">/readyz</a></li><li>POST /-/reload</li></ul></body></html>",
     )
 }
 
@@ -68,11 +100,17 @@ pub struct Surface {
 }
 
 impl Surface {
-    /// Start the upkeep, and serving on `listener` when there is one; `ready` answers `/readyz`.
-    pub fn start(exporter: Exporter, listener: Option<TcpListener>, ready: Arc<Readiness>) -> Self {
+    /// Start the upkeep, and serving on `listener` when there is one; `ready` answers `/readyz`,
+    /// `reload` takes `/-/reload`.
+    pub fn start(
+        exporter: Exporter,
+        listener: Option<TcpListener>,
+        ready: Arc<Readiness>,
+        reload: Option<ReloadSender>,
+    ) -> Self {
         let stop = CancellationToken::new();
         let server = listener.map(|listener| {
-            let app = router(exporter.clone(), ready);
+            let app = router(exporter.clone(), ready, reload);
             let limits = serve::Limits::for_descriptors(crate::process::descriptor_limit());
             tokio::spawn(serve::serve(listener, app, stop.clone(), limits))
         });

@@ -4,8 +4,8 @@
 
 pub mod profiles;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rand::Rng;
@@ -16,23 +16,47 @@ use crate::inspect::Inspector;
 use crate::runner::CanaryProbe;
 use crate::telemetry::{events, instances};
 
-/// Counts targets that have not yet completed their first cycle; ready when it reaches zero.
-#[derive(Debug)]
+/// Probe loops (`target` or `target/replica`) that have not yet completed their first cycle;
+/// ready when none is left. A loop is expected before it starts, and a target removed by a
+/// reload is forgotten, so neither makes the daemon ready early nor keeps it unready.
+#[derive(Debug, Default)]
 pub struct Readiness {
-    pending: AtomicUsize,
+    pending: Mutex<BTreeSet<String>>,
 }
 
 impl Readiness {
-    pub fn new(targets: usize) -> Arc<Self> {
-        Arc::new(Self { pending: AtomicUsize::new(targets) })
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A loop that must complete a cycle before the daemon is ready.
+    pub fn expect(&self, probe_loop: &str) {
+        self.pending().insert(probe_loop.to_string());
     }
 
     pub fn is_ready(&self) -> bool {
-        self.pending.load(Ordering::Acquire) == 0
+        self.pending().is_empty()
     }
 
-    fn first_cycle_done(&self) {
-        let _ = self.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    fn first_cycle_done(&self, probe_loop: &str) {
+        self.pending().remove(probe_loop);
+    }
+
+    /// Stop waiting for `target`'s loops (a reload removed or replaced it).
+    pub fn forget_target(&self, target: &str) {
+        self.pending().retain(|l| l != target && l.strip_prefix(target).is_none_or(|rest| !rest.starts_with('/')));
+    }
+}
+
+/// The readiness key of a probe loop.
+pub fn loop_key(target: &str, replica: Option<&str>) -> String {
+    match replica {
+        Some(r) => format!("{target}/{r}"),
+        None => target.to_string(),
     }
 }
 
@@ -49,6 +73,7 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
     let interval = probe.target().interval;
     let jitter = probe.target().jitter;
     let replica = probe.replica().map(str::to_string);
+    let key = loop_key(&name, replica.as_deref());
     match &replica {
         None => events::target_registered(&name),
         Some(r) => instances::replica_registered(&name, r),
@@ -85,7 +110,7 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
         }
         if !first_done {
             first_done = true;
-            ready.first_cycle_done();
+            ready.first_cycle_done(&key);
         }
         let elapsed = started.elapsed();
         next = started + jittered(interval, jitter, rand::rng().random::<f64>());
@@ -148,14 +173,22 @@ mod tests {
     }
 
     #[test]
-    fn readiness_counts_down_once_per_target() {
-        let r = Readiness::new(2);
+    fn readiness_waits_for_every_expected_loop() {
+        let r = Readiness::new();
+        r.expect("a");
+        r.expect(&loop_key("a", Some("r1")));
+        r.expect("b");
+        r.first_cycle_done("a");
+        r.first_cycle_done("a");
+        assert!(!r.is_ready(), "a's replica and b are still pending");
+        r.first_cycle_done("a/r1");
         assert!(!r.is_ready());
-        r.first_cycle_done();
-        assert!(!r.is_ready());
-        r.first_cycle_done();
+        r.forget_target("ab");
+        assert!(!r.is_ready(), "forgetting another target keeps b");
+        r.forget_target("b");
         assert!(r.is_ready());
-        r.first_cycle_done();
-        assert!(r.is_ready());
+        r.expect("c/r");
+        r.forget_target("c");
+        assert!(r.is_ready(), "a removed target's replicas are forgotten with it");
     }
 }

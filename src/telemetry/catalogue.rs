@@ -317,6 +317,27 @@ metric!(
 metric!(TARGETS, "mcp_canary_targets", Gauge, [], "Targets in the loaded config.");
 metric!(BUILD_INFO, "mcp_canary_build_info", Gauge, ["version"], "1, labelled with the daemon version.");
 metric!(
+    CONFIG_LAST_RELOAD_SUCCESSFUL,
+    "mcp_canary_config_last_reload_successful",
+    Gauge,
+    [],
+    "1 when the last config reload (or the start) succeeded, 0 when the last reload was refused and the previous config is still running."
+);
+metric!(
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
+    "mcp_canary_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    [],
+    "Unix time of the last successful config load (the start or a reload)."
+);
+metric!(
+    CONFIG_RELOADS,
+    "mcp_canary_config_reloads_total",
+    Counter,
+    ["outcome"],
+    "Config reload attempts by outcome (success, failure)."
+);
+metric!(
     OTLP_EXPORTS,
     "mcp_canary_otlp_exports_total",
     Counter,
@@ -900,6 +921,9 @@ pub const CATALOGUE: &[MetricDef] = &[
     INSTANCE_DELIVERY_RECEIVERS_FAILED,
     TARGETS,
     BUILD_INFO,
+    CONFIG_LAST_RELOAD_SUCCESSFUL,
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
+    CONFIG_RELOADS,
     OTLP_EXPORTS,
     HTTP_CONNECTIONS_CLOSED,
     LOAD_REQUEST_DURATION,
@@ -1015,8 +1039,9 @@ mod tests {
                 Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
             }
             assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
-            let daemon_wide =
-                [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name, HTTP_CONNECTIONS_CLOSED.name].contains(&m.name);
+            let daemon_wide = [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name, HTTP_CONNECTIONS_CLOSED.name]
+                .contains(&m.name)
+                || m.name.starts_with("mcp_canary_config_");
             if !daemon_wide && !m.name.starts_with("mcp_canary_target_") {
                 assert_eq!(m.labels.first(), Some(&"target"), "{} must carry target", m.name);
             }

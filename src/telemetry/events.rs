@@ -180,10 +180,25 @@ pub fn target_registered(target: &str) {
 /// Daemon-level series set once at start.
 pub fn daemon_started(targets: usize) {
     gauge!(m::BUILD_INFO.name, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    gauge!(m::TARGETS.name).set(targets as f64);
+    config_loaded(targets, false);
     for reason in HttpClose::ALL {
         counter!(m::HTTP_CONNECTIONS_CLOSED.name, "reason" => reason.label()).increment(0);
     }
+}
+
+/// A config was loaded: at the start (`reload` false) or by a reload.
+pub fn config_loaded(targets: usize, reload: bool) {
+    gauge!(m::TARGETS.name).set(targets as f64);
+    gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL.name).set(1.0);
+    gauge!(m::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP.name).set(crate::clock::unix_seconds());
+    counter!(m::CONFIG_RELOADS.name, "outcome" => "success").increment(u64::from(reload));
+    counter!(m::CONFIG_RELOADS.name, "outcome" => "failure").increment(0);
+}
+
+/// A reload was refused: the previous config keeps running.
+pub fn config_reload_failed() {
+    gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL.name).set(0.0);
+    counter!(m::CONFIG_RELOADS.name, "outcome" => "failure").increment(1);
 }
 
 /// Why the daemon's HTTP surface closed a client's connection (the closed `reason` label).

@@ -38,6 +38,11 @@ impl InfoStore {
         self.series.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Drop every series of `target` (a reload removed it).
+    pub fn remove_target(&self, target: &str) {
+        self.lock().retain(|(_, t), _| t != target);
+    }
+
     /// Live series of `name`: labels and value.
     pub fn series(&self, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
         self.lock().iter().filter(|((n, _), _)| *n == name).map(|(_, s)| s.clone()).collect()

@@ -2,7 +2,8 @@
 //! scrape) and, when configured, OTLP behind one fan-out, so every call site records once. Info
 //! families bypass the Prometheus registry (see [`super::info`]) so they keep one series per target.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::layers::FanoutBuilder;
@@ -20,6 +21,8 @@ pub struct Exporter {
     info: Arc<InfoStore>,
     process: Arc<metrics_process::Collector>,
     otlp: Option<Arc<Otlp>>,
+    /// Targets removed by a reload: their series are left out of every scrape.
+    retired: Arc<RwLock<BTreeSet<String>>>,
 }
 
 impl Exporter {
@@ -50,7 +53,7 @@ impl Exporter {
         super::describe_all();
         let process = metrics_process::Collector::default();
         process.describe();
-        Ok(Self { handle, info, process: Arc::new(process), otlp })
+        Ok(Self { handle, info, process: Arc::new(process), otlp, retired: Default::default() })
     }
 
     /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
@@ -64,12 +67,29 @@ impl Exporter {
         }
     }
 
-    /// Prometheus text exposition of every series.
+    /// Prometheus text exposition of every series (but a retired target's).
     pub fn render(&self) -> String {
         self.process.collect();
         let mut text = self.handle.render();
+        let retired = self.retired.read().unwrap_or_else(PoisonError::into_inner);
+        if !retired.is_empty() {
+            text = without_targets(&text, &retired);
+        }
         text.push_str(&self.info.render());
         text
+    }
+
+    /// Leave `target`'s series out of every scrape from now on (a reload removed it). The
+    /// Prometheus recorder cannot delete a series, so they stay in memory, unchanging, until the
+    /// target comes back or the daemon restarts; info series are dropped for real.
+    pub fn retire_target(&self, target: &str) {
+        self.retired.write().unwrap_or_else(PoisonError::into_inner).insert(target.to_string());
+        self.info.remove_target(target);
+    }
+
+    /// Show `target`'s series again (a reload added it back under the same name).
+    pub fn revive_target(&self, target: &str) {
+        self.retired.write().unwrap_or_else(PoisonError::into_inner).remove(target);
     }
 
     /// Drain histogram buffers; run periodically so memory stays bounded between scrapes. With
@@ -79,5 +99,38 @@ impl Exporter {
         if self.otlp.is_some() {
             self.process.collect();
         }
+    }
+}
+
+/// `text` without the sample lines whose `target` label is one of `retired` (target names are
+/// `[A-Za-z0-9._-]`, so the label needs no unescaping).
+fn without_targets(text: &str, retired: &BTreeSet<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let labels = line.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map(|(labels, _)| labels);
+        let retired_sample = !line.starts_with('#')
+            && labels.is_some_and(|labels| {
+                labels
+                    .split(',')
+                    .filter_map(|l| l.strip_prefix("target=\"")?.strip_suffix('"'))
+                    .any(|t| retired.contains(t))
+            });
+        if !retired_sample {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_targets_samples_are_left_out() {
+        let text = "# HELP up x\n# TYPE up gauge\nup{target=\"a\"} 1\nup{target=\"ab\"} 1\n\
+                    up{x=\"1\",target=\"a\"} 0\nbuild 1\nm_bucket{target=\"b\",le=\"0.1\"} 3\n";
+        let retired = BTreeSet::from(["a".to_string(), "b".to_string()]);
+        assert_eq!(without_targets(text, &retired), "# HELP up x\n# TYPE up gauge\nup{target=\"ab\"} 1\nbuild 1\n");
     }
 }

@@ -19,6 +19,7 @@ mod daemon_notification_missed;
 mod daemon_oauth;
 mod daemon_profiles;
 mod daemon_reference;
+mod daemon_reload;
 mod demo;
 mod fault_classification;
 mod metrics_doc;

@@ -50,10 +50,10 @@ fn signal(daemon: &common::Proc, name: &str) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
-/// SIGHUP does not kill the daemon (no reload yet: logged and ignored); while a graceful stop
-/// waits for a stalled probe, a second SIGTERM exits at once (130).
+/// SIGHUP reloads the config and never kills the daemon; while a graceful stop waits for a
+/// stalled probe, a second SIGTERM exits at once (130).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_is_ignored_and_a_second_sigterm_exits_at_once() {
+async fn sighup_reloads_and_a_second_sigterm_exits_at_once() {
     let (_target, mcp_url) = start_target(&[]).await;
     let config = format!(
         r#"
@@ -76,7 +76,8 @@ timeout = "2s"
     let (_, ok) = scrape_until(&base, Duration::from_secs(20), |s| probes(s) >= probes(&first) + 2.0).await;
     assert!(ok, "probing stopped after SIGHUP:\n{}", daemon.log_text());
     assert!(daemon.child.try_wait().unwrap().is_none(), "SIGHUP ended the daemon:\n{}", daemon.log_text());
-    assert!(daemon.log_text().contains("SIGHUP ignored"), "{}", daemon.log_text());
+    assert!(daemon.log_text().contains("SIGHUP: reloading the config"), "{}", daemon.log_text());
+    assert!(daemon.log_text().contains("Config reloaded"), "{}", daemon.log_text());
 
     assert_eq!(daemon.terminate(Duration::from_secs(10)).await, Some(0), "{}", daemon.log_text());
 
