@@ -65,3 +65,8 @@ echo "mcp-use: $mu/node_modules/mcp-use"
 # into the test profile's directory beside the binary under test.
 cargo build --locked --quiet -p rmcp-peer
 echo "rmcp peer: target/debug/rmcp-peer"
+
+# The Kubernetes manifests' schema check (tests/alerting/deploy_manifests.rs): PyPI
+# kubernetes-validate ships the JSON schemas of Kubernetes 1.25-1.37 and runs offline; its
+# PyYAML also turns `kubectl kustomize` output into JSON for the test's assertions.
+py_env .cache/py/kubernetes-validate kubernetes-validate 1.37.0

@@ -15,5 +15,6 @@ mod alerting_end_to_end;
 mod dashboards_layout;
 mod dashboards_profiles;
 mod dashboards_replicas;
+mod deploy_manifests;
 mod prometheus_config;
 mod redis_inspector;
