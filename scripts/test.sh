@@ -27,9 +27,6 @@ need_pkg prometheus prometheus
 need_pkg prometheus-alertmanager prometheus-alertmanager
 need_pkg redis-server redis-server
 need_pkg nginx nginx
-# kubectl kustomize (deploy/kubernetes): the overlays need kustomize v4+ (kubectl >= 1.21);
-# Debian 12's kubernetes-client is 1.20, so prefer kubectl from pkgs.k8s.io where it is set up.
-need_pkg kubectl kubernetes-client
 need_pkg systemd-analyze systemd
 if ! command -v cargo >/dev/null 2>&1; then
   need_pkg cargo cargo rustc

