@@ -69,7 +69,7 @@ const DAEMON_ENV: &[(&str, &str)] = &[("ALERTING_OAUTH_SECRET", crate::oidc::BAS
 
 /// The reference target behind a real authorization server (the provider stops when dropped,
 /// the target with `stop` or the test's runtime).
-async fn protected_target() -> (crate::oidc::OidcProvider, tokio_util::sync::CancellationToken, String) {
+pub async fn protected_target() -> (crate::oidc::OidcProvider, tokio_util::sync::CancellationToken, String) {
     let provider = crate::oidc::OidcProvider::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();

@@ -12,6 +12,7 @@ mod topology;
 
 mod alert_rules;
 mod alerting_end_to_end;
+mod dashboards_fleet;
 mod dashboards_layout;
 mod dashboards_profiles;
 mod dashboards_replicas;

@@ -146,12 +146,14 @@ pub fn dashboard_queries() -> Vec<(String, String, String)> {
 }
 
 /// Dashboards the daemon of tests/alerting/alerting_end_to_end.rs cannot feed (profile runs, balanced
-/// targets, chaos): (dashboard, the test that runs every panel query of it against a real
-/// Prometheus, by calling `dashboards_checked_by(file!())`).
+/// targets, chaos, a fleet with a failing target, a static JWT and two canary replicas):
+/// (dashboard, the test that runs every panel query of it against a real Prometheus, by calling
+/// `dashboards_checked_by(file!())`).
 pub const DASHBOARDS_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
     ("profiles.json", "tests/alerting/dashboards_profiles.rs"),
     ("chaos.json", "tests/alerting/dashboards_profiles.rs"),
     ("replicas.json", "tests/alerting/dashboards_replicas.rs"),
+    ("fleet.json", "tests/alerting/dashboards_fleet.rs"),
 ];
 
 /// The dashboards `test` (its `file!()`) is listed for in `DASHBOARDS_CHECKED_ELSEWHERE`.

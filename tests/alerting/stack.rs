@@ -2,6 +2,7 @@
 //! HTTP API queries the dashboard and alerting tests make against it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -90,13 +91,37 @@ pub async fn start_prometheus_jobs(
     (child, url)
 }
 
-async fn api(url: url::Url) -> Result<usize, String> {
+/// The `data.result` array of a Prometheus API answer.
+async fn api_result(url: url::Url) -> Result<Vec<serde_json::Value>, String> {
     let body: serde_json::Value =
         reqwest::get(url).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
     if body["status"] != "success" {
         return Err(format!("{body}"));
     }
-    Ok(body["data"]["result"].as_array().map_or(0, Vec::len))
+    Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+async fn api(url: url::Url) -> Result<usize, String> {
+    api_result(url).await.map(|r| r.len())
+}
+
+/// An instant query's series now: (labels, value), the metric name among the labels when kept.
+pub async fn query_vector(prom: &str, expr: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+    let url = url::Url::parse_with_params(&format!("{prom}/api/v1/query"), &[("query", expr)]).unwrap();
+    let result = api_result(url).await?;
+    result
+        .iter()
+        .map(|s| {
+            let labels = s["metric"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect();
+            let value = s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+            value.map(|v| (labels, v)).ok_or_else(|| format!("{expr}: not an instant vector: {s}"))
+        })
+        .collect()
 }
 
 /// Series an instant query returns now.
