@@ -80,6 +80,8 @@ pub async fn run(
         grace: config.server.shutdown_grace,
         server: config.server.clone(),
         otlp: config.otlp.is_some(),
+        coordination: config.coordination.as_ref().map(|c| (c.redis.to_string(), c.lease_key.clone())),
+        lease: config.coordination.clone().map(|spec| crate::schedule::lease::spawn(spec, shutdown.clone())),
     };
     // Every first-start loop is expected before /readyz can answer.
     fleet.apply(config)?;
@@ -133,6 +135,10 @@ struct Fleet {
     /// Settings that only a restart changes.
     server: crate::config::ServerConfig,
     otlp: bool,
+    /// `[coordination]`'s Redis and key, as started.
+    coordination: Option<(String, String)>,
+    /// The `[coordination]` lease, held for the daemon's life (a reload keeps it).
+    lease: Option<(Arc<crate::schedule::lease::Leadership>, JoinHandle<()>)>,
 }
 
 impl Fleet {
@@ -261,6 +267,7 @@ impl Fleet {
                 self.http.clone(),
                 stop.clone(),
                 self.grace,
+                self.lease.as_ref().map(|(l, _)| Arc::clone(l)),
             ));
             self.profiles = Some(RunningProfiles { revision: profiles_revision, stop, task });
         }
@@ -277,6 +284,9 @@ impl Fleet {
         }
         if config.otlp.is_some() != self.otlp {
             keys.push("otlp");
+        }
+        if config.coordination.as_ref().map(|c| (c.redis.to_string(), c.lease_key.clone())) != self.coordination {
+            keys.push("coordination");
         }
         for key in &keys {
             tracing::warn!(key, "Config key changed; it takes effect at the next restart");
@@ -338,6 +348,12 @@ impl Fleet {
             p.stop.cancel();
             all.spawn(async move {
                 let _ = p.task.await;
+            });
+        }
+        // Cancelled with the shutdown: it releases the key so another replica takes over at once.
+        if let Some((_, lease)) = self.lease.take() {
+            all.spawn(async move {
+                let _ = lease.await;
             });
         }
         let drained = tokio::time::timeout_at(deadline, async {

@@ -13,12 +13,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
 pub use profiles::{HeavyLimits, ProfileConfig, parse_schedule};
 pub use raw::{
-    OAuthFlags, RawConfig, RawHeavyProfiles, RawInstance, RawNotification, RawOAuth, RawOtlp, RawProbe, RawProfile,
-    RawServer, RawTarget,
+    OAuthFlags, RawConfig, RawCoordination, RawHeavyProfiles, RawInstance, RawNotification, RawOAuth, RawOtlp,
+    RawProbe, RawProfile, RawServer, RawTarget,
 };
 pub use validate::{
-    Config, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Replica, Secret,
-    ServerConfig, SessionMode, TargetConfig, UNKNOWN_REPLICA, check_replica_name, validate,
+    Config, CoordinationSpec, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec,
+    Replica, Secret, ServerConfig, SessionMode, TargetConfig, UNKNOWN_REPLICA, check_replica_name, validate,
 };
 
 /// One problem with the config, naming the key it is about.
@@ -244,6 +244,9 @@ pub fn render_masked(raw: &RawConfig) -> String {
     }
     for v in raw.otlp.headers.values_mut() {
         *v = MASK.into();
+    }
+    if let Some(c) = &mut raw.coordination {
+        c.redis = mask_url_password(&c.redis);
     }
     toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
 }

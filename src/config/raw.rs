@@ -19,6 +19,38 @@ pub struct RawConfig {
     pub heavy_profiles: RawHeavyProfiles,
     #[serde(default)]
     pub profiles: Vec<RawProfile>,
+    /// Replicas of one daemon share the scheduled heavy profiles through a lease in Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<RawCoordination>,
+}
+
+/// `[coordination]`: the lease that lets one replica of several run `[[profiles]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCoordination {
+    /// `redis://host:port/db` shared by every replica.
+    pub redis: String,
+    #[serde(default)]
+    pub redis_password_env: Option<String>,
+    #[serde(default)]
+    pub redis_password_file: Option<String>,
+    /// How long a lease lasts without renewal (a dead holder's is taken over after this).
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+    /// The Redis key of the lease: replicas that share it share the profiles.
+    #[serde(default = "default_lease_key")]
+    pub lease_key: String,
+    /// This replica's name in the lease (default: the host name and process id).
+    #[serde(default)]
+    pub holder: Option<String>,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_lease_key() -> String {
+    "mcp-canary:profiles-leader".into()
 }
 
 /// `[heavy_profiles]`: global caps every scheduled heavy run must fit in, and where reports go.

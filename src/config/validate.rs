@@ -24,7 +24,25 @@ pub struct Config {
     pub profiles: Vec<super::ProfileConfig>,
     /// Changes whenever `[[profiles]]` or `[heavy_profiles]` change (see [`TargetConfig::revision`]).
     pub profiles_revision: u64,
+    /// The lease replicas share `[[profiles]]` through; `None`: this daemon runs them alone.
+    pub coordination: Option<CoordinationSpec>,
 }
+
+/// `[coordination]`, validated.
+#[derive(Debug, Clone)]
+pub struct CoordinationSpec {
+    /// `redis://host:port/db` without its password (safe to log).
+    pub redis: Url,
+    pub password: Option<Secret>,
+    pub lease: Duration,
+    pub lease_key: String,
+    pub holder: String,
+}
+
+/// Bounds of `coordination.lease`: renewed every third of it, so a short lease costs Redis round
+/// trips and a long one delays the takeover after a holder dies.
+pub const MIN_LEASE: Duration = Duration::from_secs(3);
+pub const MAX_LEASE: Duration = Duration::from_secs(300);
 
 /// The daemon's own HTTP surface.
 #[derive(Debug, Clone)]
@@ -207,6 +225,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     let otlp = super::otlp::validate_otlp(&raw.otlp, &mut errors);
     let heavy = super::profiles::validate_limits(&raw.heavy_profiles, &mut errors);
     let profiles = super::profiles::validate_profiles(raw, &mut errors);
+    let coordination = raw.coordination.as_ref().and_then(|c| coordination_spec(c, &mut errors));
     match (listen, heavy, errors.is_empty()) {
         (Some(listen), Some(heavy), true) => Ok(Config {
             server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
@@ -215,6 +234,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             heavy,
             profiles,
             profiles_revision: revision_of(&(&raw.profiles, &raw.heavy_profiles), &[]),
+            coordination,
         }),
         _ => Err(ConfigErrors(errors)),
     }
@@ -578,17 +598,17 @@ fn instances_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> O
     })
 }
 
-fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<RedisSpec> {
-    let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
-    let Some(raw_url) = &t.redis else {
-        if t.redis_password_env.is_some() || t.redis_password_file.is_some() {
-            err("redis", "redis_password_env / redis_password_file are set but redis is not".into());
-        }
-        return None;
-    };
+/// A `redis://host:port/db` URL without its password, and the password from the URL,
+/// `redis_password_env` or `redis_password_file` (at most one of them); errors at `redis` or the
+/// password keys. The URL is never echoed: it may hold a password.
+fn redis_url(
+    raw_url: &str,
+    password_env: Option<&str>,
+    password_file: Option<&str>,
+    err: &mut dyn FnMut(&str, String),
+) -> (Option<Url>, Option<String>) {
     let mut url = match Url::parse(raw_url) {
         Ok(u) if u.scheme() == "redis" && u.host_str().is_some_and(|h| !h.is_empty()) => Some(u),
-        // Never echo the URL: it may hold a password.
         Ok(u) if u.scheme() != "redis" => {
             err("redis", format!("scheme must be redis, not {:?}", u.scheme()));
             None
@@ -612,7 +632,7 @@ fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Optio
     if let Some(u) = url.as_mut() {
         let _ = u.set_password(None);
     }
-    let sources = [url_password.is_some(), t.redis_password_env.is_some(), t.redis_password_file.is_some()];
+    let sources = [url_password.is_some(), password_env.is_some(), password_file.is_some()];
     if sources.iter().filter(|s| **s).count() > 1 {
         err(
             "redis_password_env",
@@ -623,11 +643,69 @@ fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Optio
         Some(p)
     } else {
         secret_source(
-            t.redis_password_env.as_deref().map(|var| ("redis_password_env", var)),
-            t.redis_password_file.as_deref().map(|path| ("redis_password_file", path)),
-            &mut err,
+            password_env.map(|var| ("redis_password_env", var)),
+            password_file.map(|path| ("redis_password_file", path)),
+            err,
         )
     };
+    (url, password)
+}
+
+fn coordination_spec(c: &super::RawCoordination, errors: &mut Vec<ConfigError>) -> Option<CoordinationSpec> {
+    let before = errors.len();
+    let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("coordination.{field}"), msg));
+    let (url, password) =
+        redis_url(&c.redis, c.redis_password_env.as_deref(), c.redis_password_file.as_deref(), &mut err);
+    if c.lease < MIN_LEASE || c.lease > MAX_LEASE {
+        err(
+            "lease",
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(MIN_LEASE),
+                humantime::format_duration(MAX_LEASE)
+            ),
+        );
+    }
+    if c.lease_key.is_empty() || c.lease_key.len() > 256 || c.lease_key.chars().any(char::is_control) {
+        err("lease_key", "must be 1-256 printable characters".into());
+    }
+    let holder = c.holder.clone().unwrap_or_else(default_holder);
+    if holder.is_empty() || holder.len() > 256 || holder.chars().any(char::is_control) {
+        err("holder", "must be 1-256 printable characters".into());
+    }
+    if errors.len() != before {
+        return None;
+    }
+    Some(CoordinationSpec {
+        redis: url?,
+        password: password.map(Secret::new),
+        lease: c.lease,
+        lease_key: c.lease_key.clone(),
+        holder,
+    })
+}
+
+/// `HOST-PID` (HOSTNAME is the pod name in Kubernetes).
+fn default_holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mcp-canary".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<RedisSpec> {
+    let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
+    let Some(raw_url) = &t.redis else {
+        if t.redis_password_env.is_some() || t.redis_password_file.is_some() {
+            err("redis", "redis_password_env / redis_password_file are set but redis is not".into());
+        }
+        return None;
+    };
+    let (url, password) =
+        redis_url(raw_url, t.redis_password_env.as_deref(), t.redis_password_file.as_deref(), &mut err);
     if t.redis_interval < Duration::from_secs(1) || t.redis_interval > MAX_INTERVAL {
         err("redis_interval", format!("must be between 1s and {}", humantime::format_duration(MAX_INTERVAL)));
     }
@@ -747,7 +825,42 @@ fn notification_spec(n: &RawNotification) -> NotificationSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawInstance;
+    use crate::config::{RawCoordination, RawInstance};
+
+    fn coordination(redis: &str, lease: u64) -> RawCoordination {
+        RawCoordination {
+            redis: redis.into(),
+            redis_password_env: None,
+            redis_password_file: None,
+            lease: Duration::from_secs(lease),
+            lease_key: "k".into(),
+            holder: None,
+        }
+    }
+
+    #[test]
+    fn coordination_is_checked_by_key_and_keeps_its_password_out_of_the_url() {
+        let mut errors = Vec::new();
+        let spec = coordination_spec(&coordination("redis://:pw@127.0.0.1:6379/0", 15), &mut errors).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(spec.redis.as_str(), "redis://127.0.0.1:6379/0");
+        assert_eq!(spec.password.as_ref().map(Secret::expose), Some("pw"));
+        assert!(spec.holder.ends_with(&format!("-{}", std::process::id())), "{}", spec.holder);
+        let keys = |c: RawCoordination| {
+            let mut errors = Vec::new();
+            assert!(coordination_spec(&c, &mut errors).is_none());
+            errors.into_iter().map(|e| e.key).collect::<Vec<_>>()
+        };
+        assert_eq!(keys(coordination("http://127.0.0.1/0", 15)), ["coordination.redis"]);
+        assert_eq!(keys(coordination("redis://127.0.0.1/0", 1)), ["coordination.lease"]);
+        assert_eq!(keys(coordination("redis://127.0.0.1/0", 301)), ["coordination.lease"]);
+        let mut both = coordination("redis://:pw@127.0.0.1/0", 15);
+        both.redis_password_env = Some("X".into());
+        assert!(keys(both).contains(&"coordination.redis_password_env".to_string()));
+        let mut key = coordination("redis://127.0.0.1/0", 15);
+        key.lease_key = String::new();
+        assert_eq!(keys(key), ["coordination.lease_key"]);
+    }
 
     fn with_instances(n: usize) -> RawTarget {
         let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");

@@ -343,8 +343,14 @@ impl Inspector for RedisInspector {
 
 /// The client for `spec`, with the password applied outside the URL.
 fn build_client(spec: &RedisSpec) -> Option<Client> {
-    let mut info = spec.url.as_str().into_connection_info().ok()?;
-    if let Some(password) = &spec.password {
+    redis_client(&spec.url, spec.password.as_ref())
+}
+
+/// A client for `url` (without a password in it), with `password` applied outside the URL so
+/// it never appears where the URL is logged.
+pub fn redis_client(url: &url::Url, password: Option<&crate::config::Secret>) -> Option<Client> {
+    let mut info = url.as_str().into_connection_info().ok()?;
+    if let Some(password) = password {
         let settings = info.redis_settings().clone().set_password(password.expose());
         info = info.set_redis_settings(settings);
     }

@@ -2,6 +2,7 @@
 //! one cycle in flight, overruns counted, and a graceful stop. `arrival` holds the open-model
 //! arrival maths of heavy profiles.
 
+pub mod lease;
 pub mod profiles;
 
 use std::collections::BTreeSet;

@@ -62,6 +62,8 @@ struct Shared {
     budget: Arc<Budget>,
     /// One lock per target: held for the whole of a heavy run.
     locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// The `[coordination]` lease; `None`: this daemon runs every fire.
+    leadership: Option<Arc<super::lease::Leadership>>,
 }
 
 /// The next fire time strictly after both `now` and the last one fired (a timer that wakes a
@@ -79,6 +81,7 @@ pub async fn run(
     http: reqwest::Client,
     shutdown: CancellationToken,
     grace: Duration,
+    leadership: Option<Arc<super::lease::Leadership>>,
 ) {
     let mut locks = HashMap::new();
     for p in &profiles {
@@ -92,6 +95,7 @@ pub async fn run(
         results_dir: limits.results_dir.clone(),
         budget: Arc::new(Budget { limits: (limits.max_sessions, limits.max_request_rate), used: Mutex::new((0, 0.0)) }),
         locks,
+        leadership,
     });
     let mut entries = tokio::task::JoinSet::new();
     for p in profiles {
@@ -124,6 +128,19 @@ async fn run_entry(p: ScheduledProfile, shared: Arc<Shared>, shutdown: Cancellat
             continue;
         }
         last = Some(next);
+        // With [coordination], only the lease holder runs; its runs stop if it loses the lease.
+        let term = match &shared.leadership {
+            None => None,
+            Some(l) => match l.term() {
+                Some(term) => Some(term),
+                None => {
+                    for run in &p.runs {
+                        events::run_skipped(&run.target, &p.name, RunSkipReason::NotLeader);
+                    }
+                    continue;
+                }
+            },
+        };
         for run in &p.runs {
             if running.get(&run.target).is_some_and(|h| !h.is_finished()) {
                 events::run_skipped(&run.target, &p.name, RunSkipReason::Overlap);
@@ -137,11 +154,23 @@ async fn run_entry(p: ScheduledProfile, shared: Arc<Shared>, shutdown: Cancellat
                 events::run_skipped(&run.target, &p.name, RunSkipReason::OverCaps);
                 continue;
             };
-            let task = execute(p.name.clone(), run.clone(), Arc::clone(&shared), shutdown.child_token());
+            let cancel = shutdown.child_token();
+            if let Some(term) = term.clone() {
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = term.cancelled() => cancel.cancel(),
+                        _ = cancel.cancelled() => {}
+                    }
+                });
+            }
+            let task = execute(p.name.clone(), run.clone(), Arc::clone(&shared), cancel.clone());
             running.insert(
                 run.target.clone(),
                 tokio::spawn(async move {
                     task.await;
+                    // Ends the lease watcher above with the run.
+                    cancel.cancel();
                     drop((guard, reservation));
                 }),
             );

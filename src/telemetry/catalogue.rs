@@ -602,7 +602,28 @@ metric!(
     "mcp_canary_profile_runs_skipped_total",
     Counter,
     ["target", "profile", "reason"],
-    "Scheduled profile runs not started: overlap (its previous run still going at the fire time), target_busy (another profile's run holds the target), over_caps (runs in progress leave too little of heavy_profiles.max_sessions or max_request_rate)."
+    "Scheduled profile runs not started: overlap (its previous run still going at the fire time), target_busy (another profile's run holds the target), over_caps (runs in progress leave too little of heavy_profiles.max_sessions or max_request_rate), not_leader (another replica holds the [coordination] lease and runs it)."
+);
+metric!(
+    COORDINATION_LEADER,
+    "mcp_canary_coordination_leader",
+    Gauge,
+    [],
+    "1 while this replica holds the [coordination] lease and runs the scheduled profiles, else 0 (only with [coordination])."
+);
+metric!(
+    COORDINATION_LEASE_ACQUIRED,
+    "mcp_canary_coordination_lease_acquired_total",
+    Counter,
+    [],
+    "Times this replica took the [coordination] lease."
+);
+metric!(
+    COORDINATION_LEASE_ERRORS,
+    "mcp_canary_coordination_lease_errors_total",
+    Counter,
+    [],
+    "Round trips to the lease's Redis that failed or did not answer within a third of the lease."
 );
 metric!(
     PROFILE_NEXT_RUN,
@@ -956,6 +977,9 @@ pub const CATALOGUE: &[MetricDef] = &[
     PROFILE_RUNS_STARTED,
     PROFILE_RUNS_COMPLETED,
     PROFILE_RUNS_SKIPPED,
+    COORDINATION_LEADER,
+    COORDINATION_LEASE_ACQUIRED,
+    COORDINATION_LEASE_ERRORS,
     PROFILE_NEXT_RUN,
     PROFILE_REPORT_ERRORS,
     PROFILE_MEMORY,

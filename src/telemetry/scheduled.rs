@@ -14,16 +14,20 @@ pub enum RunSkipReason {
     TargetBusy,
     /// Runs in progress leave too little of the global session or request-rate cap.
     OverCaps,
+    /// Another replica holds the `[coordination]` lease and runs the profiles.
+    NotLeader,
 }
 
 impl RunSkipReason {
-    pub const ALL: [RunSkipReason; 3] = [RunSkipReason::Overlap, RunSkipReason::TargetBusy, RunSkipReason::OverCaps];
+    pub const ALL: [RunSkipReason; 4] =
+        [RunSkipReason::Overlap, RunSkipReason::TargetBusy, RunSkipReason::OverCaps, RunSkipReason::NotLeader];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RunSkipReason::Overlap => "overlap",
             RunSkipReason::TargetBusy => "target_busy",
             RunSkipReason::OverCaps => "over_caps",
+            RunSkipReason::NotLeader => "not_leader",
         }
     }
 }
@@ -78,7 +82,26 @@ pub fn run_skipped(target: &str, profile: &str, reason: RunSkipReason) {
     counter!(m::PROFILE_RUNS_SKIPPED.name, "target" => target.to_string(), "profile" => profile.to_string(),
         "reason" => reason.as_str())
     .increment(1);
-    tracing::warn!(target_name = %target, profile, reason = reason.as_str(), "Scheduled profile run skipped");
+    if reason == RunSkipReason::NotLeader {
+        // Every fire of a standby replica: expected, not worth a warning.
+        tracing::debug!(target_name = %target, profile, "Scheduled profile run left to the lease holder");
+    } else {
+        tracing::warn!(target_name = %target, profile, reason = reason.as_str(), "Scheduled profile run skipped");
+    }
+}
+
+/// Whether this replica holds the `[coordination]` lease.
+pub fn leader(held: bool) {
+    gauge!(m::COORDINATION_LEADER.name).set(if held { 1.0 } else { 0.0 });
+}
+
+pub fn lease_acquired() {
+    counter!(m::COORDINATION_LEASE_ACQUIRED.name).increment(1);
+}
+
+/// A round trip to the lease's Redis failed (or took longer than a third of the lease).
+pub fn lease_error() {
+    counter!(m::COORDINATION_LEASE_ERRORS.name).increment(1);
 }
 
 pub fn run_completed(target: &str, profile: &str, verdict: Verdict) {

@@ -58,8 +58,11 @@ fn every_alert_is_labelled_annotated_tested_and_has_a_runbook() {
             let desc = desc.first().unwrap_or_else(|| panic!("{name}: no description"));
             assert!(desc.contains("$value"), "{name}: description must give the value");
             assert!(
-                desc.contains("$labels.target") || desc.contains("$labels.instance") || desc.contains("job mcp-canary"),
-                "{name}: description must name the target (or the canary)"
+                desc.contains("$labels.target")
+                    || desc.contains("$labels.instance")
+                    || desc.contains("$labels.job")
+                    || desc.contains("job mcp-canary"),
+                "{name}: description must name the target (or the canary, or its job of replicas)"
             );
             let runbook = promql::yaml_values(chunk, "runbook_url");
             assert_eq!(runbook, [format!("docs/runbooks/{name}.md")], "{name}");

@@ -13,6 +13,7 @@ mod topology;
 mod check_cli;
 mod daemon_chaos;
 mod daemon_everything;
+mod daemon_ha;
 mod daemon_instances;
 mod daemon_longevity;
 mod daemon_notification_missed;
