@@ -22,6 +22,8 @@ pub struct Config {
     pub heavy: super::HeavyLimits,
     /// Scheduled heavy profiles (planned against their targets by `driver::plan_scheduled`).
     pub profiles: Vec<super::ProfileConfig>,
+    /// The `/probe` endpoint and its modules; `None`: off (no `[probe]` table).
+    pub probe: Option<super::ProbeEndpoint>,
 }
 
 /// The daemon's own HTTP surface.
@@ -179,8 +181,12 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     if raw.targets.len() > MAX_TARGETS {
         errors.push(ConfigError::new("targets", format!("at most {MAX_TARGETS} targets")));
     }
-    if raw.targets.is_empty() {
-        errors.push(ConfigError::new("targets", "no target: add at least one [[targets]] table".into()));
+    // A daemon that only answers /probe (blackbox-style) needs no scheduled target.
+    if raw.targets.is_empty() && raw.probe.is_none() {
+        errors.push(ConfigError::new(
+            "targets",
+            "no target: add at least one [[targets]] table (or a [probe] table to serve /probe only)".into(),
+        ));
     }
     if raw.server.shutdown_grace > MAX_SHUTDOWN_GRACE {
         errors.push(ConfigError::new(
@@ -202,6 +208,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     let otlp = super::otlp::validate_otlp(&raw.otlp, &mut errors);
     let heavy = super::profiles::validate_limits(&raw.heavy_profiles, &mut errors);
     let profiles = super::profiles::validate_profiles(raw, &mut errors);
+    let probe = super::modules::validate_probe(raw.probe.as_ref(), &raw.modules, &mut errors);
     match (listen, heavy, errors.is_empty()) {
         (Some(listen), Some(heavy), true) => Ok(Config {
             server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
@@ -209,12 +216,36 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             otlp,
             heavy,
             profiles,
+            probe,
         }),
         _ => Err(ConfigErrors(errors)),
     }
 }
 
 fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<TargetConfig> {
+    let (target, oauth) = target_parts(path, t, errors)?;
+    let auth = match oauth {
+        Some(settings) => match crate::mcp::transport::http_client() {
+            Ok(http) => {
+                Some(std::sync::Arc::new(crate::mcp::auth::TokenSource::new(target.url.clone(), settings, http)))
+            }
+            Err(e) => {
+                errors.push(ConfigError::new(format!("{path}.oauth"), format!("cannot build an HTTP client: {e}")));
+                return None;
+            }
+        },
+        None => None,
+    };
+    Some(TargetConfig { auth, ..target })
+}
+
+/// A target without its token source, and the OAuth settings to build one from (for the
+/// target's URL; a `/probe` module builds one per requested URL).
+pub(super) fn target_parts(
+    path: &str,
+    t: &RawTarget,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(TargetConfig, Option<crate::mcp::auth::OAuthSettings>)> {
     let before = errors.len();
     let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
     if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
@@ -292,20 +323,9 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
     if errors.len() != before {
         return None;
     }
-    let url: Url = url?;
-    let auth = match oauth {
-        Some(settings) => match crate::mcp::transport::http_client() {
-            Ok(http) => Some(std::sync::Arc::new(crate::mcp::auth::TokenSource::new(url.clone(), settings, http))),
-            Err(e) => {
-                errors.push(ConfigError::new(format!("{path}.oauth"), format!("cannot build an HTTP client: {e}")));
-                return None;
-            }
-        },
-        None => None,
-    };
-    Some(TargetConfig {
+    let target = TargetConfig {
         name: t.name.clone(),
-        url,
+        url: url?,
         interval: t.interval,
         jitter: t.jitter,
         timeout,
@@ -320,8 +340,9 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         allow_chaos: t.allow_chaos,
         instances,
         credential_expiry,
-        auth,
-    })
+        auth: None,
+    };
+    Some((target, oauth))
 }
 
 /// A secret from the first source given: `env` (the key and the variable: its value as set) or
