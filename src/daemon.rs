@@ -35,7 +35,8 @@ pub async fn run(
     let loops_total: usize =
         config.targets.iter().map(|t| 1 + t.instances.as_ref().map_or(0, |i| i.replicas.len())).sum();
     let ready = Readiness::new(loops_total);
-    let surface = crate::http::Surface::start(exporter.clone(), Some(listener), Arc::clone(&ready));
+    let probe = crate::http::probe::ProbeState::new(config.probe.clone())?;
+    let surface = crate::http::Surface::start(exporter.clone(), Some(listener), Arc::clone(&ready), Some(probe));
 
     let http = crate::mcp::transport::http_client()?;
     let grace = config.server.shutdown_grace;

@@ -1,6 +1,8 @@
 //! The HTTP surface of the daemon and of one-shot runs: `/metrics`, `/healthz`, `/readyz`,
-//! served with client bounds (see [`serve`]), and the exporter's upkeep beside them.
+//! the daemon's `/probe` ([`probe`]), served with client bounds (see [`serve`]), and the
+//! exporter's upkeep beside them.
 
+pub mod probe;
 pub mod serve;
 
 use std::sync::Arc;
@@ -25,14 +27,18 @@ struct AppState {
     ready: Arc<Readiness>,
 }
 
-/// Routes of the daemon.
-pub fn router(exporter: Exporter, ready: Arc<Readiness>) -> Router {
-    Router::new()
+/// Routes of the daemon; `/probe` when given its state (the daemon's, not a one-shot run's).
+pub fn router(exporter: Exporter, ready: Arc<Readiness>, probe: Option<Arc<probe::ProbeState>>) -> Router {
+    let app = Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(AppState { exporter, ready })
+        .with_state(AppState { exporter, ready });
+    match probe {
+        Some(state) => app.merge(probe::routes(state)),
+        None => app,
+    }
 }
 
 async fn index() -> Html<&'static str> {
@@ -68,11 +74,17 @@ pub struct Surface {
 }
 
 impl Surface {
-    /// Start the upkeep, and serving on `listener` when there is one; `ready` answers `/readyz`.
-    pub fn start(exporter: Exporter, listener: Option<TcpListener>, ready: Arc<Readiness>) -> Self {
+    /// Start the upkeep, and serving on `listener` when there is one; `ready` answers `/readyz`,
+    /// `probe` (when given) `/probe`.
+    pub fn start(
+        exporter: Exporter,
+        listener: Option<TcpListener>,
+        ready: Arc<Readiness>,
+        probe: Option<Arc<probe::ProbeState>>,
+    ) -> Self {
         let stop = CancellationToken::new();
         let server = listener.map(|listener| {
-            let app = router(exporter.clone(), ready);
+            let app = router(exporter.clone(), ready, probe);
             let limits = serve::Limits::for_descriptors(crate::process::descriptor_limit());
             tokio::spawn(serve::serve(listener, app, stop.clone(), limits))
         });

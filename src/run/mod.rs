@@ -635,7 +635,7 @@ impl RunSurface {
             println!("mcp-canary metrics listening on http://{}", bound.local_addr()?);
             listener = Some(bound);
         }
-        let surface = crate::http::Surface::start(exporter.clone(), listener, crate::schedule::Readiness::new(0));
+        let surface = crate::http::Surface::start(exporter.clone(), listener, crate::schedule::Readiness::new(0), None);
         Ok(Self { exported: Some((exporter, surface)) })
     }
 

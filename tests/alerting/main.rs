@@ -15,5 +15,6 @@ mod alerting_end_to_end;
 mod dashboards_layout;
 mod dashboards_profiles;
 mod dashboards_replicas;
+mod probe_prometheus;
 mod prometheus_config;
 mod redis_inspector;
