@@ -162,7 +162,7 @@ mod tests {
         assert!(text.contains("probe_duration_seconds 0.04\n"), "{text}");
         assert!(text.contains("probe_step_duration_seconds{step=\"initialize\"} 0.02\n"), "{text}");
         assert!(text.contains("probe_step_duration_seconds{step=\"tools/call\"} 0.007\n"), "summed: {text}");
-        assert!(!text.contains("prompts/list"), "skipped steps have no duration: {text}");
+        assert!(!text.contains("step=\"prompts/list\""), "skipped steps have no duration: {text}");
         assert!(!text.contains("probe_error_info"), "{text}");
         assert!(text.contains("probe_notification_latency_seconds 0.002\n"), "{text}");
         assert!(text.contains("probe_mcp_info{mcp_protocol_version=\"2025-11-25\"} 1\n"), "{text}");
