@@ -69,7 +69,10 @@ pub async fn run(
 
     events::daemon_started(config.targets.len());
     let ready = Readiness::new();
+    let probe = crate::http::probe::ProbeState::new(config.probe.clone())?;
     let mut fleet = Fleet {
+        loaded: false,
+        probe: Arc::clone(&probe),
         exporter: exporter.clone(),
         http: crate::mcp::transport::http_client()?,
         ready: Arc::clone(&ready),
@@ -85,8 +88,8 @@ pub async fn run(
     };
     // Every first-start loop is expected before /readyz can answer.
     fleet.apply(config)?;
-    let surface =
-        crate::http::Surface::start(exporter.clone(), Some(listener), ready, reloads.as_ref().map(Reloads::sender));
+    let endpoints = crate::http::DaemonEndpoints { reload: reloads.as_ref().map(Reloads::sender), probe: Some(probe) };
+    let surface = crate::http::Surface::start(exporter.clone(), Some(listener), ready, endpoints);
 
     match reloads {
         Some(reloads) => fleet.serve_reloads(reloads).await,
@@ -124,6 +127,10 @@ struct RunningProfiles {
 /// What runs now: a loop set per target and the profile scheduler, changed in place by a reload.
 struct Fleet {
     exporter: Exporter,
+    /// A config was applied (the next one is a reload).
+    loaded: bool,
+    /// `/probe`'s config, replaced by a reload.
+    probe: Arc<crate::http::probe::ProbeState>,
     http: reqwest::Client,
     ready: Arc<Readiness>,
     shutdown: CancellationToken,
@@ -201,7 +208,8 @@ impl Fleet {
     /// tokens; changed ones restart; removed ones stop (closing their sessions) and their series
     /// leave `/metrics`; the profile scheduler restarts only when its tables or targets changed.
     fn apply(&mut self, config: Config) -> anyhow::Result<String> {
-        let first = self.targets.is_empty();
+        let first = !self.loaded;
+        self.loaded = true;
         let mut changes = Changes::default();
         let restart_only = self.restart_only_changes(&config);
         let mut next: BTreeMap<String, TargetConfig> =
@@ -272,6 +280,9 @@ impl Fleet {
             self.profiles = Some(RunningProfiles { revision: profiles_revision, stop, task });
         }
         self.grace = effective.server.shutdown_grace;
+        if !first {
+            self.probe.replace(effective.probe.clone());
+        }
         events::config_loaded(self.targets.len(), !first);
         Ok(changes.summary(self.targets.len(), &restart_only))
     }

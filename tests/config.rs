@@ -167,6 +167,14 @@ fn example_values_are_parsed_as_written() {
     assert_eq!(instances.replica_label(Some("target-2")), "target-2");
     assert_eq!(instances.replica_label(Some("target-9")), "unknown");
     assert!(config.targets[1].instances.is_none());
+    let probe = config.probe.as_ref().expect("the example serves /probe");
+    assert_eq!((probe.max_concurrent, probe.scrape_timeout_offset), (16, std::time::Duration::from_millis(500)));
+    assert!(probe.check_target("http://10.0.0.7/mcp").is_ok());
+    assert!(probe.check_target("http://10.0.1.7/mcp").is_err());
+    let module = probe.module("default").expect("the example's default module");
+    let target = module.target(url::Url::parse("http://10.0.0.7/mcp").unwrap(), module.timeout(), None);
+    assert_eq!(target.headers.get("authorization").unwrap(), "Bearer env-token-value");
+    assert_eq!(target.headers.get("x-api-key").unwrap(), "env-api-key-value");
 }
 
 #[test]

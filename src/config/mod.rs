@@ -1,5 +1,6 @@
 //! Configuration: built-in defaults < TOML file < `MCP_CANARY_*` environment, then validation.
 
+mod modules;
 mod otlp;
 mod profiles;
 pub(crate) mod raw;
@@ -10,11 +11,12 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
+pub use modules::{DEFAULT_MODULE, MAX_PROBE_TIMEOUT, ModuleConfig, ProbeEndpoint, TargetRefusal};
 pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, apply_otel_env};
 pub use profiles::{HeavyLimits, ProfileConfig, parse_schedule};
 pub use raw::{
-    OAuthFlags, RawConfig, RawCoordination, RawHeavyProfiles, RawInstance, RawNotification, RawOAuth, RawOtlp,
-    RawProbe, RawProfile, RawServer, RawTarget,
+    OAuthFlags, RawConfig, RawCoordination, RawHeavyProfiles, RawInstance, RawModule, RawNotification, RawOAuth,
+    RawOtlp, RawProbe, RawProbeEndpoint, RawProfile, RawServer, RawTarget,
 };
 pub use validate::{
     Config, CoordinationSpec, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec,
@@ -231,6 +233,14 @@ pub fn render_masked(raw: &RawConfig) -> String {
             if url::Url::parse(&instance.url).is_ok() {
                 instance.url = mask_url_password(&instance.url);
             }
+        }
+    }
+    for m in raw.modules.values_mut() {
+        for v in m.headers.values_mut() {
+            *v = MASK.into();
+        }
+        if m.bearer_token.is_some() {
+            m.bearer_token = Some(MASK.into());
         }
     }
     for load in raw.profiles.iter_mut().filter_map(|p| p.load.as_mut()) {

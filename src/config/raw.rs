@@ -22,6 +22,12 @@ pub struct RawConfig {
     /// Replicas of one daemon share the scheduled heavy profiles through a lease in Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordination: Option<RawCoordination>,
+    /// `[probe]`: the blackbox-style `/probe` endpoint; `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<RawProbeEndpoint>,
+    /// `[modules.NAME]`: probe settings `/probe?module=NAME` applies to the requested URL.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modules: BTreeMap<String, RawModule>,
 }
 
 /// `[coordination]`: the lease that lets one replica of several run `[[profiles]]`.
@@ -51,6 +57,97 @@ fn default_lease() -> Duration {
 
 fn default_lease_key() -> String {
     "mcp-canary:profiles-leader".into()
+}
+
+/// `[probe]`: who `/probe` may probe and how many at once.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbeEndpoint {
+    /// Glob patterns of the URLs `/probe` may connect to (required: the endpoint carries the
+    /// modules' credentials).
+    pub allowed_targets: Vec<String>,
+    #[serde(default = "default_probe_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Taken off Prometheus's scrape timeout so the answer arrives before it gives up.
+    #[serde(default = "default_scrape_timeout_offset", with = "humantime_serde")]
+    pub scrape_timeout_offset: Duration,
+}
+
+/// `[modules.NAME]`: the probe settings of a target, without its name, URL and schedule (the
+/// URL comes with each `/probe` request).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModule {
+    /// The whole probe's deadline (also each request's). Default 10 s.
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    #[serde(default = "default_session")]
+    pub session: String,
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers_from_env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<RawOAuth>,
+    #[serde(default)]
+    pub probe: RawProbe,
+    #[serde(default)]
+    pub notification: Option<RawNotification>,
+}
+
+impl Default for RawModule {
+    fn default() -> Self {
+        RawModule::from_target(&RawTarget::new("", ""))
+    }
+}
+
+impl RawModule {
+    /// The module's keys as a target's (the rest at a target's defaults), for the target
+    /// validation both share.
+    pub fn to_target(&self, name: &str, url: &str) -> RawTarget {
+        RawTarget {
+            timeout: self.timeout,
+            protocol: self.protocol.clone(),
+            session: self.session.clone(),
+            max_response_bytes: self.max_response_bytes,
+            headers: self.headers.clone(),
+            headers_from_env: self.headers_from_env.clone(),
+            bearer_token: self.bearer_token.clone(),
+            bearer_token_env: self.bearer_token_env.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            oauth: self.oauth.clone(),
+            probe: self.probe.clone(),
+            notification: self.notification.clone(),
+            ..RawTarget::new(name, url)
+        }
+    }
+
+    fn from_target(t: &RawTarget) -> Self {
+        Self {
+            timeout: t.timeout,
+            protocol: t.protocol.clone(),
+            session: t.session.clone(),
+            max_response_bytes: t.max_response_bytes,
+            headers: t.headers.clone(),
+            headers_from_env: t.headers_from_env.clone(),
+            bearer_token: t.bearer_token.clone(),
+            bearer_token_env: t.bearer_token_env.clone(),
+            bearer_token_file: t.bearer_token_file.clone(),
+            oauth: t.oauth.clone(),
+            probe: t.probe.clone(),
+            notification: t.notification.clone(),
+        }
+    }
 }
 
 /// `[heavy_profiles]`: global caps every scheduled heavy run must fit in, and where reports go.
@@ -411,6 +508,12 @@ fn default_session() -> String {
 }
 fn default_max_response_bytes() -> u64 {
     crate::mcp::DEFAULT_MAX_RESPONSE_BYTES as u64
+}
+fn default_probe_max_concurrent() -> usize {
+    16
+}
+fn default_scrape_timeout_offset() -> Duration {
+    Duration::from_millis(500)
 }
 fn default_notification_timeout() -> Duration {
     Duration::from_secs(5)

@@ -26,6 +26,8 @@ pub struct Config {
     pub profiles_revision: u64,
     /// The lease replicas share `[[profiles]]` through; `None`: this daemon runs them alone.
     pub coordination: Option<CoordinationSpec>,
+    /// The `/probe` endpoint and its modules; `None`: off (no `[probe]` table).
+    pub probe: Option<super::ProbeEndpoint>,
 }
 
 /// `[coordination]`, validated.
@@ -202,8 +204,12 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     if raw.targets.len() > MAX_TARGETS {
         errors.push(ConfigError::new("targets", format!("at most {MAX_TARGETS} targets")));
     }
-    if raw.targets.is_empty() {
-        errors.push(ConfigError::new("targets", "no target: add at least one [[targets]] table".into()));
+    // A daemon that only answers /probe (blackbox-style) needs no scheduled target.
+    if raw.targets.is_empty() && raw.probe.is_none() {
+        errors.push(ConfigError::new(
+            "targets",
+            "no target: add at least one [[targets]] table (or a [probe] table to serve /probe only)".into(),
+        ));
     }
     if raw.server.shutdown_grace > MAX_SHUTDOWN_GRACE {
         errors.push(ConfigError::new(
@@ -226,6 +232,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     let heavy = super::profiles::validate_limits(&raw.heavy_profiles, &mut errors);
     let profiles = super::profiles::validate_profiles(raw, &mut errors);
     let coordination = raw.coordination.as_ref().and_then(|c| coordination_spec(c, &mut errors));
+    let probe = super::modules::validate_probe(raw.probe.as_ref(), &raw.modules, &mut errors);
     match (listen, heavy, errors.is_empty()) {
         (Some(listen), Some(heavy), true) => Ok(Config {
             server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
@@ -235,12 +242,36 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             profiles,
             profiles_revision: revision_of(&(&raw.profiles, &raw.heavy_profiles), &[]),
             coordination,
+            probe,
         }),
         _ => Err(ConfigErrors(errors)),
     }
 }
 
 fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<TargetConfig> {
+    let (target, oauth) = target_parts(path, t, errors)?;
+    let auth = match oauth {
+        Some(settings) => match crate::mcp::transport::http_client() {
+            Ok(http) => {
+                Some(std::sync::Arc::new(crate::mcp::auth::TokenSource::new(target.url.clone(), settings, http)))
+            }
+            Err(e) => {
+                errors.push(ConfigError::new(format!("{path}.oauth"), format!("cannot build an HTTP client: {e}")));
+                return None;
+            }
+        },
+        None => None,
+    };
+    Some(TargetConfig { auth, ..target })
+}
+
+/// A target without its token source, and the OAuth settings to build one from (for the
+/// target's URL; a `/probe` module builds one per requested URL).
+pub(super) fn target_parts(
+    path: &str,
+    t: &RawTarget,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(TargetConfig, Option<crate::mcp::auth::OAuthSettings>)> {
     let before = errors.len();
     let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
     if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
@@ -318,20 +349,9 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
     if errors.len() != before {
         return None;
     }
-    let url: Url = url?;
-    let auth = match oauth {
-        Some(settings) => match crate::mcp::transport::http_client() {
-            Ok(http) => Some(std::sync::Arc::new(crate::mcp::auth::TokenSource::new(url.clone(), settings, http))),
-            Err(e) => {
-                errors.push(ConfigError::new(format!("{path}.oauth"), format!("cannot build an HTTP client: {e}")));
-                return None;
-            }
-        },
-        None => None,
-    };
-    Some(TargetConfig {
+    let target = TargetConfig {
         name: t.name.clone(),
-        url,
+        url: url?,
         interval: t.interval,
         jitter: t.jitter,
         timeout,
@@ -346,9 +366,10 @@ fn validate_target(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> 
         allow_chaos: t.allow_chaos,
         instances,
         credential_expiry,
-        auth,
+        auth: None,
         revision: revision_of(t, &secrets_read(t)),
-    })
+    };
+    Some((target, oauth))
 }
 
 /// A hash of a config table (as serialized) and the secrets it names, stable within a process.

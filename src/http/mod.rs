@@ -1,6 +1,8 @@
 //! The HTTP surface of the daemon and of one-shot runs: `/metrics`, `/healthz`, `/readyz`,
-//! `/-/reload`, served with client bounds (see [`serve`]), and the exporter's upkeep beside them.
+//! `/-/reload` and `/probe` ([`probe`]), served with client bounds (see [`serve`]), and the
+//! exporter's upkeep beside them.
 
+pub mod probe;
 pub mod serve;
 
 use std::sync::Arc;
@@ -39,15 +41,29 @@ struct AppState {
     reload: Option<ReloadSender>,
 }
 
-/// Routes of the daemon; `/-/reload` answers 404 without `reload` (one-shot runs).
-pub fn router(exporter: Exporter, ready: Arc<Readiness>, reload: Option<ReloadSender>) -> Router {
-    Router::new()
+/// The daemon's own endpoints beside `/metrics`; one-shot runs have neither.
+#[derive(Default)]
+pub struct DaemonEndpoints {
+    /// `/-/reload` (404 without).
+    pub reload: Option<ReloadSender>,
+    /// `/probe` (absent without).
+    pub probe: Option<Arc<probe::ProbeState>>,
+}
+
+/// Routes of the daemon.
+pub fn router(exporter: Exporter, ready: Arc<Readiness>, endpoints: DaemonEndpoints) -> Router {
+    let DaemonEndpoints { reload, probe } = endpoints;
+    let app = Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/-/reload", post(reload_config).put(reload_config))
-        .with_state(AppState { exporter, ready, reload })
+        .with_state(AppState { exporter, ready, reload });
+    match probe {
+        Some(state) => app.merge(probe::routes(state)),
+        None => app,
+    }
 }
 
 /// `POST /-/reload` (or PUT, as Prometheus takes it): 200 with what changed, 400 with every
@@ -101,16 +117,16 @@ pub struct Surface {
 
 impl Surface {
     /// Start the upkeep, and serving on `listener` when there is one; `ready` answers `/readyz`,
-    /// `reload` takes `/-/reload`.
+    /// `endpoints` adds the daemon's `/-/reload` and `/probe`.
     pub fn start(
         exporter: Exporter,
         listener: Option<TcpListener>,
         ready: Arc<Readiness>,
-        reload: Option<ReloadSender>,
+        endpoints: DaemonEndpoints,
     ) -> Self {
         let stop = CancellationToken::new();
         let server = listener.map(|listener| {
-            let app = router(exporter.clone(), ready, reload);
+            let app = router(exporter.clone(), ready, endpoints);
             let limits = serve::Limits::for_descriptors(crate::process::descriptor_limit());
             tokio::spawn(serve::serve(listener, app, stop.clone(), limits))
         });

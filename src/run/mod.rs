@@ -635,7 +635,12 @@ impl RunSurface {
             println!("mcp-canary metrics listening on http://{}", bound.local_addr()?);
             listener = Some(bound);
         }
-        let surface = crate::http::Surface::start(exporter.clone(), listener, crate::schedule::Readiness::new(), None);
+        let surface = crate::http::Surface::start(
+            exporter.clone(),
+            listener,
+            crate::schedule::Readiness::new(),
+            Default::default(),
+        );
         Ok(Self { exported: Some((exporter, surface)) })
     }
 

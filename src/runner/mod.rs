@@ -2,6 +2,7 @@
 
 pub mod canary;
 pub mod instances;
+pub mod once;
 pub mod outcome;
 
 pub use canary::CanaryProbe;

@@ -351,6 +351,52 @@ metric!(
     ["reason"],
     "Connections to the daemon's own HTTP port it closed on a client: displaced (over the connection cap), header_timeout (no complete request head in time, idle keep-alive included), request_timeout (a request over its time)."
 );
+metric!(
+    PROBE_REQUESTS,
+    "mcp_canary_probe_requests_total",
+    Counter,
+    ["outcome"],
+    "Requests to /probe: ok (a probe ran, whatever its result), refused (the endpoint is off, or the target is outside probe.allowed_targets), busy (probe.max_concurrent probes in flight), bad_request (no or a bad target, an unknown module, a bad scrape timeout header)."
+);
+
+// The answer of one /probe request (blackbox_exporter's names): rendered per request from that
+// cycle's outcome, never registered in the global registry.
+metric!(
+    PROBE_ENDPOINT_SUCCESS,
+    "probe_success",
+    Gauge,
+    [],
+    "1 when the probe passed (connected, no step failed, the notification arrived when one was asked for), else 0."
+);
+metric!(PROBE_ENDPOINT_DURATION, "probe_duration_seconds", Gauge, [], "How long the probe took, in seconds.");
+metric!(
+    PROBE_ENDPOINT_STEP_DURATION,
+    "probe_step_duration_seconds",
+    Gauge,
+    ["step"],
+    "Time each step that ran took, in seconds; step is the MCP method (initialize or server/discover, tools/list, tools/call, resources/list, resources/read, prompts/list, prompts/get, ping, session/delete), summed when it ran more than once."
+);
+metric!(
+    PROBE_ENDPOINT_ERROR,
+    "probe_error_info",
+    Gauge,
+    ["step", "error_type"],
+    "1 for each step that failed, with its error class; step=\"notification\" error_type=\"timeout\" for a notification that did not arrive, step=\"deadline\" error_type=\"timeout\" for a probe that ran out of time (its steps are then unknown)."
+);
+metric!(
+    PROBE_ENDPOINT_NOTIFICATION_LATENCY,
+    "probe_notification_latency_seconds",
+    Gauge,
+    [],
+    "From the trigger call to the notification carrying its nonce, in seconds; present when the module asks for a notification and it arrived."
+);
+metric!(
+    PROBE_ENDPOINT_MCP_INFO,
+    "probe_mcp_info",
+    Gauge,
+    ["mcp_protocol_version"],
+    "1, labelled with the negotiated protocol revision (a known one, else other); absent when no connection was made."
+);
 
 // Heavy profiles (load): live series during a run, and the last run's results.
 metric!(
@@ -905,6 +951,16 @@ pub const TARGET_CATALOGUE: &[MetricDef] = &[
     TARGET_LEAKED_BYTES,
 ];
 
+/// The answer of `/probe` (Prometheus names of blackbox_exporter; gauges only), in answer order.
+pub const PROBE_ENDPOINT_CATALOGUE: &[MetricDef] = &[
+    PROBE_ENDPOINT_SUCCESS,
+    PROBE_ENDPOINT_DURATION,
+    PROBE_ENDPOINT_STEP_DURATION,
+    PROBE_ENDPOINT_ERROR,
+    PROBE_ENDPOINT_NOTIFICATION_LATENCY,
+    PROBE_ENDPOINT_MCP_INFO,
+];
+
 /// Everything the daemon registers itself.
 pub const CATALOGUE: &[MetricDef] = &[
     OPERATION_DURATION,
@@ -947,6 +1003,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     CONFIG_RELOADS,
     OTLP_EXPORTS,
     HTTP_CONNECTIONS_CLOSED,
+    PROBE_REQUESTS,
     LOAD_REQUEST_DURATION,
     LOAD_REQUESTS,
     LOAD_SLOTS,
@@ -1063,12 +1120,25 @@ mod tests {
                 Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
             }
             assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
-            let daemon_wide = [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name, HTTP_CONNECTIONS_CLOSED.name]
-                .contains(&m.name)
-                || m.name.starts_with("mcp_canary_config_");
+            let daemon_wide =
+                [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name, HTTP_CONNECTIONS_CLOSED.name, PROBE_REQUESTS.name]
+                    .contains(&m.name)
+                    || m.name.starts_with("mcp_canary_config_")
+                    || m.name.starts_with("mcp_canary_coordination_");
             if !daemon_wide && !m.name.starts_with("mcp_canary_target_") {
                 assert_eq!(m.labels.first(), Some(&"target"), "{} must carry target", m.name);
             }
+        }
+    }
+
+    /// The /probe answer: blackbox's `probe_` names, gauges without `target` (the scrape's
+    /// relabelling names the target), none of them in the global registry.
+    #[test]
+    fn probe_endpoint_names_are_blackbox_style_gauges() {
+        for m in PROBE_ENDPOINT_CATALOGUE {
+            assert!(m.name.starts_with("probe_") && m.kind == Kind::Gauge, "{}", m.name);
+            assert!(!m.name.ends_with("_total") && !m.labels.contains(&"target"), "{}", m.name);
+            assert!(CATALOGUE.iter().chain(TARGET_CATALOGUE).all(|d| d.name != m.name), "{}", m.name);
         }
     }
 

@@ -12,6 +12,7 @@ pub mod longevity;
 pub mod matrix;
 pub mod otel_bridge;
 pub mod otlp;
+pub mod probe;
 pub mod prometheus;
 pub mod scheduled;
 pub mod spans;

@@ -66,15 +66,15 @@ pub async fn start_prometheus_jobs(
             format!("  - job_name: {job}\n    static_configs:\n      - targets: [{targets}]\n")
         })
         .collect();
-    let config = work.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}{alerting}\
-             scrape_configs:\n{scrape}"
-        ),
-    )
-    .unwrap();
+    start_prometheus_config(work, &format!("rule_files:\n{rule_files}{alerting}scrape_configs:\n{scrape}")).await
+}
+
+/// A ready Prometheus evaluating and scraping every second with `config` (YAML after `global`:
+/// rule files, alerting, scrape configs) as written, its data in `work`.
+pub async fn start_prometheus_config(work: &Path, config: &str) -> (Child, String) {
+    let path = work.join("prometheus.yml");
+    std::fs::write(&path, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{config}")).unwrap();
+    let config = path;
     let port = free_port();
     let child = spawn(
         "prometheus",

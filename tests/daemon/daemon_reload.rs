@@ -186,3 +186,32 @@ async fn a_refused_reload_keeps_the_running_config_and_sighup_and_the_watch_relo
     assert!(daemon.child.try_wait().unwrap().is_none(), "SIGHUP ended the daemon");
     assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
 }
+
+/// `/probe` follows the reloaded `[probe]` table: a target refused before is probed after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_allow_list_follows_a_reload() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("canary.toml");
+    let with_allowed = |pattern: &str| {
+        config(&target("one", &mcp_url, "")) + &format!("\n[probe]\nallowed_targets = [\"{pattern}\"]\n")
+    };
+    std::fs::write(&path, with_allowed("http://192.0.2.1/*")).unwrap();
+    let (mut daemon, base) = start("daemon-reload-probe", &path, &[]).await;
+    let probe = || async {
+        let r = reqwest::get(format!("{base}/probe?target={}", url_escape(&mcp_url))).await.expect("GET /probe");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    assert_eq!(probe().await.0, 403, "outside the first allow-list");
+    std::fs::write(&path, with_allowed(&mcp_url)).unwrap();
+    let (status, body) = reload(&base).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = probe().await;
+    assert_eq!(status, 200, "{body}\n{}", daemon.log_text());
+    assert!(body.lines().any(|l| l == "probe_success 1"), "{body}");
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
+}
+
+fn url_escape(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -25,4 +25,5 @@ mod demo;
 mod fault_classification;
 mod metrics_doc;
 mod otlp_export;
+mod probe_endpoint;
 mod shutdown;

@@ -1,8 +1,10 @@
 //! `docs/metrics.md` lists exactly the catalogue: names, kinds, labels and help, in order, for
-//! the daemon and for the reference target.
+//! the daemon, the `/probe` answer and the reference target.
 
 use mcp_canary::mcp::ErrorType;
-use mcp_canary::telemetry::catalogue::{CATALOGUE, Kind, MetricDef, PROCESS_METRICS, TARGET_CATALOGUE};
+use mcp_canary::telemetry::catalogue::{
+    CATALOGUE, Kind, MetricDef, PROBE_ENDPOINT_CATALOGUE, PROCESS_METRICS, TARGET_CATALOGUE,
+};
 
 fn table(defs: &[MetricDef]) -> String {
     let mut out = String::from("| name | type | labels | description |\n|---|---|---|---|\n");
@@ -39,7 +41,12 @@ fn section<'a>(doc: &'a str, name: &str) -> &'a str {
 fn docs_list_exactly_the_catalogue() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
     let doc = std::fs::read_to_string(&path).expect("docs/metrics.md exists");
-    for (name, expected) in [("catalogue", daemon_table()), ("target", table(TARGET_CATALOGUE))] {
+    let sections = [
+        ("catalogue", daemon_table()),
+        ("target", table(TARGET_CATALOGUE)),
+        ("probe", table(PROBE_ENDPOINT_CATALOGUE)),
+    ];
+    for (name, expected) in sections {
         assert_eq!(
             section(&doc, name),
             expected.trim(),
