@@ -3,6 +3,7 @@
 mod otlp;
 mod profiles;
 pub(crate) mod raw;
+mod server;
 mod validate;
 
 use std::path::Path;
@@ -15,6 +16,9 @@ pub use profiles::{HeavyLimits, ProfileConfig, parse_schedule};
 pub use raw::{
     OAuthFlags, RawConfig, RawHeavyProfiles, RawInstance, RawNotification, RawOAuth, RawOtlp, RawProbe, RawProfile,
     RawServer, RawTarget,
+};
+pub use server::{
+    ClientAuth, HttpAuth, MAX_BCRYPT_COST, RawServerTls, ServerSecurity, TlsSettings, TlsVersion, validate_security,
 };
 pub use validate::{
     Config, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec, Replica, Secret,
@@ -142,7 +146,8 @@ fn key_path(path: &[String]) -> String {
 const MASK: &str = "<redacted>";
 
 /// Words that mark a key (or a config line naming one) as holding a secret.
-const SECRET_WORDS: [&str; 7] = ["token", "password", "secret", "authorization", "key", "cookie", "headers"];
+const SECRET_WORDS: [&str; 8] =
+    ["token", "password", "secret", "authorization", "key", "cookie", "headers", "basic_auth"];
 
 fn names_a_secret(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
@@ -243,6 +248,10 @@ pub fn render_masked(raw: &RawConfig) -> String {
         }
     }
     for v in raw.otlp.headers.values_mut() {
+        *v = MASK.into();
+    }
+    // bcrypt hashes can be attacked offline: shown like passwords.
+    for v in raw.server.basic_auth_users.values_mut() {
         *v = MASK.into();
     }
     toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))

@@ -31,6 +31,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub shutdown_grace: Duration,
+    /// TLS and credentials of the surface (`[server.tls]`, `basic_auth_users`, `bearer_token_file`).
+    pub security: super::ServerSecurity,
 }
 
 /// Fresh session per cycle (cold path) or one long-lived session (warm path).
@@ -204,12 +206,13 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             targets.push(t);
         }
     }
+    let security = super::server::validate_security(&raw.server, &mut errors);
     let otlp = super::otlp::validate_otlp(&raw.otlp, &mut errors);
     let heavy = super::profiles::validate_limits(&raw.heavy_profiles, &mut errors);
     let profiles = super::profiles::validate_profiles(raw, &mut errors);
     match (listen, heavy, errors.is_empty()) {
         (Some(listen), Some(heavy), true) => Ok(Config {
-            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
+            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace, security },
             targets,
             otlp,
             heavy,

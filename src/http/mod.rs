@@ -1,7 +1,12 @@
 //! The HTTP surface of the daemon and of one-shot runs: `/metrics`, `/healthz`, `/readyz`,
 //! `/-/reload`, served with client bounds (see [`serve`]), and the exporter's upkeep beside them.
 
+pub mod auth;
+mod secured;
 pub mod serve;
+pub mod tls;
+
+pub use secured::Secured;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,11 +113,22 @@ impl Surface {
         ready: Arc<Readiness>,
         reload: Option<ReloadSender>,
     ) -> Self {
+        Self::start_secured(exporter, listener, ready, reload, Secured::default())
+    }
+
+    /// [`Surface::start`] behind `secured`'s TLS and credentials (`serve`'s `[server]`).
+    pub fn start_secured(
+        exporter: Exporter,
+        listener: Option<TcpListener>,
+        ready: Arc<Readiness>,
+        reload: Option<ReloadSender>,
+        secured: Secured,
+    ) -> Self {
         let stop = CancellationToken::new();
         let server = listener.map(|listener| {
-            let app = router(exporter.clone(), ready, reload);
+            let app = secured.protect(router(exporter.clone(), ready, reload));
             let limits = serve::Limits::for_descriptors(crate::process::descriptor_limit());
-            tokio::spawn(serve::serve(listener, app, stop.clone(), limits))
+            tokio::spawn(serve::serve_with_tls(listener, app, stop.clone(), limits, secured.tls.clone()))
         });
         let upkeep = tokio::spawn({
             let stop = stop.clone();

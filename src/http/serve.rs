@@ -7,6 +7,7 @@
 //! [`HEADER_READ_TIMEOUT`], a per-connection watchdog for [`REQUEST_TIMEOUT`], a registry that
 //! displaces a connection when a new one would exceed the cap, and a [`DRAIN_TIMEOUT`] on stop.
 
+use super::tls::Tls;
 use crate::telemetry::events::{self, HttpClose};
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -98,6 +99,19 @@ impl Limits {
 /// most `max_connections` connections are kept: one more displaces an existing one (see
 /// [`Registry::victim`]).
 pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, limits: Limits) {
+    serve_with_tls(listener, app, stop, limits, None).await
+}
+
+/// [`serve`], with TLS on every connection when `tls` is given: the handshake and the first
+/// request head together get `header_read_timeout` from the accept, so a client that never
+/// finishes its handshake is closed like one that never finishes its head.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    limits: Limits,
+    tls: Option<Arc<Tls>>,
+) {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let mut connections = JoinSet::new();
     let mut last_error_log: Option<Instant> = None;
@@ -122,7 +136,7 @@ pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, 
         let _ = tcp.set_nodelay(true);
         let (id, evicted) = lock(&registry).admit(peer, Instant::now(), limits.max_connections);
         let conn = Conn { id, registry: Arc::clone(&registry), evicted };
-        connections.spawn(conn.serve(tcp, app.clone(), stop.clone(), limits));
+        connections.spawn(conn.serve(tcp, app.clone(), stop.clone(), limits, tls.clone()));
     }
     drop(listener);
     let open = connections.len();
@@ -213,7 +227,51 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve(self, tcp: TcpStream, app: Router, stop: CancellationToken, limits: Limits) {
+    async fn serve(self, tcp: TcpStream, app: Router, stop: CancellationToken, limits: Limits, tls: Option<Arc<Tls>>) {
+        match tls {
+            None => self.serve_http(TokioIo::new(tcp), app, &stop, limits, None).await,
+            Some(tls) => {
+                let head_by = Instant::now() + limits.header_read_timeout;
+                let acceptor = tls.acceptor();
+                let handshake = tokio::select! {
+                    shaken = tokio::time::timeout_at(head_by, acceptor.accept(tcp)) => Some(shaken),
+                    _ = stop.cancelled() => None,
+                    _ = self.evicted.cancelled() => {
+                        events::http_connection_closed(HttpClose::Displaced);
+                        None
+                    }
+                };
+                match handshake {
+                    Some(Ok(Ok(stream))) => {
+                        self.serve_http(TokioIo::new(stream), app, &stop, limits, Some(head_by)).await
+                    }
+                    Some(Ok(Err(e))) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        events::http_connection_closed(HttpClose::TlsHandshake);
+                    }
+                    Some(Err(_)) => {
+                        tracing::debug!(timeout = ?limits.header_read_timeout, "TLS handshake not finished in time; closing the connection");
+                        events::http_connection_closed(HttpClose::HeaderTimeout);
+                    }
+                    None => {}
+                }
+            }
+        }
+        lock(&self.registry).open.remove(&self.id);
+    }
+
+    /// Serve HTTP/1 on `io` until it ends, is displaced, overruns a request or the stop's drain;
+    /// `head_by`: when its first request head must have arrived (after a TLS handshake).
+    async fn serve_http<I>(
+        &self,
+        io: I,
+        app: Router,
+        stop: &CancellationToken,
+        limits: Limits,
+        head_by: Option<Instant>,
+    ) where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         // The latest request's deadline, set by the service as each request begins.
         let (deadline_tx, mut deadline) = watch::channel(None::<Instant>);
         let service = {
@@ -227,7 +285,7 @@ impl Conn {
         };
         let mut builder = http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(MAX_BUF_SIZE);
-        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+        let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let (mut draining, mut watching) = (false, true);
         loop {
@@ -255,10 +313,14 @@ impl Conn {
                     events::http_connection_closed(HttpClose::RequestTimeout);
                     break;
                 }
+                _ = tokio::time::sleep_until(head_by.unwrap_or_else(Instant::now)), if head_by.is_some() && until.is_none() => {
+                    tracing::debug!(timeout = ?limits.header_read_timeout, "No request head in time after the TLS handshake; closing the connection");
+                    events::http_connection_closed(HttpClose::HeaderTimeout);
+                    break;
+                }
                 changed = deadline.changed(), if watching => watching = changed.is_ok(),
             }
         }
-        lock(&self.registry).open.remove(&self.id);
     }
 }
 
