@@ -7,6 +7,8 @@ mod common;
 mod oidc;
 mod promql;
 mod stack;
+#[path = "../common/tls.rs"]
+mod tls;
 #[path = "../common/topology.rs"]
 mod topology;
 
@@ -18,4 +20,5 @@ mod dashboards_profiles;
 mod dashboards_replicas;
 mod deploy_manifests;
 mod prometheus_config;
+mod prometheus_tls;
 mod redis_inspector;
