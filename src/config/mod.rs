@@ -312,6 +312,19 @@ mod tests {
     }
 
     #[test]
+    fn basic_auth_hashes_are_masked() {
+        let raw: RawConfig = toml::from_str(
+            "[server]\nlisten = \"127.0.0.1:1\"\nshutdown_grace = \"1s\"\nbearer_token_file = \"/run/token\"\n\
+             [server.basic_auth_users]\nprometheus = \"$2b$04$hunter2hunter2hunter2u\"\n",
+        )
+        .expect("config");
+        let text = render_masked(&raw);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("prometheus = \"<redacted>\""), "{text}");
+        assert!(text.contains("/run/token"), "a path is no secret: {text}");
+    }
+
+    #[test]
     fn parse_errors_quote_no_secret() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
