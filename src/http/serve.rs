@@ -6,6 +6,8 @@
 //! half-sent request), so this is its accept loop with them: hyper's HTTP/1 connection with
 //! [`HEADER_READ_TIMEOUT`], a per-connection watchdog for [`REQUEST_TIMEOUT`], a registry that
 //! displaces a connection when a new one would exceed the cap, and a [`DRAIN_TIMEOUT`] on stop.
+//! With `[server.tls]` ([`serve_with_tls`]) each connection's handshake runs inside the same
+//! bounds: it spends the first head's [`HEADER_READ_TIMEOUT`], and displacement and stop end it.
 
 use super::tls::Tls;
 use crate::telemetry::events::{self, HttpClose};
@@ -402,6 +404,56 @@ mod tests {
         .await;
         assert!(ended.is_ok(), "the connection stayed open ({got} bytes read)");
         assert!(got < BIG, "the whole answer arrived ({got} bytes): the connection was not cut");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(1), server).await.expect("stops at once").unwrap();
+    }
+
+    /// Over TLS the handshake counts against the header-read timeout: a client that takes most
+    /// of it before its handshake, then sends no head, is closed that timeout after its accept,
+    /// not a whole timeout after its handshake.
+    #[tokio::test]
+    async fn a_tls_handshake_spends_the_header_read_timeout() {
+        use std::sync::Arc;
+        use tokio::io::AsyncReadExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+        std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+        let settings = crate::config::TlsSettings {
+            cert_file,
+            key_file,
+            client_ca: None,
+            min_version: crate::config::TlsVersion::V12,
+        };
+        let tls = Arc::new(Tls::new(settings).unwrap());
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits { header_read_timeout: Duration::from_millis(1000), ..Limits::for_descriptors(16) };
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve_with_tls(listener, app, stop.clone(), limits, Some(tls)));
+
+        let started = Instant::now();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).unwrap();
+        let client =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, tcp).await.unwrap();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        let after = started.elapsed();
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+        assert!(after >= Duration::from_millis(900), "closed too early: {after:?}");
+        assert!(after < Duration::from_millis(1400), "the handshake did not count: closed after {after:?}");
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(1), server).await.expect("stops at once").unwrap();
     }
