@@ -63,8 +63,10 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?,
     };
     let addr = listener.local_addr()?;
+    let secured = crate::http::Secured::new(&config.server.security)
+        .map_err(|e| anyhow::anyhow!("invalid config: {}: {}", e.key, e.message))?;
     // A stable line on stdout so scripts and tests can find the port when it was 0.
-    println!("mcp-canary listening on http://{addr}");
+    println!("mcp-canary listening on {}://{addr}", secured.scheme());
     tracing::info!(%addr, targets = config.targets.len(), "Daemon started");
 
     events::daemon_started(config.targets.len());
@@ -88,7 +90,8 @@ pub async fn run(
     };
     // Every first-start loop is expected before /readyz can answer.
     fleet.apply(config)?;
-    let endpoints = crate::http::DaemonEndpoints { reload: reloads.as_ref().map(Reloads::sender), probe: Some(probe) };
+    let endpoints =
+        crate::http::DaemonEndpoints { reload: reloads.as_ref().map(Reloads::sender), probe: Some(probe), secured };
     let surface = crate::http::Surface::start(exporter.clone(), Some(listener), ready, endpoints);
 
     match reloads {
@@ -292,6 +295,13 @@ impl Fleet {
         let mut keys = Vec::new();
         if config.server.listen != self.server.listen {
             keys.push("server.listen");
+        }
+        // The certificate files themselves are followed by the surface (`http::tls`).
+        if config.server.security.tls != self.server.security.tls {
+            keys.push("server.tls");
+        }
+        if config.server.security.auth != self.server.security.auth {
+            keys.push("server.basic_auth_users/bearer_token_file");
         }
         if config.otlp.is_some() != self.otlp {
             keys.push("otlp");

@@ -4,6 +4,7 @@ mod modules;
 mod otlp;
 mod profiles;
 pub(crate) mod raw;
+mod server;
 mod validate;
 
 use std::path::Path;
@@ -17,6 +18,9 @@ pub use profiles::{HeavyLimits, ProfileConfig, parse_schedule};
 pub use raw::{
     OAuthFlags, RawConfig, RawCoordination, RawHeavyProfiles, RawInstance, RawModule, RawNotification, RawOAuth,
     RawOtlp, RawProbe, RawProbeEndpoint, RawProfile, RawServer, RawTarget,
+};
+pub use server::{
+    ClientAuth, HttpAuth, MAX_BCRYPT_COST, RawServerTls, ServerSecurity, TlsSettings, TlsVersion, validate_security,
 };
 pub use validate::{
     Config, CoordinationSpec, InstancesSpec, MAX_INSTANCES, MAX_REDIS_PATTERNS, NotificationSpec, ProbeSpec, RedisSpec,
@@ -144,7 +148,8 @@ fn key_path(path: &[String]) -> String {
 const MASK: &str = "<redacted>";
 
 /// Words that mark a key (or a config line naming one) as holding a secret.
-const SECRET_WORDS: [&str; 7] = ["token", "password", "secret", "authorization", "key", "cookie", "headers"];
+const SECRET_WORDS: [&str; 8] =
+    ["token", "password", "secret", "authorization", "key", "cookie", "headers", "basic_auth"];
 
 fn names_a_secret(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
@@ -258,6 +263,10 @@ pub fn render_masked(raw: &RawConfig) -> String {
     if let Some(c) = &mut raw.coordination {
         c.redis = mask_url_password(&c.redis);
     }
+    // bcrypt hashes can be attacked offline: shown like passwords.
+    for v in raw.server.basic_auth_users.values_mut() {
+        *v = MASK.into();
+    }
     toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
 }
 
@@ -313,6 +322,19 @@ mod tests {
         }
         assert!(text.contains("a=http://u:%3Credacted%3E@127.0.0.1:2/metrics"), "{text}");
         assert!(text.contains("http://user:%3Credacted%3E@127.0.0.1:1/mcp"), "{text}");
+    }
+
+    #[test]
+    fn basic_auth_hashes_are_masked() {
+        let raw: RawConfig = toml::from_str(
+            "[server]\nlisten = \"127.0.0.1:1\"\nshutdown_grace = \"1s\"\nbearer_token_file = \"/run/token\"\n\
+             [server.basic_auth_users]\nprometheus = \"$2b$04$hunter2hunter2hunter2u\"\n",
+        )
+        .expect("config");
+        let text = render_masked(&raw);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("prometheus = \"<redacted>\""), "{text}");
+        assert!(text.contains("/run/token"), "a path is no secret: {text}");
     }
 
     #[test]

@@ -202,11 +202,26 @@ pub struct RawServer {
     pub listen: String,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// `[server.tls]`: serve HTTPS (see `config/server.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::server::RawServerTls>,
+    /// `[server.basic_auth_users]`: user name -> bcrypt hash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub basic_auth_users: BTreeMap<String, String>,
+    /// A file holding the token scrapers send as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9464".into(), shutdown_grace: Duration::from_secs(10) }
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            shutdown_grace: Duration::from_secs(10),
+            tls: None,
+            basic_auth_users: BTreeMap::new(),
+            bearer_token_file: None,
+        }
     }
 }
 

@@ -51,6 +51,8 @@ pub const MAX_LEASE: Duration = Duration::from_secs(300);
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub shutdown_grace: Duration,
+    /// TLS and credentials of the surface (`[server.tls]`, `basic_auth_users`, `bearer_token_file`).
+    pub security: super::ServerSecurity,
 }
 
 /// Fresh session per cycle (cold path) or one long-lived session (warm path).
@@ -228,6 +230,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             targets.push(t);
         }
     }
+    let security = super::server::validate_security(&raw.server, &mut errors);
     let otlp = super::otlp::validate_otlp(&raw.otlp, &mut errors);
     let heavy = super::profiles::validate_limits(&raw.heavy_profiles, &mut errors);
     let profiles = super::profiles::validate_profiles(raw, &mut errors);
@@ -235,7 +238,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     let probe = super::modules::validate_probe(raw.probe.as_ref(), &raw.modules, &mut errors);
     match (listen, heavy, errors.is_empty()) {
         (Some(listen), Some(heavy), true) => Ok(Config {
-            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace },
+            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace, security },
             targets,
             otlp,
             heavy,

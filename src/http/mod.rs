@@ -2,8 +2,13 @@
 //! `/-/reload` and `/probe` ([`probe`]), served with client bounds (see [`serve`]), and the
 //! exporter's upkeep beside them.
 
+pub mod auth;
 pub mod probe;
+mod secured;
 pub mod serve;
+pub mod tls;
+
+pub use secured::Secured;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,11 +53,13 @@ pub struct DaemonEndpoints {
     pub reload: Option<ReloadSender>,
     /// `/probe` (absent without).
     pub probe: Option<Arc<probe::ProbeState>>,
+    /// TLS and credentials (`serve`'s `[server]`); plain and open by default.
+    pub secured: Secured,
 }
 
 /// Routes of the daemon.
 pub fn router(exporter: Exporter, ready: Arc<Readiness>, endpoints: DaemonEndpoints) -> Router {
-    let DaemonEndpoints { reload, probe } = endpoints;
+    let DaemonEndpoints { reload, probe, .. } = endpoints;
     let app = Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
@@ -122,13 +129,14 @@ impl Surface {
         exporter: Exporter,
         listener: Option<TcpListener>,
         ready: Arc<Readiness>,
-        endpoints: DaemonEndpoints,
+        mut endpoints: DaemonEndpoints,
     ) -> Self {
         let stop = CancellationToken::new();
         let server = listener.map(|listener| {
-            let app = router(exporter.clone(), ready, endpoints);
+            let secured = std::mem::take(&mut endpoints.secured);
+            let app = secured.protect(router(exporter.clone(), ready, endpoints));
             let limits = serve::Limits::for_descriptors(crate::process::descriptor_limit());
-            tokio::spawn(serve::serve(listener, app, stop.clone(), limits))
+            tokio::spawn(serve::serve_with_tls(listener, app, stop.clone(), limits, secured.tls.clone()))
         });
         let upkeep = tokio::spawn({
             let stop = stop.clone();

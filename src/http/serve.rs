@@ -6,7 +6,10 @@
 //! half-sent request), so this is its accept loop with them: hyper's HTTP/1 connection with
 //! [`HEADER_READ_TIMEOUT`], a per-connection watchdog for [`REQUEST_TIMEOUT`], a registry that
 //! displaces a connection when a new one would exceed the cap, and a [`DRAIN_TIMEOUT`] on stop.
+//! With `[server.tls]` ([`serve_with_tls`]) each connection's handshake runs inside the same
+//! bounds: it spends the first head's [`HEADER_READ_TIMEOUT`], and displacement and stop end it.
 
+use super::tls::Tls;
 use crate::telemetry::events::{self, HttpClose};
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -98,6 +101,19 @@ impl Limits {
 /// most `max_connections` connections are kept: one more displaces an existing one (see
 /// [`Registry::victim`]).
 pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, limits: Limits) {
+    serve_with_tls(listener, app, stop, limits, None).await
+}
+
+/// [`serve`], with TLS on every connection when `tls` is given: the handshake and the first
+/// request head together get `header_read_timeout` from the accept, so a client that never
+/// finishes its handshake is closed like one that never finishes its head.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    limits: Limits,
+    tls: Option<Arc<Tls>>,
+) {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let mut connections = JoinSet::new();
     let mut last_error_log: Option<Instant> = None;
@@ -122,7 +138,7 @@ pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, 
         let _ = tcp.set_nodelay(true);
         let (id, evicted) = lock(&registry).admit(peer, Instant::now(), limits.max_connections);
         let conn = Conn { id, registry: Arc::clone(&registry), evicted };
-        connections.spawn(conn.serve(tcp, app.clone(), stop.clone(), limits));
+        connections.spawn(conn.serve(tcp, app.clone(), stop.clone(), limits, tls.clone()));
     }
     drop(listener);
     let open = connections.len();
@@ -213,7 +229,51 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve(self, tcp: TcpStream, app: Router, stop: CancellationToken, limits: Limits) {
+    async fn serve(self, tcp: TcpStream, app: Router, stop: CancellationToken, limits: Limits, tls: Option<Arc<Tls>>) {
+        match tls {
+            None => self.serve_http(TokioIo::new(tcp), app, &stop, limits, None).await,
+            Some(tls) => {
+                let head_by = Instant::now() + limits.header_read_timeout;
+                let acceptor = tls.acceptor();
+                let handshake = tokio::select! {
+                    shaken = tokio::time::timeout_at(head_by, acceptor.accept(tcp)) => Some(shaken),
+                    _ = stop.cancelled() => None,
+                    _ = self.evicted.cancelled() => {
+                        events::http_connection_closed(HttpClose::Displaced);
+                        None
+                    }
+                };
+                match handshake {
+                    Some(Ok(Ok(stream))) => {
+                        self.serve_http(TokioIo::new(stream), app, &stop, limits, Some(head_by)).await
+                    }
+                    Some(Ok(Err(e))) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        events::http_connection_closed(HttpClose::TlsHandshake);
+                    }
+                    Some(Err(_)) => {
+                        tracing::debug!(timeout = ?limits.header_read_timeout, "TLS handshake not finished in time; closing the connection");
+                        events::http_connection_closed(HttpClose::HeaderTimeout);
+                    }
+                    None => {}
+                }
+            }
+        }
+        lock(&self.registry).open.remove(&self.id);
+    }
+
+    /// Serve HTTP/1 on `io` until it ends, is displaced, overruns a request or the stop's drain;
+    /// `head_by`: when its first request head must have arrived (after a TLS handshake).
+    async fn serve_http<I>(
+        &self,
+        io: I,
+        app: Router,
+        stop: &CancellationToken,
+        limits: Limits,
+        head_by: Option<Instant>,
+    ) where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         // The latest request's deadline, set by the service as each request begins.
         let (deadline_tx, mut deadline) = watch::channel(None::<Instant>);
         let service = {
@@ -227,7 +287,7 @@ impl Conn {
         };
         let mut builder = http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(MAX_BUF_SIZE);
-        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+        let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let (mut draining, mut watching) = (false, true);
         loop {
@@ -255,10 +315,14 @@ impl Conn {
                     events::http_connection_closed(HttpClose::RequestTimeout);
                     break;
                 }
+                _ = tokio::time::sleep_until(head_by.unwrap_or_else(Instant::now)), if head_by.is_some() && until.is_none() => {
+                    tracing::debug!(timeout = ?limits.header_read_timeout, "No request head in time after the TLS handshake; closing the connection");
+                    events::http_connection_closed(HttpClose::HeaderTimeout);
+                    break;
+                }
                 changed = deadline.changed(), if watching => watching = changed.is_ok(),
             }
         }
-        lock(&self.registry).open.remove(&self.id);
     }
 }
 
@@ -340,6 +404,56 @@ mod tests {
         .await;
         assert!(ended.is_ok(), "the connection stayed open ({got} bytes read)");
         assert!(got < BIG, "the whole answer arrived ({got} bytes): the connection was not cut");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(1), server).await.expect("stops at once").unwrap();
+    }
+
+    /// Over TLS the handshake counts against the header-read timeout: a client that takes most
+    /// of it before its handshake, then sends no head, is closed that timeout after its accept,
+    /// not a whole timeout after its handshake.
+    #[tokio::test]
+    async fn a_tls_handshake_spends_the_header_read_timeout() {
+        use std::sync::Arc;
+        use tokio::io::AsyncReadExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+        std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+        let settings = crate::config::TlsSettings {
+            cert_file,
+            key_file,
+            client_ca: None,
+            min_version: crate::config::TlsVersion::V12,
+        };
+        let tls = Arc::new(Tls::new(settings).unwrap());
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits { header_read_timeout: Duration::from_millis(1000), ..Limits::for_descriptors(16) };
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve_with_tls(listener, app, stop.clone(), limits, Some(tls)));
+
+        let started = Instant::now();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).unwrap();
+        let client =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, tcp).await.unwrap();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        let after = started.elapsed();
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+        assert!(after >= Duration::from_millis(900), "closed too early: {after:?}");
+        assert!(after < Duration::from_millis(1400), "the handshake did not count: closed after {after:?}");
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(1), server).await.expect("stops at once").unwrap();
     }

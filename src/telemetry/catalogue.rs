@@ -349,7 +349,14 @@ metric!(
     "mcp_canary_http_connections_closed_total",
     Counter,
     ["reason"],
-    "Connections to the daemon's own HTTP port it closed on a client: displaced (over the connection cap), header_timeout (no complete request head in time, idle keep-alive included), request_timeout (a request over its time)."
+    "Connections to the daemon's own HTTP port it closed on a client: displaced (over the connection cap), header_timeout (no complete request head in time, idle keep-alive included), request_timeout (a request over its time), tls_handshake (a failed TLS handshake: plain HTTP, a missing or unknown client certificate)."
+);
+metric!(
+    HTTP_REQUESTS_REFUSED,
+    "mcp_canary_http_requests_refused_total",
+    Counter,
+    ["reason"],
+    "Requests to the daemon's own HTTP port answered 401 when server.basic_auth_users or server.bearer_token_file is set: no_credentials (none, or another scheme), bad_credentials (a wrong user, password or token)."
 );
 metric!(
     PROBE_REQUESTS,
@@ -1004,6 +1011,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     OTLP_EXPORTS,
     HTTP_CONNECTIONS_CLOSED,
     PROBE_REQUESTS,
+    HTTP_REQUESTS_REFUSED,
     LOAD_REQUEST_DURATION,
     LOAD_REQUESTS,
     LOAD_SLOTS,
@@ -1120,11 +1128,17 @@ mod tests {
                 Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
             }
             assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
-            let daemon_wide =
-                [BUILD_INFO.name, TARGETS.name, OTLP_EXPORTS.name, HTTP_CONNECTIONS_CLOSED.name, PROBE_REQUESTS.name]
-                    .contains(&m.name)
-                    || m.name.starts_with("mcp_canary_config_")
-                    || m.name.starts_with("mcp_canary_coordination_");
+            let daemon_wide = [
+                BUILD_INFO.name,
+                TARGETS.name,
+                OTLP_EXPORTS.name,
+                HTTP_CONNECTIONS_CLOSED.name,
+                HTTP_REQUESTS_REFUSED.name,
+                PROBE_REQUESTS.name,
+            ]
+            .contains(&m.name)
+                || m.name.starts_with("mcp_canary_config_")
+                || m.name.starts_with("mcp_canary_coordination_");
             if !daemon_wide && !m.name.starts_with("mcp_canary_target_") {
                 assert_eq!(m.labels.first(), Some(&"target"), "{} must carry target", m.name);
             }

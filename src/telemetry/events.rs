@@ -184,6 +184,9 @@ pub fn daemon_started(targets: usize) {
     for reason in HttpClose::ALL {
         counter!(m::HTTP_CONNECTIONS_CLOSED.name, "reason" => reason.label()).increment(0);
     }
+    for reason in HttpRefusal::ALL {
+        counter!(m::HTTP_REQUESTS_REFUSED.name, "reason" => reason.label()).increment(0);
+    }
 }
 
 /// A config was loaded: at the start (`reload` false) or by a reload.
@@ -210,22 +213,51 @@ pub enum HttpClose {
     HeaderTimeout,
     /// A request, to the last byte of its answer, took longer than allowed.
     RequestTimeout,
+    /// The TLS handshake failed: plain HTTP, an unknown or missing client certificate, no
+    /// common version or cipher (one that did not finish in time is `HeaderTimeout`).
+    TlsHandshake,
 }
 
 impl HttpClose {
-    pub const ALL: [HttpClose; 3] = [HttpClose::Displaced, HttpClose::HeaderTimeout, HttpClose::RequestTimeout];
+    pub const ALL: [HttpClose; 4] =
+        [HttpClose::Displaced, HttpClose::HeaderTimeout, HttpClose::RequestTimeout, HttpClose::TlsHandshake];
 
     pub fn label(self) -> &'static str {
         match self {
             HttpClose::Displaced => "displaced",
             HttpClose::HeaderTimeout => "header_timeout",
             HttpClose::RequestTimeout => "request_timeout",
+            HttpClose::TlsHandshake => "tls_handshake",
         }
     }
 }
 
 pub fn http_connection_closed(reason: HttpClose) {
     counter!(m::HTTP_CONNECTIONS_CLOSED.name, "reason" => reason.label()).increment(1);
+}
+
+/// Why the surface answered 401 (`server.basic_auth_users`, `server.bearer_token_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpRefusal {
+    /// No `Authorization` header, or one of a scheme not configured.
+    NoCredentials,
+    /// A user, password or token that does not match.
+    BadCredentials,
+}
+
+impl HttpRefusal {
+    pub const ALL: [HttpRefusal; 2] = [HttpRefusal::NoCredentials, HttpRefusal::BadCredentials];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpRefusal::NoCredentials => "no_credentials",
+            HttpRefusal::BadCredentials => "bad_credentials",
+        }
+    }
+}
+
+pub fn http_request_refused(reason: HttpRefusal) {
+    counter!(m::HTTP_REQUESTS_REFUSED.name, "reason" => reason.label()).increment(1);
 }
 
 /// Series of a target's Redis inspector that exist from the start (zeros, not gaps).

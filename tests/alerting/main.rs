@@ -7,6 +7,8 @@ mod common;
 mod oidc;
 mod promql;
 mod stack;
+#[path = "../common/tls.rs"]
+mod tls;
 #[path = "../common/topology.rs"]
 mod topology;
 
@@ -19,4 +21,5 @@ mod dashboards_replicas;
 mod deploy_manifests;
 mod probe_prometheus;
 mod prometheus_config;
+mod prometheus_tls;
 mod redis_inspector;

@@ -7,6 +7,8 @@ mod common;
 mod oidc;
 #[path = "../alerting/promql.rs"]
 mod promql;
+#[path = "../common/tls.rs"]
+mod tls;
 #[path = "../common/topology.rs"]
 mod topology;
 
@@ -21,6 +23,7 @@ mod daemon_oauth;
 mod daemon_profiles;
 mod daemon_reference;
 mod daemon_reload;
+mod daemon_tls;
 mod demo;
 mod fault_classification;
 mod metrics_doc;

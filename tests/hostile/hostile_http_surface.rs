@@ -195,3 +195,76 @@ async fn slow_headers_and_idle_keep_alive_are_disconnected() {
     assert_eq!(scrape.value("mcp_canary_http_connections_closed_total", &[("reason", "request_timeout")]), 0.0);
     assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
 }
+
+/// Over TLS: a client that stops in the middle of its handshake, and one that finishes the
+/// handshake but never sends a request head, are both closed [`HEADER_READ_TIMEOUT`] after
+/// they connected (the handshake counts against the head's time), while a real client is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_are_closed_by_the_header_timeout() {
+    use std::sync::Arc;
+
+    let pki = crate::tls::Pki::new();
+    let (_target, mcp_url) = start_target(&[]).await;
+    let config = config(&mcp_url, "2s").replace("[[targets]]", &format!("{}[[targets]]", pki.server_tls("")));
+    let (mut daemon, _dir, base) = start_daemon("http-hostile-tls", &config, &[]).await;
+    let addr = base.trim_start_matches("https://").to_string();
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(5);
+
+    // A TLS record header announcing a 512-byte ClientHello, and nothing more.
+    let started = Instant::now();
+    let mut stalled = connect(&addr).await;
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
+    // A complete handshake, then silence.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(pem_der(&pki.ca_pem))).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let silent_started = Instant::now();
+    let mut silent = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(name, connect(&addr).await)
+        .await
+        .expect("TLS handshake");
+
+    // Meanwhile a scraper is served.
+    let scraped = pki.client(false).get(format!("{base}/metrics")).send().await.expect("scrape during the stall");
+    assert!(scraped.status().is_success());
+
+    let waiting = Instant::now();
+    let (stalled_closed, silent_closed) =
+        tokio::join!(closed_within(&mut stalled, limit), closed_within(&mut silent, limit));
+    let stalled_closed = stalled_closed.unwrap_or_else(|| panic!("stalled handshake still open after {limit:?}"));
+    let silent_closed = silent_closed.unwrap_or_else(|| panic!("silent TLS connection still open after {limit:?}"));
+    // From each connect to its close.
+    let stalled_total = waiting - started + stalled_closed;
+    let silent_total = waiting - silent_started + silent_closed;
+    eprintln!("stalled handshake closed after {stalled_total:?}, silent TLS connection after {silent_total:?}");
+    for (what, total) in [("stalled handshake", stalled_total), ("silent TLS connection", silent_total)] {
+        assert!(total + Duration::from_secs(1) >= HEADER_READ_TIMEOUT, "{what} closed too early: {total:?}");
+        assert!(total <= HEADER_READ_TIMEOUT + Duration::from_secs(3), "{what} closed late: {total:?}");
+    }
+
+    let (scrape, ok) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let text = pki.client(false).get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+            let scrape = common::Scrape::parse(&text);
+            if scrape.value("mcp_canary_http_connections_closed_total", &[("reason", "header_timeout")]) >= 2.0 {
+                return (scrape, true);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .unwrap_or_default();
+    assert!(ok, "header timeouts not counted:\n{}\n{}", scrape.text, daemon.log_text());
+    assert_eq!(scrape.value("mcp_canary_http_connections_closed_total", &[("reason", "tls_handshake")]), 0.0);
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0), "{}", daemon.log_text());
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+}

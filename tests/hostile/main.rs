@@ -8,6 +8,8 @@ mod client_support;
 mod common;
 #[path = "../common/hostile.rs"]
 mod hostile;
+#[path = "../common/tls.rs"]
+mod tls;
 
 mod hostile_http_surface;
 mod hostile_labels;
