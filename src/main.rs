@@ -30,7 +30,7 @@ enum Command {
         #[arg(long)]
         watch_config: bool,
         /// How often `--watch-config` reads the file.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, requires = "watch_config")]
+        #[arg(long, default_value = "5s", value_parser = watch_interval, requires = "watch_config")]
         watch_interval: std::time::Duration,
     },
     /// Run the reference MCP server.
@@ -55,6 +55,15 @@ enum Command {
         #[command(subcommand)]
         profile: profile_run::RunProfile,
     },
+}
+
+/// `--watch-interval`: 1 s to 1 h (reading the file more often than every second buys nothing).
+fn watch_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(3600) {
+        return Err("must be between 1s and 1h".into());
+    }
+    Ok(d)
 }
 
 fn init_logging(json: bool) {

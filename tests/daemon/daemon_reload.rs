@@ -215,3 +215,18 @@ async fn probe_allow_list_follows_a_reload() {
 fn url_escape(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// `--watch-interval` is bounded (a zero period would spin) and needs `--watch-config`.
+#[test]
+fn watch_interval_is_bounded() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::bin()).args(args).output().expect("run mcp-canary");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, err) = run(&["serve", "--config", "x.toml", "--watch-config", "--watch-interval", "0s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("must be between 1s and 1h"), "{err}");
+    let (code, err) = run(&["serve", "--config", "x.toml", "--watch-interval", "5s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--watch-config"), "{err}");
+}
