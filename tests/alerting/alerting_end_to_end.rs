@@ -172,8 +172,21 @@ async fn every_metric_used_by_rules_and_dashboards_is_catalogued_and_exported() 
     assert!(ok, "used but not on a live scrape: {missing:?}\n{}", daemon.log_text());
 }
 
-/// (receiver path, alertname, target, status) of every alert the webhook received.
-type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
+/// One alert as the webhook received it.
+#[derive(Debug, Clone)]
+struct Alert {
+    receiver: String,
+    name: String,
+    target: String,
+    status: String,
+    /// The canary replica that raised it.
+    instance: String,
+    /// Alertmanager's group: one group is one incident in the pager (its dedup key).
+    group_key: String,
+}
+
+/// Every alert the webhook received.
+type Received = Arc<Mutex<Vec<Alert>>>;
 
 async fn start_webhook() -> (String, Received) {
     use axum::extract::{Path as AxPath, State};
@@ -186,10 +199,17 @@ async fn start_webhook() -> (String, Received) {
                     |State(got): State<Received>,
                      AxPath(receiver): AxPath<String>,
                      body: axum::Json<serde_json::Value>| async move {
+                        let group_key = body["groupKey"].as_str().unwrap_or("").to_string();
                         for a in body["alerts"].as_array().into_iter().flatten() {
                             let label = |k: &str| a["labels"][k].as_str().unwrap_or("").to_string();
-                            let status = a["status"].as_str().unwrap_or("").to_string();
-                            got.lock().unwrap().push((receiver.clone(), label("alertname"), label("target"), status));
+                            got.lock().unwrap().push(Alert {
+                                receiver: receiver.clone(),
+                                name: label("alertname"),
+                                target: label("target"),
+                                status: a["status"].as_str().unwrap_or("").to_string(),
+                                instance: label("instance"),
+                                group_key: group_key.clone(),
+                            });
                         }
                         "ok"
                     },
@@ -205,8 +225,11 @@ async fn start_webhook() -> (String, Received) {
 async fn wait_alert(got: &Received, receiver: &str, alert: &str, target: &str, status: &str, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let seen =
-            got.lock().unwrap().iter().any(|(r, a, t, s)| r == receiver && a == alert && t == target && s == status);
+        let seen = got
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.receiver == receiver && a.name == alert && a.target == target && a.status == status);
         if seen {
             return;
         }
@@ -231,6 +254,9 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
     let target_addr = mcp_url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
     let (_provider, _stop, protected_url) = protected_target().await;
     let (daemon, _dir, base) = start_daemon("alerting-e2e", &daemon_config(&mcp_url, &protected_url), DAEMON_ENV).await;
+    // A second replica of the same config (HA): its alerts must join the first one's, never page twice.
+    let (_replica, _replica_dir, replica_base) =
+        start_daemon("alerting-e2e-replica", &daemon_config(&mcp_url, &protected_url), DAEMON_ENV).await;
     let work = tempfile::tempdir().unwrap();
     let w = |p: &str| work.path().join(p).to_string_lossy().to_string();
 
@@ -265,7 +291,8 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
     // A longevity run joins later on this port (its dashboard needs a run's series); a job of its
     // own, so that the canary's `up` alerts do not see it.
     let soak_port = free_port();
-    let jobs = [("mcp-canary", vec![daemon_addr]), ("longevity", vec![format!("127.0.0.1:{soak_port}")])];
+    let replica_addr = replica_base.trim_start_matches("http://").to_string();
+    let jobs = [("mcp-canary", vec![daemon_addr, replica_addr]), ("longevity", vec![format!("127.0.0.1:{soak_port}")])];
     let (_prom, prom) = start_prometheus_jobs(work.path(), &jobs, &rules, Some(&am_addr)).await;
     wait_ready(&format!("http://127.0.0.1:{am_port}/-/ready"), Duration::from_secs(20)).await;
 
@@ -339,6 +366,23 @@ async fn page_alerts_reach_alertmanager_and_resolve_and_every_panel_has_data() {
     // Target down: kill it; McpTargetDown pages; bring it back on the same port; it resolves.
     target.child.kill().await.unwrap();
     wait_alert(&got, "page", "McpTargetDown", "ref", "firing", Duration::from_secs(45)).await;
+    // Both replicas see it down; Alertmanager groups by [alertname, target], so both alerts are
+    // one incident (one group key), not two pages.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let down = || -> Vec<Alert> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.name == "McpTargetDown" && a.target == "ref" && a.status == "firing")
+            .cloned()
+            .collect()
+    };
+    while down().iter().map(|a| a.instance.clone()).collect::<BTreeSet<_>>().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "only one replica's McpTargetDown arrived: {:?}", down());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let groups: BTreeSet<String> = down().into_iter().map(|a| a.group_key).collect();
+    assert_eq!(groups.len(), 1, "two replicas' McpTargetDown paged as separate incidents: {groups:?}");
     let _target = Proc::start("target", &["target", "--listen", &target_addr], &[], "listening on ").await;
     wait_alert(&got, "page", "McpTargetDown", "ref", "resolved", Duration::from_secs(45)).await;
 }
