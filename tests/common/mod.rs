@@ -328,25 +328,11 @@ pub async fn start_everything() -> NodeServer {
         "{} is missing: run scripts/install-test-servers.sh (scripts/test.sh does)",
         entry.display()
     );
-    let port = free_port();
-    let log = log_dir().join(format!("everything-{}.log", std::process::id()));
-    let child = Command::new("node")
-        .arg(&entry)
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(log.with_extension("err")).unwrap()))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn node (is Node.js installed?)");
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "everything server did not listen on {addr} within 30s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    NodeServer { _child: child, url: format!("http://{addr}/mcp") }
+    // Through the peers' launcher: it makes sure the port it picked is the server's.
+    let node = PathBuf::from("node");
+    let (child, url, _log) =
+        peers::spawn_listening("everything", &node, &[entry, PathBuf::from("streamableHttp")], &[]).await;
+    NodeServer { _child: child, url }
 }
 
 #[cfg(test)]

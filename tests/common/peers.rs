@@ -191,40 +191,84 @@ pub async fn start(peer: Peer) -> PeerServer {
 }
 
 /// Run `program ARGS` with `PORT` set to a free loopback port (and `envs`), output to a log,
-/// killed when dropped; wait (at most 30 s) until it accepts connections. Returns the child,
-/// its MCP endpoint `http://127.0.0.1:PORT/mcp` and its log.
+/// killed when dropped; wait (at most 30 s) until it listens there. Returns the child, its MCP
+/// endpoint `http://127.0.0.1:PORT/mcp` and its log. A port taken by another process between
+/// picking it and the peer's bind (the peer then fails to bind while the other answers) is
+/// noticed by who owns the listening socket, and the peer is started again on another port.
 pub async fn spawn_listening(
     name: &str,
     program: &std::path::Path,
     args: &[PathBuf],
     envs: &[(&str, &str)],
 ) -> (Child, String, PathBuf) {
-    let port = free_port();
-    let log = log_dir().join(format!("peer-{name}-{}-{port}.log", std::process::id()));
-    let out = std::fs::File::create(&log).expect("create peer log");
-    let mut child = Command::new(program)
-        .args(args)
-        .env("PORT", port.to_string())
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().expect("clone log handle")))
-        .stderr(Stdio::from(out))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {} for peer {name}: {e}", program.display()));
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
+    for attempt in 1..=3 {
+        let port = free_port();
+        let log = log_dir().join(format!("peer-{name}-{}-{port}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("create peer log");
+        let mut child = Command::new(program)
+            .args(args)
+            .env("PORT", port.to_string())
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().expect("clone log handle")))
+            .stderr(Stdio::from(out))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {} for peer {name}: {e}", program.display()));
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("peer {name} exited ({status}) before listening on {addr}:\n{}", log_text());
+        loop {
+            let pid = child.id().unwrap_or(0);
+            if tokio::net::TcpStream::connect(&addr).await.is_ok() && listens_on(pid, port) {
+                return (child, format!("http://{addr}/mcp"), log);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = log_text();
+                if attempt < 3 && text.to_lowercase().contains("address already in use") {
+                    eprintln!("peer {name}: port {port} was taken before it could bind; trying another");
+                    break;
+                }
+                panic!("peer {name} exited ({status}) before listening on {addr}:\n{text}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "peer {name} did not listen on {addr} within 30s:\n{}",
+                log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "peer {name} did not listen on {addr} within 30s:\n{}",
-            log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (child, format!("http://{addr}/mcp"), log)
+    unreachable!("the last attempt returns or panics")
+}
+
+/// Whether process `pid` (or a child of it) holds a listening TCP socket on loopback `port`:
+/// the socket inodes of `/proc/net/tcp` and `tcp6` (a server bound to `::` takes IPv4 too) in
+/// state LISTEN, matched against the process's descriptors.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let table = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
+    let tables = table("/proc/net/tcp") + &table("/proc/net/tcp6");
+    let inodes: Vec<String> = tables
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("sl"))
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit(':').next()?;
+            (u16::from_str_radix(local_port, 16).ok()? == port && f.get(3)? == &"0A")
+                .then(|| f.get(9).map(|s| s.to_string()))?
+        })
+        .collect();
+    let mut pids = vec![pid.to_string()];
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            pids.extend(children.split_whitespace().map(str::to_string));
+        }
+    }
+    pids.iter().any(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd")).into_iter().flatten().flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|l| inodes.iter().any(|i| l.to_string_lossy() == format!("socket:[{i}]")))
+        })
+    })
 }
