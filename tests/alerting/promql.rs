@@ -34,6 +34,7 @@ pub const LIVE_CHECKED_ELSEWHERE: &[(&str, &str)] = &[
     ("alerts/inspectors.yml", "tests/alerting/redis_inspector.rs"),
     ("alerts/profiles.yml", "tests/profiles/load_profile.rs"),
     ("alerts/scheduled.yml", "tests/daemon/daemon_profiles.rs"),
+    ("alerts/coordination.yml", "tests/daemon/daemon_ha.rs"),
     ("alerts/instances.yml", "tests/daemon/daemon_instances.rs"),
     ("alerts/longevity.yml", "tests/profiles/longevity_profile.rs"),
     ("alerts/auth.yml", "tests/daemon/daemon_oauth.rs"),

@@ -4,6 +4,7 @@
 //! lease expires.
 
 use crate::common;
+use crate::promql;
 
 use std::time::Duration;
 
@@ -65,6 +66,13 @@ async fn one_replica_runs_the_profiles_and_the_other_takes_over() {
     assert!(started(&h) >= 2.0 && not_leader(&h) == 0.0, "the holder runs every fire");
     assert!(started(&s) == 0.0 && not_leader(&s) >= 2.0, "the standby runs nothing");
     assert_eq!(s.value("mcp_canary_profile_runs_skipped_total", &[("reason", "target_busy")]), 0.0);
+    // Every metric alerts/coordination.yml uses is on a live replica's scrape.
+    let names = s.names();
+    let missing: Vec<_> = promql::rule_file_metric_names("alerts/coordination.yml")
+        .into_iter()
+        .filter(|n| !names.contains(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "used by alerts/coordination.yml but not exported: {missing:?}");
 
     // A clean stop releases the lease: the standby leads within one renewal (1 s) plus a fire.
     let stopped = std::time::Instant::now();
