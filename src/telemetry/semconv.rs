@@ -54,6 +54,9 @@ pub const OTLP_ONLY_ATTRIBUTES: &[&str] = &[
     "server.port",
 ];
 
+/// Attributes only spans carry (per request, so never on a metric).
+pub const SPAN_ONLY_ATTRIBUTES: &[&str] = &["mcp.session.id", "http.response.status_code"];
+
 /// A JSON-RPC error code as an attribute value: its decimal string within the range JSON-RPC
 /// reserves (-32768 to -32000: the standard codes, MCP's and the implementation-defined server
 /// errors), else [`OTHER_CODE`].
