@@ -61,6 +61,38 @@ pub struct ClientConfig {
     /// on expiry or a 401/403 challenge (shared by the clients of a target); `None`: only the
     /// configured headers.
     pub auth: Option<Arc<super::auth::TokenSource>>,
+    /// W3C trace context written into `params._meta` (`traceparent`, `tracestate`) of every
+    /// request while the caller holds one in the slot; empty (the default): none sent.
+    pub trace: TraceSlot,
+}
+
+/// A W3C trace context as plain data: what a request carries in `params._meta` so the server's
+/// spans join the caller's trace (the MCP semantic conventions' context propagation, SEP-414:
+/// unprefixed `traceparent` and `tracestate` keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// `00-{trace id}-{parent span id}-{flags}`.
+    pub traceparent: String,
+    /// Vendor entries, when the caller has any.
+    pub tracestate: Option<String>,
+}
+
+/// The trace context requests carry, set and cleared by the caller (the canary: its probe span,
+/// per cycle) and shared by every client built from the same `ClientConfig`. The client only
+/// reads it; it never knows where the context comes from.
+#[derive(Clone, Debug, Default)]
+pub struct TraceSlot(Arc<std::sync::RwLock<Option<TraceContext>>>);
+
+impl TraceSlot {
+    /// Carry `context` from now on (`None`: nothing).
+    pub fn set(&self, context: Option<TraceContext>) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = context;
+    }
+
+    /// The context requests carry now.
+    pub fn get(&self) -> Option<TraceContext> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// The name this client gives in `initialize` (`clientInfo.name`) and the stateless `_meta`.
@@ -88,6 +120,7 @@ impl ClientConfig {
             server_requests: Default::default(),
             log_level: None,
             auth: None,
+            trace: TraceSlot::default(),
         }
     }
 

@@ -266,6 +266,26 @@ impl serde::Serialize for WithMeta<'_> {
     }
 }
 
+/// `meta` (a request's own `_meta` keys, if any) with the W3C trace context added under the
+/// unprefixed keys SEP-414 reserves for it.
+pub fn with_trace(
+    meta: Option<&Map<String, Value>>,
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> Map<String, Value> {
+    let mut out = meta.cloned().unwrap_or_default();
+    out.insert(META_TRACEPARENT.into(), Value::String(traceparent.into()));
+    if let Some(state) = tracestate.filter(|s| !s.is_empty()) {
+        out.insert(META_TRACESTATE.into(), Value::String(state.into()));
+    }
+    out
+}
+
+/// `_meta` key of the W3C `traceparent` (SEP-414: unprefixed).
+pub const META_TRACEPARENT: &str = "traceparent";
+/// `_meta` key of the W3C `tracestate` (SEP-414: unprefixed).
+pub const META_TRACESTATE: &str = "tracestate";
+
 /// The stateless revision's `_meta` keys for a client.
 pub fn stateless_meta(fields: MetaFields<'_>) -> Map<String, Value> {
     match with_stateless_meta(Value::Null, fields) {
@@ -675,6 +695,37 @@ mod tests {
 
     fn fields(capabilities: &Value, log_level: Option<LogLevel>) -> MetaFields<'_> {
         MetaFields { capabilities, client_name: "c", client_version: "1", log_level }
+    }
+
+    #[test]
+    fn trace_context_joins_the_request_meta_unprefixed() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let caps = json!({});
+        let own = stateless_meta(fields(&caps, None));
+        let meta = with_trace(Some(&own), tp, Some("rojo=1"));
+        let params = json!({"name": "echo", "_meta": {"progressToken": "t"}});
+        let sent =
+            serde_json::to_value(Outgoing { id: Some(3), method: "tools/call", params: &params, meta: Some(&meta) })
+                .unwrap();
+        assert_eq!(sent["params"]["_meta"][META_TRACEPARENT], tp);
+        assert_eq!(sent["params"]["_meta"][META_TRACESTATE], "rojo=1");
+        assert_eq!(sent["params"]["_meta"]["progressToken"], "t", "the request's own _meta is kept");
+        assert_eq!(sent["params"]["_meta"][META_PROTOCOL_VERSION], "2026-07-28", "the era's keys are kept");
+        assert_eq!(sent["params"]["name"], "echo");
+        // A notification without params gets a _meta of its own; an empty tracestate is left out.
+        let meta = with_trace(None, tp, Some(""));
+        let sent = serde_json::to_value(Outgoing {
+            id: None,
+            method: "notifications/initialized",
+            params: &Value::Null,
+            meta: Some(&meta),
+        })
+        .unwrap();
+        assert_eq!(sent["params"]["_meta"], json!({"traceparent": tp}));
+        // Without a context nothing is added.
+        let sent =
+            serde_json::to_value(Outgoing { id: Some(1), method: "ping", params: &json!({}), meta: None }).unwrap();
+        assert!(sent["params"].get("_meta").is_none(), "{sent}");
     }
 
     #[test]

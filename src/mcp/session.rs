@@ -147,6 +147,13 @@ impl Inner {
         fresh
     }
 
+    /// `meta` with the caller's trace context added, when it holds one (else `None`: the
+    /// request goes out as it would without tracing).
+    fn trace_meta(&self, meta: Option<&serde_json::Map<String, Value>>) -> Option<serde_json::Map<String, Value>> {
+        let trace = self.config.trace.get()?;
+        Some(protocol::with_trace(meta, &trace.traceparent, trace.tracestate.as_deref()))
+    }
+
     /// One request under `ctx`, bounded by the request timeout as a whole.
     pub async fn exchange(&self, ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, McpError> {
         let timeout = self.config.request_timeout;
@@ -164,6 +171,8 @@ impl Inner {
             let c = &self.config;
             self.meta.get_or_init(|| protocol::stateless_meta(c.meta_fields()))
         });
+        let traced = self.trace_meta(meta);
+        let meta = traced.as_ref().or(meta);
         let headers = ctx.headers(Some(method), params);
         let message = protocol::Outgoing { id: Some(id), method, params, meta };
         let reply = self.transport.post(&message, &headers).await?;
@@ -187,7 +196,8 @@ impl Inner {
     pub async fn notify(&self, ctx: &Ctx, method: &str, params: Value) -> Result<(), McpError> {
         let timeout = self.config.request_timeout;
         let headers = ctx.headers(Some(method), &params);
-        let message = protocol::request(None, method, params);
+        let traced = self.trace_meta(None);
+        let message = protocol::Outgoing { id: None, method, params: &params, meta: traced.as_ref() };
         tokio::time::timeout(timeout, self.transport.post(&message, &headers))
             .await
             .map_err(|_| McpError::Timeout(timeout))?

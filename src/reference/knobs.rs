@@ -49,6 +49,9 @@ pub struct Knobs {
     /// Bytes leaked (kept allocated for good) per session that ends without a DELETE.
     #[serde(default)]
     pub leak_per_unclean_session_bytes: u64,
+    /// The `echo` tool answers with a JSON-RPC error of this code (HTTP 200); 0: off.
+    #[serde(default)]
+    pub echo_jsonrpc_error: i64,
 }
 
 /// A partial update of [`Knobs`]: fields left out keep their value.
@@ -63,6 +66,7 @@ pub struct KnobsPatch {
     pub local_only: Option<bool>,
     pub pubsub_drop_rate: Option<f64>,
     pub leak_per_unclean_session_bytes: Option<u64>,
+    pub echo_jsonrpc_error: Option<i64>,
 }
 
 /// Why a knob update was refused.
@@ -79,6 +83,8 @@ pub enum KnobsError {
     DropRateOutOfRange(f64),
     #[error("leak_per_unclean_session_bytes must be at most {max}, got {got}")]
     LeakTooLarge { got: u64, max: u64 },
+    #[error("echo_jsonrpc_error must be a 32-bit JSON-RPC error code, got {0}")]
+    JsonrpcCodeOutOfRange(i64),
 }
 
 /// Upper bound of `latency_ms` (ten minutes): larger values are almost certainly typos.
@@ -101,6 +107,9 @@ impl Knobs {
         if !(0.0..=1.0).contains(&self.pubsub_drop_rate) {
             return Err(KnobsError::DropRateOutOfRange(self.pubsub_drop_rate));
         }
+        if i32::try_from(self.echo_jsonrpc_error).is_err() {
+            return Err(KnobsError::JsonrpcCodeOutOfRange(self.echo_jsonrpc_error));
+        }
         if self.leak_per_unclean_session_bytes > MAX_LEAK_BYTES {
             return Err(KnobsError::LeakTooLarge { got: self.leak_per_unclean_session_bytes, max: MAX_LEAK_BYTES });
         }
@@ -120,6 +129,7 @@ impl Knobs {
             leak_per_unclean_session_bytes: patch
                 .leak_per_unclean_session_bytes
                 .unwrap_or(self.leak_per_unclean_session_bytes),
+            echo_jsonrpc_error: patch.echo_jsonrpc_error.unwrap_or(self.echo_jsonrpc_error),
         }
     }
 }
@@ -183,7 +193,15 @@ pub fn admin_router(shared: Arc<Shared>) -> Router {
         .route("/admin/expire-sessions", post(expire_sessions))
         .route("/admin/notify-resources", post(notify_resources))
         .route("/admin/broadcast", post(broadcast))
+        .route("/admin/trace-meta", get(trace_meta))
         .with_state(shared)
+}
+
+/// The W3C trace context keys (`traceparent`, `tracestate`, `baggage`) of the last request's
+/// `params._meta` by MCP method, `{}` for a method whose last request carried none: what a
+/// server's instrumentation would take as the remote parent of its span.
+async fn trace_meta(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(shared.trace_meta())
 }
 
 async fn get_knobs(State(shared): State<Arc<Shared>>) -> Json<Knobs> {

@@ -61,10 +61,13 @@ pub enum Fault {
     ToolError,
     /// `notify_drop_rate`: a broadcast delivery to one session dropped.
     NotifyDrop,
+    /// `echo_jsonrpc_error`: `echo` answered with a JSON-RPC error.
+    JsonrpcError,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [Self::HttpError, Self::Latency, Self::Stall, Self::ToolError, Self::NotifyDrop];
+    pub const ALL: [Fault; 6] =
+        [Self::HttpError, Self::Latency, Self::Stall, Self::ToolError, Self::NotifyDrop, Self::JsonrpcError];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,6 +76,7 @@ impl Fault {
             Self::Stall => "stall",
             Self::ToolError => "tool_error",
             Self::NotifyDrop => "notify_drop",
+            Self::JsonrpcError => "jsonrpc_error",
         }
     }
 }
@@ -91,7 +95,7 @@ pub struct Snapshot {
 #[derive(Debug, Default)]
 pub struct TargetMetrics {
     requests: [AtomicU64; 4],
-    faults: [AtomicU64; 5],
+    faults: [AtomicU64; Fault::ALL.len()],
     /// Pub/sub notify deliveries: [delivered, dropped].
     pubsub: [AtomicU64; 2],
     unclean_sessions: AtomicU64,

@@ -10,7 +10,7 @@ mod metrics;
 mod server;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -121,6 +121,7 @@ impl TargetArgs {
                 local_only: self.local_only,
                 pubsub_drop_rate: self.pubsub_drop_rate,
                 leak_per_unclean_session_bytes: self.leak_per_unclean_session_bytes,
+                echo_jsonrpc_error: 0,
             },
             session_idle_timeout: self.session_idle_timeout,
             sse_retry: self.sse_retry,
@@ -202,9 +203,28 @@ pub(crate) struct Shared {
     deleted: Mutex<HashSet<String>>,
     /// Memory leaked on purpose by the `leak_per_unclean_session_bytes` knob.
     leaked: Mutex<Vec<Vec<u8>>>,
+    /// Trace context keys of the last request's `_meta`, by method (`/admin/trace-meta`).
+    trace_meta: Mutex<BTreeMap<&'static str, serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Shared {
+    /// Note the W3C trace context keys of a request's `_meta` (SEP-414: unprefixed), replacing
+    /// the method's last ones; bounded by the target's method set.
+    fn note_trace_meta(&self, method: &'static str, meta: &serde_json::Map<String, serde_json::Value>) {
+        let keys: serde_json::Map<String, serde_json::Value> = ["traceparent", "tracestate", "baggage"]
+            .into_iter()
+            .filter_map(|k| meta.get(k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        self.trace_meta.lock().unwrap_or_else(|e| e.into_inner()).insert(method, keys);
+    }
+
+    fn trace_meta(&self) -> serde_json::Value {
+        let seen = self.trace_meta.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::Value::Object(
+            seen.iter().map(|(m, keys)| (m.to_string(), serde_json::Value::Object(keys.clone()))).collect(),
+        )
+    }
+
     fn next_handler_id(&self) -> u64 {
         self.next_handler.fetch_add(1, Ordering::Relaxed)
     }
@@ -375,6 +395,7 @@ pub async fn spawn(
         streamed: Mutex::new(HashSet::new()),
         deleted: Mutex::new(HashSet::new()),
         leaked: Mutex::new(Vec::new()),
+        trace_meta: Mutex::new(BTreeMap::new()),
         knobs: KnobsHandle::new(options.knobs.clone()),
         metrics: metrics::TargetMetrics::default(),
         sessions: sessions.clone(),

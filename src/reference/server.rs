@@ -216,6 +216,13 @@ fn burn_cpu(ms: u64) -> u64 {
 impl CanaryServer {
     async fn echo(&self, arguments: Option<JsonObject>) -> Result<CallToolResponse, McpError> {
         let EchoArgs { message } = parse("echo", arguments)?;
+        let code = self.shared.knobs.get().echo_jsonrpc_error;
+        if code != 0 {
+            self.shared.metrics.count_fault(Fault::JsonrpcError);
+            // Validated to fit (`Knobs::validate`).
+            let code = i32::try_from(code).unwrap_or(i32::MIN);
+            return Err(McpError::new(rmcp::model::ErrorCode(code), "echo_jsonrpc_error knob is set", None));
+        }
         if self.shared.knobs.get().tool_error {
             self.shared.metrics.count_fault(Fault::ToolError);
             return Ok(error_result(format!("tool_error knob is set (message: {message})")));
@@ -351,6 +358,7 @@ impl ServerHandler for CanaryServer {
         request: rmcp::model::InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::InitializeResult, McpError> {
+        self.shared.note_trace_meta("initialize", &context.meta.0.0);
         context.peer.set_peer_info(request.clone());
         if let Some(slot) = context
             .extensions
@@ -372,8 +380,9 @@ impl ServerHandler for CanaryServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        self.shared.note_trace_meta("tools/list", &context.meta.0.0);
         Ok(ListToolsResult::with_all_items(tools()))
     }
 
@@ -386,6 +395,7 @@ impl ServerHandler for CanaryServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        self.shared.note_trace_meta("tools/call", &context.meta.0.0);
         if let Some(answer) = super::asks::call(&request, &context).await {
             return answer;
         }
@@ -407,8 +417,9 @@ impl ServerHandler for CanaryServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        self.shared.note_trace_meta("resources/list", &context.meta.0.0);
         Ok(ListResourcesResult::with_all_items(static_resources()))
     }
 
@@ -427,8 +438,9 @@ impl ServerHandler for CanaryServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        self.shared.note_trace_meta("resources/read", &context.meta.0.0);
         let uri = request.uri;
         let contents = if uri == HELLO_URI {
             ResourceContents::text(HELLO_TEXT, uri).with_mime_type("text/plain")
@@ -472,8 +484,9 @@ impl ServerHandler for CanaryServer {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
+        self.shared.note_trace_meta("prompts/list", &context.meta.0.0);
         Ok(ListPromptsResult::with_all_items(vec![
             Prompt::new(
                 "greeting",
@@ -487,8 +500,9 @@ impl ServerHandler for CanaryServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
+        self.shared.note_trace_meta("prompts/get", &context.meta.0.0);
         match request.name.as_str() {
             "greeting" => {
                 let name = request

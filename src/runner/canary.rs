@@ -11,7 +11,7 @@ use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, Sk
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
 use crate::mcp::{
     ClientConfig, ErrorType, LATEST_PROTOCOL, LogLevel, McpClient, McpError, ProtocolPreference, ServerInfo,
-    StreamStats,
+    StreamStats, TraceContext, TraceSlot,
 };
 
 /// Client name sent in `clientInfo`.
@@ -31,6 +31,8 @@ pub struct CanaryProbe {
     checks: Option<InstanceChecks>,
     /// Whether the log already said that `session = "persistent"` found no session to keep.
     said_sessionless: bool,
+    /// The trace context this probe's requests carry during a traced cycle (shared with its clients).
+    trace: TraceSlot,
 }
 
 /// Steps of the cycle being built.
@@ -119,6 +121,7 @@ impl CanaryProbe {
             replica: None,
             checks,
             said_sessionless: false,
+            trace: TraceSlot::default(),
         }
     }
 
@@ -144,8 +147,19 @@ impl CanaryProbe {
             // The notification round trip waits for log messages: ask for them (2026-07-28 servers send
             // none otherwise).
             log_level: self.target.notification.as_ref().and_then(|n| LogLevel::to_receive(&n.method)),
+            trace: self.trace.clone(),
             ..self.target.client_config()
         }
+    }
+
+    /// Run one cycle whose MCP requests carry `trace` in `params._meta` (the caller's probe span,
+    /// so the server's spans join its trace); `None`: as `run_cycle`. Requests outside the cycle
+    /// (a warm session's stream between cycles) carry nothing.
+    pub async fn run_cycle_traced(&mut self, trace: Option<TraceContext>) -> ProbeOutcome {
+        self.trace.set(trace);
+        let outcome = self.run_cycle().await;
+        self.trace.set(None);
+        outcome
     }
 
     /// Run one cycle of the default script.

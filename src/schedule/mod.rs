@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::inspect::Inspector;
 use crate::runner::CanaryProbe;
-use crate::telemetry::{events, instances};
+use crate::telemetry::{events, instances, spans};
 
 /// Probe loops (`target` or `target/replica`) that have not yet completed their first cycle;
 /// ready when none is left. A loop is expected before it starts, and a target removed by a
@@ -76,7 +76,10 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
     let replica = probe.replica().map(str::to_string);
     let key = loop_key(&name, replica.as_deref());
     match &replica {
-        None => events::target_registered(&name),
+        None => {
+            events::target_registered(&name);
+            events::target_endpoint(&name, &probe.target().url);
+        }
         Some(r) => instances::replica_registered(&name, r),
     }
     if probe.target().instances.is_some() {
@@ -93,7 +96,10 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
             _ = tokio::time::sleep_until(next) => {}
         }
         let started = Instant::now();
-        let cycle = probe.run_cycle();
+        // The target's own cycles get a probe span whose context their requests carry (OTLP
+        // only); a replica's probe reports under its own families, without spans.
+        let span = replica.is_none().then(|| spans::begin_probe(&name)).flatten();
+        let cycle = probe.run_cycle_traced(span.as_ref().map(spans::ProbeSpan::context));
         tokio::pin!(cycle);
         let outcome = tokio::select! {
             outcome = &mut cycle => Some(outcome),
@@ -107,7 +113,7 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
             // A replica's probe has its own families; the target's series stay the balancer's.
             instances::replica_probe_completed(&name, r, &outcome);
         } else {
-            events::probe_completed(&name, &outcome);
+            events::probe_completed(&name, &outcome, span);
         }
         if !first_done {
             first_done = true;

@@ -34,14 +34,16 @@ fn tool_label(step: &StepOutcome) -> String {
     }
 }
 
-/// Record everything one probe cycle observed for `target`.
-pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
+/// Record everything one probe cycle observed for `target`; `span` is the cycle's probe span
+/// when one was begun before it ([`super::spans::begin_probe`]), else it is made after the fact.
+pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super::spans::ProbeSpan>) {
     let t = target.to_string();
     let stateless = outcome.stateless();
     let version = labels::protocol_version(outcome.protocol_version());
     for step in &outcome.steps {
         let method = step.operation.method_name(stateless);
         let tool = tool_label(step);
+        operation_otlp(target, step, method, version);
         match &step.result {
             StepResult::Success => {
                 histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method,
@@ -121,7 +123,32 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome) {
     if let Some(instances) = &outcome.instances {
         super::instances::instances_checked(target, instances);
     }
-    super::spans::probe_traced(target, outcome);
+    super::spans::probe_traced(target, outcome, span);
+}
+
+/// The step's point on `mcp.client.operation.duration` over OTLP, with the semantic
+/// conventions' attributes (a no-op without OTLP; skipped steps have no duration).
+fn operation_otlp(target: &str, step: &StepOutcome, method: &'static str, version: &str) {
+    let failure = match &step.result {
+        StepResult::Success => None,
+        StepResult::Failed { error_type, rpc_code, .. } => Some((*error_type, *rpc_code)),
+        StepResult::Skipped(_) => return,
+    };
+    let tool = configured_tool(step);
+    let op = super::semconv::Operation { target, method, tool: tool.as_deref(), protocol_version: version, failure };
+    super::otel_bridge::record_operation(&op, step.latency.as_secs_f64());
+}
+
+/// `gen_ai.tool.name` over OTLP: the configured tool (bounded); a tool picked from the server's
+/// list is no name the conventions mean, and would be one series per server-chosen name.
+pub fn configured_tool(step: &StepOutcome) -> Option<String> {
+    step.tool.as_deref().filter(|_| !step.tool_picked).map(bounded)
+}
+
+/// A target's endpoint, for the OTLP attributes of its operations and sessions (`server.address`,
+/// `server.port`, `network.*`); called when its probe loop starts.
+pub fn target_endpoint(target: &str, url: &url::Url) {
+    super::otel_bridge::target_endpoint(target, url);
 }
 
 /// Session lifetimes, re-initialisations and stream recovery from one cycle (or a shutdown).

@@ -15,6 +15,7 @@ pub mod otlp;
 pub mod probe;
 pub mod prometheus;
 pub mod scheduled;
+pub mod semconv;
 pub mod spans;
 
 pub use prometheus::Exporter;

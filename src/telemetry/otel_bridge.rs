@@ -4,18 +4,64 @@
 //! Names, units and label keys come from the catalogue: semantic-convention names where they
 //! exist (`mcp.client.operation.duration`, `mcp.method.name`), empty label values dropped
 //! (`error.type` only on failures).
+//!
+//! Two OTLP-only additions, both bounded: the endpoint attributes of a target (`server.address`,
+//! `server.port`, `network.*`), registered once when the target starts ([`target_endpoint`]),
+//! and `mcp.client.operation.duration`, which the bridge does not take from the facade: its
+//! points are recorded by [`record_operation`] with the attributes the MCP conventions ask for
+//! and the Prometheus labels lack (`error.type` as the JSON-RPC code, `rpc.response.status_code`,
+//! `gen_ai.operation.name`), per target, method, configured tool and code.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder};
 use metrics::{SharedString, Unit};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 
-use super::catalogue::{find, otel_attribute};
+use super::catalogue::{OPERATION_DURATION, SESSION_DURATION, find, otel_attribute};
 use super::info::{INFO, InfoStore};
+use super::semconv;
+
+/// Facade histograms the bridge does not forward: their OTLP points come from
+/// [`record_operation`], with attributes no Prometheus label carries.
+const RECORDED_DIRECTLY: [&str; 1] = [OPERATION_DURATION.name];
+
+/// Facade histograms that get the target's endpoint attributes over OTLP.
+const WITH_ENDPOINT: [&str; 1] = [SESSION_DURATION.name];
+
+/// The operation histogram of the installed bridge (the first one built in this process).
+static OPERATIONS: OnceLock<opentelemetry::metrics::Histogram<f64>> = OnceLock::new();
+
+/// Endpoint attributes by target name (one entry per configured target).
+static ENDPOINTS: RwLock<BTreeMap<String, Arc<[KeyValue]>>> = RwLock::new(BTreeMap::new());
+
+/// Register (or replace, after a reload) the endpoint attributes of `target`.
+pub fn target_endpoint(target: &str, url: &url::Url) {
+    let attrs: Arc<[KeyValue]> = semconv::endpoint_attributes(url).into();
+    ENDPOINTS.write().unwrap_or_else(PoisonError::into_inner).insert(target.to_string(), attrs);
+}
+
+/// The endpoint attributes of `target`; empty when it was never registered.
+pub fn endpoint(target: &str) -> Arc<[KeyValue]> {
+    ENDPOINTS.read().unwrap_or_else(PoisonError::into_inner).get(target).cloned().unwrap_or_else(|| Arc::new([]))
+}
+
+/// Record one MCP operation on `mcp.client.operation.duration` over OTLP (a no-op without OTLP).
+pub fn record_operation(op: &semconv::Operation<'_>, seconds: f64) {
+    if let Some(histogram) = OPERATIONS.get() {
+        histogram.record(seconds, &operation_attributes(op));
+    }
+}
+
+/// The operation's attributes and its target's endpoint attributes.
+pub fn operation_attributes(op: &semconv::Operation<'_>) -> Vec<KeyValue> {
+    let mut attrs = op.attributes();
+    attrs.extend(endpoint(op.target).iter().cloned());
+    attrs
+}
 
 /// The bridge recorder; one per meter provider.
 pub struct OtelRecorder {
@@ -60,6 +106,8 @@ impl OtelRecorder {
                     .build()
             })
             .collect();
+        let (name, unit, help) = describe(OPERATION_DURATION.name);
+        let _ = OPERATIONS.set(meter.f64_histogram(name).with_unit(unit).with_description(help).build());
         Self { meter, state: Mutex::new(State::default()), _info: info }
     }
 
@@ -186,13 +234,22 @@ impl Recorder for OtelRecorder {
         if let Some(h) = state.histograms.get(key) {
             return Histogram::from_arc(Arc::clone(h));
         }
+        if RECORDED_DIRECTLY.contains(&key.name()) {
+            return Histogram::noop();
+        }
+        let mut attributes = attributes(key);
+        if WITH_ENDPOINT.contains(&key.name())
+            && let Some(target) = key.labels().find(|l| l.key() == "target")
+        {
+            attributes.extend(endpoint(target.value()).iter().cloned());
+        }
         let (name, unit, help) = describe(key.name());
         let instrument = state
             .histogram_instruments
             .entry(name.clone())
             .or_insert_with(|| self.meter.f64_histogram(name).with_unit(unit).with_description(help).build())
             .clone();
-        let handle = Arc::new(OtelHistogram { instrument, attributes: attributes(key) });
+        let handle = Arc::new(OtelHistogram { instrument, attributes });
         state.histograms.insert(key.clone(), Arc::clone(&handle));
         Histogram::from_arc(handle)
     }

@@ -18,9 +18,10 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::SpanData;
 
-use super::catalogue::{CATALOGUE, Kind, OTLP_EXPORTS};
+use super::catalogue::{CATALOGUE, Kind, MetricDef, OPERATION_DURATION, OTLP_EXPORTS};
 use super::info::InfoStore;
 use super::otel_bridge::OtelRecorder;
+use super::semconv;
 use crate::config::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality};
 
 /// Instrumentation scope of every metric and span.
@@ -219,7 +220,14 @@ impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanEx
     }
 }
 
-/// Catalogue histograms: its explicit buckets (as on `/metrics`) or base-2 exponential.
+/// Explicit boundaries of a catalogue histogram over OTLP: for `mcp.client.operation.duration`
+/// the ones the MCP conventions advise, merged with the SLO thresholds; else its catalogue
+/// buckets (as on `/metrics`).
+pub fn otlp_boundaries(def: &MetricDef) -> Vec<f64> {
+    if def.name == OPERATION_DURATION.name { semconv::operation_boundaries() } else { def.buckets.to_vec() }
+}
+
+/// Catalogue histograms: explicit buckets ([`otlp_boundaries`]) or base-2 exponential.
 fn histogram_view(i: &Instrument, aggregation: HistogramAggregation) -> Option<Stream> {
     if i.kind() != InstrumentKind::Histogram {
         return None;
@@ -227,7 +235,7 @@ fn histogram_view(i: &Instrument, aggregation: HistogramAggregation) -> Option<S
     let def = CATALOGUE.iter().find(|d| d.kind == Kind::Histogram && d.otlp_name() == i.name())?;
     let aggregation = match aggregation {
         HistogramAggregation::Explicit => {
-            Aggregation::ExplicitBucketHistogram { boundaries: def.buckets.to_vec(), record_min_max: true }
+            Aggregation::ExplicitBucketHistogram { boundaries: otlp_boundaries(def), record_min_max: true }
         }
         HistogramAggregation::Exponential => {
             Aggregation::Base2ExponentialHistogram { max_size: 160, max_scale: 20, record_min_max: true }

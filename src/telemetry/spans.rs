@@ -1,14 +1,19 @@
-//! Spans built after the fact from a typed `ProbeOutcome`: one per probe cycle, a child per MCP
-//! operation, attributes from the OpenTelemetry MCP semantic conventions. Runners stay unaware.
+//! Probe spans: one per probe cycle, begun before the cycle so its MCP requests can carry its
+//! trace context in `params._meta` (the MCP conventions' context propagation), and a child per
+//! MCP operation built after the fact from the typed `ProbeOutcome`, with the attributes of the
+//! OpenTelemetry MCP semantic conventions. Runners stay unaware: they get the context as data.
 
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
-use super::events::rpc_code_label;
-use crate::runner::{Operation, ProbeOutcome, StepResult};
+use super::events::configured_tool;
+use super::{labels, otel_bridge, semconv};
+use crate::mcp::TraceContext;
+use crate::runner::{ProbeOutcome, StepResult};
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
@@ -20,69 +25,93 @@ pub fn install(provider: &opentelemetry_sdk::trace::SdkTracerProvider) {
 /// Name of the span of a whole cycle.
 pub const PROBE_SPAN: &str = "mcp-canary probe";
 
-/// Emit the spans of one cycle of `target`. A no-op without OTLP or without a start time.
-pub fn probe_traced(target: &str, outcome: &ProbeOutcome) {
-    let (Some(tracer), Some(started)) = (TRACER.get(), outcome.started_at) else {
-        return;
-    };
-    let stateless = outcome.stateless();
-    let version = outcome.protocol_version().to_string();
-    let success = outcome.success();
-    let mut root_attrs = vec![KeyValue::new("target", target.to_string())];
-    if !version.is_empty() {
-        root_attrs.push(KeyValue::new("mcp.protocol.version", version.clone()));
+/// The span of a cycle in progress and the context its requests carry.
+pub struct ProbeSpan {
+    span: opentelemetry_sdk::trace::Span,
+    context: TraceContext,
+}
+
+impl ProbeSpan {
+    /// The W3C trace context of this span, for `params._meta`.
+    pub fn context(&self) -> TraceContext {
+        self.context.clone()
     }
-    if let Some(failed) = outcome.first_failure()
-        && let StepResult::Failed { error_type, .. } = &failed.result
-    {
-        root_attrs.push(KeyValue::new("error.type", error_type.as_str()));
-    }
-    let mut root = tracer
+}
+
+/// Begin the span of a cycle of `target` (now). `None` without OTLP: nothing to propagate, so
+/// requests carry no (meaningless) trace ids.
+pub fn begin_probe(target: &str) -> Option<ProbeSpan> {
+    let tracer = TRACER.get()?;
+    let span = tracer
         .span_builder(PROBE_SPAN)
         .with_kind(SpanKind::Internal)
-        .with_start_time(started)
-        .with_attributes(root_attrs)
+        .with_start_time(SystemTime::now())
+        .with_attributes([KeyValue::new("target", target.to_string())])
         .start(tracer);
-    if !success {
+    let context = trace_context(span.span_context());
+    Some(ProbeSpan { span, context })
+}
+
+/// W3C `traceparent` (version 00) and `tracestate` of a span.
+pub fn trace_context(sc: &opentelemetry::trace::SpanContext) -> TraceContext {
+    let traceparent = format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8());
+    let state = sc.trace_state().header();
+    TraceContext { traceparent, tracestate: (!state.is_empty()).then_some(state) }
+}
+
+/// Emit the spans of one cycle of `target`, under `root` when it was begun before the cycle.
+/// A no-op without OTLP, or without a start time and a begun span.
+pub fn probe_traced(target: &str, outcome: &ProbeOutcome, root: Option<ProbeSpan>) {
+    let Some(tracer) = TRACER.get() else { return };
+    let mut root = match (root, outcome.started_at) {
+        (Some(root), _) => root.span,
+        (None, Some(started)) => tracer
+            .span_builder(PROBE_SPAN)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(started)
+            .with_attributes([KeyValue::new("target", target.to_string())])
+            .start(tracer),
+        (None, None) => return,
+    };
+    let stateless = outcome.stateless();
+    let version = labels::protocol_version(outcome.protocol_version());
+    let version = if outcome.protocol_version().is_empty() { "" } else { version };
+    let endpoint = otel_bridge::endpoint(target);
+    if !version.is_empty() {
+        root.set_attribute(KeyValue::new("mcp.protocol.version", version));
+    }
+    if let Some(failed) = outcome.first_failure()
+        && let StepResult::Failed { error_type, rpc_code, .. } = &failed.result
+    {
+        root.set_attribute(KeyValue::new("error.type", semconv::error_type(*error_type, *rpc_code).into_owned()));
+    }
+    if !outcome.success() {
         root.set_status(Status::error("probe failed"));
     }
     let parent = Context::new().with_remote_span_context(root.span_context().clone());
 
     for step in &outcome.steps {
-        if matches!(step.result, StepResult::Skipped(_)) {
-            continue;
-        }
-        let method = step.operation.method_name(stateless);
-        let mut attrs = vec![KeyValue::new("mcp.method.name", method), KeyValue::new("target", target.to_string())];
-        let name = match (&step.tool, step.operation) {
-            (Some(tool), Operation::ToolsCall) => {
-                let tool = super::labels::bounded(tool);
-                attrs.push(KeyValue::new("gen_ai.tool.name", tool.clone()));
-                attrs.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
-                format!("{method} {tool}")
-            }
-            _ => method.to_string(),
+        let failure = match &step.result {
+            StepResult::Skipped(_) => continue,
+            StepResult::Success => None,
+            StepResult::Failed { error_type, rpc_code, .. } => Some((*error_type, *rpc_code)),
         };
+        let method = step.operation.method_name(stateless);
+        let tool = configured_tool(step);
+        let op = semconv::Operation { target, method, tool: tool.as_deref(), protocol_version: version, failure };
+        let mut attrs = op.attributes();
+        attrs.extend(endpoint.iter().cloned());
+        // The session id only where there is a session: never on 2026-07-28 (stateless) traffic.
         let session = step.session_id.clone().or_else(|| outcome.server.as_ref().and_then(|s| s.session_id.clone()));
-        if let Some(session) = session {
+        if let Some(session) = session.filter(|_| !stateless) {
             attrs.push(KeyValue::new("mcp.session.id", session));
         }
-        if !version.is_empty() {
-            attrs.push(KeyValue::new("mcp.protocol.version", version.clone()));
+        if let StepResult::Failed { http_status: Some(status), .. } = &step.result {
+            attrs.push(KeyValue::new("http.response.status_code", i64::from(*status)));
         }
-        attrs.push(KeyValue::new("network.transport", "tcp"));
-        let failure = match &step.result {
-            StepResult::Failed { error_type, rpc_code, http_status } => {
-                attrs.push(KeyValue::new("error.type", error_type.as_str()));
-                if let Some(code) = rpc_code {
-                    attrs.push(KeyValue::new("rpc.response.status_code", rpc_code_label(*code)));
-                }
-                if let Some(status) = http_status {
-                    attrs.push(KeyValue::new("http.response.status_code", i64::from(*status)));
-                }
-                Some(error_type.as_str())
-            }
-            _ => None,
+        let name = match &tool {
+            Some(tool) => format!("{method} {tool}"),
+            None => method.to_string(),
         };
         let mut span = tracer
             .span_builder(name)
@@ -90,10 +119,38 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome) {
             .with_start_time(step.started_at)
             .with_attributes(attrs)
             .start_with_context(tracer, &parent);
-        if let Some(error_type) = failure {
-            span.set_status(Status::error(error_type));
+        if let Some((class, code)) = failure {
+            span.set_status(Status::error(semconv::error_type(class, code).into_owned()));
         }
         span.end_with_timestamp(step.started_at + step.latency);
     }
-    root.end_with_timestamp(started + outcome.duration);
+    match outcome.started_at {
+        Some(started) => root.end_with_timestamp(started + outcome.duration),
+        None => root.end(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    #[test]
+    fn traceparent_is_w3c_version_00() {
+        let sc = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let ctx = trace_context(&sc);
+        assert_eq!(ctx.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_eq!(ctx.tracestate, None);
+        let state = TraceState::from_key_value([("rojo", "00f067aa0ba902b7")]).unwrap();
+        let sc = SpanContext::new(sc.trace_id(), sc.span_id(), TraceFlags::default(), false, state);
+        let ctx = trace_context(&sc);
+        assert!(ctx.traceparent.ends_with("-00"), "{}", ctx.traceparent);
+        assert_eq!(ctx.tracestate.as_deref(), Some("rojo=00f067aa0ba902b7"));
+    }
 }

@@ -32,6 +32,7 @@ async fn closed_mid_body_is_reset() {
         server_requests: Default::default(),
         log_level: None,
         auth: None,
+        trace: Default::default(),
     };
     // The shared reqwest path and the lean one profile sessions use classify it alike.
     let shared = McpClient::new(cfg.clone(), reqwest::Client::new());

@@ -98,6 +98,7 @@ pub fn config(url: &url::Url) -> ClientConfig {
         server_requests: Default::default(),
         log_level: None,
         auth: None,
+        trace: Default::default(),
     }
 }
 

@@ -120,6 +120,16 @@ async fn daemon_probes_the_reference_target_in_both_eras() {
     }
     assert!(later.value("mcp_canary_build_info", &[]) == 1.0);
     assert!(later.value("process_resident_memory_bytes", &[]) > 0.0);
+    // Without OTLP there is no probe span: requests carry no trace context in `_meta`.
+    let seen: serde_json::Value = reqwest::get(format!("{}/admin/trace-meta", mcp_url.trim_end_matches("/mcp")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for method in ["initialize", "tools/list", "tools/call"] {
+        assert_eq!(seen[method], serde_json::json!({}), "{method} carried trace context without OTLP: {seen}");
+    }
     let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 }

@@ -72,3 +72,52 @@ fn docs_list_every_error_type() {
     let expected: Vec<&str> = ErrorType::ALL.iter().map(|t| t.as_str()).collect();
     assert_eq!(listed, expected, "docs/metrics.md lists other error_type values than ErrorType::ALL");
 }
+
+/// The Prometheus/OTLP mapping table lists exactly what the catalogue and the OTLP bridge do: every
+/// metric with an OpenTelemetry name, every label with a semantic-convention attribute key, the
+/// attributes only OTLP adds and those only spans carry.
+#[test]
+fn docs_map_prometheus_to_otlp_as_the_bridge_does() {
+    use mcp_canary::telemetry::catalogue::{find, otel_attribute};
+    use mcp_canary::telemetry::semconv::{OTLP_ONLY_ATTRIBUTES, SPAN_ONLY_ATTRIBUTES};
+    use std::collections::BTreeSet;
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/metrics.md exists");
+    let unquote = |c: &str| c.trim().trim_matches('`').to_string();
+    let mut rows: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for line in section(&doc, "otlp").lines().skip(2) {
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').collect();
+        assert_eq!(cells.len(), 4, "malformed row: {line}");
+        let row = (cells[0].trim().to_string(), unquote(cells[1]), unquote(cells[2]));
+        assert!(rows.insert(row.clone()), "duplicate row {row:?}");
+    }
+
+    let mut expected: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for def in CATALOGUE.iter().filter(|d| d.otel_name.is_some()) {
+        expected.insert(("metric".into(), def.name.into(), def.otlp_name().into()));
+    }
+    for label in CATALOGUE.iter().flat_map(|d| d.labels.iter()) {
+        if otel_attribute(label) != *label {
+            expected.insert(("label".into(), label.to_string(), otel_attribute(label).into()));
+        }
+    }
+    for attr in OTLP_ONLY_ATTRIBUTES {
+        expected.insert(("OTLP only".into(), String::new(), attr.to_string()));
+    }
+    for attr in SPAN_ONLY_ATTRIBUTES {
+        expected.insert(("span only".into(), String::new(), attr.to_string()));
+    }
+    let missing: Vec<_> = expected.difference(&rows).collect();
+    let extra: Vec<_> = rows.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "docs/metrics.md otlp table: missing {missing:?}, not so {extra:?}"
+    );
+    // Metric rows name real catalogue entries.
+    for (kind, prom, otlp) in &rows {
+        if kind == "metric" {
+            assert_eq!(find(prom).map(|d| d.otlp_name()), Some(otlp.as_str()), "{prom}");
+        }
+    }
+}

@@ -509,3 +509,181 @@ async fn a_stalled_collector_holds_the_stop_at_most_the_fixed_flush_bound() {
     let log = daemon.log_text();
     assert!(log.contains("OTLP flush did not finish in time"), "{log}");
 }
+
+fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+        any_value::Value::IntValue(i) => Some(*i),
+        _ => None,
+    })
+}
+
+/// Data points of the operation histogram (explicit buckets) matching `filter`.
+fn operation_points(
+    metrics: &[Metric],
+    filter: &[(&str, &str)],
+) -> Vec<opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint> {
+    metrics
+        .iter()
+        .filter(|m| m.name == OPERATION)
+        .flat_map(|m| match &m.data {
+            Some(metric::Data::Histogram(h)) => h.data_points.clone(),
+            _ => vec![],
+        })
+        .filter(|p| filter.iter().all(|(k, v)| attr(&p.attributes, k) == Some(*v)))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The MCP semantic conventions over OTLP: endpoint and network attributes, `gen_ai.operation.name`,
+/// the session id only in the session era, `error.type` as the JSON-RPC code of a JSON-RPC error
+/// and `tool_error` for an `isError` result (the Prometheus label unchanged), the advised
+/// boundaries with the SLO thresholds, and the probe span's trace context in `params._meta` as
+/// the reference target received it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantic_conventions_error_types_boundaries_and_trace_context_in_meta() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    let port = i64::from(url::Url::parse(&mcp_url).unwrap().port().unwrap());
+    let (received, endpoint) = grpc_receiver().await;
+    let target = |name: &str, protocol: &str| {
+        format!(
+            "[[targets]]\nname = \"{name}\"\nurl = \"{mcp_url}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n\
+             protocol = \"{protocol}\"\nsession = \"fresh\"\n[targets.probe]\ntool = \"echo\"\n\
+             tool_arguments = {{ message = \"canary\" }}\n"
+        )
+    };
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"2s\"\n\n[otlp]\nenabled = true\nendpoint = \"{endpoint}\"\n\
+         protocol = \"grpc\"\ninterval = \"300ms\"\n\n{}\n{}",
+        target("session", "2025-11-25"),
+        target("stateless", "2026-07-28")
+    );
+    let (mut daemon, _dir, base) = start_daemon("otlp-semconv", &config, &[]).await;
+
+    // Successful tools/call points of both eras, with the conventions' attributes.
+    let ok = until(&received, Duration::from_secs(20), |r| {
+        let m = r.metrics();
+        ["session", "stateless"]
+            .iter()
+            .all(|t| !operation_points(&m, &[("target", t), ("mcp.method.name", "tools/call")]).is_empty())
+            && r.spans().iter().any(|s| attr(&s.attributes, "target") == Some("stateless"))
+    })
+    .await;
+    assert!(ok, "no tools/call points or spans of both targets:\n{}", daemon.log_text());
+    let metrics = received.metrics();
+    for (t, version) in [("session", "2025-11-25"), ("stateless", "2026-07-28")] {
+        let points = operation_points(&metrics, &[("target", t), ("mcp.method.name", "tools/call")]);
+        let p = &points[0];
+        assert_eq!(attr(&p.attributes, "server.address"), Some("127.0.0.1"), "{:?}", p.attributes);
+        assert_eq!(int_attr(&p.attributes, "server.port"), Some(port));
+        assert_eq!(attr(&p.attributes, "network.transport"), Some("tcp"));
+        assert_eq!(attr(&p.attributes, "network.protocol.name"), Some("http"));
+        assert_eq!(attr(&p.attributes, "network.protocol.version"), Some("1.1"));
+        assert_eq!(attr(&p.attributes, "gen_ai.operation.name"), Some("execute_tool"));
+        assert_eq!(attr(&p.attributes, "gen_ai.tool.name"), Some("echo"));
+        assert_eq!(attr(&p.attributes, "mcp.protocol.version"), Some(version));
+        assert!(!has_attr(&p.attributes, "error.type") && !has_attr(&p.attributes, "mcp.session.id"));
+        assert_eq!(
+            p.explicit_bounds,
+            [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0],
+            "the conventions' advised boundaries (holding the SLO thresholds)"
+        );
+        // Other methods get no GenAI operation.
+        let list = operation_points(&metrics, &[("target", t), ("mcp.method.name", "tools/list")]);
+        assert!(list.iter().all(|p| !has_attr(&p.attributes, "gen_ai.operation.name")), "{list:?}");
+    }
+    // Spans: the session id on session-era operations only, never on 2026-07-28 traffic.
+    let spans = received.spans();
+    let session_call = spans
+        .iter()
+        .find(|s| s.name == "tools/call echo" && attr(&s.attributes, "target") == Some("session"))
+        .expect("a session-era tools/call span");
+    assert!(attr(&session_call.attributes, "mcp.session.id").is_some_and(|s| !s.is_empty()));
+    assert_eq!(int_attr(&session_call.attributes, "server.port"), Some(port));
+    assert_eq!(attr(&session_call.attributes, "gen_ai.operation.name"), Some("execute_tool"));
+    let stateless: Vec<&Span> = spans
+        .iter()
+        .filter(|s| attr(&s.attributes, "target") == Some("stateless") && s.parent_span_id.len() == 8)
+        .collect();
+    assert!(
+        stateless.iter().any(|s| s.name == "server/discover"),
+        "{:?}",
+        stateless.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    for s in &stateless {
+        assert!(!has_attr(&s.attributes, "mcp.session.id"), "{} of 2026-07-28 traffic carries a session id", s.name);
+        assert_eq!(attr(&s.attributes, "mcp.protocol.version"), Some("2026-07-28"));
+    }
+
+    // The requests carried the probe span's context: the target saw a traceparent whose trace
+    // and parent span are an exported probe span's.
+    let base_url = mcp_url.trim_end_matches("/mcp").to_string();
+    let seen: serde_json::Value =
+        reqwest::get(format!("{base_url}/admin/trace-meta")).await.unwrap().json().await.unwrap();
+    for method in ["tools/call", "tools/list", "initialize"] {
+        let tp = seen[method]["traceparent"].as_str().unwrap_or_else(|| panic!("no traceparent on {method}: {seen}"));
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!((parts.len(), parts[0], parts[3]), (4, "00", "01"), "{tp}");
+        let ok = until(&received, Duration::from_secs(10), |r| {
+            r.spans()
+                .iter()
+                .any(|s| s.name == "mcp-canary probe" && hex(&s.trace_id) == parts[1] && hex(&s.span_id) == parts[2])
+        })
+        .await;
+        assert!(ok, "no exported probe span {tp} ({method})");
+        let spans = received.spans();
+        let probe = spans.iter().find(|s| hex(&s.span_id) == parts[2]).unwrap();
+        assert!(
+            spans.iter().any(|s| s.parent_span_id == probe.span_id && s.name.starts_with(method)),
+            "the probe span of {tp} has no {method} child"
+        );
+    }
+
+    // A JSON-RPC error: error.type and rpc.response.status_code are the code over OTLP; the
+    // Prometheus label stays the class.
+    admin(&mcp_url, "/admin/knobs", serde_json::json!({"echo_jsonrpc_error": -32603})).await;
+    let ok = until(&received, Duration::from_secs(15), |r| {
+        ["session", "stateless"].iter().all(|t| {
+            !operation_points(
+                &r.metrics(),
+                &[("target", t), ("mcp.method.name", "tools/call"), ("error.type", "-32603")],
+            )
+            .is_empty()
+        })
+    })
+    .await;
+    assert!(ok, "no error.type=-32603 points:\n{}", daemon.log_text());
+    let points = operation_points(&received.metrics(), &[("mcp.method.name", "tools/call"), ("error.type", "-32603")]);
+    assert!(points.iter().all(|p| attr(&p.attributes, "rpc.response.status_code") == Some("-32603")), "{points:?}");
+    let ok = until(&received, Duration::from_secs(10), |r| {
+        r.spans().iter().any(|s| s.name == "tools/call echo" && attr(&s.attributes, "error.type") == Some("-32603"))
+    })
+    .await;
+    assert!(ok, "no span with error.type -32603");
+    let (scrape, ok) = common::scrape_until(&base, Duration::from_secs(10), |s| {
+        s.value(
+            "mcp_client_operation_duration_seconds_count",
+            &[("mcp_method_name", "tools/call"), ("error_type", "jsonrpc_error")],
+        ) >= 1.0
+    })
+    .await;
+    assert!(ok, "Prometheus error_type changed:\n{}", scrape.text);
+    assert!(!scrape.text.contains("error_type=\"-32603\""), "a code leaked into the Prometheus label");
+    assert!(
+        !scrape.text.contains("server_address") && !scrape.text.contains("network_"),
+        "OTLP-only attributes on /metrics"
+    );
+
+    // An isError result: tool_error.
+    admin(&mcp_url, "/admin/knobs", serde_json::json!({"echo_jsonrpc_error": 0, "tool_error": true})).await;
+    let ok = until(&received, Duration::from_secs(15), |r| {
+        !operation_points(&r.metrics(), &[("mcp.method.name", "tools/call"), ("error.type", "tool_error")]).is_empty()
+    })
+    .await;
+    assert!(ok, "no error.type=tool_error points:\n{}", daemon.log_text());
+    let points = operation_points(&received.metrics(), &[("error.type", "tool_error")]);
+    assert!(points.iter().all(|p| !has_attr(&p.attributes, "rpc.response.status_code")), "{points:?}");
+    assert_eq!(daemon.terminate(Duration::from_secs(15)).await, Some(0));
+}

@@ -245,6 +245,7 @@ async fn own_connections_never_follow_a_redirect() {
             server_requests: Default::default(),
             log_level: None,
             auth: None,
+            trace: Default::default(),
         };
         let http = mcp_canary::mcp::transport::http_client().unwrap();
         let client = McpClient::with_own_connections(config, http);

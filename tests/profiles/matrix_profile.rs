@@ -35,6 +35,7 @@ fn plan(url: &str) -> MatrixRun {
             server_requests: Default::default(),
             log_level: None,
             auth: None,
+            trace: Default::default(),
         },
         tool: None,
         triggers: default_triggers(),
