@@ -10,9 +10,11 @@ pub mod labels;
 pub mod load;
 pub mod longevity;
 pub mod matrix;
+pub mod native;
 pub mod otel_bridge;
 pub mod otlp;
 pub mod prometheus;
+pub mod protobuf;
 pub mod scheduled;
 pub mod spans;
 

@@ -17,5 +17,6 @@ mod dashboards_layout;
 mod dashboards_profiles;
 mod dashboards_replicas;
 mod deploy_manifests;
+mod native_histograms;
 mod prometheus_config;
 mod redis_inspector;

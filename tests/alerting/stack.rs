@@ -55,6 +55,17 @@ pub async fn start_prometheus_jobs(
     rules: &[std::path::PathBuf],
     alertmanager: Option<&str>,
 ) -> (Child, String) {
+    start_prometheus_flags(work, jobs, rules, alertmanager, &[]).await
+}
+
+/// `start_prometheus_jobs` with extra command-line flags (`--enable-feature=...`).
+pub async fn start_prometheus_flags(
+    work: &Path,
+    jobs: &[(&str, Vec<String>)],
+    rules: &[std::path::PathBuf],
+    alertmanager: Option<&str>,
+    flags: &[&str],
+) -> (Child, String) {
     let rule_files: String = rules.iter().map(|r| format!("  - {}\n", r.display())).collect();
     let alerting = alertmanager
         .map(|am| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{am}\"]\n"))
@@ -76,16 +87,14 @@ pub async fn start_prometheus_jobs(
     )
     .unwrap();
     let port = free_port();
-    let child = spawn(
-        "prometheus",
-        "prometheus",
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", work.join("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--rules.alert.resend-delay=1s".into(),
-        ],
-    );
+    let mut args = vec![
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", work.join("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--rules.alert.resend-delay=1s".into(),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let child = spawn("prometheus", "prometheus", &args);
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{url}/-/ready"), Duration::from_secs(20)).await;
     (child, url)
