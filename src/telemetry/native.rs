@@ -120,6 +120,9 @@ pub fn catalogue_buckets(name: &str) -> Option<&'static [f64]> {
     CATALOGUE.iter().find(|d| d.name == name && !d.buckets.is_empty()).map(|d| d.buckets)
 }
 
+/// A series' labels, in call order.
+pub type Labels = Vec<(String, String)>;
+
 /// Every series, by metric key (name and labels).
 #[derive(Debug, Default)]
 pub struct NativeStore {
@@ -137,12 +140,11 @@ impl NativeStore {
     }
 
     /// Every series' handle, grouped by metric name (sorted), each name's sorted by labels.
-    fn grouped(&self) -> BTreeMap<String, Vec<(Vec<(String, String)>, Arc<NativeSeries>)>> {
+    fn grouped(&self) -> BTreeMap<String, Vec<(Labels, Arc<NativeSeries>)>> {
         let all = self.series.read().unwrap_or_else(PoisonError::into_inner);
         let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for (key, series) in all.iter() {
-            let labels: Vec<(String, String)> =
-                key.labels().map(|l| (l.key().to_string(), l.value().to_string())).collect();
+            let labels: Labels = key.labels().map(|l| (l.key().to_string(), l.value().to_string())).collect();
             out.entry(key.name().to_string()).or_default().push((labels, Arc::clone(series)));
         }
         for series in out.values_mut() {
@@ -152,7 +154,7 @@ impl NativeStore {
     }
 
     /// Native counts, grouped by metric name (sorted), each name's series sorted by labels.
-    pub fn snapshot(&self) -> BTreeMap<String, Vec<(Vec<(String, String)>, NativeCounts)>> {
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<(Labels, NativeCounts)>> {
         self.grouped()
             .into_iter()
             .map(|(name, series)| (name, series.into_iter().map(|(labels, s)| (labels, s.counts())).collect()))
@@ -161,20 +163,18 @@ impl NativeStore {
 
     /// The classic text exposition of every histogram family, as the exporter renders it
     /// (`# HELP`, `# TYPE`, `_bucket` lines with `le`, `_sum`, `_count`, a blank line per family).
-    pub fn render_text(&self) -> String {
+    pub fn render_text(&self, out: &mut String) {
         let grouped = self.grouped();
-        let mut out = String::new();
         for (name, series) in grouped {
             if let Some(def) = CATALOGUE.iter().find(|d| d.name == name) {
-                write_help_line(&mut out, &name, None, None, def.help);
+                write_help_line(out, &name, None, None, def.help);
             }
-            write_type_line(&mut out, &name, None, None, "histogram");
+            write_type_line(out, &name, None, None, "histogram");
             for (_, s) in series {
-                s.write_text(&mut out, &name);
+                s.write_text(out, &name);
             }
             out.push('\n');
         }
-        out
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Exporter {
     /// Classic histograms (the catalogue's buckets).
     histograms: PrometheusHandle,
     native: Arc<NativeStore>,
+    /// Bytes of the last text exposition (the next one's buffer is sized from it).
+    last_size: Arc<std::sync::atomic::AtomicUsize>,
     info: Arc<InfoStore>,
     process: Arc<metrics_process::Collector>,
     otlp: Option<Arc<Otlp>>,
@@ -59,7 +61,16 @@ impl Exporter {
         super::describe_all();
         let process = metrics_process::Collector::default();
         process.describe();
-        Ok(Self { handle, histograms, native, info, process: Arc::new(process), otlp, retired: Default::default() })
+        Ok(Self {
+            handle,
+            histograms,
+            native,
+            last_size: Default::default(),
+            info,
+            process: Arc::new(process),
+            otlp,
+            retired: Default::default(),
+        })
     }
 
     /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
@@ -76,12 +87,14 @@ impl Exporter {
     /// Prometheus text exposition of every series (but a retired target's).
     pub fn render(&self) -> String {
         self.process.collect();
-        let mut text = exposition(&self.handle, &self.histograms, &self.native);
+        let expected = self.last_size.load(std::sync::atomic::Ordering::Relaxed);
+        let mut text = exposition(&self.handle, &self.histograms, &self.native, expected + expected / 16);
         let retired = self.retired.read().unwrap_or_else(PoisonError::into_inner);
         if !retired.is_empty() {
             text = without_targets(&text, &retired);
         }
         text.push_str(&self.info.render());
+        self.last_size.store(text.len(), std::sync::atomic::Ordering::Relaxed);
         text
     }
 
@@ -125,9 +138,17 @@ impl Exporter {
 }
 
 /// The text of the counters and gauges, then of the histograms, as one registry renders them.
-fn exposition(scalars: &PrometheusHandle, histograms: &PrometheusHandle, native: &NativeStore) -> String {
-    let mut text = scalars.render();
-    text.push_str(&native.render_text());
+/// `capacity`: the size expected (the last scrape's), so that a fleet's tens of megabytes are
+/// written into one buffer instead of doubling and copying it.
+fn exposition(
+    scalars: &PrometheusHandle,
+    histograms: &PrometheusHandle,
+    native: &NativeStore,
+    capacity: usize,
+) -> String {
+    let mut text = String::with_capacity(capacity);
+    text.push_str(&scalars.render());
+    native.render_text(&mut text);
     text.push_str(&histograms.render());
     text
 }
@@ -241,7 +262,7 @@ mod tests {
                 record_some();
             });
         }
-        let text = exposition(&scalars, &histograms, &split.native);
+        let text = exposition(&scalars, &histograms, &split.native, 0);
         assert!(text.contains("mcp_client_operation_duration_seconds_bucket{target=\"a\",mcp_method_name=\"tools/call\",le=\"0.1\"} 2\n"), "{text}");
         assert_eq!(sorted_lines(&text), sorted_lines(&reference.render()));
         // And every histogram series is in the native store too.
