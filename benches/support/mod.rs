@@ -16,7 +16,12 @@ impl Drop for Guard {
 /// Start `mcp-canary ARGS...` and wait for the stdout line containing `marker`; returns the
 /// guard and the rest of that line.
 pub fn spawn(args: &[&str], marker: &str) -> (Guard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-canary"))
+    spawn_bin(env!("CARGO_BIN_EXE_mcp-canary"), args, marker)
+}
+
+/// [`spawn`] of another `mcp-canary` binary (an earlier build, for a before/after pair).
+pub fn spawn_bin(bin: &str, args: &[&str], marker: &str) -> (Guard, String) {
+    let mut child = Command::new(bin)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -98,8 +98,15 @@ async fn index() -> Html<&'static str> {
     )
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.exporter.render())
+/// The text exposition, or the protobuf one with native histograms for a scraper whose `Accept`
+/// asks for it (see [`crate::telemetry::protobuf`]).
+async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> axum::response::Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if crate::telemetry::protobuf::accepts_protobuf(accept) {
+        let body = state.exporter.render_protobuf();
+        return ([(header::CONTENT_TYPE, crate::telemetry::protobuf::CONTENT_TYPE)], body).into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.exporter.render()).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {

@@ -1,15 +1,20 @@
 //! The global recorder: Prometheus (explicit buckets from the catalogue, process metrics on
 //! scrape) and, when configured, OTLP behind one fan-out, so every call site records once. Info
 //! families bypass the Prometheus registry (see [`super::info`]) so they keep one series per target.
+//! Histograms live in a registry of their own and are kept as native histograms too (see
+//! [`super::native`]): the text exposition is both registries' text, the same lines as one
+//! registry's; the protobuf one (for a scraper that asks) is the scalars plus native histograms.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use metrics_util::layers::FanoutBuilder;
 
 use super::catalogue::{CATALOGUE, Kind};
 use super::info::{InfoRecorder, InfoStore};
+use super::native::{NativeStore, catalogue_buckets};
 use super::otlp::Otlp;
 use crate::config::OtlpConfig;
 
@@ -17,7 +22,13 @@ use crate::config::OtlpConfig;
 /// OTLP pipelines when export is on.
 #[derive(Clone)]
 pub struct Exporter {
+    /// Counters and gauges.
     handle: PrometheusHandle,
+    /// Classic histograms (the catalogue's buckets).
+    histograms: PrometheusHandle,
+    native: Arc<NativeStore>,
+    /// Bytes of the last text exposition (the next one's buffer is sized from it).
+    last_size: Arc<std::sync::atomic::AtomicUsize>,
     info: Arc<InfoStore>,
     process: Arc<metrics_process::Collector>,
     otlp: Option<Arc<Otlp>>,
@@ -28,12 +39,9 @@ pub struct Exporter {
 impl Exporter {
     /// Install the global recorder. Call once per process, inside the Tokio runtime.
     pub fn install(otlp: Option<&OtlpConfig>) -> anyhow::Result<Self> {
-        let mut builder = PrometheusBuilder::new();
-        for def in CATALOGUE.iter().filter(|d| d.kind == Kind::Histogram) {
-            builder = builder.set_buckets_for_metric(Matcher::Full(def.name.to_string()), def.buckets)?;
-        }
-        let prometheus = builder.build_recorder();
-        let handle = prometheus.handle();
+        let prometheus = Split::new()?;
+        let (handle, histograms, native) =
+            (prometheus.scalars.handle(), prometheus.histograms.handle(), Arc::clone(&prometheus.native));
         let info = Arc::new(InfoStore::default());
         let otlp = match otlp {
             Some(config) => {
@@ -53,7 +61,16 @@ impl Exporter {
         super::describe_all();
         let process = metrics_process::Collector::default();
         process.describe();
-        Ok(Self { handle, info, process: Arc::new(process), otlp, retired: Default::default() })
+        Ok(Self {
+            handle,
+            histograms,
+            native,
+            last_size: Default::default(),
+            info,
+            process: Arc::new(process),
+            otlp,
+            retired: Default::default(),
+        })
     }
 
     /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
@@ -70,13 +87,30 @@ impl Exporter {
     /// Prometheus text exposition of every series (but a retired target's).
     pub fn render(&self) -> String {
         self.process.collect();
-        let mut text = self.handle.render();
+        let expected = self.last_size.load(std::sync::atomic::Ordering::Relaxed);
+        let mut text = exposition(&self.handle, &self.histograms, &self.native, expected + expected / 16);
         let retired = self.retired.read().unwrap_or_else(PoisonError::into_inner);
         if !retired.is_empty() {
             text = without_targets(&text, &retired);
         }
         text.push_str(&self.info.render());
+        self.last_size.store(text.len(), std::sync::atomic::Ordering::Relaxed);
         text
+    }
+
+    /// Delimited protobuf exposition (see [`super::protobuf`]): the counters and gauges of
+    /// [`Self::render`] (retired targets left out, info families included) and every catalogue
+    /// histogram as a native histogram; the classic buckets are not rendered at all.
+    pub fn render_protobuf(&self) -> Vec<u8> {
+        self.process.collect();
+        let mut text = self.handle.render();
+        text.push_str(&self.histograms.render());
+        let retired = self.retired.read().unwrap_or_else(PoisonError::into_inner);
+        if !retired.is_empty() {
+            text = without_targets(&text, &retired);
+        }
+        text.push_str(&self.info.render());
+        super::protobuf::encode(&text, &self.native, &retired)
     }
 
     /// Leave `target`'s series out of every scrape from now on (a reload removed it). The
@@ -96,8 +130,72 @@ impl Exporter {
     /// OTLP on, also refresh the process metrics, which otherwise update only on a scrape.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
+        self.histograms.run_upkeep();
         if self.otlp.is_some() {
             self.process.collect();
+        }
+    }
+}
+
+/// The text of the counters and gauges, then of the histograms, as one registry renders them.
+/// `capacity`: the size expected (the last scrape's), so that a fleet's tens of megabytes are
+/// written into one buffer instead of doubling and copying it.
+fn exposition(
+    scalars: &PrometheusHandle,
+    histograms: &PrometheusHandle,
+    native: &NativeStore,
+    capacity: usize,
+) -> String {
+    let mut text = String::with_capacity(capacity);
+    text.push_str(&scalars.render());
+    native.render_text(&mut text);
+    text.push_str(&histograms.render());
+    text
+}
+
+/// The Prometheus recorder: counters and gauges in the exporter's registry, the catalogue's
+/// histograms in the [`NativeStore`] (classic buckets and native), any other histogram in a
+/// registry of its own (none exists: every metric is in the catalogue).
+struct Split {
+    scalars: PrometheusRecorder,
+    histograms: PrometheusRecorder,
+    native: Arc<NativeStore>,
+}
+
+impl Split {
+    fn new() -> anyhow::Result<Self> {
+        let mut builder = PrometheusBuilder::new();
+        for def in CATALOGUE.iter().filter(|d| d.kind == Kind::Histogram) {
+            builder = builder.set_buckets_for_metric(Matcher::Full(def.name.to_string()), def.buckets)?;
+        }
+        Ok(Self {
+            scalars: PrometheusBuilder::new().build_recorder(),
+            histograms: builder.build_recorder(),
+            native: Arc::default(),
+        })
+    }
+}
+
+impl Recorder for Split {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.scalars.describe_counter(key, unit, description);
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.scalars.describe_gauge(key, unit, description);
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.histograms.describe_histogram(key, unit, description);
+    }
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.scalars.register_counter(key, metadata)
+    }
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.scalars.register_gauge(key, metadata)
+    }
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        match catalogue_buckets(key.name()) {
+            Some(bounds) => Histogram::from_arc(self.native.series(key, bounds)),
+            None => self.histograms.register_histogram(key, metadata),
         }
     }
 }
@@ -125,6 +223,55 @@ fn without_targets(text: &str, retired: &BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Record the same counters, gauges and histograms (catalogue names and an unknown one).
+    fn record_some() {
+        use super::super::catalogue as m;
+        for t in ["a", "b\"c"] {
+            for (method, v) in [("tools/call", 0.004), ("tools/call", 0.07), ("prompts/get", 0.3)] {
+                metrics::histogram!(m::OPERATION_DURATION.name, "target" => t, "mcp_method_name" => method).record(v);
+            }
+            metrics::counter!(m::PROBES.name, "target" => t, "outcome" => "success").increment(2);
+            metrics::gauge!(m::PROBE_SUCCESS.name, "target" => t).set(1.0);
+            metrics::histogram!(m::PROBE_DURATION.name, "target" => t).record(0.02);
+        }
+        metrics::histogram!("not_in_the_catalogue_seconds").record(1.5);
+    }
+
+    fn sorted_lines(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        lines
+    }
+
+    /// A scraper that does not ask for protobuf gets what one registry with the catalogue's
+    /// buckets renders: the same lines (families come in hash order either way).
+    #[test]
+    fn text_exposition_is_one_registrys() {
+        let split = Split::new().unwrap();
+        let (scalars, histograms) = (split.scalars.handle(), split.histograms.handle());
+        let mut builder = PrometheusBuilder::new();
+        for def in CATALOGUE.iter().filter(|d| d.kind == Kind::Histogram) {
+            builder = builder.set_buckets_for_metric(Matcher::Full(def.name.to_string()), def.buckets).unwrap();
+        }
+        let one = builder.build_recorder();
+        let reference = one.handle();
+        for recorder in [&split as &dyn Recorder, &one] {
+            metrics::with_local_recorder(recorder, || {
+                super::super::describe_all();
+                record_some();
+            });
+        }
+        let text = exposition(&scalars, &histograms, &split.native, 0);
+        assert!(text.contains("mcp_client_operation_duration_seconds_bucket{target=\"a\",mcp_method_name=\"tools/call\",le=\"0.1\"} 2\n"), "{text}");
+        assert_eq!(sorted_lines(&text), sorted_lines(&reference.render()));
+        // And every histogram series is in the native store too.
+        let native = split.native.snapshot();
+        assert_eq!(native["mcp_client_operation_duration_seconds"].len(), 4);
+        assert_eq!(native["mcp_client_operation_duration_seconds"][0].1.count, 1);
+        assert!(!native.contains_key("not_in_the_catalogue_seconds"), "kept by the exporter");
+        assert!(text.contains("not_in_the_catalogue_seconds{quantile=\"0.5\"} 1.5"), "{text}");
+    }
 
     #[test]
     fn retired_targets_samples_are_left_out() {

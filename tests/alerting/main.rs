@@ -19,6 +19,7 @@ mod dashboards_layout;
 mod dashboards_profiles;
 mod dashboards_replicas;
 mod deploy_manifests;
+mod native_histograms;
 mod probe_prometheus;
 mod prometheus_config;
 mod prometheus_tls;

@@ -55,6 +55,17 @@ pub async fn start_prometheus_jobs(
     rules: &[std::path::PathBuf],
     alertmanager: Option<&str>,
 ) -> (Child, String) {
+    start_prometheus_flags(work, jobs, rules, alertmanager, &[]).await
+}
+
+/// `start_prometheus_jobs` with extra command-line flags (`--enable-feature=...`).
+pub async fn start_prometheus_flags(
+    work: &Path,
+    jobs: &[(&str, Vec<String>)],
+    rules: &[std::path::PathBuf],
+    alertmanager: Option<&str>,
+    flags: &[&str],
+) -> (Child, String) {
     let rule_files: String = rules.iter().map(|r| format!("  - {}\n", r.display())).collect();
     let alerting = alertmanager
         .map(|am| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{am}\"]\n"))
@@ -66,26 +77,30 @@ pub async fn start_prometheus_jobs(
             format!("  - job_name: {job}\n    static_configs:\n      - targets: [{targets}]\n")
         })
         .collect();
-    start_prometheus_config(work, &format!("rule_files:\n{rule_files}{alerting}scrape_configs:\n{scrape}")).await
+    let config = format!("rule_files:\n{rule_files}{alerting}scrape_configs:\n{scrape}");
+    start_prometheus_config_flags(work, &config, flags).await
 }
 
 /// A ready Prometheus evaluating and scraping every second with `config` (YAML after `global`:
 /// rule files, alerting, scrape configs) as written, its data in `work`.
 pub async fn start_prometheus_config(work: &Path, config: &str) -> (Child, String) {
+    start_prometheus_config_flags(work, config, &[]).await
+}
+
+/// [`start_prometheus_config`] with extra command-line flags.
+pub async fn start_prometheus_config_flags(work: &Path, config: &str, flags: &[&str]) -> (Child, String) {
     let path = work.join("prometheus.yml");
     std::fs::write(&path, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{config}")).unwrap();
     let config = path;
     let port = free_port();
-    let child = spawn(
-        "prometheus",
-        "prometheus",
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", work.join("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--rules.alert.resend-delay=1s".into(),
-        ],
-    );
+    let mut args = vec![
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", work.join("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--rules.alert.resend-delay=1s".into(),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let child = spawn("prometheus", "prometheus", &args);
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{url}/-/ready"), Duration::from_secs(20)).await;
     (child, url)

@@ -1,0 +1,258 @@
+//! A large fleet on one daemon, measured on real processes (release builds, loopback): the
+//! reference target (`mcp-canary target`) and `mcp-canary serve` with FLEET_TARGETS targets
+//! (default 1,000) at a 15 s interval, all pointing at that one target.
+//!
+//! After every target's first cycle (`/readyz`, bounded) and a warm-up, the bench measures:
+//!
+//! - daemon CPU over a window with nobody scraping (share of one core, and per probe cycle),
+//!   from /proc/PID/stat utime + stime; probe cycles from `mcp_canary_probes_total`;
+//! - resident memory from /proc/PID/status: VmRSS sampled every 0.5 s in the window (no scrapes),
+//!   and VmHWM (the peak since start) after the scrapes;
+//! - `/metrics` as text (what a classic scraper gets) and as protobuf (a scraper that asks for
+//!   `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`):
+//!   series (samples Prometheus would store; a native histogram is one), bytes, wall time of the
+//!   scrape and the daemon CPU it cost, median of FLEET_SCRAPES scrapes each.
+//!
+//! `cargo bench --bench fleet` (FLEET_TARGETS, FLEET_WINDOW_SECS default 60, FLEET_WARMUP_SECS
+//! default 15, FLEET_SCRAPES default 3; FLEET_BIN runs the daemon from another build, for a
+//! before/after pair); it prints figures and writes nothing else. Under
+//! `cargo test` a smoke pass of 20 targets keeps the harness tested (its figures mean nothing).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use support::{spawn, spawn_bin};
+
+const PROTOBUF: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+
+/// User + system CPU seconds of a process, from /proc/PID/stat (fields 14 and 15).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// A `Vm*:` line of /proc/PID/status, in bytes.
+fn vm(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// One GET over a fresh connection (HTTP/1.0, read to the end): status line, content type, body.
+fn get(url: &str, accept: Option<&str>) -> (String, String, Vec<u8>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(host).expect("connect daemon");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{accept}\r\n").unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status = head.lines().next().unwrap_or_default().to_string();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    (status, content_type, out[split + 4..].to_vec())
+}
+
+/// Sum of the text samples of `name` (any labels).
+fn text_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with('{') || r.starts_with(' ')))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+fn text_series(text: &str) -> usize {
+    text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count()
+}
+
+/// Series a Prometheus stores from a delimited protobuf exposition: one per counter, gauge or
+/// native histogram; a classic histogram's buckets + sum + count; a summary's quantiles + 2.
+fn protobuf_series(mut body: &[u8]) -> (usize, usize) {
+    let (mut series, mut native) = (0, 0);
+    while !body.is_empty() {
+        let family = mcp_canary::telemetry::protobuf::MetricFamily::decode_length_delimited(&mut body)
+            .expect("a delimited MetricFamily");
+        for metric in &family.metric {
+            series += match (&metric.histogram, &metric.summary) {
+                (Some(h), _) if h.schema.is_some() => {
+                    native += 1;
+                    1
+                }
+                (Some(h), _) => {
+                    h.bucket.len() + 2 + usize::from(!h.bucket.iter().any(|b| b.upper_bound() == f64::INFINITY))
+                }
+                (None, Some(s)) => s.quantile.len() + 2,
+                _ => 1,
+            };
+        }
+    }
+    (series, native)
+}
+
+fn config(mcp_url: &str, targets: usize) -> String {
+    let mut c = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    for i in 0..targets {
+        c.push_str(&format!(
+            "[[targets]]\nname = \"t{i}\"\nurl = \"{mcp_url}\"\ninterval = \"15s\"\ntimeout = \"5s\"\n\
+             [targets.probe]\ntool = \"echo\"\ntool_arguments = {{ message = \"canary\" }}\n"
+        ));
+    }
+    c
+}
+
+struct Scrape {
+    series: usize,
+    native: usize,
+    bytes: usize,
+    wall: f64,
+    cpu: f64,
+}
+
+/// Median-by-wall-time of `n` scrapes (each on its own connection, one after the other).
+fn scrape(base: &str, pid: u32, accept: Option<&str>, n: usize) -> Option<Scrape> {
+    let mut runs = Vec::new();
+    for _ in 0..n {
+        let cpu0 = cpu_seconds(pid);
+        let start = Instant::now();
+        let (status, content_type, body) = get(&format!("{base}/metrics"), accept);
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid) - cpu0;
+        assert!(status.contains(" 200"), "GET /metrics: {status}");
+        let (series, native) = if content_type.starts_with("application/vnd.google.protobuf") {
+            protobuf_series(&body)
+        } else if accept.is_some() {
+            return None; // the daemon does not offer protobuf
+        } else {
+            (text_series(&String::from_utf8(body.clone()).expect("UTF-8 text")), 0)
+        };
+        runs.push(Scrape { series, native, bytes: body.len(), wall, cpu });
+    }
+    runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    runs.into_iter().nth(n / 2)
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (targets, window, warmup, scrapes) = if full {
+        (
+            env("FLEET_TARGETS", 1000) as usize,
+            Duration::from_secs(env("FLEET_WINDOW_SECS", 60)),
+            Duration::from_secs(env("FLEET_WARMUP_SECS", 15)),
+            env("FLEET_SCRAPES", 3).max(1) as usize,
+        )
+    } else {
+        (20, Duration::from_secs(3), Duration::from_secs(1), 1)
+    };
+    let (_target, mcp_url) = spawn(&["target", "--listen", "127.0.0.1:0"], "listening on ");
+    let dir = std::env::temp_dir().join(format!("mcp-canary-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("canary.toml");
+    std::fs::write(&path, config(&mcp_url, targets)).unwrap();
+    let started = Instant::now();
+    // FLEET_BIN: the daemon from another build (the target stays this build's).
+    let bin = std::env::var("FLEET_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mcp-canary").to_string());
+    let (daemon, base) = spawn_bin(&bin, &["serve", "--config", path.to_str().unwrap()], "mcp-canary listening on ");
+    let _ = std::fs::remove_dir_all(&dir);
+    let pid = daemon.0.id();
+
+    // Every target's first cycle: the interval (15 s) plus slack, bounded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !get(&format!("{base}/readyz"), None).0.contains(" 200") {
+        assert!(Instant::now() < deadline, "not every target completed a first cycle within 60 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let ready_after = started.elapsed().as_secs_f64();
+    std::thread::sleep(warmup);
+
+    let before = String::from_utf8(get(&format!("{base}/metrics"), None).2).unwrap();
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    let mut peak = 0;
+    while t0.elapsed() < window {
+        std::thread::sleep(Duration::from_millis(500));
+        peak = peak.max(vm(pid, "VmRSS:"));
+    }
+    let (cpu1, elapsed) = (cpu_seconds(pid), t0.elapsed().as_secs_f64());
+    let rss = vm(pid, "VmRSS:");
+    let peak = peak.max(rss);
+    let after = String::from_utf8(get(&format!("{base}/metrics"), None).2).unwrap();
+    let cycles = text_sum(&after, "mcp_canary_probes_total") - text_sum(&before, "mcp_canary_probes_total");
+    let healthy = text_sum(&after, "mcp_canary_probe_success");
+
+    let text = scrape(&base, pid, None, scrapes).expect("text scrape");
+    let protobuf = scrape(&base, pid, Some(PROTOBUF), scrapes);
+    let hwm_after_scrapes = vm(pid, "VmHWM:");
+
+    let cpu = cpu1 - cpu0;
+    println!(
+        "fleet: {targets} targets at 15s, all ready after {ready_after:.1} s; {healthy} healthy (probe_success = 1)"
+    );
+    println!(
+        "window {elapsed:.0} s, no scrapes: {cycles} cycles, daemon CPU {cpu:.2} s = {:.2} % of one core, {:.3} ms per cycle",
+        cpu / elapsed * 100.0,
+        if cycles > 0.0 { cpu / cycles * 1e3 } else { f64::NAN }
+    );
+    println!(
+        "memory: VmRSS {:.1} MB at the window's end, peak {:.1} MB in the window (sampled every 0.5 s); VmHWM after the scrapes {:.1} MB",
+        rss as f64 / 1e6,
+        peak as f64 / 1e6,
+        hwm_after_scrapes as f64 / 1e6
+    );
+    let line = |kind: &str, s: &Scrape| {
+        println!(
+            "scrape {kind}: {} series ({} native histograms, {:.1} per target), {:.2} MB, {:.3} s wall, {:.3} s daemon CPU (median of {scrapes})",
+            s.series,
+            s.native,
+            s.series as f64 / targets as f64,
+            s.bytes as f64 / 1e6,
+            s.wall,
+            s.cpu
+        );
+    };
+    line("text", &text);
+    match &protobuf {
+        Some(p) => {
+            line("protobuf", p);
+            println!(
+                "protobuf / text: series {:.3}, bytes {:.3}, wall {:.3}",
+                p.series as f64 / text.series as f64,
+                p.bytes as f64 / text.bytes as f64,
+                p.wall / text.wall
+            );
+        }
+        None => println!("scrape protobuf: not offered (text answered)"),
+    }
+    for (kind, s) in [("text", Some(&text)), ("protobuf", protobuf.as_ref())] {
+        if let Some(s) = s {
+            println!(
+                "daemon CPU with a {kind} scrape every 15 s: {:.2} % of one core",
+                (cpu / elapsed + s.cpu / 15.0) * 100.0
+            );
+        }
+    }
+    assert!(cycles > 0.0 || !full, "no probe cycle completed in the window: the bench measured nothing");
+    assert!(text.series > 0, "an empty /metrics");
+    if full {
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        println!("goal CPU < 2 % of one core: {}", verdict(cpu / elapsed < 0.02));
+        println!("goal memory < 100 MB (peak without scrapes): {}", verdict(peak < 100_000_000));
+        println!("goal memory < 100 MB (VmHWM, scrapes included): {}", verdict(hwm_after_scrapes < 100_000_000));
+    }
+}
