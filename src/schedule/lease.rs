@@ -157,7 +157,8 @@ fn step_down(leadership: &Leadership, why: &str) {
     }
 }
 
-/// A Redis error as text, without anything the server echoed that could hold a password.
+/// A Redis error as text for the log: its kind and the server's detail, cut and with control
+/// characters replaced (the URL, which could hold a password, is never part of it).
 fn scrub(e: redis::RedisError) -> String {
-    format!("{:?}: {}", e.kind(), e.detail().unwrap_or("").chars().take(200).collect::<String>())
+    format!("{:?}: {}", e.kind(), crate::mcp::protocol::printable(e.detail().unwrap_or(""), 200))
 }

@@ -321,6 +321,11 @@ async fn serve_probes_every_peer_in_both_eras() {
             config.push_str(&serve_target(&format!("{}-2026", s.peer.name()), s.peer, &s.url, "2026-07-28"));
         }
     }
+    // /probe too, with a module per pinned revision: its verdict must agree with the daemon's.
+    config.push_str(
+        "[probe]\nallowed_targets = [\"http://127.0.0.1:*/mcp\"]\n\
+         [modules.v2025]\nprotocol = \"2025-11-25\"\n[modules.v2026]\nprotocol = \"2026-07-28\"\n",
+    );
     let (daemon, _dir, base) = start_daemon("daemon-peer-matrix", &config, &[]).await;
     let targets: Vec<(Peer, String, &str)> = servers
         .iter()
@@ -390,5 +395,26 @@ async fn serve_probes_every_peer_in_both_eras() {
             why()
         );
         assert_cell(*peer, Column::Serve2026, "refused: HTTP 400 to server/discover (2025 revisions only)");
+    }
+
+    // `/probe` (one cycle per request, the default module's script): every peer passes in `auto`
+    // and in 2025-11-25; a peer that speaks only the 2025 revisions fails 2026-07-28 with http_4xx.
+    for server in &servers {
+        let target: String = url::form_urlencoded::byte_serialize(server.url.as_bytes()).collect();
+        for module in ["default", "v2025", "v2026"] {
+            let r = reqwest::get(format!("{base}/probe?target={target}&module={module}")).await.expect("GET /probe");
+            assert_eq!(r.status().as_u16(), 200, "{} {module}", server.peer.name());
+            let answer = Scrape::parse(&r.text().await.unwrap());
+            let why = || {
+                format!("{} module {module}:\n{}\npeer log:\n{}", server.peer.name(), answer.text, server.log_text())
+            };
+            if module == "v2026" && !speaks_2026(server.peer) {
+                assert_eq!(answer.value("probe_success", &[]), 0.0, "{}", why());
+                assert_eq!(answer.sum("probe_error_info", &[("error_type", "http_4xx")]), Some(1.0), "{}", why());
+            } else {
+                assert_eq!(answer.value("probe_success", &[]), 1.0, "{}", why());
+                assert_eq!(answer.sum("probe_error_info", &[]), None, "{}", why());
+            }
+        }
     }
 }
