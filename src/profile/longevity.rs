@@ -396,6 +396,7 @@ pub async fn run_longevity(
         abort_reason: if aborted { driven.abort_reason } else { None },
         load: Some(load),
         notify: None,
+        timeline: Some(stats.timeline.timeline()),
         longevity: Some(LongevityResults {
             params: LongevityParams {
                 session_lifetime_s: run

@@ -18,6 +18,7 @@ pub mod replicas;
 pub mod report;
 pub mod stats;
 pub mod threshold;
+pub mod timeline;
 
 use crate::clock::unix_seconds;
 use std::sync::Arc;
@@ -371,6 +372,7 @@ pub async fn run_load(
         abort_reason: if aborted { driven.abort_reason } else { None },
         load: Some(load),
         notify: None,
+        timeline: Some(stats.timeline.timeline()),
         longevity: None,
         verdict,
         verdict_reason,

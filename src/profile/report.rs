@@ -9,7 +9,9 @@ pub use super::notify::NotifyResults;
 use super::stats::{OpSummary, Slots};
 
 /// Version of the report layout.
-pub const REPORT_FORMAT: u32 = 1;
+/// Version of the report layout: 2 added `timeline` (readers of 1 ignore it; a version-1 report
+/// still reads, without one).
+pub const REPORT_FORMAT: u32 = 2;
 
 /// Parameters the run was started with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +127,9 @@ pub struct RunReport {
     /// The longevity profile's section (memory snapshots and churn; its requests are in `load`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub longevity: Option<super::longevity::LongevityResults>,
+    /// The run interval by interval (requests, errors, latency, population, deliveries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<super::timeline::Timeline>,
     pub thresholds: Vec<ThresholdResult>,
     /// Whether the thresholds were given, a preset's or the profile's defaults.
     #[serde(default)]
@@ -293,6 +298,7 @@ mod tests {
             }),
             notify: None,
             longevity: None,
+            timeline: None,
             thresholds: vec![],
             thresholds_origin: ThresholdOrigin::Given,
             verdict: "pass".into(),

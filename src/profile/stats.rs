@@ -201,6 +201,8 @@ pub struct RunStats {
     pub ended_unclean: AtomicU64,
     /// Sessions the churn ended where the server kept none (stateless, no session id).
     pub ended_sessionless: AtomicU64,
+    /// The run interval by interval, for the report's charts.
+    pub timeline: super::timeline::TimelineRecorder,
 }
 
 /// Slot accounting of a run.
@@ -233,6 +235,7 @@ impl RunStats {
             ended_clean: AtomicU64::new(0),
             ended_unclean: AtomicU64::new(0),
             ended_sessionless: AtomicU64::new(0),
+            timeline: super::timeline::TimelineRecorder::new(std::time::Instant::now()),
         }
     }
 
@@ -254,6 +257,16 @@ impl RunStats {
                 let _ = a.closed_loop.record(us(c));
             }
         }
+        let failed = match result {
+            RequestResult::Success => None,
+            RequestResult::Failed(t) => Some(t),
+        };
+        self.timeline.request(
+            latency,
+            failed,
+            self.in_flight.load(Ordering::Relaxed),
+            self.sessions.load(Ordering::Relaxed),
+        );
     }
 
     pub fn record_connect(&self, latency: Duration, result: RequestResult) {
