@@ -7,7 +7,8 @@ use crate::profile::report::{ThresholdOrigin, ThresholdResult};
 use crate::profile::stats::OpSummary;
 
 /// Version of the chaos report layout.
-pub const CHAOS_REPORT_FORMAT: u32 = 1;
+/// Version of the chaos report layout: 2 added `timeline` and the scenarios' window starts.
+pub const CHAOS_REPORT_FORMAT: u32 = 2;
 
 /// What one phase (baseline, a fault window or a recovery window) measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,13 @@ pub struct ScenarioReport {
     pub spec: String,
     pub fault_window_s: f64,
     pub recovery_window_s: f64,
+    /// When the fault window began, in seconds from the start of the run (absent when the run
+    /// ended before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_started_s: Option<f64>,
+    /// When the recovery window began (the fault reverted), in seconds from the start of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_started_s: Option<f64>,
     /// The fault was injected (and reverted) without error.
     pub injected: bool,
     pub injection_errors: Vec<String>,
@@ -106,6 +114,9 @@ pub struct ChaosReport {
     pub params: ChaosParams,
     pub baseline: PhaseSummary,
     pub scenarios: Vec<ScenarioReport>,
+    /// The run interval by interval (requests, errors, latency, population).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::profile::timeline::Timeline>,
     pub prober: ProberHealth,
     pub thresholds: Vec<ThresholdResult>,
     #[serde(default)]

@@ -270,6 +270,12 @@ impl Ctx {
         if let Some(p) = self.phases.get(phase) {
             p.stats.record(0, latency, done.saturating_duration_since(sent), None, result);
         }
+        let failed = match result {
+            RequestResult::Failed(e) => Some(e),
+            RequestResult::Success => None,
+        };
+        let population = self.population.population();
+        self.population.timeline.request(latency, failed, population.in_flight, population.sessions);
         self.observer.request(op, latency, result);
         if let (RequestResult::Failed(e), Some(s)) = (result, self.scenario_of(phase)) {
             self.observer.failed_in_window(&s.name, e);
@@ -575,6 +581,8 @@ fn build_report(
             spec: s.spec.clone(),
             fault_window_s: s.fault.as_secs_f64(),
             recovery_window_s: s.recovery.as_secs_f64(),
+            fault_started_s: t.bounds.get(fault).map(|b| b.saturating_duration_since(begin).as_secs_f64()),
+            recovery_started_s: t.bounds.get(recovery).map(|b| b.saturating_duration_since(begin).as_secs_f64()),
             injected: errors.is_empty(),
             injection_errors: errors,
             detect_s: d.1.map(|(d, _)| d.as_secs_f64()),
@@ -631,6 +639,7 @@ fn build_report(
         },
         baseline,
         scenarios,
+        timeline: Some(ctx.population.timeline.timeline()),
         prober: ProberHealth::default(),
         thresholds,
         thresholds_origin: ctx.run.thresholds_origin,
@@ -684,6 +693,8 @@ mod tests {
             spec: "kill:5s".into(),
             fault_window_s: 5.0,
             recovery_window_s: 20.0,
+            fault_started_s: Some(10.0),
+            recovery_started_s: Some(15.0),
             injected: true,
             injection_errors: Vec::new(),
             detect_s: Some(0.5),

@@ -36,6 +36,8 @@ pub struct DeliveryTracker {
     pub out_of_order: AtomicU64,
     /// When the trigger of each broadcast was sent (for a latency without the target's stamp).
     pub sent: Vec<OnceLock<Instant>>,
+    /// Deliveries interval by interval, for the report's charts.
+    pub timeline: super::timeline::TimelineRecorder,
 }
 
 /// Counts and percentiles at one instant.
@@ -69,6 +71,7 @@ impl DeliveryTracker {
             duplicates: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
             sent: (0..broadcasts).map(|_| OnceLock::new()).collect(),
+            timeline: super::timeline::TimelineRecorder::new(std::time::Instant::now()),
         }
     }
 
@@ -105,6 +108,7 @@ impl DeliveryTracker {
         {
             h.saturating_record((latency.as_micros() as u64).max(1));
         }
+        self.timeline.delivery(latency);
         observer.delivered(latency);
         true
     }

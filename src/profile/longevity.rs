@@ -309,6 +309,7 @@ impl Sampler<'_> {
                 daemon_slope_bytes_per_hour: state.daemon.slope_bytes_per_hour(),
             }
         };
+        self.stats.timeline.memory(snap.target_bytes, snap.daemon_bytes);
         self.observer.snapshot(&snap);
         if let Some(file) = &mut self.file {
             let written = serde_json::to_writer(&mut *file, &snap)

@@ -519,7 +519,7 @@ pub async fn run_notify(
         abort_reason: if aborted { driven.out.or(driven.abort_reason) } else { None },
         load: None,
         longevity: None,
-        timeline: None,
+        timeline: Some(ctx.tracker.delivery.timeline.timeline()),
         notify: Some(NotifyResults {
             params: NotifyParams {
                 sessions: run.sessions,

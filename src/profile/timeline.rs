@@ -51,6 +51,12 @@ pub struct TimelinePoint {
     /// 95th percentile of their delivery latency (absent without deliveries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_p95_ms: Option<f64>,
+    /// The target's memory at the interval's last sample (longevity with a memory source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_memory_bytes: Option<u64>,
+    /// This process's memory at the interval's last sample (longevity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_memory_bytes: Option<u64>,
 }
 
 /// A run's points, oldest first; intervals without activity are absent.
@@ -117,6 +123,8 @@ struct Slot {
     sessions_max: u64,
     deliveries: u64,
     delivery_latency: Buckets,
+    target_memory: Option<u64>,
+    daemon_memory: Option<u64>,
 }
 
 impl Slot {
@@ -130,10 +138,17 @@ impl Slot {
         self.sessions_max = self.sessions_max.max(other.sessions_max);
         self.deliveries += other.deliveries;
         self.delivery_latency.add(&other.delivery_latency);
+        self.target_memory = other.target_memory.or(self.target_memory);
+        self.daemon_memory = other.daemon_memory.or(self.daemon_memory);
     }
 
     fn is_empty(&self) -> bool {
-        self.requests == 0 && self.deliveries == 0 && self.in_flight_max == 0 && self.sessions_max == 0
+        self.requests == 0
+            && self.deliveries == 0
+            && self.in_flight_max == 0
+            && self.sessions_max == 0
+            && self.target_memory.is_none()
+            && self.daemon_memory.is_none()
     }
 
     fn point(&self, t_s: f64) -> TimelinePoint {
@@ -149,6 +164,8 @@ impl Slot {
             sessions_max: self.sessions_max,
             deliveries: self.deliveries,
             delivery_p95_ms: self.delivery_latency.quantile_ms(0.95),
+            target_memory_bytes: self.target_memory,
+            daemon_memory_bytes: self.daemon_memory,
         }
     }
 }
@@ -213,11 +230,21 @@ impl TimelineRecorder {
         });
     }
 
-    /// A notification delivered `latency` after its broadcast was triggered.
-    pub fn delivery(&self, latency: Duration) {
+    /// A notification delivered, `latency` after its broadcast was triggered when known.
+    pub fn delivery(&self, latency: Option<Duration>) {
         self.with_slot(Instant::now(), |slot| {
             slot.deliveries += 1;
-            slot.delivery_latency.record(latency);
+            if let Some(latency) = latency {
+                slot.delivery_latency.record(latency);
+            }
+        });
+    }
+
+    /// A memory sample: the target's and this process's resident bytes, each when known.
+    pub fn memory(&self, target_bytes: Option<u64>, daemon_bytes: Option<u64>) {
+        self.with_slot(Instant::now(), |slot| {
+            slot.target_memory = target_bytes.or(slot.target_memory);
+            slot.daemon_memory = daemon_bytes.or(slot.daemon_memory);
         });
     }
 
@@ -304,11 +331,14 @@ mod tests {
     fn round_trips_as_json() {
         let r = TimelineRecorder::new(Instant::now());
         r.request(Duration::from_millis(3), Some(ErrorType::Timeout), 4, 2);
-        r.delivery(Duration::from_millis(12));
+        r.delivery(Some(Duration::from_millis(12)));
+        r.memory(Some(1 << 20), None);
         let t = r.timeline();
         let back: Timeline = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.points[0].deliveries, 1);
         assert_eq!(back.points[0].sessions_max, 2);
+        assert_eq!(back.points[0].target_memory_bytes, Some(1 << 20));
+        assert!(back.points[0].delivery_p95_ms.is_some());
     }
 }
