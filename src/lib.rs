@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod process;
 pub mod profile;
 pub mod reference;
+pub mod report;
 pub mod run;
 pub mod runner;
 pub mod schedule;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use mcp_canary::{check, config, daemon, demo, driver, login, reference, run as profile_run, telemetry};
+use mcp_canary::{check, config, daemon, demo, driver, login, reference, report, run as profile_run, telemetry};
 
 /// Canary prober, load runner and telemetry exporter for MCP servers.
 #[derive(Parser, Debug)]
@@ -55,6 +55,9 @@ enum Command {
         #[command(subcommand)]
         profile: profile_run::RunProfile,
     },
+    /// Render a saved JSON report as HTML (with charts, optionally against a --baseline),
+    /// JUnit XML or a Markdown summary; exit 0 when written, 1 on a bad report.
+    Report(Box<report::ReportArgs>),
 }
 
 /// `--watch-interval`: 1 s to 1 h (reading the file more often than every second buys nothing).
@@ -157,6 +160,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             profile_run::run(profile, shutdown).await
         }
         Command::Auth { command } => login::run(command).await,
+        Command::Report(args) => report::command(&args),
         Command::Check(args) => {
             let code = check::run(*args).await?;
             Ok(code as u8)

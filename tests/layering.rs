@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["profile", "chaos"],
     &["telemetry"],
     &["driver"],
-    &["schedule"],
+    &["schedule", "report"],
     &["http"],
     &["daemon", "reference"],
     &["check", "demo", "login", "run"],

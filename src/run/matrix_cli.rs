@@ -40,6 +40,9 @@ pub struct MatrixArgs {
     /// OAuth for a protected target: the flags of `check` (`--oauth-client-id`, ...).
     #[command(flatten)]
     pub oauth: crate::config::OAuthFlags,
+    /// `--html`, `--junit`, `--summary-md`.
+    #[command(flatten)]
+    pub outputs: crate::report::OutputArgs,
 }
 
 /// Validate the flags into a matrix run (no thresholds: a broken cell fails it).
@@ -79,6 +82,7 @@ pub(crate) fn outputs(args: &MatrixArgs) -> Outputs<'_> {
         metrics_listen: args.metrics_listen,
         linger: args.linger,
         progress: Duration::from_secs(5),
+        readable: &args.outputs,
     }
 }
 

@@ -105,6 +105,9 @@ pub struct CommonArgs {
     /// OAuth for a protected target: the flags of `check` (`--oauth-client-id`, ...).
     #[command(flatten)]
     pub oauth: crate::config::OAuthFlags,
+    /// `--html`, `--junit`, `--summary-md`.
+    #[command(flatten)]
+    pub outputs: crate::report::OutputArgs,
 }
 
 /// Replica tagging from `--replicas` / `--replica-header`; `None` without `--replicas`.
@@ -492,6 +495,8 @@ pub(crate) struct Outputs<'a> {
     pub metrics_listen: Option<SocketAddr>,
     pub linger: Duration,
     pub progress: Duration,
+    /// `--html`, `--junit`, `--summary-md`.
+    pub readable: &'a crate::report::OutputArgs,
 }
 
 impl<'a> Outputs<'a> {
@@ -504,6 +509,7 @@ impl<'a> Outputs<'a> {
             metrics_listen: c.metrics_listen,
             linger: c.linger,
             progress: c.progress,
+            readable: &c.outputs,
         }
     }
 }
@@ -576,6 +582,15 @@ async fn drive(
     let path = write_report(out.report, out.results_dir, &profile_name, report.started_at(), &report)?;
     print!("{}", summary(&report));
     println!("report: {}", path.display());
+    let rendering = crate::report::Rendering {
+        report: &report,
+        baseline: baseline.as_ref(),
+        report_path: Some(&path),
+        html_path: out.readable.html.as_deref(),
+    };
+    for written in crate::report::write(out.readable, &rendering)? {
+        println!("wrote {}", written.display());
+    }
     tracing::debug!(target_name = %target, profile = %profile_name, "Report written");
 
     let mut code = if report.passed() { 0 } else { EXIT_THRESHOLD };
