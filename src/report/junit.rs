@@ -309,6 +309,59 @@ mod tests {
     }
 
     #[test]
+    fn cells_and_scenarios_map_to_outcomes() {
+        use crate::profile::matrix::{CapabilityProfile, Check, ResponseMode};
+        let cell = |result: CellResult| CellReport {
+            capabilities: CapabilityProfile::Roots,
+            response_mode: ResponseMode::Sse,
+            protocol_version: "2025-11-25".into(),
+            result,
+            checks: vec![Check { feature: "roots".into(), result, detail: "why".into() }],
+            server_requests: vec![],
+            server_capabilities: serde_json::json!({}),
+            elapsed_ms: 12.0,
+        };
+        let kind = |c: &TestCase| match &c.status {
+            TestCaseStatus::Success { .. } => "passed".to_string(),
+            TestCaseStatus::NonSuccess { ty, message, .. } => {
+                format!("{}: {}", ty.as_ref().unwrap().as_str(), message.as_ref().unwrap().as_str())
+            }
+            TestCaseStatus::Skipped { message, .. } => format!("skipped: {}", message.as_ref().unwrap().as_str()),
+        };
+        assert_eq!(kind(&super::cell("c", &cell(CellResult::Works))), "passed");
+        assert_eq!(kind(&super::cell("c", &cell(CellResult::NotExercised))), "skipped: not exercised: roots: why");
+        assert_eq!(kind(&super::cell("c", &cell(CellResult::Broken))), "broken: broken: roots: why");
+        let degraded = super::cell("c", &cell(CellResult::Degraded));
+        assert_eq!(kind(&degraded), "passed");
+        assert_eq!(degraded.system_out.as_ref().unwrap().as_str(), "degraded: roots: why");
+        assert_eq!(degraded.name.as_str(), "roots/sse/2025-11-25");
+
+        let mut s = ScenarioReport {
+            name: "kill".into(),
+            kind: "kill".into(),
+            spec: "kill".into(),
+            fault_window_s: 2.0,
+            recovery_window_s: 5.0,
+            fault_started_s: None,
+            recovery_started_s: None,
+            injected: true,
+            injection_errors: vec![],
+            detect_s: Some(0.2),
+            detected_by: Some("error".into()),
+            recover_s: Some(1.5),
+            recovered: true,
+            fault: Default::default(),
+            recovery: Default::default(),
+        };
+        assert_eq!(kind(&scenario("c", &s)), "passed");
+        (s.recovered, s.recover_s) = (false, None);
+        assert_eq!(
+            kind(&scenario("c", &s)),
+            "not_recovered: kill (kill): detected after 200ms by error, not recovered within the 5s recovery window"
+        );
+    }
+
+    #[test]
     fn a_failed_run_without_a_failed_threshold_still_fails_a_case() {
         let ok = result("p95<50ms", ThresholdStatus::Pass, 0.01, 100);
         let v = verdict("c", false, Some("nothing succeeded"), std::slice::from_ref(&ok));
