@@ -261,6 +261,55 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_server_cannot_inject_into_the_summary_or_the_junit_file() {
+        use crate::profile::matrix::{CapabilityProfile, CellReport, Check, ResponseMode};
+        let hostile = "srv</x>|`a`\n## owned\r\n<script>alert(1)</script>[c](http://e)\u{1b}[2J";
+        let cell = CellReport {
+            capabilities: CapabilityProfile::All,
+            response_mode: ResponseMode::JsonOnly,
+            protocol_version: hostile.into(),
+            result: CellResult::Broken,
+            checks: vec![Check { feature: "tools".into(), result: CellResult::Broken, detail: hostile.into() }],
+            server_requests: vec![],
+            server_capabilities: serde_json::json!({}),
+            elapsed_ms: 1.0,
+        };
+        let report = Report::Matrix(Box::new(MatrixReport {
+            format: 1,
+            profile: "matrix".into(),
+            target: hostile.into(),
+            started_at: 0.0,
+            ended_at: 1.0,
+            server_name: hostile.into(),
+            server_version: hostile.into(),
+            versions: vec![],
+            cells: vec![cell],
+            summary: Default::default(),
+            verdict: "fail".into(),
+        }));
+        let r = Rendering {
+            report: &report,
+            baseline: None,
+            report_path: Some(Path::new("out/r.json")),
+            html_path: Some(Path::new("out/run (1).html")),
+        };
+        let md = render(&r);
+        assert!(!md.contains('<') && !md.contains('\u{1b}'), "{md}");
+        assert!(!md.lines().any(|l| l.starts_with("## ")), "a heading injected: {md}");
+        assert!(!md.contains("](http"), "a link injected: {md}");
+        assert!(md.starts_with("### mcp-canary matrix against srv&lt;/x&gt;\\|\\`a\\`?\\#\\# owned"), "{md}");
+        assert!(md.contains("❌ fail: 1 broken cell\n"), "{md}");
+        assert!(md.contains("[HTML report](run%20%281%29.html) · JSON report: out/r.json"), "{md}");
+        assert_eq!(md.lines().filter(|l| l.starts_with("- ")).count(), 1, "one broken cell listed: {md}");
+
+        let xml = super::super::junit::render(&report);
+        let back = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+        let cases = &back.test_suites[0].test_cases;
+        assert_eq!(cases.len(), 2, "{xml}");
+        assert!(cases.iter().all(|c| matches!(c.status, quick_junit::TestCaseStatus::NonSuccess { .. })), "{xml}");
+    }
+
+    #[test]
     fn a_row_with_a_hostile_name_keeps_its_cell_count() {
         let hostile = "x|y|z\n|---|";
         let t = ThresholdResult {
