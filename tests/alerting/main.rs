@@ -18,6 +18,7 @@ mod dashboards_fleet;
 mod dashboards_layout;
 mod dashboards_profiles;
 mod dashboards_replicas;
+mod deploy_ci;
 mod deploy_manifests;
 mod native_histograms;
 mod probe_prometheus;
