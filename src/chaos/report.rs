@@ -11,7 +11,7 @@ use crate::profile::stats::OpSummary;
 pub const CHAOS_REPORT_FORMAT: u32 = 2;
 
 /// What one phase (baseline, a fault window or a recovery window) measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseSummary {
     pub duration_s: f64,
     /// Every operation whose intended start fell in the phase, or that was in flight when this
@@ -38,7 +38,7 @@ pub struct PhaseSummary {
 }
 
 /// One scenario's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioReport {
     pub name: String,
     pub kind: String,
@@ -74,7 +74,7 @@ impl ScenarioReport {
 }
 
 /// Parameters of the run, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChaosParams {
     pub sessions: u32,
     pub rpm: f64,
@@ -86,7 +86,7 @@ pub struct ChaosParams {
 }
 
 /// The prober's own health over the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProberHealth {
     /// Resident memory after the warm-up (population up) and after the run (population gone).
     pub rss_after_warmup_bytes: Option<u64>,
@@ -101,7 +101,7 @@ pub struct ProberHealth {
 }
 
 /// Everything a chaos run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChaosReport {
     pub format: u32,
     pub profile: String,

@@ -72,7 +72,7 @@ impl NotifyRun {
 }
 
 /// Parameters of a notify run, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotifyParams {
     pub sessions: u32,
     pub batches: u32,
@@ -86,7 +86,7 @@ pub struct NotifyParams {
 }
 
 /// The notify section of the run report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotifyResults {
     pub params: NotifyParams,
     /// Sessions that connected and opened their stream.

@@ -14,7 +14,7 @@ use super::stats::{OpSummary, Slots};
 pub const REPORT_FORMAT: u32 = 2;
 
 /// Parameters the run was started with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunParams {
     pub preset: Option<String>,
     pub clients: u32,
@@ -28,7 +28,7 @@ pub struct RunParams {
 }
 
 /// How a threshold came out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdStatus {
     /// The observed value satisfies the limit.
@@ -51,7 +51,7 @@ impl ThresholdStatus {
 }
 
 /// One threshold's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ThresholdResult {
     /// Normalized expression (also the `threshold` label).
     pub threshold: String,
@@ -82,7 +82,7 @@ impl ThresholdResult {
 }
 
 /// Where a run's thresholds came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdOrigin {
     /// `--threshold` flags or the config's `thresholds`.
@@ -105,7 +105,8 @@ impl ThresholdOrigin {
 }
 
 /// Everything a run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = load_fields_together)]
 pub struct RunReport {
     pub format: u32,
     pub profile: String,
@@ -145,7 +146,7 @@ pub struct RunReport {
 }
 
 /// What a load run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoadResults {
     pub params: RunParams,
     pub slots: Slots,
@@ -159,6 +160,13 @@ pub struct LoadResults {
     /// (`--memory-url`, `--redis`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<super::per_session::MemoryResults>,
+}
+
+/// Schema of [`RunReport`]: the flattened [`LoadResults`] fields are there all together or not at
+/// all (a notify report has none of them).
+fn load_fields_together(schema: &mut schemars::Schema) {
+    schema
+        .insert("dependentRequired".into(), serde_json::json!({"params": ["slots", "total", "operations", "connect"]}));
 }
 
 impl RunReport {
@@ -185,7 +193,7 @@ impl Default for Tolerance {
 }
 
 /// One way a run is worse than its baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Regression {
     /// `total` or an operation name.
     pub scope: String,
