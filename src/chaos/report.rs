@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use crate::profile::report::{ThresholdOrigin, ThresholdResult};
 use crate::profile::stats::OpSummary;
 
-/// Version of the chaos report layout.
 /// Version of the chaos report layout: 2 added `timeline` and the scenarios' window starts.
 pub const CHAOS_REPORT_FORMAT: u32 = 2;
 
@@ -103,16 +102,27 @@ pub struct ProberHealth {
 /// Everything a chaos run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChaosReport {
+    /// Version of this layout: 2 (added `timeline` and the scenarios'
+    /// window starts); 1 reads the same without them.
+    #[schemars(range(min = 1, max = CHAOS_REPORT_FORMAT))]
     pub format: u32,
+    /// `chaos` one-shot; the profile entry's name in the daemon.
     pub profile: String,
+    /// The target's name.
     pub target: String,
+    /// Unix seconds.
     pub started_at: f64,
+    /// Unix seconds.
     pub ended_at: f64,
+    /// Monotonic run time.
     pub elapsed_s: f64,
+    /// Ended before the scenarios did (abort on a threshold breach, or cancellation).
     pub aborted: bool,
     pub abort_reason: Option<String>,
     pub params: ChaosParams,
+    /// The warm-up, before the first fault.
     pub baseline: PhaseSummary,
+    /// Scenarios in the order they ran.
     pub scenarios: Vec<ScenarioReport>,
     /// The run interval by interval (requests, errors, latency, population).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -268,14 +268,23 @@ pub struct VersionProbe {
 /// The JSON report of one matrix run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MatrixReport {
+    /// Version of this layout: 1.
+    #[schemars(range(min = 1, max = MATRIX_REPORT_FORMAT))]
     pub format: u32,
+    /// `matrix` one-shot; the profile entry's name in the daemon.
     pub profile: String,
+    /// The target's name.
     pub target: String,
+    /// Unix seconds.
     pub started_at: f64,
+    /// Unix seconds.
     pub ended_at: f64,
+    /// `serverInfo` of the target's `initialize` answer.
     pub server_name: String,
     pub server_version: String,
+    /// Every protocol version tried, supported or not.
     pub versions: Vec<VersionProbe>,
+    /// One per (capabilities, response mode, supported version).
     pub cells: Vec<CellReport>,
     /// Cells by result (`works`, `not_exercised`, `degraded`, `broken`; all present).
     pub summary: BTreeMap<String, u64>,

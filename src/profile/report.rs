@@ -8,7 +8,6 @@ use super::load::MixEntry;
 pub use super::notify::NotifyResults;
 use super::stats::{OpSummary, Slots};
 
-/// Version of the report layout.
 /// Version of the report layout: 2 added `timeline` (readers of 1 ignore it; a version-1 report
 /// still reads, without one).
 pub const REPORT_FORMAT: u32 = 2;
@@ -108,18 +107,25 @@ impl ThresholdOrigin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[schemars(transform = load_fields_together)]
 pub struct RunReport {
+    /// Version of this layout: 2 (added `timeline`); 1 reads the same without it.
+    #[schemars(range(min = 1, max = REPORT_FORMAT))]
     pub format: u32,
+    /// `load`, `notify` or `longevity` one-shot; the profile entry's name in the daemon.
     pub profile: String,
+    /// The target's name (`--name`, or host:port of its URL).
     pub target: String,
     /// Unix seconds (wall clock; the only cross-process timestamps).
     pub started_at: f64,
+    /// Unix seconds.
     pub ended_at: f64,
     /// Monotonic run time.
     pub elapsed_s: f64,
     /// Ended before the schedule did (abort on a threshold breach, or cancellation).
     pub aborted: bool,
+    /// Why it ended early (`threshold ... breached`, `cancelled`).
     pub abort_reason: Option<String>,
-    /// The load profile's section (at the top level of the JSON, as in the first format).
+    /// The load profile's section (at the top level of the JSON, as in the first format; load
+    /// and longevity reports have all of its fields, notify reports none).
     #[serde(flatten)]
     pub load: Option<LoadResults>,
     /// The notification-stress profile's section.

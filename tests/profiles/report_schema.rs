@@ -170,6 +170,40 @@ async fn chaos_report_matches_the_schema() {
     assert!(p.iter().map(|p| p["deliveries"].as_u64().unwrap()).sum::<u64>() > 0, "deliveries: {r:#}");
 }
 
+/// The daemon's scheduled profiles write the same reports to their `results_dir`.
+#[tokio::test]
+async fn daemon_report_matches_the_schema() {
+    let (_target, url) = common::start_target(&[]).await;
+    let results = tempfile::tempdir().unwrap();
+    let profiles = r#"
+[[profiles]]
+name = "nightly"
+profile = "load"
+targets = ["ref"]
+schedule = "*/2 * * * * *"
+[profiles.load]
+clients = 2
+rpm = 120.0
+duration = "1s"
+"#;
+    let config = common::heavy_config(&url, results.path(), profiles);
+    let (daemon, _dir, _base) = common::start_daemon("daemon-report-schema", &config, &[]).await;
+    let mut written = None;
+    for _ in 0..60 {
+        written = std::fs::read_dir(results.path()).unwrap().filter_map(|e| Some(e.ok()?.path())).find(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && std::fs::read_to_string(p).is_ok_and(|t| serde_json::from_str::<Value>(&t).is_ok())
+        });
+        if written.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let path = written.unwrap_or_else(|| panic!("a report within 30 s:\n{}", daemon.log_text()));
+    let (ok, why) = validate(&path).await;
+    assert!(ok, "{why}\n{}", std::fs::read_to_string(&path).unwrap());
+}
+
 /// A minimal notify-shaped run report passes (and so does a field the schema does not know,
 /// from a newer mcp-canary); a wrong-typed field, a wrong-typed nested field and a missing
 /// required field do not.
@@ -198,7 +232,11 @@ async fn wrong_reports_are_rejected() {
     missing.as_object_mut().unwrap().remove("verdict");
     let mut half_load = good.clone();
     half_load["params"] = json!({});
-    for (name, v) in [("wrong", wrong), ("nested", nested), ("missing", missing), ("half_load", half_load)] {
+    let mut future = good.clone();
+    future["format"] = json!(3);
+    let cases =
+        [("wrong", wrong), ("nested", nested), ("missing", missing), ("half_load", half_load), ("future", future)];
+    for (name, v) in cases {
         let (ok, why) = validate(&check(name, &v)).await;
         assert!(!ok, "{name} passed: {v}\n{why}");
         assert!(why.contains("is not valid under any of the given schemas"), "{name}: {why}");
