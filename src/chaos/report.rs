@@ -133,6 +133,7 @@ pub struct ChaosReport {
     pub thresholds_origin: ThresholdOrigin,
     /// "pass" when every scenario was injected, every threshold held (`no_data` never does) and
     /// some request succeeded.
+    #[schemars(extend("enum" = ["pass", "fail"]))]
     pub verdict: String,
     /// Why the run failed when no threshold says so (nothing succeeded).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -289,6 +289,7 @@ pub struct MatrixReport {
     /// Cells by result (`works`, `not_exercised`, `degraded`, `broken`; all present).
     pub summary: BTreeMap<String, u64>,
     /// `pass` when no cell is broken, else `fail`.
+    #[schemars(extend("enum" = ["pass", "fail"]))]
     pub verdict: String,
 }
 

@@ -143,6 +143,7 @@ pub struct RunReport {
     pub thresholds_origin: ThresholdOrigin,
     /// "pass" or "fail": a threshold failed or had no data, the run was aborted, or nothing
     /// succeeded.
+    #[schemars(extend("enum" = ["pass", "fail"]))]
     pub verdict: String,
     /// Why the run failed when no threshold says so (nothing succeeded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,8 +172,11 @@ pub struct LoadResults {
 /// Schema of [`RunReport`]: the flattened [`LoadResults`] fields are there all together or not at
 /// all (a notify report has none of them).
 fn load_fields_together(schema: &mut schemars::Schema) {
-    schema
-        .insert("dependentRequired".into(), serde_json::json!({"params": ["slots", "total", "operations", "connect"]}));
+    const FIELDS: [&str; 5] = ["params", "slots", "total", "operations", "connect"];
+    let others = |f: &str| FIELDS.iter().filter(|o| **o != f).copied().collect::<Vec<_>>();
+    let map: serde_json::Map<String, serde_json::Value> =
+        FIELDS.iter().map(|f| (f.to_string(), others(f).into())).collect();
+    schema.insert("dependentRequired".into(), map.into());
 }
 
 impl RunReport {

@@ -102,6 +102,8 @@ mod tests {
         }
         assert!(run["properties"]["params"].is_object(), "flattened load fields are listed");
         assert_eq!(run["dependentRequired"]["params"], json!(["slots", "total", "operations", "connect"]));
+        assert_eq!(run["dependentRequired"]["connect"], json!(["params", "slots", "total", "operations"]));
+        assert_eq!(run["properties"]["verdict"]["enum"], json!(["pass", "fail"]));
         let point = &s["$defs"]["TimelinePoint"];
         let required = point["required"].as_array().unwrap();
         assert!(!required.contains(&json!("p95_ms")) && !required.contains(&json!("deliveries")));
