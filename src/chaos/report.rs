@@ -6,12 +6,11 @@ use serde::{Deserialize, Serialize};
 use crate::profile::report::{ThresholdOrigin, ThresholdResult};
 use crate::profile::stats::OpSummary;
 
-/// Version of the chaos report layout.
 /// Version of the chaos report layout: 2 added `timeline` and the scenarios' window starts.
 pub const CHAOS_REPORT_FORMAT: u32 = 2;
 
 /// What one phase (baseline, a fault window or a recovery window) measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseSummary {
     pub duration_s: f64,
     /// Every operation whose intended start fell in the phase, or that was in flight when this
@@ -38,7 +37,7 @@ pub struct PhaseSummary {
 }
 
 /// One scenario's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioReport {
     pub name: String,
     pub kind: String,
@@ -74,7 +73,7 @@ impl ScenarioReport {
 }
 
 /// Parameters of the run, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChaosParams {
     pub sessions: u32,
     pub rpm: f64,
@@ -86,7 +85,7 @@ pub struct ChaosParams {
 }
 
 /// The prober's own health over the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProberHealth {
     /// Resident memory after the warm-up (population up) and after the run (population gone).
     pub rss_after_warmup_bytes: Option<u64>,
@@ -101,18 +100,29 @@ pub struct ProberHealth {
 }
 
 /// Everything a chaos run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChaosReport {
+    /// Version of this layout: 2 (added `timeline` and the scenarios'
+    /// window starts); 1 reads the same without them.
+    #[schemars(range(min = 1, max = CHAOS_REPORT_FORMAT))]
     pub format: u32,
+    /// `chaos` one-shot; the profile entry's name in the daemon.
     pub profile: String,
+    /// The target's name.
     pub target: String,
+    /// Unix seconds.
     pub started_at: f64,
+    /// Unix seconds.
     pub ended_at: f64,
+    /// Monotonic run time.
     pub elapsed_s: f64,
+    /// Ended before the scenarios did (abort on a threshold breach, or cancellation).
     pub aborted: bool,
     pub abort_reason: Option<String>,
     pub params: ChaosParams,
+    /// The warm-up, before the first fault.
     pub baseline: PhaseSummary,
+    /// Scenarios in the order they ran.
     pub scenarios: Vec<ScenarioReport>,
     /// The run interval by interval (requests, errors, latency, population).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +133,7 @@ pub struct ChaosReport {
     pub thresholds_origin: ThresholdOrigin,
     /// "pass" when every scenario was injected, every threshold held (`no_data` never does) and
     /// some request succeeded.
+    #[schemars(extend("enum" = ["pass", "fail"]))]
     pub verdict: String,
     /// Why the run failed when no threshold says so (nothing succeeded).
     #[serde(default, skip_serializing_if = "Option::is_none")]

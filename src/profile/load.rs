@@ -12,7 +12,7 @@ use super::stats::RequestResult;
 use crate::mcp::McpClient;
 
 /// What one mix entry does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpKind {
     ToolCall { tool: String, arguments: Value },
@@ -38,7 +38,7 @@ impl OpKind {
 }
 
 /// One weighted entry of the mix; `name` is the bounded `operation` label.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MixEntry {
     pub name: String,
     pub weight: u32,

@@ -50,7 +50,7 @@ pub struct LongevityRun {
 }
 
 /// One memory snapshot: a line of the JSON-lines file, and what the telemetry records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemorySnapshot {
     /// Unix seconds.
     pub timestamp: f64,
@@ -78,7 +78,7 @@ pub trait MemoryObserver: Send + Sync {
 }
 
 /// Memory of one process over the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemorySummary {
     pub samples: u64,
     pub first_bytes: Option<u64>,
@@ -106,7 +106,7 @@ impl MemorySummary {
 }
 
 /// Parameters of a longevity run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LongevityParams {
     pub session_lifetime_s: f64,
     pub churn: f64,
@@ -119,7 +119,7 @@ pub struct LongevityParams {
 }
 
 /// What a longevity run measured besides its requests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LongevityResults {
     pub params: LongevityParams,
     pub sessions_ended_clean: u64,

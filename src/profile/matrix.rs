@@ -28,7 +28,7 @@ use crate::mcp::{
 pub const MATRIX_REPORT_FORMAT: u32 = 1;
 
 /// A client capability a server may ask the client to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientCapability {
     Roots,
@@ -77,7 +77,7 @@ impl ClientCapability {
 }
 
 /// Which client capabilities a cell declares (the `capabilities` label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CapabilityProfile {
     None,
@@ -121,7 +121,7 @@ impl CapabilityProfile {
 }
 
 /// Accept header of the cell's POSTs (the `response_mode` label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseMode {
     Sse,
@@ -147,7 +147,7 @@ impl ResponseMode {
 }
 
 /// Result of a cell or of one check; ordered from best to worst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CellResult {
     Works,
@@ -183,7 +183,7 @@ impl CellResult {
 
 /// A tool that makes the server send a request using a client capability (the official
 /// "everything" server's names by default; called only when the server lists it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TriggerTool {
     pub capability: ClientCapability,
     pub tool: String,
@@ -227,7 +227,7 @@ pub struct MatrixRun {
 }
 
 /// One check of a cell.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Check {
     /// connect, stream, tools, resources, prompts, roots, sampling, elicitation, server_requests.
     pub feature: String,
@@ -236,7 +236,7 @@ pub struct Check {
 }
 
 /// A server-to-client request a cell received.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeenRequest {
     pub method: String,
     /// The cell's profile declared the capability the request uses (ping: always true).
@@ -244,7 +244,7 @@ pub struct SeenRequest {
 }
 
 /// One cell of the matrix.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CellReport {
     pub capabilities: CapabilityProfile,
     pub response_mode: ResponseMode,
@@ -258,7 +258,7 @@ pub struct CellReport {
 }
 
 /// Whether a protocol version was found supported.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VersionProbe {
     pub version: String,
     pub supported: bool,
@@ -266,20 +266,30 @@ pub struct VersionProbe {
 }
 
 /// The JSON report of one matrix run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MatrixReport {
+    /// Version of this layout: 1.
+    #[schemars(range(min = 1, max = MATRIX_REPORT_FORMAT))]
     pub format: u32,
+    /// `matrix` one-shot; the profile entry's name in the daemon.
     pub profile: String,
+    /// The target's name.
     pub target: String,
+    /// Unix seconds.
     pub started_at: f64,
+    /// Unix seconds.
     pub ended_at: f64,
+    /// `serverInfo` of the target's `initialize` answer.
     pub server_name: String,
     pub server_version: String,
+    /// Every protocol version tried, supported or not.
     pub versions: Vec<VersionProbe>,
+    /// One per (capabilities, response mode, supported version).
     pub cells: Vec<CellReport>,
     /// Cells by result (`works`, `not_exercised`, `degraded`, `broken`; all present).
     pub summary: BTreeMap<String, u64>,
     /// `pass` when no cell is broken, else `fail`.
+    #[schemars(extend("enum" = ["pass", "fail"]))]
     pub verdict: String,
 }
 

@@ -72,7 +72,7 @@ impl NotifyRun {
 }
 
 /// Parameters of a notify run, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotifyParams {
     pub sessions: u32,
     pub batches: u32,
@@ -86,7 +86,7 @@ pub struct NotifyParams {
 }
 
 /// The notify section of the run report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotifyResults {
     pub params: NotifyParams,
     /// Sessions that connected and opened their stream.
@@ -181,8 +181,12 @@ impl LiveRun for NotifyLive<'_> {
         self.run.thresholds.iter().map(|t| t.evaluate(&source)).collect()
     }
 
+    /// Sessions holding their stream; the driver asks every tick, so the timeline records the
+    /// population here too (intervals with no session getting ready nor a delivery).
     fn population(&self) -> Population {
-        Population { sessions: self.tracker.ready.load(Ordering::Relaxed), in_flight: 0 }
+        let sessions = self.tracker.ready.load(Ordering::Relaxed);
+        self.tracker.delivery.timeline.population(0, sessions);
+        Population { sessions, in_flight: 0 }
     }
 
     fn detail(&self) -> String {
@@ -305,7 +309,8 @@ async fn session(index: usize, ctx: Arc<Ctx>) {
     let mut triggers = false;
     match opened {
         Some(Ok(Some(opened))) => {
-            ctx.tracker.ready.fetch_add(1, Ordering::Relaxed);
+            let ready = ctx.tracker.ready.fetch_add(1, Ordering::Relaxed) + 1;
+            ctx.tracker.delivery.timeline.population(0, ready);
             triggers = scope == TriggerScope::Session;
             // The latest response is the GET that opened the stream: its replica holds it.
             if let (Opened::Stream, Some(tagging)) = (opened, &ctx.run.replicas) {

@@ -100,7 +100,7 @@ pub struct MemoryProbe {
 }
 
 /// One series' fit and the range it covered.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeriesFit {
     /// Least-squares slope of bytes against live sessions, per 1,000 sessions; absent with too
     /// few samples or no change in sessions.
@@ -134,7 +134,7 @@ impl SeriesFit {
 }
 
 /// The report's `memory` section of a load run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemoryResults {
     /// Sampling interval, milliseconds.
     pub interval_ms: u64,

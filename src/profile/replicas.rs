@@ -45,7 +45,7 @@ impl ReplicaTagging {
 }
 
 /// Requests one replica served in a load run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReplicaRequests {
     pub requests: u64,
     pub failures: u64,
@@ -69,7 +69,7 @@ impl ReplicaCounts {
 }
 
 /// Deliveries to the sessions whose stream one replica held in a notify run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReplicaDelivery {
     /// Sessions whose stream this replica held.
     pub sessions: u64,

@@ -8,13 +8,12 @@ use super::load::MixEntry;
 pub use super::notify::NotifyResults;
 use super::stats::{OpSummary, Slots};
 
-/// Version of the report layout.
 /// Version of the report layout: 2 added `timeline` (readers of 1 ignore it; a version-1 report
 /// still reads, without one).
 pub const REPORT_FORMAT: u32 = 2;
 
 /// Parameters the run was started with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunParams {
     pub preset: Option<String>,
     pub clients: u32,
@@ -28,7 +27,7 @@ pub struct RunParams {
 }
 
 /// How a threshold came out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdStatus {
     /// The observed value satisfies the limit.
@@ -51,7 +50,7 @@ impl ThresholdStatus {
 }
 
 /// One threshold's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ThresholdResult {
     /// Normalized expression (also the `threshold` label).
     pub threshold: String,
@@ -82,7 +81,7 @@ impl ThresholdResult {
 }
 
 /// Where a run's thresholds came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdOrigin {
     /// `--threshold` flags or the config's `thresholds`.
@@ -105,20 +104,28 @@ impl ThresholdOrigin {
 }
 
 /// Everything a run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = load_fields_together)]
 pub struct RunReport {
+    /// Version of this layout: 2 (added `timeline`); 1 reads the same without it.
+    #[schemars(range(min = 1, max = REPORT_FORMAT))]
     pub format: u32,
+    /// `load`, `notify` or `longevity` one-shot; the profile entry's name in the daemon.
     pub profile: String,
+    /// The target's name (`--name`, or host:port of its URL).
     pub target: String,
     /// Unix seconds (wall clock; the only cross-process timestamps).
     pub started_at: f64,
+    /// Unix seconds.
     pub ended_at: f64,
     /// Monotonic run time.
     pub elapsed_s: f64,
     /// Ended before the schedule did (abort on a threshold breach, or cancellation).
     pub aborted: bool,
+    /// Why it ended early (`threshold ... breached`, `cancelled`).
     pub abort_reason: Option<String>,
-    /// The load profile's section (at the top level of the JSON, as in the first format).
+    /// The load profile's section (at the top level of the JSON, as in the first format; load
+    /// and longevity reports have all of its fields, notify reports none).
     #[serde(flatten)]
     pub load: Option<LoadResults>,
     /// The notification-stress profile's section.
@@ -136,6 +143,7 @@ pub struct RunReport {
     pub thresholds_origin: ThresholdOrigin,
     /// "pass" or "fail": a threshold failed or had no data, the run was aborted, or nothing
     /// succeeded.
+    #[schemars(extend("enum" = ["pass", "fail"]))]
     pub verdict: String,
     /// Why the run failed when no threshold says so (nothing succeeded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,7 +153,7 @@ pub struct RunReport {
 }
 
 /// What a load run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoadResults {
     pub params: RunParams,
     pub slots: Slots,
@@ -159,6 +167,16 @@ pub struct LoadResults {
     /// (`--memory-url`, `--redis`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<super::per_session::MemoryResults>,
+}
+
+/// Schema of [`RunReport`]: the flattened [`LoadResults`] fields are there all together or not at
+/// all (a notify report has none of them).
+fn load_fields_together(schema: &mut schemars::Schema) {
+    const FIELDS: [&str; 5] = ["params", "slots", "total", "operations", "connect"];
+    let others = |f: &str| FIELDS.iter().filter(|o| **o != f).copied().collect::<Vec<_>>();
+    let map: serde_json::Map<String, serde_json::Value> =
+        FIELDS.iter().map(|f| (f.to_string(), others(f).into())).collect();
+    schema.insert("dependentRequired".into(), map.into());
 }
 
 impl RunReport {
@@ -185,7 +203,7 @@ impl Default for Tolerance {
 }
 
 /// One way a run is worse than its baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Regression {
     /// `total` or an operation name.
     pub scope: String,

@@ -108,7 +108,7 @@ impl Outcomes {
 }
 
 /// Percentiles of one histogram, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Latency {
     pub avg_ms: f64,
     pub min_ms: f64,
@@ -138,7 +138,7 @@ impl Latency {
 }
 
 /// The report view of one operation (or a scope, or the whole run).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OpSummary {
     /// Completed requests (successes and failures).
     pub count: u64,
@@ -206,7 +206,7 @@ pub struct RunStats {
 }
 
 /// Slot accounting of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Slots {
     /// Slots the arrival plan intended (before any request-count bound).
     pub planned: u64,

@@ -24,7 +24,7 @@ const BUCKET_GROWTH: f64 = 1.08;
 const BUCKETS: usize = 287;
 
 /// One interval of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimelinePoint {
     /// Start of the interval, in seconds from the start of the run.
     pub t_s: f64,
@@ -60,7 +60,7 @@ pub struct TimelinePoint {
 }
 
 /// A run's points, oldest first; intervals without activity are absent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timeline {
     /// Seconds each point covers (a power-of-two multiple of the first interval).
     pub interval_s: f64,

@@ -5,6 +5,7 @@
 
 pub mod html;
 pub mod junit;
+pub mod schema;
 pub mod summary;
 
 use std::path::{Path, PathBuf};

@@ -21,4 +21,5 @@ mod notify_profile;
 mod notify_ramp;
 mod profile_replicas;
 mod report_junit;
+mod report_schema;
 mod verdicts;

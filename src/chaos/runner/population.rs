@@ -187,9 +187,12 @@ impl SessionHooks for ChaosSessions {
         if ctx.run.notify.as_ref().is_some_and(|s| s.method == n.method)
             && let Some(Nonce { session: None, index: i }) = find_nonce(&n.params, &ctx.run_id)
             && ctx.delivery.receive(index as usize, i, None, &NoNotifyObserver)
-            && let Some(st) = self.state(index)
         {
-            st.heard.fetch_max(i + 1, Ordering::Relaxed);
+            // On the report's timeline too (the population's: requests and deliveries together).
+            ctx.population.timeline.delivery(None);
+            if let Some(st) = self.state(index) {
+                st.heard.fetch_max(i + 1, Ordering::Relaxed);
+            }
         }
     }
 
