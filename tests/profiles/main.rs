@@ -20,4 +20,5 @@ mod memory_per_session;
 mod notify_profile;
 mod notify_ramp;
 mod profile_replicas;
+mod report_html;
 mod verdicts;
