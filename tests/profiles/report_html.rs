@@ -209,7 +209,7 @@ async fn longevity_html() {
         &metrics_url,
     ];
     let (_, html) = run_profile(dir.path(), "longevity", &args).await;
-    let page = assert_page(&html, &["memory", "throughput", "latency"]);
+    let page = assert_page(&html, &["memory-target", "memory-mcp-canary", "throughput", "latency"]);
     assert!(page.contains("fitted slope") && page.contains("warm-up"), "no fitted memory slope");
     look_at(&html, "longevity", true).await;
 }

@@ -72,6 +72,8 @@ pub struct Chart {
     pub series: Vec<Series>,
     pub bands: Vec<Band>,
     pub markers: Vec<Marker>,
+    /// Scale y to the data rather than from zero (memory: a slow leak stays visible).
+    pub y_fit: bool,
 }
 
 impl Chart {
@@ -152,6 +154,24 @@ pub fn short(v: f64) -> String {
     text + suffix
 }
 
+/// Tick labels for an axis from `lo` to `hi`: as many decimals as its steps need (so
+/// neighbouring ticks never read the same), large values as [`short`].
+fn ticks(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
+    let step = (hi - lo) / 6.0;
+    let digits = if step > 0.0 { (-step.log10()).ceil().clamp(0.0, 6.0) as usize } else { 0 };
+    let large = lo.abs().max(hi.abs()) >= 1e4;
+    move |v: &f64| {
+        if large {
+            return short(*v);
+        }
+        let mut text = format!("{v:.digits$}");
+        if text.contains('.') {
+            text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+        }
+        if text == "-0" { "0".into() } else { text }
+    }
+}
+
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The chart as an `<svg>` element (or a note saying why it could not be drawn).
@@ -178,7 +198,7 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, chart: &Chart) -> DrawResult 
     let (x0, x1) = range(xs, true);
     let (div, unit) = time_unit(x1 - x0);
     let ys = chart.series.iter().flat_map(|s| s.segments.iter().flatten().map(|p| p.1));
-    let (y0, y1) = range(ys, true);
+    let (y0, y1) = range(ys, !chart.y_fit);
     let mut ctx = ChartBuilder::on(root)
         .caption(&chart.title, ("sans-serif", 20))
         .margin(12)
@@ -191,8 +211,8 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, chart: &Chart) -> DrawResult 
         .y_desc(chart.y_desc.as_str())
         .x_labels(10)
         .y_labels(6)
-        .x_label_formatter(&|v| short(*v))
-        .y_label_formatter(&|v| short(*v))
+        .x_label_formatter(&ticks(x0 / div, x1 / div))
+        .y_label_formatter(&ticks(y0, y1))
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
         .bold_line_style(RGBColor(0xDD, 0xDD, 0xDD))
         .label_style(("sans-serif", 14))
@@ -342,5 +362,8 @@ mod tests {
         assert_eq!(short(40.0), "40");
         assert_eq!(short(0.5), "0.5");
         assert_eq!(short(1_000_000.0), "1M");
+        let f = ticks(38.1, 38.4);
+        assert_eq!((f(&38.15), f(&38.2)), ("38.15".to_string(), "38.2".to_string()));
+        assert_eq!(ticks(0.0, 200.0)(&50.0), "50");
     }
 }

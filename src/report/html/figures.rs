@@ -11,7 +11,7 @@ const ERROR_LINES: usize = 6;
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// A line of a chart: its name, what it draws of a point, its colour.
-type Line<T> = (&'static str, fn(&TimelinePoint) -> Option<T>, plotters::style::RGBColor);
+type Line = (&'static str, fn(&TimelinePoint) -> Option<f64>, plotters::style::RGBColor);
 
 fn interval(tl: &Timeline) -> f64 {
     if tl.interval_s.is_finite() && tl.interval_s > 0.0 { tl.interval_s } else { 1.0 }
@@ -76,7 +76,7 @@ pub fn throughput(tl: &Timeline, baseline: Option<&Timeline>) -> Chart {
 /// p50, p95 and p99 of each interval, and the baseline's dashed.
 pub fn latency(tl: &Timeline, baseline: Option<&Timeline>) -> Chart {
     let mut c = Chart::new("Latency percentiles", "latency (ms)");
-    let lines: [Line<f64>; 3] = [
+    let lines: [Line; 3] = [
         ("p50", |p| p.p50_ms, charts::GREEN),
         ("p95", |p| p.p95_ms, charts::ORANGE),
         ("p99", |p| p.p99_ms, charts::RED),
@@ -168,39 +168,45 @@ pub fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     Some((my - slope * mx, slope)).filter(|(a, b)| a.is_finite() && b.is_finite())
 }
 
-/// Memory of the target and of this process in MiB, warm-up shaded, each with the
-/// least-squares line over its post-warm-up points; returns the chart and the fitted slopes
-/// (MiB per hour) by series name.
-pub fn memory(tl: &Timeline, warmup_s: f64) -> (Chart, Vec<(String, f64)>) {
-    let mut c = Chart::new("Memory", "memory (MiB)");
-    let mut slopes = Vec::new();
+/// Memory of the target and of this process in MiB, a chart each (scaled to its data, so a
+/// slow leak shows), warm-up shaded, each with the least-squares line over its post-warm-up
+/// points; returns each chart's id, the chart and its fitted slope in MiB per hour.
+pub fn memory(tl: &Timeline, warmup_s: f64) -> Vec<(&'static str, Chart, Option<f64>)> {
+    let mut out = Vec::new();
     let end = tl.points.iter().map(|p| p.t_s).filter(|t| t.is_finite()).fold(0.0, f64::max);
-    if warmup_s > 0.0 && warmup_s.is_finite() {
-        c.bands.push(Band {
-            name: "warm-up".into(),
-            from: 0.0,
-            to: warmup_s.min(end.max(warmup_s)),
-            colour: charts::GREY,
-        });
-    }
-    let lines: [Line<u64>; 2] =
-        [("target", |p| p.target_memory_bytes, charts::BLUE), ("mcp-canary", |p| p.daemon_memory_bytes, charts::GREEN)];
-    for (name, value, colour) in lines {
+    type Process = (&'static str, &'static str, fn(&TimelinePoint) -> Option<u64>);
+    let lines: [Process; 2] = [
+        ("memory-target", "Target memory", |p| p.target_memory_bytes),
+        ("memory-mcp-canary", "mcp-canary memory", |p| p.daemon_memory_bytes),
+    ];
+    for (id, title, value) in lines {
         let segs = gappy(tl, |p| value(p).map(|b| b as f64 / MIB));
         if segs.iter().all(Vec::is_empty) {
             continue;
         }
+        let mut c = Chart::new(title, "memory (MiB)");
+        c.y_fit = true;
+        if warmup_s > 0.0 && warmup_s.is_finite() {
+            c.bands.push(Band {
+                name: "warm-up".into(),
+                from: 0.0,
+                to: warmup_s.min(end.max(warmup_s)),
+                colour: charts::GREY,
+            });
+        }
         let after: Vec<(f64, f64)> = segs.iter().flatten().copied().filter(|(t, _)| *t >= warmup_s).collect();
-        c.series.push(series(&format!("{name} memory"), colour, false, segs));
+        c.series.push(series("memory", charts::BLUE, false, segs));
+        let mut slope = None;
         if let Some((a, b)) = fit(&after) {
             let from = after.first().map_or(warmup_s, |p| p.0);
             let to = after.last().map_or(end, |p| p.0);
             let line = vec![vec![(from, a + b * from), (to, a + b * to)]];
-            c.series.push(series(&format!("{name} fitted slope"), colour, true, line));
-            slopes.push((name.to_string(), b * 3600.0));
+            c.series.push(series("least-squares fit after warm-up", charts::RED, true, line));
+            slope = Some(b * 3600.0);
         }
+        out.push((id, c, slope));
     }
-    (c, slopes)
+    out
 }
 
 /// Shade each scenario's fault (red) and recovery (green) window, mark where the fault was

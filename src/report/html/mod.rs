@@ -319,10 +319,12 @@ fn run_report(page: &mut Page, r: &RunReport, baseline: Option<&RunReport>) {
                 page.chart("delivery-latency", &figures::delivery_latency(tl, base_tl));
             }
             if let Some(l) = &r.longevity {
-                let (chart, slopes) = figures::memory(tl, l.params.warmup_s);
-                page.chart("memory", &chart);
-                for (name, slope) in slopes {
-                    page.note(&format!("{name}: fitted slope after warm-up {slope:+.2} MiB/h"));
+                for (id, chart, slope) in figures::memory(tl, l.params.warmup_s) {
+                    page.chart(id, &chart);
+                    if let Some(slope) = slope {
+                        let slope = if slope.abs() < 0.005 { 0.0 } else { slope };
+                        page.note(&format!("{}: fitted slope after warm-up {slope:+.2} MiB/h", chart.title));
+                    }
                 }
             }
             // A notify run's timeline counts deliveries, not requests.

@@ -191,14 +191,85 @@ fn a_run_page_has_its_charts_and_tables() {
 fn a_24_hour_soak_renders_small() {
     let r = Report::Run(Box::new(run("longevity", "http://127.0.0.1:1/mcp", 24.0, 512)));
     let page = html(&r, None);
-    assert!(page.contains("chart-memory") && page.contains("fitted slope"));
+    assert!(
+        page.contains("chart-memory-target")
+            && page.contains("chart-memory-mcp-canary")
+            && page.contains("fitted slope")
+    );
     assert!(page.contains("time since start (h)"));
     assert_self_contained(&page);
     eprintln!("24-hour longevity report: {} bytes", page.len());
+    if let Some(path) = std::env::var_os("MCP_CANARY_HTML_SAMPLE") {
+        std::fs::write(path, &page).unwrap();
+    }
     assert!(page.len() < 1_000_000, "24-hour report is {} bytes", page.len());
 }
 
 #[test]
 fn escape_covers_markup_and_controls() {
     assert_eq!(escape("a<b>&\"'\u{1b}"), "a&lt;b&gt;&amp;&quot;&#39;?");
+}
+
+#[test]
+fn a_chaos_page_shades_its_windows_and_escapes_scenarios() {
+    use crate::chaos::report::{ChaosParams, ProberHealth, ScenarioReport};
+    let scenario = ScenarioReport {
+        name: HOSTILE.into(),
+        kind: HOSTILE.into(),
+        spec: HOSTILE.into(),
+        fault_window_s: 10.0,
+        recovery_window_s: 10.0,
+        fault_started_s: Some(20.0),
+        recovery_started_s: Some(30.0),
+        injected: false,
+        injection_errors: vec![HOSTILE.into()],
+        detect_s: Some(1.5),
+        detected_by: Some(HOSTILE.into()),
+        recover_s: Some(2.0),
+        recovered: true,
+        fault: PhaseSummary::default(),
+        recovery: PhaseSummary::default(),
+    };
+    let c = ChaosReport {
+        format: 2,
+        profile: "chaos".into(),
+        target: HOSTILE.into(),
+        started_at: 0.0,
+        ended_at: 60.0,
+        elapsed_s: 60.0,
+        aborted: false,
+        abort_reason: None,
+        params: ChaosParams {
+            sessions: 2,
+            rpm: 60.0,
+            warmup_s: 5.0,
+            slow_after_ms: 1000.0,
+            sustain: 5,
+            notify_every_s: None,
+            through_proxy: true,
+        },
+        baseline: PhaseSummary::default(),
+        scenarios: vec![scenario],
+        timeline: run("load", "t", 60.0 / 3600.0, 60).timeline,
+        prober: ProberHealth::default(),
+        thresholds: vec![],
+        thresholds_origin: ThresholdOrigin::Default,
+        verdict: "fail".into(),
+        verdict_reason: Some(HOSTILE.into()),
+        client_cpu_seconds: None,
+    };
+    let page = html(&Report::Chaos(Box::new(c)), None);
+    assert!(!page.contains(HOSTILE), "unescaped report text in the chaos page");
+    for key in [">fault window</span>", ">recovery window</span>", ">detected</span>", ">recovered</span>"] {
+        assert!(page.contains(key), "no {key}");
+    }
+    assert_self_contained(&page);
+}
+
+#[test]
+fn a_baseline_of_an_older_format_without_timeline_still_renders() {
+    let mut baseline = run("load", "t", 0.01, 30);
+    baseline.timeline = None;
+    let page = html(&Report::Run(Box::new(run("load", "t", 0.01, 30))), Some(&baseline));
+    assert!(page.contains("chart-throughput") && !page.contains("baseline requests/s"));
 }
