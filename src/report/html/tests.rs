@@ -273,3 +273,31 @@ fn a_baseline_of_an_older_format_without_timeline_still_renders() {
     let page = html(&Report::Run(Box::new(run("load", "t", 0.01, 30))), Some(&baseline));
     assert!(page.contains("chart-throughput") && !page.contains("baseline requests/s"));
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a server calls itself or its errors, the page gains no element from it: it
+        /// has as many `<` as the page of the same text with the markup characters replaced.
+        #[test]
+        fn report_text_never_becomes_markup(text in "[<>&\"' a-zA-Z/=]{0,40}") {
+            let page_of = |text: &str| {
+                let mut r = run("load", text, 0.01, 20);
+                r.abort_reason = Some(text.to_string());
+                if let Some(tl) = r.timeline.as_mut() {
+                    tl.points[0].errors_by_type.insert(text.to_string(), 1);
+                }
+                html(&Report::Run(Box::new(r)), None)
+            };
+            let plain: String = text.chars().map(|c| if "<>&\"'".contains(c) { 'x' } else { c }).collect();
+            let (page, harmless) = (page_of(&text), page_of(&plain));
+            prop_assert_eq!(page.matches('<').count(), harmless.matches('<').count(), "elements from {:?}", text);
+            prop_assert!(!page.to_ascii_lowercase().contains("<script"));
+        }
+    }
+}
