@@ -33,6 +33,17 @@ fi
 (cd "$op" && node --input-type=module -e "await import('oidc-provider')" 2>/dev/null)
 echo "oidc-provider: $op/node_modules/oidc-provider"
 
+# The HTML report's browser check (tests/report/check-html.mjs): playwright-core driving the
+# system's Chromium (Debian `chromium`; no browser download).
+PLAYWRIGHT_VERSION=1.65.2
+pw=.cache/npm/playwright
+if ! grep -qs "\"version\": \"$PLAYWRIGHT_VERSION\"" "$pw/node_modules/playwright-core/package.json"; then
+  mkdir -p "$pw"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$pw" --no-audit --no-fund --loglevel=error \
+    "playwright-core@$PLAYWRIGHT_VERSION"
+fi
+echo "playwright-core: $pw/node_modules/playwright-core"
+
 # The peer matrix (tests/common/peers.rs): the Python MCP SDK 2.x and 1.x from PyPI, each in its
 # own virtualenv, and the mcp-use framework from npm. Their servers are in tests/peers/.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

@@ -27,6 +27,7 @@ need_pkg prometheus prometheus
 need_pkg prometheus-alertmanager prometheus-alertmanager
 need_pkg redis-server redis-server
 need_pkg nginx nginx
+need_pkg chromium chromium
 need_pkg systemd-analyze systemd
 if ! command -v cargo >/dev/null 2>&1; then
   need_pkg cargo cargo rustc

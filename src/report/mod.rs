@@ -102,13 +102,31 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
     writeln!(f, "{text}").map_err(|e| anyhow::anyhow!("cannot append to {}: {e}", path.display()))
 }
 
+/// Which run profile wrote a report (its `profile` may be a scheduled entry's name).
+fn kind(r: &RunReport) -> &'static str {
+    if r.notify.is_some() {
+        "notify"
+    } else if r.longevity.is_some() {
+        "longevity"
+    } else {
+        "load"
+    }
+}
+
 /// `mcp-canary report`: exit 0 when every output was written (the report's verdict is not the
 /// exit status: the run already gave it).
 pub fn command(args: &ReportArgs) -> anyhow::Result<u8> {
     let report = load(&args.report)?;
     let baseline = match &args.baseline {
-        Some(path) => match load(path)? {
-            Report::Run(b) => Some(*b),
+        Some(path) => match (load(path)?, &report) {
+            (Report::Run(b), Report::Run(r)) if kind(&b) == kind(r) => Some(*b),
+            (Report::Run(b), Report::Run(r)) => anyhow::bail!(
+                "--baseline {} is a {} report and {} a {} report: compare runs of the same profile",
+                path.display(),
+                kind(&b),
+                args.report.display(),
+                kind(r)
+            ),
             _ => {
                 anyhow::bail!("--baseline {}: only load, notify and longevity reports have a baseline", path.display())
             }

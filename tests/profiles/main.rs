@@ -20,6 +20,7 @@ mod memory_per_session;
 mod notify_profile;
 mod notify_ramp;
 mod profile_replicas;
+mod report_html;
 mod report_junit;
 mod report_schema;
 mod verdicts;
