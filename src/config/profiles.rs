@@ -20,6 +20,10 @@ pub struct HeavyLimits {
     pub max_request_rate: f64,
     /// A JSON report per run is written here.
     pub results_dir: PathBuf,
+    /// An HTML report beside each JSON one.
+    pub html: bool,
+    /// Runs of each profile and target kept in `results_dir`; older files are deleted.
+    pub keep_runs: u32,
 }
 
 /// One validated `[[profiles]]` entry, not yet planned against its targets.
@@ -49,10 +53,18 @@ pub(super) fn validate_limits(raw: &RawHeavyProfiles, errors: &mut Vec<ConfigErr
     if raw.results_dir.is_empty() {
         errors.push(ConfigError::new("heavy_profiles.results_dir", "must not be empty".into()));
     }
+    if raw.keep_runs == 0 || raw.keep_runs > super::raw::MAX_KEEP_RUNS {
+        errors.push(ConfigError::new(
+            "heavy_profiles.keep_runs",
+            format!("must be between 1 and {} (runs of each profile and target kept)", super::raw::MAX_KEEP_RUNS),
+        ));
+    }
     (errors.len() == before).then(|| HeavyLimits {
         max_sessions: raw.max_sessions,
         max_request_rate: raw.max_request_rate,
         results_dir: PathBuf::from(&raw.results_dir),
+        html: raw.html,
+        keep_runs: raw.keep_runs,
     })
 }
 

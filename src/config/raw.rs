@@ -158,6 +158,10 @@ pub struct RawHeavyProfiles {
     /// Aggregate requests per second.
     pub max_request_rate: f64,
     pub results_dir: String,
+    /// Also write each run's HTML report beside its JSON one.
+    pub html: bool,
+    /// Runs of each profile and target whose files are kept; older ones are deleted.
+    pub keep_runs: u32,
 }
 
 impl Default for RawHeavyProfiles {
@@ -166,9 +170,16 @@ impl Default for RawHeavyProfiles {
             max_sessions: crate::spec::DEFAULT_MAX_SESSIONS,
             max_request_rate: crate::spec::DEFAULT_MAX_RATE,
             results_dir: "results".into(),
+            html: true,
+            keep_runs: DEFAULT_KEEP_RUNS,
         }
     }
 }
+
+/// Default `[heavy_profiles] keep_runs`.
+pub const DEFAULT_KEEP_RUNS: u32 = 100;
+/// Most `[heavy_profiles] keep_runs`.
+pub const MAX_KEEP_RUNS: u32 = 100_000;
 
 /// `[[profiles]]`: a heavy profile run on a cron schedule against some targets. The table named
 /// like the profile (`[profiles.load]`, ...) holds its parameters, the flags of `run <profile>`.

@@ -59,6 +59,10 @@ impl Drop for Reservation {
 struct Shared {
     http: reqwest::Client,
     results_dir: PathBuf,
+    /// An HTML report beside each JSON one.
+    html: bool,
+    /// Runs of each profile and target whose files are kept.
+    keep_runs: u32,
     budget: Arc<Budget>,
     /// One lock per target: held for the whole of a heavy run.
     locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
@@ -93,6 +97,8 @@ pub async fn run(
     let shared = Arc::new(Shared {
         http,
         results_dir: limits.results_dir.clone(),
+        html: limits.html,
+        keep_runs: limits.keep_runs,
         budget: Arc::new(Budget { limits: (limits.max_sessions, limits.max_request_rate), used: Mutex::new((0, 0.0)) }),
         locks,
         leadership,
@@ -231,6 +237,44 @@ async fn execute(profile: String, run: ScheduledRun, shared: Arc<Shared>, cancel
             report = %path.display(), "Scheduled profile run finished"),
         Err(e) => events::report_failed(&target, &profile, &e),
     }
+    if shared.html {
+        let rendering =
+            crate::report::Rendering { report: &report, baseline: None, report_path: None, html_path: None };
+        let path = run_file(&shared.results_dir, &profile, &target, started, "html");
+        if let Err(e) = std::fs::write(&path, crate::report::html::render(&rendering)) {
+            events::report_failed(&target, &profile, &format!("{}: {e}", path.display()));
+        }
+    }
+    let removed = prune_runs(&shared.results_dir, &profile, &target, shared.keep_runs as usize);
+    if removed > 0 {
+        tracing::debug!(target_name = %target, profile, removed, "Older run files removed");
+    }
+}
+
+/// Delete the files of all but the newest `keep` runs of `profile` against `target` in `dir`
+/// (every `<profile>-<target>-<start ms>.<ext>`), so a daemon running for months keeps a bounded
+/// results directory. Returns the files removed.
+fn prune_runs(dir: &Path, profile: &str, target: &str, keep: usize) -> usize {
+    let prefix = format!("{profile}-{target}-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut runs: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rest = name.strip_prefix(&prefix)?;
+            // The start time alone, up to the extension: another target whose name begins with
+            // this one's (`a` and `a-b`) leaves a non-number here.
+            let (ms, _ext) = rest.split_once('.')?;
+            let ms = ms.parse::<u64>().ok().filter(|_| ms.bytes().all(|b| b.is_ascii_digit()))?;
+            Some((ms, e.path()))
+        })
+        .collect();
+    let mut starts: Vec<u64> = runs.iter().map(|(ms, _)| *ms).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let Some(&oldest_kept) = starts.len().checked_sub(keep).and_then(|i| starts.get(i)) else { return 0 };
+    runs.retain(|(ms, _)| *ms < oldest_kept);
+    runs.iter().filter(|(_, path)| std::fs::remove_file(path).is_ok()).count()
 }
 
 fn verdict_of(passed: bool, cancel: &CancellationToken) -> Verdict {
@@ -276,6 +320,37 @@ mod tests {
         assert_eq!(second, t("2026-01-01T00:00:10Z"));
         let daily = crate::config::parse_schedule("0 3 * * *").unwrap();
         assert_eq!(next_fire(&daily, t("2026-01-01T04:00:00Z"), None).unwrap(), t("2026-01-02T03:00:00Z"));
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_runs_of_one_profile_and_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let touch = |name: &str| std::fs::write(dir.path().join(name), b"x").unwrap();
+        for ms in [1000, 2000, 3000] {
+            touch(&format!("load-a-{ms}.json"));
+            touch(&format!("load-a-{ms}.html"));
+        }
+        touch("longevity-a-1500.snapshots.jsonl");
+        touch("load-a-b-500.json");
+        touch("load-a-notes.txt");
+        assert_eq!(prune_runs(dir.path(), "load", "a", 2), 2, "run 1000's JSON and HTML");
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "load-a-2000.html",
+                "load-a-2000.json",
+                "load-a-3000.html",
+                "load-a-3000.json",
+                "load-a-b-500.json",
+                "load-a-notes.txt",
+                "longevity-a-1500.snapshots.jsonl"
+            ]
+        );
+        assert_eq!(prune_runs(dir.path(), "load", "a", 5), 0, "fewer runs than kept");
+        assert_eq!(prune_runs(dir.path(), "longevity", "a", 1), 0);
     }
 
     #[test]

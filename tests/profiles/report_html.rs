@@ -213,3 +213,68 @@ async fn longevity_html() {
     assert!(page.contains("fitted slope") && page.contains("warm-up"), "no fitted memory slope");
     look_at(&html, "longevity", true).await;
 }
+
+/// The daemon's scheduled runs: an HTML report beside each JSON one, and only the newest
+/// `keep_runs` runs left in `results_dir` however long it runs.
+#[tokio::test]
+async fn daemon_writes_html_and_keeps_the_newest_runs() {
+    let (_target, url) = common::start_target(&[]).await;
+    let results = tempfile::tempdir().unwrap();
+    let profiles = r#"keep_runs = 2
+[[profiles]]
+name = "often"
+profile = "load"
+targets = ["ref"]
+schedule = "*/2 * * * * *"
+[profiles.load]
+clients = 1
+rpm = 120.0
+duration = "1s"
+"#;
+    let config = common::heavy_config(&url, results.path(), profiles);
+    let (daemon, _dir, base) = common::start_daemon("daemon-report-html", &config, &[]).await;
+    let files = |ext: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(results.path())
+            .unwrap()
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect();
+        v.sort();
+        v
+    };
+    // Four runs completed: two more than kept.
+    let mut completed = 0.0;
+    for _ in 0..80 {
+        let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+        completed = text
+            .lines()
+            .filter(|l| l.starts_with("mcp_canary_profile_runs_completed_total{") && l.contains("profile=\"often\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if completed >= 4.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(completed >= 4.0, "4 runs within 20 s, saw {completed}:\n{}", daemon.log_text());
+    // A run's files are written (JSON, HTML, then the pruning) after its completion is counted,
+    // and the next run may end meanwhile: wait for a moment where each kept run has both files.
+    let mut seen = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        seen = (files("json"), files("html"));
+        let (json, html) = &seen;
+        if !json.is_empty() && json.len() <= 2 && json.iter().all(|j| html.contains(&j.with_extension("html"))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (json, html) = seen;
+    assert!(!json.is_empty() && json.len() <= 2, "keep_runs = 2 after {completed} runs: {json:?}");
+    assert!(html.len() <= 2, "old HTML files removed too: {html:?}");
+    for j in &json {
+        let page = j.with_extension("html");
+        assert!(html.contains(&page), "{} has no HTML beside it: {html:?}", j.display());
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert!(text.contains("<svg") && text.contains("often"), "{}", page.display());
+    }
+}
