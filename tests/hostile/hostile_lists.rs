@@ -14,8 +14,10 @@
 //! `RSS_BOUND_MB`, run as shipped (the daemon sets glibc's mmap threshold itself:
 //! `process::return_freed_bodies_to_the_system`). Before the bounded listing (and with the former
 //! 8 MiB cap) the same run peaked at 1,618 MB. The peak of anonymous memory (RssAnon, sampled)
-//! is printed too: the debug binary under test maps about 33 MB of code that a release build
-//! does not.
+//! is printed too. The debug binary `cargo test` builds maps about 38 MB of code that a release
+//! build does not (and more with every dependency), so against it the bound applies to the peak
+//! less its file-backed pages (RssFile: code); against the release build
+//! (`TEST_MCP_CANARY_BIN`, as `scripts/test.sh` runs it) to the whole peak.
 
 use crate::client_support;
 use crate::common;
@@ -165,17 +167,19 @@ fn list_failures(s: &Scrape, t: &str, error_type: &str) -> f64 {
     )
 }
 
+/// A `Name:   N kB` field of /proc/PID/status, in kB (0 when absent).
+fn kb_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// (VmHWM, VmRSS) of a process in MB.
 fn rss_mb(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb / 1024)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    (kb_field(&status, "VmHWM:") / 1024, kb_field(&status, "VmRSS:") / 1024)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,12 +206,7 @@ async fn hostile_lists_leave_the_daemon_small_and_every_target_classified() {
         tokio::spawn(async move {
             for _ in 0..3_000 {
                 let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let kb = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("RssAnon:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                    .unwrap_or(0);
-                peak.fetch_max(kb / 1024, std::sync::atomic::Ordering::Relaxed);
+                peak.fetch_max(kb_field(&status, "RssAnon:") / 1024, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -255,6 +254,12 @@ async fn hostile_lists_leave_the_daemon_small_and_every_target_classified() {
         let t = format!("normal-{i}");
         assert_eq!(s.value("mcp_canary_probe_success", &[("target", &t)]), 1.0, "{t}:\n{}", s.text);
     }
-    assert!(hwm < RSS_BOUND_MB, "daemon peak RSS {hwm} MB is over the {RSS_BOUND_MB} MB bound");
+    let debug_daemon = cfg!(debug_assertions) && std::env::var_os("TEST_MCP_CANARY_BIN").is_none();
+    if debug_daemon {
+        let own = hwm.saturating_sub(kb_field(&status, "RssFile:") / 1024);
+        assert!(own < RSS_BOUND_MB, "debug daemon peak RSS less its code {own} MB is over the {RSS_BOUND_MB} MB bound");
+    } else {
+        assert!(hwm < RSS_BOUND_MB, "daemon peak RSS {hwm} MB is over the {RSS_BOUND_MB} MB bound");
+    }
     let _ = daemon.terminate(Duration::from_secs(20)).await;
 }
