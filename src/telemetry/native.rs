@@ -164,19 +164,41 @@ impl NativeStore {
     /// The classic text exposition of every histogram family, as the exporter renders it
     /// (`# HELP`, `# TYPE`, `_bucket` lines with `le`, `_sum`, `_count`, a blank line per family).
     pub fn render_text(&self, out: &mut String) {
+        self.render_text_chunks(usize::MAX, |chunk| {
+            out.push_str(&chunk);
+            true
+        });
+    }
+
+    /// [`Self::render_text`] in pieces of whole lines, each handed to `emit` once it holds at
+    /// least `chunk` bytes (the last one whatever it holds), so that a fleet's tens of megabytes
+    /// are never in memory at once. Stops, returning false, when `emit` returns false (the
+    /// scraper is gone).
+    pub fn render_text_chunks(&self, chunk: usize, mut emit: impl FnMut(String) -> bool) -> bool {
         let grouped = self.grouped();
+        let fresh = || String::with_capacity(chunk.saturating_add(CHUNK_SLACK).min(MAX_PREALLOC));
+        let mut out = fresh();
         for (name, series) in grouped {
             if let Some(def) = CATALOGUE.iter().find(|d| d.name == name) {
-                write_help_line(out, &name, None, None, def.help);
+                write_help_line(&mut out, &name, None, None, def.help);
             }
-            write_type_line(out, &name, None, None, "histogram");
+            write_type_line(&mut out, &name, None, None, "histogram");
             for (_, s) in series {
-                s.write_text(out, &name);
+                s.write_text(&mut out, &name);
+                if out.len() >= chunk && !emit(std::mem::replace(&mut out, fresh())) {
+                    return false;
+                }
             }
             out.push('\n');
         }
+        out.is_empty() || emit(out)
     }
 }
+
+/// Room beyond a chunk's size for the series that crosses it (one series' lines: a few KB).
+const CHUNK_SLACK: usize = 16 * 1024;
+/// A chunk's buffer is allocated at most this large up front (one that takes everything grows).
+const MAX_PREALLOC: usize = 1024 * 1024;
 
 impl HistogramFn for NativeSeries {
     fn record(&self, value: f64) {
