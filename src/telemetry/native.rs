@@ -123,6 +123,9 @@ pub fn catalogue_buckets(name: &str) -> Option<&'static [f64]> {
 /// A series' labels, in call order.
 pub type Labels = Vec<(String, String)>;
 
+/// A series' labels (borrowed from its key) and the series.
+pub type BorrowedSeries<'a> = (Vec<(&'a str, &'a str)>, &'a NativeSeries);
+
 /// Every series, by metric key (name and labels).
 #[derive(Debug, Default)]
 pub struct NativeStore {
@@ -151,6 +154,22 @@ impl NativeStore {
             series.sort_by(|a, b| a.0.cmp(&b.0));
         }
         out
+    }
+
+    /// Call `f` with each metric name (sorted) and its series, sorted by labels (the order of
+    /// [`Self::snapshot`]), without copying a label: the store stays read-locked meanwhile, so
+    /// only a series' first observation waits.
+    pub fn each_family(&self, mut f: impl FnMut(&str, &[BorrowedSeries<'_>])) {
+        let all = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        let mut grouped: BTreeMap<&str, Vec<BorrowedSeries<'_>>> = BTreeMap::new();
+        for (key, series) in all.iter() {
+            let labels = key.labels().map(|l| (l.key(), l.value())).collect();
+            grouped.entry(key.name()).or_default().push((labels, series.as_ref()));
+        }
+        for (name, mut series) in grouped {
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+            f(name, &series);
+        }
     }
 
     /// Native counts, grouped by metric name (sorted), each name's series sorted by labels.
