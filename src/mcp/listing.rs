@@ -201,20 +201,8 @@ pub fn parsed_size(text: &str) -> Result<usize, serde_json::Error> {
     Ok(text.len().saturating_add(nodes.saturating_mul(VALUE_NODE_BYTES)))
 }
 
-/// A fresh hasher for listing hashes: foldhash's quality variant with a fixed seed (the same
-/// value every run, as a drift check across cycles needs), several times cheaper than SipHash
-/// on the short keys and strings of a listing. Listing hashes are compared within one process
-/// only; none is stored or shown.
-fn hasher() -> impl Hasher {
-    use std::hash::BuildHasher;
-    foldhash::quality::FixedState::with_seed(LISTING_SEED).build_hasher()
-}
-
-/// The seed of [`hasher`].
-const LISTING_SEED: u64 = 0x6d63_702d_6361_6e61;
-
 fn hash_of<T: Hash + ?Sized>(t: &T) -> u64 {
-    let mut h = hasher();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
     t.hash(&mut h);
     h.finish()
 }
@@ -401,7 +389,7 @@ impl<'de> Visitor<'de> for Canonical {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(u64, usize), A::Error> {
-        let mut h = hasher();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
         6u8.hash(&mut h);
         let mut nodes = 1usize;
         while let Some((e, n)) = seq.next_element_seed(Canonical)? {
