@@ -23,19 +23,6 @@ pub fn return_freed_bodies_to_the_system() {
     }
 }
 
-/// Give the pages of freed small allocations back to the system, in every malloc arena (glibc's
-/// `malloc_trim`). A large fleet's scrape builds and drops tens of megabytes of small strings
-/// and maps on whichever thread renders it; without this each thread's arena keeps its share
-/// resident, and the next scrape, rendered on another thread, adds its own on top (measured in
-/// `benches/fleet.rs`: the peak after a text and a protobuf scrape). A no-op elsewhere.
-pub fn trim_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory to the system; it is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit (a run holds a connection per session; the
 /// usual soft default of 1,024 would cap it far below what the host allows). Returns the new
 /// soft limit.

@@ -104,7 +104,6 @@ async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> a
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if crate::telemetry::protobuf::accepts_protobuf(accept) {
         let body = state.exporter.render_protobuf();
-        crate::process::trim_freed_memory();
         return ([(header::CONTENT_TYPE, crate::telemetry::protobuf::CONTENT_TYPE)], body).into_response();
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text_body(state.exporter)).into_response()
@@ -116,14 +115,12 @@ const TEXT_CHUNKS_AHEAD: usize = 2;
 
 /// The text exposition streamed as it is rendered (see [`Exporter::render_chunks`]), on a
 /// blocking thread that stays at most [`TEXT_CHUNKS_AHEAD`] pieces ahead of the scraper and stops
-/// when the scraper is gone. The bytes are those of [`Exporter::render`]. Either exposition
-/// ends by giving the memory its rendering freed back (see [`crate::process::trim_freed_memory`]).
+/// when the scraper is gone. The bytes are those of [`Exporter::render`].
 fn text_body(exporter: Exporter) -> axum::body::Body {
     let (tx, rx) = mpsc::channel::<bytes::Bytes>(TEXT_CHUNKS_AHEAD);
     tokio::task::spawn_blocking(move || {
         exporter
             .render_chunks(crate::telemetry::prometheus::TEXT_CHUNK, |chunk| tx.blocking_send(chunk.into()).is_ok());
-        crate::process::trim_freed_memory();
     });
     axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
