@@ -103,8 +103,13 @@ async fn index() -> Html<&'static str> {
 async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> axum::response::Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if crate::telemetry::protobuf::accepts_protobuf(accept) {
-        let body = state.exporter.render_protobuf();
-        return ([(header::CONTENT_TYPE, crate::telemetry::protobuf::CONTENT_TYPE)], body).into_response();
+        // On a blocking thread, as the text is: the runtime's threads keep probing meanwhile,
+        // and both scrapes' transient memory comes from the same threads' allocator arenas.
+        let exporter = state.exporter.clone();
+        return match tokio::task::spawn_blocking(move || exporter.render_protobuf()).await {
+            Ok(body) => ([(header::CONTENT_TYPE, crate::telemetry::protobuf::CONTENT_TYPE)], body).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        };
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text_body(state.exporter)).into_response()
 }
