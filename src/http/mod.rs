@@ -103,10 +103,33 @@ async fn index() -> Html<&'static str> {
 async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> axum::response::Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if crate::telemetry::protobuf::accepts_protobuf(accept) {
-        let body = state.exporter.render_protobuf();
-        return ([(header::CONTENT_TYPE, crate::telemetry::protobuf::CONTENT_TYPE)], body).into_response();
+        // On a blocking thread, as the text is: the runtime's threads keep probing meanwhile,
+        // and both scrapes' transient memory comes from the same threads' allocator arenas.
+        let exporter = state.exporter.clone();
+        return match tokio::task::spawn_blocking(move || exporter.render_protobuf()).await {
+            Ok(body) => ([(header::CONTENT_TYPE, crate::telemetry::protobuf::CONTENT_TYPE)], body).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        };
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.exporter.render()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text_body(state.exporter)).into_response()
+}
+
+/// Pieces of the text exposition rendered ahead of the scraper: with the one being written,
+/// what a scrape holds beyond the counters' and gauges' text.
+const TEXT_CHUNKS_AHEAD: usize = 2;
+
+/// The text exposition streamed as it is rendered (see [`Exporter::render_chunks`]), on a
+/// blocking thread that stays at most [`TEXT_CHUNKS_AHEAD`] pieces ahead of the scraper and stops
+/// when the scraper is gone. The bytes are those of [`Exporter::render`].
+fn text_body(exporter: Exporter) -> axum::body::Body {
+    let (tx, rx) = mpsc::channel::<bytes::Bytes>(TEXT_CHUNKS_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        exporter
+            .render_chunks(crate::telemetry::prometheus::TEXT_CHUNK, |chunk| tx.blocking_send(chunk.into()).is_ok());
+    });
+    axum::body::Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    }))
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
@@ -165,5 +188,47 @@ impl Surface {
         if let Some(server) = self.server {
             let _ = server.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// `/metrics` streams the text exposition: the body is `Exporter::render`'s, byte for byte.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streamed_scrape_is_the_rendered_text() {
+        let (exporter, recorder) = Exporter::unregistered();
+        metrics::with_local_recorder(&recorder, || {
+            use crate::telemetry::catalogue as m;
+            for t in 0..200 {
+                let t = format!("t{t}");
+                for (method, seconds) in [("tools/call", 0.07), ("tools/list", 0.004), ("initialize", 0.3)] {
+                    metrics::histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method)
+                        .record(seconds);
+                }
+                metrics::counter!(m::PROBES.name, "target" => t, "outcome" => "success").increment(1);
+            }
+        });
+        let rendered = exporter.render();
+        assert!(rendered.len() > 2 * crate::telemetry::prometheus::TEXT_CHUNK, "several pieces: {}", rendered.len());
+        let app = router(exporter, Arc::new(Readiness::default()), DaemonEndpoints::default());
+        let response =
+            app.oneshot(http::Request::get("/metrics").body(Body::empty()).unwrap()).await.expect("answered");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; version=0.0.4; charset=utf-8");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("whole body");
+        // The same lines (the exporter's counters come in hash order, which may differ between
+        // two renders) and the histograms' text byte for byte.
+        let body = std::str::from_utf8(&body).expect("UTF-8");
+        let (mut streamed, mut expected): (Vec<&str>, Vec<&str>) = (body.lines().collect(), rendered.lines().collect());
+        streamed.sort_unstable();
+        expected.sort_unstable();
+        assert!(streamed == expected, "{} bytes streamed, {} rendered", body.len(), rendered.len());
+        let histograms = rendered.find("# HELP mcp_client_operation_duration_seconds").expect("histograms");
+        let end = histograms + rendered[histograms..].find("\n\n").expect("family end");
+        assert!(body.contains(&rendered[histograms..end]), "the histograms' text, byte for byte");
     }
 }

@@ -123,6 +123,9 @@ pub fn catalogue_buckets(name: &str) -> Option<&'static [f64]> {
 /// A series' labels, in call order.
 pub type Labels = Vec<(String, String)>;
 
+/// A series' labels (borrowed from its key) and the series.
+pub type BorrowedSeries<'a> = (Vec<(&'a str, &'a str)>, &'a NativeSeries);
+
 /// Every series, by metric key (name and labels).
 #[derive(Debug, Default)]
 pub struct NativeStore {
@@ -153,6 +156,22 @@ impl NativeStore {
         out
     }
 
+    /// Call `f` with each metric name (sorted) and its series, sorted by labels (the order of
+    /// [`Self::snapshot`]), without copying a label: the store stays read-locked meanwhile, so
+    /// only a series' first observation waits.
+    pub fn each_family(&self, mut f: impl FnMut(&str, &[BorrowedSeries<'_>])) {
+        let all = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        let mut grouped: BTreeMap<&str, Vec<BorrowedSeries<'_>>> = BTreeMap::new();
+        for (key, series) in all.iter() {
+            let labels = key.labels().map(|l| (l.key(), l.value())).collect();
+            grouped.entry(key.name()).or_default().push((labels, series.as_ref()));
+        }
+        for (name, mut series) in grouped {
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+            f(name, &series);
+        }
+    }
+
     /// Native counts, grouped by metric name (sorted), each name's series sorted by labels.
     pub fn snapshot(&self) -> BTreeMap<String, Vec<(Labels, NativeCounts)>> {
         self.grouped()
@@ -164,19 +183,41 @@ impl NativeStore {
     /// The classic text exposition of every histogram family, as the exporter renders it
     /// (`# HELP`, `# TYPE`, `_bucket` lines with `le`, `_sum`, `_count`, a blank line per family).
     pub fn render_text(&self, out: &mut String) {
+        self.render_text_chunks(usize::MAX, |chunk| {
+            out.push_str(&chunk);
+            true
+        });
+    }
+
+    /// [`Self::render_text`] in pieces of whole lines, each handed to `emit` once it holds at
+    /// least `chunk` bytes (the last one whatever it holds), so that a fleet's tens of megabytes
+    /// are never in memory at once. Stops, returning false, when `emit` returns false (the
+    /// scraper is gone).
+    pub fn render_text_chunks(&self, chunk: usize, mut emit: impl FnMut(String) -> bool) -> bool {
         let grouped = self.grouped();
+        let fresh = || String::with_capacity(chunk.saturating_add(CHUNK_SLACK).min(MAX_PREALLOC));
+        let mut out = fresh();
         for (name, series) in grouped {
             if let Some(def) = CATALOGUE.iter().find(|d| d.name == name) {
-                write_help_line(out, &name, None, None, def.help);
+                write_help_line(&mut out, &name, None, None, def.help);
             }
-            write_type_line(out, &name, None, None, "histogram");
+            write_type_line(&mut out, &name, None, None, "histogram");
             for (_, s) in series {
-                s.write_text(out, &name);
+                s.write_text(&mut out, &name);
+                if out.len() >= chunk && !emit(std::mem::replace(&mut out, fresh())) {
+                    return false;
+                }
             }
             out.push('\n');
         }
+        out.is_empty() || emit(out)
     }
 }
+
+/// Room beyond a chunk's size for the series that crosses it (one series' lines: a few KB).
+const CHUNK_SLACK: usize = 16 * 1024;
+/// A chunk's buffer is allocated at most this large up front (one that takes everything grows).
+const MAX_PREALLOC: usize = 1024 * 1024;
 
 impl HistogramFn for NativeSeries {
     fn record(&self, value: f64) {

@@ -73,6 +73,24 @@ impl Exporter {
         })
     }
 
+    /// An exporter and the recorder that feeds it, not installed globally: record through
+    /// `metrics::with_local_recorder` (tests).
+    #[cfg(test)]
+    pub(crate) fn unregistered() -> (Self, impl Recorder) {
+        let split = Split::new().expect("the catalogue's buckets");
+        let exporter = Self {
+            handle: split.scalars.handle(),
+            histograms: split.histograms.handle(),
+            native: Arc::clone(&split.native),
+            last_size: Default::default(),
+            info: Default::default(),
+            process: Arc::new(metrics_process::Collector::default()),
+            otlp: None,
+            retired: Default::default(),
+        };
+        (exporter, split)
+    }
+
     /// Flush and stop OTLP export (shutdown path), waiting at most `within` so an unreachable
     /// collector cannot hold the exit; a no-op without OTLP.
     pub async fn shutdown(&self, within: std::time::Duration) {
@@ -84,18 +102,40 @@ impl Exporter {
         }
     }
 
-    /// Prometheus text exposition of every series (but a retired target's).
+    /// Prometheus text exposition of every series (but a retired target's), in one string: the
+    /// chunks of [`Self::render_chunks`] joined.
     pub fn render(&self) -> String {
-        self.process.collect();
         let expected = self.last_size.load(std::sync::atomic::Ordering::Relaxed);
-        let mut text = exposition(&self.handle, &self.histograms, &self.native, expected + expected / 16);
-        let retired = self.retired.read().unwrap_or_else(PoisonError::into_inner);
-        if !retired.is_empty() {
-            text = without_targets(&text, &retired);
-        }
-        text.push_str(&self.info.render());
+        let mut text = String::with_capacity(expected + expected / 16);
+        self.render_chunks(TEXT_CHUNK, |chunk| {
+            text.push_str(&chunk);
+            true
+        });
         self.last_size.store(text.len(), std::sync::atomic::Ordering::Relaxed);
         text
+    }
+
+    /// The text exposition of [`Self::render`], byte for byte, handed to `emit` in pieces of
+    /// whole lines: the counters and gauges as the exporter renders them (one piece), the
+    /// catalogue's histograms in pieces of about `chunk` bytes, then any other histogram and
+    /// the info families. `/metrics` streams them, so a fleet's 30 MB of classic buckets is
+    /// never in memory at once. Stops when `emit` returns false (the scraper is gone).
+    pub fn render_chunks(&self, chunk: usize, mut emit: impl FnMut(String) -> bool) {
+        self.process.collect();
+        // A copy: a slow scraper must not hold off a reload's retire_target.
+        let retired = self.retired.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut filtered = |text: String| {
+            let text = if retired.is_empty() { text } else { without_targets(&text, &retired) };
+            text.is_empty() || emit(text)
+        };
+        let sent = filtered(self.handle.render())
+            && self.native.render_text_chunks(chunk, &mut filtered)
+            && filtered(self.histograms.render());
+        // Info series of a retired target are gone already.
+        let info = self.info.render();
+        if sent && !info.is_empty() {
+            emit(info);
+        }
     }
 
     /// Delimited protobuf exposition (see [`super::protobuf`]): the counters and gauges of
@@ -137,17 +177,13 @@ impl Exporter {
     }
 }
 
+/// The text exposition's pieces are about this size (see [`Exporter::render_chunks`]).
+pub const TEXT_CHUNK: usize = 256 * 1024;
+
 /// The text of the counters and gauges, then of the histograms, as one registry renders them.
-/// `capacity`: the size expected (the last scrape's), so that a fleet's tens of megabytes are
-/// written into one buffer instead of doubling and copying it.
-fn exposition(
-    scalars: &PrometheusHandle,
-    histograms: &PrometheusHandle,
-    native: &NativeStore,
-    capacity: usize,
-) -> String {
-    let mut text = String::with_capacity(capacity);
-    text.push_str(&scalars.render());
+#[cfg(test)]
+fn exposition(scalars: &PrometheusHandle, histograms: &PrometheusHandle, native: &NativeStore) -> String {
+    let mut text = scalars.render();
     native.render_text(&mut text);
     text.push_str(&histograms.render());
     text
@@ -262,7 +298,7 @@ mod tests {
                 record_some();
             });
         }
-        let text = exposition(&scalars, &histograms, &split.native, 0);
+        let text = exposition(&scalars, &histograms, &split.native);
         assert!(text.contains("mcp_client_operation_duration_seconds_bucket{target=\"a\",mcp_method_name=\"tools/call\",le=\"0.1\"} 2\n"), "{text}");
         assert_eq!(sorted_lines(&text), sorted_lines(&reference.render()));
         // And every histogram series is in the native store too.
@@ -271,6 +307,61 @@ mod tests {
         assert_eq!(native["mcp_client_operation_duration_seconds"][0].1.count, 1);
         assert!(!native.contains_key("not_in_the_catalogue_seconds"), "kept by the exporter");
         assert!(text.contains("not_in_the_catalogue_seconds{quantile=\"0.5\"} 1.5"), "{text}");
+    }
+
+    /// The pieces `/metrics` streams are whole lines and join into the one-buffer text, at any
+    /// piece size, with retired targets left out alike; a scraper gone stops the rendering. The
+    /// histograms' text (ours) is byte for byte the same; the exporter's counters and gauges
+    /// come in hash order, which may differ between two renders, so those compare as lines.
+    #[test]
+    fn chunked_text_is_the_one_buffer_text() {
+        let (exporter, recorder) = Exporter::unregistered();
+        metrics::with_local_recorder(&recorder, || {
+            super::super::describe_all();
+            record_some();
+        });
+        let mut histograms = String::new();
+        exporter.native.render_text(&mut histograms);
+        let one = exposition(&exporter.handle, &exporter.histograms, &exporter.native);
+        assert!(one.contains(&histograms) && histograms.contains("_bucket{"), "{one}");
+        for chunk in [1, 200, TEXT_CHUNK] {
+            let mut pieces = Vec::new();
+            assert!(exporter.native.render_text_chunks(chunk, |piece| {
+                pieces.push(piece);
+                true
+            }));
+            assert_eq!(pieces.concat(), histograms, "pieces of {chunk} bytes");
+            if chunk == 1 {
+                assert!(pieces.len() >= 6, "one piece per histogram series: {}", pieces.len());
+            }
+            let mut pieces = Vec::new();
+            exporter.render_chunks(chunk, |piece| {
+                pieces.push(piece);
+                true
+            });
+            assert!(pieces.iter().all(|p| p.ends_with('\n')), "{pieces:?}");
+            let text = pieces.concat();
+            assert!(text.contains(&histograms));
+            assert_eq!(sorted_lines(&text), sorted_lines(&one), "pieces of {chunk} bytes");
+        }
+        assert_eq!(sorted_lines(&exporter.render()), sorted_lines(&one));
+
+        exporter.retire_target("a");
+        let retired = BTreeSet::from(["a".to_string()]);
+        let mut text = String::new();
+        exporter.render_chunks(1, |piece| {
+            text.push_str(&piece);
+            true
+        });
+        assert_eq!(sorted_lines(&text), sorted_lines(&without_targets(&one, &retired)));
+        assert!(!text.contains("target=\"a\"") && text.contains("target=\"b\\\"c\""), "{text}");
+
+        let mut asked = 0;
+        exporter.render_chunks(1, |_| {
+            asked += 1;
+            false
+        });
+        assert_eq!(asked, 1, "nothing rendered after the scraper left");
     }
 
     #[test]

@@ -141,23 +141,23 @@ pub fn accepts_protobuf(accept: &str) -> bool {
 /// native histogram of `native` whose `target` label is not in `retired`.
 pub fn encode(text: &str, native: &NativeStore, retired: &BTreeSet<String>) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() / 3);
-    let mut family: Option<MetricFamily> = None;
+    let mut family: Option<FamilyWriter> = None;
     let mut skip = false;
-    let flush = |family: &mut Option<MetricFamily>, out: &mut Vec<u8>| {
-        if let Some(f) = family.take().filter(|f| !f.metric.is_empty()) {
-            f.encode_length_delimited(out).expect("a Vec grows");
+    let flush = |family: &mut Option<FamilyWriter>, out: &mut Vec<u8>| {
+        if let Some(f) = family.take() {
+            f.finish(out);
         }
     };
     for line in text.lines() {
         if let Some(comment) = line.strip_prefix("# ") {
             let mut parts = comment.splitn(3, ' ');
             let (kind, name, rest) = (parts.next(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-            if family.as_ref().and_then(|f| f.name.as_deref()) != Some(name) {
+            if family.as_ref().and_then(|f| f.head.name.as_deref()) != Some(name) {
                 flush(&mut family, &mut out);
-                family = Some(MetricFamily { name: Some(name.to_string()), ..Default::default() });
+                family = Some(FamilyWriter::new(MetricFamily { name: Some(name.to_string()), ..Default::default() }));
                 skip = false;
             }
-            let f = family.as_mut().expect("set above");
+            let f = &mut family.as_mut().expect("set above").head;
             match kind {
                 Some("HELP") => f.help = Some(rest.replace("\\n", "\n").replace("\\\\", "\\")),
                 Some("TYPE") => {
@@ -180,44 +180,82 @@ pub fn encode(text: &str, native: &NativeStore, retired: &BTreeSet<String>) -> V
             continue;
         }
         let Some((name, labels, value)) = parse_sample(line) else { continue };
-        if family.as_ref().and_then(|f| f.name.as_deref()) != Some(name) {
+        if family.as_ref().and_then(|f| f.head.name.as_deref()) != Some(name) {
             flush(&mut family, &mut out);
-            family = Some(MetricFamily {
+            family = Some(FamilyWriter::new(MetricFamily {
                 name: Some(name.to_string()),
                 r#type: Some(MetricType::Untyped as i32),
                 ..Default::default()
-            });
+            }));
         }
         let f = family.as_mut().expect("set above");
         let v = Some(Value { value: Some(value) });
         let mut metric = Metric { label: labels, ..Default::default() };
-        match f.r#type {
+        match f.head.r#type {
             Some(t) if t == MetricType::Counter as i32 => metric.counter = v,
             Some(t) if t == MetricType::Gauge as i32 => metric.gauge = v,
             _ => metric.untyped = v,
         }
-        f.metric.push(metric);
+        f.push(&metric);
     }
     flush(&mut family, &mut out);
 
-    for (name, series) in native.snapshot() {
-        let metric: Vec<Metric> = series
-            .into_iter()
-            .filter(|(labels, _)| !labels.iter().any(|(k, v)| k == "target" && retired.contains(v)))
-            .map(|(labels, counts)| Metric {
-                label: labels.into_iter().map(|(k, v)| LabelPair { name: Some(k), value: Some(v) }).collect(),
-                histogram: Some(native_histogram(&counts)),
-                ..Default::default()
-            })
-            .collect();
-        if metric.is_empty() {
-            continue;
-        }
+    native.each_family(|name, series| {
         let help = CATALOGUE.iter().find(|d| d.name == name).map(|d| d.help.to_string());
-        let family = MetricFamily { name: Some(name), help, r#type: Some(MetricType::Histogram as i32), metric };
-        family.encode_length_delimited(&mut out).expect("a Vec grows");
-    }
+        let mut family = FamilyWriter::new(MetricFamily {
+            name: Some(name.to_string()),
+            help,
+            r#type: Some(MetricType::Histogram as i32),
+            metric: Vec::new(),
+        });
+        for (labels, s) in series {
+            if labels.iter().any(|(k, v)| *k == "target" && retired.contains(*v)) {
+                continue;
+            }
+            family.push(&Metric {
+                label: labels
+                    .iter()
+                    .map(|(k, v)| LabelPair { name: Some(k.to_string()), value: Some(v.to_string()) })
+                    .collect(),
+                histogram: Some(native_histogram(&s.counts())),
+                ..Default::default()
+            });
+        }
+        family.finish(&mut out);
+    });
     out
+}
+
+/// A family written as its metrics come: each metric encoded at once (a few hundred bytes instead
+/// of a message struct held until the family ends), then the family's header and length in
+/// front. The bytes are those of the whole `MetricFamily` message, length-delimited: prost writes
+/// fields in tag order and a repeated message field as one entry after another.
+struct FamilyWriter {
+    /// Name, help and type; `metric` stays empty.
+    head: MetricFamily,
+    /// The encoded `metric` entries (field 4).
+    metrics: Vec<u8>,
+}
+
+impl FamilyWriter {
+    fn new(head: MetricFamily) -> Self {
+        Self { head, metrics: Vec::new() }
+    }
+
+    fn push(&mut self, metric: &Metric) {
+        prost::encoding::message::encode(4, metric, &mut self.metrics);
+    }
+
+    /// Append the family to `out`, unless it has no metric.
+    fn finish(self, out: &mut Vec<u8>) {
+        if self.metrics.is_empty() {
+            return;
+        }
+        let head = self.head.encode_to_vec();
+        prost::encoding::encode_varint((head.len() + self.metrics.len()) as u64, out);
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&self.metrics);
+    }
 }
 
 /// A native histogram message: spans of consecutive buckets and count deltas.
@@ -303,6 +341,42 @@ mod tests {
             out.push(MetricFamily::decode_length_delimited(&mut body).unwrap());
         }
         out
+    }
+
+    /// A family written metric by metric is the derived encoding of the whole message, byte
+    /// for byte; one without metrics is not written.
+    #[test]
+    fn family_writer_bytes_are_the_whole_messages() {
+        let metrics: Vec<Metric> = (0..3)
+            .map(|i| Metric {
+                label: vec![LabelPair { name: Some("target".into()), value: Some(format!("t{i}")) }],
+                histogram: Some(native_histogram(&NativeCounts {
+                    count: 3,
+                    sum: 0.2,
+                    zero_count: 1,
+                    positive: [(-20, 1), (-19, 1), (-5, i)].into_iter().collect(),
+                })),
+                counter: (i == 1).then_some(Value { value: Some(2.0) }),
+                ..Default::default()
+            })
+            .collect();
+        let head = MetricFamily {
+            name: Some("m_seconds".into()),
+            help: Some("Help.".into()),
+            r#type: Some(MetricType::Histogram as i32),
+            metric: Vec::new(),
+        };
+        let mut writer = FamilyWriter::new(head.clone());
+        for m in &metrics {
+            writer.push(m);
+        }
+        let mut written = Vec::new();
+        writer.finish(&mut written);
+        let whole = MetricFamily { metric: metrics, ..head.clone() }.encode_length_delimited_to_vec();
+        assert_eq!(written, whole);
+        let mut none = Vec::new();
+        FamilyWriter::new(head).finish(&mut none);
+        assert!(none.is_empty());
     }
 
     #[test]
