@@ -185,7 +185,17 @@ results_dir = "{}"
 }
 
 /// A loopback port that was free a moment ago (for servers that only take a port number).
+///
+/// Taken below the kernel's ephemeral range (32768-60999 here): a port a test names before
+/// something binds it (a Prometheus config written first) must not be handed meanwhile to
+/// another test's `bind(0)` or outgoing connection, which draw from that range.
 pub fn free_port() -> u16 {
+    for _ in 0..1000 {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().unwrap().port()
 }
