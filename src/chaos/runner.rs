@@ -270,12 +270,7 @@ impl Ctx {
         if let Some(p) = self.phases.get(phase) {
             p.stats.record(0, latency, done.saturating_duration_since(sent), None, result);
         }
-        let failed = match result {
-            RequestResult::Failed(e) => Some(e),
-            RequestResult::Success => None,
-        };
-        let population = self.population.population();
-        self.population.timeline.request(latency, failed, population.in_flight, population.sessions);
+        self.population.record_on_timeline(latency, result);
         self.observer.request(op, latency, result);
         if let (RequestResult::Failed(e), Some(s)) = (result, self.scenario_of(phase)) {
             self.observer.failed_in_window(&s.name, e);

@@ -257,16 +257,18 @@ impl RunStats {
                 let _ = a.closed_loop.record(us(c));
             }
         }
+        self.record_on_timeline(latency, result);
+    }
+
+    /// A completed request on the run's timeline only, with the population at its completion
+    /// (chaos keeps its requests' histograms per phase, and its timeline here).
+    pub fn record_on_timeline(&self, latency: Duration, result: RequestResult) {
         let failed = match result {
             RequestResult::Success => None,
             RequestResult::Failed(t) => Some(t),
         };
-        self.timeline.request(
-            latency,
-            failed,
-            self.in_flight.load(Ordering::Relaxed),
-            self.sessions.load(Ordering::Relaxed),
-        );
+        let population = self.population();
+        self.timeline.request(latency, failed, population.in_flight, population.sessions);
     }
 
     pub fn record_connect(&self, latency: Duration, result: RequestResult) {
