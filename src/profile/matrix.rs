@@ -318,16 +318,16 @@ pub async fn run_matrix(run: &MatrixRun, http: reqwest::Client) -> MatrixReport 
         let probe = match client.connect().await {
             Ok(info) if info.protocol_version == v => {
                 if server_name.is_empty() {
-                    (server_name, server_version) = (info.name.clone(), info.version.clone());
+                    (server_name, server_version) = (server_text(&info.name), server_text(&info.version));
                 }
                 VersionProbe { version: v.into(), supported: true, detail: String::new() }
             }
             Ok(info) => VersionProbe {
                 version: v.into(),
                 supported: false,
-                detail: format!("answered {}", info.protocol_version),
+                detail: server_text(&format!("answered {}", info.protocol_version)),
             },
-            Err(e) => VersionProbe { version: v.into(), supported: false, detail: e.to_string() },
+            Err(e) => VersionProbe { version: v.into(), supported: false, detail: server_text(&e.to_string()) },
         };
         let _ = client.close().await;
         versions.push(probe);
@@ -411,7 +411,16 @@ fn is_clean_refusal(e: &McpError) -> bool {
 }
 
 fn check(feature: &str, result: CellResult, detail: impl Into<String>) -> Check {
-    Check { feature: feature.into(), result, detail: detail.into() }
+    Check { feature: feature.into(), result, detail: server_text(&detail.into()) }
+}
+
+/// Longest text from the server a matrix report keeps (characters), in any one field.
+const MAX_SERVER_TEXT: usize = 256;
+
+/// Text a server chose (its name, an error it sent), as the report keeps it: control characters
+/// replaced and cut, so the report and what is rendered from it (HTML, JUnit, Markdown) stay small.
+fn server_text(s: &str) -> String {
+    crate::mcp::protocol::printable(s, MAX_SERVER_TEXT)
 }
 
 fn name_of(item: &Value) -> &str {
@@ -648,6 +657,17 @@ async fn exercise_triggers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_is_cut_and_printable() {
+        let hostile = format!("evil\x1b[31m\n{}", "x".repeat(10_000));
+        let kept = server_text(&hostile);
+        assert_eq!(kept.chars().count(), MAX_SERVER_TEXT);
+        assert!(kept.starts_with("evil?[31m?x") && kept.ends_with('…'), "{kept}");
+        assert!(!kept.chars().any(char::is_control));
+        assert_eq!(check("tools", CellResult::Works, hostile).detail, kept);
+        assert_eq!(server_text("rmcp 0.9"), "rmcp 0.9");
+    }
 
     #[test]
     fn profiles_declare_what_they_name() {
