@@ -2,6 +2,7 @@
 //! profile or metric calls it.
 
 use super::McpError;
+use super::lean::Lean;
 use super::listing::{Accumulator, ListKind, Listing, MAX_LISTING_BYTES};
 use super::protocol::{self, Era, method};
 use super::session::{Ctx, Inner, NOTIFICATION_BUFFER, Session, open_background};
@@ -282,14 +283,21 @@ impl Drop for McpClient {
 impl McpClient {
     /// A client whose requests go through the shared `http` client (connection pool, proxies, TLS).
     pub fn new(config: ClientConfig, http: reqwest::Client) -> Self {
-        Self { inner: Arc::new(Inner::new(config, http, false)) }
+        Self { inner: Arc::new(Inner::new(config, http, None)) }
     }
 
     /// A client that owns its connections to a plain-http endpoint (`mcp::lean`: cheaper per
     /// request and per held stream, no proxy); https endpoints and URLs with credentials, or any
     /// proxy variable in the environment, fall back to `http`. Used by the load-generating profiles.
     pub fn with_own_connections(config: ClientConfig, http: reqwest::Client) -> Self {
-        Self { inner: Arc::new(Inner::new(config, http, true)) }
+        let lean = Lean::new(&config.url, &config.headers).map(Arc::new);
+        Self { inner: Arc::new(Inner::new(config, http, lean)) }
+    }
+
+    /// A client sending plain-http requests over `lean`, connections its caller keeps across
+    /// clients (a prober's, one set per endpoint across cycles; `None`: the shared `http`).
+    pub fn with_connections(config: ClientConfig, http: reqwest::Client, lean: Option<Arc<Lean>>) -> Self {
+        Self { inner: Arc::new(Inner::new(config, http, lean)) }
     }
 
     /// Whether requests go over the client's own connections.

@@ -1,4 +1,5 @@
-//! A lean HTTP/1.1 transport for profile sessions on plain-http endpoints: each client owns its
+//! A lean HTTP/1.1 transport for profile sessions and canary probes on plain-http endpoints
+//! (a probe keeps one per target across its cycles): each client owns its
 //! connections and runs its exchanges on its own task (`h1`), so a request needs no pool
 //! checkout, no URL-to-URI conversion, no proxy matching and no hand-off to a connection task, and
 //! its fixed header fields are encoded once. https endpoints, URLs with credentials and
@@ -9,6 +10,7 @@ use super::h1::{self, Conn, Failure, Home, Request, Response};
 use super::protocol::snippet;
 use http::header::{HOST, USER_AGENT};
 use http::{HeaderMap, Method};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Connections a client keeps for its POSTs; enough for the few requests one simulated session
@@ -56,6 +58,9 @@ pub struct Lean {
     base: Vec<u8>,
     /// Idle connections, back from responses read to their end.
     kept: Arc<Mutex<Vec<Conn>>>,
+    /// `Some` when a redirect hands the endpoint to the shared client (whose policy follows a
+    /// few same-origin hops) instead of failing; set once the endpoint answered one.
+    redirected: Option<AtomicBool>,
 }
 
 impl std::fmt::Debug for Lean {
@@ -91,7 +96,30 @@ impl Lean {
                 h1::encode_field(&mut base, name.as_str(), value.as_bytes());
             }
         }
-        Some(Self { addr, target, base, kept: Arc::default() })
+        Some(Self { addr, target, base, kept: Arc::default(), redirected: None })
+    }
+
+    /// As [`Lean::new`], for a prober's connections: a 3xx is not an error of this transport
+    /// but sends that request, and every later one to the endpoint, through the shared client,
+    /// so the probe sees what any HTTP client would (a followed same-origin redirect, or a
+    /// refused one to another origin).
+    pub fn following_redirects(url: &url::Url, headers: &HeaderMap) -> Option<Self> {
+        Self::new(url, headers).map(|lean| Self { redirected: Some(AtomicBool::new(false)), ..lean })
+    }
+
+    /// Whether requests to the endpoint go through the shared client since it redirected.
+    pub fn handed_over(&self) -> bool {
+        self.redirected.as_ref().is_some_and(|r| r.load(Ordering::Relaxed))
+    }
+
+    /// Whether a response of `status` hands the endpoint over to the shared client (and so this
+    /// request is to be sent again there); remembered for later requests.
+    pub fn hand_over(&self, status: http::StatusCode) -> bool {
+        let Some(redirected) = &self.redirected else { return false };
+        if status.is_redirection() {
+            redirected.store(true, Ordering::Relaxed);
+        }
+        status.is_redirection()
     }
 
     /// A request to this endpoint with its fixed header fields; the caller adds the rest.

@@ -3,6 +3,7 @@
 
 use super::McpError;
 use super::client::{ClientConfig, ServerInfo, ServerNotification, StreamKind, StreamStats};
+use super::lean::Lean;
 use super::protocol::{self, Era, MAX_SERVER_REQUESTS_PER_REQUEST, RawIncoming, RawResult, method};
 use super::sse::{EventStream, Frame, Seen, drain, event_key, next_frame, retry_delay};
 use super::transport::{Body, McpHeaders, Transport};
@@ -93,8 +94,8 @@ pub struct Inner {
 }
 
 impl Inner {
-    /// `own_connections`: plain-http requests go over the client's own connections (`lean`).
-    pub fn new(config: ClientConfig, http: reqwest::Client, own_connections: bool) -> Self {
+    /// `lean`: plain-http requests go over these connections instead of `http`.
+    pub fn new(config: ClientConfig, http: reqwest::Client, lean: Option<Arc<Lean>>) -> Self {
         let transport = Transport::new(
             http,
             config.url.clone(),
@@ -103,8 +104,8 @@ impl Inner {
             config.request_timeout,
         )
         .with_accept(config.accept.header())
-        .with_auth(config.auth.clone());
-        let transport = if own_connections { transport.with_own_connections() } else { transport };
+        .with_auth(config.auth.clone())
+        .with_connections(lean);
         Self {
             config,
             transport,

@@ -213,10 +213,10 @@ impl Transport {
         self
     }
 
-    /// Send plain-http requests over this transport's own connections (`lean`) when the
-    /// endpoint allows it; everything else keeps using the shared client.
-    pub fn with_own_connections(mut self) -> Self {
-        self.lean = Lean::new(&self.url, &self.headers).map(Arc::new);
+    /// Send plain-http requests over `lean`'s connections (`None`: the shared client). Built for
+    /// this endpoint and headers by the caller, who may keep it across transports.
+    pub fn with_connections(mut self, lean: Option<Arc<Lean>>) -> Self {
+        self.lean = lean;
         self
     }
 
@@ -340,9 +340,9 @@ impl Transport {
             v.set_sensitive(true);
             v
         });
-        if let Some(lean) = &self.lean {
-            let body = body.unwrap_or_default();
-            let mut request = lean.request(&method, body.len());
+        if let Some(lean) = self.lean.as_ref().filter(|l| !l.handed_over()) {
+            let payload = body.as_deref().unwrap_or_default();
+            let mut request = lean.request(&method, payload.len());
             request.field(ACCEPT.as_str(), accept.as_bytes());
             for (name, value) in mcp.fields() {
                 if let Some(v) = value {
@@ -355,11 +355,14 @@ impl Transport {
             if let Some(bearer) = &bearer {
                 request.field(AUTHORIZATION.as_str(), bearer.as_bytes());
             }
-            return if held {
-                lean.hold(&method, request, &body).await.map(Resp::Lean)
+            let resp = if held {
+                lean.hold(&method, request, payload).await?
             } else {
-                lean.send(&method, request, &body).await.map(Resp::Lean)
+                lean.send(&method, request, payload).await?
             };
+            if !lean.hand_over(resp.status) {
+                return Ok(Resp::Lean(resp));
+            }
         }
         let mut headers = self.headers(self.headers.clone(), mcp, accept, extra);
         if let Some(bearer) = bearer {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::instances::InstanceChecks;
 use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
+use crate::mcp::lean::Lean;
 use crate::mcp::{
     ClientConfig, ErrorType, LATEST_PROTOCOL, LogLevel, McpClient, McpError, ProtocolPreference, ServerInfo,
     StreamStats, TraceContext, TraceSlot,
@@ -33,6 +34,10 @@ pub struct CanaryProbe {
     said_sessionless: bool,
     /// The trace context this probe's requests carry during a traced cycle (shared with its clients).
     trace: TraceSlot,
+    /// The probe's own connections to a plain-http target, kept across cycles (the fresh
+    /// session of each cycle reuses them; a connection the server closed while idle is
+    /// replaced). `None`: the shared client (https, a proxy, credentials in the URL).
+    connections: Option<Arc<Lean>>,
 }
 
 /// Steps of the cycle being built.
@@ -112,6 +117,7 @@ fn is_transport_failure(t: ErrorType) -> bool {
 impl CanaryProbe {
     pub fn new(target: Arc<TargetConfig>, http: reqwest::Client) -> Self {
         let checks = target.instances.is_some().then(|| InstanceChecks::new(Arc::clone(&target), http.clone()));
+        let connections = Lean::following_redirects(&target.url, &target.headers).map(Arc::new);
         Self {
             target,
             http,
@@ -122,6 +128,7 @@ impl CanaryProbe {
             checks,
             said_sessionless: false,
             trace: TraceSlot::default(),
+            connections,
         }
     }
 
@@ -226,7 +233,7 @@ impl CanaryProbe {
     }
 
     async fn connect(&mut self, cycle: &mut Cycle) -> Option<(McpClient, ServerInfo, Instant)> {
-        let client = McpClient::new(self.client_config(), self.http.clone());
+        let client = McpClient::with_connections(self.client_config(), self.http.clone(), self.connections.clone());
         self.last_stream = StreamStats::default();
         let start = Instant::now();
         let info = cycle.step(Operation::Connect, None, client.connect()).await.ok()?;

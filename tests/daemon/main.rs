@@ -14,6 +14,7 @@ mod topology;
 
 mod check_cli;
 mod daemon_chaos;
+mod daemon_connections;
 mod daemon_everything;
 mod daemon_ha;
 mod daemon_instances;
