@@ -2,8 +2,13 @@
 """Generates the Kubernetes objects that copy files kept elsewhere in the repository:
 
   deploy/kubernetes/prometheus-operator/prometheusrule.yaml
-      one PrometheusRule holding the groups of prometheus/rules/*.yml, then alerts/*.yml
-      (the order promtool and the Prometheus of tests/alerting load them in)
+      one PrometheusRule holding the groups of prometheus/rules/*.yml but the native SLIs, then
+      alerts/*.yml (the order promtool and the Prometheus of tests/alerting load them in)
+  deploy/kubernetes/prometheus-operator/prometheusrule-native.yaml
+      the PrometheusRule mcp-canary-native holding prometheus/rules/*-native.yml (the latency
+      SLIs from native histograms, under the names the first one records from classic ones: in
+      one rule file promtool would call them duplicates; the operator writes each object to its
+      own file). On a text scrape it records nothing, so both can be applied either way.
   deploy/kubernetes/grafana/
       one ConfigMap per grafana/dashboards/*.json, labelled grafana_dashboard: "1" for the
       Grafana sidecar (kiwigrid k8s-sidecar), and their kustomization.yaml
@@ -69,14 +74,39 @@ def groups_lines(path):
     return [f"    # {rel}"] + out
 
 
+def native_rule_files():
+    return sorted((REPO / "prometheus/rules").glob("*-native.yml"))
+
+
 def rule_files():
-    files = sorted((REPO / "prometheus/rules").glob("*.yml"))
+    files = [f for f in sorted((REPO / "prometheus/rules").glob("*.yml")) if f not in native_rule_files()]
     files += sorted((REPO / "alerts").glob("*.yml"))
     return files
 
 
+def prometheus_rule_native():
+    text = header("prometheus/rules/*-native.yml")
+    text += (
+        "# The latency SLIs from native histograms (a Prometheus scraping the canary with\n"
+        "# --enable-feature=native-histograms), recorded under the names prometheusrule.yaml records\n"
+        "# from classic histograms; on a text scrape it records nothing. Same labels as mcp-canary.\n"
+        "apiVersion: monitoring.coreos.com/v1\n"
+        "kind: PrometheusRule\n"
+        "metadata:\n"
+        "  name: mcp-canary-native\n"
+        "  labels:\n" + LABELS + "spec:\n"
+        "  groups:\n"
+    )
+    files = native_rule_files()
+    if not files:
+        sys.exit("no prometheus/rules/*-native.yml")
+    for path in files:
+        text += "\n".join(groups_lines(path)) + "\n"
+    return text
+
+
 def prometheus_rule():
-    text = header("prometheus/rules/*.yml and alerts/*.yml")
+    text = header("prometheus/rules/*.yml (but *-native.yml) and alerts/*.yml")
     text += (
         "# The Prometheus Operator loads it when its Prometheus's ruleSelector matches these labels\n"
         "# (kube-prometheus-stack selects `release: <its Helm release>` by default: add that label in\n"
@@ -128,7 +158,10 @@ def dashboard_configmap(path):
 
 def main():
     out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "deploy/kubernetes"
-    files = {"prometheus-operator/prometheusrule.yaml": prometheus_rule()}
+    files = {
+        "prometheus-operator/prometheusrule.yaml": prometheus_rule(),
+        "prometheus-operator/prometheusrule-native.yaml": prometheus_rule_native(),
+    }
     dashboards = sorted((REPO / "grafana/dashboards").glob("*.json"))
     if not dashboards:
         sys.exit("no grafana/dashboards/*.json")

@@ -2,7 +2,8 @@
 //! probe four targets: a healthy reference target, the same target behind a static bearer token
 //! that is a JWT expiring in 48 h, the reference target protected by a real authorization server
 //! (OAuth access token), and a closed port (failing). Debian's Prometheus scrapes both daemons
-//! with the repository's recording rules. Every panel query of the dashboards
+//! with the repository's recording rules, and a second Prometheus scrapes them natively (native
+//! histograms: the latency queries through their native form). Every panel query of the dashboards
 //! `promql::DASHBOARDS_CHECKED_ELSEWHERE` gives this test must execute and return data; the
 //! table, ordered the way its sort transformation says, puts the failing target first; the stat
 //! panels count each target once although two replicas export it.
@@ -126,6 +127,13 @@ async fn the_fleet_ranks_the_failing_target_first_and_counts_each_target_once_wi
         promql::rule_files().into_iter().filter(|f| f.starts_with(promql::repo().join("prometheus"))).collect();
     assert!(recording.len() >= 2, "{recording:?}");
     let (_prom, prom) = start_prometheus(work.path(), &scrape, &recording, None).await;
+    // The same daemons scraped natively (native histograms over protobuf, no `_bucket`), the
+    // same rules (sli-native.yml records the latency SLIs there).
+    let native_work = tempfile::tempdir().unwrap();
+    let jobs = [("mcp-canary", scrape.to_vec())];
+    let native_flag = ["--enable-feature=native-histograms"];
+    let (_native, native) =
+        stack::start_prometheus_flags(native_work.path(), &jobs, &recording, None, &native_flag).await;
 
     // Both replicas scraped for every target, and the figures settled: one target failing and
     // burning its budget (after the low-traffic guard's bad events), one credential expiring,
@@ -146,6 +154,33 @@ async fn the_fleet_ranks_the_failing_target_first_and_counts_each_target_once_wi
         assert!(tokio::time::Instant::now() < deadline, "the fleet did not settle within 90 s: {e}\n{}", logs());
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+
+    // On the native Prometheus too: the same stats, every panel with data (the latency queries
+    // through their native form: it has no classic buckets).
+    let settled_native = || async {
+        let buckets = query(&native, "mcp_client_operation_duration_seconds_bucket").await?;
+        let failing = stat(&native, "Targets failing now").await?;
+        let burning = stat(&native, "Targets burning budget fast").await?;
+        let (_, broken) = stack::broken_panels(&native, FILE, Duration::from_secs(60)).await;
+        if buckets == 0 && failing == 1.0 && burning == 1.0 && broken.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{buckets} bucket series, {failing} failing, {burning} burning, broken:\n{}",
+                broken.join("\n")
+            ))
+        }
+    };
+    while let Err(e) = settled_native().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "native: the fleet did not settle within 90 s: {e}\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let p95 = by_target(&native, &table_query(&table(), "F")).await.unwrap();
+    assert!(p95.contains_key("healthy") && p95["healthy"].1 > 0.0, "native p95: {p95:?}");
 
     // Every panel query of the dashboards this test is listed for runs and returns data.
     let mut broken = Vec::new();

@@ -388,7 +388,7 @@ fn builtin_kinds_pass_kubernetes_validate_offline() {
 fn prometheus_operator_objects_scrape_the_pods_and_carry_every_rule() {
     let (_, base) = kustomize("deploy/kubernetes/base");
     let (_, docs) = kustomize("deploy/kubernetes/prometheus-operator");
-    assert_eq!(kinds(&docs), ["PodMonitor", "Probe", "PrometheusRule"]);
+    assert_eq!(kinds(&docs), ["PodMonitor", "Probe", "PrometheusRule", "PrometheusRule"]);
     let d = find(&base, "Deployment");
     let pod_labels = &d["spec"]["template"]["metadata"]["labels"];
 
@@ -414,22 +414,35 @@ fn prometheus_operator_objects_scrape_the_pods_and_carry_every_rule() {
     assert_eq!(probe["spec"]["module"], "default");
     assert!(!probe["spec"]["targets"]["staticConfig"]["static"].as_array().unwrap().is_empty());
 
-    // The rule: exactly the groups of the rule files, in load order, and promtool accepts them.
-    let rule = find(&docs, "PrometheusRule");
-    let mut groups = Vec::new();
-    for f in promql::rule_files() {
-        let doc = yaml_docs(&std::fs::read(&f).unwrap()).remove(0);
-        groups.extend(doc["groups"].as_array().unwrap().iter().cloned());
+    // The rules: mcp-canary holds exactly the groups of the rule files but the native SLIs, in
+    // load order; mcp-canary-native the native SLIs (the same recorded names: one rule file of
+    // both would be duplicates to promtool, the operator writes each object to its own file).
+    // promtool accepts each.
+    let native = |f: &std::path::PathBuf| f.to_string_lossy().ends_with("-native.yml");
+    let files = promql::rule_files();
+    let (native_files, classic_files): (Vec<_>, Vec<_>) = files.iter().partition(|f| native(f));
+    assert_eq!(native_files.len(), 1, "{native_files:?}");
+    for (name, files, min_groups) in [("mcp-canary", classic_files, 10), ("mcp-canary-native", native_files, 1)] {
+        let of_name: Vec<&Value> =
+            docs.iter().filter(|d| d["kind"] == "PrometheusRule" && d["metadata"]["name"] == name).collect();
+        let [rule] = of_name.as_slice() else { panic!("{} PrometheusRule {name}", of_name.len()) };
+        let mut groups = Vec::new();
+        for f in files {
+            let doc = yaml_docs(&std::fs::read(f).unwrap()).remove(0);
+            groups.extend(doc["groups"].as_array().unwrap().iter().cloned());
+        }
+        assert!(groups.len() >= min_groups, "{name}: {} groups", groups.len());
+        assert_eq!(rule["spec"]["groups"], Value::Array(groups), "{name}: run scripts/gen-k8s-manifests.py");
+        assert_eq!(rule["metadata"]["labels"], find(&docs, "PodMonitor")["metadata"]["labels"], "{name}: labels");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prometheusrule-groups.yml");
+        std::fs::write(&file, serde_json::to_vec_pretty(&json!({"groups": rule["spec"]["groups"]})).unwrap()).unwrap();
+        let out =
+            output(Command::new("promtool").args(["check", "rules"]).arg(&file), None, "install Debian's prometheus");
+        assert!(out.status.success() && !text(&out).contains("FAILED"), "{name}: {}", text(&out));
+        let rules = rule["spec"]["groups"].as_array().unwrap().iter().map(|g| g["rules"].as_array().unwrap().len());
+        assert!(text(&out).contains(&format!("SUCCESS: {} rules found", rules.sum::<usize>())), "{}", text(&out));
     }
-    assert!(groups.len() >= 10, "{} groups", groups.len());
-    assert_eq!(rule["spec"]["groups"], Value::Array(groups), "run scripts/gen-k8s-manifests.py");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("prometheusrule-groups.yml");
-    std::fs::write(&file, serde_json::to_vec_pretty(&json!({"groups": rule["spec"]["groups"]})).unwrap()).unwrap();
-    let out = output(Command::new("promtool").args(["check", "rules"]).arg(&file), None, "install Debian's prometheus");
-    assert!(out.status.success() && !text(&out).contains("FAILED"), "{}", text(&out));
-    let rules = rule["spec"]["groups"].as_array().unwrap().iter().map(|g| g["rules"].as_array().unwrap().len());
-    assert!(text(&out).contains(&format!("SUCCESS: {} rules found", rules.sum::<usize>())), "{}", text(&out));
 }
 
 #[test]
