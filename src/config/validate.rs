@@ -299,13 +299,13 @@ pub(super) fn target_parts(
         err("jitter", "must be a fraction of the interval between 0 and 1".into());
     }
     // Unset, the timeout follows a short interval down instead of refusing it.
-    let timeout = t.timeout.unwrap_or(DEFAULT_TARGET_TIMEOUT.min(t.interval));
+    let timeout = t.settings.timeout.unwrap_or(DEFAULT_TARGET_TIMEOUT.min(t.interval));
     if timeout.is_zero() {
         err("timeout", "must be greater than 0".into());
     } else if timeout > t.interval {
         err("timeout", format!("must not exceed interval ({})", humantime::format_duration(t.interval)));
     }
-    let protocol = match t.protocol.as_str() {
+    let protocol = match t.settings.protocol.as_str() {
         "auto" => Some(ProtocolPreference::Auto),
         v if v == LATEST_PROTOCOL || SESSION_PROTOCOLS.contains(&v) => Some(ProtocolPreference::Pinned(v.to_string())),
         v => {
@@ -318,7 +318,7 @@ pub(super) fn target_parts(
             None
         }
     };
-    let session = match t.session.as_str() {
+    let session = match t.settings.session.as_str() {
         "fresh" => Some(SessionMode::Fresh),
         "persistent" => Some(SessionMode::Persistent),
         v => {
@@ -326,7 +326,7 @@ pub(super) fn target_parts(
             None
         }
     };
-    if t.max_response_bytes < 1024 || t.max_response_bytes > 1 << 30 {
+    if t.settings.max_response_bytes < 1024 || t.settings.max_response_bytes > 1 << 30 {
         err("max_response_bytes", "must be between 1024 and 1073741824".into());
     }
     // Every secret value read below, for the revision.
@@ -335,9 +335,9 @@ pub(super) fn target_parts(
     // A static bearer token that is a JWT tells when it expires (the 72 h credential alert).
     let credential_expiry =
         headers.as_ref().and_then(|(_, token)| token.as_ref()).and_then(crate::mcp::auth::jwt_expiry);
-    let probe = probe_spec(&t.probe);
-    let notification = t.notification.as_ref().map(notification_spec);
-    if let Some(n) = &t.notification {
+    let probe = probe_spec(&t.settings.probe);
+    let notification = t.settings.notification.as_ref().map(notification_spec);
+    if let Some(n) = &t.settings.notification {
         if n.method.is_empty() {
             errors.push(ConfigError::new(format!("{path}.notification.method"), "must not be empty".into()));
         }
@@ -350,7 +350,7 @@ pub(super) fn target_parts(
     }
     let redis = redis_spec(path, t, errors, &mut secrets);
     let instances = instances_spec(path, t, errors);
-    let oauth = t.oauth.as_ref().and_then(|o| oauth_settings(path, t, o, errors, &mut secrets));
+    let oauth = t.settings.oauth.as_ref().and_then(|o| oauth_settings(path, t, o, errors, &mut secrets));
     if errors.len() != before {
         return None;
     }
@@ -362,7 +362,7 @@ pub(super) fn target_parts(
         timeout,
         protocol: protocol?,
         session: session?,
-        max_response_bytes: t.max_response_bytes as usize,
+        max_response_bytes: t.settings.max_response_bytes as usize,
         headers: headers?.0,
         probe,
         notification,
@@ -474,10 +474,18 @@ fn oauth_settings(
                 .into(),
         );
     }
-    if t.bearer_token.is_some() || t.bearer_token_env.is_some() || t.bearer_token_file.is_some() {
+    if t.settings.bearer_token.is_some()
+        || t.settings.bearer_token_env.is_some()
+        || t.settings.bearer_token_file.is_some()
+    {
         err("client_id", "a target takes either a bearer token or [targets.oauth], not both".into());
     }
-    if t.headers.keys().chain(t.headers_from_env.keys()).any(|k| k.eq_ignore_ascii_case("authorization")) {
+    if t.settings
+        .headers
+        .keys()
+        .chain(t.settings.headers_from_env.keys())
+        .any(|k| k.eq_ignore_ascii_case("authorization"))
+    {
         err("client_id", "an Authorization header and [targets.oauth] would both set Authorization".into());
     }
     let grant = match (o.grant.as_deref().unwrap_or("client_credentials"), &o.token_file) {
@@ -786,10 +794,10 @@ fn build_headers(
             Err(_) => errors.push(ConfigError::new(field, "value is not a valid header value".into())),
         }
     };
-    for (name, value) in &t.headers {
+    for (name, value) in &t.settings.headers {
         insert(format!("{path}.headers.{name}"), name, value, errors);
     }
-    for (name, var) in &t.headers_from_env {
+    for (name, var) in &t.settings.headers_from_env {
         let field = format!("{path}.headers_from_env.{name}");
         match std::env::var(var) {
             Ok(value) => {
@@ -799,18 +807,22 @@ fn build_headers(
             Err(_) => errors.push(ConfigError::new(field, format!("environment variable {var} is not set"))),
         }
     }
-    let token_sources = [t.bearer_token.is_some(), t.bearer_token_env.is_some(), t.bearer_token_file.is_some()];
+    let token_sources = [
+        t.settings.bearer_token.is_some(),
+        t.settings.bearer_token_env.is_some(),
+        t.settings.bearer_token_file.is_some(),
+    ];
     if token_sources.iter().filter(|s| **s).count() > 1 {
         errors.push(ConfigError::new(
             format!("{path}.bearer_token"),
             "set only one of bearer_token, bearer_token_env, bearer_token_file".into(),
         ));
     }
-    let (token, source) = if let Some(token) = &t.bearer_token {
+    let (token, source) = if let Some(token) = &t.settings.bearer_token {
         (Some(token.clone()), "bearer_token")
     } else {
-        let env = t.bearer_token_env.as_deref().map(|var| ("bearer_token_env", var));
-        let file = t.bearer_token_file.as_deref().map(|f| ("bearer_token_file", f));
+        let env = t.settings.bearer_token_env.as_deref().map(|var| ("bearer_token_env", var));
+        let file = t.settings.bearer_token_file.as_deref().map(|f| ("bearer_token_file", f));
         let source = env.or(file).map_or("bearer_token", |(key, _)| key);
         let token = secret_source(
             env,
@@ -928,7 +940,7 @@ mod tests {
         let config = |interval: u64, timeout: Option<u64>| {
             let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");
             t.interval = Duration::from_secs(interval);
-            t.timeout = timeout.map(Duration::from_secs);
+            t.settings.timeout = timeout.map(Duration::from_secs);
             validate(&RawConfig { targets: vec![t], ..Default::default() })
         };
         assert_eq!(config(2, None).unwrap().targets[0].timeout, Duration::from_secs(2));
@@ -943,7 +955,7 @@ mod tests {
         let token = dir.path().join("token");
         let revision = || {
             let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");
-            t.bearer_token_file = Some(token.to_str().unwrap().into());
+            t.settings.bearer_token_file = Some(token.to_str().unwrap().into());
             validate(&RawConfig { targets: vec![t], ..Default::default() }).unwrap().targets[0].revision
         };
         std::fs::write(&token, "one").unwrap();
