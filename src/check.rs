@@ -353,6 +353,7 @@ mod tests {
             latency: Duration::ZERO,
             started_at: SystemTime::now(),
             session_id: None,
+            http_version: None,
             detail: String::new(),
         }
     }

@@ -546,6 +546,12 @@ impl McpClient {
         self.inner.transport.captured()
     }
 
+    /// The HTTP version of the latest response to arrive (`network.protocol.version`); `None`
+    /// when the latest request got no response.
+    pub fn last_http_version(&self) -> Option<super::transport::HttpVersion> {
+        self.inner.transport.last_version()
+    }
+
     pub fn stream_stats(&self) -> StreamStats {
         self.inner.stats()
     }

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +115,50 @@ impl McpHeaders {
     }
 }
 
+/// The HTTP version a response came over (`network.protocol.version`): the shared client may
+/// negotiate HTTP/2 over TLS (ALPN), so the version is read off each response, not assumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+    Http2,
+    Http3,
+}
+
+impl HttpVersion {
+    /// The attribute value the conventions give: `1.0`, `1.1`, `2`, `3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+            HttpVersion::Http3 => "3",
+        }
+    }
+
+    /// `None` for HTTP/0.9 (no MCP server answers with it) and versions `http` adds later.
+    pub fn of(version: http::Version) -> Option<Self> {
+        match version {
+            http::Version::HTTP_10 => Some(HttpVersion::Http10),
+            http::Version::HTTP_11 => Some(HttpVersion::Http11),
+            http::Version::HTTP_2 => Some(HttpVersion::Http2),
+            http::Version::HTTP_3 => Some(HttpVersion::Http3),
+            _ => None,
+        }
+    }
+
+    /// As held in an atomic: 0 is "no response".
+    fn encode(version: Option<Self>) -> u8 {
+        version.map_or(0, |v| v as u8 + 1)
+    }
+
+    fn decode(code: u8) -> Option<Self> {
+        [HttpVersion::Http10, HttpVersion::Http11, HttpVersion::Http2, HttpVersion::Http3]
+            .get(usize::from(code).checked_sub(1)?)
+            .copied()
+    }
+}
+
 /// A successful POST.
 pub struct Reply {
     pub status: u16,
@@ -146,6 +191,9 @@ pub struct Transport {
     lean: Option<Arc<Lean>>,
     /// OAuth access tokens, sent on every request (see `auth`).
     auth: Option<Arc<TokenSource>>,
+    /// [`HttpVersion`] of the latest response to a request that is not a held stream (encoded;
+    /// 0: that request got none), shared by clones.
+    version: Arc<AtomicU8>,
 }
 
 /// A response from either path.
@@ -166,6 +214,14 @@ impl Resp {
         match self {
             Resp::Shared(r) => r.headers(),
             Resp::Lean(r) => &r.headers,
+        }
+    }
+
+    fn version(&self) -> Option<HttpVersion> {
+        match self {
+            Resp::Shared(r) => HttpVersion::of(r.version()),
+            // The lean transport speaks HTTP/1.1 only.
+            Resp::Lean(_) => Some(HttpVersion::Http11),
         }
     }
 
@@ -204,6 +260,7 @@ impl Transport {
             capture: Default::default(),
             lean: None,
             auth: None,
+            version: Default::default(),
         }
     }
 
@@ -218,6 +275,12 @@ impl Transport {
     pub fn with_own_connections(mut self) -> Self {
         self.lean = Lean::new(&self.url, &self.headers).map(Arc::new);
         self
+    }
+
+    /// The HTTP version of the latest response; `None` before one or when the latest request
+    /// got none (a refused connection, a timeout).
+    pub fn last_version(&self) -> Option<HttpVersion> {
+        HttpVersion::decode(self.version.load(Ordering::Relaxed))
     }
 
     /// Whether requests go over this transport's own connections.
@@ -355,11 +418,12 @@ impl Transport {
             if let Some(bearer) = &bearer {
                 request.field(AUTHORIZATION.as_str(), bearer.as_bytes());
             }
-            return if held {
+            let resp = if held {
                 lean.hold(&method, request, &body).await.map(Resp::Lean)
             } else {
                 lean.send(&method, request, &body).await.map(Resp::Lean)
             };
+            return self.seen(resp, held);
         }
         let mut headers = self.headers(self.headers.clone(), mcp, accept, extra);
         if let Some(bearer) = bearer {
@@ -369,7 +433,17 @@ impl Transport {
         if let Some(body) = body {
             req = req.body(body);
         }
-        req.send().await.map(Resp::Shared).map_err(|e| classify_reqwest(e, self.timeout))
+        self.seen(req.send().await.map(Resp::Shared).map_err(|e| classify_reqwest(e, self.timeout)), held)
+    }
+
+    /// Note the HTTP version of a response (or that none came). A held stream's (re)connection
+    /// in the background is left out: the version describes the caller's latest request.
+    fn seen(&self, resp: Result<Resp, McpError>, held: bool) -> Result<Resp, McpError> {
+        if !held {
+            let version = resp.as_ref().ok().and_then(Resp::version);
+            self.version.store(HttpVersion::encode(version), Ordering::Relaxed);
+        }
+        resp
     }
 
     /// POST one JSON-RPC message.
@@ -649,6 +723,23 @@ mod tests {
         same.append(HEADER_SESSION_ID, HeaderValue::from_static("a"));
         same.append(HEADER_SESSION_ID, HeaderValue::from_static("a"));
         assert_eq!(session_id_of(&same).unwrap().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn http_versions_are_the_conventions_values_and_survive_the_atomic() {
+        let cases = [
+            (http::Version::HTTP_10, "1.0"),
+            (http::Version::HTTP_11, "1.1"),
+            (http::Version::HTTP_2, "2"),
+            (http::Version::HTTP_3, "3"),
+        ];
+        for (version, value) in cases {
+            let v = HttpVersion::of(version).unwrap();
+            assert_eq!(v.as_str(), value);
+            assert_eq!(HttpVersion::decode(HttpVersion::encode(Some(v))), Some(v));
+        }
+        assert_eq!(HttpVersion::of(http::Version::HTTP_09), None);
+        assert_eq!(HttpVersion::decode(HttpVersion::encode(None)), None);
     }
 
     #[test]

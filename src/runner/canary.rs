@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::instances::InstanceChecks;
 use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
+use crate::mcp::transport::HttpVersion;
 use crate::mcp::{
     ClientConfig, ErrorType, LATEST_PROTOCOL, LogLevel, McpClient, McpError, ProtocolPreference, ServerInfo,
     StreamStats, TraceContext, TraceSlot,
@@ -59,6 +60,7 @@ impl Cycle {
         result: StepResult,
         latency: Duration,
         started_at: SystemTime,
+        http_version: Option<HttpVersion>,
         detail: String,
     ) {
         let session_id = self.session_id.clone();
@@ -72,32 +74,36 @@ impl Cycle {
             latency,
             started_at,
             session_id,
+            http_version,
             detail,
         });
     }
 
     fn skip(&mut self, operation: Operation, reason: SkipReason) {
-        self.push(operation, None, StepResult::Skipped(reason), Duration::ZERO, SystemTime::now(), String::new());
+        let skipped = StepResult::Skipped(reason);
+        self.push(operation, None, skipped, Duration::ZERO, SystemTime::now(), None, String::new());
     }
 
-    /// Time `fut`, record it as a step and return its value on success.
+    /// Time `fut` (a request of `client`), record it as a step and return its value on success.
     async fn step<T>(
         &mut self,
         operation: Operation,
         tool: Option<&str>,
+        client: &McpClient,
         fut: impl Future<Output = Result<T, McpError>>,
     ) -> Result<T, McpError> {
         let wall = SystemTime::now();
         let start = Instant::now();
         let result = fut.await;
         let latency = start.elapsed();
+        let version = client.last_http_version();
         match &result {
-            Ok(_) => self.push(operation, tool, StepResult::Success, latency, wall, String::new()),
+            Ok(_) => self.push(operation, tool, StepResult::Success, latency, wall, version, String::new()),
             Err(e) => {
                 if is_transport_failure(e.error_type()) {
                     self.aborted = true;
                 }
-                self.push(operation, tool, StepResult::from_error(e), latency, wall, e.to_string());
+                self.push(operation, tool, StepResult::from_error(e), latency, wall, version, e.to_string());
             }
         }
         result
@@ -229,7 +235,7 @@ impl CanaryProbe {
         let client = McpClient::new(self.client_config(), self.http.clone());
         self.last_stream = StreamStats::default();
         let start = Instant::now();
-        let info = cycle.step(Operation::Connect, None, client.connect()).await.ok()?;
+        let info = cycle.step(Operation::Connect, None, &client, client.connect()).await.ok()?;
         // The connect step is labelled by the era it negotiated.
         cycle.stateless = info.stateless;
         self.say_if_sessionless(&info);
@@ -276,7 +282,7 @@ impl CanaryProbe {
             let _ = client.close().await;
             cycle.skip(Operation::SessionDelete, SkipReason::Unsupported);
         } else {
-            let _ = cycle.step(Operation::SessionDelete, None, client.close()).await;
+            let _ = cycle.step(Operation::SessionDelete, None, &client, client.close()).await;
         }
         cycle.outcome.sessions_ended.push(start.elapsed());
     }
@@ -394,14 +400,14 @@ impl CanaryProbe {
         tool: Option<&str>,
         call: impl FnOnce(&'a McpClient) -> std::pin::Pin<Box<dyn Future<Output = Result<T, McpError>> + Send + 'a>>,
     ) -> Option<T> {
-        let result = cycle.step(operation, tool, call(&session.0)).await;
+        let result = cycle.step(operation, tool, &session.0, call(&session.0)).await;
         match result {
             Ok(v) => Some(v),
             Err(McpError::SessionExpired { .. }) => {
                 cycle.outcome.sessions_ended.push(session.2.elapsed());
                 cycle.outcome.sessions_reinitialized += 1;
                 cycle.session_id = None;
-                if let Ok(info) = cycle.step(Operation::Connect, None, session.0.connect()).await {
+                if let Ok(info) = cycle.step(Operation::Connect, None, &session.0, session.0.connect()).await {
                     self.open_stream_if_wanted(&session.0).await;
                     cycle.session_id = info.session_id.clone();
                     session.1 = info.clone();

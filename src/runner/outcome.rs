@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::mcp::transport::HttpVersion;
 use crate::mcp::{ErrorType, McpError, ServerInfo, StreamStats};
 
 /// A probe step, named by the MCP method it performs.
@@ -87,6 +88,9 @@ pub struct StepOutcome {
     pub started_at: SystemTime,
     /// The MCP session the step ran in (span attribute only; never a label).
     pub session_id: Option<String>,
+    /// The HTTP version of the step's latest response (`network.protocol.version` over OTLP);
+    /// `None` when none came or the step did not run.
+    pub http_version: Option<HttpVersion>,
     /// Human-readable detail for `check`; never a label.
     pub detail: String,
 }

@@ -6,6 +6,7 @@ use super::catalogue as m;
 use super::labels::{self, AUTO_TOOL, bounded};
 use crate::inspect::redis::{RedisErrorClass, RedisObservation, policy_label};
 use crate::mcp::ServerInfo;
+use crate::mcp::transport::HttpVersion;
 use crate::runner::{NotificationOutcome, ProbeOutcome, StepOutcome, StepResult};
 
 /// `rpc_response_status_code` label: well-known JSON-RPC and MCP codes, else `other` (bounded).
@@ -135,7 +136,15 @@ fn operation_otlp(target: &str, step: &StepOutcome, method: &'static str, versio
         StepResult::Skipped(_) => return,
     };
     let tool = configured_tool(step);
-    let op = super::semconv::Operation { target, method, tool: tool.as_deref(), protocol_version: version, failure };
+    let http_version = step.http_version.map(HttpVersion::as_str);
+    let op = super::semconv::Operation {
+        target,
+        method,
+        tool: tool.as_deref(),
+        protocol_version: version,
+        failure,
+        http_version,
+    };
     super::otel_bridge::record_operation(&op, step.latency.as_secs_f64());
 }
 
@@ -391,6 +400,7 @@ mod tests {
             latency: Duration::ZERO,
             started_at: SystemTime::now(),
             session_id: None,
+            http_version: None,
             detail: String::new(),
         }
     }

@@ -137,6 +137,7 @@ mod tests {
             latency: Duration::from_millis(ms),
             started_at: SystemTime::now(),
             session_id: None,
+            http_version: None,
             detail: "server text: never a label".into(),
         }
     }

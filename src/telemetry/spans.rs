@@ -13,6 +13,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 use super::events::configured_tool;
 use super::{labels, otel_bridge, semconv};
 use crate::mcp::TraceContext;
+use crate::mcp::transport::HttpVersion;
 use crate::runner::{ProbeOutcome, StepResult};
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
@@ -98,7 +99,15 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome, root: Option<ProbeSpan
         };
         let method = step.operation.method_name(stateless);
         let tool = configured_tool(step);
-        let op = semconv::Operation { target, method, tool: tool.as_deref(), protocol_version: version, failure };
+        let http_version = step.http_version.map(HttpVersion::as_str);
+        let op = semconv::Operation {
+            target,
+            method,
+            tool: tool.as_deref(),
+            protocol_version: version,
+            failure,
+            http_version,
+        };
         let mut attrs = op.attributes();
         attrs.extend(endpoint.iter().cloned());
         // The session id only where there is a session: never on 2026-07-28 (stateless) traffic.
