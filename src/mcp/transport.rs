@@ -597,7 +597,9 @@ pub fn session_id_of(h: &HeaderMap) -> Result<Option<String>, McpError> {
 
 /// Classify an HTTP error status. 404, or 400 on a request that carried a session id, is an expired session.
 /// Any 3xx that reaches here was not followed (the lean transport follows none; the shared
-/// client returns one without a usable `Location`).
+/// client returns one without a usable `Location`). The status decides the class; a JSON-RPC
+/// error object in the body gives the snippet its message and the error its code (`error.type`
+/// over OTLP, as for a JSON-RPC error in a 200).
 pub fn classify_status(status: u16, body: &str, sent_session: bool) -> McpError {
     if (300..400).contains(&status) {
         return McpError::Redirect { status: Some(status), reason: format!("HTTP {status}") };
@@ -605,11 +607,15 @@ pub fn classify_status(status: u16, body: &str, sent_session: bool) -> McpError 
     if sent_session && (status == 404 || status == 400) {
         return McpError::SessionExpired { status };
     }
-    let text = serde_json::from_str::<Value>(body)
-        .ok()
+    let json = serde_json::from_str::<Value>(body).ok();
+    let error = json.as_ref().filter(|v| v.get("jsonrpc").and_then(Value::as_str) == Some("2.0"));
+    let error = error.and_then(|v| v.get("error"));
+    let rpc_code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
+    let text = json
+        .as_ref()
         .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| strip_html(body));
-    McpError::Http { status, snippet: snippet(&text, 200) }
+    McpError::Http { status, snippet: snippet(&text, 200), rpc_code }
 }
 
 /// Collapse an HTML page to its text, roughly, for a readable snippet.
@@ -756,6 +762,13 @@ mod tests {
         let body = r#"{"jsonrpc":"2.0","id":"server-error","error":{"code":-32000,"message":"Bad Request: No valid session ID"}}"#;
         let e = classify_status(400, body, false);
         assert!(e.to_string().contains("No valid session ID"), "{e}");
+        assert_eq!((e.error_type(), e.rpc_code()), (ErrorType::Http4xx, Some(-32000)), "the status keeps the class");
+        let e = classify_status(500, r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"x"}}"#, true);
+        assert_eq!((e.error_type(), e.rpc_code()), (ErrorType::Http5xx, Some(-32603)));
+        // Not a JSON-RPC error object: no code.
+        for body in [r#"{"error":{"code":-32602}}"#, r#"{"jsonrpc":"2.0","error":{"code":"x"}}"#, "<html>", ""] {
+            assert_eq!(classify_status(422, body, false).rpc_code(), None, "{body}");
+        }
         let long = "x".repeat(5000);
         assert!(classify_status(502, &long, false).to_string().len() < 260);
     }

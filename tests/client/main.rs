@@ -13,6 +13,7 @@ mod mcp_client_concurrency;
 mod mcp_client_everything;
 mod mcp_client_fallback;
 mod mcp_client_get_stream;
+mod mcp_client_http_error_code;
 mod mcp_client_http_version;
 mod mcp_client_log_level;
 mod mcp_client_own_connections;
