@@ -354,6 +354,7 @@ mod tests {
             started_at: SystemTime::now(),
             session_id: None,
             http_version: None,
+            span_id: None,
             detail: String::new(),
         }
     }

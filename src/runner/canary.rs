@@ -34,6 +34,9 @@ pub struct CanaryProbe {
     said_sessionless: bool,
     /// The trace context this probe's requests carry during a traced cycle (shared with its clients).
     trace: TraceSlot,
+    /// The probe span's context during a traced cycle: each step's requests carry it with the
+    /// step's own span id as the parent.
+    cycle_trace: Option<TraceContext>,
 }
 
 /// Steps of the cycle being built.
@@ -46,23 +49,43 @@ struct Cycle {
     session_id: Option<String>,
     /// Set while the tools/call of a tool picked from the server's list (not configured) runs.
     tool_picked: bool,
+    /// The slot the clients read and the probe span's context, in a traced cycle.
+    trace: Option<(TraceSlot, TraceContext)>,
+}
+
+/// How a step ran: when and for how long, over which HTTP version, under which span id.
+struct Ran {
+    latency: Duration,
+    started_at: SystemTime,
+    http_version: Option<HttpVersion>,
+    span_id: Option<[u8; 8]>,
 }
 
 impl Cycle {
     fn new(stateless: bool, session_id: Option<String>) -> Self {
-        Cycle { outcome: ProbeOutcome::default(), stateless, aborted: false, session_id, tool_picked: false }
+        let outcome = ProbeOutcome::default();
+        Cycle { outcome, stateless, aborted: false, session_id, tool_picked: false, trace: None }
     }
 
-    fn push(
-        &mut self,
-        operation: Operation,
-        tool: Option<&str>,
-        result: StepResult,
-        latency: Duration,
-        started_at: SystemTime,
-        http_version: Option<HttpVersion>,
-        detail: String,
-    ) {
+    /// In a traced cycle, a fresh span id for the next step, whose requests then carry it as
+    /// their parent (the step's span is built after the fact, under this id).
+    fn begin_span(&self) -> Option<[u8; 8]> {
+        let (slot, base) = self.trace.as_ref()?;
+        // W3C: an all-zero parent id is invalid.
+        let id = std::iter::repeat_with(rand::random::<[u8; 8]>).find(|id| *id != [0; 8])?;
+        slot.set(Some(base.with_parent(id)));
+        Some(id)
+    }
+
+    /// Back to the probe span's context for requests outside a step.
+    fn end_span(&self) {
+        if let Some((slot, base)) = &self.trace {
+            slot.set(Some(base.clone()));
+        }
+    }
+
+    fn push(&mut self, operation: Operation, tool: Option<&str>, result: StepResult, ran: Ran, detail: String) {
+        let Ran { latency, started_at, http_version, span_id } = ran;
         let session_id = self.session_id.clone();
         let tool = tool.map(str::to_string);
         let tool_picked = tool.is_some() && self.tool_picked;
@@ -75,13 +98,15 @@ impl Cycle {
             started_at,
             session_id,
             http_version,
+            span_id,
             detail,
         });
     }
 
     fn skip(&mut self, operation: Operation, reason: SkipReason) {
         let skipped = StepResult::Skipped(reason);
-        self.push(operation, None, skipped, Duration::ZERO, SystemTime::now(), None, String::new());
+        let ran = Ran { latency: Duration::ZERO, started_at: SystemTime::now(), http_version: None, span_id: None };
+        self.push(operation, None, skipped, ran, String::new());
     }
 
     /// Time `fut` (a request of `client`), record it as a step and return its value on success.
@@ -92,20 +117,23 @@ impl Cycle {
         client: &McpClient,
         fut: impl Future<Output = Result<T, McpError>>,
     ) -> Result<T, McpError> {
+        let span_id = self.begin_span();
         let wall = SystemTime::now();
         let start = Instant::now();
         let result = fut.await;
         let latency = start.elapsed();
-        let version = client.last_http_version();
-        match &result {
-            Ok(_) => self.push(operation, tool, StepResult::Success, latency, wall, version, String::new()),
+        self.end_span();
+        let ran = Ran { latency, started_at: wall, http_version: client.last_http_version(), span_id };
+        let (step, detail) = match &result {
+            Ok(_) => (StepResult::Success, String::new()),
             Err(e) => {
                 if is_transport_failure(e.error_type()) {
                     self.aborted = true;
                 }
-                self.push(operation, tool, StepResult::from_error(e), latency, wall, version, e.to_string());
+                (StepResult::from_error(e), e.to_string())
             }
-        }
+        };
+        self.push(operation, tool, step, ran, detail);
         result
     }
 }
@@ -128,6 +156,7 @@ impl CanaryProbe {
             checks,
             said_sessionless: false,
             trace: TraceSlot::default(),
+            cycle_trace: None,
         }
     }
 
@@ -159,11 +188,15 @@ impl CanaryProbe {
     }
 
     /// Run one cycle whose MCP requests carry `trace` in `params._meta` (the caller's probe span,
-    /// so the server's spans join its trace); `None`: as `run_cycle`. Requests outside the cycle
-    /// (a warm session's stream between cycles) carry nothing.
+    /// so the server's spans join its trace): a step's requests name the step's own span id
+    /// ([`StepOutcome::span_id`]) as their parent, other requests the probe span. `None`: as
+    /// `run_cycle`. Requests outside the cycle (a warm session's stream between cycles) carry
+    /// nothing.
     pub async fn run_cycle_traced(&mut self, trace: Option<TraceContext>) -> ProbeOutcome {
-        self.trace.set(trace);
+        self.trace.set(trace.clone());
+        self.cycle_trace = trace;
         let outcome = self.run_cycle().await;
+        self.cycle_trace = None;
         self.trace.set(None);
         outcome
     }
@@ -172,6 +205,7 @@ impl CanaryProbe {
     pub async fn run_cycle(&mut self) -> ProbeOutcome {
         let started = Instant::now();
         let mut cycle = Cycle::new(false, None);
+        cycle.trace = self.cycle_trace.clone().map(|base| (self.trace.clone(), base));
         cycle.outcome.started_at = Some(SystemTime::now());
         cycle.outcome.pinned_stateless =
             matches!(&self.target.protocol, ProtocolPreference::Pinned(v) if v == LATEST_PROTOCOL);
