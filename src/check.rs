@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{RawConfig, RawNotification, RawProbe, RawTarget, TargetConfig};
+use crate::config::{RawConfig, RawNotification, RawProbe, RawProbeSettings, RawTarget, TargetConfig};
 use crate::mcp::ErrorType;
 use crate::mcp::protocol::INVALID_PARAMS;
 use crate::runner::{CanaryProbe, NotificationOutcome, Operation, ProbeOutcome, StepResult};
@@ -137,27 +137,30 @@ pub fn target_from_args(args: &CheckArgs) -> anyhow::Result<TargetConfig> {
     let raw_target = RawTarget {
         interval: args.timeout.max(Duration::from_secs(1)),
         jitter: 0.0,
-        timeout: Some(args.timeout),
-        protocol: args.protocol.clone(),
-        session: "fresh".into(),
-        headers,
-        bearer_token_env: args.bearer_token_env.clone(),
-        oauth: args.oauth.raw(),
-        probe: RawProbe {
-            tool: args.tool.clone(),
-            tool_arguments: json_table("tool-args", &args.tool_args)?,
-            resource: args.resource.clone(),
-            prompt: args.prompt.clone(),
-            prompt_arguments: json_table("prompt-args", &args.prompt_args)?,
-        },
-        notification: match (&args.notify_tool, &args.notify_method) {
-            (Some(tool), Some(method)) => Some(RawNotification {
-                tool: tool.clone(),
-                arguments: json_table("notify-args", &args.notify_args)?,
-                method: method.clone(),
-                timeout: Duration::from_secs(5),
-            }),
-            _ => None,
+        settings: RawProbeSettings {
+            timeout: Some(args.timeout),
+            protocol: args.protocol.clone(),
+            session: "fresh".into(),
+            headers,
+            bearer_token_env: args.bearer_token_env.clone(),
+            oauth: args.oauth.raw(),
+            probe: RawProbe {
+                tool: args.tool.clone(),
+                tool_arguments: json_table("tool-args", &args.tool_args)?,
+                resource: args.resource.clone(),
+                prompt: args.prompt.clone(),
+                prompt_arguments: json_table("prompt-args", &args.prompt_args)?,
+            },
+            notification: match (&args.notify_tool, &args.notify_method) {
+                (Some(tool), Some(method)) => Some(RawNotification {
+                    tool: tool.clone(),
+                    arguments: json_table("notify-args", &args.notify_args)?,
+                    method: method.clone(),
+                    timeout: Duration::from_secs(5),
+                }),
+                _ => None,
+            },
+            ..Default::default()
         },
         ..RawTarget::new("check", args.url.clone())
     };
@@ -350,6 +353,8 @@ mod tests {
             latency: Duration::ZERO,
             started_at: SystemTime::now(),
             session_id: None,
+            http_version: None,
+            span_id: None,
             detail: String::new(),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RawConfig, RawNotification, RawProbe, RawServer, RawTarget};
+use crate::config::{RawConfig, RawNotification, RawProbe, RawProbeSettings, RawServer, RawTarget};
 use crate::telemetry::Exporter;
 
 /// Flags of `mcp-canary demo`.
@@ -29,22 +29,25 @@ pub fn demo_config(listen: SocketAddr, mcp_url: &str, interval: Duration) -> Raw
     let target = |name: &str, session: &str, protocol: &str| RawTarget {
         interval,
         jitter: 0.1,
-        timeout: Some(interval.min(Duration::from_secs(5))),
-        protocol: protocol.into(),
-        session: session.into(),
-        probe: RawProbe {
-            tool: Some("echo".into()),
-            tool_arguments: table(&[("message", "canary")]),
-            resource: Some("canary://static/hello".into()),
-            prompt: Some("greeting".into()),
-            prompt_arguments: table(&[("name", "canary")]),
+        settings: RawProbeSettings {
+            timeout: Some(interval.min(Duration::from_secs(5))),
+            protocol: protocol.into(),
+            session: session.into(),
+            probe: RawProbe {
+                tool: Some("echo".into()),
+                tool_arguments: table(&[("message", "canary")]),
+                resource: Some("canary://static/hello".into()),
+                prompt: Some("greeting".into()),
+                prompt_arguments: table(&[("name", "canary")]),
+            },
+            notification: Some(RawNotification {
+                tool: "notify".into(),
+                arguments: table(&[("nonce", "{nonce}")]),
+                method: "notifications/message".into(),
+                timeout: Duration::from_secs(5),
+            }),
+            ..Default::default()
         },
-        notification: Some(RawNotification {
-            tool: "notify".into(),
-            arguments: table(&[("nonce", "{nonce}")]),
-            method: "notifications/message".into(),
-            timeout: Duration::from_secs(5),
-        }),
 
         ..RawTarget::new(name, mcp_url)
     };

@@ -116,18 +116,18 @@ fn example_values_are_parsed_as_written() {
     assert_eq!(t.name, "local");
     assert_eq!(t.interval, std::time::Duration::from_secs(15));
     assert_eq!(t.jitter, 0.1);
-    assert_eq!(t.protocol, "auto");
-    assert_eq!(t.session, "fresh");
-    assert_eq!(t.max_response_bytes, 4_194_304);
-    assert_eq!(t.probe.tool.as_deref(), Some("echo"));
-    assert_eq!(t.probe.resource.as_deref(), Some("canary://static/hello"));
-    let n = t.notification.as_ref().unwrap();
+    assert_eq!(t.settings.protocol, "auto");
+    assert_eq!(t.settings.session, "fresh");
+    assert_eq!(t.settings.max_response_bytes, 4_194_304);
+    assert_eq!(t.settings.probe.tool.as_deref(), Some("echo"));
+    assert_eq!(t.settings.probe.resource.as_deref(), Some("canary://static/hello"));
+    let n = t.settings.notification.as_ref().unwrap();
     assert_eq!((n.tool.as_str(), n.method.as_str()), ("notify", "notifications/message"));
-    assert_eq!(raw.targets[1].session, "persistent");
-    assert_eq!(raw.targets[1].protocol, "2025-11-25");
+    assert_eq!(raw.targets[1].settings.session, "persistent");
+    assert_eq!(raw.targets[1].settings.protocol, "2025-11-25");
     assert_eq!(raw.targets[1].interval, std::time::Duration::from_secs(30));
     // The timeout is left to validation (it follows a short interval).
-    assert_eq!(raw.targets[2].timeout, None);
+    assert_eq!(raw.targets[2].settings.timeout, None);
 
     for (k, v) in EXAMPLE_ENV {
         // SAFETY: no other thread of this test binary reads these variables (why this file is a

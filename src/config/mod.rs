@@ -17,7 +17,7 @@ pub use otlp::{HistogramAggregation, OtlpConfig, OtlpProtocol, Temporality, appl
 pub use profiles::{HeavyLimits, ProfileConfig, parse_schedule};
 pub use raw::{
     OAuthFlags, RawConfig, RawCoordination, RawHeavyProfiles, RawInstance, RawModule, RawNotification, RawOAuth,
-    RawOtlp, RawProbe, RawProbeEndpoint, RawProfile, RawServer, RawTarget,
+    RawOtlp, RawProbe, RawProbeEndpoint, RawProbeSettings, RawProfile, RawServer, RawTarget,
 };
 pub use server::{
     ClientAuth, HttpAuth, MAX_BCRYPT_COST, RawServerTls, ServerSecurity, TlsSettings, TlsVersion, validate_security,
@@ -115,6 +115,12 @@ fn figment_errors(err: figment::Error) -> ConfigErrors {
                     {
                         path.push(field.to_string());
                         message = rest.to_string();
+                        // An unknown key one table below a flattened key (`[targets.oauth]`).
+                        let inner = rest.strip_prefix("unknown field: found `").and_then(|r| r.split_once('`'));
+                        if let Some((inner, _)) = inner {
+                            path.push(inner.to_string());
+                            message = format!("unknown field: found `{inner}`");
+                        }
                     }
                 }
                 let key = key_path(&path);
@@ -221,13 +227,17 @@ pub fn redact_userinfo(text: &str) -> String {
 /// The effective config as TOML with every secret value replaced.
 pub fn render_masked(raw: &RawConfig) -> String {
     let mut raw = raw.clone();
-    for t in &mut raw.targets {
-        for v in t.headers.values_mut() {
+    // Both tables hold the shared probe settings: their headers and inline token are masked.
+    let mask_settings = |s: &mut raw::RawProbeSettings| {
+        for v in s.headers.values_mut() {
             *v = MASK.into();
         }
-        if t.bearer_token.is_some() {
-            t.bearer_token = Some(MASK.into());
+        if s.bearer_token.is_some() {
+            s.bearer_token = Some(MASK.into());
         }
+    };
+    for t in &mut raw.targets {
+        mask_settings(&mut t.settings);
         if let Some(redis) = &mut t.redis {
             *redis = mask_url_password(redis);
         }
@@ -241,12 +251,7 @@ pub fn render_masked(raw: &RawConfig) -> String {
         }
     }
     for m in raw.modules.values_mut() {
-        for v in m.headers.values_mut() {
-            *v = MASK.into();
-        }
-        if m.bearer_token.is_some() {
-            m.bearer_token = Some(MASK.into());
-        }
+        mask_settings(&mut m.settings);
     }
     for load in raw.profiles.iter_mut().filter_map(|p| p.load.as_mut()) {
         for entry in &mut load.memory_urls {

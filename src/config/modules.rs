@@ -141,7 +141,7 @@ fn validate_module(name: &str, raw: &RawModule, errors: &mut Vec<ConfigError>) -
     if !valid_name {
         errors.push(ConfigError::new(&path, "a module name is 1-64 characters of [A-Za-z0-9._-]".into()));
     }
-    if raw.timeout.is_some_and(|t| t > MAX_PROBE_TIMEOUT) {
+    if raw.settings.timeout.is_some_and(|t| t > MAX_PROBE_TIMEOUT) {
         errors.push(ConfigError::new(
             format!("{path}.timeout"),
             format!(

@@ -75,79 +75,116 @@ pub struct RawProbeEndpoint {
 
 /// `[modules.NAME]`: the probe settings of a target, without its name, URL and schedule (the
 /// URL comes with each `/probe` request).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModule {
-    /// The whole probe's deadline (also each request's). Default 10 s.
-    #[serde(default, with = "humantime_serde::option")]
-    pub timeout: Option<Duration>,
-    #[serde(default = "default_protocol")]
-    pub protocol: String,
-    #[serde(default = "default_session")]
-    pub session: String,
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: u64,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub headers_from_env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub bearer_token: Option<String>,
-    #[serde(default)]
-    pub bearer_token_env: Option<String>,
-    #[serde(default)]
-    pub bearer_token_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth: Option<RawOAuth>,
-    #[serde(default)]
-    pub probe: RawProbe,
-    #[serde(default)]
-    pub notification: Option<RawNotification>,
-}
-
-impl Default for RawModule {
-    fn default() -> Self {
-        RawModule::from_target(&RawTarget::new("", ""))
-    }
+    #[serde(flatten)]
+    pub settings: RawProbeSettings,
 }
 
 impl RawModule {
     /// The module's keys as a target's (the rest at a target's defaults), for the target
     /// validation both share.
     pub fn to_target(&self, name: &str, url: &str) -> RawTarget {
-        RawTarget {
-            timeout: self.timeout,
-            protocol: self.protocol.clone(),
-            session: self.session.clone(),
-            max_response_bytes: self.max_response_bytes,
-            headers: self.headers.clone(),
-            headers_from_env: self.headers_from_env.clone(),
-            bearer_token: self.bearer_token.clone(),
-            bearer_token_env: self.bearer_token_env.clone(),
-            bearer_token_file: self.bearer_token_file.clone(),
-            oauth: self.oauth.clone(),
-            probe: self.probe.clone(),
-            notification: self.notification.clone(),
-            ..RawTarget::new(name, url)
+        RawTarget { settings: self.settings.clone(), ..RawTarget::new(name, url) }
+    }
+}
+
+/// The keys a `[[targets]]` entry and a `[modules.NAME]` share (how one probe talks to a
+/// server), flattened into both so a new probe setting is declared once. A flattened table
+/// reaches serde without its keys, so each key names itself in its errors ([`keyed`]); the
+/// enclosing table denies unknown keys (serde cannot do it here).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RawProbeSettings {
+    /// Each request's and the whole probe's deadline. Default: the smaller of 10 s and a
+    /// target's interval (a module's: 10 s).
+    #[serde(default, deserialize_with = "keyed::timeout", serialize_with = "humantime_serde::option::serialize")]
+    pub timeout: Option<Duration>,
+    #[serde(default = "default_protocol", deserialize_with = "keyed::protocol")]
+    pub protocol: String,
+    #[serde(default = "default_session", deserialize_with = "keyed::session")]
+    pub session: String,
+    #[serde(default = "default_max_response_bytes", deserialize_with = "keyed::max_response_bytes")]
+    pub max_response_bytes: u64,
+    #[serde(default, deserialize_with = "keyed::headers")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "keyed::headers_from_env")]
+    pub headers_from_env: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "keyed::bearer_token")]
+    pub bearer_token: Option<String>,
+    #[serde(default, deserialize_with = "keyed::bearer_token_env")]
+    pub bearer_token_env: Option<String>,
+    #[serde(default, deserialize_with = "keyed::bearer_token_file")]
+    pub bearer_token_file: Option<String>,
+    /// OAuth client of a protected server (instead of a static bearer token).
+    #[serde(default, deserialize_with = "keyed::oauth", skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<RawOAuth>,
+    #[serde(default, deserialize_with = "keyed::probe")]
+    pub probe: RawProbe,
+    #[serde(default, deserialize_with = "keyed::notification")]
+    pub notification: Option<RawNotification>,
+}
+
+impl Default for RawProbeSettings {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            protocol: default_protocol(),
+            session: default_session(),
+            max_response_bytes: default_max_response_bytes(),
+            headers: Default::default(),
+            headers_from_env: Default::default(),
+            bearer_token: None,
+            bearer_token_env: None,
+            bearer_token_file: None,
+            oauth: None,
+            probe: Default::default(),
+            notification: None,
         }
+    }
+}
+
+/// Deserializers of [`RawProbeSettings`]' keys that prefix their key to an error, as
+/// [`crate::spec::load::keyed`] does for the load mix; the config loader moves it into the path.
+mod keyed {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    use crate::spec::load::keyed::PREFIX;
+
+    fn named<'de, D: Deserializer<'de>, T>(
+        d: D,
+        key: &str,
+        de: impl FnOnce(D) -> Result<T, D::Error>,
+    ) -> Result<T, D::Error> {
+        de(d).map_err(|e| D::Error::custom(format!("{PREFIX}{key}`: {e}")))
     }
 
-    fn from_target(t: &RawTarget) -> Self {
-        Self {
-            timeout: t.timeout,
-            protocol: t.protocol.clone(),
-            session: t.session.clone(),
-            max_response_bytes: t.max_response_bytes,
-            headers: t.headers.clone(),
-            headers_from_env: t.headers_from_env.clone(),
-            bearer_token: t.bearer_token.clone(),
-            bearer_token_env: t.bearer_token_env.clone(),
-            bearer_token_file: t.bearer_token_file.clone(),
-            oauth: t.oauth.clone(),
-            probe: t.probe.clone(),
-            notification: t.notification.clone(),
-        }
+    pub fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        named(d, "timeout", humantime_serde::option::deserialize)
     }
+
+    macro_rules! keyed {
+        ($($key:ident),*) => {$(
+            pub fn $key<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+                named(d, stringify!($key), T::deserialize)
+            }
+        )*};
+    }
+    keyed!(
+        protocol,
+        session,
+        max_response_bytes,
+        headers,
+        headers_from_env,
+        bearer_token,
+        bearer_token_env,
+        bearer_token_file,
+        oauth,
+        probe,
+        notification
+    );
 }
 
 /// `[heavy_profiles]`: global caps every scheduled heavy run must fit in, and where reports go.
@@ -290,32 +327,9 @@ pub struct RawTarget {
     pub interval: Duration,
     #[serde(default = "default_jitter")]
     pub jitter: f64,
-    /// Default: the smaller of 10 s and the interval.
-    #[serde(default, with = "humantime_serde::option")]
-    pub timeout: Option<Duration>,
-    #[serde(default = "default_protocol")]
-    pub protocol: String,
-    #[serde(default = "default_session")]
-    pub session: String,
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: u64,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub headers_from_env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub bearer_token: Option<String>,
-    #[serde(default)]
-    pub bearer_token_env: Option<String>,
-    #[serde(default)]
-    pub bearer_token_file: Option<String>,
-    /// OAuth client of a protected server (instead of a static bearer token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth: Option<RawOAuth>,
-    #[serde(default)]
-    pub probe: RawProbe,
-    #[serde(default)]
-    pub notification: Option<RawNotification>,
+    /// The keys a `/probe` module shares.
+    #[serde(flatten)]
+    pub settings: RawProbeSettings,
     /// Redis behind this target, inspected on its own interval (`redis://host:port/db`).
     #[serde(default)]
     pub redis: Option<String>,
@@ -466,18 +480,7 @@ impl RawTarget {
             url: url.into(),
             interval: default_interval(),
             jitter: default_jitter(),
-            timeout: None,
-            protocol: default_protocol(),
-            session: default_session(),
-            max_response_bytes: default_max_response_bytes(),
-            headers: Default::default(),
-            headers_from_env: Default::default(),
-            bearer_token: None,
-            bearer_token_env: None,
-            bearer_token_file: None,
-            oauth: None,
-            probe: Default::default(),
-            notification: None,
+            settings: RawProbeSettings::default(),
             redis: None,
             redis_password_env: None,
             redis_password_file: None,

@@ -299,13 +299,13 @@ pub(super) fn target_parts(
         err("jitter", "must be a fraction of the interval between 0 and 1".into());
     }
     // Unset, the timeout follows a short interval down instead of refusing it.
-    let timeout = t.timeout.unwrap_or(DEFAULT_TARGET_TIMEOUT.min(t.interval));
+    let timeout = t.settings.timeout.unwrap_or(DEFAULT_TARGET_TIMEOUT.min(t.interval));
     if timeout.is_zero() {
         err("timeout", "must be greater than 0".into());
     } else if timeout > t.interval {
         err("timeout", format!("must not exceed interval ({})", humantime::format_duration(t.interval)));
     }
-    let protocol = match t.protocol.as_str() {
+    let protocol = match t.settings.protocol.as_str() {
         "auto" => Some(ProtocolPreference::Auto),
         v if v == LATEST_PROTOCOL || SESSION_PROTOCOLS.contains(&v) => Some(ProtocolPreference::Pinned(v.to_string())),
         v => {
@@ -318,7 +318,7 @@ pub(super) fn target_parts(
             None
         }
     };
-    let session = match t.session.as_str() {
+    let session = match t.settings.session.as_str() {
         "fresh" => Some(SessionMode::Fresh),
         "persistent" => Some(SessionMode::Persistent),
         v => {
@@ -326,16 +326,18 @@ pub(super) fn target_parts(
             None
         }
     };
-    if t.max_response_bytes < 1024 || t.max_response_bytes > 1 << 30 {
+    if t.settings.max_response_bytes < 1024 || t.settings.max_response_bytes > 1 << 30 {
         err("max_response_bytes", "must be between 1024 and 1073741824".into());
     }
-    let headers = build_headers(path, t, errors);
+    // Every secret value read below, for the revision.
+    let mut secrets = Vec::new();
+    let headers = build_headers(path, t, errors, &mut secrets);
     // A static bearer token that is a JWT tells when it expires (the 72 h credential alert).
     let credential_expiry =
         headers.as_ref().and_then(|(_, token)| token.as_ref()).and_then(crate::mcp::auth::jwt_expiry);
-    let probe = probe_spec(&t.probe);
-    let notification = t.notification.as_ref().map(notification_spec);
-    if let Some(n) = &t.notification {
+    let probe = probe_spec(&t.settings.probe);
+    let notification = t.settings.notification.as_ref().map(notification_spec);
+    if let Some(n) = &t.settings.notification {
         if n.method.is_empty() {
             errors.push(ConfigError::new(format!("{path}.notification.method"), "must not be empty".into()));
         }
@@ -346,9 +348,9 @@ pub(super) fn target_parts(
             ));
         }
     }
-    let redis = redis_spec(path, t, errors);
+    let redis = redis_spec(path, t, errors, &mut secrets);
     let instances = instances_spec(path, t, errors);
-    let oauth = t.oauth.as_ref().and_then(|o| oauth_settings(path, t, o, errors));
+    let oauth = t.settings.oauth.as_ref().and_then(|o| oauth_settings(path, t, o, errors, &mut secrets));
     if errors.len() != before {
         return None;
     }
@@ -360,7 +362,7 @@ pub(super) fn target_parts(
         timeout,
         protocol: protocol?,
         session: session?,
-        max_response_bytes: t.max_response_bytes as usize,
+        max_response_bytes: t.settings.max_response_bytes as usize,
         headers: headers?.0,
         probe,
         notification,
@@ -370,7 +372,7 @@ pub(super) fn target_parts(
         instances,
         credential_expiry,
         auth: None,
-        revision: revision_of(t, &secrets_read(t)),
+        revision: revision_of(t, &secrets),
     };
     Some((target, oauth))
 }
@@ -384,56 +386,40 @@ fn revision_of(table: &impl serde::Serialize, secrets: &[String]) -> u64 {
     hasher.finish()
 }
 
-/// The values of every secret a target reads from the environment or a file (read again: a
-/// rotated secret file must restart the target on reload even when its table is unchanged). The
-/// refresh token file is left out: the daemon itself rewrites it on rotation.
-fn secrets_read(t: &RawTarget) -> Vec<String> {
-    let env = |var: &Option<String>| var.as_ref().map(|v| std::env::var(v).unwrap_or_default());
-    let file = |path: &Option<String>| path.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default());
-    let oauth = t.oauth.as_ref();
-    [
-        env(&t.bearer_token_env),
-        file(&t.bearer_token_file),
-        env(&t.redis_password_env),
-        file(&t.redis_password_file),
-        oauth.and_then(|o| env(&o.client_secret_env)),
-        oauth.and_then(|o| file(&o.client_secret_file)),
-        oauth.and_then(|o| file(&o.private_key_file)),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(t.headers_from_env.values().map(|v| std::env::var(v).unwrap_or_default()))
-    .collect()
-}
-
 /// A secret from the first source given: `env` (the key and the variable: its value as set) or
 /// `file` (the key and the path: its contents, trimmed). A source that cannot be read is reported
-/// at its key; `None` then, or when neither is given.
+/// at its key; `None` then, or when neither is given. The value as read is pushed on `secrets`:
+/// the target's revision hashes it, so a rotated secret file restarts the target on reload even
+/// when its table is unchanged, without reading the file a second time.
 fn secret_source(
     env: Option<(&str, &str)>,
     file: Option<(&str, &str)>,
     err: &mut dyn FnMut(&str, String),
+    secrets: &mut Vec<String>,
 ) -> Option<String> {
     if let Some((key, var)) = env {
-        return std::env::var(var).map_err(|_| err(key, format!("environment variable {var} is not set"))).ok();
+        let value = std::env::var(var).map_err(|_| err(key, format!("environment variable {var} is not set"))).ok()?;
+        secrets.push(value.clone());
+        return Some(value);
     }
     let (key, path) = file?;
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| err(key, format!("cannot read {path}: {e}")))
-        .ok()
+    let contents = std::fs::read_to_string(path).map_err(|e| err(key, format!("cannot read {path}: {e}"))).ok()?;
+    let value = contents.trim().to_string();
+    secrets.push(contents);
+    Some(value)
 }
 
 /// The client's credential: a secret from the environment or a file, or a private key file.
 fn oauth_credential(
     o: &super::raw::RawOAuth,
     err: &mut impl FnMut(&str, String),
+    secrets: &mut Vec<String>,
 ) -> Option<crate::mcp::auth::ClientCredential> {
     use crate::mcp::auth::{ClientCredential, SigningKey};
     if o.client_secret_env.is_some() || o.client_secret_file.is_some() {
         let env = o.client_secret_env.as_deref().map(|var| ("client_secret_env", var));
         let file = o.client_secret_file.as_deref().map(|path| ("client_secret_file", path));
-        let secret = secret_source(env, file, err)?.trim().to_string();
+        let secret = secret_source(env, file, err, secrets)?.trim().to_string();
         if secret.is_empty() {
             match (env, file) {
                 (Some((key, var)), _) => err(key, format!("environment variable {var} is empty")),
@@ -446,7 +432,10 @@ fn oauth_credential(
     }
     let file = o.private_key_file.as_ref()?;
     let pem = match std::fs::read(file) {
-        Ok(pem) => pem,
+        Ok(pem) => {
+            secrets.push(String::from_utf8_lossy(&pem).into_owned());
+            pem
+        }
         Err(e) => {
             err("private_key_file", format!("cannot read {file}: {e}"));
             return None;
@@ -473,6 +462,7 @@ fn oauth_settings(
     t: &RawTarget,
     o: &super::raw::RawOAuth,
     errors: &mut Vec<ConfigError>,
+    secrets: &mut Vec<String>,
 ) -> Option<crate::mcp::auth::OAuthSettings> {
     let before = errors.len();
     let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.oauth.{field}"), msg));
@@ -484,10 +474,18 @@ fn oauth_settings(
                 .into(),
         );
     }
-    if t.bearer_token.is_some() || t.bearer_token_env.is_some() || t.bearer_token_file.is_some() {
+    if t.settings.bearer_token.is_some()
+        || t.settings.bearer_token_env.is_some()
+        || t.settings.bearer_token_file.is_some()
+    {
         err("client_id", "a target takes either a bearer token or [targets.oauth], not both".into());
     }
-    if t.headers.keys().chain(t.headers_from_env.keys()).any(|k| k.eq_ignore_ascii_case("authorization")) {
+    if t.settings
+        .headers
+        .keys()
+        .chain(t.settings.headers_from_env.keys())
+        .any(|k| k.eq_ignore_ascii_case("authorization"))
+    {
         err("client_id", "an Authorization header and [targets.oauth] would both set Authorization".into());
     }
     let grant = match (o.grant.as_deref().unwrap_or("client_credentials"), &o.token_file) {
@@ -520,7 +518,7 @@ fn oauth_settings(
             );
             None
         }
-        1 => oauth_credential(o, &mut err),
+        1 => oauth_credential(o, &mut err, secrets),
         _ => {
             err("client_secret_env", "set only one of client_secret_env, client_secret_file, private_key_file".into());
             None
@@ -630,6 +628,7 @@ fn redis_url(
     password_env: Option<&str>,
     password_file: Option<&str>,
     err: &mut dyn FnMut(&str, String),
+    secrets: &mut Vec<String>,
 ) -> (Option<Url>, Option<String>) {
     let mut url = match Url::parse(raw_url) {
         Ok(u) if u.scheme() == "redis" && u.host_str().is_some_and(|h| !h.is_empty()) => Some(u),
@@ -670,6 +669,7 @@ fn redis_url(
             password_env.map(|var| ("redis_password_env", var)),
             password_file.map(|path| ("redis_password_file", path)),
             err,
+            secrets,
         )
     };
     (url, password)
@@ -678,8 +678,9 @@ fn redis_url(
 fn coordination_spec(c: &super::RawCoordination, errors: &mut Vec<ConfigError>) -> Option<CoordinationSpec> {
     let before = errors.len();
     let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("coordination.{field}"), msg));
-    let (url, password) =
-        redis_url(&c.redis, c.redis_password_env.as_deref(), c.redis_password_file.as_deref(), &mut err);
+    // No revision hashes the coordination password: the secrets read are dropped.
+    let (password_env, password_file) = (c.redis_password_env.as_deref(), c.redis_password_file.as_deref());
+    let (url, password) = redis_url(&c.redis, password_env, password_file, &mut err, &mut Vec::new());
     if c.lease < MIN_LEASE || c.lease > MAX_LEASE {
         err(
             "lease",
@@ -720,7 +721,12 @@ fn default_holder() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<RedisSpec> {
+fn redis_spec(
+    path: &str,
+    t: &RawTarget,
+    errors: &mut Vec<ConfigError>,
+    secrets: &mut Vec<String>,
+) -> Option<RedisSpec> {
     let mut err = |field: &str, msg: String| errors.push(ConfigError::new(format!("{path}.{field}"), msg));
     let Some(raw_url) = &t.redis else {
         if t.redis_password_env.is_some() || t.redis_password_file.is_some() {
@@ -729,7 +735,7 @@ fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Optio
         return None;
     };
     let (url, password) =
-        redis_url(raw_url, t.redis_password_env.as_deref(), t.redis_password_file.as_deref(), &mut err);
+        redis_url(raw_url, t.redis_password_env.as_deref(), t.redis_password_file.as_deref(), &mut err, secrets);
     if t.redis_interval < Duration::from_secs(1) || t.redis_interval > MAX_INTERVAL {
         err("redis_interval", format!("must be between 1s and {}", humantime::format_duration(MAX_INTERVAL)));
     }
@@ -766,7 +772,12 @@ fn redis_spec(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Optio
 }
 
 /// The target's request headers, and its static bearer token (which they carry) when it has one.
-fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Option<(HeaderMap, Option<Secret>)> {
+fn build_headers(
+    path: &str,
+    t: &RawTarget,
+    errors: &mut Vec<ConfigError>,
+    secrets: &mut Vec<String>,
+) -> Option<(HeaderMap, Option<Secret>)> {
     let before = errors.len();
     let mut map = HeaderMap::new();
     let mut insert = |field: String, name: &str, value: &str, errors: &mut Vec<ConfigError>| {
@@ -783,32 +794,42 @@ fn build_headers(path: &str, t: &RawTarget, errors: &mut Vec<ConfigError>) -> Op
             Err(_) => errors.push(ConfigError::new(field, "value is not a valid header value".into())),
         }
     };
-    for (name, value) in &t.headers {
+    for (name, value) in &t.settings.headers {
         insert(format!("{path}.headers.{name}"), name, value, errors);
     }
-    for (name, var) in &t.headers_from_env {
+    for (name, var) in &t.settings.headers_from_env {
         let field = format!("{path}.headers_from_env.{name}");
         match std::env::var(var) {
-            Ok(value) => insert(field, name, &value, errors),
+            Ok(value) => {
+                insert(field, name, &value, errors);
+                secrets.push(value);
+            }
             Err(_) => errors.push(ConfigError::new(field, format!("environment variable {var} is not set"))),
         }
     }
-    let token_sources = [t.bearer_token.is_some(), t.bearer_token_env.is_some(), t.bearer_token_file.is_some()];
+    let token_sources = [
+        t.settings.bearer_token.is_some(),
+        t.settings.bearer_token_env.is_some(),
+        t.settings.bearer_token_file.is_some(),
+    ];
     if token_sources.iter().filter(|s| **s).count() > 1 {
         errors.push(ConfigError::new(
             format!("{path}.bearer_token"),
             "set only one of bearer_token, bearer_token_env, bearer_token_file".into(),
         ));
     }
-    let (token, source) = if let Some(token) = &t.bearer_token {
+    let (token, source) = if let Some(token) = &t.settings.bearer_token {
         (Some(token.clone()), "bearer_token")
     } else {
-        let env = t.bearer_token_env.as_deref().map(|var| ("bearer_token_env", var));
-        let file = t.bearer_token_file.as_deref().map(|f| ("bearer_token_file", f));
+        let env = t.settings.bearer_token_env.as_deref().map(|var| ("bearer_token_env", var));
+        let file = t.settings.bearer_token_file.as_deref().map(|f| ("bearer_token_file", f));
         let source = env.or(file).map_or("bearer_token", |(key, _)| key);
-        let token = secret_source(env, file, &mut |key, message| {
-            errors.push(ConfigError::new(format!("{path}.{key}"), message))
-        });
+        let token = secret_source(
+            env,
+            file,
+            &mut |key, message| errors.push(ConfigError::new(format!("{path}.{key}"), message)),
+            secrets,
+        );
         (token, source)
     };
     // An empty token would send `Authorization: Bearer ` with nothing after it.
@@ -919,13 +940,29 @@ mod tests {
         let config = |interval: u64, timeout: Option<u64>| {
             let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");
             t.interval = Duration::from_secs(interval);
-            t.timeout = timeout.map(Duration::from_secs);
+            t.settings.timeout = timeout.map(Duration::from_secs);
             validate(&RawConfig { targets: vec![t], ..Default::default() })
         };
         assert_eq!(config(2, None).unwrap().targets[0].timeout, Duration::from_secs(2));
         assert_eq!(config(60, None).unwrap().targets[0].timeout, DEFAULT_TARGET_TIMEOUT);
         let e = config(2, Some(10)).unwrap_err().to_string();
         assert!(e.contains("targets[0].timeout") && e.contains("must not exceed interval"), "{e}");
+    }
+
+    #[test]
+    fn a_rotated_secret_file_changes_the_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        let revision = || {
+            let mut t = RawTarget::new("t", "http://127.0.0.1:1/mcp");
+            t.settings.bearer_token_file = Some(token.to_str().unwrap().into());
+            validate(&RawConfig { targets: vec![t], ..Default::default() }).unwrap().targets[0].revision
+        };
+        std::fs::write(&token, "one").unwrap();
+        let first = revision();
+        assert_eq!(revision(), first, "an unchanged file keeps the revision");
+        std::fs::write(&token, "two").unwrap();
+        assert_ne!(revision(), first, "a rotated file changes it");
     }
 
     #[test]

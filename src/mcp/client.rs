@@ -78,8 +78,33 @@ pub struct TraceContext {
     pub tracestate: Option<String>,
 }
 
-/// The trace context requests carry, set and cleared by the caller (the canary: its probe span,
-/// per cycle) and shared by every client built from the same `ClientConfig`. The client only
+impl TraceContext {
+    /// The same trace with `span_id` (8 bytes, not all zero) as the parent: the context of a
+    /// child span the caller exports later under that id, so a server's spans nest under the
+    /// operation that sent the request rather than beside it.
+    /// A `traceparent` not of version 00's shape is returned unchanged.
+    pub fn with_parent(&self, span_id: [u8; 8]) -> TraceContext {
+        use std::fmt::Write as _;
+        // `00-{32 hex trace id}-{16 hex parent id}-{2 hex flags}`: only the parent id changes.
+        let (Some(head), Some(flags)) = (self.traceparent.get(..36), self.traceparent.get(52..)) else {
+            return self.clone();
+        };
+        if self.traceparent.len() != 55 {
+            return self.clone();
+        }
+        let mut traceparent = String::with_capacity(55);
+        traceparent.push_str(head);
+        for b in span_id {
+            let _ = write!(traceparent, "{b:02x}");
+        }
+        traceparent.push_str(flags);
+        TraceContext { traceparent, tracestate: self.tracestate.clone() }
+    }
+}
+
+/// The trace context requests carry, set and cleared by the caller (the canary: each step's
+/// operation span, within its probe span's trace) and shared by every client built from the same
+/// `ClientConfig`. The client only
 /// reads it; it never knows where the context comes from.
 #[derive(Clone, Debug, Default)]
 pub struct TraceSlot(Arc<std::sync::RwLock<Option<TraceContext>>>);
@@ -554,6 +579,12 @@ impl McpClient {
         self.inner.transport.captured()
     }
 
+    /// The HTTP version of the latest response to arrive (`network.protocol.version`); `None`
+    /// when the latest request got no response.
+    pub fn last_http_version(&self) -> Option<super::transport::HttpVersion> {
+        self.inner.transport.last_version()
+    }
+
     pub fn stream_stats(&self) -> StreamStats {
         self.inner.stats()
     }
@@ -582,6 +613,21 @@ fn unsupported(version: &str) -> McpError {
 
 #[cfg(test)]
 mod tests {
+    use super::TraceContext;
+
+    #[test]
+    fn with_parent_replaces_only_the_parent_id() {
+        let base = TraceContext {
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            tracestate: Some("rojo=1".into()),
+        };
+        let child = base.with_parent([0xab, 0, 1, 2, 3, 4, 5, 0xff]);
+        assert_eq!(child.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-ab000102030405ff-01");
+        assert_eq!(child.tracestate.as_deref(), Some("rojo=1"));
+        let odd = TraceContext { traceparent: "garbage".into(), tracestate: None };
+        assert_eq!(odd.with_parent([1; 8]), odd);
+    }
+
     use super::*;
 
     #[test]

@@ -109,8 +109,10 @@ pub enum McpError {
     Tls(String),
     #[error("connection reset: {0}")]
     Reset(String),
+    /// An HTTP error status; `rpc_code` is the code of a JSON-RPC error object in its body (only
+    /// over OTLP: the class stays the status's).
     #[error("HTTP {status}: {snippet}")]
-    Http { status: u16, snippet: String },
+    Http { status: u16, snippet: String, rpc_code: Option<i64> },
     /// A redirect not followed, with its status when known (the reason never holds a URL: it
     /// may carry a token).
     #[error("redirect not followed: {reason}")]
@@ -170,10 +172,12 @@ impl McpError {
         }
     }
 
-    /// The JSON-RPC error code, when the server sent one.
+    /// The JSON-RPC error code, when the server sent one: a JSON-RPC error, or one in the body
+    /// of an HTTP error status.
     pub fn rpc_code(&self) -> Option<i64> {
         match self {
             McpError::JsonRpc { code, .. } => Some(*code),
+            McpError::Http { rpc_code, .. } => *rpc_code,
             _ => None,
         }
     }
@@ -204,7 +208,7 @@ mod tests {
 
     #[test]
     fn http_status_classes() {
-        let e = |status| McpError::Http { status, snippet: String::new() };
+        let e = |status| McpError::Http { status, snippet: String::new(), rpc_code: Some(-32602) };
         assert_eq!(e(401).error_type(), ErrorType::Auth);
         assert_eq!(e(403).error_type(), ErrorType::Auth);
         assert_eq!(e(429).error_type(), ErrorType::Http4xx);

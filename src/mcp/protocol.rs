@@ -688,9 +688,9 @@ mod tests {
         assert!(discover_lists_latest(&json!({"supportedVersions": ["2025-11-25", "2026-07-28"]})));
         assert!(!discover_lists_latest(&json!({"supportedVersions": ["2025-11-25"]})));
         assert!(!discover_lists_latest(&json!({})));
-        assert!(discover_unsupported(&McpError::Http { status: 405, snippet: String::new() }));
+        assert!(discover_unsupported(&McpError::Http { status: 405, snippet: String::new(), rpc_code: None }));
         assert!(discover_unsupported(&McpError::JsonRpc { code: -32601, message: String::new() }));
-        assert!(!discover_unsupported(&McpError::Http { status: 500, snippet: String::new() }));
+        assert!(!discover_unsupported(&McpError::Http { status: 500, snippet: String::new(), rpc_code: None }));
     }
 
     fn fields(capabilities: &Value, log_level: Option<LogLevel>) -> MetaFields<'_> {

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +115,50 @@ impl McpHeaders {
     }
 }
 
+/// The HTTP version a response came over (`network.protocol.version`): the shared client may
+/// negotiate HTTP/2 over TLS (ALPN), so the version is read off each response, not assumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+    Http2,
+    Http3,
+}
+
+impl HttpVersion {
+    /// The attribute value the conventions give: `1.0`, `1.1`, `2`, `3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+            HttpVersion::Http3 => "3",
+        }
+    }
+
+    /// `None` for HTTP/0.9 (no MCP server answers with it) and versions `http` adds later.
+    pub fn of(version: http::Version) -> Option<Self> {
+        match version {
+            http::Version::HTTP_10 => Some(HttpVersion::Http10),
+            http::Version::HTTP_11 => Some(HttpVersion::Http11),
+            http::Version::HTTP_2 => Some(HttpVersion::Http2),
+            http::Version::HTTP_3 => Some(HttpVersion::Http3),
+            _ => None,
+        }
+    }
+
+    /// As held in an atomic: 0 is "no response".
+    fn encode(version: Option<Self>) -> u8 {
+        version.map_or(0, |v| v as u8 + 1)
+    }
+
+    fn decode(code: u8) -> Option<Self> {
+        [HttpVersion::Http10, HttpVersion::Http11, HttpVersion::Http2, HttpVersion::Http3]
+            .get(usize::from(code).checked_sub(1)?)
+            .copied()
+    }
+}
+
 /// A successful POST.
 pub struct Reply {
     pub status: u16,
@@ -146,6 +191,9 @@ pub struct Transport {
     lean: Option<Arc<Lean>>,
     /// OAuth access tokens, sent on every request (see `auth`).
     auth: Option<Arc<TokenSource>>,
+    /// [`HttpVersion`] of the latest response to a request that is not a held stream (encoded;
+    /// 0: that request got none), shared by clones.
+    version: Arc<AtomicU8>,
 }
 
 /// A response from either path.
@@ -166,6 +214,14 @@ impl Resp {
         match self {
             Resp::Shared(r) => r.headers(),
             Resp::Lean(r) => &r.headers,
+        }
+    }
+
+    fn version(&self) -> Option<HttpVersion> {
+        match self {
+            Resp::Shared(r) => HttpVersion::of(r.version()),
+            // The lean transport speaks HTTP/1.1 only.
+            Resp::Lean(_) => Some(HttpVersion::Http11),
         }
     }
 
@@ -204,6 +260,7 @@ impl Transport {
             capture: Default::default(),
             lean: None,
             auth: None,
+            version: Default::default(),
         }
     }
 
@@ -218,6 +275,12 @@ impl Transport {
     pub fn with_connections(mut self, lean: Option<Arc<Lean>>) -> Self {
         self.lean = lean;
         self
+    }
+
+    /// The HTTP version of the latest response; `None` before one or when the latest request
+    /// got none (a refused connection, a timeout).
+    pub fn last_version(&self) -> Option<HttpVersion> {
+        HttpVersion::decode(self.version.load(Ordering::Relaxed))
     }
 
     /// Whether requests go over this transport's own connections.
@@ -356,12 +419,13 @@ impl Transport {
                 request.field(AUTHORIZATION.as_str(), bearer.as_bytes());
             }
             let resp = if held {
-                lean.hold(&method, request, payload).await?
+                lean.hold(&method, request, payload).await
             } else {
-                lean.send(&method, request, payload).await?
+                lean.send(&method, request, payload).await
             };
-            if !lean.hand_over(resp.status) {
-                return Ok(Resp::Lean(resp));
+            match resp {
+                Ok(r) if lean.hand_over(r.status) => {}
+                resp => return self.seen(resp.map(Resp::Lean), held),
             }
         }
         let mut headers = self.headers(self.headers.clone(), mcp, accept, extra);
@@ -372,7 +436,17 @@ impl Transport {
         if let Some(body) = body {
             req = req.body(body);
         }
-        req.send().await.map(Resp::Shared).map_err(|e| classify_reqwest(e, self.timeout))
+        self.seen(req.send().await.map(Resp::Shared).map_err(|e| classify_reqwest(e, self.timeout)), held)
+    }
+
+    /// Note the HTTP version of a response (or that none came). A held stream's (re)connection
+    /// in the background is left out: the version describes the caller's latest request.
+    fn seen(&self, resp: Result<Resp, McpError>, held: bool) -> Result<Resp, McpError> {
+        if !held {
+            let version = resp.as_ref().ok().and_then(Resp::version);
+            self.version.store(HttpVersion::encode(version), Ordering::Relaxed);
+        }
+        resp
     }
 
     /// POST one JSON-RPC message.
@@ -526,7 +600,9 @@ pub fn session_id_of(h: &HeaderMap) -> Result<Option<String>, McpError> {
 
 /// Classify an HTTP error status. 404, or 400 on a request that carried a session id, is an expired session.
 /// Any 3xx that reaches here was not followed (the lean transport follows none; the shared
-/// client returns one without a usable `Location`).
+/// client returns one without a usable `Location`). The status decides the class; a JSON-RPC
+/// error object in the body gives the snippet its message and the error its code (`error.type`
+/// over OTLP, as for a JSON-RPC error in a 200).
 pub fn classify_status(status: u16, body: &str, sent_session: bool) -> McpError {
     if (300..400).contains(&status) {
         return McpError::Redirect { status: Some(status), reason: format!("HTTP {status}") };
@@ -534,11 +610,15 @@ pub fn classify_status(status: u16, body: &str, sent_session: bool) -> McpError 
     if sent_session && (status == 404 || status == 400) {
         return McpError::SessionExpired { status };
     }
-    let text = serde_json::from_str::<Value>(body)
-        .ok()
+    let json = serde_json::from_str::<Value>(body).ok();
+    let error = json.as_ref().filter(|v| v.get("jsonrpc").and_then(Value::as_str) == Some("2.0"));
+    let error = error.and_then(|v| v.get("error"));
+    let rpc_code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
+    let text = json
+        .as_ref()
         .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| strip_html(body));
-    McpError::Http { status, snippet: snippet(&text, 200) }
+    McpError::Http { status, snippet: snippet(&text, 200), rpc_code }
 }
 
 /// Collapse an HTML page to its text, roughly, for a readable snippet.
@@ -655,6 +735,23 @@ mod tests {
     }
 
     #[test]
+    fn http_versions_are_the_conventions_values_and_survive_the_atomic() {
+        let cases = [
+            (http::Version::HTTP_10, "1.0"),
+            (http::Version::HTTP_11, "1.1"),
+            (http::Version::HTTP_2, "2"),
+            (http::Version::HTTP_3, "3"),
+        ];
+        for (version, value) in cases {
+            let v = HttpVersion::of(version).unwrap();
+            assert_eq!(v.as_str(), value);
+            assert_eq!(HttpVersion::decode(HttpVersion::encode(Some(v))), Some(v));
+        }
+        assert_eq!(HttpVersion::of(http::Version::HTTP_09), None);
+        assert_eq!(HttpVersion::decode(HttpVersion::encode(None)), None);
+    }
+
+    #[test]
     fn a_3xx_answer_is_a_redirect() {
         for status in [301, 302, 303, 307, 308] {
             let e = classify_status(status, "moved", true);
@@ -668,6 +765,13 @@ mod tests {
         let body = r#"{"jsonrpc":"2.0","id":"server-error","error":{"code":-32000,"message":"Bad Request: No valid session ID"}}"#;
         let e = classify_status(400, body, false);
         assert!(e.to_string().contains("No valid session ID"), "{e}");
+        assert_eq!((e.error_type(), e.rpc_code()), (ErrorType::Http4xx, Some(-32000)), "the status keeps the class");
+        let e = classify_status(500, r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"x"}}"#, true);
+        assert_eq!((e.error_type(), e.rpc_code()), (ErrorType::Http5xx, Some(-32603)));
+        // Not a JSON-RPC error object: no code.
+        for body in [r#"{"error":{"code":-32602}}"#, r#"{"jsonrpc":"2.0","error":{"code":"x"}}"#, "<html>", ""] {
+            assert_eq!(classify_status(422, body, false).rpc_code(), None, "{body}");
+        }
         let long = "x".repeat(5000);
         assert!(classify_status(502, &long, false).to_string().len() < 260);
     }

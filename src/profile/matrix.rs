@@ -728,9 +728,9 @@ mod tests {
 
     #[test]
     fn refusals_are_clean_crashes_are_not() {
-        assert!(is_clean_refusal(&McpError::Http { status: 406, snippet: String::new() }));
+        assert!(is_clean_refusal(&McpError::Http { status: 406, snippet: String::new(), rpc_code: None }));
         assert!(is_clean_refusal(&McpError::JsonRpc { code: -32601, message: String::new() }));
-        assert!(!is_clean_refusal(&McpError::Http { status: 500, snippet: String::new() }));
+        assert!(!is_clean_refusal(&McpError::Http { status: 500, snippet: String::new(), rpc_code: None }));
         assert!(!is_clean_refusal(&McpError::InvalidJson(String::new())));
     }
 }

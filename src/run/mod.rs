@@ -167,8 +167,8 @@ pub(crate) fn oauth_source(
     url: &url::Url,
     oauth: crate::config::RawOAuth,
 ) -> Result<Arc<crate::mcp::auth::TokenSource>, Refused> {
-    let raw_target =
-        crate::config::RawTarget { oauth: Some(oauth), ..crate::config::RawTarget::new("run", url.as_str()) };
+    let settings = crate::config::RawProbeSettings { oauth: Some(oauth), ..Default::default() };
+    let raw_target = crate::config::RawTarget { settings, ..crate::config::RawTarget::new("run", url.as_str()) };
     let raw = crate::config::RawConfig { targets: vec![raw_target], ..Default::default() };
     let flag = |key: &str| {
         let field = key.rsplit('.').next().unwrap_or(key);

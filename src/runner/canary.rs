@@ -10,6 +10,7 @@ use super::instances::InstanceChecks;
 use super::outcome::{Inventory, NotificationOutcome, Operation, ProbeOutcome, SkipReason, StepOutcome, StepResult};
 use crate::config::{NotificationSpec, Replica, SessionMode, TargetConfig};
 use crate::mcp::lean::Lean;
+use crate::mcp::transport::HttpVersion;
 use crate::mcp::{
     ClientConfig, ErrorType, LATEST_PROTOCOL, LogLevel, McpClient, McpError, ProtocolPreference, ServerInfo,
     StreamStats, TraceContext, TraceSlot,
@@ -38,6 +39,9 @@ pub struct CanaryProbe {
     /// session of each cycle reuses them; a connection the server closed while idle is
     /// replaced). `None`: the shared client (https, a proxy, credentials in the URL).
     connections: Option<Arc<Lean>>,
+    /// The probe span's context during a traced cycle: each step's requests carry it with the
+    /// step's own span id as the parent.
+    cycle_trace: Option<TraceContext>,
 }
 
 /// Steps of the cycle being built.
@@ -50,22 +54,43 @@ struct Cycle {
     session_id: Option<String>,
     /// Set while the tools/call of a tool picked from the server's list (not configured) runs.
     tool_picked: bool,
+    /// The slot the clients read and the probe span's context, in a traced cycle.
+    trace: Option<(TraceSlot, TraceContext)>,
+}
+
+/// How a step ran: when and for how long, over which HTTP version, under which span id.
+struct Ran {
+    latency: Duration,
+    started_at: SystemTime,
+    http_version: Option<HttpVersion>,
+    span_id: Option<[u8; 8]>,
 }
 
 impl Cycle {
     fn new(stateless: bool, session_id: Option<String>) -> Self {
-        Cycle { outcome: ProbeOutcome::default(), stateless, aborted: false, session_id, tool_picked: false }
+        let outcome = ProbeOutcome::default();
+        Cycle { outcome, stateless, aborted: false, session_id, tool_picked: false, trace: None }
     }
 
-    fn push(
-        &mut self,
-        operation: Operation,
-        tool: Option<&str>,
-        result: StepResult,
-        latency: Duration,
-        started_at: SystemTime,
-        detail: String,
-    ) {
+    /// In a traced cycle, a fresh span id for the next step, whose requests then carry it as
+    /// their parent (the step's span is built after the fact, under this id).
+    fn begin_span(&self) -> Option<[u8; 8]> {
+        let (slot, base) = self.trace.as_ref()?;
+        // W3C: an all-zero parent id is invalid.
+        let id = std::iter::repeat_with(rand::random::<[u8; 8]>).find(|id| *id != [0; 8])?;
+        slot.set(Some(base.with_parent(id)));
+        Some(id)
+    }
+
+    /// Back to the probe span's context for requests outside a step.
+    fn end_span(&self) {
+        if let Some((slot, base)) = &self.trace {
+            slot.set(Some(base.clone()));
+        }
+    }
+
+    fn push(&mut self, operation: Operation, tool: Option<&str>, result: StepResult, ran: Ran, detail: String) {
+        let Ran { latency, started_at, http_version, span_id } = ran;
         let session_id = self.session_id.clone();
         let tool = tool.map(str::to_string);
         let tool_picked = tool.is_some() && self.tool_picked;
@@ -77,34 +102,43 @@ impl Cycle {
             latency,
             started_at,
             session_id,
+            http_version,
+            span_id,
             detail,
         });
     }
 
     fn skip(&mut self, operation: Operation, reason: SkipReason) {
-        self.push(operation, None, StepResult::Skipped(reason), Duration::ZERO, SystemTime::now(), String::new());
+        let skipped = StepResult::Skipped(reason);
+        let ran = Ran { latency: Duration::ZERO, started_at: SystemTime::now(), http_version: None, span_id: None };
+        self.push(operation, None, skipped, ran, String::new());
     }
 
-    /// Time `fut`, record it as a step and return its value on success.
+    /// Time `fut` (a request of `client`), record it as a step and return its value on success.
     async fn step<T>(
         &mut self,
         operation: Operation,
         tool: Option<&str>,
+        client: &McpClient,
         fut: impl Future<Output = Result<T, McpError>>,
     ) -> Result<T, McpError> {
+        let span_id = self.begin_span();
         let wall = SystemTime::now();
         let start = Instant::now();
         let result = fut.await;
         let latency = start.elapsed();
-        match &result {
-            Ok(_) => self.push(operation, tool, StepResult::Success, latency, wall, String::new()),
+        self.end_span();
+        let ran = Ran { latency, started_at: wall, http_version: client.last_http_version(), span_id };
+        let (step, detail) = match &result {
+            Ok(_) => (StepResult::Success, String::new()),
             Err(e) => {
                 if is_transport_failure(e.error_type()) {
                     self.aborted = true;
                 }
-                self.push(operation, tool, StepResult::from_error(e), latency, wall, e.to_string());
+                (StepResult::from_error(e), e.to_string())
             }
-        }
+        };
+        self.push(operation, tool, step, ran, detail);
         result
     }
 }
@@ -129,6 +163,7 @@ impl CanaryProbe {
             said_sessionless: false,
             trace: TraceSlot::default(),
             connections,
+            cycle_trace: None,
         }
     }
 
@@ -160,11 +195,15 @@ impl CanaryProbe {
     }
 
     /// Run one cycle whose MCP requests carry `trace` in `params._meta` (the caller's probe span,
-    /// so the server's spans join its trace); `None`: as `run_cycle`. Requests outside the cycle
-    /// (a warm session's stream between cycles) carry nothing.
+    /// so the server's spans join its trace): a step's requests name the step's own span id
+    /// ([`StepOutcome::span_id`]) as their parent, other requests the probe span. `None`: as
+    /// `run_cycle`. Requests outside the cycle (a warm session's stream between cycles) carry
+    /// nothing.
     pub async fn run_cycle_traced(&mut self, trace: Option<TraceContext>) -> ProbeOutcome {
-        self.trace.set(trace);
+        self.trace.set(trace.clone());
+        self.cycle_trace = trace;
         let outcome = self.run_cycle().await;
+        self.cycle_trace = None;
         self.trace.set(None);
         outcome
     }
@@ -173,6 +212,7 @@ impl CanaryProbe {
     pub async fn run_cycle(&mut self) -> ProbeOutcome {
         let started = Instant::now();
         let mut cycle = Cycle::new(false, None);
+        cycle.trace = self.cycle_trace.clone().map(|base| (self.trace.clone(), base));
         cycle.outcome.started_at = Some(SystemTime::now());
         cycle.outcome.pinned_stateless =
             matches!(&self.target.protocol, ProtocolPreference::Pinned(v) if v == LATEST_PROTOCOL);
@@ -236,7 +276,7 @@ impl CanaryProbe {
         let client = McpClient::with_connections(self.client_config(), self.http.clone(), self.connections.clone());
         self.last_stream = StreamStats::default();
         let start = Instant::now();
-        let info = cycle.step(Operation::Connect, None, client.connect()).await.ok()?;
+        let info = cycle.step(Operation::Connect, None, &client, client.connect()).await.ok()?;
         // The connect step is labelled by the era it negotiated.
         cycle.stateless = info.stateless;
         self.say_if_sessionless(&info);
@@ -283,7 +323,7 @@ impl CanaryProbe {
             let _ = client.close().await;
             cycle.skip(Operation::SessionDelete, SkipReason::Unsupported);
         } else {
-            let _ = cycle.step(Operation::SessionDelete, None, client.close()).await;
+            let _ = cycle.step(Operation::SessionDelete, None, &client, client.close()).await;
         }
         cycle.outcome.sessions_ended.push(start.elapsed());
     }
@@ -401,14 +441,14 @@ impl CanaryProbe {
         tool: Option<&str>,
         call: impl FnOnce(&'a McpClient) -> std::pin::Pin<Box<dyn Future<Output = Result<T, McpError>> + Send + 'a>>,
     ) -> Option<T> {
-        let result = cycle.step(operation, tool, call(&session.0)).await;
+        let result = cycle.step(operation, tool, &session.0, call(&session.0)).await;
         match result {
             Ok(v) => Some(v),
             Err(McpError::SessionExpired { .. }) => {
                 cycle.outcome.sessions_ended.push(session.2.elapsed());
                 cycle.outcome.sessions_reinitialized += 1;
                 cycle.session_id = None;
-                if let Ok(info) = cycle.step(Operation::Connect, None, session.0.connect()).await {
+                if let Ok(info) = cycle.step(Operation::Connect, None, &session.0, session.0.connect()).await {
                     self.open_stream_if_wanted(&session.0).await;
                     cycle.session_id = info.session_id.clone();
                     session.1 = info.clone();

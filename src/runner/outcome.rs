@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::mcp::transport::HttpVersion;
 use crate::mcp::{ErrorType, McpError, ServerInfo, StreamStats};
 
 /// A probe step, named by the MCP method it performs.
@@ -87,6 +88,12 @@ pub struct StepOutcome {
     pub started_at: SystemTime,
     /// The MCP session the step ran in (span attribute only; never a label).
     pub session_id: Option<String>,
+    /// The HTTP version of the step's latest response (`network.protocol.version` over OTLP);
+    /// `None` when none came or the step did not run.
+    pub http_version: Option<HttpVersion>,
+    /// The span id the step's requests named as their parent in `params._meta` (a traced
+    /// cycle's only): its client span is exported under this id, so a server's spans nest under it.
+    pub span_id: Option<[u8; 8]>,
     /// Human-readable detail for `check`; never a label.
     pub detail: String,
 }

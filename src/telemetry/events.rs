@@ -5,7 +5,8 @@ use metrics::{counter, gauge, histogram};
 use super::catalogue as m;
 use super::labels::{self, AUTO_TOOL, bounded};
 use crate::inspect::redis::{RedisErrorClass, RedisObservation, policy_label};
-use crate::mcp::ServerInfo;
+use crate::mcp::transport::HttpVersion;
+use crate::mcp::{ErrorType, ServerInfo};
 use crate::runner::{NotificationOutcome, ProbeOutcome, StepOutcome, StepResult};
 
 /// `rpc_response_status_code` label: well-known JSON-RPC and MCP codes, else `other` (bounded).
@@ -53,7 +54,7 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super:
                     "outcome" => "success", "error_type" => "")
                 .increment(1);
             }
-            StepResult::Failed { error_type, rpc_code, .. } => {
+            StepResult::Failed { error_type, .. } => {
                 histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method,
                     "gen_ai_tool_name" => tool, "error_type" => error_type.as_str(),
                     "mcp_protocol_version" => version)
@@ -61,9 +62,9 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super:
                 counter!(m::OPERATIONS.name, "target" => t.clone(), "mcp_method_name" => method,
                     "outcome" => "failure", "error_type" => error_type.as_str())
                 .increment(1);
-                if let Some(code) = rpc_code {
+                if let Some(code) = jsonrpc_error_code(&step.result) {
                     counter!(m::JSONRPC_ERRORS.name, "target" => t.clone(), "mcp_method_name" => method,
-                        "rpc_response_status_code" => rpc_code_label(*code))
+                        "rpc_response_status_code" => rpc_code_label(code))
                     .increment(1);
                 }
                 tracing::warn!(target_name = %target, method, error_type = %error_type, error = %step.detail, "Probe step failed");
@@ -126,6 +127,16 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super:
     super::spans::probe_traced(target, outcome, span);
 }
 
+/// The code `mcp_canary_jsonrpc_errors_total` counts: a JSON-RPC error's only. A code in the body
+/// of an HTTP error status goes to the OTLP `error.type` alone; on Prometheus that failure stays
+/// its HTTP class.
+fn jsonrpc_error_code(result: &StepResult) -> Option<i64> {
+    match result {
+        StepResult::Failed { error_type: ErrorType::JsonrpcError, rpc_code, .. } => *rpc_code,
+        _ => None,
+    }
+}
+
 /// The step's point on `mcp.client.operation.duration` over OTLP, with the semantic
 /// conventions' attributes (a no-op without OTLP; skipped steps have no duration).
 fn operation_otlp(target: &str, step: &StepOutcome, method: &'static str, version: &str) {
@@ -135,7 +146,15 @@ fn operation_otlp(target: &str, step: &StepOutcome, method: &'static str, versio
         StepResult::Skipped(_) => return,
     };
     let tool = configured_tool(step);
-    let op = super::semconv::Operation { target, method, tool: tool.as_deref(), protocol_version: version, failure };
+    let http_version = step.http_version.map(HttpVersion::as_str);
+    let op = super::semconv::Operation {
+        target,
+        method,
+        tool: tool.as_deref(),
+        protocol_version: version,
+        failure,
+        http_version,
+    };
     super::otel_bridge::record_operation(&op, step.latency.as_secs_f64());
 }
 
@@ -391,8 +410,19 @@ mod tests {
             latency: Duration::ZERO,
             started_at: SystemTime::now(),
             session_id: None,
+            http_version: None,
+            span_id: None,
             detail: String::new(),
         }
+    }
+
+    #[test]
+    fn only_a_jsonrpc_error_counts_its_code_on_prometheus() {
+        let failed = |error_type, rpc_code| StepResult::Failed { error_type, rpc_code, http_status: None };
+        assert_eq!(jsonrpc_error_code(&failed(ErrorType::JsonrpcError, Some(-32602))), Some(-32602));
+        assert_eq!(jsonrpc_error_code(&failed(ErrorType::Http4xx, Some(-32602))), None);
+        assert_eq!(jsonrpc_error_code(&failed(ErrorType::Http5xx, Some(-32603))), None);
+        assert_eq!(jsonrpc_error_code(&StepResult::Success), None);
     }
 
     #[test]

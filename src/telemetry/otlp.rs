@@ -115,7 +115,11 @@ impl Otlp {
         let delay = config.interval.min(std::time::Duration::from_secs(5));
         let batch = BatchConfigBuilder::default().with_scheduled_delay(delay).build();
         let processor = BatchSpanProcessor::builder(span_exporter).with_batch_config(batch).build();
-        let tracer = SdkTracerProvider::builder().with_resource(resource).with_span_processor(processor).build();
+        let tracer = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_span_processor(processor)
+            .with_id_generator(super::spans::StepIds::default())
+            .build();
         let recorder = OtelRecorder::new(meters.meter(SCOPE), info);
         Ok((Self { meters, tracer }, recorder))
     }

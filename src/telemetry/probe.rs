@@ -137,6 +137,8 @@ mod tests {
             latency: Duration::from_millis(ms),
             started_at: SystemTime::now(),
             session_id: None,
+            http_version: None,
+            span_id: None,
             detail: "server text: never a label".into(),
         }
     }

@@ -23,8 +23,6 @@ pub const EXECUTE_TOOL: &str = "execute_tool";
 pub const NETWORK_TRANSPORT: &str = "tcp";
 /// `network.protocol.name`.
 pub const NETWORK_PROTOCOL_NAME: &str = "http";
-/// `network.protocol.version` when the negotiated one is not known.
-pub const NETWORK_PROTOCOL_VERSION: &str = "1.1";
 
 /// The explicit bucket boundaries the conventions advise for `mcp.client.operation.duration`.
 pub const ADVISED_BOUNDARIES: [f64; 14] =
@@ -75,12 +73,12 @@ pub fn error_type(class: ErrorType, rpc_code: Option<i64>) -> Cow<'static, str> 
 }
 
 /// The endpoint attributes of a target: `server.address`, `server.port` (from its URL) and the
-/// network ones. One set per target, registered when it starts.
+/// network ones known before any response (`network.protocol.version` is each operation's: the
+/// shared client may negotiate HTTP/2 over TLS). One set per target, registered when it starts.
 pub fn endpoint_attributes(url: &url::Url) -> Vec<KeyValue> {
     let mut attrs = vec![
         KeyValue::new("network.transport", NETWORK_TRANSPORT),
         KeyValue::new("network.protocol.name", NETWORK_PROTOCOL_NAME),
-        KeyValue::new("network.protocol.version", NETWORK_PROTOCOL_VERSION),
     ];
     if let Some(host) = url.host_str() {
         // An IPv6 literal without its brackets, as the conventions write addresses.
@@ -105,6 +103,9 @@ pub struct Operation<'a> {
     pub protocol_version: &'a str,
     /// Failure class and JSON-RPC code, `None` on success.
     pub failure: Option<(ErrorType, Option<i64>)>,
+    /// `network.protocol.version`: the HTTP version of the operation's latest response; `None`
+    /// when none came.
+    pub http_version: Option<&'static str>,
 }
 
 impl Operation<'_> {
@@ -121,6 +122,9 @@ impl Operation<'_> {
         }
         if !self.protocol_version.is_empty() {
             attrs.push(KeyValue::new("mcp.protocol.version", self.protocol_version.to_string()));
+        }
+        if let Some(version) = self.http_version {
+            attrs.push(KeyValue::new("network.protocol.version", version));
         }
         if let Some((class, code)) = self.failure {
             attrs.push(KeyValue::new("error.type", error_type(class, code).into_owned()));
@@ -165,6 +169,7 @@ mod tests {
             tool: Some("echo"),
             protocol_version: "2025-11-25",
             failure: Some((ErrorType::JsonrpcError, Some(-32603))),
+            http_version: Some("2"),
         };
         let attrs = op.attributes();
         assert_eq!(get(&attrs, "error.type").map(|v| v.as_str().into_owned()).as_deref(), Some("-32603"));
@@ -174,6 +179,10 @@ mod tests {
             Some("execute_tool")
         );
         assert_eq!(get(&attrs, "gen_ai.tool.name").map(|v| v.as_str().into_owned()).as_deref(), Some("echo"));
+        assert_eq!(get(&attrs, "network.protocol.version"), Some(&opentelemetry::Value::from("2")));
+        // No response, no version.
+        let unanswered = Operation { http_version: None, ..op.clone() };
+        assert!(get(&unanswered.attributes(), "network.protocol.version").is_none());
         // Other methods: no GenAI operation, no tool, no error attributes on success.
         let list = Operation { method: "tools/list", tool: None, failure: None, ..op };
         let attrs = list.attributes();
@@ -203,7 +212,7 @@ mod tests {
         assert_eq!(get(&attrs, "server.port"), Some(&opentelemetry::Value::I64(8931)));
         assert_eq!(get(&attrs, "network.transport"), Some(&opentelemetry::Value::from("tcp")));
         assert_eq!(get(&attrs, "network.protocol.name"), Some(&opentelemetry::Value::from("http")));
-        assert_eq!(get(&attrs, "network.protocol.version"), Some(&opentelemetry::Value::from("1.1")));
+        assert!(get(&attrs, "network.protocol.version").is_none(), "each operation's, not the endpoint's");
         let attrs = endpoint_attributes(&"https://[::1]/mcp".parse().unwrap());
         assert_eq!(get(&attrs, "server.address"), Some(&opentelemetry::Value::from("::1")));
         assert_eq!(get(&attrs, "server.port"), Some(&opentelemetry::Value::I64(443)));

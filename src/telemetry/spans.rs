@@ -1,18 +1,21 @@
 //! Probe spans: one per probe cycle, begun before the cycle so its MCP requests can carry its
 //! trace context in `params._meta` (the MCP conventions' context propagation), and a child per
 //! MCP operation built after the fact from the typed `ProbeOutcome`, with the attributes of the
-//! OpenTelemetry MCP semantic conventions. Runners stay unaware: they get the context as data.
+//! OpenTelemetry MCP semantic conventions. Runners stay unaware: they get the context as data,
+//! and name each step's span id in its requests up front ([`StepIds`] exports the span under it).
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Span, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::SdkTracer;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer};
 
 use super::events::configured_tool;
 use super::{labels, otel_bridge, semconv};
 use crate::mcp::TraceContext;
+use crate::mcp::transport::HttpVersion;
 use crate::runner::{ProbeOutcome, StepResult};
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
@@ -20,6 +23,36 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 /// Turn span export on (once, when OTLP is configured).
 pub fn install(provider: &opentelemetry_sdk::trace::SdkTracerProvider) {
     let _ = TRACER.set(provider.tracer(super::otlp::SCOPE));
+}
+
+thread_local! {
+    /// The id the next span started on this thread takes (see [`StepIds`]).
+    static NEXT_SPAN_ID: Cell<Option<SpanId>> = const { Cell::new(None) };
+}
+
+/// The tracer provider's ids: random, but for a span started under [`with_span_id`]. A step's
+/// requests named its span id as their parent before the span existed (it is built after the
+/// fact), and the SDK ignores a span id set on the builder, so the id reaches it here.
+#[derive(Debug, Default)]
+pub struct StepIds(RandomIdGenerator);
+
+impl IdGenerator for StepIds {
+    fn new_trace_id(&self) -> TraceId {
+        self.0.new_trace_id()
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        NEXT_SPAN_ID.take().unwrap_or_else(|| self.0.new_span_id())
+    }
+}
+
+/// Run `start` (which starts one span, synchronously) so that span takes `id` when given.
+fn with_span_id<S>(id: Option<[u8; 8]>, start: impl FnOnce() -> S) -> S {
+    NEXT_SPAN_ID.set(id.map(SpanId::from_bytes));
+    let span = start();
+    // Unused when the provider was shut down: the next span must not take it.
+    NEXT_SPAN_ID.set(None);
+    span
 }
 
 /// Name of the span of a whole cycle.
@@ -32,7 +65,8 @@ pub struct ProbeSpan {
 }
 
 impl ProbeSpan {
-    /// The W3C trace context of this span, for `params._meta`.
+    /// The W3C trace context of this span: the cycle's requests carry it with their operation's
+    /// span id as the parent (`TraceContext::with_parent`).
     pub fn context(&self) -> TraceContext {
         self.context.clone()
     }
@@ -98,7 +132,15 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome, root: Option<ProbeSpan
         };
         let method = step.operation.method_name(stateless);
         let tool = configured_tool(step);
-        let op = semconv::Operation { target, method, tool: tool.as_deref(), protocol_version: version, failure };
+        let http_version = step.http_version.map(HttpVersion::as_str);
+        let op = semconv::Operation {
+            target,
+            method,
+            tool: tool.as_deref(),
+            protocol_version: version,
+            failure,
+            http_version,
+        };
         let mut attrs = op.attributes();
         attrs.extend(endpoint.iter().cloned());
         // The session id only where there is a session: never on 2026-07-28 (stateless) traffic.
@@ -113,12 +155,12 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome, root: Option<ProbeSpan
             Some(tool) => format!("{method} {tool}"),
             None => method.to_string(),
         };
-        let mut span = tracer
+        let builder = tracer
             .span_builder(name)
             .with_kind(SpanKind::Client)
             .with_start_time(step.started_at)
-            .with_attributes(attrs)
-            .start_with_context(tracer, &parent);
+            .with_attributes(attrs);
+        let mut span = with_span_id(step.span_id, || builder.start_with_context(tracer, &parent));
         if let Some((class, code)) = failure {
             span.set_status(Status::error(semconv::error_type(class, code).into_owned()));
         }
@@ -152,5 +194,19 @@ mod tests {
         let ctx = trace_context(&sc);
         assert!(ctx.traceparent.ends_with("-00"), "{}", ctx.traceparent);
         assert_eq!(ctx.tracestate.as_deref(), Some("rojo=00f067aa0ba902b7"));
+    }
+
+    #[test]
+    fn a_step_span_takes_the_id_its_requests_named() {
+        let provider =
+            opentelemetry_sdk::trace::SdkTracerProvider::builder().with_id_generator(StepIds::default()).build();
+        let tracer = provider.tracer("test");
+        let id = [1, 2, 3, 4, 5, 6, 7, 8];
+        let span = with_span_id(Some(id), || tracer.start("step"));
+        assert_eq!(span.span_context().span_id(), SpanId::from_bytes(id));
+        // Only that span: the next one gets a random id again.
+        let next = tracer.start("other");
+        assert_ne!(next.span_context().span_id(), SpanId::from_bytes(id));
+        assert!(next.span_context().is_valid());
     }
 }

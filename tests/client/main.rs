@@ -4,6 +4,8 @@
 
 #[path = "../common/client_support.rs"]
 mod client_support;
+#[path = "../common/tls.rs"]
+mod tls;
 
 mod mcp_client_bad_responses;
 mod mcp_client_body_cap;
@@ -11,6 +13,8 @@ mod mcp_client_concurrency;
 mod mcp_client_everything;
 mod mcp_client_fallback;
 mod mcp_client_get_stream;
+mod mcp_client_http_error_code;
+mod mcp_client_http_version;
 mod mcp_client_log_level;
 mod mcp_client_own_connections;
 mod mcp_client_pagination;

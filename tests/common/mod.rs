@@ -73,7 +73,20 @@ impl Proc {
     }
 
     /// As [`Proc::start`], with `cmd` (the binary, or a wrapper that execs it) run with `args`.
-    pub async fn start_via(name: &str, mut cmd: Command, args: &[&str], envs: &[(&str, &str)], marker: &str) -> Proc {
+    pub async fn start_via(name: &str, cmd: Command, args: &[&str], envs: &[(&str, &str)], marker: &str) -> Proc {
+        Self::start_within(name, cmd, args, envs, marker, Duration::from_secs(30)).await
+    }
+
+    /// As [`Proc::start_via`], waiting at most `within` for the marker: for children slower to
+    /// start than the binary (a node server importing its packages cold).
+    pub async fn start_within(
+        name: &str,
+        mut cmd: Command,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        marker: &str,
+        within: Duration,
+    ) -> Proc {
         // Tests of one crate share the process: a sequence number keeps their logs apart.
         static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -88,10 +101,10 @@ impl Proc {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn mcp-canary");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let stdout = child.stdout.take().expect("stdout piped");
         let mut lines = BufReader::new(stdout).lines();
-        let announced = tokio::time::timeout(Duration::from_secs(30), async {
+        let announced = tokio::time::timeout(within, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(idx) = line.find(marker) {
                     return Some(line[idx + marker.len()..].trim().to_string());
@@ -104,7 +117,7 @@ impl Proc {
         .flatten()
         .unwrap_or_else(|| {
             panic!(
-                "{name} did not announce {marker:?} within 30s; log: {}",
+                "{name} did not announce {marker:?} within {within:?}; log: {}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             )
         });

@@ -2,18 +2,18 @@
 //! `scripts/install-test-servers.sh` into `.cache/npm/oidc-provider`) run by
 //! `tests/auth/provider.mjs` on a free loopback port, killed when dropped. Its clients, accounts
 //! and knobs are described in docs/auth-testing.md; their ids and secrets are the constants
-//! below. Self-contained so any test crate can include it:
+//! below. A test crate includes it beside `common` (whose [`Proc`] runs the launcher):
 //! `#[path = "../common/oidc.rs"] mod oidc;`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
 use sha2::Digest as _;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::common::Proc;
 
 /// A confidential client (client credentials grant) and how it authenticates.
 #[derive(Debug, Clone, Copy)]
@@ -47,10 +47,9 @@ pub struct OidcProvider {
     /// The issuer identifier, `http://127.0.0.1:PORT` (no trailing slash); the endpoints are
     /// below it ([`OidcProvider::endpoint`]).
     pub issuer: String,
-    /// The launcher's stdout after the ready line and its stderr.
-    pub log: PathBuf,
     keys: tempfile::TempDir,
-    child: Child,
+    /// The launcher, killed on drop; its stderr is the log.
+    proc: Proc,
 }
 
 impl OidcProvider {
@@ -71,46 +70,14 @@ impl OidcProvider {
             package.display()
         );
         let keys = tempfile::tempdir().expect("keys tempdir");
-        let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
-        std::fs::create_dir_all(&log_dir).expect("create log dir");
-        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = log_dir.join(format!("oidc-provider-{}-{seq}.log", std::process::id()));
-        let stderr = std::fs::File::create(&log).expect("create oidc-provider log");
-        let mut cmd = Command::new("node");
-        cmd.arg(root.join("tests/auth/provider.mjs"))
-            .arg("0")
-            .arg(keys.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .kill_on_drop(true);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn node tests/auth/provider.mjs");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+        let script = root.join("tests/auth/provider.mjs");
+        let keys_arg = keys.path().to_str().expect("utf-8 temp path");
+        let args = [script.to_str().expect("utf-8 repo path"), "0", keys_arg];
         // Generous: a cold first import on a loaded machine was seen to take 30 s.
-        let issuer = tokio::time::timeout(Duration::from_secs(90), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.strip_prefix(READY) {
-                    return Some(rest.trim().to_string());
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            panic!(
-                "oidc-provider did not print {READY:?} within 90s; log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        OidcProvider { issuer, log, keys, child }
+        let proc =
+            Proc::start_within("oidc-provider", Command::new("node"), &args, envs, READY, Duration::from_secs(90))
+                .await;
+        OidcProvider { issuer: proc.announced.clone(), keys, proc }
     }
 
     /// An endpoint below the issuer: `token`, `auth`, `token/revocation`,
@@ -140,13 +107,13 @@ impl OidcProvider {
 
     /// The launcher's output so far (for assertion messages).
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log_text()
     }
 
     /// Kill the provider and wait (bounded) until it is gone.
     pub async fn stop(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let _ = self.proc.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.proc.child.wait()).await;
     }
 }
 

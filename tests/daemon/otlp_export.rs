@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, Metric, metric, number_data_point};
-use opentelemetry_proto::tonic::trace::v1::{Span, status};
+use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
 
 use common::{admin, start_daemon, start_target};
@@ -617,8 +617,9 @@ async fn semantic_conventions_error_types_boundaries_and_trace_context_in_meta()
         assert_eq!(attr(&s.attributes, "mcp.protocol.version"), Some("2026-07-28"));
     }
 
-    // The requests carried the probe span's context: the target saw a traceparent whose trace
-    // and parent span are an exported probe span's.
+    // Each request carried the context of its own operation span: the target saw a traceparent
+    // whose parent is the exported client span of that operation (in the probe span's trace),
+    // so the server's spans nest under it rather than beside it.
     let base_url = mcp_url.trim_end_matches("/mcp").to_string();
     let seen: serde_json::Value =
         reqwest::get(format!("{base_url}/admin/trace-meta")).await.unwrap().json().await.unwrap();
@@ -627,18 +628,19 @@ async fn semantic_conventions_error_types_boundaries_and_trace_context_in_meta()
         let parts: Vec<&str> = tp.split('-').collect();
         assert_eq!((parts.len(), parts[0], parts[3]), (4, "00", "01"), "{tp}");
         let ok = until(&received, Duration::from_secs(10), |r| {
-            r.spans()
-                .iter()
-                .any(|s| s.name == "mcp-canary probe" && hex(&s.trace_id) == parts[1] && hex(&s.span_id) == parts[2])
+            r.spans().iter().any(|s| hex(&s.trace_id) == parts[1] && hex(&s.span_id) == parts[2])
         })
         .await;
-        assert!(ok, "no exported probe span {tp} ({method})");
+        assert!(ok, "no exported span {tp} ({method})");
         let spans = received.spans();
-        let probe = spans.iter().find(|s| hex(&s.span_id) == parts[2]).unwrap();
-        assert!(
-            spans.iter().any(|s| s.parent_span_id == probe.span_id && s.name.starts_with(method)),
-            "the probe span of {tp} has no {method} child"
-        );
+        let operation = spans.iter().find(|s| hex(&s.span_id) == parts[2]).unwrap();
+        assert!(operation.name.starts_with(method), "{tp} names the span {:?}, not a {method} span", operation.name);
+        assert_eq!(operation.kind, span::SpanKind::Client as i32, "{}", operation.name);
+        let ok = until(&received, Duration::from_secs(10), |r| {
+            r.spans().iter().any(|s| s.span_id == operation.parent_span_id && s.name == "mcp-canary probe")
+        })
+        .await;
+        assert!(ok, "the {method} span of {tp} is not a child of an exported probe span");
     }
 
     // A JSON-RPC error: error.type and rpc.response.status_code are the code over OTLP; the

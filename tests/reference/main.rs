@@ -2,6 +2,8 @@
 //! notifications, metrics and shutdown, its distributed form behind nginx with Redis, and its
 //! OAuth protection against a real authorization server.
 
+#[path = "../common/mod.rs"]
+mod common;
 #[path = "../common/oidc.rs"]
 mod oidc;
 #[path = "../common/target_util.rs"]
