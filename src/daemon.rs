@@ -77,6 +77,8 @@ pub async fn run(
         probe: Arc::clone(&probe),
         exporter: exporter.clone(),
         http: crate::mcp::transport::http_client()?,
+        probes: schedule::ProbeRuntime::new(config.server.probe_threads)
+            .map_err(|e| anyhow::anyhow!("cannot start the probe runtime: {e}"))?,
         ready: Arc::clone(&ready),
         shutdown: shutdown.clone(),
         targets: BTreeMap::new(),
@@ -135,6 +137,8 @@ struct Fleet {
     /// `/probe`'s config, replaced by a reload.
     probe: Arc<crate::http::probe::ProbeState>,
     http: reqwest::Client,
+    /// The runtime probe loops run on (`server.probe_threads`).
+    probes: schedule::ProbeRuntime,
     ready: Arc<Readiness>,
     shutdown: CancellationToken,
     targets: BTreeMap<String, RunningTarget>,
@@ -297,6 +301,9 @@ impl Fleet {
             keys.push("server.listen");
         }
         // The certificate files themselves are followed by the surface (`http::tls`).
+        if config.server.probe_threads != self.server.probe_threads {
+            keys.push("server.probe_threads");
+        }
         if config.server.security.tls != self.server.security.tls {
             keys.push("server.tls");
         }
@@ -334,11 +341,14 @@ impl Fleet {
         for replica in target.instances.iter().flat_map(|i| &i.replicas) {
             self.ready.expect(&loop_key(&target.name, Some(&replica.name)));
             let probe = CanaryProbe::for_replica(&target, replica, self.http.clone());
-            tasks.spawn(schedule::run_target(probe, stop.clone(), grace, Arc::clone(&self.ready)));
+            tasks.spawn_on(
+                schedule::run_target(probe, stop.clone(), grace, Arc::clone(&self.ready)),
+                self.probes.handle(),
+            );
         }
         self.ready.expect(&target.name);
         let probe = CanaryProbe::new(Arc::new(target.clone()), self.http.clone());
-        tasks.spawn(schedule::run_target(probe, stop.clone(), grace, Arc::clone(&self.ready)));
+        tasks.spawn_on(schedule::run_target(probe, stop.clone(), grace, Arc::clone(&self.ready)), self.probes.handle());
         self.targets.insert(target.name.clone(), RunningTarget { config: target, stop, tasks });
     }
 

@@ -259,6 +259,14 @@ pub struct RawServer {
     /// A file holding the token scrapers send as `Authorization: Bearer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<String>,
+    /// Threads of the runtime the canary probes run on (apart from the HTTP surface and the
+    /// heavy profiles).
+    #[serde(default = "default_probe_threads")]
+    pub probe_threads: usize,
+}
+
+fn default_probe_threads() -> usize {
+    crate::spec::DEFAULT_PROBE_THREADS
 }
 
 impl Default for RawServer {
@@ -269,6 +277,7 @@ impl Default for RawServer {
             tls: None,
             basic_auth_users: BTreeMap::new(),
             bearer_token_file: None,
+            probe_threads: default_probe_threads(),
         }
     }
 }

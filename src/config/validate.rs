@@ -51,6 +51,8 @@ pub const MAX_LEASE: Duration = Duration::from_secs(300);
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub shutdown_grace: Duration,
+    /// Threads of the canary probes' own runtime.
+    pub probe_threads: usize,
     /// TLS and credentials of the surface (`[server.tls]`, `basic_auth_users`, `bearer_token_file`).
     pub security: super::ServerSecurity,
 }
@@ -147,6 +149,9 @@ pub const MAX_INSTANCES: usize = 16;
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Longest wait for a notification of the round trip.
 pub const MAX_NOTIFICATION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Most threads `server.probe_threads` may ask for (each idles on its own timer and I/O driver).
+pub const MAX_PROBE_THREADS: usize = 64;
+
 /// Longest `server.shutdown_grace`: a stop must not hang a deployment for longer.
 pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(600);
 /// A target's request timeout when `timeout` is not set and the interval is longer.
@@ -219,6 +224,12 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
             format!("must be at most {}", humantime::format_duration(MAX_SHUTDOWN_GRACE)),
         ));
     }
+    if !(1..=MAX_PROBE_THREADS).contains(&raw.server.probe_threads) {
+        errors.push(ConfigError::new(
+            "server.probe_threads",
+            format!("must be 1 to {MAX_PROBE_THREADS}, got {}", raw.server.probe_threads),
+        ));
+    }
     let mut targets = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (i, t) in raw.targets.iter().enumerate() {
@@ -238,7 +249,12 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigErrors> {
     let probe = super::modules::validate_probe(raw.probe.as_ref(), &raw.modules, &mut errors);
     match (listen, heavy, errors.is_empty()) {
         (Some(listen), Some(heavy), true) => Ok(Config {
-            server: ServerConfig { listen, shutdown_grace: raw.server.shutdown_grace, security },
+            server: ServerConfig {
+                listen,
+                shutdown_grace: raw.server.shutdown_grace,
+                probe_threads: raw.server.probe_threads,
+                security,
+            },
             targets,
             otlp,
             heavy,

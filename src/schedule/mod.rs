@@ -67,6 +67,38 @@ pub fn jittered(interval: Duration, jitter: f64, unit: f64) -> Duration {
     Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.0))
 }
 
+/// The runtime the canary's probe loops run on, apart from the HTTP surface, the scrapes and the
+/// scheduled heavy profiles: a load run or a large scrape keeps the main runtime's threads busy
+/// without delaying the canary's timings, and the probes of a large fleet, each mostly waiting
+/// for its target, wake fewer threads than on a shared pool (`server.probe_threads`, default 1).
+pub struct ProbeRuntime(Option<tokio::runtime::Runtime>);
+
+impl ProbeRuntime {
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("mcp-canary-probe")
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(runtime)))
+    }
+
+    /// Where probe loops are spawned.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the probe runtime lives until dropped").handle()
+    }
+}
+
+impl Drop for ProbeRuntime {
+    /// Without waiting: the daemon has drained its probe loops by then, and a runtime dropped
+    /// from async code must not block.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Probe one target (or one replica of it) until `shutdown`; then let the cycle in flight finish
 /// within `grace` and close the warm session.
 pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, grace: Duration, ready: Arc<Readiness>) {

@@ -75,6 +75,10 @@ impl Caps {
     }
 }
 
+/// Default of `server.probe_threads`: one thread carries a thousand targets at 15 s with a few
+/// per cent of its time (docs/benchmarks.md), and it costs fewer wake-ups than two.
+pub const DEFAULT_PROBE_THREADS: usize = 1;
+
 /// Default of `--max-sessions` and `heavy_profiles.max_sessions`.
 pub const DEFAULT_MAX_SESSIONS: u32 = 10_000;
 /// Default of `--max-rate` and `heavy_profiles.max_request_rate` (requests/s).

@@ -1,6 +1,7 @@
 //! The canary's own connections to a plain-http target: a target probed every second opens one
 //! connection and reuses it cycle after cycle (fresh sessions included); a server that closes
 //! its idle connections between cycles costs a new connection per cycle and no failed step.
+//! The probes run on their own runtime, `server.probe_threads` threads of it.
 
 use crate::common;
 
@@ -59,10 +60,15 @@ async fn forward_until_idle(client: &mut TcpStream, server: &mut TcpStream, idle
 }
 
 fn config(url: &str) -> String {
+    config_with(url, "")
+}
+
+fn config_with(url: &str, server: &str) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
+{server}
 [[targets]]
 name = "kept"
 url = "{url}"
@@ -111,4 +117,25 @@ async fn canary_replaces_connections_the_server_closed_while_idle() {
     assert_eq!(failed, 0.0, "a step failed on a connection the server had closed");
     let opened = accepted.load(Ordering::SeqCst) as f64;
     assert!(opened >= cycles - 1.0, "{opened} connections for {cycles} cycles: closed ones were not replaced");
+}
+
+/// Threads of the daemon named `prefix...` (a thread's name is cut to 15 bytes).
+fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("read the daemon's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end().starts_with(prefix))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_run_on_probe_threads_threads() {
+    let (_target, mcp_url) = start_target(&[]).await;
+    for (threads, server) in [(1, ""), (3, "probe_threads = 3")] {
+        let (daemon, _dir, base) = start_daemon("probe-threads", &config_with(&mcp_url, server), &[]).await;
+        let (cycles, failed) = cycles_and_failures(&base, 2.0).await;
+        assert_eq!(failed, 0.0, "failed steps in {cycles} cycles");
+        let pid = daemon.child.id().expect("daemon running");
+        assert_eq!(threads_named(pid, "mcp-canary-prob"), threads, "probe threads with {server:?}");
+    }
 }
