@@ -107,6 +107,7 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
     let jitter = probe.target().jitter;
     let replica = probe.replica().map(str::to_string);
     let key = loop_key(&name, replica.as_deref());
+    let mut series = events::TargetSeries::new(&name);
     match &replica {
         None => {
             events::target_registered(&name);
@@ -145,7 +146,7 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
             // A replica's probe has its own families; the target's series stay the balancer's.
             instances::replica_probe_completed(&name, r, &outcome);
         } else {
-            events::probe_completed(&name, &outcome, span);
+            events::probe_completed(&mut series, &outcome, span);
         }
         if !first_done {
             first_done = true;
@@ -167,7 +168,7 @@ pub async fn run_target(mut probe: CanaryProbe, shutdown: CancellationToken, gra
     if let Ok(Some(outcome)) = tokio::time::timeout(grace, probe.shutdown()).await
         && replica.is_none()
     {
-        events::sessions_observed(&name, &outcome);
+        events::sessions_observed(&mut series, &outcome);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Turn typed outcomes into metrics and logs. The only place probe results meet metric names.
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use super::catalogue as m;
 use super::labels::{self, AUTO_TOOL, bounded};
@@ -35,10 +35,126 @@ fn tool_label(step: &StepOutcome) -> String {
     }
 }
 
-/// Record everything one probe cycle observed for `target`; `span` is the cycle's probe span
+/// One target's series handles, registered on first use and held by its probe loop: a cycle
+/// records some 40 samples, and finding each series by its labels (a key of owned strings built,
+/// hashed and compared per sample) was the largest cost of the daemon's own code at 1,000
+/// targets. A retired target's series are hidden by the exporter whatever holds their handles.
+pub struct TargetSeries {
+    target: String,
+    /// `mcp_client_operation_duration_seconds` and `mcp_canary_operations_total` by method, tool
+    /// label, error type (empty on success and skips) and protocol version; a target has a few
+    /// dozen at most (error types and methods are closed sets), so a scan finds one.
+    operations: Vec<OperationSeries>,
+    /// The rest, each registered when first recorded (as the macros did), so no series appears
+    /// before its first sample.
+    probe_success: Option<Gauge>,
+    probe_duration: Option<Histogram>,
+    probes: [Option<Counter>; 2],
+    items: [Option<Gauge>; 3],
+    schema_changes: Option<Counter>,
+    notifications_expected: Option<Counter>,
+    notifications_received: Option<Counter>,
+    notification_latency: Option<Histogram>,
+    session_duration: Option<Histogram>,
+    stream: Option<[Counter; 4]>,
+}
+
+/// `slot`'s handle, registered by `register` on first use.
+fn held<H>(slot: &mut Option<H>, register: impl FnOnce() -> H) -> &H {
+    slot.get_or_insert_with(register)
+}
+
+struct OperationSeries {
+    method: &'static str,
+    tool: String,
+    error_type: &'static str,
+    version: &'static str,
+    skipped: bool,
+    /// `None` for skips, which take no time.
+    duration: Option<Histogram>,
+    count: Counter,
+}
+
+impl TargetSeries {
+    pub fn new(target: &str) -> Self {
+        Self {
+            target: target.to_string(),
+            operations: Vec::new(),
+            probe_success: None,
+            probe_duration: None,
+            probes: [None, None],
+            items: [None, None, None],
+            schema_changes: None,
+            notifications_expected: None,
+            notifications_received: None,
+            notification_latency: None,
+            session_duration: None,
+            stream: None,
+        }
+    }
+
+    /// The series of one step's labels; `skipped` steps count under `outcome="skipped"` and
+    /// have no duration.
+    fn operation(
+        &mut self,
+        method: &'static str,
+        tool: &str,
+        error_type: Option<&'static str>,
+        version: &'static str,
+        skipped: bool,
+    ) -> &OperationSeries {
+        let error = error_type.unwrap_or("");
+        let found = self.operations.iter().position(|o| {
+            o.method == method
+                && o.error_type == error
+                && o.version == version
+                && o.skipped == skipped
+                && o.tool == tool
+        });
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let t = self.target.clone();
+                let outcome = match (skipped, error_type) {
+                    (true, _) => "skipped",
+                    (false, None) => "success",
+                    (false, Some(_)) => "failure",
+                };
+                self.operations.push(OperationSeries {
+                    method,
+                    tool: tool.to_string(),
+                    error_type: error,
+                    version,
+                    skipped,
+                    duration: (!skipped).then(|| {
+                        histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method,
+                            "gen_ai_tool_name" => tool.to_string(), "error_type" => error,
+                            "mcp_protocol_version" => version)
+                    }),
+                    count: counter!(m::OPERATIONS.name, "target" => t, "mcp_method_name" => method,
+                        "outcome" => outcome, "error_type" => error),
+                });
+                self.operations.len() - 1
+            }
+        };
+        &self.operations[i]
+    }
+}
+
+impl OperationSeries {
+    fn record(&self, latency: std::time::Duration) {
+        if let Some(d) = &self.duration {
+            d.record(latency.as_secs_f64());
+        }
+        self.count.increment(1);
+    }
+}
+
+/// Record everything one probe cycle observed for its target; `span` is the cycle's probe span
 /// when one was begun before it ([`super::spans::begin_probe`]), else it is made after the fact.
-pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super::spans::ProbeSpan>) {
-    let t = target.to_string();
+pub fn probe_completed(series: &mut TargetSeries, outcome: &ProbeOutcome, span: Option<super::spans::ProbeSpan>) {
+    let t = series.target.clone();
+    let target = t.as_str();
     let stateless = outcome.stateless();
     let version = labels::protocol_version(outcome.protocol_version());
     for step in &outcome.steps {
@@ -47,21 +163,10 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super:
         operation_otlp(target, step, method, version);
         match &step.result {
             StepResult::Success => {
-                histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method,
-                    "gen_ai_tool_name" => tool, "error_type" => "", "mcp_protocol_version" => version)
-                .record(step.latency.as_secs_f64());
-                counter!(m::OPERATIONS.name, "target" => t.clone(), "mcp_method_name" => method,
-                    "outcome" => "success", "error_type" => "")
-                .increment(1);
+                series.operation(method, &tool, None, version, false).record(step.latency);
             }
             StepResult::Failed { error_type, .. } => {
-                histogram!(m::OPERATION_DURATION.name, "target" => t.clone(), "mcp_method_name" => method,
-                    "gen_ai_tool_name" => tool, "error_type" => error_type.as_str(),
-                    "mcp_protocol_version" => version)
-                .record(step.latency.as_secs_f64());
-                counter!(m::OPERATIONS.name, "target" => t.clone(), "mcp_method_name" => method,
-                    "outcome" => "failure", "error_type" => error_type.as_str())
-                .increment(1);
+                series.operation(method, &tool, Some(error_type.as_str()), version, false).record(step.latency);
                 if let Some(code) = jsonrpc_error_code(&step.result) {
                     counter!(m::JSONRPC_ERRORS.name, "target" => t.clone(), "mcp_method_name" => method,
                         "rpc_response_status_code" => rpc_code_label(code))
@@ -70,9 +175,7 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super:
                 tracing::warn!(target_name = %target, method, error_type = %error_type, error = %step.detail, "Probe step failed");
             }
             StepResult::Skipped(reason) => {
-                counter!(m::OPERATIONS.name, "target" => t.clone(), "mcp_method_name" => method,
-                    "outcome" => "skipped", "error_type" => "")
-                .increment(1);
+                series.operation(method, "", None, "", true).record(step.latency);
                 tracing::debug!(target_name = %target, method, reason = reason.as_str(), "Probe step skipped");
             }
         }
@@ -81,46 +184,69 @@ pub fn probe_completed(target: &str, outcome: &ProbeOutcome, span: Option<super:
     if let Some(auth) = &outcome.auth {
         auth_status(&t, auth);
     }
+    let name = &series.target;
     let success = outcome.success();
-    gauge!(m::PROBE_SUCCESS.name, "target" => t.clone()).set(if success { 1.0 } else { 0.0 });
-    histogram!(m::PROBE_DURATION.name, "target" => t.clone()).record(outcome.duration.as_secs_f64());
-    counter!(m::PROBES.name, "target" => t.clone(), "outcome" => if success { "success" } else { "failure" })
+    held(&mut series.probe_success, || gauge!(m::PROBE_SUCCESS.name, "target" => name.clone())).set(if success {
+        1.0
+    } else {
+        0.0
+    });
+    held(&mut series.probe_duration, || histogram!(m::PROBE_DURATION.name, "target" => name.clone()))
+        .record(outcome.duration.as_secs_f64());
+    let (slot, outcome_label) = if success { (0, "success") } else { (1, "failure") };
+    held(&mut series.probes[slot], || counter!(m::PROBES.name, "target" => name.clone(), "outcome" => outcome_label))
         .increment(1);
 
     if let Some(server) = &outcome.server {
         server_observed(&t, server);
     }
-    for (kind, count) in [
+    for (i, (kind, count)) in [
         ("tools", outcome.inventory.tools),
         ("resources", outcome.inventory.resources),
         ("prompts", outcome.inventory.prompts),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         if let Some(count) = count {
-            gauge!(m::SERVER_ITEMS.name, "target" => t.clone(), "kind" => kind).set(count as f64);
+            held(&mut series.items[i], || gauge!(m::SERVER_ITEMS.name, "target" => name.clone(), "kind" => kind))
+                .set(count as f64);
         }
     }
+    // Touched every cycle so the series exists (at 0) before the first change.
+    let changes = held(&mut series.schema_changes, || counter!(m::TOOLS_SCHEMA_CHANGES.name, "target" => name.clone()));
+    changes.increment(u64::from(outcome.tools_schema_changed));
     if outcome.tools_schema_changed {
-        counter!(m::TOOLS_SCHEMA_CHANGES.name, "target" => t.clone()).increment(1);
         tracing::info!(target_name = %target, "Tools schema changed");
     }
-    // Touch the counter so the series exists (at 0) before the first change.
-    counter!(m::TOOLS_SCHEMA_CHANGES.name, "target" => t.clone()).increment(0);
 
-    match outcome.notification {
-        Some(NotificationOutcome::Delivered(latency)) => {
-            counter!(m::NOTIFICATIONS_EXPECTED.name, "target" => t.clone()).increment(1);
-            counter!(m::NOTIFICATIONS_RECEIVED.name, "target" => t.clone()).increment(1);
-            histogram!(m::NOTIFICATION_LATENCY.name, "target" => t.clone()).record(latency.as_secs_f64());
+    if let Some(notification) = &outcome.notification {
+        let expected = held(
+            &mut series.notifications_expected,
+            || counter!(m::NOTIFICATIONS_EXPECTED.name, "target" => name.clone()),
+        );
+        expected.increment(1);
+        let received = held(
+            &mut series.notifications_received,
+            || counter!(m::NOTIFICATIONS_RECEIVED.name, "target" => name.clone()),
+        );
+        match notification {
+            NotificationOutcome::Delivered(latency) => {
+                received.increment(1);
+                held(
+                    &mut series.notification_latency,
+                    || histogram!(m::NOTIFICATION_LATENCY.name, "target" => name.clone()),
+                )
+                .record(latency.as_secs_f64());
+            }
+            NotificationOutcome::Missed => {
+                received.increment(0);
+                tracing::warn!(target_name = %target, "Notification not received in time");
+            }
         }
-        Some(NotificationOutcome::Missed) => {
-            counter!(m::NOTIFICATIONS_EXPECTED.name, "target" => t.clone()).increment(1);
-            counter!(m::NOTIFICATIONS_RECEIVED.name, "target" => t.clone()).increment(0);
-            tracing::warn!(target_name = %target, "Notification not received in time");
-        }
-        None => {}
     }
 
-    sessions_observed(&t, outcome);
+    sessions_observed(series, outcome);
     if let Some(instances) = &outcome.instances {
         super::instances::instances_checked(target, instances);
     }
@@ -171,15 +297,27 @@ pub fn target_endpoint(target: &str, url: &url::Url) {
 }
 
 /// Session lifetimes, re-initialisations and stream recovery from one cycle (or a shutdown).
-pub fn sessions_observed(t: &str, outcome: &ProbeOutcome) {
-    for lifetime in &outcome.sessions_ended {
-        histogram!(m::SESSION_DURATION.name, "target" => t.to_string()).record(lifetime.as_secs_f64());
+pub fn sessions_observed(series: &mut TargetSeries, outcome: &ProbeOutcome) {
+    let t = &series.target;
+    if !outcome.sessions_ended.is_empty() {
+        let lifetimes =
+            held(&mut series.session_duration, || histogram!(m::SESSION_DURATION.name, "target" => t.clone()));
+        for lifetime in &outcome.sessions_ended {
+            lifetimes.record(lifetime.as_secs_f64());
+        }
     }
-    let reinit = counter!(m::SESSIONS_REINITIALIZED.name, "target" => t.to_string());
+    let [reinit, reconnects, resumed, duplicates] = held(&mut series.stream, || {
+        [
+            counter!(m::SESSIONS_REINITIALIZED.name, "target" => t.clone()),
+            counter!(m::STREAM_RECONNECTS.name, "target" => t.clone()),
+            counter!(m::STREAM_RESUMPTIONS.name, "target" => t.clone()),
+            counter!(m::STREAM_DUPLICATES.name, "target" => t.clone()),
+        ]
+    });
     reinit.increment(u64::from(outcome.sessions_reinitialized));
-    counter!(m::STREAM_RECONNECTS.name, "target" => t.to_string()).increment(outcome.stream.reconnects);
-    counter!(m::STREAM_RESUMPTIONS.name, "target" => t.to_string()).increment(outcome.stream.resumed);
-    counter!(m::STREAM_DUPLICATES.name, "target" => t.to_string()).increment(outcome.stream.duplicates_dropped);
+    reconnects.increment(outcome.stream.reconnects);
+    resumed.increment(outcome.stream.resumed);
+    duplicates.increment(outcome.stream.duplicates_dropped);
 }
 
 /// The identity labels are bounded; the info family keeps one series per target (the last set,
