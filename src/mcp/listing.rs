@@ -72,7 +72,7 @@ impl ListKind {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Listing {
     /// The first items listed, at most `MAX_KEPT_ITEMS` and `MAX_KEPT_BYTES`.
-    pub items: Vec<Value>,
+    pub items: Vec<Item>,
     /// Every item listed, on all pages read.
     pub total: usize,
     /// Order-independent hash of every item's contract members (`ListKind::contract`); a
@@ -99,6 +99,25 @@ impl Listing {
     /// Whether every listed item was kept.
     pub fn kept_all(&self) -> bool {
         self.items.len() == self.total
+    }
+
+    /// The kept items, each parsed as it is reached (a search for the first match parses no
+    /// more than it needs).
+    pub fn values(&self) -> impl Iterator<Item = Value> + '_ {
+        self.items.iter().map(Item::value)
+    }
+}
+
+/// One kept item: the JSON text the server sent for it, already checked, parsed when read. A
+/// prober lists every cycle and reads one item or none; a tree of values per kept item was the
+/// largest allocation of a cycle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item(Box<str>);
+
+impl Item {
+    pub fn value(&self) -> Value {
+        // Checked JSON when kept (`Accumulator::item`), so this parse does not fail.
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 }
 
@@ -167,8 +186,7 @@ impl Accumulator {
             && self.listing.items.len() < MAX_KEPT_ITEMS
             && self.kept_bytes.saturating_add(cost) <= MAX_KEPT_BYTES;
         if self.keeping {
-            let v = serde_json::from_str(raw).map_err(|e| McpError::InvalidJson(e.to_string()))?;
-            self.listing.items.push(v);
+            self.listing.items.push(Item(raw.into()));
             self.kept_bytes += cost;
         }
         Ok(())
@@ -437,7 +455,7 @@ mod tests {
         }
         let l = acc.finish(false);
         assert_eq!((l.total, l.items.len(), l.pages), (1_800, MAX_KEPT_ITEMS, 3));
-        assert_eq!(l.items[999], tool(999), "the first items are kept, whole");
+        assert_eq!(l.items[999].value(), tool(999), "the first items are kept, whole");
         assert!(!l.kept_all() && !l.truncated && l.len() == 1_800);
     }
 
@@ -450,7 +468,7 @@ mod tests {
         acc.page(&page(&[tool(0), dense, tool(1)], None)).unwrap();
         let l = acc.finish(false);
         assert_eq!(l.total, 3);
-        assert_eq!(l.items, vec![tool(0)]);
+        assert_eq!(l.values().collect::<Vec<_>>(), vec![tool(0)]);
         let size = parsed_size(&json!(vec![0; 100_000]).to_string()).unwrap();
         assert!(size > 100_000 * VALUE_NODE_BYTES, "{size}");
     }

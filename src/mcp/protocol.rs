@@ -499,11 +499,14 @@ pub fn id_matches(id: &Value, ours: i64) -> bool {
 /// argument, called with `{}`. Production safety first: a tool without that annotation may have
 /// side effects and is never picked; configure one to call it.
 pub fn read_only_tool(tools: &[Value]) -> Option<&str> {
-    tools.iter().find_map(|t| {
-        let read_only = t.pointer("/annotations/readOnlyHint").and_then(Value::as_bool) == Some(true);
-        let required = t.pointer("/inputSchema/required").and_then(Value::as_array).is_some_and(|r| !r.is_empty());
-        if read_only && !required { t.get("name").and_then(Value::as_str) } else { None }
-    })
+    tools.iter().find_map(read_only_name)
+}
+
+/// `tool`'s name when it is one [`read_only_tool`] picks.
+pub fn read_only_name(tool: &Value) -> Option<&str> {
+    let read_only = tool.pointer("/annotations/readOnlyHint").and_then(Value::as_bool) == Some(true);
+    let required = tool.pointer("/inputSchema/required").and_then(Value::as_array).is_some_and(|r| !r.is_empty());
+    if read_only && !required { tool.get("name").and_then(Value::as_str) } else { None }
 }
 
 /// Turn a response outcome into a result. An `InputRequiredResult` is a result here: the client

@@ -530,7 +530,9 @@ async fn exercise_tools(run: &MatrixRun, client: &McpClient, offered: bool, chec
     // The same rule as the canary script: the configured tool, else one marked read-only.
     let pick = match &run.tool {
         Some((name, args)) => Some((name.clone(), args.clone())),
-        None => crate::mcp::protocol::read_only_tool(&tools.items).map(|name| (name.to_string(), json!({}))),
+        None => tools
+            .values()
+            .find_map(|t| crate::mcp::protocol::read_only_name(&t).map(|name| (name.to_string(), json!({})))),
     };
     let Some((name, args)) = pick else {
         let result = if tools.is_empty() && !offered { CellResult::Degraded } else { CellResult::Works };
@@ -539,14 +541,14 @@ async fn exercise_tools(run: &MatrixRun, client: &McpClient, offered: bool, chec
             result,
             format!("{} tools listed; none configured or marked read-only", tools.len()),
         ));
-        return tools.items;
+        return tools.values().collect();
     };
     checks.push(match client.call_tool(&name, args, None).await {
         Ok(r) if r.is_error => check("tools", CellResult::Degraded, format!("{name} answered isError")),
         Ok(_) => check("tools", CellResult::Works, format!("{} tools listed; {name} called", tools.len())),
         Err(e) => check("tools", CellResult::Broken, format!("{name}: {e}")),
     });
-    tools.items
+    tools.values().collect()
 }
 
 async fn exercise_resources(client: &McpClient, offered: bool, checks: &mut Vec<Check>) {
@@ -554,11 +556,11 @@ async fn exercise_resources(client: &McpClient, offered: bool, checks: &mut Vec<
         Ok(r) => r,
         Err(e) => return checks.push(list_failed("resources", offered, &e)),
     };
-    let Some(uri) = resources.items.iter().find_map(|r| r.get("uri").and_then(Value::as_str)) else {
+    let Some(uri) = resources.values().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string)) else {
         let result = if offered { CellResult::Works } else { CellResult::Degraded };
         return checks.push(check("resources", result, "no resources listed"));
     };
-    checks.push(match client.read_resource(uri).await {
+    checks.push(match client.read_resource(&uri).await {
         Ok(_) => check("resources", CellResult::Works, format!("{} listed; one read", resources.len())),
         Err(e) => check("resources", CellResult::Broken, format!("read failed: {e}")),
     });
@@ -569,12 +571,12 @@ async fn exercise_prompts(client: &McpClient, offered: bool, checks: &mut Vec<Ch
         Ok(p) => p,
         Err(e) => return checks.push(list_failed("prompts", offered, &e)),
     };
-    let no_required = |p: &&Value| {
+    let no_required = |p: &Value| {
         p.get("arguments")
             .and_then(Value::as_array)
             .is_none_or(|a| !a.iter().any(|x| x.get("required").and_then(Value::as_bool) == Some(true)))
     };
-    let Some(name) = prompts.items.iter().find(no_required).map(name_of) else {
+    let Some(name) = prompts.values().find(no_required).map(|p| name_of(&p).to_string()) else {
         let result = if offered || !prompts.is_empty() { CellResult::Works } else { CellResult::Degraded };
         return checks.push(check(
             "prompts",
@@ -582,7 +584,7 @@ async fn exercise_prompts(client: &McpClient, offered: bool, checks: &mut Vec<Ch
             format!("{} listed; none without required arguments", prompts.len()),
         ));
     };
-    checks.push(match client.get_prompt(name, Value::Null).await {
+    checks.push(match client.get_prompt(&name, Value::Null).await {
         Ok(_) => check("prompts", CellResult::Works, format!("{} listed; {name} got", prompts.len())),
         Err(e) => check("prompts", CellResult::Broken, format!("{name}: {e}")),
     });

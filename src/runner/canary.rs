@@ -350,8 +350,10 @@ impl CanaryProbe {
             // side effects), among the kept items.
             let picked = tools
                 .as_ref()
-                .and_then(|t| crate::mcp::protocol::read_only_tool(&t.items))
-                .map(|name| (name.to_string(), Value::Object(Default::default())));
+                .and_then(|t| {
+                    t.values().find_map(|tool| crate::mcp::protocol::read_only_name(&tool).map(str::to_string))
+                })
+                .map(|name| (name, Value::Object(Default::default())));
             match probe.tool.as_ref().or(picked.as_ref()) {
                 Some((name, args)) if !cycle.aborted => {
                     cycle.tool_picked = probe.tool.is_none();
@@ -379,9 +381,10 @@ impl CanaryProbe {
             let listed =
                 self.guarded(cycle, session, Operation::ResourcesList, None, |c| Box::pin(c.list_resources())).await;
             inventory.resources = listed.as_ref().map(|l| l.total);
-            let uri = probe.resource.clone().or_else(|| {
-                listed?.items.iter().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string))
-            });
+            let uri = probe
+                .resource
+                .clone()
+                .or_else(|| listed?.values().find_map(|r| r.get("uri").and_then(Value::as_str).map(str::to_string)));
             match uri {
                 Some(uri) if !cycle.aborted => {
                     self.guarded(cycle, session, Operation::ResourcesRead, None, |c| Box::pin(c.read_resource(&uri)))
@@ -402,7 +405,7 @@ impl CanaryProbe {
                 self.guarded(cycle, session, Operation::PromptsList, None, |c| Box::pin(c.list_prompts())).await;
             inventory.prompts = listed.as_ref().map(|l| l.total);
             let prompt = probe.prompt.clone().or_else(|| {
-                listed?.items.iter().find(|p| !has_required_arguments(p)).and_then(|p| {
+                listed?.values().find(|p| !has_required_arguments(p)).and_then(|p| {
                     p.get("name").and_then(Value::as_str).map(|n| (n.to_string(), Value::Object(Default::default())))
                 })
             });

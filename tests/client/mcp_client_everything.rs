@@ -61,21 +61,20 @@ async fn canary_script_against_everything() {
     eprintln!("server-to-client stream: {streamed}");
 
     let tools = client.list_tools().await.expect("tools/list");
-    assert!(tools.items.iter().any(|t| t["name"] == "echo"), "echo listed");
+    assert!(tools.values().any(|t| t["name"] == "echo"), "echo listed");
     let r = client.call_tool("echo", json!({"message": "canary"}), None).await.expect("echo");
     assert!(!r.is_error);
     assert!(r.content.to_string().contains("canary"), "{}", r.content);
 
     let resources = client.list_resources().await.expect("resources/list");
     assert!(!resources.is_empty());
-    let uri = resources.items[0]["uri"].as_str().unwrap().to_string();
+    let uri = resources.items[0].value()["uri"].as_str().unwrap().to_string();
     let read = client.read_resource(&uri).await.expect("resources/read");
     assert!(read["contents"].is_array());
 
     let prompts = client.list_prompts().await.expect("prompts/list");
     let simple = prompts
-        .items
-        .iter()
+        .values()
         .find(|p| !p["arguments"].as_array().is_some_and(|a| a.iter().any(|x| x["required"] == true)))
         .expect("a prompt without required arguments");
     let got = client.get_prompt(simple["name"].as_str().unwrap(), Value::Null).await.expect("prompts/get");

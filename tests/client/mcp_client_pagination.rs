@@ -30,7 +30,7 @@ async fn follows_next_cursor() {
     let client = client(config(&server.url));
     client.connect().await.unwrap();
     let tools = client.list_tools().await.unwrap();
-    let names: Vec<_> = tools.items.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = tools.values().map(|t| t["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     let prompts = client.list_prompts().await.unwrap();
     assert_eq!(prompts.len(), 2, "stopped at the repeated cursor");
