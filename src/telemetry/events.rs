@@ -266,22 +266,28 @@ fn jsonrpc_error_code(result: &StepResult) -> Option<i64> {
 /// The step's point on `mcp.client.operation.duration` over OTLP, with the semantic
 /// conventions' attributes (a no-op without OTLP; skipped steps have no duration).
 fn operation_otlp(target: &str, step: &StepOutcome, method: &'static str, version: &str) {
+    let tool = configured_tool(step);
+    if let Some(op) = step_operation(target, step, method, version, tool.as_deref()) {
+        super::otel_bridge::record_operation(&op, step.latency.as_secs_f64());
+    }
+}
+
+/// A step as the semantic conventions' operation; `None` for a skip (no request was made).
+/// `tool` is the step's [`configured_tool`].
+pub fn step_operation<'a>(
+    target: &'a str,
+    step: &StepOutcome,
+    method: &'static str,
+    version: &'a str,
+    tool: Option<&'a str>,
+) -> Option<super::semconv::Operation<'a>> {
     let failure = match &step.result {
         StepResult::Success => None,
         StepResult::Failed { error_type, rpc_code, .. } => Some((*error_type, *rpc_code)),
-        StepResult::Skipped(_) => return,
+        StepResult::Skipped(_) => return None,
     };
-    let tool = configured_tool(step);
     let http_version = step.http_version.map(HttpVersion::as_str);
-    let op = super::semconv::Operation {
-        target,
-        method,
-        tool: tool.as_deref(),
-        protocol_version: version,
-        failure,
-        http_version,
-    };
-    super::otel_bridge::record_operation(&op, step.latency.as_secs_f64());
+    Some(super::semconv::Operation { target, method, tool, protocol_version: version, failure, http_version })
 }
 
 /// `gen_ai.tool.name` over OTLP: the configured tool (bounded); a tool picked from the server's

@@ -12,10 +12,9 @@ use opentelemetry::trace::{Span, SpanId, SpanKind, Status, TraceContextExt, Trac
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer};
 
-use super::events::configured_tool;
+use super::events::{configured_tool, step_operation};
 use super::{labels, otel_bridge, semconv};
 use crate::mcp::TraceContext;
-use crate::mcp::transport::HttpVersion;
 use crate::runner::{ProbeOutcome, StepResult};
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
@@ -125,22 +124,9 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome, root: Option<ProbeSpan
     let parent = Context::new().with_remote_span_context(root.span_context().clone());
 
     for step in &outcome.steps {
-        let failure = match &step.result {
-            StepResult::Skipped(_) => continue,
-            StepResult::Success => None,
-            StepResult::Failed { error_type, rpc_code, .. } => Some((*error_type, *rpc_code)),
-        };
         let method = step.operation.method_name(stateless);
         let tool = configured_tool(step);
-        let http_version = step.http_version.map(HttpVersion::as_str);
-        let op = semconv::Operation {
-            target,
-            method,
-            tool: tool.as_deref(),
-            protocol_version: version,
-            failure,
-            http_version,
-        };
+        let Some(op) = step_operation(target, step, method, version, tool.as_deref()) else { continue };
         let mut attrs = op.attributes();
         attrs.extend(endpoint.iter().cloned());
         // The session id only where there is a session: never on 2026-07-28 (stateless) traffic.
@@ -161,7 +147,7 @@ pub fn probe_traced(target: &str, outcome: &ProbeOutcome, root: Option<ProbeSpan
             .with_start_time(step.started_at)
             .with_attributes(attrs);
         let mut span = with_span_id(step.span_id, || builder.start_with_context(tracer, &parent));
-        if let Some((class, code)) = failure {
+        if let Some((class, code)) = op.failure {
             span.set_status(Status::error(semconv::error_type(class, code).into_owned()));
         }
         span.end_with_timestamp(step.started_at + step.latency);
