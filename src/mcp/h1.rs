@@ -34,6 +34,8 @@ const MAX_LINE: usize = 4096;
 #[derive(Debug)]
 pub struct Conn {
     tcp: TcpStream,
+    /// When the connection last went home idle (its creation before that).
+    idle_since: std::time::Instant,
 }
 
 /// Where a connection goes back to once a response on it has been read to its end.
@@ -100,7 +102,19 @@ pub struct Failure {
 
 impl Conn {
     pub fn new(tcp: TcpStream) -> Self {
-        Self { tcp }
+        Self { tcp, idle_since: std::time::Instant::now() }
+    }
+
+    /// How long the connection has been idle at home.
+    pub fn idle_for(&self) -> std::time::Duration {
+        self.idle_since.elapsed()
+    }
+
+    /// The connection as if it had gone home `ago` earlier (tests of the idle bound).
+    #[cfg(test)]
+    pub fn idled_since(mut self, ago: std::time::Duration) -> Self {
+        self.idle_since -= ago;
+        self
     }
 
     /// Whether an idle connection can carry another request: nothing has arrived on it since its
@@ -230,11 +244,13 @@ impl Body {
     fn end(&mut self) {
         let conn = self.conn.take();
         let framed = self.framing != Framing::Close;
-        if let (Some(conn), Some(home), true, true) = (conn, &self.home, self.reusable && framed, self.buf.is_empty())
+        if let (Some(mut conn), Some(home), true, true) =
+            (conn, &self.home, self.reusable && framed, self.buf.is_empty())
             && let Some(kept) = home.kept.upgrade()
             && let Ok(mut kept) = kept.lock()
             && kept.len() < home.cap
         {
+            conn.idle_since = std::time::Instant::now();
             kept.push(conn);
         }
         self.buf = BytesMut::new();

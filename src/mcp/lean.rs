@@ -33,6 +33,11 @@ const PER_REQUEST: [&str; 9] = [
     super::protocol::HEADER_NAME,
 ];
 
+/// Longest a kept connection waits idle for its next request (reqwest's pool default): a
+/// prober's connection waits a whole interval between cycles, and a middlebox may drop a quiet
+/// one without a word, which would surface as a probe timing out.
+pub const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// TCP keepalive idle time and probe interval (reqwest's default).
 const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -171,11 +176,12 @@ impl Lean {
         }
     }
 
-    /// An idle kept connection still open; closed ones are forgotten.
+    /// An idle kept connection still open and idle for less than [`MAX_IDLE`]; the others are
+    /// closed.
     fn take_idle(&self) -> Option<Conn> {
         let mut kept = self.kept.lock().ok()?;
         while let Some(conn) = kept.pop() {
-            if conn.is_idle() {
+            if conn.idle_for() < MAX_IDLE && conn.is_idle() {
                 return Some(conn);
             }
         }
@@ -276,5 +282,52 @@ mod tests {
             }
         }
         assert_eq!(server.await.unwrap(), 3, "the second request went out twice");
+    }
+
+    /// A kept connection idle for [`MAX_IDLE`] or longer is closed, not reused: the next request
+    /// opens a new one (the server sees a second connection).
+    #[tokio::test]
+    async fn a_connection_idle_past_the_bound_is_not_reused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: url::Url = format!("http://{}/mcp", listener.local_addr().unwrap()).parse().unwrap();
+        let server = tokio::spawn(async move {
+            let mut accepted = 0;
+            let mut conns = Vec::new();
+            while accepted < 2 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                accepted += 1;
+                let mut got = Vec::new();
+                let mut b = [0u8; 512];
+                while !got.ends_with(b"\r\n\r\n{}") {
+                    let n = s.read(&mut b).await.unwrap();
+                    assert!(n > 0);
+                    got.extend_from_slice(&b[..n]);
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
+                conns.push(s); // kept open: only the client's bound closes the first
+            }
+            accepted
+        });
+        let lean = Lean::new(&url, &HeaderMap::new()).unwrap();
+        let client = async {
+            for round in 0..2 {
+                let mut resp = lean.send(&Method::POST, lean.request(&Method::POST, 2), b"{}").await.unwrap();
+                while let Some(chunk) = futures::StreamExt::next(&mut resp.body).await {
+                    chunk.unwrap();
+                }
+                if round == 0 {
+                    let mut kept = lean.kept.lock().unwrap();
+                    assert_eq!(kept.len(), 1, "the connection went home");
+                    let conn = kept.pop().unwrap();
+                    kept.push(conn.idled_since(MAX_IDLE));
+                }
+            }
+        };
+        // A reused connection would wait for an answer the server never sends (it waits for a
+        // second connection).
+        let within = std::time::Duration::from_secs(5);
+        tokio::time::timeout(within, client).await.expect("the second request went out on a new connection");
+        assert_eq!(tokio::time::timeout(within, server).await.unwrap().unwrap(), 2);
     }
 }
