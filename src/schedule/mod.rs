@@ -67,10 +67,9 @@ pub fn jittered(interval: Duration, jitter: f64, unit: f64) -> Duration {
     Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.0))
 }
 
-/// The runtime the canary's probe loops run on, apart from the HTTP surface, the scrapes and the
-/// scheduled heavy profiles: a load run or a large scrape keeps the main runtime's threads busy
-/// without delaying the canary's timings, and the probes of a large fleet, each mostly waiting
-/// for its target, wake fewer threads than on a shared pool (`server.probe_threads`, default 1).
+/// The runtime the canary's probe loops run on (`server.probe_threads`, default 1), apart from
+/// the HTTP surface, the scrapes and the scheduled heavy profiles: a load run or a large scrape
+/// keeps the main runtime's threads busy without delaying the canary's timings.
 pub struct ProbeRuntime(Option<tokio::runtime::Runtime>);
 
 impl ProbeRuntime {

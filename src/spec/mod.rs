@@ -76,7 +76,7 @@ impl Caps {
 }
 
 /// Default of `server.probe_threads`: one thread carries a thousand targets at 15 s with a few
-/// per cent of its time (docs/benchmarks.md), and it costs fewer wake-ups than two.
+/// per cent of its time (docs/benchmarks.md).
 pub const DEFAULT_PROBE_THREADS: usize = 1;
 
 /// Default of `--max-sessions` and `heavy_profiles.max_sessions`.
