@@ -242,34 +242,37 @@ mod tests {
         );
     }
 
+    /// Read one test request (its body is `{}`) off `s`.
+    async fn read_request(s: &mut tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let mut b = [0u8; 512];
+        while !got.ends_with(b"\r\n\r\n{}") {
+            let n = s.read(&mut b).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&b[..n]);
+        }
+    }
+
     /// A kept connection that the server closes on receiving the next request, without a byte of
     /// answer: the request is sent once more on a new connection.
     #[tokio::test]
     async fn a_request_a_kept_connection_dropped_unanswered_goes_out_again() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url: url::Url = format!("http://{}/mcp", listener.local_addr().unwrap()).parse().unwrap();
         let server = tokio::spawn(async move {
-            async fn read_one(s: &mut tokio::net::TcpStream) {
-                let mut got = Vec::new();
-                let mut b = [0u8; 512];
-                while !got.ends_with(b"\r\n\r\n{}") {
-                    let n = s.read(&mut b).await.unwrap();
-                    assert!(n > 0);
-                    got.extend_from_slice(&b[..n]);
-                }
-            }
             let mut requests = 0;
             let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
             let (mut first, _) = listener.accept().await.unwrap();
-            read_one(&mut first).await;
+            read_request(&mut first).await;
             first.write_all(ok).await.unwrap();
             requests += 1;
-            read_one(&mut first).await;
+            read_request(&mut first).await;
             drop(first); // the second request dies with the connection
             requests += 1;
             let (mut second, _) = listener.accept().await.unwrap();
-            read_one(&mut second).await;
+            read_request(&mut second).await;
             second.write_all(ok).await.unwrap();
             requests + 1
         });
@@ -288,7 +291,7 @@ mod tests {
     /// opens a new one (the server sees a second connection).
     #[tokio::test]
     async fn a_connection_idle_past_the_bound_is_not_reused() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url: url::Url = format!("http://{}/mcp", listener.local_addr().unwrap()).parse().unwrap();
         let server = tokio::spawn(async move {
@@ -297,13 +300,7 @@ mod tests {
             while accepted < 2 {
                 let (mut s, _) = listener.accept().await.unwrap();
                 accepted += 1;
-                let mut got = Vec::new();
-                let mut b = [0u8; 512];
-                while !got.ends_with(b"\r\n\r\n{}") {
-                    let n = s.read(&mut b).await.unwrap();
-                    assert!(n > 0);
-                    got.extend_from_slice(&b[..n]);
-                }
+                read_request(&mut s).await;
                 s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
                 conns.push(s); // kept open: only the client's bound closes the first
             }
