@@ -11,20 +11,25 @@
 //! - `/metrics` as text (what a classic scraper gets) and as protobuf (a scraper that asks for
 //!   `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`):
 //!   series (samples Prometheus would store; a native histogram is one), bytes, wall time of the
-//!   scrape and the daemon CPU it cost, median of FLEET_SCRAPES scrapes each.
+//!   scrape and the daemon CPU it cost, median of FLEET_SCRAPES scrapes each;
+//! - then, the daemon stopped, the floor (`fleet/floor.rs`: the same exchanges with nothing parsed
+//!   or recorded) against the same target, same targets, warm-up and window: its CPU the same
+//!   way, and the daemon's CPU per cycle over the floor's.
 //!
 //! `cargo bench --bench fleet` (FLEET_TARGETS, FLEET_INTERVAL_SECS default 15, FLEET_WINDOW_SECS default 60, FLEET_WARMUP_SECS
 //! default 15, FLEET_SCRAPES default 3; FLEET_BIN runs the daemon from another build, for a
 //! before/after pair); it prints figures and writes nothing else. Under
 //! `cargo test` a smoke pass of 20 targets keeps the harness tested (its figures mean nothing).
 
+#[path = "fleet/floor.rs"]
+mod floor;
 mod support;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use support::{spawn, spawn_bin};
+use support::{Guard, spawn, spawn_bin};
 
 const PROTOBUF: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
 
@@ -149,7 +154,38 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
+/// Cycles and failed cycles of the floor child, as it last printed them.
+type FloorCounts = std::sync::Arc<std::sync::Mutex<(f64, f64)>>;
+
+/// Start the floor (`floor.rs`) as a child against `url`; returns it once it announced itself,
+/// with the counts its output keeps up to date.
+fn start_floor(url: &str, targets: usize, interval: u64) -> (Guard, FloorCounts, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("FLEET_FLOOR_CHILD", format!("{url},{targets},{interval}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the floor");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let announced = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(announced.starts_with("floor ready"), "the floor did not start: {announced:?}");
+    let counts = FloorCounts::default();
+    let kept = std::sync::Arc::clone(&counts);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let n: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+            if let [cycles, failures] = n[..] {
+                *kept.lock().unwrap() = (cycles, failures);
+            }
+        }
+    });
+    (Guard(child), counts, announced)
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("FLEET_FLOOR_CHILD") {
+        floor::run(&spec);
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let (targets, window, warmup, scrapes) = if full {
         (
@@ -260,6 +296,39 @@ fn main() {
     }
     assert!(cycles > 0.0 || !full, "no probe cycle completed in the window: the bench measured nothing");
     assert!(text.series > 0, "an empty /metrics");
+
+    // The floor, alone against the same target: every target's first cycle, the warm-up, the
+    // same window.
+    drop(daemon);
+    let (floor, counts, announced) = start_floor(&mcp_url, targets, interval);
+    let floor_pid = floor.0.id();
+    let deadline = Instant::now() + Duration::from_secs(bound);
+    while counts.lock().unwrap().0 < targets as f64 {
+        assert!(Instant::now() < deadline, "the floor's targets did not all complete a cycle within {bound} s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(warmup);
+    let ((floor_cycles0, _), floor_cpu0, t0) = (*counts.lock().unwrap(), cpu_seconds(floor_pid), Instant::now());
+    std::thread::sleep(window);
+    // Counts are printed once a second: wait for a line from after the window.
+    std::thread::sleep(Duration::from_millis(1100));
+    let floor_cpu = cpu_seconds(floor_pid) - floor_cpu0;
+    let floor_elapsed = t0.elapsed().as_secs_f64();
+    let (floor_cycles1, floor_failures) = *counts.lock().unwrap();
+    let floor_cycles = floor_cycles1 - floor_cycles0;
+    assert_eq!(floor_failures, 0.0, "the floor's exchanges failed: its figures would mean nothing");
+    // Under `cargo test` the window is shorter than the interval: every target's first cycle
+    // (waited for above) is what the smoke pass checks.
+    assert!(floor_cycles > 0.0 || !full, "the floor completed no cycle in the window");
+    let per_cycle = |cpu: f64, cycles: f64| if cycles > 0.0 { cpu / cycles * 1e3 } else { f64::NAN };
+    println!(
+        "{announced} (bare HTTP/1.1, same target, {floor_elapsed:.0} s): {floor_cycles} cycles, CPU {floor_cpu:.2} s = {:.2} % of one core, {:.3} ms per cycle",
+        floor_cpu / floor_elapsed * 100.0,
+        per_cycle(floor_cpu, floor_cycles)
+    );
+    if cycles > 0.0 && floor_cycles > 0.0 {
+        println!("daemon / floor, CPU per cycle: {:.2}", per_cycle(cpu, cycles) / per_cycle(floor_cpu, floor_cycles));
+    }
     if full {
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
         println!("goal CPU < 2 % of one core: {}", verdict(cpu / elapsed < 0.02));
