@@ -20,6 +20,10 @@ pub const MAX_PAGES: usize = 100;
 /// bounded by one): a server dripping 100 slow pages cannot hold a probe cycle for 100 timeouts.
 pub const LISTING_TIMEOUTS: u32 = 3;
 
+/// A listing page this large or larger is parsed on the blocking pool (`benches/neighbour.rs`
+/// measures why); smaller ones, nearly all, cost less than the hand-off.
+pub const OFF_THREAD_PAGE_BYTES: usize = 256 * 1024;
+
 /// The default cap on one response body (`max_response_bytes`): 4 MiB. A body is held whole
 /// while it is read, so each target's request in flight may cost this much.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -486,8 +490,20 @@ impl McpClient {
             };
             let ctx = self.ctx().await?;
             let answer = self.inner.exchange(&ctx, kind.method(), &params).await?;
-            let mut end = acc.page(answer.result.get())?;
-            drop(answer);
+            let mut end = if answer.result.get().len() >= OFF_THREAD_PAGE_BYTES {
+                // Parsing a page of megabytes holds a thread for milliseconds to tens of them: on
+                // the blocking pool, not the runtime thread the other targets' probes share.
+                let (returned, end) = tokio::task::spawn_blocking(move || {
+                    let end = acc.page(answer.result.get());
+                    (acc, end)
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                acc = returned;
+                end?
+            } else {
+                acc.page(answer.result.get())?
+            };
             if end.input_required {
                 // Rare (2026-07-28): the page comes once `request` has answered the server's
                 // input requests.
