@@ -25,11 +25,10 @@
 mod floor;
 mod support;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use support::{Guard, spawn, spawn_bin};
+use support::{Guard, echo_target, get, spawn, spawn_bin};
 
 const PROTOBUF: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
 
@@ -50,26 +49,6 @@ fn vm(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .unwrap_or(0)
         * 1024
-}
-
-/// One GET over a fresh connection (HTTP/1.0, read to the end): status line, content type, body.
-fn get(url: &str, accept: Option<&str>) -> (String, String, Vec<u8>) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = std::net::TcpStream::connect(host).expect("connect daemon");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{accept}\r\n").unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
-    let status = head.lines().next().unwrap_or_default().to_string();
-    let content_type = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()))
-        .unwrap_or_default();
-    (status, content_type, out[split + 4..].to_vec())
 }
 
 /// Sum of the text samples of `name` (any labels).
@@ -111,10 +90,7 @@ fn protobuf_series(mut body: &[u8]) -> (usize, usize) {
 fn config(mcp_url: &str, targets: usize, interval: u64) -> String {
     let mut c = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
     for i in 0..targets {
-        c.push_str(&format!(
-            "[[targets]]\nname = \"t{i}\"\nurl = \"{mcp_url}\"\ninterval = \"{interval}s\"\ntimeout = \"5s\"\n\
-             [targets.probe]\ntool = \"echo\"\ntool_arguments = {{ message = \"canary\" }}\n"
-        ));
+        c.push_str(&echo_target(&format!("t{i}"), mcp_url, &format!("{interval}s"), "5s"));
     }
     c
 }

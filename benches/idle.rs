@@ -12,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::spawn;
+use support::{echo_target, get, spawn};
 
 /// (user + system CPU seconds, resident bytes) of a process, from /proc.
 fn proc_usage(pid: u32) -> (f64, u64) {
@@ -32,32 +32,17 @@ fn proc_usage(pid: u32) -> (f64, u64) {
 }
 
 fn probes_completed(base: &str) -> f64 {
-    let body = ureq_get(&format!("{base}/metrics"));
+    let body = String::from_utf8(get(&format!("{base}/metrics"), None).2).expect("UTF-8 text");
     body.lines()
         .filter(|l| l.starts_with("mcp_canary_probes_total{"))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
 }
 
-/// A blocking GET without pulling an HTTP client into the bench: one request over a TcpStream.
-fn ureq_get(url: &str) -> String {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = std::net::TcpStream::connect(host).expect("connect daemon");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
 fn config(mcp_url: &str, targets: usize, interval: &str) -> String {
     let mut c = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
     for i in 0..targets {
-        c.push_str(&format!(
-            "[[targets]]\nname = \"t{i}\"\nurl = \"{mcp_url}\"\ninterval = \"{interval}\"\ntimeout = \"1s\"\n\
-             [targets.probe]\ntool = \"echo\"\ntool_arguments = {{ message = \"canary\" }}\n"
-        ));
+        c.push_str(&echo_target(&format!("t{i}"), mcp_url, interval, "1s"));
     }
     c
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{spawn, spawn_bin};
+use support::{echo_target, get, spawn, spawn_bin};
 
 const HOSTILE: &str = "hostile";
 
@@ -151,12 +151,8 @@ fn start_hostile(page_bytes: usize, dense: bool) -> String {
 
 fn config(healthy_url: &str, hostile_url: Option<&str>, targets: usize, interval: u64, threads: usize) -> String {
     let mut c = format!("[server]\nlisten = \"127.0.0.1:0\"\nprobe_threads = {threads}\n");
-    let target = |name: &str, url: &str| {
-        format!(
-            "[[targets]]\nname = \"{name}\"\nurl = \"{url}\"\ninterval = \"{interval}s\"\ntimeout = \"{interval}s\"\n\
-             [targets.probe]\ntool = \"echo\"\ntool_arguments = {{ message = \"canary\" }}\n"
-        )
-    };
+    let every = format!("{interval}s");
+    let target = |name: &str, url: &str| echo_target(name, url, &every, &every);
     for i in 0..targets {
         c.push_str(&target(&format!("t{i}"), healthy_url));
     }
@@ -166,17 +162,9 @@ fn config(healthy_url: &str, hostile_url: Option<&str>, targets: usize, interval
     c
 }
 
-/// One GET over a fresh connection (HTTP/1.0): status line and body.
-fn get(url: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(host).expect("connect daemon");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+/// The daemon's `/metrics` as text.
+fn metrics(base: &str) -> String {
+    String::from_utf8(get(&format!("{base}/metrics"), None).2).expect("UTF-8 text")
 }
 
 /// Sum of the samples of `name` whose labels satisfy `keep`.
@@ -232,14 +220,14 @@ fn run_phase(
     let _ = std::fs::remove_dir_all(&dir);
     let bound = interval + 45;
     let deadline = Instant::now() + Duration::from_secs(bound);
-    while !get(&format!("{base}/readyz")).0.contains(" 200") {
+    while !get(&format!("{base}/readyz"), None).0.contains(" 200") {
         assert!(Instant::now() < deadline, "{name}: not every target completed a first cycle within {bound} s");
         std::thread::sleep(Duration::from_millis(250));
     }
     std::thread::sleep(warmup);
-    let before = get(&format!("{base}/metrics")).1;
+    let before = metrics(&base);
     std::thread::sleep(window);
-    let after = get(&format!("{base}/metrics")).1;
+    let after = metrics(&base);
     let (operations, over) = slow_operations(&before, &after);
     let healthy_failures = sum(&after, "mcp_canary_operations_total", |l| {
         l.contains("outcome=\"failure\"") && !l.contains(&format!("target=\"{HOSTILE}\""))

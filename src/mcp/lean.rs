@@ -242,6 +242,22 @@ mod tests {
         );
     }
 
+    /// A listener on a free loopback port and the MCP URL on it.
+    async fn listen() -> (tokio::net::TcpListener, url::Url) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap()).parse().unwrap();
+        (listener, url)
+    }
+
+    /// POST `{}` and read the whole answer; its status.
+    async fn post_drained(lean: &Lean) -> http::StatusCode {
+        let mut resp = lean.send(&Method::POST, lean.request(&Method::POST, 2), b"{}").await.unwrap();
+        while let Some(chunk) = futures::StreamExt::next(&mut resp.body).await {
+            chunk.unwrap();
+        }
+        resp.status
+    }
+
     /// Read one test request (its body is `{}`) off `s`.
     async fn read_request(s: &mut tokio::net::TcpStream) {
         use tokio::io::AsyncReadExt;
@@ -259,8 +275,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_a_kept_connection_dropped_unanswered_goes_out_again() {
         use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url: url::Url = format!("http://{}/mcp", listener.local_addr().unwrap()).parse().unwrap();
+        let (listener, url) = listen().await;
         let server = tokio::spawn(async move {
             let mut requests = 0;
             let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
@@ -278,11 +293,7 @@ mod tests {
         });
         let lean = Lean::new(&url, &HeaderMap::new()).unwrap();
         for _ in 0..2 {
-            let mut resp = lean.send(&Method::POST, lean.request(&Method::POST, 2), b"{}").await.unwrap();
-            assert_eq!(resp.status, 200);
-            while let Some(chunk) = futures::StreamExt::next(&mut resp.body).await {
-                chunk.unwrap();
-            }
+            assert_eq!(post_drained(&lean).await, 200);
         }
         assert_eq!(server.await.unwrap(), 3, "the second request went out twice");
     }
@@ -292,8 +303,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_idle_past_the_bound_is_not_reused() {
         use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url: url::Url = format!("http://{}/mcp", listener.local_addr().unwrap()).parse().unwrap();
+        let (listener, url) = listen().await;
         let server = tokio::spawn(async move {
             let mut accepted = 0;
             let mut conns = Vec::new();
@@ -309,10 +319,7 @@ mod tests {
         let lean = Lean::new(&url, &HeaderMap::new()).unwrap();
         let client = async {
             for round in 0..2 {
-                let mut resp = lean.send(&Method::POST, lean.request(&Method::POST, 2), b"{}").await.unwrap();
-                while let Some(chunk) = futures::StreamExt::next(&mut resp.body).await {
-                    chunk.unwrap();
-                }
+                post_drained(&lean).await;
                 if round == 0 {
                     let mut kept = lean.kept.lock().unwrap();
                     assert_eq!(kept.len(), 1, "the connection went home");
